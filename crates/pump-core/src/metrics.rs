@@ -1,0 +1,238 @@
+//! Per-stage counters, readable while a pipeline runs.
+//!
+//! Each stage owns one [`StageMetrics`]. Counters that change per element (`in`, `out`) are written by
+//! exactly one task, so the stage keeps a plain local count and publishes it with a relaxed *store* (a
+//! plain move on common hardware) instead of an atomic read-modify-write: metrics cost next to nothing
+//! in a fused pipeline. Rare events (errors, drops, retries) use `fetch_add` because they may be
+//! recorded from several futures of one stage.
+//!
+//! Busy time is measured per task (a fused segment, an async boundary's upstream, a blocking worker)
+//! and per async user future, not per fused synchronous stage: reading the clock around each element of
+//! a `map` would cost more than the `map`.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Live counters of one stage.
+#[derive(Debug, Default)]
+pub struct StageMetrics {
+    name: Arc<str>,
+    elements_in: AtomicU64,
+    elements_out: AtomicU64,
+    errors: AtomicU64,
+    dropped: AtomicU64,
+    retried: AtomicU64,
+    restarts: AtomicU64,
+    buffer_depth: AtomicU64,
+    buffer_capacity: AtomicU64,
+    busy_nanos: AtomicU64,
+}
+
+impl StageMetrics {
+    pub(crate) fn new(name: Arc<str>) -> Self {
+        StageMetrics { name, ..StageMetrics::default() }
+    }
+
+    /// The stage's name (`"<index>:<operator>"`, unique within a pipeline).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn name_arc(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// Counts one element that failed (whatever the policy then did with it).
+    pub fn record_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` elements the stage dropped (resumed past, filtered by an overflow strategy, ...).
+    pub fn record_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one retry attempt.
+    pub fn record_retry(&self) {
+        self.retried.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one restart of a source or flow section.
+    pub fn record_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds busy time.
+    pub fn record_busy(&self, elapsed: Duration) {
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Sets the current depth of the stage's buffer (elements held, or futures in flight).
+    pub fn set_buffer_depth(&self, depth: usize) {
+        self.buffer_depth.store(depth as u64, Ordering::Relaxed);
+    }
+
+    /// Sets the capacity of the stage's buffer.
+    pub fn set_buffer_capacity(&self, capacity: usize) {
+        self.buffer_capacity.store(capacity as u64, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy of the counters (each counter is read atomically, not all together).
+    pub fn snapshot(&self) -> StageSnapshot {
+        StageSnapshot {
+            name: self.name.to_string(),
+            elements_in: self.elements_in.load(Ordering::Relaxed),
+            elements_out: self.elements_out.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            buffer_depth: self.buffer_depth.load(Ordering::Relaxed),
+            buffer_capacity: self.buffer_capacity.load(Ordering::Relaxed),
+            busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+/// The single-writer side of a stage's `in`/`out` counters, held by the stage's adapter.
+#[derive(Debug, Clone)]
+pub struct StageProbe {
+    shared: Arc<StageMetrics>,
+    elements_in: u64,
+    elements_out: u64,
+}
+
+impl StageProbe {
+    /// A probe publishing to `shared`.
+    pub fn new(shared: Arc<StageMetrics>) -> Self {
+        StageProbe { shared, elements_in: 0, elements_out: 0 }
+    }
+
+    /// The shared counters (for rare events and gauges).
+    pub fn metrics(&self) -> &Arc<StageMetrics> {
+        &self.shared
+    }
+
+    /// Counts one element taken from upstream.
+    #[inline]
+    pub fn record_in(&mut self) {
+        self.elements_in += 1;
+        self.shared.elements_in.store(self.elements_in, Ordering::Relaxed);
+    }
+
+    /// Counts `n` elements taken from upstream.
+    #[inline]
+    pub fn record_in_n(&mut self, n: u64) {
+        self.elements_in += n;
+        self.shared.elements_in.store(self.elements_in, Ordering::Relaxed);
+    }
+
+    /// Counts one element passed downstream.
+    #[inline]
+    pub fn record_out(&mut self) {
+        self.elements_out += 1;
+        self.shared.elements_out.store(self.elements_out, Ordering::Relaxed);
+    }
+
+    /// Counts `n` elements passed downstream.
+    #[inline]
+    pub fn record_out_n(&mut self, n: u64) {
+        self.elements_out += n;
+        self.shared.elements_out.store(self.elements_out, Ordering::Relaxed);
+    }
+}
+
+/// A copy of one stage's counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StageSnapshot {
+    /// The stage's name.
+    pub name: String,
+    /// Elements taken from upstream.
+    pub elements_in: u64,
+    /// Elements passed downstream (or consumed, for a sink).
+    pub elements_out: u64,
+    /// Elements that failed.
+    pub errors: u64,
+    /// Elements dropped (after an error, or by an overflow strategy), each also counted here.
+    pub dropped: u64,
+    /// Retry attempts.
+    pub retried: u64,
+    /// Restarts of a restartable section.
+    pub restarts: u64,
+    /// Elements held in the stage's buffer, or futures in flight.
+    pub buffer_depth: u64,
+    /// The buffer's capacity (0 for stages without one).
+    pub buffer_capacity: u64,
+    /// Time spent working (see the module docs for what is timed).
+    pub busy: Duration,
+}
+
+/// The stages of one pipeline, in the order they were built (source first).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsRegistry {
+    stages: Arc<Mutex<Vec<Arc<StageMetrics>>>>,
+}
+
+impl MetricsRegistry {
+    pub(crate) fn register(&self, operator: &str) -> Arc<StageMetrics> {
+        let mut stages = self.stages.lock().unwrap_or_else(PoisonError::into_inner);
+        let name: Arc<str> = format!("{}:{}", stages.len(), operator).into();
+        let metrics = Arc::new(StageMetrics::new(name));
+        stages.push(metrics.clone());
+        metrics
+    }
+
+    /// A snapshot of every stage.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let stages = self.stages.lock().unwrap_or_else(PoisonError::into_inner);
+        MetricsSnapshot { stages: stages.iter().map(|stage| stage.snapshot()).collect() }
+    }
+}
+
+/// Every stage's counters at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// One entry per stage, source first.
+    pub stages: Vec<StageSnapshot>,
+}
+
+impl MetricsSnapshot {
+    /// The first stage whose name ends with `:operator` (e.g. `"map"`).
+    pub fn stage(&self, operator: &str) -> Option<&StageSnapshot> {
+        self.stages.iter().find(|stage| stage.name.rsplit(':').next() == Some(operator))
+    }
+
+    /// Total errors across stages.
+    pub fn total_errors(&self) -> u64 {
+        self.stages.iter().map(|stage| stage.errors).sum()
+    }
+
+    /// Total dropped elements across stages.
+    pub fn total_dropped(&self) -> u64 {
+        self.stages.iter().map(|stage| stage.dropped).sum()
+    }
+}
+
+impl fmt::Display for MetricsSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for stage in &self.stages {
+            writeln!(
+                f,
+                "{:<24} in={:<10} out={:<10} err={:<6} dropped={:<6} retried={:<6} buffer={}/{} busy={:?}",
+                stage.name,
+                stage.elements_in,
+                stage.elements_out,
+                stage.errors,
+                stage.dropped,
+                stage.retried,
+                stage.buffer_depth,
+                stage.buffer_capacity,
+                stage.busy
+            )?;
+        }
+        Ok(())
+    }
+}

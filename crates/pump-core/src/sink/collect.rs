@@ -1,0 +1,56 @@
+//! `collect`: gather every element into a `Vec`.
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use futures::{Stream, StreamExt};
+
+use crate::error::PipelineError;
+use crate::sink::Sink;
+use crate::stage::StageContext;
+
+/// The `collect` sink. Built by [`collect`].
+#[must_use = "sinks do nothing unless run"]
+pub struct Collect<T> {
+    marker: PhantomData<fn(T)>,
+}
+
+impl<T> std::fmt::Debug for Collect<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Collect")
+    }
+}
+
+/// Collects every element into a `Vec`. Its memory grows with the input: for unbounded inputs use
+/// [`fold`](crate::sink::fold) or a writer.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use pump_core::prelude::*;
+/// let out = source::iter(1..=3).to(sink::collect()).run().await.unwrap();
+/// assert_eq!(out.value, vec![1, 2, 3]);
+/// # }
+/// ```
+pub fn collect<T>() -> Collect<T> {
+    Collect { marker: PhantomData }
+}
+
+impl<T: Send + 'static> Sink<T> for Collect<T> {
+    type Output = Vec<T>;
+
+    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<Vec<T>, PipelineError>> + Send + 'static
+    where
+        S: Stream<Item = T> + Send + 'static,
+    {
+        let mut probe = ctx.register("collect").probe();
+        async move {
+            let mut input = std::pin::pin!(input);
+            let mut items = Vec::with_capacity(input.size_hint().0);
+            while let Some(item) = input.next().await {
+                probe.record_in();
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+}

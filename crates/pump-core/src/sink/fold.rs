@@ -1,0 +1,64 @@
+//! `fold`: combine every element into one value.
+
+use std::future::Future;
+
+use futures::{Stream, StreamExt};
+
+use crate::error::PipelineError;
+use crate::sink::Sink;
+use crate::stage::StageContext;
+
+/// The `fold` sink. Built by [`fold`].
+#[must_use = "sinks do nothing unless run"]
+pub struct Fold<A, F> {
+    initial: A,
+    f: F,
+}
+
+impl<A, F> std::fmt::Debug for Fold<A, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Fold")
+    }
+}
+
+/// Folds the elements into an accumulator, starting from `initial`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use pump_core::prelude::*;
+/// let out = source::iter(1..=4u64).to(sink::fold(0, |sum, x| sum + x)).run().await.unwrap();
+/// assert_eq!(out.value, 10);
+/// # }
+/// ```
+pub fn fold<A, T, F>(initial: A, f: F) -> Fold<A, F>
+where
+    F: FnMut(A, T) -> A,
+{
+    Fold { initial, f }
+}
+
+impl<T, A, F> Sink<T> for Fold<A, F>
+where
+    T: Send + 'static,
+    A: Send + 'static,
+    F: FnMut(A, T) -> A + Send + 'static,
+{
+    type Output = A;
+
+    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<A, PipelineError>> + Send + 'static
+    where
+        S: Stream<Item = T> + Send + 'static,
+    {
+        let mut probe = ctx.register("fold").probe();
+        let Fold { initial, mut f } = self;
+        async move {
+            let mut input = std::pin::pin!(input);
+            let mut accumulator = initial;
+            while let Some(item) = input.next().await {
+                probe.record_in();
+                accumulator = f(accumulator, item);
+            }
+            Ok(accumulator)
+        }
+    }
+}
