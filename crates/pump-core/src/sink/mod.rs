@@ -71,7 +71,7 @@ pub trait SinkExt<In>: Sink<In> {
     /// let (mut input, handle) = sink::collect::<u32>().into_futures_sink(4);
     /// input.send(1).await.unwrap();
     /// input.send(2).await.unwrap();
-    /// input.close().await.unwrap();
+    /// futures::SinkExt::close(&mut input).await.unwrap();
     /// assert_eq!(handle.await.unwrap().value, vec![1, 2]);
     /// # }
     /// ```
