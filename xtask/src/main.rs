@@ -1,0 +1,102 @@
+//! `cargo xtask`: the checks that say "this is shippable".
+//!
+//! `cargo xtask ci` runs, in order: rustfmt check, clippy (all targets, all features, warnings denied),
+//! the tidy checks, the dependency-direction checks, all tests (doctests included), rustdoc with
+//! warnings denied, and a compile of every benchmark. If it passes locally, CI passes.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod deps;
+mod tidy;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root()?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(&root),
+        Some("tidy") => tidy::check(&root),
+        Some("deps") => deps::check(&root),
+        Some("fmt") => run(&root, "cargo", &["fmt", "--all"]),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|tidy|deps|fmt>");
+            eprintln!("  ci    fmt check, clippy, tidy, dependency direction, tests, docs, benches compiled");
+            eprintln!("  tidy  module docs present, no dbg!/todo!/unimplemented! in library code, no #[ignore]");
+            eprintln!("  deps  dependency-direction invariants (docs/ARCHITECTURE.md)");
+            eprintln!("  fmt   format the workspace");
+            bail!("unknown or missing command")
+        }
+    }
+}
+
+fn ci(root: &Path) -> Result<()> {
+    let started = Instant::now();
+    step("rustfmt", || run(root, "cargo", &["fmt", "--all", "--check"]))?;
+    step("tidy", || tidy::check(root))?;
+    step("dependency direction", || deps::check(root))?;
+    step("clippy", || {
+        run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])
+    })?;
+    step("tests", || run(root, "cargo", &["test", "--workspace", "--all-features", "--no-fail-fast"]))?;
+    step("tests without default features", || {
+        run(root, "cargo", &["test", "-p", "pump-core", "--no-default-features", "--lib", "--tests"])
+    })?;
+    step("docs", || {
+        run_env(
+            root,
+            "cargo",
+            &["doc", "--workspace", "--no-deps", "--all-features"],
+            &[("RUSTDOCFLAGS", "-D warnings")],
+        )
+    })?;
+    step("benches compile", || run(root, "cargo", &["bench", "--workspace", "--no-run"]))?;
+    println!("xtask ci: all checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {
+    println!("==> {name}");
+    let started = Instant::now();
+    f().with_context(|| format!("step `{name}` failed"))?;
+    println!("<== {name} ok ({:.1?})", started.elapsed());
+    Ok(())
+}
+
+pub(crate) fn run(root: &Path, program: &str, args: &[&str]) -> Result<()> {
+    run_env(root, program, args, &[])
+}
+
+fn run_env(root: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(root);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let status = command.status().with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` exited with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+pub(crate) fn output(root: &Path, program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(root)
+        .output()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !out.status.success() {
+        bail!("`{program} {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("run through `cargo xtask`")?;
+    Path::new(&manifest_dir).parent().map(Path::to_path_buf).context("xtask has no parent directory")
+}
