@@ -54,13 +54,18 @@
 
 mod context;
 mod error;
+pub mod fan;
 pub mod flow;
 mod guard;
 pub mod metrics;
 mod operators;
+mod operators_fan;
+mod operators_time;
+mod operators_window;
 mod overflow;
 mod pipeline;
 mod policy;
+pub mod restart;
 pub mod sink;
 pub mod source;
 mod stage;

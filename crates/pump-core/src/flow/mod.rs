@@ -24,10 +24,12 @@ mod skip_while;
 mod supervise;
 mod take;
 mod take_while;
+pub mod time;
 mod try_map;
 mod try_map_async;
 mod unbatch;
 mod via;
+pub mod window;
 
 use futures::Stream;
 
@@ -115,6 +117,9 @@ pub trait FlowExt<In>: Flow<In> {
     }
 
     crate::operators::operator_methods!(Self::Out);
+    crate::operators_time::time_methods!(Self::Out);
+    crate::operators_window::window_methods!(Self::Out);
+    crate::operators_fan::fan_methods!(Self::Out);
 }
 
 impl<In, F: Flow<In>> FlowExt<In> for F {}

@@ -99,6 +99,9 @@ pub trait SourceExt: Source {
     }
 
     crate::operators::operator_methods!(Self::Item);
+    crate::operators_time::time_methods!(Self::Item);
+    crate::operators_window::window_methods!(Self::Item);
+    crate::operators_fan::fan_methods!(Self::Item);
 }
 
 impl<S: Source> SourceExt for S {}

@@ -1,0 +1,1 @@
+//! Fan-in (`merge`, `zip`, `concat`, `interleave`) and fan-out (`broadcast`, `balance`, `partition`).

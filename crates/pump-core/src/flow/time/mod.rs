@@ -1,0 +1,1 @@
+//! Time operators: `throttle`, `timeout`, `debounce`, `delay`.

@@ -1,0 +1,1 @@
+//! Windows (tumbling, sliding, session; by count, processing time or event time) and keyed state.
