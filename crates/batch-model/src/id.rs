@@ -1,0 +1,138 @@
+//! Task identifiers: UUID v7, so that ids sort by creation time.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::error::ModelError;
+
+/// A task's identifier: a UUID version 7, written as the usual lowercase hyphenated string
+/// (`"01890a5d-ac96-774b-bcce-b302099a8057"`).
+///
+/// Version 7 UUIDs start with a millisecond timestamp, and ids made by one process are ordered by
+/// creation, so sorting ids (or their strings) sorts tasks by creation time, which the store's
+/// `list_tasks` relies on.
+///
+/// Parsing accepts any UUID (any version; hyphenated, simple, braced or URN form, any case) and normalises
+/// it to the hyphenated lowercase form; anything else is a `VALIDATION_ERROR`.
+///
+/// ```
+/// use batch_model::TaskId;
+///
+/// let first = TaskId::new();
+/// let second = TaskId::new();
+/// assert!(first < second);
+/// assert!(first.to_string() < second.to_string());
+///
+/// let parsed: TaskId = first.to_string().parse()?;
+/// assert_eq!(parsed, first);
+/// assert!("task-1".parse::<TaskId>().is_err());
+/// # Ok::<(), batch_model::ModelError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(Uuid);
+
+impl TaskId {
+    /// A fresh id for a task created now; later than every id this process made before.
+    // No `Default`: a default id would be a fresh random one, which surprises inside
+    // `..Default::default()` and in derived defaults of containing types.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> TaskId {
+        TaskId(Uuid::now_v7())
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.hyphenated(), formatter)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = ModelError;
+
+    fn from_str(text: &str) -> Result<TaskId, ModelError> {
+        Uuid::try_parse(text)
+            .map(TaskId)
+            .map_err(|source| ModelError::InvalidTaskId {
+                value: text.to_owned(),
+                source,
+            })
+    }
+}
+
+impl Serialize for TaskId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TaskId, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    #[test]
+    fn new_ids_are_version_7_and_strictly_increasing() {
+        let ids: Vec<TaskId> = (0..2000).map(|_| TaskId::new()).collect();
+        assert!(ids.iter().all(|id| id.0.get_version_num() == 7));
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        let texts: Vec<String> = ids.iter().map(TaskId::to_string).collect();
+        assert!(texts.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn parsing_normalises_to_lowercase_hyphenated() {
+        let canonical = "01890a5d-ac96-774b-bcce-b302099a8057";
+        for form in [
+            canonical,
+            "01890A5D-AC96-774B-BCCE-B302099A8057",
+            "01890a5dac96774bbcceb302099a8057",
+            "{01890a5d-ac96-774b-bcce-b302099a8057}",
+            "urn:uuid:01890a5d-ac96-774b-bcce-b302099a8057",
+        ] {
+            assert_eq!(form.parse::<TaskId>().unwrap().to_string(), canonical, "{form}");
+        }
+    }
+
+    #[test]
+    fn malformed_ids_are_validation_errors_naming_the_text() {
+        for text in [
+            "",
+            "task-1",
+            "01890a5d-ac96-774b-bcce-b302099a805",
+            "01890a5d-ac96-774b-bcce-b302099a8057x",
+        ] {
+            let error = text.parse::<TaskId>().unwrap_err();
+            assert_eq!(error.code(), ErrorCode::ValidationError);
+            assert!(matches!(&error, ModelError::InvalidTaskId { value, .. } if value == text));
+            assert!(
+                error
+                    .to_string()
+                    .starts_with(&format!("invalid task id {text:?}"))
+            );
+        }
+    }
+
+    #[test]
+    fn serialises_as_a_plain_string() {
+        let id: TaskId = "01890a5d-ac96-774b-bcce-b302099a8057".parse().unwrap();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, r#""01890a5d-ac96-774b-bcce-b302099a8057""#);
+        assert_eq!(serde_json::from_str::<TaskId>(&json).unwrap(), id);
+        let error = serde_json::from_str::<TaskId>(r#""nope""#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("invalid task id \"nope\""), "{error}");
+    }
+}
