@@ -12,7 +12,7 @@
 //!     .run()
 //!     .await
 //!     .unwrap();
-//! assert_eq!(outcome.value, (1..=1_000_000u64).map(|x| x * 2).filter(|x| x % 3 == 0).sum());
+//! assert_eq!(outcome.value, (1..=1_000_000u64).map(|x| x * 2).filter(|x| x % 3 == 0).sum::<u64>());
 //! # }
 //! ```
 //!

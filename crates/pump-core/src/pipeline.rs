@@ -149,6 +149,11 @@ where
             if let Some(error) = ctx.failure().take() {
                 return Err(error);
             }
+            // So does an abort: sources end once the run is cancelled, and the sink may finish on the
+            // truncated stream before the cancellation branch above is polled.
+            if ctx.cancellation_token().is_cancelled() {
+                return Err(PipelineError::Aborted);
+            }
             let value = result?;
             let stats = RunStats { elapsed: started.elapsed(), busy, metrics: ctx.metrics().snapshot() };
             tracing::debug!(elapsed = ?stats.elapsed, "pipeline completed");

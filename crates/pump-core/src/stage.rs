@@ -45,6 +45,12 @@ pub(crate) fn scope_token<F: Future>(token: CancellationToken, future: F) -> imp
     RUN_TOKEN.scope(token, future)
 }
 
+/// Runs the blocking `f` with `token` as its [`current_cancellation_token`] (task-locals do not
+/// follow a closure onto tokio's blocking pool).
+pub(crate) fn scope_token_blocking<R>(token: CancellationToken, f: impl FnOnce() -> R) -> R {
+    RUN_TOKEN.sync_scope(token, f)
+}
+
 /// The first failure of a run; later ones are logged and otherwise ignored.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FailureSlot {
