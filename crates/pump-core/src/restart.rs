@@ -650,7 +650,6 @@ where
         S: Stream<Item = In> + Send + 'static,
     {
         let stage = ctx.register("restart_flow");
-        stage.metrics().set_buffer_capacity(1);
         RestartFlowStream {
             upstream,
             factory: self.factory,

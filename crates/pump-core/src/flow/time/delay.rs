@@ -11,6 +11,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::flow::Flow;
+use crate::flow::time::deadline_after;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
 
@@ -68,7 +69,8 @@ impl<S: Stream> Stream for DelayStream<S> {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     this.probe.record_in();
-                    this.queue.push_back((Instant::now() + *this.by, item));
+                    this.queue
+                        .push_back((deadline_after(Instant::now(), *this.by), item));
                 }
                 Poll::Ready(None) => *this.upstream_done = true,
                 Poll::Pending => break,

@@ -20,3 +20,14 @@ pub use delay::{Delay, DelayStream};
 pub use idle_timeout::{IdleTimeout, IdleTimeoutStream};
 pub use throttle::{Throttle, ThrottleMode, ThrottleStream};
 pub use timeout::{Elapsed, Timeout, TimeoutStream};
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// `now + after`, or about thirty years from now when that is not representable (a duration of
+/// `Duration::MAX` means "never"), as tokio does for its own sleeps.
+fn deadline_after(now: Instant, after: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    now.checked_add(after).unwrap_or_else(|| now + FAR_FUTURE)
+}

@@ -10,6 +10,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::flow::Flow;
+use crate::flow::time::deadline_after;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
 
@@ -84,6 +85,9 @@ impl Throttle {
     }
 }
 
+/// The granularity of tokio's timers: a sleep may end up to this much after its deadline.
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+
 /// A token bucket in its "generic cell rate" form: instead of counting tokens, it keeps the
 /// theoretical time at which the bucket would be empty again.
 ///
@@ -134,16 +138,18 @@ impl TokenBucket {
 
     /// Takes a token at `now` (the caller checked that one is available).
     ///
-    /// `on_schedule` says the stage was waiting for this very token and the element was ready when
-    /// the timer fired. The element is then booked at the instant its token became available, not at
-    /// the (slightly later, timers having a granularity) wake-up, so timer lateness does not add up
-    /// into a slower rate. Lateness of a whole token interval or more is not forgiven: that would
-    /// let a stalled stage catch up with a burst larger than configured.
+    /// `on_schedule` says the stage slept until this very token became available. If the element
+    /// then comes within [`TIMER_RESOLUTION`] of that instant (and within one token interval), it is
+    /// booked at the instant its token became available rather than at the wake-up: tokio's timers
+    /// fire on whole milliseconds, and that lateness must not add up into a slower rate. An element
+    /// that comes later is booked when it comes, as it would be without a wait, so a slow upstream
+    /// earns no credit and the burst stays as configured.
     fn take(&mut self, now: Instant, on_schedule: bool) {
         let now_units = self.units_at(now);
         let slot = self.theoretical_arrival.saturating_sub(self.tolerance);
         let late_by = now_units.saturating_sub(slot);
-        let arrival = if on_schedule && late_by < self.token_cost {
+        let forgiven = TIMER_RESOLUTION.as_nanos().saturating_mul(self.elements);
+        let arrival = if on_schedule && late_by <= forgiven && late_by < self.token_cost {
             slot
         } else {
             now_units
@@ -193,7 +199,7 @@ impl<S: Stream> Stream for ThrottleStream<S> {
                 let wait = this.bucket.wait(now);
                 if !wait.is_zero() {
                     // No token: wait for one without pulling upstream.
-                    let deadline = now + wait;
+                    let deadline = deadline_after(now, wait);
                     let sleep = match this.sleep.as_mut() {
                         Some(sleep) => {
                             if sleep.deadline() != deadline {
@@ -226,11 +232,7 @@ impl<S: Stream> Stream for ThrottleStream<S> {
                     *this.done = true;
                     return Poll::Ready(None);
                 }
-                Poll::Pending => {
-                    // The element did not come with its token; when it comes it is booked then.
-                    *this.waiting_for_token = false;
-                    return Poll::Pending;
-                }
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -291,7 +293,7 @@ mod tests {
         assert_eq!(bucket.wait(start), Duration::from_millis(500));
         let later = start + Duration::from_millis(500);
         assert_eq!(bucket.wait(later), Duration::ZERO);
-        bucket.take(later, true);
+        bucket.take(later, false);
         assert_eq!(bucket.wait(later), Duration::from_millis(500));
     }
 
@@ -326,10 +328,20 @@ mod tests {
         let late = start + Duration::from_millis(250);
         bucket.take(late, false);
         assert_eq!(bucket.wait(late), Duration::from_millis(100));
-        // A stage that slept through several intervals is not forgiven its lateness either.
-        let stalled = late + Duration::from_millis(500);
+        // A stage that slept for its token but whose element came 2 ms late gets no credit either.
+        let stalled = late + Duration::from_millis(102);
         bucket.take(stalled, true);
         assert_eq!(bucket.wait(stalled), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn timer_lateness_after_a_wait_is_forgiven() {
+        let start = Instant::now();
+        let mut bucket = bucket(1, 100, 1);
+        bucket.take(start, false);
+        let woken = start + Duration::from_micros(100_900);
+        bucket.take(woken, true);
+        assert_eq!(bucket.wait(woken), Duration::from_micros(99_100));
     }
 
     #[test]

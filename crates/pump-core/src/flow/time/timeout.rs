@@ -9,6 +9,7 @@ use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
 use crate::flow::Flow;
+use crate::flow::time::deadline_after;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
 
@@ -65,7 +66,7 @@ impl<S> std::fmt::Debug for TimeoutStream<S> {
 
 /// Starts a time limit of `after` from now, reusing `sleep`'s timer when there is one.
 pub(super) fn arm(sleep: &mut Option<Pin<Box<Sleep>>>, after: Duration) {
-    let deadline = Instant::now() + after;
+    let deadline = deadline_after(Instant::now(), after);
     match sleep.as_mut() {
         Some(sleep) => sleep.as_mut().reset(deadline),
         None => *sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
