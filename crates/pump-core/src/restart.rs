@@ -224,6 +224,16 @@ impl<R> Phase<R> {
             Some(wait) => Phase::BackingOff(Box::pin(tokio::time::sleep(wait))),
         }
     }
+
+    /// After a break without backoff, the section yields to the executor before it builds the next
+    /// instance, so instances that break at once cannot keep the task busy forever.
+    fn yield_if_restarting_at_once(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if matches!(self, Phase::Idle) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        Poll::Ready(())
+    }
 }
 
 /// A source that is rebuilt after a backoff whenever it breaks. Built by [`restart_source`].
@@ -342,6 +352,7 @@ where
                     // Drop the broken instance before backing off.
                     this.phase = Phase::Done;
                     this.phase = Phase::after_break(this.backoff.after_break(started, cause));
+                    ready!(this.phase.yield_if_restarting_at_once(cx));
                 }
             }
         }
@@ -625,6 +636,7 @@ where
                     // Drop the broken instance before backing off.
                     *this.phase = Phase::Done;
                     *this.phase = Phase::after_break(this.backoff.after_break(started, cause));
+                    ready!(this.phase.yield_if_restarting_at_once(cx));
                 }
             }
         }

@@ -795,3 +795,24 @@ async fn time_operators_accept_durations_too_long_to_ever_pass() {
         .unwrap();
     assert_eq!(out.value, vec![3]);
 }
+
+#[tokio::test]
+async fn restart_without_backoff_yields_to_the_executor_between_instances() {
+    use futures::StreamExt;
+    let settings = RestartSettings::new(Duration::ZERO, Duration::ZERO)
+        .with_jitter(0.0)
+        .with_max_restarts(1000, Duration::from_secs(1));
+    let built = Arc::new(AtomicUsize::new(0));
+    let counter = built.clone();
+    let mut stream = restart_source(settings, move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        source::iter([Err::<u32, _>("refused")])
+    })
+    .into_stream();
+    // Each poll builds one instance, sees it break, and hands the thread back before the next; a
+    // section that did not would run all 1000 restarts in the first poll.
+    assert!(futures::poll!(stream.next()).is_pending());
+    assert_eq!(built.load(Ordering::SeqCst), 1);
+    assert!(futures::poll!(stream.next()).is_pending());
+    assert_eq!(built.load(Ordering::SeqCst), 2);
+}
