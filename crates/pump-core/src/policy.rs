@@ -226,10 +226,13 @@ impl<T: Send + 'static, E: Send + 'static> ErrorPolicy<T, E> {
     }
 }
 
+/// Which errors are worth a retry.
+type RetryPredicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+
 /// The retry half of an [`ErrorPolicy`], cloneable into per-element futures.
 pub(crate) struct RetryPart<E> {
     retry: Option<RetryPolicy>,
-    retry_if: Option<Arc<dyn Fn(&E) -> bool + Send + Sync>>,
+    retry_if: Option<RetryPredicate<E>>,
 }
 
 impl<E> Clone for RetryPart<E> {
