@@ -181,5 +181,42 @@ fn w4_map_parallel_cpu(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w1_map_filter_fold, w2_batch, w3_map_async_io, w4_map_parallel_cpu);
+const W6_N: u64 = 1_000_000;
+const W6_WINDOW: usize = 1_000;
+
+fn w6_tumbling_window(c: &mut Criterion) {
+    let rt = runtime();
+    let expected = benches::w6_hand_loop(W6_N, W6_WINDOW);
+    let mut group = c.benchmark_group("w6_tumbling_window");
+    group.throughput(Throughput::Elements(W6_N));
+    group.sample_size(20);
+    group.bench_function("hand_loop", |b| {
+        b.iter(|| assert_eq!(benches::w6_hand_loop(W6_N, W6_WINDOW), expected))
+    });
+    group.bench_function("pump", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = source::iter(0..W6_N)
+                .tumbling_count(nz(W6_WINDOW))
+                .to(sink::fold(
+                    0u64,
+                    |total, window: pump_core::flow::window::Window<u64>| {
+                        total.wrapping_add(benches::w6_window_sum(&window.items))
+                    },
+                ))
+                .run()
+                .await;
+            assert_eq!(out.map(|out| out.value).ok(), Some(expected));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    w1_map_filter_fold,
+    w2_batch,
+    w3_map_async_io,
+    w4_map_parallel_cpu,
+    w6_tumbling_window
+);
 criterion_main!(benches);
