@@ -130,6 +130,20 @@ impl StageContext {
     pub(crate) fn failure(&self) -> &FailureSlot {
         &self.failure
     }
+
+    /// A context for a sub-pipeline of this run (a fan-out consumer): it shares the run's metrics
+    /// and span; its cancellation and drain tokens are children of the run's, so an abort or a drain
+    /// of the run reaches it, while a failure inside it cancels only it and is recorded in its own
+    /// failure slot, for the owner to act on.
+    pub(crate) fn child(&self) -> StageContext {
+        StageContext {
+            cancel: self.cancel.child_token(),
+            drain: self.drain.child_token(),
+            metrics: self.metrics.clone(),
+            failure: FailureSlot::default(),
+            span: self.span.clone(),
+        }
+    }
 }
 
 /// One stage's handle: its counters, span, and the means to fail the run.
