@@ -143,14 +143,18 @@ fn w3_map_async_io(c: &mut Criterion) {
     });
     group.bench_function("pump_ordered", |b| {
         b.to_async(&rt).iter(|| async {
-            let out = source::iter(0..W3_N).map_async(nz(W3_PARALLELISM), w3_io).to(sink::count()).run().await;
+            let out =
+                source::iter(0..W3_N).map_async(nz(W3_PARALLELISM), w3_io).to(sink::count()).run().await;
             assert_eq!(out.map(|out| out.value).ok(), Some(W3_N));
         })
     });
     group.bench_function("pump_unordered", |b| {
         b.to_async(&rt).iter(|| async {
-            let out =
-                source::iter(0..W3_N).map_async_unordered(nz(W3_PARALLELISM), w3_io).to(sink::count()).run().await;
+            let out = source::iter(0..W3_N)
+                .map_async_unordered(nz(W3_PARALLELISM), w3_io)
+                .to(sink::count())
+                .run()
+                .await;
             assert_eq!(out.map(|out| out.value).ok(), Some(W3_N));
         })
     });
@@ -197,15 +201,16 @@ fn w6_tumbling_window(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let out = source::iter(0..W6_N)
                 .tumbling_count(nz(W6_WINDOW))
-                .to(sink::fold(
-                    0u64,
-                    |total, window: pump_core::flow::window::Window<u64>| {
-                        total.wrapping_add(benches::w6_window_sum(&window.items))
-                    },
-                ))
+                .to(sink::fold(0u64, |total, window: pump_core::flow::window::Window<u64>| {
+                    total.wrapping_add(benches::w6_window_sum(&window.items))
+                }))
                 .run()
                 .await;
             assert_eq!(out.map(|out| out.value).ok(), Some(expected));
+        })
+    });
+    group.finish();
+}
 
 const W5_N: u64 = 1_000_000;
 /// Buffer per consumer, the same for both flavours: the mpsc channels' capacity and pump's
@@ -239,25 +244,15 @@ fn w5_broadcast(c: &mut Criterion) {
                 }
             }
             drop((first_tx, second_tx));
-            assert_eq!(
-                (first.await.ok(), second.await.ok()),
-                (Some(expected), Some(expected))
-            );
+            assert_eq!((first.await.ok(), second.await.ok()), (Some(expected), Some(expected)));
         })
     });
     group.bench_function("pump", |b| {
         b.to_async(&rt).iter(|| async {
-            let consumers = (0..2)
-                .map(|_| sink::fold(0u64, |sum, x: u64| sum.wrapping_add(x)))
-                .collect();
+            let consumers = (0..2).map(|_| sink::fold(0u64, |sum, x: u64| sum.wrapping_add(x))).collect();
             let config = pump_core::fan::FanOutConfig::new(nz(W5_CAPACITY));
-            let out = source::iter(0..W5_N)
-                .to(pump_core::fan::broadcast(consumers, config))
-                .run()
-                .await;
-            let sums = out
-                .map(|out| out.value.into_iter().map(Result::ok).collect::<Vec<_>>())
-                .ok();
+            let out = source::iter(0..W5_N).to(pump_core::fan::broadcast(consumers, config)).run().await;
+            let sums = out.map(|out| out.value.into_iter().map(Result::ok).collect::<Vec<_>>()).ok();
             assert_eq!(sums, Some(vec![Some(expected); 2]));
         })
     });

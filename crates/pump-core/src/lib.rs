@@ -74,7 +74,9 @@ pub use context::Ctx;
 pub use error::{BoxError, PipelineError};
 pub use flow::{Flow, FlowExt};
 pub use overflow::OverflowStrategy;
-pub use pipeline::{BatchProcessor, Graph, ProcessorWithSource, RunControls, RunHandle, RunOutcome, RunStats};
+pub use pipeline::{
+    BatchProcessor, Graph, ProcessorWithSource, RunControls, RunHandle, RunOutcome, RunStats,
+};
 pub use policy::{DeadLetter, DeadLetters, ErrorPolicy, Failure, OnFailure, RetryPolicy};
 pub use sink::{Sink, SinkExt};
 pub use source::{Source, SourceExt};
@@ -85,7 +87,7 @@ pub use tokio_util::sync::CancellationToken;
 /// modules.
 pub mod prelude {
     pub use crate::{
-        Ctx, DeadLetter, DeadLetters, ErrorPolicy, Flow, FlowExt, OverflowStrategy, PipelineError, RetryPolicy,
-        Sink, Source, SourceExt, flow, sink, source,
+        Ctx, DeadLetter, DeadLetters, ErrorPolicy, Flow, FlowExt, OverflowStrategy, PipelineError,
+        RetryPolicy, Sink, Source, SourceExt, flow, sink, source,
     };
 }

@@ -218,9 +218,7 @@ macro_rules! window_methods {
         where
             F: Fn(&$item) -> u64 + Send + Sync + 'static,
         {
-            self.via($crate::flow::window::TumblingEventTime::new(
-                size, timestamp, lateness, config,
-            ))
+            self.via($crate::flow::window::TumblingEventTime::new(size, timestamp, lateness, config))
         }
 
         /// Windows of `size` event time, one starting every `slide`, closed by the watermark as in
@@ -272,9 +270,7 @@ macro_rules! window_methods {
             $item: Clone,
             F: Fn(&$item) -> u64 + Send + Sync + 'static,
         {
-            self.via($crate::flow::window::SlidingEventTime::new(
-                size, slide, timestamp, lateness, config,
-            ))
+            self.via($crate::flow::window::SlidingEventTime::new(size, slide, timestamp, lateness, config))
         }
 
         /// Groups elements whose *event* timestamps are less than `gap` apart into sessions
@@ -314,9 +310,7 @@ macro_rules! window_methods {
         where
             F: Fn(&$item) -> u64 + Send + Sync + 'static,
         {
-            self.via($crate::flow::window::SessionEventTime::new(
-                gap, timestamp, lateness, config,
-            ))
+            self.via($crate::flow::window::SessionEventTime::new(gap, timestamp, lateness, config))
         }
 
         /// Splits the stream by `key_fn` for per-key windows, folds or scans, holding the state of at

@@ -75,13 +75,7 @@ impl RestartSettings {
     /// Backs off from `min_backoff` to `max_backoff` with 20% jitter, restarting without limit; an
     /// instance that runs for `min_backoff` resets the backoff.
     pub fn new(min_backoff: Duration, max_backoff: Duration) -> Self {
-        RestartSettings {
-            min_backoff,
-            max_backoff,
-            jitter: 0.2,
-            max_restarts: u32::MAX,
-            within: min_backoff,
-        }
+        RestartSettings { min_backoff, max_backoff, jitter: 0.2, max_restarts: u32::MAX, within: min_backoff }
     }
 
     /// The same settings with another jitter fraction (clamped to `0..=1`).
@@ -134,12 +128,7 @@ struct Backoff {
 
 impl Backoff {
     fn new(settings: RestartSettings, stage: Stage) -> Self {
-        Backoff {
-            settings,
-            in_a_row: 0,
-            restart_due: false,
-            stage,
-        }
+        Backoff { settings, in_a_row: 0, restart_due: false, stage }
     }
 
     /// Records that the instance started at `started` broke with `cause`. Returns the wait before
@@ -152,14 +141,8 @@ impl Backoff {
         if self.in_a_row >= self.settings.max_restarts {
             let restarts = self.in_a_row;
             tracing::warn!(parent: self.stage.span(), error = %cause, restarts, "giving up restarting");
-            let exhausted = RestartsExhausted {
-                restarts,
-                last_failure: cause,
-            };
-            self.stage.fail(PipelineError::Stage {
-                stage: self.stage.name(),
-                source: Box::new(exhausted),
-            });
+            let exhausted = RestartsExhausted { restarts, last_failure: cause };
+            self.stage.fail(PipelineError::Stage { stage: self.stage.name(), source: Box::new(exhausted) });
             return None;
         }
         self.in_a_row += 1;
@@ -245,9 +228,7 @@ pub struct RestartSource<F> {
 
 impl<F> fmt::Debug for RestartSource<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestartSource")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("RestartSource").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -325,11 +306,7 @@ where
                     this.backoff.on_start();
                     let ctx = StageContext::new(this.backoff.stage.span().clone());
                     let stream = Box::pin((this.factory)().open(&ctx));
-                    this.phase = Phase::Running(Instance {
-                        stream,
-                        ctx,
-                        started: Instant::now(),
-                    });
+                    this.phase = Phase::Running(Instance { stream, ctx, started: Instant::now() });
                 }
                 Phase::BackingOff(sleep) => {
                     ready!(sleep.as_mut().poll(cx));
@@ -390,9 +367,7 @@ pub struct RestartFlow<F> {
 
 impl<F> fmt::Debug for RestartFlow<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RestartFlow")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("RestartFlow").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -559,15 +534,9 @@ where
                         section_waker: None,
                     }));
                     let ctx = StageContext::new(this.backoff.stage.span().clone());
-                    let feed = Feed {
-                        shared: hand_off.clone(),
-                    };
+                    let feed = Feed { shared: hand_off.clone() };
                     let stream = Box::pin((this.factory)().apply(feed, &ctx));
-                    let instance = Instance {
-                        stream,
-                        ctx,
-                        started: Instant::now(),
-                    };
+                    let instance = Instance { stream, ctx, started: Instant::now() };
                     *this.phase = Phase::Running(FlowInstance { instance, hand_off });
                 }
                 Phase::BackingOff(sleep) => {
@@ -695,10 +664,7 @@ mod tests {
             let base = Duration::from_millis(1000 * 2u64.pow(restart - 1));
             for _ in 0..100 {
                 let wait = settings.backoff(restart);
-                assert!(
-                    wait <= base && wait >= base.mul_f64(0.75),
-                    "restart {restart}: {wait:?}"
-                );
+                assert!(wait <= base && wait >= base.mul_f64(0.75), "restart {restart}: {wait:?}");
             }
         }
     }

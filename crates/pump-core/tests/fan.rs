@@ -15,10 +15,7 @@ use pump_core::sink::SinkExt as _;
 use pump_core::{StageContext, metrics::MetricsSnapshot};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 fn nz(n: usize) -> NonZeroUsize {
@@ -71,10 +68,7 @@ fn unwrap_all<R>(results: Vec<Result<R, PipelineError>>) -> Vec<R> {
 
 /// The reference for `interleave`: segments of each input in turn, an exhausted input skipped.
 fn interleave_reference<T: Clone>(inputs: &[Vec<T>], segment: usize) -> Vec<T> {
-    let chunks: Vec<Vec<&[T]>> = inputs
-        .iter()
-        .map(|input| input.chunks(segment).collect())
-        .collect();
+    let chunks: Vec<Vec<&[T]>> = inputs.iter().map(|input| input.chunks(segment).collect()).collect();
     let rounds = chunks.iter().map(Vec::len).max().unwrap_or(0);
     let mut out = Vec::new();
     for round in 0..rounds {
@@ -313,10 +307,7 @@ async fn broadcast_runs_at_the_slowest_consumers_pace() {
         .inspect(move |_| {
             // Produced but not yet handed to the slow consumer (this element included).
             let taken_before = taken.fetch_add(1, Ordering::SeqCst);
-            lag.fetch_max(
-                produced_seen.load(Ordering::SeqCst) - taken_before,
-                Ordering::SeqCst,
-            );
+            lag.fetch_max(produced_seen.load(Ordering::SeqCst) - taken_before, Ordering::SeqCst);
         })
         .map_async(NonZeroUsize::MIN, |x| async move {
             tokio::time::sleep(PAUSE).await;
@@ -328,33 +319,20 @@ async fn broadcast_runs_at_the_slowest_consumers_pace() {
     let fast = flow::identity::<u64>()
         .inspect(move |_| {
             let fast = fast_taken.fetch_add(1, Ordering::SeqCst) + 1;
-            lead.fetch_max(
-                fast.saturating_sub(slow_seen.load(Ordering::SeqCst)),
-                Ordering::SeqCst,
-            );
+            lead.fetch_max(fast.saturating_sub(slow_seen.load(Ordering::SeqCst)), Ordering::SeqCst);
         })
         .to(sink::count());
 
     let started = tokio::time::Instant::now();
-    let out = source
-        .to(fan::broadcast2(
-            slow,
-            fast,
-            FanOutConfig::new(nz(CAPACITY as usize)),
-        ))
-        .run()
-        .await
-        .unwrap();
+    let out =
+        source.to(fan::broadcast2(slow, fast, FanOutConfig::new(nz(CAPACITY as usize)))).run().await.unwrap();
     let (slow_count, fast_count) = out.value;
     assert_eq!((slow_count.unwrap(), fast_count.unwrap()), (N, N));
     assert_eq!(produced.load(Ordering::SeqCst), N);
     // The source ran ahead of the slow consumer by exactly the buffer, never more.
     assert_eq!(max_slow_lag.load(Ordering::SeqCst), CAPACITY);
     assert!(max_fast_lead.load(Ordering::SeqCst) <= CAPACITY);
-    assert!(
-        started.elapsed() >= PAUSE * N as u32,
-        "the run took the slow consumer's time"
-    );
+    assert!(started.elapsed() >= PAUSE * N as u32, "the run took the slow consumer's time");
 }
 
 #[tokio::test]
@@ -362,11 +340,7 @@ async fn a_failing_consumer_fails_the_run_under_fail_pipeline_without_hanging() 
     let failing = flow::identity::<u64>()
         .try_map(
             |x: &u64| {
-                if *x == 100 {
-                    Err("consumer rejected 100")
-                } else {
-                    Ok(*x)
-                }
+                if *x == 100 { Err("consumer rejected 100") } else { Ok(*x) }
             },
             ErrorPolicy::stop(),
         )
@@ -380,13 +354,8 @@ async fn a_failing_consumer_fails_the_run_under_fail_pipeline_without_hanging() 
         })
         .to(sink::count())
         .boxed();
-    let run = source::iter(0u64..)
-        .to(fan::broadcast(vec![failing, stuck], FanOutConfig::default()))
-        .run();
-    let error = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("no hang")
-        .unwrap_err();
+    let run = source::iter(0u64..).to(fan::broadcast(vec![failing, stuck], FanOutConfig::default())).run();
+    let error = tokio::time::timeout(Duration::from_secs(20), run).await.expect("no hang").unwrap_err();
     match &error {
         PipelineError::Stage { stage, source } => {
             assert!(stage.ends_with("try_map"), "the consumer's own error: {error}");
@@ -400,10 +369,7 @@ async fn a_failing_consumer_fails_the_run_under_fail_pipeline_without_hanging() 
 async fn the_others_receive_everything_under_continue_without() {
     const N: u64 = 1000;
     let failing = flow::identity::<u64>()
-        .try_map(
-            |x: &u64| if *x == 10 { Err("bad element") } else { Ok(*x) },
-            ErrorPolicy::stop(),
-        )
+        .try_map(|x: &u64| if *x == 10 { Err("bad element") } else { Ok(*x) }, ErrorPolicy::stop())
         .to(sink::collect())
         .boxed();
     let sinks = vec![failing, sink::collect().boxed(), jittery_u64_collector().boxed()];
@@ -447,15 +413,9 @@ fn exploding_consumer() -> impl Sink<u64, Output = u64> {
 #[tokio::test]
 async fn a_panicking_consumer_becomes_an_error() {
     let run = source::iter(0u64..100)
-        .to(fan::broadcast(
-            vec![exploding_consumer(), exploding_consumer()],
-            FanOutConfig::default(),
-        ))
+        .to(fan::broadcast(vec![exploding_consumer(), exploding_consumer()], FanOutConfig::default()))
         .run();
-    let error = tokio::time::timeout(Duration::from_secs(20), run)
-        .await
-        .expect("no hang")
-        .unwrap_err();
+    let error = tokio::time::timeout(Duration::from_secs(20), run).await.expect("no hang").unwrap_err();
     match error {
         PipelineError::Panicked { stage, message } => {
             assert!(stage.contains("fan_broadcast/consumer-0"), "{stage}");
@@ -465,11 +425,7 @@ async fn a_panicking_consumer_becomes_an_error() {
     }
 
     let out = source::iter(0u64..100)
-        .to(fan::broadcast2(
-            exploding_consumer(),
-            sink::count(),
-            config(4, FanOutPolicy::ContinueWithout),
-        ))
+        .to(fan::broadcast2(exploding_consumer(), sink::count(), config(4, FanOutPolicy::ContinueWithout)))
         .run()
         .await
         .unwrap();
@@ -480,59 +436,32 @@ async fn a_panicking_consumer_becomes_an_error() {
 
 #[tokio::test]
 async fn a_consumer_that_stops_early_fails_the_run_under_fail_pipeline() {
-    let sinks = vec![
-        flow::identity::<u32>().take(5).to(sink::collect()).boxed(),
-        sink::collect().boxed(),
-    ];
-    let error = source::iter(0..100u32)
-        .to(fan::broadcast(sinks, FanOutConfig::new(nz(16))))
-        .run()
-        .await
-        .unwrap_err();
+    let sinks = vec![flow::identity::<u32>().take(5).to(sink::collect()).boxed(), sink::collect().boxed()];
+    let error =
+        source::iter(0..100u32).to(fan::broadcast(sinks, FanOutConfig::new(nz(16)))).run().await.unwrap_err();
     assert!(
         matches!(fan_error(&error), Some(FanOutError::ConsumerStopped { consumer: 0, undelivered }) if *undelivered > 0),
         "{error:?}"
     );
 
     // Taking exactly what there is loses nothing, so it is not stopping early.
-    let sinks = vec![
-        flow::identity::<u32>().take(5).to(sink::collect()).boxed(),
-        sink::collect().boxed(),
-    ];
-    let out = source::iter(0..5u32)
-        .to(fan::broadcast(sinks, FanOutConfig::new(nz(16))))
-        .run()
-        .await
-        .unwrap();
-    assert_eq!(
-        unwrap_all(out.value),
-        vec![vec![0, 1, 2, 3, 4], vec![0, 1, 2, 3, 4]]
-    );
+    let sinks = vec![flow::identity::<u32>().take(5).to(sink::collect()).boxed(), sink::collect().boxed()];
+    let out = source::iter(0..5u32).to(fan::broadcast(sinks, FanOutConfig::new(nz(16)))).run().await.unwrap();
+    assert_eq!(unwrap_all(out.value), vec![vec![0, 1, 2, 3, 4], vec![0, 1, 2, 3, 4]]);
 }
 
 #[tokio::test]
 async fn partition_out_of_range_fails_the_run_whatever_the_policy() {
     for policy in [FanOutPolicy::FailPipeline, FanOutPolicy::ContinueWithout] {
         let error = source::iter(0..10u32)
-            .to(fan::partition(
-                vec![sink::collect(), sink::collect()],
-                config(4, policy),
-                |x: &u32| *x as usize,
-            ))
+            .to(fan::partition(vec![sink::collect(), sink::collect()], config(4, policy), |x: &u32| {
+                *x as usize
+            }))
             .run()
             .await
             .unwrap_err();
-        assert_eq!(
-            fan_error(&error),
-            Some(&FanOutError::PartitionOutOfRange {
-                index: 2,
-                consumers: 2
-            })
-        );
-        assert!(
-            error.to_string().contains("fan_partition"),
-            "the error names the fan-out's stage: {error}"
-        );
+        assert_eq!(fan_error(&error), Some(&FanOutError::PartitionOutOfRange { index: 2, consumers: 2 }));
+        assert!(error.to_string().contains("fan_partition"), "the error names the fan-out's stage: {error}");
     }
 }
 
@@ -545,17 +474,10 @@ async fn balance_continues_without_a_failed_consumer_and_loses_nothing_it_buffer
         .inspect(move |_| {
             counter.fetch_add(1, Ordering::SeqCst);
         })
-        .try_map(
-            |x: &u32| if *x == 3 { Err("no threes") } else { Ok(*x) },
-            ErrorPolicy::stop(),
-        )
+        .try_map(|x: &u32| if *x == 3 { Err("no threes") } else { Ok(*x) }, ErrorPolicy::stop())
         .to(sink::collect())
         .boxed();
-    let sinks = vec![
-        failing,
-        jittery_collector(5).boxed(),
-        jittery_collector(7).boxed(),
-    ];
+    let sinks = vec![failing, jittery_collector(5).boxed(), jittery_collector(7).boxed()];
     let out = source::iter(0..N)
         .to(fan::balance(sinks, config(4, FanOutPolicy::ContinueWithout)))
         .run()
@@ -570,10 +492,7 @@ async fn balance_continues_without_a_failed_consumer_and_loses_nothing_it_buffer
     delivered.dedup();
     assert_eq!(delivered.len(), total, "no element delivered twice");
     // What the failed consumer had not taken went to the others; nothing else is missing.
-    assert_eq!(
-        delivered.len() as u64 + dropped + taken.load(Ordering::SeqCst),
-        u64::from(N)
-    );
+    assert_eq!(delivered.len() as u64 + dropped + taken.load(Ordering::SeqCst), u64::from(N));
     assert_eq!(dropped, 0, "its buffer was handed back when it stopped");
 }
 
@@ -626,10 +545,7 @@ async fn concat_opens_the_second_source_only_after_the_first_ended() {
     let seen_open = opened.clone();
     let out = source::iter(vec![1u32, 2, 3])
         .inspect(move |_| assert!(!seen_open.load(Ordering::SeqCst), "second source opened early"))
-        .concat(Flagged {
-            opened: opened.clone(),
-            items: vec![4, 5],
-        })
+        .concat(Flagged { opened: opened.clone(), items: vec![4, 5] })
         .to(sink::collect())
         .run()
         .await
@@ -640,10 +556,7 @@ async fn concat_opens_the_second_source_only_after_the_first_ended() {
     // A run that ends inside the first input never opens the second.
     let opened = Arc::new(AtomicBool::new(false));
     let out = source::iter(0u32..)
-        .concat(Flagged {
-            opened: opened.clone(),
-            items: vec![1],
-        })
+        .concat(Flagged { opened: opened.clone(), items: vec![1] })
         .take(10)
         .to(sink::count())
         .run()
@@ -657,34 +570,18 @@ async fn concat_opens_the_second_source_only_after_the_first_ended() {
 async fn consumers_behind_an_async_boundary_run_on_their_own_tasks() {
     const N: u64 = 100_000;
     let expected: u64 = (0..N).sum();
-    let threaded = flow::identity::<u64>()
-        .async_boundary(nz(16))
-        .to(sink::fold(0u64, |sum, x| sum + x));
+    let threaded = flow::identity::<u64>().async_boundary(nz(16)).to(sink::fold(0u64, |sum, x| sum + x));
     let inline = sink::fold(0u64, |sum, x: u64| sum + x);
-    let run = source::iter(0..N)
-        .to(fan::broadcast2(threaded, inline, FanOutConfig::new(nz(64))))
-        .run();
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("no hang")
-        .unwrap();
+    let run = source::iter(0..N).to(fan::broadcast2(threaded, inline, FanOutConfig::new(nz(64)))).run();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("no hang").unwrap();
     let (threaded, inline) = out.value;
     assert_eq!((threaded.unwrap(), inline.unwrap()), (expected, expected));
 
     let sinks = (0..3)
-        .map(|_| {
-            flow::identity::<u64>()
-                .async_boundary(nz(8))
-                .to(sink::fold(0u64, |sum, x| sum + x))
-        })
+        .map(|_| flow::identity::<u64>().async_boundary(nz(8)).to(sink::fold(0u64, |sum, x| sum + x)))
         .collect();
-    let run = source::iter(0..N)
-        .to(fan::balance(sinks, FanOutConfig::new(nz(32))))
-        .run();
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("no hang")
-        .unwrap();
+    let run = source::iter(0..N).to(fan::balance(sinks, FanOutConfig::new(nz(32)))).run();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("no hang").unwrap();
     assert_eq!(unwrap_all(out.value).into_iter().sum::<u64>(), expected);
 }
 
@@ -733,11 +630,9 @@ fn mapped_counter() -> impl Sink<u32, Output = u64> {
 #[tokio::test]
 async fn fan_out_stages_and_consumers_appear_in_the_metrics() {
     let out = source::iter(0..1000u32)
-        .to(fan::partition(
-            vec![mapped_counter(), mapped_counter()],
-            FanOutConfig::new(nz(8)),
-            |x: &u32| usize::from(x.is_multiple_of(4)),
-        ))
+        .to(fan::partition(vec![mapped_counter(), mapped_counter()], FanOutConfig::new(nz(8)), |x: &u32| {
+            usize::from(x.is_multiple_of(4))
+        }))
         .run()
         .await
         .unwrap();
@@ -745,51 +640,20 @@ async fn fan_out_stages_and_consumers_appear_in_the_metrics() {
     let metrics = &out.stats.metrics;
     let stage = metrics.stage("fan_partition").unwrap();
     assert_eq!(
-        (
-            stage.elements_in,
-            stage.elements_out,
-            stage.buffer_capacity,
-            stage.dropped
-        ),
+        (stage.elements_in, stage.elements_out, stage.buffer_capacity, stage.dropped),
         (1000, 1000, 16, 0)
     );
-    assert_eq!(
-        metrics
-            .stages
-            .iter()
-            .filter(|stage| stage.name.ends_with(":count"))
-            .count(),
-        2
-    );
-    assert_eq!(
-        metrics
-            .stages
-            .iter()
-            .filter(|stage| stage.name.ends_with(":map"))
-            .count(),
-        2
-    );
+    assert_eq!(metrics.stages.iter().filter(|stage| stage.name.ends_with(":count")).count(), 2);
+    assert_eq!(metrics.stages.iter().filter(|stage| stage.name.ends_with(":map")).count(), 2);
 }
 
 #[tokio::test]
 async fn fan_in_works_inside_a_flow() {
-    let section = flow::identity::<u32>()
-        .map(|x| x * 10)
-        .concat(source::iter(vec![7u32]));
-    let out = source::iter(1..=2u32)
-        .via(section)
-        .to(sink::collect())
-        .run()
-        .await
-        .unwrap();
+    let section = flow::identity::<u32>().map(|x| x * 10).concat(source::iter(vec![7u32]));
+    let out = source::iter(1..=2u32).via(section).to(sink::collect()).run().await.unwrap();
     assert_eq!(out.value, vec![10, 20, 7]);
 
     let section = flow::identity::<u32>().zip(source::iter(["a", "b", "c"]));
-    let out = source::iter(1..=2u32)
-        .via(section)
-        .to(sink::collect())
-        .run()
-        .await
-        .unwrap();
+    let out = source::iter(1..=2u32).via(section).to(sink::collect()).run().await.unwrap();
     assert_eq!(out.value, vec![(1, "a"), (2, "b")]);
 }

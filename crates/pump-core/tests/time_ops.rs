@@ -28,25 +28,22 @@ fn capacity(n: usize) -> NonZeroUsize {
 /// A source yielding each item `gap` milliseconds after it is asked for, and ending `end_after`
 /// milliseconds after the last item.
 fn gapped<T: Send + 'static>(items: Vec<(u64, T)>, end_after: u64) -> impl Source<Item = T> {
-    source::unfold(
-        (items.into_iter(), end_after),
-        |(mut items, end_after)| async move {
-            match items.next() {
-                Some((gap, item)) => {
-                    if gap > 0 {
-                        sleep(ms(gap)).await;
-                    }
-                    Some((item, (items, end_after)))
+    source::unfold((items.into_iter(), end_after), |(mut items, end_after)| async move {
+        match items.next() {
+            Some((gap, item)) => {
+                if gap > 0 {
+                    sleep(ms(gap)).await;
                 }
-                None => {
-                    if end_after > 0 {
-                        sleep(ms(end_after)).await;
-                    }
-                    None
-                }
+                Some((item, (items, end_after)))
             }
-        },
-    )
+            None => {
+                if end_after > 0 {
+                    sleep(ms(end_after)).await;
+                }
+                None
+            }
+        }
+    })
 }
 
 /// Milliseconds since `start`.
@@ -56,11 +53,7 @@ fn millis_since(start: Instant) -> u128 {
 
 /// A current-thread runtime on paused time, for property tests.
 fn paused_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().expect("runtime")
 }
 
 /// A shared log of the instants something happened, in milliseconds since `start`.
@@ -72,10 +65,7 @@ struct Clock {
 
 impl Clock {
     fn new() -> Self {
-        Clock {
-            start: Instant::now(),
-            log: Arc::default(),
-        }
+        Clock { start: Instant::now(), log: Arc::default() }
     }
 
     fn tick(&self) {
@@ -134,25 +124,13 @@ async fn throttle_burst_lets_an_initial_burst_through_then_keeps_the_rate() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![(0, 0), (1, 0), (2, 0), (3, 500), (4, 1000), (5, 1500)]
-    );
+    assert_eq!(out.value, vec![(0, 0), (1, 0), (2, 0), (3, 500), (4, 1000), (5, 1500)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn throttle_bucket_refills_to_its_burst_during_a_quiet_period_and_no_further() {
     let start = Instant::now();
-    let items = vec![
-        (0, 'a'),
-        (0, 'b'),
-        (0, 'c'),
-        (0, 'd'),
-        (3000, 'e'),
-        (0, 'f'),
-        (0, 'g'),
-        (0, 'h'),
-    ];
+    let items = vec![(0, 'a'), (0, 'b'), (0, 'c'), (0, 'd'), (3000, 'e'), (0, 'f'), (0, 'g'), (0, 'h')];
     let out = gapped(items, 0)
         .throttle(Throttle::per_second(non_zero(2)).with_burst(non_zero(3)))
         .map(move |x| (x, millis_since(start)))
@@ -162,16 +140,8 @@ async fn throttle_bucket_refills_to_its_burst_during_a_quiet_period_and_no_furth
         .unwrap();
     // `e` is asked for once its token is there (1 s) and takes 3 s to come; by then the bucket is
     // full again: three at once, then the rate.
-    let expected = vec![
-        ('a', 0),
-        ('b', 0),
-        ('c', 0),
-        ('d', 500),
-        ('e', 4000),
-        ('f', 4000),
-        ('g', 4000),
-        ('h', 4500),
-    ];
+    let expected =
+        vec![('a', 0), ('b', 0), ('c', 0), ('d', 500), ('e', 4000), ('f', 4000), ('g', 4000), ('h', 4500)];
     assert_eq!(out.value, expected);
 }
 
@@ -284,10 +254,7 @@ async fn timeout_results_combine_with_an_error_policy() {
     let items = vec![(100, 0), (300, 1), (50, 2)];
     let out = gapped(items, 0)
         .timeout(ms(200))
-        .try_map(
-            |result: &Result<u32, Elapsed>| *result,
-            ErrorPolicy::resume(DeadLetters::discard()),
-        )
+        .try_map(|result: &Result<u32, Elapsed>| *result, ErrorPolicy::resume(DeadLetters::discard()))
         .to(sink::collect())
         .run()
         .await
@@ -298,10 +265,7 @@ async fn timeout_results_combine_with_an_error_policy() {
 
 #[test]
 fn elapsed_says_what_limit_passed() {
-    assert_eq!(
-        Elapsed { after: ms(1500) }.to_string(),
-        "upstream produced no element within 1.5s"
-    );
+    assert_eq!(Elapsed { after: ms(1500) }.to_string(), "upstream produced no element within 1.5s");
 }
 
 #[tokio::test(start_paused = true)]
@@ -317,25 +281,15 @@ async fn idle_timeout_fails_the_run_exactly_at_the_deadline() {
         .unwrap_err();
     assert_eq!(millis_since(start), 300);
     assert_eq!(clock.ticks(), vec![100]);
-    let PipelineError::Io { stage, source } = error else {
-        panic!("expected an Io error, got {error:?}")
-    };
+    let PipelineError::Io { stage, source } = error else { panic!("expected an Io error, got {error:?}") };
     assert_eq!(&*stage, "1:idle_timeout");
-    assert_eq!(
-        source.downcast_ref::<Elapsed>(),
-        Some(&Elapsed { after: ms(200) })
-    );
+    assert_eq!(source.downcast_ref::<Elapsed>(), Some(&Elapsed { after: ms(200) }));
 }
 
 #[tokio::test(start_paused = true)]
 async fn idle_timeout_lets_a_steady_stream_through() {
     let items = (0..5).map(|i| (150, i)).collect();
-    let out = gapped(items, 150)
-        .idle_timeout(ms(200))
-        .to(sink::collect())
-        .run()
-        .await
-        .unwrap();
+    let out = gapped(items, 150).idle_timeout(ms(200)).to(sink::collect()).run().await.unwrap();
     assert_eq!(out.value, vec![0, 1, 2, 3, 4]);
 }
 
@@ -498,9 +452,7 @@ proptest! {
 // restart_source
 
 fn exact_settings(max_restarts: u32) -> RestartSettings {
-    RestartSettings::new(ms(100), ms(10_000))
-        .with_jitter(0.0)
-        .with_max_restarts(max_restarts, ms(1000))
+    RestartSettings::new(ms(100), ms(10_000)).with_jitter(0.0).with_max_restarts(max_restarts, ms(1000))
 }
 
 #[tokio::test(start_paused = true)]
@@ -560,11 +512,7 @@ async fn restart_source_restarts_an_instance_that_fails_as_a_whole() {
         let first = instances == 1;
         source::iter([1u32, 2, 3]).try_map(
             move |x: &u32| {
-                if first && *x == 3 {
-                    Err("read failed")
-                } else {
-                    Ok(Ok::<u32, &str>(*x + instances * 10))
-                }
+                if first && *x == 3 { Err("read failed") } else { Ok(Ok::<u32, &str>(*x + instances * 10)) }
             },
             ErrorPolicy::stop(),
         )
@@ -687,11 +635,7 @@ async fn restart_flow_restarts_an_instance_that_fails_as_a_whole() {
         .via(restart_flow(exact_settings(5), || {
             flow::identity::<u32>().try_map(
                 |x: &u32| {
-                    if *x == 2 {
-                        Err("write failed")
-                    } else {
-                        Ok(Ok::<u32, &str>(*x))
-                    }
+                    if *x == 2 { Err("write failed") } else { Ok(Ok::<u32, &str>(*x)) }
                 },
                 ErrorPolicy::stop(),
             )
@@ -726,15 +670,8 @@ async fn restart_flow_feeds_an_instance_that_reads_on_another_task() {
         }))
         .to(sink::collect())
         .run();
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the section hung")
-        .unwrap();
-    assert!(
-        out.value.windows(2).all(|pair| pair[0] < pair[1]),
-        "{:?}",
-        out.value
-    );
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the section hung").unwrap();
+    assert!(out.value.windows(2).all(|pair| pair[0] < pair[1]), "{:?}", out.value);
     assert_eq!(&out.value[..3], &[1, 2, 3]);
     assert_eq!(out.value.last(), Some(&20));
     // Besides the failing element, a break loses at most what the boundary held: its one buffered
@@ -762,10 +699,7 @@ async fn restart_flow_with_an_async_boundary_survives_many_restarts_across_threa
         .to(sink::collect())
         .run();
     // A guard against a lost wake-up, which would hang the run.
-    let out = tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("the section hung")
-        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(60), run).await.expect("the section hung").unwrap();
     assert!(out.value.windows(2).all(|pair| pair[0] < pair[1]));
     let stage = out.stats.metrics.stage("restart_flow").unwrap();
     assert!(stage.restarts >= 10, "{stage:?}");
@@ -787,12 +721,7 @@ async fn time_operators_accept_durations_too_long_to_ever_pass() {
         .await
         .unwrap();
     assert_eq!(out.value, vec![1, 2, 3]);
-    let out = source::iter(1..=3)
-        .debounce(never)
-        .to(sink::collect())
-        .run()
-        .await
-        .unwrap();
+    let out = source::iter(1..=3).debounce(never).to(sink::collect()).run().await.unwrap();
     assert_eq!(out.value, vec![3]);
 }
 

@@ -67,18 +67,11 @@ fn seen<T>(start: Instant, window: Window<T, Instant>) -> Seen<T> {
 }
 
 fn current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 fn paused_current_thread() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .unwrap()
+    tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -87,14 +80,7 @@ fn paused_current_thread() -> tokio::runtime::Runtime {
 #[tokio::test(start_paused = true)]
 async fn tumbling_time_emits_each_window_at_its_end() {
     let start = Instant::now();
-    let schedule = vec![
-        (0, 'a'),
-        (400, 'b'),
-        (999, 'c'),
-        (1_000, 'd'),
-        (3_100, 'e'),
-        (3_200, 'f'),
-    ];
+    let schedule = vec![(0, 'a'), (400, 'b'), (999, 'c'), (1_000, 'd'), (3_100, 'e'), (3_200, 'f')];
     let out = arrivals(start, schedule, 5_000)
         .tumbling_time(Duration::from_secs(1), WindowConfig::default())
         .map(move |window| seen(start, window))
@@ -113,14 +99,8 @@ async fn tumbling_time_emits_each_window_at_its_end() {
         ]
     );
     let stage = out.stats.metrics.stage("tumbling_time").unwrap().clone();
-    assert_eq!(
-        (stage.elements_in, stage.elements_out, stage.buffer_depth),
-        (6, 3, 0)
-    );
-    assert_eq!(
-        stage.buffer_capacity,
-        WindowConfig::default().max_elements.get() as u64
-    );
+    assert_eq!((stage.elements_in, stage.elements_out, stage.buffer_depth), (6, 3, 0));
+    assert_eq!(stage.buffer_capacity, WindowConfig::default().max_elements.get() as u64);
 }
 
 #[tokio::test(start_paused = true)]
@@ -199,10 +179,7 @@ async fn sliding_time_emits_overlapping_windows_at_their_ends() {
     );
     let stage = out.stats.metrics.stage("sliding_time").unwrap().clone();
     // Two windows overlap at any instant.
-    assert_eq!(
-        stage.buffer_capacity,
-        2 * WindowConfig::default().max_elements.get() as u64
-    );
+    assert_eq!(stage.buffer_capacity, 2 * WindowConfig::default().max_elements.get() as u64);
 }
 
 #[tokio::test(start_paused = true)]
@@ -217,10 +194,7 @@ async fn sliding_time_drops_elements_between_hopping_windows() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![(100, 0, 100, vec![1], false), (400, 300, 400, vec![3], false)]
-    );
+    assert_eq!(out.value, vec![(100, 0, 100, vec![1], false), (400, 300, 400, vec![3], false)]);
     assert_eq!(out.stats.metrics.stage("sliding_time").unwrap().dropped, 2);
 }
 
@@ -248,10 +222,7 @@ async fn sliding_time_closes_the_oldest_window_early_beyond_max_open_windows() {
         ]
     );
     let stage = out.stats.metrics.stage("sliding_time").unwrap().clone();
-    assert_eq!(
-        stage.buffer_capacity,
-        2 * WindowConfig::default().max_elements.get() as u64
-    );
+    assert_eq!(stage.buffer_capacity, 2 * WindowConfig::default().max_elements.get() as u64);
 }
 
 #[tokio::test(start_paused = true)]
@@ -288,10 +259,7 @@ async fn session_time_emits_early_parts_with_the_end_known_then() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![(20, 0, 120, vec![1, 2], true), (120, 0, 120, vec![3], true)]
-    );
+    assert_eq!(out.value, vec![(20, 0, 120, vec![1, 2], true), (120, 0, 120, vec![3], true)]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,40 +267,21 @@ async fn session_time_emits_early_parts_with_the_end_known_then() {
 
 #[tokio::test]
 async fn count_windows_report_their_buffer() {
-    let out = source::iter(0..10u32)
-        .tumbling_count(nz(4))
-        .to(sink::count())
-        .run()
-        .await
-        .unwrap();
+    let out = source::iter(0..10u32).tumbling_count(nz(4)).to(sink::count()).run().await.unwrap();
     assert_eq!(out.value, 3);
     let stage = out.stats.metrics.stage("tumbling_count").unwrap().clone();
     assert_eq!(
-        (
-            stage.elements_in,
-            stage.elements_out,
-            stage.buffer_capacity,
-            stage.buffer_depth
-        ),
+        (stage.elements_in, stage.elements_out, stage.buffer_capacity, stage.buffer_depth),
         (10, 3, 4, 0)
     );
 }
 
 #[tokio::test]
 async fn an_empty_stream_emits_no_window() {
-    let out = source::iter(Vec::<u32>::new())
-        .tumbling_count(nz(4))
-        .to(sink::count())
-        .run()
-        .await
-        .unwrap();
+    let out = source::iter(Vec::<u32>::new()).tumbling_count(nz(4)).to(sink::count()).run().await.unwrap();
     assert_eq!(out.value, 0);
-    let out = source::iter(Vec::<u32>::new())
-        .sliding_count(nz(4), nz(1))
-        .to(sink::count())
-        .run()
-        .await
-        .unwrap();
+    let out =
+        source::iter(Vec::<u32>::new()).sliding_count(nz(4), nz(1)).to(sink::count()).run().await.unwrap();
     assert_eq!(out.value, 0);
 }
 
@@ -345,24 +294,14 @@ async fn sliding_count_counts_the_elements_between_hopping_windows_as_dropped() 
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![(0, 2, vec![0, 1]), (3, 5, vec![3, 4]), (6, 8, vec![6, 7])]
-    );
+    assert_eq!(out.value, vec![(0, 2, vec![0, 1]), (3, 5, vec![3, 4]), (6, 8, vec![6, 7])]);
     assert_eq!(out.stats.metrics.stage("sliding_count").unwrap().dropped, 2);
 }
 
 #[tokio::test]
 async fn windows_work_inside_a_reusable_flow() {
-    let sums = flow::identity::<u32>()
-        .tumbling_count(nz(2))
-        .map(|window| window.items.iter().sum::<u32>());
-    let out = source::iter(1..=5)
-        .via(sums)
-        .to(sink::collect())
-        .run()
-        .await
-        .unwrap();
+    let sums = flow::identity::<u32>().tumbling_count(nz(2)).map(|window| window.items.iter().sum::<u32>());
+    let out = source::iter(1..=5).via(sums).to(sink::collect()).run().await.unwrap();
     assert_eq!(out.value, vec![3, 7, 5]);
 }
 
@@ -384,14 +323,7 @@ async fn event_time_closes_the_oldest_window_early_beyond_max_open_windows() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![
-            (0, vec![5], true),
-            (10, vec![15, 16], false),
-            (20, vec![25], false)
-        ]
-    );
+    assert_eq!(out.value, vec![(0, vec![5], true), (10, vec![15, 16], false), (20, vec![25], false)]);
     // Closing 0..10 early moved the watermark to 10: 7 is late.
     assert_eq!(*late.lock().unwrap(), vec![(7, 10)]);
     assert_eq!(out.stats.metrics.stage("tumbling_event_time").unwrap().dropped, 1);
@@ -408,10 +340,7 @@ async fn event_time_sessions_merge_and_split_their_overflow() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![(0, 35, vec![0, 5, 20], true), (0, 35, vec![25, 12], true)]
-    );
+    assert_eq!(out.value, vec![(0, 35, vec![0, 5, 20], true), (0, 35, vec![25, 12], true)]);
 }
 
 #[tokio::test]
@@ -444,25 +373,14 @@ async fn an_evicted_key_emits_its_partial_window_first() {
     let out = source::iter([("a", 1), ("a", 2), ("b", 1), ("a", 3), ("b", 2)])
         .key_by(|(key, _)| *key, KeyedConfig::new(nz(1)))
         .window(TumblingCount::new(nz(3)))
-        .map(|(key, window)| {
-            (
-                key,
-                window.start,
-                window.items.iter().map(|(_, x)| *x).collect::<Vec<_>>(),
-            )
-        })
+        .map(|(key, window)| (key, window.start, window.items.iter().map(|(_, x)| *x).collect::<Vec<_>>()))
         .to(sink::collect())
         .run()
         .await
         .unwrap();
     assert_eq!(
         out.value,
-        vec![
-            ("a", 0, vec![1, 2]),
-            ("b", 0, vec![1]),
-            ("a", 0, vec![3]),
-            ("b", 0, vec![2])
-        ],
+        vec![("a", 0, vec![1, 2]), ("b", 0, vec![1]), ("a", 0, vec![3]), ("b", 0, vec![2])],
         "each eviction flushes, and a returning key starts afresh"
     );
     let stage = out.stats.metrics.stage("keyed_windows").unwrap().clone();
@@ -472,12 +390,7 @@ async fn an_evicted_key_emits_its_partial_window_first() {
 #[tokio::test(start_paused = true)]
 async fn idle_keys_are_evicted_after_the_timeout() {
     let start = Instant::now();
-    let schedule = vec![
-        (0, ("a", 1)),
-        (500, ("b", 10)),
-        (800, ("a", 2)),
-        (3_000, ("b", 20)),
-    ];
+    let schedule = vec![(0, ("a", 1)), (500, ("b", 10)), (800, ("a", 2)), (3_000, ("b", 20))];
     let config = KeyedConfig::new(nz(16)).with_idle_timeout(Duration::from_secs(1));
     let out = arrivals(start, schedule, 5_000)
         .key_by(|(key, _)| *key, config)
@@ -487,21 +400,13 @@ async fn idle_keys_are_evicted_after_the_timeout() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        out.value,
-        vec![(1_500, "b", 10), (1_800, "a", 3), (4_000, "b", 20)]
-    );
+    assert_eq!(out.value, vec![(1_500, "b", 10), (1_800, "a", 3), (4_000, "b", 20)]);
 }
 
 #[tokio::test(start_paused = true)]
 async fn keyed_time_windows_fire_per_key_on_the_shared_grid() {
     let start = Instant::now();
-    let schedule = vec![
-        (100, ("a", 1)),
-        (200, ("b", 1)),
-        (1_100, ("b", 2)),
-        (1_300, ("a", 2)),
-    ];
+    let schedule = vec![(100, ("a", 1)), (200, ("b", 1)), (1_100, ("b", 2)), (1_300, ("a", 2))];
     let out = arrivals(start, schedule, 5_000)
         .key_by(|(key, _)| *key, KeyedConfig::new(nz(16)))
         .window(TumblingTime::new(Duration::from_secs(1), WindowConfig::default()))
@@ -573,13 +478,7 @@ fn check_keyed_fold(keys: Vec<u8>, max_keys: usize) -> Result<(), TestCaseError>
     let graph = source::iter(keys)
         .inspect(move |_| {
             // Runs before the keyed stage takes the element: the depth after the previous one.
-            let depth = observer
-                .get()
-                .unwrap()
-                .metrics()
-                .stage("keyed_fold")
-                .unwrap()
-                .buffer_depth;
+            let depth = observer.get().unwrap().metrics().stage("keyed_fold").unwrap().buffer_depth;
             let mut peak = peak_seen.lock().unwrap();
             *peak = (*peak).max(depth);
         })
@@ -590,10 +489,7 @@ fn check_keyed_fold(keys: Vec<u8>, max_keys: usize) -> Result<(), TestCaseError>
     let out = current_thread().block_on(graph.run()).unwrap();
     prop_assert_eq!(out.value, expected);
     prop_assert!(*peak.lock().unwrap() <= max_keys as u64);
-    prop_assert_eq!(
-        out.stats.metrics.stage("keyed_fold").unwrap().buffer_capacity,
-        max_keys as u64
-    );
+    prop_assert_eq!(out.stats.metrics.stage("keyed_fold").unwrap().buffer_capacity, max_keys as u64);
     Ok(())
 }
 

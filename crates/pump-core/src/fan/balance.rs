@@ -72,16 +72,8 @@ where
         S: Stream<Item = T> + Send + 'static,
     {
         let mut fan = FanOut::new("fan_balance", ctx, self.config, self.consumers.len());
-        let futures = self
-            .consumers
-            .into_iter()
-            .map(|consumer| fan.open(consumer))
-            .collect();
-        let distribution = BalanceDistribution {
-            staging: Vec::new(),
-            backlog: VecDeque::new(),
-            next: 0,
-        };
+        let futures = self.consumers.into_iter().map(|consumer| fan.open(consumer)).collect();
+        let distribution = BalanceDistribution { staging: Vec::new(), backlog: VecDeque::new(), next: 0 };
         fan.run(input, distribution, futures)
     }
 }
@@ -109,12 +101,7 @@ impl<T: Send + 'static> Distribute<T> for BalanceDistribution<T> {
         let failing = lanes.failing();
         // A stopped consumer under `FailPipeline` fails the run if anything else arrives; pull one
         // element to find out even when the others are full.
-        let limit = if failing.is_some() {
-            live_room.max(1)
-        } else {
-            live_room
-        }
-        .min(FILL_LIMIT);
+        let limit = if failing.is_some() { live_room.max(1) } else { live_room }.min(FILL_LIMIT);
         let from_backlog = limit.min(self.backlog.len());
         self.staging.extend(self.backlog.drain(..from_backlog));
         let mut state = Upstream::Open;
@@ -125,16 +112,10 @@ impl<T: Send + 'static> Distribute<T> for BalanceDistribution<T> {
         }
         let count = self.staging.len();
         if count == 0 {
-            return Ok(Filled {
-                moved: 0,
-                upstream: state,
-            });
+            return Ok(Filled { moved: 0, upstream: state });
         }
         if let Some(consumer) = failing {
-            return Err(FillError::Fan(FanOutError::ConsumerStopped {
-                consumer,
-                undelivered: count,
-            }));
+            return Err(FillError::Fan(FanOutError::ConsumerStopped { consumer, undelivered: count }));
         }
         let lane_count = lanes.len();
         let mut remaining = count;
@@ -155,10 +136,7 @@ impl<T: Send + 'static> Distribute<T> for BalanceDistribution<T> {
         }
         drop(items);
         self.next = (self.next + 1) % lane_count.max(1);
-        Ok(Filled {
-            moved: count,
-            upstream: state,
-        })
+        Ok(Filled { moved: count, upstream: state })
     }
 
     fn reclaim(

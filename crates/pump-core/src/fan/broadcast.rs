@@ -73,11 +73,7 @@ where
         S: Stream<Item = T> + Send + 'static,
     {
         let mut fan = FanOut::new("fan_broadcast", ctx, self.config, self.consumers.len());
-        let futures = self
-            .consumers
-            .into_iter()
-            .map(|consumer| fan.open(consumer))
-            .collect();
+        let futures = self.consumers.into_iter().map(|consumer| fan.open(consumer)).collect();
         fan.run(input, BroadcastDistribution::default(), futures)
     }
 }
@@ -108,11 +104,7 @@ pub struct Broadcast2<A, B> {
 /// # }
 /// ```
 pub fn broadcast2<A, B>(first: A, second: B, config: FanOutConfig) -> Broadcast2<A, B> {
-    Broadcast2 {
-        first,
-        second,
-        config,
-    }
+    Broadcast2 { first, second, config }
 }
 
 impl<T, A, B> Sink<T> for Broadcast2<A, B>
@@ -133,12 +125,9 @@ where
     {
         let mut fan = FanOut::new("fan_broadcast", ctx, self.config, 2);
         // One future type for both consumers, so one driver polls them.
-        let first = fan
-            .open(self.first)
-            .map(|future| future.map(|result| result.map(Either::Left)).boxed());
-        let second = fan
-            .open(self.second)
-            .map(|future| future.map(|result| result.map(Either::Right)).boxed());
+        let first = fan.open(self.first).map(|future| future.map(|result| result.map(Either::Left)).boxed());
+        let second =
+            fan.open(self.second).map(|future| future.map(|result| result.map(Either::Right)).boxed());
         let driver = fan.run(input, BroadcastDistribution::default(), vec![first, second]);
         async move {
             let mut results = driver.await?.into_iter();
@@ -167,10 +156,7 @@ pub(crate) struct BroadcastDistribution<T> {
 
 impl<T> Default for BroadcastDistribution<T> {
     fn default() -> Self {
-        BroadcastDistribution {
-            staging: Vec::new(),
-            live: Vec::new(),
-        }
+        BroadcastDistribution { staging: Vec::new(), live: Vec::new() }
     }
 }
 
@@ -182,28 +168,15 @@ impl<T: Clone + Send + 'static> Distribute<T> for BroadcastDistribution<T> {
         lanes: &mut Lanes<T>,
     ) -> Result<Filled, FillError> {
         let Some(upstream) = upstream else {
-            return Ok(Filled {
-                moved: 0,
-                upstream: Upstream::Open,
-            });
+            return Ok(Filled { moved: 0, upstream: Upstream::Open });
         };
         self.live.clear();
-        self.live
-            .extend((0..lanes.len()).filter(|&index| lanes.delivery(index) == Delivery::Live));
+        self.live.extend((0..lanes.len()).filter(|&index| lanes.delivery(index) == Delivery::Live));
         // With only stopped consumers left (under `FailPipeline`), pull one element to learn
         // whether anything was still meant for them.
-        let limit = self
-            .live
-            .iter()
-            .map(|&index| lanes.room(index))
-            .min()
-            .unwrap_or(1)
-            .min(FILL_LIMIT);
+        let limit = self.live.iter().map(|&index| lanes.room(index)).min().unwrap_or(1).min(FILL_LIMIT);
         if limit == 0 {
-            return Ok(Filled {
-                moved: 0,
-                upstream: Upstream::Open,
-            });
+            return Ok(Filled { moved: 0, upstream: Upstream::Open });
         }
         let state = pull(upstream, cx, &mut self.staging, limit);
         let count = self.staging.len();
@@ -224,9 +197,6 @@ impl<T: Clone + Send + 'static> Distribute<T> for BroadcastDistribution<T> {
                 None => self.staging.clear(),
             }
         }
-        Ok(Filled {
-            moved: count,
-            upstream: state,
-        })
+        Ok(Filled { moved: count, upstream: state })
     }
 }

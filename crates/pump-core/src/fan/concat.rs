@@ -165,12 +165,7 @@ impl<Src: Source> Source for ConcatAll<Src> {
 
     fn open(self, ctx: &StageContext) -> Self::Stream {
         let probe = ctx.register("concat").probe();
-        ConcatAllStream {
-            remaining: self.sources.into(),
-            current: None,
-            ctx: ctx.clone(),
-            probe,
-        }
+        ConcatAllStream { remaining: self.sources.into(), current: None, ctx: ctx.clone(), probe }
     }
 }
 

@@ -50,10 +50,7 @@ impl FanOutConfig {
     /// assert_eq!(config.capacity().get(), 1);
     /// ```
     pub fn new(capacity: NonZeroUsize) -> Self {
-        FanOutConfig {
-            capacity,
-            policy: FanOutPolicy::FailPipeline,
-        }
+        FanOutConfig { capacity, policy: FanOutPolicy::FailPipeline }
     }
 
     /// The same configuration with another failure policy.

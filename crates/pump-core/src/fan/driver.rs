@@ -110,9 +110,7 @@ impl<T> Lanes<T> {
 
     /// The first lane whose consumer stopped under `FailPipeline`, if any.
     pub(crate) fn failing(&self) -> Option<usize> {
-        self.slots
-            .iter()
-            .position(|slot| slot.delivery == Delivery::Failing)
+        self.slots.iter().position(|slot| slot.delivery == Delivery::Failing)
     }
 
     pub(crate) fn probe(&mut self) -> &mut StageProbe {
@@ -170,10 +168,9 @@ impl<T> Lanes<T> {
             return Ok(());
         }
         match self.slots[index].delivery {
-            Delivery::Failing => Err(FillError::Fan(FanOutError::ConsumerStopped {
-                consumer: index,
-                undelivered: count,
-            })),
+            Delivery::Failing => {
+                Err(FillError::Fan(FanOutError::ConsumerStopped { consumer: index, undelivered: count }))
+            }
             Delivery::Live | Delivery::Dropping => {
                 self.probe.metrics().record_dropped(count as u64);
                 Ok(())
@@ -309,9 +306,7 @@ pub(crate) struct FanOut<T> {
 impl<T: Send + 'static> FanOut<T> {
     pub(crate) fn new(operator: &str, ctx: &StageContext, config: FanOutConfig, consumers: usize) -> Self {
         let stage = ctx.register(operator);
-        stage
-            .metrics()
-            .set_buffer_capacity(config.capacity().get().saturating_mul(consumers));
+        stage.metrics().set_buffer_capacity(config.capacity().get().saturating_mul(consumers));
         FanOut {
             stage,
             config,
@@ -331,17 +326,9 @@ impl<T: Send + 'static> FanOut<T> {
     ) -> Option<BoxFuture<'static, Result<K::Output, PipelineError>>> {
         let index = self.slots.len();
         let lane = Lane::new(self.config.capacity().get());
-        let wake = Arc::new(ConsumerWake {
-            due: AtomicBool::new(true),
-            driver: self.driver_waker.clone(),
-        });
+        let wake = Arc::new(ConsumerWake { due: AtomicBool::new(true), driver: self.driver_waker.clone() });
         let waker = futures::task::waker(wake.clone());
-        self.slots.push(LaneSlot {
-            lane: lane.clone(),
-            delivery: Delivery::Live,
-            waker,
-            wake,
-        });
+        self.slots.push(LaneSlot { lane: lane.clone(), delivery: Delivery::Live, waker, wake });
         let child = self.parent.child();
         let built = catch_unwind(AssertUnwindSafe(|| sink.consume(LaneStream::new(lane), &child)));
         let token = child.cancellation_token().clone();
@@ -372,15 +359,7 @@ impl<T: Send + 'static> FanOut<T> {
         S: Stream<Item = T> + Send + 'static,
         D: Distribute<T>,
     {
-        let FanOut {
-            stage,
-            config,
-            parent,
-            driver_waker,
-            slots,
-            children,
-            start_failures,
-        } = self;
+        let FanOut { stage, config, parent, driver_waker, slots, children, start_failures } = self;
         let consumers = futures
             .into_iter()
             .zip(children)
@@ -437,10 +416,7 @@ pub(crate) struct Driver<T, S, D, R> {
 /// How one poll of the driver ends early.
 enum Stop {
     /// The run fails: this error goes to `Stage::fail`, the other is what the sink returns.
-    Fail {
-        run_error: PipelineError,
-        returned: PipelineError,
-    },
+    Fail { run_error: PipelineError, returned: PipelineError },
 }
 
 impl<T, S, D, R> Driver<T, S, D, R>
@@ -452,24 +428,12 @@ where
     fn fill_error(&self, error: FillError) -> Stop {
         match error {
             FillError::Fan(fan) => Stop::Fail {
-                run_error: PipelineError::Stage {
-                    stage: self.stage.name(),
-                    source: Box::new(fan.clone()),
-                },
-                returned: PipelineError::Stage {
-                    stage: self.stage.name(),
-                    source: Box::new(fan),
-                },
+                run_error: PipelineError::Stage { stage: self.stage.name(), source: Box::new(fan.clone()) },
+                returned: PipelineError::Stage { stage: self.stage.name(), source: Box::new(fan) },
             },
             FillError::Panicked(message) => Stop::Fail {
-                run_error: PipelineError::Panicked {
-                    stage: self.stage.name(),
-                    message: message.clone(),
-                },
-                returned: PipelineError::Panicked {
-                    stage: self.stage.name(),
-                    message,
-                },
+                run_error: PipelineError::Panicked { stage: self.stage.name(), message: message.clone() },
+                returned: PipelineError::Panicked { stage: self.stage.name(), message },
             },
         }
     }
@@ -511,10 +475,9 @@ where
                     Some(error) => Some(Err(error)),
                     None => Some(result),
                 },
-                Err(payload) => Some(Err(PipelineError::from_panic(
-                    consumer_name(&self.stage, index),
-                    payload.as_ref(),
-                ))),
+                Err(payload) => {
+                    Some(Err(PipelineError::from_panic(consumer_name(&self.stage, index), payload.as_ref())))
+                }
             };
             if let Some(result) = exit {
                 self.on_exit(index, result)?;
@@ -616,10 +579,7 @@ where
                 self.reclaim_gone()?;
             }
             if self.closed
-                && self
-                    .consumers
-                    .iter()
-                    .all(|task| task.future.is_none() && task.start_failure.is_none())
+                && self.consumers.iter().all(|task| task.future.is_none() && task.start_failure.is_none())
             {
                 return Ok(Poll::Ready(()));
             }

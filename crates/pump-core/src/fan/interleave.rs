@@ -44,11 +44,7 @@ where
     {
         let other = self.other.open(ctx);
         let probe = ctx.register("interleave").probe();
-        InterleaveStream::new(
-            vec![Either::Left(upstream), Either::Right(other)],
-            self.segment_size,
-            probe,
-        )
+        InterleaveStream::new(vec![Either::Left(upstream), Either::Right(other)], self.segment_size, probe)
     }
 }
 
@@ -80,10 +76,7 @@ pub struct InterleaveAll<S> {
 /// # }
 /// ```
 pub fn interleave_all<S: Source>(sources: Vec<S>, segment_size: NonZeroUsize) -> InterleaveAll<S> {
-    InterleaveAll {
-        sources,
-        segment_size,
-    }
+    InterleaveAll { sources, segment_size }
 }
 
 impl<Src: Source> Source for InterleaveAll<Src> {
@@ -168,10 +161,7 @@ impl<S: Stream> Stream for InterleaveStream<S> {
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.streams.iter().fold((0, Some(0)), |(low, high), stream| {
             let (stream_low, stream_high) = stream.size_hint();
-            (
-                low.saturating_add(stream_low),
-                high.zip(stream_high).and_then(|(a, b)| a.checked_add(b)),
-            )
+            (low.saturating_add(stream_low), high.zip(stream_high).and_then(|(a, b)| a.checked_add(b)))
         })
     }
 }

@@ -61,10 +61,7 @@ impl<T> Lane<T> {
             consumer_waker: None,
             producer_waker: None,
         };
-        Arc::new(Lane {
-            state: Mutex::new(state),
-            capacity,
-        })
+        Arc::new(Lane { state: Mutex::new(state), capacity })
     }
 
     fn lock(&self) -> MutexGuard<'_, LaneState<T>> {
@@ -117,10 +114,7 @@ impl<T> Lane<T> {
         let mut state = self.lock();
         state.consumer_gone = true;
         state.producer_done = true;
-        let leftovers = Leftovers {
-            queued: std::mem::take(&mut state.queue),
-            in_hand: state.in_hand,
-        };
+        let leftovers = Leftovers { queued: std::mem::take(&mut state.queue), in_hand: state.in_hand };
         state.in_hand = 0;
         let consumer = state.consumer_waker.take();
         drop(state);
@@ -141,20 +135,13 @@ pub(crate) struct LaneStream<T> {
 
 impl<T> LaneStream<T> {
     pub(crate) fn new(lane: Arc<Lane<T>>) -> Self {
-        LaneStream {
-            lane,
-            local: VecDeque::new(),
-            done: false,
-        }
+        LaneStream { lane, local: VecDeque::new(), done: false }
     }
 }
 
 impl<T> std::fmt::Debug for LaneStream<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LaneStream")
-            .field("local", &self.local.len())
-            .field("done", &self.done)
-            .finish()
+        f.debug_struct("LaneStream").field("local", &self.local.len()).field("done", &self.done).finish()
     }
 }
 
@@ -198,11 +185,7 @@ impl<T> Stream for LaneStream<T> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            (self.local.len(), Some(self.local.len()))
-        } else {
-            (self.local.len(), None)
-        }
+        if self.done { (self.local.len(), Some(self.local.len())) } else { (self.local.len(), None) }
     }
 }
 

@@ -94,20 +94,13 @@ pub struct MergeStream<S> {
 
 impl<S> std::fmt::Debug for MergeStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MergeStream")
-            .field("inputs", &self.streams.len())
-            .field("next", &self.next)
-            .finish()
+        f.debug_struct("MergeStream").field("inputs", &self.streams.len()).field("next", &self.next).finish()
     }
 }
 
 impl<S: Stream> MergeStream<S> {
     fn new(streams: Vec<S>, probe: StageProbe) -> Self {
-        MergeStream {
-            streams: streams.into_iter().map(Box::pin).collect(),
-            next: 0,
-            probe,
-        }
+        MergeStream { streams: streams.into_iter().map(Box::pin).collect(), next: 0, probe }
     }
 }
 
@@ -138,20 +131,13 @@ impl<S: Stream> Stream for MergeStream<S> {
                 }
             }
         }
-        if this.streams.is_empty() {
-            Poll::Ready(None)
-        } else {
-            Poll::Pending
-        }
+        if this.streams.is_empty() { Poll::Ready(None) } else { Poll::Pending }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.streams.iter().fold((0, Some(0)), |(low, high), stream| {
             let (stream_low, stream_high) = stream.size_hint();
-            (
-                low.saturating_add(stream_low),
-                high.zip(stream_high).and_then(|(a, b)| a.checked_add(b)),
-            )
+            (low.saturating_add(stream_low), high.zip(stream_high).and_then(|(a, b)| a.checked_add(b)))
         })
     }
 }

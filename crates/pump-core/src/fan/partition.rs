@@ -63,11 +63,7 @@ pub fn partition<T, K, F>(consumers: Vec<K>, config: FanOutConfig, route: F) -> 
 where
     F: FnMut(&T) -> usize,
 {
-    Partition {
-        consumers,
-        config,
-        route,
-    }
+    Partition { consumers, config, route }
 }
 
 impl<T, K, F> Sink<T> for Partition<K, F>
@@ -88,11 +84,7 @@ where
     {
         let consumers = self.consumers.len();
         let mut fan = FanOut::new("fan_partition", ctx, self.config, consumers);
-        let futures = self
-            .consumers
-            .into_iter()
-            .map(|consumer| fan.open(consumer))
-            .collect();
+        let futures = self.consumers.into_iter().map(|consumer| fan.open(consumer)).collect();
         let distribution = PartitionDistribution {
             route: self.route,
             staged: (0..consumers).map(|_| Vec::new()).collect(),
@@ -120,10 +112,7 @@ where
             .map_err(|payload| FillError::Panicked(panic_message(payload.as_ref())))?;
         let consumers = self.staged.len();
         if index >= consumers {
-            return Err(FillError::Fan(FanOutError::PartitionOutOfRange {
-                index,
-                consumers,
-            }));
+            return Err(FillError::Fan(FanOutError::PartitionOutOfRange { index, consumers }));
         }
         Ok(index)
     }
@@ -186,10 +175,7 @@ where
                 lanes.deliver(index, staged.drain(..));
             }
         }
-        Ok(Filled {
-            moved: pulled + staged_total,
-            upstream: state,
-        })
+        Ok(Filled { moved: pulled + staged_total, upstream: state })
     }
 
     fn holds_elements(&self) -> bool {

@@ -40,12 +40,7 @@ where
     {
         let other = self.other.open(ctx);
         let probe = ctx.register("zip").probe();
-        ZipStream {
-            first: Some(Box::pin(upstream)),
-            second: Some(Box::pin(other)),
-            pending: None,
-            probe,
-        }
+        ZipStream { first: Some(Box::pin(upstream)), second: Some(Box::pin(other)), pending: None, probe }
     }
 }
 
@@ -116,10 +111,8 @@ impl<A: Stream, B: Stream> Stream for ZipStream<A, B> {
         };
         let held = usize::from(self.pending.is_some());
         let (first_low, first_high) = first.size_hint();
-        let (first_low, first_high) = (
-            first_low.saturating_add(held),
-            first_high.and_then(|h| h.checked_add(held)),
-        );
+        let (first_low, first_high) =
+            (first_low.saturating_add(held), first_high.and_then(|h| h.checked_add(held)));
         let (second_low, second_high) = second.size_hint();
         let high = match (first_high, second_high) {
             (Some(a), Some(b)) => Some(a.min(b)),

@@ -122,7 +122,9 @@ where
                     this.stage.fail(error);
                     return Poll::Ready(None);
                 }
-                Poll::Ready(None) if *this.upstream_done && this.chunk.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) if *this.upstream_done && this.chunk.is_empty() => {
+                    return Poll::Ready(None);
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }

@@ -141,11 +141,7 @@ impl OutputFile {
 
     fn resume(path: PathBuf, len: u64) -> Result<Self, WriteError> {
         // A checkpoint of length 0 may predate the file's creation.
-        let opened = OpenOptions::new()
-            .write(true)
-            .create(len == 0)
-            .truncate(false)
-            .open(&path);
+        let opened = OpenOptions::new().write(true).create(len == 0).truncate(false).open(&path);
         let mut file = match opened {
             Ok(file) => file,
             Err(source) => return Err(WriteError::Io { path, source }),
@@ -155,26 +151,16 @@ impl OutputFile {
             Err(source) => return Err(WriteError::Io { path, source }),
         };
         if actual < len {
-            return Err(WriteError::ShorterThanCheckpoint {
-                path,
-                expected: len,
-                actual,
-            });
+            return Err(WriteError::ShorterThanCheckpoint { path, expected: len, actual });
         }
         if let Err(source) = file.set_len(len).and_then(|()| file.seek(SeekFrom::Start(len))) {
             return Err(WriteError::Io { path, source });
         }
-        Ok(OutputFile {
-            file: BufWriter::with_capacity(WRITE_BUFFER_LEN, file),
-            written_len: len,
-            path,
-        })
+        Ok(OutputFile { file: BufWriter::with_capacity(WRITE_BUFFER_LEN, file), written_len: len, path })
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
-        self.file
-            .write_all(bytes)
-            .map_err(|source| self.io_error(source))?;
+        self.file.write_all(bytes).map_err(|source| self.io_error(source))?;
         self.written_len += bytes.len() as u64;
         Ok(())
     }
@@ -187,26 +173,16 @@ impl OutputFile {
     fn sync(&mut self) -> Result<u64, WriteError> {
         self.flush()?;
         // `sync_data` covers the file's length too, which is all the metadata a reader needs.
-        self.file
-            .get_ref()
-            .sync_data()
-            .map_err(|source| self.io_error(source))?;
+        self.file.get_ref().sync_data().map_err(|source| self.io_error(source))?;
         Ok(self.written_len)
     }
 
     fn io_error(&self, source: io::Error) -> WriteError {
-        WriteError::Io {
-            path: self.path.clone(),
-            source,
-        }
+        WriteError::Io { path: self.path.clone(), source }
     }
 
     fn serialize_error(&self, record: u64, reason: String) -> WriteError {
-        WriteError::Serialize {
-            path: self.path.clone(),
-            record,
-            reason,
-        }
+        WriteError::Serialize { path: self.path.clone(), record, reason }
     }
 }
 
@@ -289,12 +265,7 @@ impl<T: Serialize + 'static> JsonLinesWriter<T> {
     }
 
     fn with_output(output: OutputFile) -> Self {
-        JsonLinesWriter {
-            output,
-            records: 0,
-            line: Vec::new(),
-            marker: PhantomData,
-        }
+        JsonLinesWriter { output, records: 0, line: Vec::new(), marker: PhantomData }
     }
 
     /// The file written to.
@@ -418,13 +389,7 @@ impl<T: Serialize + 'static> CsvWriter<T> {
     }
 
     fn with_output(output: OutputFile, header_pending: bool) -> Self {
-        CsvWriter {
-            output,
-            records: 0,
-            header_pending,
-            row: Vec::new(),
-            marker: PhantomData,
-        }
+        CsvWriter { output, records: 0, header_pending, row: Vec::new(), marker: PhantomData }
     }
 
     /// The file written to.
@@ -526,10 +491,7 @@ impl<W> fmt::Debug for Write<W> {
 /// # }
 /// ```
 pub fn write<T, W: RecordWriter<T>>(writer: W) -> Write<W> {
-    Write {
-        writer,
-        durable: false,
-    }
+    Write { writer, durable: false }
 }
 
 impl<W> Write<W> {
@@ -586,10 +548,7 @@ where
                 records += 1;
             }
             let committed = if durable { writer.sync() } else { writer.flush() }.map_err(failed)?;
-            Ok(WriteSummary {
-                records,
-                bytes: committed.saturating_sub(initial_len),
-            })
+            Ok(WriteSummary { records, bytes: committed.saturating_sub(initial_len) })
         }
     }
 }
@@ -604,9 +563,7 @@ pub struct WriteAcked<W, F> {
 
 impl<W, F> fmt::Debug for WriteAcked<W, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteAcked")
-            .field("durable", &self.durable)
-            .finish()
+        f.debug_struct("WriteAcked").field("durable", &self.durable).finish()
     }
 }
 
@@ -643,11 +600,7 @@ where
     W: RecordWriter<T>,
     F: FnMut(C, u64) + Send + 'static,
 {
-    WriteAcked {
-        writer,
-        on_commit,
-        durable: false,
-    }
+    WriteAcked { writer, on_commit, durable: false }
 }
 
 impl<W, F> WriteAcked<W, F> {
@@ -695,11 +648,7 @@ where
     {
         let stage = ctx.register("write_acked");
         let mut probe = stage.probe();
-        let WriteAcked {
-            mut writer,
-            mut on_commit,
-            durable,
-        } = self;
+        let WriteAcked { mut writer, mut on_commit, durable } = self;
         async move {
             let failed = |error: WriteError| PipelineError::io(stage.name(), error);
             let initial_len = writer.written_len();
@@ -720,10 +669,7 @@ where
                 on_commit(context, committed);
             }
             let committed = writer.flush().map_err(failed)?;
-            Ok(WriteSummary {
-                records,
-                bytes: committed.saturating_sub(initial_len),
-            })
+            Ok(WriteSummary { records, bytes: committed.saturating_sub(initial_len) })
         }
     }
 }

@@ -215,16 +215,9 @@ fn read_csv<T: DeserializeOwned + Send + 'static>(
     chunks: &mut ChunkSender<Result<Record<T>, RecordError>>,
 ) -> io::Result<()> {
     let max_len = options.max_record_len;
-    let opened_at = if options.has_headers {
-        FilePosition::START
-    } else {
-        options.start
-    };
-    let mut records = RecordReader::new(
-        LineReader::open(&options.path, opened_at)?,
-        options.delimiter,
-        max_len,
-    );
+    let opened_at = if options.has_headers { FilePosition::START } else { options.start };
+    let mut records =
+        RecordReader::new(LineReader::open(&options.path, opened_at)?, options.delimiter, max_len);
     let mut fields = FieldSplitter::new(options.delimiter);
     let mut buffer = Vec::new();
 
@@ -233,9 +226,7 @@ fn read_csv<T: DeserializeOwned + Send + 'static>(
             return Ok(());
         };
         if raw.too_long {
-            return Err(invalid_data(format!(
-                "the header row is longer than {max_len} bytes"
-            )));
+            return Err(invalid_data(format!("the header row is longer than {max_len} bytes")));
         }
         let headers = fields
             .split(&mut buffer, raw.open_quote)
@@ -254,21 +245,10 @@ fn read_csv<T: DeserializeOwned + Send + 'static>(
         let Some(raw) = records.next_record(&mut buffer)? else {
             break;
         };
-        let parsed = parse_row(
-            &mut fields,
-            &mut buffer,
-            raw,
-            headers.as_ref(),
-            &mut expected_fields,
-            max_len,
-        );
+        let parsed =
+            parse_row(&mut fields, &mut buffer, raw, headers.as_ref(), &mut expected_fields, max_len);
         let item = match parsed {
-            Ok(value) => Ok(Record {
-                value,
-                line: raw.start.line,
-                offset: raw.start.offset,
-                end: raw.end,
-            }),
+            Ok(value) => Ok(Record { value, line: raw.start.line, offset: raw.start.offset, end: raw.end }),
             Err(reason) => Err(RecordError::new(raw.start, raw.end, reason, &buffer)),
         };
         if !chunks.push(item) {
@@ -297,8 +277,7 @@ fn parse_row<T: DeserializeOwned>(
     if row.len() != expected {
         return Err(format!("found {} fields, expected {expected}", row.len()));
     }
-    row.deserialize(headers)
-        .map_err(|error| deserialize_reason(&error, headers))
+    row.deserialize(headers).map_err(|error| deserialize_reason(&error, headers))
 }
 
 fn invalid_data(message: String) -> io::Error {
@@ -345,11 +324,7 @@ impl Quoting {
         };
         if self != Quoting::Quoted && !bytes.contains(&QUOTE) {
             // Outside quotes and without a quote byte, only the last byte decides.
-            return if last == delimiter {
-                Quoting::FieldStart
-            } else {
-                Quoting::Unquoted
-            };
+            return if last == delimiter { Quoting::FieldStart } else { Quoting::Unquoted };
         }
         bytes.iter().fold(self, |state, &byte| match (state, byte) {
             (Quoting::Quoted, QUOTE) => Quoting::QuoteInQuoted,
@@ -382,11 +357,7 @@ struct RecordReader<R> {
 
 impl<R: BufRead> RecordReader<R> {
     fn new(lines: LineReader<R>, delimiter: u8, max_len: usize) -> Self {
-        RecordReader {
-            lines,
-            delimiter,
-            max_len,
-        }
+        RecordReader { lines, delimiter, max_len }
     }
 
     fn position(&self) -> FilePosition {
@@ -445,12 +416,7 @@ impl<R: BufRead> RecordReader<R> {
             if !too_long && !open_quote && buffer.last() == Some(&b'\r') {
                 buffer.pop();
             }
-            return Ok(Some(RawRecord {
-                start,
-                end: self.lines.position(),
-                too_long,
-                open_quote,
-            }));
+            return Ok(Some(RawRecord { start, end: self.lines.position(), too_long, open_quote }));
         }
     }
 }
@@ -492,12 +458,7 @@ impl fmt::Debug for FieldSplitter {
 
 impl FieldSplitter {
     fn new(delimiter: u8) -> Self {
-        FieldSplitter {
-            reader: Self::reader(delimiter),
-            delimiter,
-            fed: 0,
-            row: ByteRecord::new(),
-        }
+        FieldSplitter { reader: Self::reader(delimiter), delimiter, fed: 0, row: ByteRecord::new() }
     }
 
     fn reader(delimiter: u8) -> ::csv::Reader<Feed> {
@@ -587,11 +548,9 @@ mod tests {
             let fields = if raw.too_long {
                 Err(format!("too long: {}", String::from_utf8_lossy(&buffer)))
             } else {
-                splitter.split(&mut buffer, raw.open_quote).map(|row| {
-                    row.iter()
-                        .map(|field| String::from_utf8_lossy(field).into_owned())
-                        .collect()
-                })
+                splitter
+                    .split(&mut buffer, raw.open_quote)
+                    .map(|row| row.iter().map(|field| String::from_utf8_lossy(field).into_owned()).collect())
             };
             out.push((fields, raw.start, raw.end));
         }
@@ -624,36 +583,24 @@ mod tests {
             ]
         );
         // A quoted CRLF is data and kept.
-        assert_eq!(
-            records("\"x\r\ny\"\n", 100),
-            vec![(fields(&["x\r\ny"]), at(0, 1), at(7, 3))]
-        );
+        assert_eq!(records("\"x\r\ny\"\n", 100), vec![(fields(&["x\r\ny"]), at(0, 1), at(7, 3))]);
     }
 
     #[test]
     fn a_quote_inside_an_unquoted_field_is_literal() {
         assert_eq!(
             records("a\"b,c\nd,e\n", 100),
-            vec![
-                (fields(&["a\"b", "c"]), at(0, 1), at(6, 2)),
-                (fields(&["d", "e"]), at(6, 2), at(10, 3))
-            ]
+            vec![(fields(&["a\"b", "c"]), at(0, 1), at(6, 2)), (fields(&["d", "e"]), at(6, 2), at(10, 3))]
         );
         // After a closed quoted field, text up to the delimiter is appended and quotes are literal.
-        assert_eq!(
-            records("\"a\"b\"c,d\n", 100),
-            vec![(fields(&["ab\"c", "d"]), at(0, 1), at(9, 2))]
-        );
+        assert_eq!(records("\"a\"b\"c,d\n", 100), vec![(fields(&["ab\"c", "d"]), at(0, 1), at(9, 2))]);
     }
 
     #[test]
     fn an_unclosed_quote_runs_to_the_end_of_the_file() {
         assert_eq!(
             records("1,2\n\"open,\n3,4\n", 100),
-            vec![
-                (fields(&["1", "2"]), at(0, 1), at(4, 2)),
-                (fields(&["open,\n3,4\n"]), at(4, 2), at(15, 4)),
-            ]
+            vec![(fields(&["1", "2"]), at(0, 1), at(4, 2)), (fields(&["open,\n3,4\n"]), at(4, 2), at(15, 4)),]
         );
     }
 
@@ -662,10 +609,7 @@ mod tests {
         let out = records("ab,cd\n\"long\nquoted\nfield\",x\nok,1\n", 8);
         assert_eq!(out.len(), 3);
         assert_eq!(out[0].0, fields(&["ab", "cd"]));
-        assert_eq!(
-            out[1],
-            (Err("too long: \"long\nqu".to_owned()), at(6, 2), at(28, 5))
-        );
+        assert_eq!(out[1], (Err("too long: \"long\nqu".to_owned()), at(6, 2), at(28, 5)));
         assert_eq!(out[2], (fields(&["ok", "1"]), at(28, 5), at(33, 6)));
     }
 
@@ -675,11 +619,7 @@ mod tests {
         let whole = Quoting::FieldStart.after(text, b',');
         for cut in 0..text.len() {
             let (left, right) = text.split_at(cut);
-            assert_eq!(
-                Quoting::FieldStart.after(left, b',').after(right, b','),
-                whole,
-                "cut at {cut}"
-            );
+            assert_eq!(Quoting::FieldStart.after(left, b',').after(right, b','), whole, "cut at {cut}");
         }
     }
 }

@@ -142,13 +142,7 @@ impl RecordError {
     /// A record error for the record between `start` and `end` whose bytes (or their beginning) are
     /// `raw`.
     pub(crate) fn new(start: FilePosition, end: FilePosition, reason: String, raw: &[u8]) -> Self {
-        RecordError {
-            line: start.line,
-            offset: start.offset,
-            end,
-            reason,
-            raw: raw_text(raw),
-        }
+        RecordError { line: start.line, offset: start.offset, end, reason, raw: raw_text(raw) }
     }
 }
 
@@ -201,12 +195,7 @@ pub(crate) struct ChunkSender<T> {
 
 impl<T: Send + 'static> ChunkSender<T> {
     fn new(sender: mpsc::Sender<Vec<T>>, runtime: Handle) -> Self {
-        ChunkSender {
-            sender,
-            permit: None,
-            chunk: Vec::new(),
-            runtime,
-        }
+        ChunkSender { sender, permit: None, chunk: Vec::new(), runtime }
     }
 
     /// Waits, if need be, until the channel has room for the chunk about to be filled. Readers call
@@ -271,10 +260,7 @@ enum ReadState<T> {
     /// Not polled yet; the thread starts on the first poll, so nothing is read before demand.
     NotStarted(ReadJob<T>),
     /// The thread is running.
-    Reading {
-        receiver: mpsc::Receiver<Vec<T>>,
-        reader: JoinHandle<io::Result<()>>,
-    },
+    Reading { receiver: mpsc::Receiver<Vec<T>>, reader: JoinHandle<io::Result<()>> },
     /// Every chunk was received; the thread's outcome is pending.
     Finishing(JoinHandle<io::Result<()>>),
     /// The stream has ended.
@@ -304,20 +290,12 @@ impl<T> fmt::Debug for RecordStream<T> {
 impl<T: Send + 'static> RecordStream<T> {
     /// A stream for `stage` that runs `job` on a blocking thread when first polled.
     pub(crate) fn new(stage: Stage, path: PathBuf, job: ReadJob<Result<Record<T>, RecordError>>) -> Self {
-        RecordStream {
-            stage,
-            path,
-            state: ReadState::NotStarted(job),
-            chunk: Vec::new().into_iter(),
-        }
+        RecordStream { stage, path, state: ReadState::NotStarted(job), chunk: Vec::new().into_iter() }
     }
 
     /// Fails the run with a read error on this stream's path.
     fn fail_read(&self, source: io::Error) {
-        let error = ReadError {
-            path: self.path.clone(),
-            source,
-        };
+        let error = ReadError { path: self.path.clone(), source };
         self.stage.fail(PipelineError::io(self.stage.name(), error));
     }
 }
@@ -436,10 +414,8 @@ impl LineReader<BufReader<File>> {
     /// Opens `path` and positions the reader at `start`.
     pub(crate) fn open(path: &Path, start: FilePosition) -> io::Result<Self> {
         let file = File::open(path)?;
-        let mut reader = LineReader::new(
-            BufReader::with_capacity(READ_BUFFER_LEN, file),
-            FilePosition::START,
-        );
+        let mut reader =
+            LineReader::new(BufReader::with_capacity(READ_BUFFER_LEN, file), FilePosition::START);
         if start != FilePosition::START {
             reader.seek(start)?;
         }
@@ -506,10 +482,7 @@ impl<R: BufRead> LineReader<R> {
         if terminated {
             self.position.line += 1;
         }
-        Ok(Some(LineRead {
-            terminated,
-            truncated,
-        }))
+        Ok(Some(LineRead { terminated, truncated }))
     }
 
     /// Skips the rest of a line, its `\n` included; returns the bytes skipped and whether a `\n`
@@ -547,11 +520,7 @@ impl<R: BufRead> LineReader<R> {
         if !read.truncated && buffer.last() == Some(&b'\r') {
             buffer.pop();
         }
-        Ok(Some(Line {
-            start,
-            end: self.position(),
-            too_long: read.truncated,
-        }))
+        Ok(Some(Line { start, end: self.position(), too_long: read.truncated }))
     }
 }
 
@@ -572,22 +541,14 @@ pub(crate) fn read_line_records<T: Send + 'static>(
             break;
         };
         let item = if line.too_long {
-            Err(RecordError::new(
-                line.start,
-                line.end,
-                format!("line longer than {max_len} bytes"),
-                &buffer,
-            ))
+            Err(RecordError::new(line.start, line.end, format!("line longer than {max_len} bytes"), &buffer))
         } else if is_blank(&buffer) {
             continue;
         } else {
             match parse(&buffer) {
-                Ok(value) => Ok(Record {
-                    value,
-                    line: line.start.line,
-                    offset: line.start.offset,
-                    end: line.end,
-                }),
+                Ok(value) => {
+                    Ok(Record { value, line: line.start.line, offset: line.start.offset, end: line.end })
+                }
                 Err(reason) => Err(RecordError::new(line.start, line.end, reason, &buffer)),
             }
         };
@@ -638,11 +599,7 @@ pub struct TextLinesSource {
 /// # }
 /// ```
 pub fn text_lines(path: impl Into<PathBuf>) -> TextLinesSource {
-    TextLinesSource {
-        path: path.into(),
-        start: FilePosition::START,
-        max_record_len: DEFAULT_MAX_RECORD_LEN,
-    }
+    TextLinesSource { path: path.into(), start: FilePosition::START, max_record_len: DEFAULT_MAX_RECORD_LEN }
 }
 
 impl TextLinesSource {
@@ -697,21 +654,10 @@ impl Source for TextLinesSource {
     type Stream = SourceStage<RecordStream<String>>;
 
     fn open(self, ctx: &StageContext) -> Self::Stream {
-        let TextLinesSource {
-            path,
-            start,
-            max_record_len,
-        } = self;
+        let TextLinesSource { path, start, max_record_len } = self;
         let job_path = path.clone();
         let job: ReadJob<Self::Item> = Box::new(move |chunks| {
-            read_line_records(
-                &job_path,
-                start,
-                max_record_len,
-                <[u8]>::is_empty,
-                parse_text,
-                chunks,
-            )
+            read_line_records(&job_path, start, max_record_len, <[u8]>::is_empty, parse_text, chunks)
         });
         open_records(ctx, "text_lines", path, job)
     }
@@ -738,12 +684,7 @@ mod tests {
         let mut buffer = Vec::new();
         let mut out = Vec::new();
         while let Some(line) = reader.next_line(&mut buffer, max_len).unwrap() {
-            out.push((
-                String::from_utf8_lossy(&buffer).into_owned(),
-                line.start,
-                line.end,
-                line.too_long,
-            ));
+            out.push((String::from_utf8_lossy(&buffer).into_owned(), line.start, line.end, line.too_long));
         }
         out
     }
@@ -776,13 +717,7 @@ mod tests {
             ]
         );
         // Exactly the limit is not too long, with or without its newline.
-        assert_eq!(
-            lines(b"abc\nabc", 3)
-                .iter()
-                .map(|line| line.3)
-                .collect::<Vec<_>>(),
-            [false, false]
-        );
+        assert_eq!(lines(b"abc\nabc", 3).iter().map(|line| line.3).collect::<Vec<_>>(), [false, false]);
     }
 
     #[test]
@@ -790,16 +725,9 @@ mod tests {
         let mut reader = LineReader::new(Cursor::new(&b"0123456789\nxy"[..]), FilePosition::START);
         let mut seen = Vec::new();
         let mut buffer = Vec::new();
-        let read = reader
-            .read_line(&mut buffer, 2, &mut |bytes: &[u8]| seen.extend_from_slice(bytes))
-            .unwrap();
-        assert_eq!(
-            read,
-            Some(LineRead {
-                terminated: true,
-                truncated: true
-            })
-        );
+        let read =
+            reader.read_line(&mut buffer, 2, &mut |bytes: &[u8]| seen.extend_from_slice(bytes)).unwrap();
+        assert_eq!(read, Some(LineRead { terminated: true, truncated: true }));
         assert_eq!(buffer, b"01");
         assert_eq!(seen, b"0123456789");
         assert_eq!(reader.position(), at(11, 2));

@@ -87,9 +87,8 @@ impl<S: Stream> Stream for SourceStage<S> {
             }
             Poll::Pending => {
                 *this.budget = YIELD_BUDGET;
-                let drain = this
-                    .drain
-                    .get_or_insert_with(|| Box::pin(this.drain_token.clone().cancelled_owned()));
+                let drain =
+                    this.drain.get_or_insert_with(|| Box::pin(this.drain_token.clone().cancelled_owned()));
                 ready!(drain.poll_unpin(cx));
                 *this.done = true;
                 Poll::Ready(None)

@@ -20,9 +20,7 @@ fn nz(n: usize) -> NonZeroUsize {
 }
 
 async fn within_limit<T>(run: impl Future<Output = Result<T, PipelineError>>) -> Result<T, PipelineError> {
-    tokio::time::timeout(HANG_LIMIT, run)
-        .await
-        .expect("the pipeline hung instead of failing")
+    tokio::time::timeout(HANG_LIMIT, run).await.expect("the pipeline hung instead of failing")
 }
 
 /// Checks that `result` is a panic error whose stage name ends with `stage_suffix` and whose message
@@ -30,14 +28,8 @@ async fn within_limit<T>(run: impl Future<Output = Result<T, PipelineError>>) ->
 fn assert_panicked<T: fmt::Debug>(result: Result<T, PipelineError>, stage_suffix: &str, message_part: &str) {
     match result {
         Err(PipelineError::Panicked { stage, message }) => {
-            assert!(
-                stage.ends_with(stage_suffix),
-                "panic attributed to {stage}, expected *{stage_suffix}"
-            );
-            assert!(
-                message.contains(message_part),
-                "panic message {message:?} lacks {message_part:?}"
-            );
+            assert!(stage.ends_with(stage_suffix), "panic attributed to {stage}, expected *{stage_suffix}");
+            assert!(message.contains(message_part), "panic message {message:?} lacks {message_part:?}");
         }
         other => panic!("expected a panic error, got {other:?}"),
     }
@@ -229,11 +221,7 @@ impl Flaky {
         let mut calls = self.calls.lock().unwrap();
         let attempt = calls.entry(x).or_insert(0);
         *attempt += 1;
-        if *attempt <= fail_first {
-            Err(format!("attempt {attempt} on {x} failed"))
-        } else {
-            Ok(x)
-        }
+        if *attempt <= fail_first { Err(format!("attempt {attempt} on {x} failed")) } else { Ok(x) }
     }
 
     fn calls_per_element(&self) -> HashMap<u32, u32> {
@@ -273,10 +261,7 @@ async fn flaky_try_map_async_is_called_failures_plus_one_times() {
         .await
         .unwrap();
     assert_eq!(outcome.value, (0..ELEMENTS).collect::<Vec<_>>());
-    assert_eq!(
-        flaky.calls_per_element(),
-        every_element_called(ELEMENTS, FAILURES + 1)
-    );
+    assert_eq!(flaky.calls_per_element(), every_element_called(ELEMENTS, FAILURES + 1));
     let stage = outcome.stats.metrics.stage("try_map_async").unwrap();
     assert_eq!(stage.retried, u64::from(FAILURES * ELEMENTS));
     assert_eq!((stage.errors, stage.dropped), (0, 0));
@@ -296,10 +281,7 @@ async fn flaky_try_map_is_called_failures_plus_one_times() {
         .await
         .unwrap();
     assert_eq!(outcome.value, (0..ELEMENTS).collect::<Vec<_>>());
-    assert_eq!(
-        flaky.calls_per_element(),
-        every_element_called(ELEMENTS, FAILURES + 1)
-    );
+    assert_eq!(flaky.calls_per_element(), every_element_called(ELEMENTS, FAILURES + 1));
     let stage = outcome.stats.metrics.stage("try_map").unwrap();
     assert_eq!(stage.retried, u64::from(FAILURES * ELEMENTS));
     assert_eq!((stage.errors, stage.dropped), (0, 0));
@@ -318,28 +300,16 @@ async fn exhausted_retries_send_the_element_to_dead_letters_under_resume() {
         let source = source::iter(0..ELEMENTS);
         let outcome: RunOutcome<Vec<u32>> = if asynchronous {
             source
-                .try_map_async(
-                    nz(4),
-                    move |x| std::future::ready(calls.call(x, FAILURES)),
-                    policy,
-                )
+                .try_map_async(nz(4), move |x| std::future::ready(calls.call(x, FAILURES)), policy)
                 .to(sink::collect())
                 .run()
                 .await
                 .unwrap()
         } else {
-            source
-                .try_map(move |x| calls.call(*x, FAILURES), policy)
-                .to(sink::collect())
-                .run()
-                .await
-                .unwrap()
+            source.try_map(move |x| calls.call(*x, FAILURES), policy).to(sink::collect()).run().await.unwrap()
         };
         assert!(outcome.value.is_empty());
-        assert_eq!(
-            flaky.calls_per_element(),
-            every_element_called(ELEMENTS, max_attempts)
-        );
+        assert_eq!(flaky.calls_per_element(), every_element_called(ELEMENTS, max_attempts));
         let mut letters = Vec::new();
         while let Ok(letter) = rejected.try_recv() {
             letters.push(letter);
@@ -358,10 +328,7 @@ async fn exhausted_retries_send_the_element_to_dead_letters_under_resume() {
         let operator = if asynchronous { "try_map_async" } else { "try_map" };
         let stage = outcome.stats.metrics.stage(operator).unwrap();
         assert_eq!(stage.retried, u64::from((max_attempts - 1) * ELEMENTS));
-        assert_eq!(
-            (stage.errors, stage.dropped),
-            (u64::from(ELEMENTS), u64::from(ELEMENTS))
-        );
+        assert_eq!((stage.errors, stage.dropped), (u64::from(ELEMENTS), u64::from(ELEMENTS)));
     }
 }
 
@@ -423,29 +390,19 @@ async fn retry_if_prevents_retries_of_non_retryable_errors() {
     };
     let letters = Arc::new(Mutex::new(Vec::new()));
     let letter_log = Arc::clone(&letters);
-    let policy = ErrorPolicy::resume(DeadLetters::callback(
-        move |letter: DeadLetter<u32, FetchError>| {
-            letter_log.lock().unwrap().push(letter);
-        },
-    ))
+    let policy = ErrorPolicy::resume(DeadLetters::callback(move |letter: DeadLetter<u32, FetchError>| {
+        letter_log.lock().unwrap().push(letter);
+    }))
     .with_retry(quick_retries(5))
     .retry_if(|error| *error == FetchError::Timeout);
-    let outcome = source::iter(0u32..10)
-        .try_map(fetch, policy)
-        .to(sink::collect())
-        .run()
-        .await
-        .unwrap();
+    let outcome = source::iter(0u32..10).try_map(fetch, policy).to(sink::collect()).run().await.unwrap();
 
     assert_eq!(outcome.value, vec![0, 2, 4, 6, 8]);
     let calls = calls.lock().unwrap().clone();
     let expected_calls: HashMap<u32, u32> = (0..10).map(|x| (x, if x % 2 == 1 { 1 } else { 2 })).collect();
     assert_eq!(calls, expected_calls);
     let letters = std::mem::take(&mut *letters.lock().unwrap());
-    assert_eq!(
-        letters.iter().map(|letter| letter.element).collect::<Vec<_>>(),
-        vec![1, 3, 5, 7, 9]
-    );
+    assert_eq!(letters.iter().map(|letter| letter.element).collect::<Vec<_>>(), vec![1, 3, 5, 7, 9]);
     assert!(
         letters.iter().all(
             |letter| letter.attempts == 1 && matches!(letter.error, Failure::Error(FetchError::NotFound))
@@ -459,10 +416,7 @@ async fn retry_if_prevents_retries_of_non_retryable_errors() {
 /// With `exponential(4, 100ms)` and no jitter the attempts happen at 0, 100, 300 and 700 ms.
 #[tokio::test(start_paused = true)]
 async fn retry_backoff_is_exponential() {
-    let expected: Vec<Duration> = [0, 100, 300, 700]
-        .into_iter()
-        .map(Duration::from_millis)
-        .collect();
+    let expected: Vec<Duration> = [0, 100, 300, 700].into_iter().map(Duration::from_millis).collect();
     let policy = || {
         ErrorPolicy::resume(DeadLetters::discard())
             .with_retry(RetryPolicy::exponential(4, Duration::from_millis(100)).with_jitter(0.0))
@@ -508,11 +462,7 @@ async fn retry_backoff_is_exponential() {
 // ----- Dead letters ----------------------------------------------------------------------------
 
 fn reject_multiples_of_three(x: &u32) -> Result<u32, String> {
-    if x.is_multiple_of(3) {
-        Err(format!("{x} is a multiple of three"))
-    } else {
-        Ok(*x)
-    }
+    if x.is_multiple_of(3) { Err(format!("{x} is a multiple of three")) } else { Ok(*x) }
 }
 
 fn expected_split() -> (Vec<u32>, Vec<u32>) {
@@ -543,16 +493,10 @@ async fn dead_letters_channel_delivers_every_failed_element() {
 
     let (expected_ok, expected_failed) = expected_split();
     assert_eq!(outcome.value, expected_ok);
-    assert_eq!(
-        letters.iter().map(|letter| letter.element).collect::<Vec<_>>(),
-        expected_failed
-    );
+    assert_eq!(letters.iter().map(|letter| letter.element).collect::<Vec<_>>(), expected_failed);
     for letter in &letters {
         assert_eq!(&*letter.stage, "1:try_map");
-        assert_eq!(
-            letter.error.to_string(),
-            format!("{} is a multiple of three", letter.element)
-        );
+        assert_eq!(letter.error.to_string(), format!("{} is a multiple of three", letter.element));
     }
     let stage = outcome.stats.metrics.stage("try_map").unwrap();
     let failures = expected_failed.len() as u64;
@@ -600,10 +544,7 @@ async fn dead_letters_callback_receives_every_failed_element() {
     let (expected_ok, expected_failed) = expected_split();
     assert_eq!(outcome.value, expected_ok);
     let letters = std::mem::take(&mut *letters.lock().unwrap());
-    assert_eq!(
-        letters.iter().map(|letter| letter.element).collect::<Vec<_>>(),
-        expected_failed
-    );
+    assert_eq!(letters.iter().map(|letter| letter.element).collect::<Vec<_>>(), expected_failed);
     for letter in &letters {
         assert_eq!(&*letter.stage, "1:try_map_async");
         assert!(
@@ -621,10 +562,7 @@ async fn dead_letters_callback_receives_every_failed_element() {
 async fn dead_letters_discard_counts_every_failed_element() {
     let outcome = within_limit(
         source::iter(0u32..100)
-            .try_map(
-                reject_multiples_of_three,
-                ErrorPolicy::resume(DeadLetters::discard()),
-            )
+            .try_map(reject_multiples_of_three, ErrorPolicy::resume(DeadLetters::discard()))
             .to(sink::collect())
             .run(),
     )

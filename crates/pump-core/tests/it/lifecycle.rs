@@ -43,15 +43,9 @@ async fn drain_finishes_in_flight_work_and_delivers_every_pulled_element() {
         .spawn();
     tokio::time::sleep(Duration::from_millis(100)).await;
     let pulled_at_drain = stage_of(&handle, "iter").elements_out;
-    assert!(
-        pulled_at_drain > 0,
-        "the pipeline made no progress before the drain"
-    );
+    assert!(pulled_at_drain > 0, "the pipeline made no progress before the drain");
     handle.drain();
-    let outcome = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("drain never ended the run")
-        .unwrap();
+    let outcome = tokio::time::timeout(HANG_LIMIT, handle).await.expect("drain never ended the run").unwrap();
 
     let pulled = outcome.stats.metrics.stage("iter").unwrap().elements_out;
     let sunk = outcome.stats.metrics.stage("for_each_async").unwrap().elements_in;
@@ -67,9 +61,7 @@ async fn drain_finishes_in_flight_work_and_delivers_every_pulled_element() {
 /// Draining a source that has nothing ready ends the run at once, with what was produced.
 #[tokio::test(start_paused = true)]
 async fn drain_of_an_idle_source_ends_the_run_at_once() {
-    let handle = source::interval(Duration::from_secs(1))
-        .to(sink::collect())
-        .spawn();
+    let handle = source::interval(Duration::from_secs(1)).to(sink::collect()).spawn();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let drained_at = Instant::now();
     handle.drain();
@@ -87,25 +79,14 @@ async fn abort_ends_the_run_promptly_with_aborted() {
             tokio::time::sleep(Duration::from_millis(1)).await;
             x
         })
-        .to(sink::for_each_async(nz(2), |_x: u64| {
-            tokio::time::sleep(Duration::from_secs(3600))
-        }))
+        .to(sink::for_each_async(nz(2), |_x: u64| tokio::time::sleep(Duration::from_secs(3600))))
         .spawn();
     tokio::time::sleep(Duration::from_millis(10)).await;
     let aborted_at = Instant::now();
     handle.abort();
-    let result = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("abort never ended the run");
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
-    assert_eq!(
-        aborted_at.elapsed(),
-        Duration::ZERO,
-        "abort waited for in-flight work"
-    );
+    let result = tokio::time::timeout(HANG_LIMIT, handle).await.expect("abort never ended the run");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
+    assert_eq!(aborted_at.elapsed(), Duration::ZERO, "abort waited for in-flight work");
 }
 
 /// Abort of a pipeline that could finish quickly once its source stops must still report `Aborted`,
@@ -114,31 +95,18 @@ async fn abort_ends_the_run_promptly_with_aborted() {
 async fn abort_of_a_fast_pipeline_is_never_reported_as_success() {
     let runs: Vec<RunHandle<u64>> = vec![
         source::iter(0u64..).map(|x| x + 1).to(sink::count()).spawn(),
-        source::iter(0u64..)
-            .map_async(nz(1), |x| async move { x })
-            .to(sink::count())
-            .spawn(),
-        source::iter(0u64..)
-            .map_async(nz(4), |x| async move { x })
-            .to(sink::count())
-            .spawn(),
-        source::iter(0u64..)
-            .async_boundary(nz(16))
-            .to(sink::count())
-            .spawn(),
+        source::iter(0u64..).map_async(nz(1), |x| async move { x }).to(sink::count()).spawn(),
+        source::iter(0u64..).map_async(nz(4), |x| async move { x }).to(sink::count()).spawn(),
+        source::iter(0u64..).async_boundary(nz(16)).to(sink::count()).spawn(),
     ];
     for handle in runs {
         while stage_of(&handle, "count").elements_in < 1000 {
             tokio::task::yield_now().await;
         }
         handle.abort();
-        let result = tokio::time::timeout(Duration::from_secs(10), handle)
-            .await
-            .expect("abort never ended the run");
-        assert!(
-            matches!(result, Err(PipelineError::Aborted)),
-            "expected Aborted, got {result:?}"
-        );
+        let result =
+            tokio::time::timeout(Duration::from_secs(10), handle).await.expect("abort never ended the run");
+        assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
     }
 }
 
@@ -174,19 +142,11 @@ async fn abort_cancels_the_token_seen_inside_map_async() {
     }
     let run_token = handle.controls().cancellation_token().clone();
     handle.abort();
-    let result = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("abort never ended the run");
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
+    let result = tokio::time::timeout(HANG_LIMIT, handle).await.expect("abort never ended the run");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
     assert!(run_token.is_cancelled());
     assert!(tokens.lock().unwrap().iter().all(CancellationToken::is_cancelled));
-    assert!(
-        observed_cancellation.load(Ordering::SeqCst),
-        "no future observed the cancellation"
-    );
+    assert!(observed_cancellation.load(Ordering::SeqCst), "no future observed the cancellation");
 }
 
 /// Outside a run there is no current cancellation token.
@@ -198,10 +158,7 @@ async fn there_is_no_cancellation_token_outside_a_run() {
 /// `RunHandle::metrics` can be read while the run goes on, and its counts grow with the run.
 #[tokio::test(start_paused = true)]
 async fn metrics_are_readable_while_running_and_increase() {
-    let handle = source::interval(Duration::from_millis(10))
-        .map(|tick| tick * 2)
-        .to(sink::count())
-        .spawn();
+    let handle = source::interval(Duration::from_millis(10)).map(|tick| tick * 2).to(sink::count()).spawn();
     tokio::time::sleep(Duration::from_millis(55)).await;
     let early = handle.metrics();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -216,10 +173,7 @@ async fn metrics_are_readable_while_running_and_increase() {
 
     handle.abort();
     let result = handle.await;
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
 }
 
 /// A user error, as a stage function would return it.
@@ -248,10 +202,7 @@ fn assert_stage_error(
     };
     assert_eq!(&**stage, expected_stage);
     let cause = std::error::Error::source(&error).expect("a stage error carries its cause");
-    assert_eq!(
-        cause.downcast_ref::<BadRecord>(),
-        Some(&BadRecord { line: expected_line })
-    );
+    assert_eq!(cause.downcast_ref::<BadRecord>(), Some(&BadRecord { line: expected_line }));
 }
 
 /// A stage whose policy is `stop` ends the run with `PipelineError::Stage`, naming the stage, with the
@@ -262,11 +213,7 @@ async fn a_stage_failure_ends_the_run_naming_the_stage_with_the_user_error_as_so
         .map(|x| x + 1)
         .try_map(
             |x| {
-                if *x == 5 {
-                    Err(BadRecord { line: *x })
-                } else {
-                    Ok(*x)
-                }
+                if *x == 5 { Err(BadRecord { line: *x }) } else { Ok(*x) }
             },
             ErrorPolicy::stop(),
         )
@@ -336,10 +283,7 @@ async fn every_user_function_of_a_run_sees_its_cancellation_token() {
             async move { sink() }
         }));
     let run_token = graph.controls().cancellation_token().clone();
-    tokio::time::timeout(Duration::from_secs(10), graph.run())
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), graph.run()).await.unwrap().unwrap();
     let seen = seen.lock().unwrap();
     for place in ["upstream map", "map_blocking", "map_async", "map", "sink"] {
         let tokens: Vec<&CancellationToken> =

@@ -44,11 +44,8 @@ async fn ten_million_elements_stay_within_the_configured_buffers() {
     let consumed = Arc::new(AtomicU64::new(0));
     let most_alive = Arc::new(AtomicU64::new(0));
     let instrumented = {
-        let (produced, consumed, most_alive) = (
-            Arc::clone(&produced),
-            Arc::clone(&consumed),
-            Arc::clone(&most_alive),
-        );
+        let (produced, consumed, most_alive) =
+            (Arc::clone(&produced), Arc::clone(&consumed), Arc::clone(&most_alive));
         futures::stream::iter(0..ELEMENTS).map(move |x| {
             let produced = produced.fetch_add(1, Ordering::SeqCst) + 1;
             let alive = produced.saturating_sub(consumed.load(Ordering::SeqCst));
@@ -68,10 +65,7 @@ async fn ten_million_elements_stay_within_the_configured_buffers() {
             }
             keep
         })
-        .map_async(
-            NonZeroUsize::new(MAP_ASYNC_PARALLELISM).unwrap(),
-            |x| async move { x + 1 },
-        )
+        .map_async(NonZeroUsize::new(MAP_ASYNC_PARALLELISM).unwrap(), |x| async move { x + 1 })
         .batch(NonZeroUsize::new(BATCH_SIZE).unwrap(), Duration::from_millis(100))
         .async_boundary(NonZeroUsize::new(BOUNDARY_CAPACITY).unwrap())
         // The slow consumer: a (paused-time) millisecond per batch, during which the producer runs
@@ -92,20 +86,14 @@ async fn ten_million_elements_stay_within_the_configured_buffers() {
         .await
         .unwrap();
 
-    let expected_sum = (0..ELEMENTS)
-        .map(|x| x * 3)
-        .filter(|x| x % 5 != 0)
-        .map(|x| x + 1)
-        .fold(0u64, u64::wrapping_add);
+    let expected_sum =
+        (0..ELEMENTS).map(|x| x * 3).filter(|x| x % 5 != 0).map(|x| x + 1).fold(0u64, u64::wrapping_add);
     assert_eq!(outcome.value, expected_sum);
     assert_eq!(produced.load(Ordering::SeqCst), ELEMENTS);
     assert_eq!(consumed.load(Ordering::SeqCst), ELEMENTS);
 
     let most_alive = most_alive.load(Ordering::SeqCst);
-    assert!(
-        most_alive <= bound,
-        "{most_alive} elements were alive at once, more than the buffers' {bound}"
-    );
+    assert!(most_alive <= bound, "{most_alive} elements were alive at once, more than the buffers' {bound}");
     // The slow consumer kept the boundary full, so the bound was really put to the test.
     assert!(
         most_alive >= (BOUNDARY_CAPACITY * BATCH_SIZE) as u64,

@@ -42,10 +42,7 @@ async fn yield_times(n: u64) {
 }
 
 fn stage_counts(stats: &pump_core::RunStats, operator: &str) -> (u64, u64) {
-    let stage = stats
-        .metrics
-        .stage(operator)
-        .unwrap_or_else(|| panic!("no stage {operator}"));
+    let stage = stats.metrics.stage(operator).unwrap_or_else(|| panic!("no stage {operator}"));
     (stage.elements_in, stage.elements_out)
 }
 

@@ -32,10 +32,7 @@ fn counted_naturals(pulled: &Arc<AtomicU64>) -> impl Iterator<Item = u64> + Send
 
 /// How many elements the `count` sink of a spawned run has taken so far (0 before the run starts).
 fn counted_so_far<R>(handle: &pump_core::RunHandle<R>) -> u64 {
-    handle
-        .metrics()
-        .stage("count")
-        .map_or(0, |stage| stage.elements_in)
+    handle.metrics().stage("count").map_or(0, |stage| stage.elements_in)
 }
 
 /// Drains `stream`, then checks that it keeps answering `None`.
@@ -76,11 +73,8 @@ async fn rule_1_1_map_async_holds_at_most_parallelism_elements() {
     let pulled = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
     let most_outstanding = Arc::new(AtomicU64::new(0));
-    let (pulled_probe, delivered_probe, most) = (
-        Arc::clone(&pulled),
-        Arc::clone(&delivered),
-        Arc::clone(&most_outstanding),
-    );
+    let (pulled_probe, delivered_probe, most) =
+        (Arc::clone(&pulled), Arc::clone(&delivered), Arc::clone(&most_outstanding));
     let source = (0u64..5_000).inspect(move |_| {
         let pulled = pulled_probe.fetch_add(1, Ordering::SeqCst) + 1;
         let outstanding = pulled - delivered_probe.load(Ordering::SeqCst);
@@ -117,10 +111,7 @@ async fn rule_1_1_map_async_holds_at_most_parallelism_elements() {
         .unwrap();
     assert_eq!(outcome.value, vec![0, 1, 2, 3, 4]);
     let pulled = pulled.load(Ordering::SeqCst);
-    assert!(
-        (5..=8).contains(&pulled),
-        "pulled {pulled} elements for take(5) behind map_async(4)"
-    );
+    assert!((5..=8).contains(&pulled), "pulled {pulled} elements for take(5) behind map_async(4)");
 }
 
 /// Rule 1.7: once a terminal state is signalled, no further signals occur. Every stream a source
@@ -128,26 +119,17 @@ async fn rule_1_1_map_async_holds_at_most_parallelism_elements() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_1_7_no_element_after_completion() {
     let expected: Vec<u32> = (1..=10).collect();
-    assert_eq!(
-        assert_completes_for_good(source::iter(1..=10u32).into_stream()).await,
-        expected
-    );
+    assert_eq!(assert_completes_for_good(source::iter(1..=10u32).into_stream()).await, expected);
     assert_eq!(
         assert_completes_for_good(
-            source::iter(1..=20u32)
-                .map(|x| x * 2)
-                .filter(|x| x % 4 == 0)
-                .take(3)
-                .into_stream()
+            source::iter(1..=20u32).map(|x| x * 2).filter(|x| x % 4 == 0).take(3).into_stream()
         )
         .await,
         vec![4, 8, 12]
     );
     assert_eq!(
         assert_completes_for_good(
-            source::iter(1..=10u32)
-                .map_async(nz(3), |x| async move { x })
-                .into_stream()
+            source::iter(1..=10u32).map_async(nz(3), |x| async move { x }).into_stream()
         )
         .await,
         expected
@@ -165,10 +147,7 @@ async fn rule_1_7_no_element_after_completion() {
     );
     assert_eq!(
         assert_completes_for_good(
-            source::iter(1..=10u32)
-                .batch(nz(4), Duration::from_secs(1))
-                .unbatch()
-                .into_stream()
+            source::iter(1..=10u32).batch(nz(4), Duration::from_secs(1)).unbatch().into_stream()
         )
         .await,
         expected
@@ -188,9 +167,7 @@ async fn rule_1_7_no_element_after_completion() {
     );
     assert_eq!(
         assert_completes_for_good(
-            source::iter(1..=10u32)
-                .scan((), |(), x| (x < 4).then_some(x))
-                .into_stream()
+            source::iter(1..=10u32).scan((), |(), x| (x < 4).then_some(x)).into_stream()
         )
         .await,
         vec![1, 2, 3]
@@ -220,11 +197,7 @@ impl Stream for Relapsing {
 
     fn poll_next(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<u32>> {
         self.polls += 1;
-        Poll::Ready(if self.polls % 2 == 1 {
-            Some(self.polls)
-        } else {
-            None
-        })
+        Poll::Ready(if self.polls % 2 == 1 { Some(self.polls) } else { None })
     }
 }
 
@@ -232,12 +205,9 @@ impl Stream for Relapsing {
 /// end cannot push elements after completion into the pipeline.
 #[tokio::test]
 async fn rule_1_7_from_stream_never_relapses_after_completion() {
-    let items = assert_completes_for_good(
-        source::from_stream(Relapsing { polls: 0 })
-            .map(|x| x * 10)
-            .into_stream(),
-    )
-    .await;
+    let items =
+        assert_completes_for_good(source::from_stream(Relapsing { polls: 0 }).map(|x| x * 10).into_stream())
+            .await;
     assert_eq!(items, vec![10]);
 }
 
@@ -284,9 +254,7 @@ async fn rule_1_7_the_sink_completes_exactly_once_after_the_last_element() {
             x
         })
         .async_boundary(nz(3))
-        .to(sink::from_sink(Recorder {
-            events: Arc::clone(&events),
-        }))
+        .to(sink::from_sink(Recorder { events: Arc::clone(&events) }))
         .run()
         .await
         .unwrap();
@@ -303,10 +271,7 @@ async fn rule_1_7_nothing_after_failure() {
     let delivered = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&delivered);
     let result = source::iter(counted_naturals(&pulled))
-        .try_map(
-            |x| if *x == 5 { Err("five is right out") } else { Ok(*x) },
-            ErrorPolicy::stop(),
-        )
+        .try_map(|x| if *x == 5 { Err("five is right out") } else { Ok(*x) }, ErrorPolicy::stop())
         .to(sink::for_each(move |x| log.lock().unwrap().push(x)))
         .run()
         .await;
@@ -321,10 +286,7 @@ async fn rule_1_7_nothing_after_failure() {
     // The same through `into_stream`: the failure ends the stream, for good.
     let items = assert_completes_for_good(
         source::iter(0u64..100)
-            .try_map(
-                |x| if *x == 3 { Err("three") } else { Ok(*x) },
-                ErrorPolicy::stop(),
-            )
+            .try_map(|x| if *x == 3 { Err("three") } else { Ok(*x) }, ErrorPolicy::stop())
             .into_stream(),
     )
     .await;
@@ -335,35 +297,21 @@ async fn rule_1_7_nothing_after_failure() {
 /// aborting is harmless, and an aborted run ends with `Aborted`, never with a truncated result.
 #[tokio::test]
 async fn rule_3_5_abort_and_drain_are_idempotent() {
-    let handle = source::iter(0u64..)
-        .map_async(nz(2), |x| async move { x })
-        .to(sink::count())
-        .spawn();
+    let handle = source::iter(0u64..).map_async(nz(2), |x| async move { x }).to(sink::count()).spawn();
     tokio::task::yield_now().await;
     handle.abort();
     handle.abort();
-    let result = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("abort did not end the run");
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
+    let result = tokio::time::timeout(HANG_LIMIT, handle).await.expect("abort did not end the run");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
 
     let handle = source::iter(0u64..).to(sink::count()).spawn();
     tokio::task::yield_now().await;
     handle.drain();
     handle.drain();
     let counted_before_end = counted_so_far(&handle);
-    let outcome = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("drain did not end the run")
-        .unwrap();
+    let outcome = tokio::time::timeout(HANG_LIMIT, handle).await.expect("drain did not end the run").unwrap();
     assert!(outcome.value >= counted_before_end);
-    assert_eq!(
-        outcome.value,
-        outcome.stats.metrics.stage("iter").unwrap().elements_out
-    );
+    assert_eq!(outcome.value, outcome.stats.metrics.stage("iter").unwrap().elements_out);
 
     let handle = source::iter(0u64..).to(sink::count()).spawn();
     let controls = handle.controls().clone();
@@ -371,13 +319,8 @@ async fn rule_3_5_abort_and_drain_are_idempotent() {
     controls.drain();
     handle.abort();
     controls.abort();
-    let result = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("abort did not end the run");
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
+    let result = tokio::time::timeout(HANG_LIMIT, handle).await.expect("abort did not end the run");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
     // After the end, further calls are no-ops.
     controls.abort();
     controls.drain();
@@ -416,13 +359,8 @@ async fn rule_3_13_abort_releases_the_source() {
     }
     assert!(!released.load(Ordering::SeqCst));
     handle.abort();
-    let result = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("abort did not end the run");
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
+    let result = tokio::time::timeout(HANG_LIMIT, handle).await.expect("abort did not end the run");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
     // The upstream task of the boundary is aborted when the consuming side is dropped; it drops the
     // source as it ends, which may be a moment after the run's result.
     tokio::time::timeout(HANG_LIMIT, async {
@@ -470,16 +408,11 @@ fn counted_million(
 #[tokio::test]
 async fn rule_3_3_an_always_ready_source_does_not_starve_the_runtime() {
     let pulled = Arc::new(AtomicU64::new(0));
-    let fused = counted_million(&pulled)
-        .map(|x| x + 1)
-        .filter(|x| x % 2 == 0)
-        .to(sink::count());
+    let fused = counted_million(&pulled).map(|x| x + 1).filter(|x| x % 2 == 0).to(sink::count());
     assert_does_not_starve_the_runtime(fused, &pulled, MILLION / 2).await;
 
     let pulled = Arc::new(AtomicU64::new(0));
-    let concurrent = counted_million(&pulled)
-        .map_async(nz(4), |x| async move { x })
-        .to(sink::count());
+    let concurrent = counted_million(&pulled).map_async(nz(4), |x| async move { x }).to(sink::count());
     assert_does_not_starve_the_runtime(concurrent, &pulled, MILLION).await;
 
     let pulled = Arc::new(AtomicU64::new(0));
@@ -495,10 +428,8 @@ async fn rule_3_3_an_always_ready_source_does_not_starve_the_runtime() {
     assert_does_not_starve_the_runtime(partitioned, &pulled, MILLION).await;
 
     let pulled = Arc::new(AtomicU64::new(0));
-    let batched = counted_million(&pulled)
-        .batch(nz(100), Duration::from_secs(3600))
-        .unbatch()
-        .to(sink::count());
+    let batched =
+        counted_million(&pulled).batch(nz(100), Duration::from_secs(3600)).unbatch().to(sink::count());
     assert_does_not_starve_the_runtime(batched, &pulled, MILLION).await;
 }
 
@@ -506,20 +437,12 @@ async fn rule_3_3_an_always_ready_source_does_not_starve_the_runtime() {
 /// effect, on a single-threaded runtime.
 #[tokio::test]
 async fn rule_3_3_abort_of_an_always_ready_pipeline_takes_effect() {
-    let handle = source::iter(0u64..)
-        .map(|x| x.wrapping_mul(3))
-        .filter(|x| x % 2 == 0)
-        .to(sink::count())
-        .spawn();
+    let handle =
+        source::iter(0u64..).map(|x| x.wrapping_mul(3)).filter(|x| x % 2 == 0).to(sink::count()).spawn();
     while counted_so_far(&handle) < 10_000 {
         tokio::task::yield_now().await;
     }
     handle.abort();
-    let result = tokio::time::timeout(HANG_LIMIT, handle)
-        .await
-        .expect("abort did not take effect");
-    assert!(
-        matches!(result, Err(PipelineError::Aborted)),
-        "expected Aborted, got {result:?}"
-    );
+    let result = tokio::time::timeout(HANG_LIMIT, handle).await.expect("abort did not take effect");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
 }

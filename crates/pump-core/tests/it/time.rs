@@ -57,11 +57,7 @@ async fn batch_emits_a_partial_batch_exactly_max_wait_after_its_first_element() 
     assert_eq!(started.elapsed(), ms(5000));
     assert_eq!(
         *arrivals.lock().unwrap(),
-        vec![
-            (ms(100), vec![1, 2, 3]),
-            (ms(1100), vec![4, 5]),
-            (ms(1300), vec![6])
-        ]
+        vec![(ms(100), vec![1, 2, 3]), (ms(1100), vec![4, 5]), (ms(1300), vec![6])]
     );
 }
 
@@ -78,10 +74,7 @@ async fn batch_emits_a_full_batch_at_once_and_restarts_the_deadline() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        *arrivals.lock().unwrap(),
-        vec![(ms(20), vec![1, 2, 3]), (ms(150), vec![4, 5])]
-    );
+    assert_eq!(*arrivals.lock().unwrap(), vec![(ms(20), vec![1, 2, 3]), (ms(150), vec![4, 5])]);
 }
 
 /// `interval` ticks at exactly 0, period, 2 * period, ...
@@ -89,12 +82,7 @@ async fn batch_emits_a_full_batch_at_once_and_restarts_the_deadline() {
 async fn interval_ticks_at_exact_times() {
     let started = Instant::now();
     let arrivals: Arrivals<u64> = Arrivals::default();
-    source::interval(ms(100))
-        .take(5)
-        .to(recording_sink(started, &arrivals))
-        .run()
-        .await
-        .unwrap();
+    source::interval(ms(100)).take(5).to(recording_sink(started, &arrivals)).run().await.unwrap();
     assert_eq!(
         *arrivals.lock().unwrap(),
         vec![(ms(0), 0), (ms(100), 1), (ms(200), 2), (ms(300), 3), (ms(400), 4)]
@@ -117,10 +105,7 @@ async fn interval_with_a_slow_consumer_delays_ticks_instead_of_bursting() {
         .run()
         .await
         .unwrap();
-    assert_eq!(
-        *pulled_at.lock().unwrap(),
-        vec![(ms(0), 0), (ms(250), 1), (ms(500), 2), (ms(750), 3)]
-    );
+    assert_eq!(*pulled_at.lock().unwrap(), vec![(ms(0), 0), (ms(250), 1), (ms(500), 2), (ms(750), 3)]);
 }
 
 /// `polling` polls again at once after an item, and waits one full period after `Empty`, also when
@@ -160,12 +145,7 @@ async fn polling_waits_one_period_after_empty() {
     assert_eq!(polls, [0, 2500, 3500, 6000, 8500, 9500, 10500, 13000].map(ms));
     assert_eq!(
         *arrivals.lock().unwrap(),
-        vec![
-            (ms(2500), "a"),
-            (ms(6000), "b"),
-            (ms(8500), "c"),
-            (ms(13000), "d")
-        ]
+        vec![(ms(2500), "a"), (ms(6000), "b"), (ms(8500), "c"), (ms(13000), "d")]
     );
 }
 
@@ -195,8 +175,5 @@ async fn map_async_completes_in_the_longest_sleep_when_parallelism_covers_all() 
         .run()
         .await
         .unwrap();
-    assert!(
-        started.elapsed() > ms(50),
-        "parallelism 3 finished as fast as parallelism 6"
-    );
+    assert!(started.elapsed() > ms(50), "parallelism 3 finished as fast as parallelism 6");
 }

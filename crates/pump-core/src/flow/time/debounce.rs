@@ -88,15 +88,8 @@ impl<S: Stream> Stream for DebounceStream<S> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let held = usize::from(self.held.is_some());
-        let (lower, upper) = if self.done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            usize::from(lower > 0 || held > 0),
-            upper.and_then(|upper| upper.checked_add(held)),
-        )
+        let (lower, upper) = if self.done { (0, Some(0)) } else { self.upstream.size_hint() };
+        (usize::from(lower > 0 || held > 0), upper.and_then(|upper| upper.checked_add(held)))
     }
 }
 

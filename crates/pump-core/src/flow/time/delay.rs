@@ -69,8 +69,7 @@ impl<S: Stream> Stream for DelayStream<S> {
             match this.upstream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     this.probe.record_in();
-                    this.queue
-                        .push_back((deadline_after(Instant::now(), *this.by), item));
+                    this.queue.push_back((deadline_after(Instant::now(), *this.by), item));
                 }
                 Poll::Ready(None) => *this.upstream_done = true,
                 Poll::Pending => break,
@@ -78,11 +77,7 @@ impl<S: Stream> Stream for DelayStream<S> {
         }
         this.probe.metrics().set_buffer_depth(this.queue.len());
         let Some(&(due, _)) = this.queue.front() else {
-            return if *this.upstream_done {
-                Poll::Ready(None)
-            } else {
-                Poll::Pending
-            };
+            return if *this.upstream_done { Poll::Ready(None) } else { Poll::Pending };
         };
         // Check the clock first: a timer reset to a past instant would still wait for the timer
         // driver's next tick.
@@ -110,15 +105,8 @@ impl<S: Stream> Stream for DelayStream<S> {
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let held = self.queue.len();
-        let (lower, upper) = if self.upstream_done {
-            (0, Some(0))
-        } else {
-            self.upstream.size_hint()
-        };
-        (
-            lower.saturating_add(held),
-            upper.and_then(|upper| upper.checked_add(held)),
-        )
+        let (lower, upper) = if self.upstream_done { (0, Some(0)) } else { self.upstream.size_hint() };
+        (lower.saturating_add(held), upper.and_then(|upper| upper.checked_add(held)))
     }
 }
 

@@ -84,10 +84,7 @@ impl<S: Stream> Stream for IdleTimeoutStream<S> {
                 if poll_elapsed(this.sleep, cx) {
                     *this.done = true;
                     this.stage.metrics().record_error();
-                    this.stage.fail(PipelineError::io(
-                        this.stage.name(),
-                        Elapsed { after: *this.idle },
-                    ));
+                    this.stage.fail(PipelineError::io(this.stage.name(), Elapsed { after: *this.idle }));
                     return Poll::Ready(None);
                 }
                 Poll::Pending

@@ -58,12 +58,7 @@ impl Throttle {
     /// `elements` per `per`, a burst of one (elements evenly spaced), in
     /// [`Backpressure`](ThrottleMode::Backpressure) mode.
     pub fn new(elements: NonZeroU32, per: Duration) -> Self {
-        Throttle {
-            elements,
-            per,
-            burst: NonZeroU32::MIN,
-            mode: ThrottleMode::Backpressure,
-        }
+        Throttle { elements, per, burst: NonZeroU32::MIN, mode: ThrottleMode::Backpressure }
     }
 
     /// `elements` per second; see [`new`](Self::new).
@@ -120,9 +115,7 @@ impl TokenBucket {
 
     fn units_at(&mut self, now: Instant) -> u128 {
         let origin = *self.origin.get_or_insert(now);
-        now.saturating_duration_since(origin)
-            .as_nanos()
-            .saturating_mul(self.elements)
+        now.saturating_duration_since(origin).as_nanos().saturating_mul(self.elements)
     }
 
     /// How long until a token is available; zero when one is available at `now`.
@@ -149,15 +142,9 @@ impl TokenBucket {
         let slot = self.theoretical_arrival.saturating_sub(self.tolerance);
         let late_by = now_units.saturating_sub(slot);
         let forgiven = TIMER_RESOLUTION.as_nanos().saturating_mul(self.elements);
-        let arrival = if on_schedule && late_by <= forgiven && late_by < self.token_cost {
-            slot
-        } else {
-            now_units
-        };
-        self.theoretical_arrival = self
-            .theoretical_arrival
-            .max(arrival)
-            .saturating_add(self.token_cost);
+        let arrival =
+            if on_schedule && late_by <= forgiven && late_by < self.token_cost { slot } else { now_units };
+        self.theoretical_arrival = self.theoretical_arrival.max(arrival).saturating_add(self.token_cost);
     }
 }
 
@@ -178,10 +165,7 @@ pin_project! {
 
 impl<S> std::fmt::Debug for ThrottleStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ThrottleStream")
-            .field("mode", &self.mode)
-            .field("done", &self.done)
-            .finish()
+        f.debug_struct("ThrottleStream").field("mode", &self.mode).field("done", &self.done).finish()
     }
 }
 

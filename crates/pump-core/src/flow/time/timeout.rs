@@ -75,9 +75,7 @@ pub(super) fn arm(sleep: &mut Option<Pin<Box<Sleep>>>, after: Duration) {
 
 /// Whether the armed limit has passed (registering the waker when it has not).
 pub(super) fn poll_elapsed(sleep: &mut Option<Pin<Box<Sleep>>>, cx: &mut Context<'_>) -> bool {
-    sleep
-        .as_mut()
-        .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
+    sleep.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready())
 }
 
 impl<S: Stream> Stream for TimeoutStream<S> {
@@ -108,9 +106,7 @@ impl<S: Stream> Stream for TimeoutStream<S> {
                     *this.armed = false;
                     this.probe.metrics().record_error();
                     this.probe.record_out();
-                    return Poll::Ready(Some(Err(Elapsed {
-                        after: *this.per_element,
-                    })));
+                    return Poll::Ready(Some(Err(Elapsed { after: *this.per_element })));
                 }
                 Poll::Pending
             }

@@ -66,9 +66,7 @@ impl WindowConfig {
 
     /// The most elements an operator with this configuration holds.
     pub fn max_held(&self) -> usize {
-        self.max_elements
-            .get()
-            .saturating_mul(self.max_open_windows.get())
+        self.max_elements.get().saturating_mul(self.max_open_windows.get())
     }
 
     const DEFAULT_OPEN: NonZeroUsize = non_zero(64);
@@ -125,10 +123,7 @@ impl<T> Lateness<T> {
     /// Windows stay open until the largest timestamp seen passes their end by `allowed` (in the
     /// timestamps' unit); later elements are dropped and counted.
     pub fn allowed(allowed: u64) -> Self {
-        Lateness {
-            allowed,
-            side_output: None,
-        }
+        Lateness { allowed, side_output: None }
     }
 
     /// The same lateness, handing each late element to `f` as well.
@@ -152,10 +147,7 @@ impl<T> Lateness<T> {
 
 impl<T> Clone for Lateness<T> {
     fn clone(&self) -> Self {
-        Lateness {
-            allowed: self.allowed,
-            side_output: self.side_output.clone(),
-        }
+        Lateness { allowed: self.allowed, side_output: self.side_output.clone() }
     }
 }
 
@@ -190,10 +182,7 @@ pub struct KeyedConfig {
 impl KeyedConfig {
     /// At most `max_keys` keys, no idle timeout.
     pub fn new(max_keys: NonZeroUsize) -> Self {
-        KeyedConfig {
-            max_keys,
-            idle_timeout: None,
-        }
+        KeyedConfig { max_keys, idle_timeout: None }
     }
 
     /// The same bound, evicting keys idle for `idle_timeout`.

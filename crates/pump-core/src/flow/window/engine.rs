@@ -83,10 +83,7 @@ pub struct Outputs<O> {
 
 impl<O> Default for Outputs<O> {
     fn default() -> Self {
-        Outputs {
-            queue: VecDeque::new(),
-            dropped: 0,
-        }
+        Outputs { queue: VecDeque::new(), dropped: 0 }
     }
 }
 
@@ -314,12 +311,7 @@ pub(crate) struct OpenWindow<T, B> {
 
 impl<T, B: Copy> OpenWindow<T, B> {
     pub(crate) fn new(start: B, end: B) -> Self {
-        OpenWindow {
-            start,
-            end,
-            items: Vec::new(),
-            truncated: false,
-        }
+        OpenWindow { start, end, items: Vec::new(), truncated: false }
     }
 
     /// Adds `item`, applying the overflow policy when the window already holds `max_elements`.
@@ -329,12 +321,7 @@ impl<T, B: Copy> OpenWindow<T, B> {
             match config.overflow {
                 WindowOverflow::EmitEarly => {
                     let items = std::mem::take(&mut self.items);
-                    out.emit(Window {
-                        start: self.start,
-                        end: self.end,
-                        items,
-                        truncated: true,
-                    });
+                    out.emit(Window { start: self.start, end: self.end, items, truncated: true });
                 }
                 WindowOverflow::DropNewest => {
                     out.dropped(1);
@@ -358,12 +345,7 @@ impl<T, B: Copy> OpenWindow<T, B> {
                 while self.items.len() > max {
                     let rest = self.items.split_off(max);
                     let part = std::mem::replace(&mut self.items, rest);
-                    out.emit(Window {
-                        start: self.start,
-                        end: self.end,
-                        items: part,
-                        truncated: true,
-                    });
+                    out.emit(Window { start: self.start, end: self.end, items: part, truncated: true });
                 }
             }
             WindowOverflow::DropNewest => {

@@ -17,11 +17,7 @@ pub(crate) struct Watermark {
 
 impl Watermark {
     pub(crate) fn new(allowed_lateness: u64) -> Self {
-        Watermark {
-            allowed_lateness,
-            max_timestamp: None,
-            closed_up_to: 0,
-        }
+        Watermark { allowed_lateness, max_timestamp: None, closed_up_to: 0 }
     }
 
     /// Takes `timestamp` into account; returns the new closing point if it moved.
@@ -57,11 +53,7 @@ impl Watermark {
         out: &mut impl Emit<T, B>,
     ) {
         out.dropped(1);
-        lateness.send(LateElement {
-            element,
-            timestamp,
-            watermark: self.closed_up_to,
-        });
+        lateness.send(LateElement { element, timestamp, watermark: self.closed_up_to });
     }
 }
 
@@ -107,22 +99,14 @@ impl<T> EventWindows<T> {
     /// falls between windows).
     pub(crate) fn indices(&self, timestamp: u64) -> std::ops::RangeInclusive<u64> {
         let last = timestamp / self.slide;
-        let first = if timestamp >= self.size {
-            (timestamp - self.size) / self.slide + 1
-        } else {
-            0
-        };
+        let first = if timestamp >= self.size { (timestamp - self.size) / self.slide + 1 } else { 0 };
         first..=last
     }
 
     /// The first grid index whose window is not closed.
     pub(crate) fn first_open_index(&self) -> u64 {
         let closed_up_to = self.watermark.closed_up_to();
-        if closed_up_to < self.size {
-            0
-        } else {
-            (closed_up_to - self.size) / self.slide + 1
-        }
+        if closed_up_to < self.size { 0 } else { (closed_up_to - self.size) / self.slide + 1 }
     }
 
     /// The window of grid index `index`, opened if needed; `None` if it had to be closed at once to
@@ -148,11 +132,7 @@ impl<T> EventWindows<T> {
                 }
             }
         }
-        Some(
-            self.open
-                .entry(start)
-                .or_insert_with(|| OpenWindow::new(start, end)),
-        )
+        Some(self.open.entry(start).or_insert_with(|| OpenWindow::new(start, end)))
     }
 
     /// Emits every open window, oldest first.

@@ -20,20 +20,13 @@ pub struct KeyBy<Up, T, K, KF> {
 
 impl<Up, T, K, KF> KeyBy<Up, T, K, KF> {
     pub(crate) fn new(upstream: Up, key_fn: KF, config: KeyedConfig) -> Self {
-        KeyBy {
-            upstream,
-            key_fn,
-            config,
-            marker: PhantomData,
-        }
+        KeyBy { upstream, key_fn, config, marker: PhantomData }
     }
 }
 
 impl<Up, T, K, KF> std::fmt::Debug for KeyBy<Up, T, K, KF> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyBy")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyBy").field("config", &self.config).finish_non_exhaustive()
     }
 }
 

@@ -25,21 +25,13 @@ pub struct KeyedFold<T, K, KF, Acc, F> {
 
 impl<T, K, KF, Acc, F> KeyedFold<T, K, KF, Acc, F> {
     pub(crate) fn new(key_fn: KF, init: Acc, f: F, config: KeyedConfig) -> Self {
-        KeyedFold {
-            key_fn,
-            init,
-            f,
-            config,
-            marker: PhantomData,
-        }
+        KeyedFold { key_fn, init, f, config, marker: PhantomData }
     }
 }
 
 impl<T, K, KF, Acc, F> std::fmt::Debug for KeyedFold<T, K, KF, Acc, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedFold")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyedFold").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -110,16 +102,7 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let logic = KeyedFoldLogic {
-            init: self.init,
-            f: self.f,
-        };
-        KeyedStream::new(
-            upstream,
-            self.key_fn,
-            logic,
-            self.config,
-            &ctx.register("keyed_fold"),
-        )
+        let logic = KeyedFoldLogic { init: self.init, f: self.f };
+        KeyedStream::new(upstream, self.key_fn, logic, self.config, &ctx.register("keyed_fold"))
     }
 }

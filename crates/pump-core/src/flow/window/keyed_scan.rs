@@ -27,21 +27,13 @@ pub struct KeyedScan<T, K, KF, Acc, F> {
 
 impl<T, K, KF, Acc, F> KeyedScan<T, K, KF, Acc, F> {
     pub(crate) fn new(key_fn: KF, init: Acc, f: F, config: KeyedConfig) -> Self {
-        KeyedScan {
-            key_fn,
-            init,
-            f,
-            config,
-            marker: PhantomData,
-        }
+        KeyedScan { key_fn, init, f, config, marker: PhantomData }
     }
 }
 
 impl<T, K, KF, Acc, F> std::fmt::Debug for KeyedScan<T, K, KF, Acc, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedScan")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyedScan").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
@@ -108,16 +100,7 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let logic = KeyedScanLogic {
-            init: self.init,
-            f: self.f,
-        };
-        KeyedStream::new(
-            upstream,
-            self.key_fn,
-            logic,
-            self.config,
-            &ctx.register("keyed_scan"),
-        )
+        let logic = KeyedScanLogic { init: self.init, f: self.f };
+        KeyedStream::new(upstream, self.key_fn, logic, self.config, &ctx.register("keyed_scan"))
     }
 }

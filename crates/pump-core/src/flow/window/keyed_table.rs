@@ -77,13 +77,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
         }
         let stamp = self.stamp();
         self.recency.insert(stamp, key.clone());
-        let entry = Entry {
-            value,
-            stamp,
-            id: stamp,
-            seen: now,
-            timer: None,
-        };
+        let entry = Entry { value, stamp, id: stamp, seen: now, timer: None };
         &mut self.entries.entry(key).insert_entry(entry).into_mut().value
     }
 
@@ -113,11 +107,7 @@ impl<K: Hash + Eq + Clone, V> KeyedTable<K, V> {
 
     /// Removes the least recently used key if it has been idle for `idle_timeout` at `now`.
     pub(crate) fn pop_idle(&mut self, now: Instant, idle_timeout: Duration) -> Option<(K, V)> {
-        if self.next_idle(idle_timeout)? <= now {
-            self.pop_least_recent()
-        } else {
-            None
-        }
+        if self.next_idle(idle_timeout)? <= now { self.pop_least_recent() } else { None }
     }
 
     /// Sets (or clears) `key`'s timer.

@@ -25,12 +25,7 @@ pub struct KeyedWindows<T, K, KF, Spec> {
 
 impl<T, K, KF, Spec> KeyedWindows<T, K, KF, Spec> {
     pub(crate) fn new(key_fn: KF, spec: Spec, config: KeyedConfig) -> Self {
-        KeyedWindows {
-            key_fn,
-            spec,
-            config,
-            marker: PhantomData,
-        }
+        KeyedWindows { key_fn, spec, config, marker: PhantomData }
     }
 }
 
@@ -129,12 +124,6 @@ where
         S: Stream<Item = T> + Send + 'static,
     {
         let logic = KeyedWindowLogic { spec: self.spec };
-        KeyedStream::new(
-            upstream,
-            self.key_fn,
-            logic,
-            self.config,
-            &ctx.register("keyed_windows"),
-        )
+        KeyedStream::new(upstream, self.key_fn, logic, self.config, &ctx.register("keyed_windows"))
     }
 }

@@ -40,12 +40,7 @@ where
     /// Sessions separated by `gap` (in the timestamps' unit) of the timestamps `timestamp` reads,
     /// closed `lateness` after the largest timestamp seen passes their end, bounded by `config`.
     pub fn new(gap: NonZeroU64, timestamp: F, lateness: Lateness<T>, config: WindowConfig) -> Self {
-        SessionEventTime {
-            gap,
-            timestamp: Arc::new(timestamp),
-            lateness,
-            config,
-        }
+        SessionEventTime { gap, timestamp: Arc::new(timestamp), lateness, config }
     }
 }
 
@@ -165,10 +160,7 @@ where
                     return;
                 }
                 if self.open.len() >= self.config.max_open_windows.get() {
-                    let oldest_end = self
-                        .open
-                        .first_key_value()
-                        .map_or(u64::MAX, |(_, session)| session.end);
+                    let oldest_end = self.open.first_key_value().map_or(u64::MAX, |(_, session)| session.end);
                     if end <= oldest_end {
                         // The new session would be the oldest: it is the one closed at once.
                         self.watermark.close_up_to(end);

@@ -29,10 +29,7 @@ impl SessionTime {
     /// Sessions closed by `gap` of silence (at least 1 ms; shorter gaps are raised to it), bounded by
     /// `config` (`max_open_windows` does not apply: one session is open at a time).
     pub fn new(gap: Duration, config: WindowConfig) -> Self {
-        SessionTime {
-            gap: gap.max(MIN_LENGTH),
-            config,
-        }
+        SessionTime { gap: gap.max(MIN_LENGTH), config }
     }
 }
 
@@ -58,11 +55,7 @@ impl<T: Send + 'static> WindowSpec<T> for SessionTime {
     type State = SessionTimeState<T>;
 
     fn new_state(&self) -> Self::State {
-        SessionTimeState {
-            gap: self.gap,
-            config: self.config,
-            session: None,
-        }
+        SessionTimeState { gap: self.gap, config: self.config, session: None }
     }
 }
 
@@ -72,19 +65,14 @@ impl<T: Send + 'static> WindowState<T> for SessionTimeState<T> {
 
     fn on_element(&mut self, item: T, clock: &mut Clock, out: &mut impl Emit<T, Instant>) {
         let now = clock.now();
-        if self
-            .session
-            .as_ref()
-            .is_some_and(|session| session.window.end <= now)
+        if self.session.as_ref().is_some_and(|session| session.window.end <= now)
             && let Some(session) = self.session.take()
         {
             session.window.close(out);
         }
         let end = instant_after(now, self.gap);
-        let session = self.session.get_or_insert_with(|| Session {
-            window: OpenWindow::new(now, end),
-            armed: end,
-        });
+        let session =
+            self.session.get_or_insert_with(|| Session { window: OpenWindow::new(now, end), armed: end });
         session.window.end = end;
         session.window.push(item, &self.config, out);
     }
@@ -114,9 +102,7 @@ impl<T: Send + 'static> WindowState<T> for SessionTimeState<T> {
     }
 
     fn held(&self) -> usize {
-        self.session
-            .as_ref()
-            .map_or(0, |session| session.window.items.len())
+        self.session.as_ref().map_or(0, |session| session.window.items.len())
     }
 
     fn capacity(&self) -> usize {

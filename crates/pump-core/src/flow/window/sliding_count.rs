@@ -93,12 +93,7 @@ impl<T: Clone + Send + 'static> WindowState<T> for SlidingCountState<T> {
         };
         self.emitted_up_to = end;
         self.buffer_start += self.step as u64;
-        out.emit(Window {
-            start,
-            end,
-            items,
-            truncated: false,
-        });
+        out.emit(Window { start, end, items, truncated: false });
     }
 
     fn flush(&mut self, out: &mut impl Emit<T, u64>) {
@@ -107,12 +102,7 @@ impl<T: Clone + Send + 'static> WindowState<T> for SlidingCountState<T> {
             let items: Vec<T> = self.buffer.drain(..).collect();
             self.emitted_up_to = self.next_seq;
             self.buffer_start = self.next_seq;
-            out.emit(Window {
-                start,
-                end: self.next_seq,
-                items,
-                truncated: false,
-            });
+            out.emit(Window { start, end: self.next_seq, items, truncated: false });
         }
     }
 

@@ -44,13 +44,7 @@ where
         lateness: Lateness<T>,
         config: WindowConfig,
     ) -> Self {
-        SlidingEventTime {
-            size,
-            slide,
-            timestamp: Arc::new(timestamp),
-            lateness,
-            config,
-        }
+        SlidingEventTime { size, slide, timestamp: Arc::new(timestamp), lateness, config }
     }
 }
 
@@ -77,9 +71,7 @@ where
     T: std::fmt::Debug,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlidingEventTimeState")
-            .field("windows", &self.windows)
-            .finish_non_exhaustive()
+        f.debug_struct("SlidingEventTimeState").field("windows", &self.windows).finish_non_exhaustive()
     }
 }
 
@@ -124,10 +116,7 @@ where
             out.dropped(1);
             return;
         }
-        let (first, last) = (
-            (*indices.start()).max(self.windows.first_open_index()),
-            *indices.end(),
-        );
+        let (first, last) = ((*indices.start()).max(self.windows.first_open_index()), *indices.end());
         if first > last {
             self.windows.watermark.late(item, timestamp, &self.lateness, out);
             return;

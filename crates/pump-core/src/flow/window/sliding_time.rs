@@ -32,11 +32,7 @@ impl SlidingTime {
     /// Windows of `size`, one starting every `slide` (both at least 1 ms; shorter ones are raised to
     /// it), bounded by `config`.
     pub fn new(size: Duration, slide: Duration, config: WindowConfig) -> Self {
-        SlidingTime {
-            size: size.max(MIN_LENGTH),
-            slide: slide.max(MIN_LENGTH),
-            config,
-        }
+        SlidingTime { size: size.max(MIN_LENGTH), slide: slide.max(MIN_LENGTH), config }
     }
 }
 
@@ -66,12 +62,7 @@ impl<T: Clone + Send + 'static> WindowSpec<T> for SlidingTime {
     type State = SlidingTimeState<T>;
 
     fn new_state(&self) -> Self::State {
-        SlidingTimeState {
-            size: self.size,
-            slide: self.slide,
-            config: self.config,
-            open: VecDeque::new(),
-        }
+        SlidingTimeState { size: self.size, slide: self.slide, config: self.config, open: VecDeque::new() }
     }
 }
 
@@ -86,11 +77,7 @@ impl<T: Clone + Send + 'static> WindowState<T> for SlidingTimeState<T> {
         let elapsed = elapsed_nanos(origin, now);
         let (size, slide) = (self.size.as_nanos(), self.slide.as_nanos());
         let last = elapsed / slide;
-        let first = if elapsed >= size {
-            (elapsed - size) / slide + 1
-        } else {
-            0
-        };
+        let first = if elapsed >= size { (elapsed - size) / slide + 1 } else { 0 };
         if first > last {
             // Between two windows (slide > size).
             out.dropped(1);
@@ -106,8 +93,7 @@ impl<T: Clone + Send + 'static> WindowState<T> for SlidingTimeState<T> {
                 oldest.close_early(out);
             }
             let start = instant_at(origin, index * slide);
-            self.open
-                .push_back((index, OpenWindow::new(start, instant_after(start, self.size))));
+            self.open.push_back((index, OpenWindow::new(start, instant_after(start, self.size))));
         }
         let newest = self.open.len().saturating_sub(1);
         for (_, window) in self.open.range_mut(..newest) {
@@ -139,9 +125,7 @@ impl<T: Clone + Send + 'static> WindowState<T> for SlidingTimeState<T> {
 
     fn capacity(&self) -> usize {
         let overlapping = self.size.as_nanos().div_ceil(self.slide.as_nanos());
-        let open = usize::try_from(overlapping)
-            .unwrap_or(usize::MAX)
-            .min(self.config.max_open_windows.get());
+        let open = usize::try_from(overlapping).unwrap_or(usize::MAX).min(self.config.max_open_windows.get());
         self.config.max_elements.get().saturating_mul(open)
     }
 }

@@ -39,11 +39,7 @@ impl<T: Send + 'static> WindowSpec<T> for TumblingCount {
     type State = TumblingCountState<T>;
 
     fn new_state(&self) -> Self::State {
-        TumblingCountState {
-            size: self.size.get(),
-            start: 0,
-            items: Vec::new(),
-        }
+        TumblingCountState { size: self.size.get(), start: 0, items: Vec::new() }
     }
 }
 
@@ -62,12 +58,7 @@ impl<T: Send + 'static> WindowState<T> for TumblingCountState<T> {
             let items = std::mem::take(&mut self.items);
             let start = self.start;
             self.start += self.size as u64;
-            out.emit(Window {
-                start,
-                end: self.start,
-                items,
-                truncated: false,
-            });
+            out.emit(Window { start, end: self.start, items, truncated: false });
         }
     }
 
@@ -76,12 +67,7 @@ impl<T: Send + 'static> WindowState<T> for TumblingCountState<T> {
             let items = std::mem::take(&mut self.items);
             let start = self.start;
             self.start += items.len() as u64;
-            out.emit(Window {
-                start,
-                end: self.start,
-                items,
-                truncated: false,
-            });
+            out.emit(Window { start, end: self.start, items, truncated: false });
         }
     }
 

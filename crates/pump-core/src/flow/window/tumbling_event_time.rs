@@ -35,12 +35,7 @@ where
     /// Windows of `size` (in the timestamps' unit) of the timestamps `timestamp` reads, closed
     /// `lateness` after the largest timestamp seen passes their end, bounded by `config`.
     pub fn new(size: NonZeroU64, timestamp: F, lateness: Lateness<T>, config: WindowConfig) -> Self {
-        TumblingEventTime {
-            size,
-            timestamp: Arc::new(timestamp),
-            lateness,
-            config,
-        }
+        TumblingEventTime { size, timestamp: Arc::new(timestamp), lateness, config }
     }
 }
 
@@ -66,9 +61,7 @@ where
     T: std::fmt::Debug,
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TumblingEventTimeState")
-            .field("windows", &self.windows)
-            .finish_non_exhaustive()
+        f.debug_struct("TumblingEventTimeState").field("windows", &self.windows).finish_non_exhaustive()
     }
 }
 

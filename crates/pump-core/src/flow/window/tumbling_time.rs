@@ -27,10 +27,7 @@ pub struct TumblingTime {
 impl TumblingTime {
     /// Windows of `size` (at least 1 ms; shorter sizes are raised to it), bounded by `config`.
     pub fn new(size: Duration, config: WindowConfig) -> Self {
-        TumblingTime {
-            size: size.max(MIN_LENGTH),
-            config,
-        }
+        TumblingTime { size: size.max(MIN_LENGTH), config }
     }
 }
 
@@ -49,11 +46,7 @@ impl<T: Send + 'static> WindowSpec<T> for TumblingTime {
     type State = TumblingTimeState<T>;
 
     fn new_state(&self) -> Self::State {
-        TumblingTimeState {
-            size: self.size,
-            config: self.config,
-            current: None,
-        }
+        TumblingTimeState { size: self.size, config: self.config, current: None }
     }
 }
 
