@@ -1,0 +1,145 @@
+//! The task-kind contract: what a kind implements, what the manager provides, and the registry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use batch_model::{BatchConfig, BatchTask, Checkpoint, Progress, TaskError, TaskType};
+use tokio_util::sync::CancellationToken;
+
+/// What the manager provides to a running kind: durable checkpoints, progress, stop requests.
+///
+/// Implemented by the manager (over its store, leases and heartbeats); tests implement it in memory.
+#[async_trait]
+pub trait JobControl: Send + Sync + 'static {
+    /// Commits `checkpoint` and `progress` durably, in one store transaction. Call it only after the
+    /// chunk the checkpoint describes is durably written. Fails with `STORAGE_ERROR` when the store
+    /// fails, or `INVALID_STATE` when this worker lost the task's lease (another worker took it over):
+    /// the kind must then stop at once without writing more.
+    async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError>;
+
+    /// Publishes live progress between checkpoints (best effort; never fails the task).
+    async fn report_progress(&self, progress: Progress);
+
+    /// True once the task should stop at its next chunk boundary (`stop_task`, or a manager shutdown).
+    fn stop_requested(&self) -> bool;
+
+    /// Cancelled when in-flight work must be abandoned now (the stop's grace period ran out, or the
+    /// lease was lost). Pass it to pipelines (`pump_core` runs) so they abort.
+    fn cancellation_token(&self) -> CancellationToken;
+}
+
+/// One run (first or resumed) of one task, as handed to its kind.
+#[derive(Clone)]
+pub struct JobContext {
+    task: BatchTask,
+    checkpoint: Option<Checkpoint>,
+    control: Arc<dyn JobControl>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("task", &self.task.id)
+            .field("checkpoint", &self.checkpoint.as_ref().map(|checkpoint| checkpoint.sequence))
+            .finish()
+    }
+}
+
+impl JobContext {
+    /// A context for `task`, resuming from `checkpoint` when there is one.
+    pub fn new(task: BatchTask, checkpoint: Option<Checkpoint>, control: Arc<dyn JobControl>) -> Self {
+        JobContext { task, checkpoint, control }
+    }
+
+    /// The task (id, type, config, params).
+    pub fn task(&self) -> &BatchTask {
+        &self.task
+    }
+
+    /// The task's config.
+    pub fn config(&self) -> &BatchConfig {
+        &self.task.config
+    }
+
+    /// The kind's own params (a JSON object).
+    pub fn params(&self) -> &serde_json::Value {
+        &self.task.params
+    }
+
+    /// The last committed checkpoint: resume from it, or start fresh when `None`.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.checkpoint.as_ref()
+    }
+
+    /// The manager's side of the job.
+    pub fn control(&self) -> &Arc<dyn JobControl> {
+        &self.control
+    }
+}
+
+/// How a run of a kind ended, when it did not fail.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum JobOutcome {
+    /// The task finished; `summary` is its result (e.g. per-region totals, model accuracy).
+    Completed {
+        /// The kind's result summary.
+        summary: serde_json::Value,
+        /// The final progress.
+        progress: Progress,
+    },
+    /// A stop was requested and the kind stopped at a chunk boundary after committing its checkpoint.
+    Stopped,
+}
+
+/// A task kind: turns a task into a real, resumable pipeline.
+#[async_trait]
+pub trait TaskKind: Send + Sync + 'static {
+    /// The type this kind runs.
+    fn task_type(&self) -> TaskType;
+
+    /// Checks a task's params and config when the task is created, so bad settings fail fast with a
+    /// `CONFIGURATION_ERROR` naming the parameter.
+    fn validate(&self, params: &serde_json::Value, config: &BatchConfig) -> Result<(), TaskError>;
+
+    /// Runs the task from its checkpoint (or the start) to completion, a stop, or a failure. Bad
+    /// records never fail a task: they go to its dead-letter output; a task fails on a source/sink
+    /// failure or when failures pass its skip limit.
+    async fn run(&self, job: JobContext) -> Result<JobOutcome, TaskError>;
+}
+
+/// The task kinds a manager can run, by type name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<String, Arc<dyn TaskKind>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Registers `kind` under its type name, replacing any kind registered under it before.
+    pub fn register(&mut self, kind: impl TaskKind) -> &mut Self {
+        self.kinds.insert(kind.task_type().as_str().to_owned(), Arc::new(kind));
+        self
+    }
+
+    /// The kind for `task_type`.
+    pub fn get(&self, task_type: &TaskType) -> Option<Arc<dyn TaskKind>> {
+        self.kinds.get(task_type.as_str()).cloned()
+    }
+
+    /// The registered type names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.kinds.keys().map(String::as_str)
+    }
+}

@@ -1,0 +1,9 @@
+//! `batch-tasks`: the task kinds of the pump batch system and the contract they implement.
+//!
+//! A task kind turns a task's params, config and last checkpoint into a real pipeline over real data
+//! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
+//! are registered by name in a [`Registry`]; users register their own kinds the same way.
+
+mod kind;
+
+pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
