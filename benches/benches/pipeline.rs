@@ -143,14 +143,18 @@ fn w3_map_async_io(c: &mut Criterion) {
     });
     group.bench_function("pump_ordered", |b| {
         b.to_async(&rt).iter(|| async {
-            let out = source::iter(0..W3_N).map_async(nz(W3_PARALLELISM), w3_io).to(sink::count()).run().await;
+            let out =
+                source::iter(0..W3_N).map_async(nz(W3_PARALLELISM), w3_io).to(sink::count()).run().await;
             assert_eq!(out.map(|out| out.value).ok(), Some(W3_N));
         })
     });
     group.bench_function("pump_unordered", |b| {
         b.to_async(&rt).iter(|| async {
-            let out =
-                source::iter(0..W3_N).map_async_unordered(nz(W3_PARALLELISM), w3_io).to(sink::count()).run().await;
+            let out = source::iter(0..W3_N)
+                .map_async_unordered(nz(W3_PARALLELISM), w3_io)
+                .to(sink::count())
+                .run()
+                .await;
             assert_eq!(out.map(|out| out.value).ok(), Some(W3_N));
         })
     });
@@ -181,5 +185,87 @@ fn w4_map_parallel_cpu(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, w1_map_filter_fold, w2_batch, w3_map_async_io, w4_map_parallel_cpu);
+const W6_N: u64 = 1_000_000;
+const W6_WINDOW: usize = 1_000;
+
+fn w6_tumbling_window(c: &mut Criterion) {
+    let rt = runtime();
+    let expected = benches::w6_hand_loop(W6_N, W6_WINDOW);
+    let mut group = c.benchmark_group("w6_tumbling_window");
+    group.throughput(Throughput::Elements(W6_N));
+    group.sample_size(20);
+    group.bench_function("hand_loop", |b| {
+        b.iter(|| assert_eq!(benches::w6_hand_loop(W6_N, W6_WINDOW), expected))
+    });
+    group.bench_function("pump", |b| {
+        b.to_async(&rt).iter(|| async {
+            let out = source::iter(0..W6_N)
+                .tumbling_count(nz(W6_WINDOW))
+                .to(sink::fold(0u64, |total, window: pump_core::flow::window::Window<u64>| {
+                    total.wrapping_add(benches::w6_window_sum(&window.items))
+                }))
+                .run()
+                .await;
+            assert_eq!(out.map(|out| out.value).ok(), Some(expected));
+        })
+    });
+    group.finish();
+}
+
+const W5_N: u64 = 1_000_000;
+/// Buffer per consumer, the same for both flavours: the mpsc channels' capacity and pump's
+/// `FanOutConfig::capacity`.
+const W5_CAPACITY: usize = 1024;
+
+async fn w5_channel_sum(mut input: mpsc::Receiver<u64>) -> u64 {
+    let mut sum = 0u64;
+    while let Some(x) = input.recv().await {
+        sum = sum.wrapping_add(x);
+    }
+    sum
+}
+
+fn w5_broadcast(c: &mut Criterion) {
+    let rt = runtime();
+    let expected = (0..W5_N).fold(0u64, u64::wrapping_add);
+    let mut group = c.benchmark_group("w5_broadcast");
+    group.throughput(Throughput::Elements(W5_N));
+    group.sample_size(10);
+    group.bench_function("channel_fanout", |b| {
+        b.to_async(&rt).iter(|| async {
+            // Baseline: a task per consumer, each fed by a bounded mpsc channel from a producer loop.
+            let (first_tx, first_rx) = mpsc::channel::<u64>(W5_CAPACITY);
+            let (second_tx, second_rx) = mpsc::channel::<u64>(W5_CAPACITY);
+            let first = tokio::spawn(w5_channel_sum(first_rx));
+            let second = tokio::spawn(w5_channel_sum(second_rx));
+            for x in 0..W5_N {
+                if first_tx.send(x).await.is_err() || second_tx.send(x).await.is_err() {
+                    break;
+                }
+            }
+            drop((first_tx, second_tx));
+            assert_eq!((first.await.ok(), second.await.ok()), (Some(expected), Some(expected)));
+        })
+    });
+    group.bench_function("pump", |b| {
+        b.to_async(&rt).iter(|| async {
+            let consumers = (0..2).map(|_| sink::fold(0u64, |sum, x: u64| sum.wrapping_add(x))).collect();
+            let config = pump_core::fan::FanOutConfig::new(nz(W5_CAPACITY));
+            let out = source::iter(0..W5_N).to(pump_core::fan::broadcast(consumers, config)).run().await;
+            let sums = out.map(|out| out.value.into_iter().map(Result::ok).collect::<Vec<_>>()).ok();
+            assert_eq!(sums, Some(vec![Some(expected); 2]));
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    w1_map_filter_fold,
+    w2_batch,
+    w3_map_async_io,
+    w4_map_parallel_cpu,
+    w5_broadcast,
+    w6_tumbling_window
+);
 criterion_main!(benches);

@@ -35,3 +35,26 @@ pub fn peak_rss_kib() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// The sum of one w6 window (wrapping, as the pipeline's fold does).
+pub fn w6_window_sum(items: &[u64]) -> u64 {
+    items.iter().fold(0u64, |sum, x| sum.wrapping_add(*x))
+}
+
+/// The w6 workload as a hand-written loop: `0..n` cut into consecutive windows of `window` items (the
+/// last may be shorter), each collected into a buffer and summed, the sums added up.
+pub fn w6_hand_loop(n: u64, window: usize) -> u64 {
+    let mut buffer = Vec::with_capacity(window);
+    let mut total = 0u64;
+    for x in 0..n {
+        buffer.push(black_box(x));
+        if buffer.len() == window {
+            total = total.wrapping_add(w6_window_sum(&buffer));
+            buffer.clear();
+        }
+    }
+    if !buffer.is_empty() {
+        total = total.wrapping_add(w6_window_sum(&buffer));
+    }
+    total
+}

@@ -65,7 +65,8 @@ pub(crate) fn check(root: &Path) -> Result<()> {
     if members.contains("batch-model") {
         let deps = normal_deps(root, "batch-model", &[])?;
         for dep in &deps {
-            let forbidden = ["tokio", "futures", "async-trait", "pump-core", "tokio-util"].contains(&dep.as_str())
+            let forbidden = ["tokio", "futures", "async-trait", "pump-core", "tokio-util"]
+                .contains(&dep.as_str())
                 || DATABASE_CRATES.contains(&dep.as_str());
             if forbidden {
                 problems.push(format!("batch-model must do no async and no I/O, but depends on {dep}"));

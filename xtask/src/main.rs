@@ -26,7 +26,9 @@ fn main() -> Result<()> {
         _ => {
             eprintln!("usage: cargo xtask <ci|tidy|deps|fmt>");
             eprintln!("  ci    fmt check, clippy, tidy, dependency direction, tests, docs, benches compiled");
-            eprintln!("  tidy  module docs present, no dbg!/todo!/unimplemented! in library code, no #[ignore]");
+            eprintln!(
+                "  tidy  module docs present, no dbg!/todo!/unimplemented! in library code, no #[ignore]"
+            );
             eprintln!("  deps  dependency-direction invariants (docs/ARCHITECTURE.md)");
             eprintln!("  fmt   format the workspace");
             bail!("unknown or missing command")
@@ -40,7 +42,11 @@ fn ci(root: &Path) -> Result<()> {
     step("tidy", || tidy::check(root))?;
     step("dependency direction", || deps::check(root))?;
     step("clippy", || {
-        run(root, "cargo", &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"])
+        run(
+            root,
+            "cargo",
+            &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
+        )
     })?;
     step("tests", || run(root, "cargo", &["test", "--workspace", "--all-features", "--no-fail-fast"]))?;
     step("tests without default features", || {

@@ -19,11 +19,18 @@ pub(crate) fn check(root: &Path) -> Result<()> {
         let text = fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
         let relative = file.strip_prefix(root).unwrap_or(file);
         if !text.trim_start().starts_with("//!") {
-            problems.push(format!("{}: does not start with a `//!` line saying what it is for", relative.display()));
+            problems.push(format!(
+                "{}: does not start with a `//!` line saying what it is for",
+                relative.display()
+            ));
         }
         for (idx, line) in text.lines().enumerate() {
             if line.trim_start().starts_with("#[ignore") {
-                problems.push(format!("{}:{}: ignored test; fix the test instead", relative.display(), idx + 1));
+                problems.push(format!(
+                    "{}:{}: ignored test; fix the test instead",
+                    relative.display(),
+                    idx + 1
+                ));
             }
         }
         if is_library_code(relative) {
@@ -31,7 +38,11 @@ pub(crate) fn check(root: &Path) -> Result<()> {
                 let code = line.split("//").next().unwrap_or("");
                 for forbidden in FORBIDDEN_IN_LIBRARY {
                     if code.contains(forbidden) {
-                        problems.push(format!("{}:{}: `{forbidden}` in library code", relative.display(), idx + 1));
+                        problems.push(format!(
+                            "{}:{}: `{forbidden}` in library code",
+                            relative.display(),
+                            idx + 1
+                        ));
                     }
                 }
             }

@@ -18,10 +18,7 @@ fn empty_object() -> serde_json::Value {
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ModelError {
-    ModelError::InvalidRequest {
-        field: field.to_owned(),
-        reason: reason.into(),
-    }
+    ModelError::InvalidRequest { field: field.to_owned(), reason: reason.into() }
 }
 
 /// Create a task. `config` defaults to [`BatchConfig::default`]; `params` (the kind's own settings) to
@@ -57,21 +54,13 @@ pub struct CreateTaskRequest {
 impl CreateTaskRequest {
     /// A request for `task_type` with the default config, empty params and no metadata.
     pub fn new(task_type: TaskType) -> CreateTaskRequest {
-        CreateTaskRequest {
-            task_type,
-            config: None,
-            params: empty_object(),
-            metadata: BTreeMap::new(),
-        }
+        CreateTaskRequest { task_type, config: None, params: empty_object(), metadata: BTreeMap::new() }
     }
 
     /// The same request with `config`.
     #[must_use]
     pub fn with_config(self, config: BatchConfig) -> CreateTaskRequest {
-        CreateTaskRequest {
-            config: Some(config),
-            ..self
-        }
+        CreateTaskRequest { config: Some(config), ..self }
     }
 
     /// The same request with `params`.
@@ -104,10 +93,7 @@ impl CreateTaskRequest {
             config.validate()?;
         }
         if !self.params.is_object() {
-            return Err(invalid(
-                "params",
-                format!("must be a JSON object, got {}", json_kind(&self.params)),
-            ));
+            return Err(invalid("params", format!("must be a JSON object, got {}", json_kind(&self.params))));
         }
         if self.metadata.contains_key("") {
             return Err(invalid("metadata", "keys must not be empty"));
@@ -129,11 +115,7 @@ pub struct CreateTaskResponse {
 
 impl From<&BatchTask> for CreateTaskResponse {
     fn from(task: &BatchTask) -> CreateTaskResponse {
-        CreateTaskResponse {
-            id: task.id,
-            status: task.status,
-            created_at: task.created_at,
-        }
+        CreateTaskResponse { id: task.id, status: task.status, created_at: task.created_at }
     }
 }
 
@@ -214,10 +196,7 @@ impl UpdateTaskStatusRequest {
         if self.error.is_some() && !error_allowed {
             return Err(invalid(
                 "error",
-                format!(
-                    "is only allowed with status failed or cancelled, not {}",
-                    self.status
-                ),
+                format!("is only allowed with status failed or cancelled, not {}", self.status),
             ));
         }
         Ok(())
@@ -275,10 +254,7 @@ impl ListTasksRequest {
             return Err(invalid("limit", "must be at least 1, got 0"));
         }
         if self.limit > Self::LIMIT_MAX {
-            return Err(invalid(
-                "limit",
-                format!("must be at most {}, got {}", Self::LIMIT_MAX, self.limit),
-            ));
+            return Err(invalid("limit", format!("must be at most {}, got {}", Self::LIMIT_MAX, self.limit)));
         }
         if let Some(task_type) = &self.task_type {
             task_type.validate()?;
@@ -289,21 +265,13 @@ impl ListTasksRequest {
     /// Whether `task` passes the status and type filters (paging aside).
     pub fn matches(&self, task: &BatchTask) -> bool {
         self.status.is_none_or(|status| task.status == status)
-            && self
-                .task_type
-                .as_ref()
-                .is_none_or(|task_type| &task.task_type == task_type)
+            && self.task_type.as_ref().is_none_or(|task_type| &task.task_type == task_type)
     }
 }
 
 impl Default for ListTasksRequest {
     fn default() -> ListTasksRequest {
-        ListTasksRequest {
-            status: None,
-            task_type: None,
-            limit: Self::DEFAULT_LIMIT,
-            offset: 0,
-        }
+        ListTasksRequest { status: None, task_type: None, limit: Self::DEFAULT_LIMIT, offset: 0 }
     }
 }
 
@@ -358,26 +326,16 @@ mod tests {
     #[test]
     fn create_request_rejects_a_bad_config_while_deserialising() {
         let json = r#"{ "task_type": "train", "config": { "timeout": -1 } }"#;
-        let error = serde_json::from_str::<CreateTaskRequest>(json)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("invalid configuration: timeout must not be negative, got -1"),
-            "{error}"
-        );
+        let error = serde_json::from_str::<CreateTaskRequest>(json).unwrap_err().to_string();
+        assert!(error.starts_with("invalid configuration: timeout must not be negative, got -1"), "{error}");
     }
 
     #[test]
     fn create_request_validation_names_the_field() {
-        let bad_config = CreateTaskRequest::new(TaskType::Train).with_config(BatchConfig {
-            concurrency: 0,
-            ..BatchConfig::default()
-        });
+        let bad_config = CreateTaskRequest::new(TaskType::Train)
+            .with_config(BatchConfig { concurrency: 0, ..BatchConfig::default() });
         let error = bad_config.validate().unwrap_err();
-        assert_eq!(
-            error.to_string(),
-            "invalid configuration: concurrency must be at least 1, got 0"
-        );
+        assert_eq!(error.to_string(), "invalid configuration: concurrency must be at least 1, got 0");
 
         let mut empty_key = CreateTaskRequest::new(TaskType::Train);
         empty_key.metadata.insert(String::new(), "x".to_owned());
@@ -387,31 +345,18 @@ mod tests {
         );
 
         let bad_type = CreateTaskRequest::new(TaskType::Custom("Nope".to_owned()));
-        assert!(matches!(
-            bad_type.validate(),
-            Err(ModelError::InvalidTaskType { .. })
-        ));
+        assert!(matches!(bad_type.validate(), Err(ModelError::InvalidTaskType { .. })));
     }
 
     #[test]
     fn list_request_limit_bounds() {
-        let zero = ListTasksRequest {
-            limit: 0,
-            ..ListTasksRequest::default()
-        };
+        let zero = ListTasksRequest { limit: 0, ..ListTasksRequest::default() };
         assert_eq!(
             zero.validate().unwrap_err().to_string(),
             "invalid request: limit must be at least 1, got 0"
         );
         for limit in [1, 50, 1000] {
-            assert_eq!(
-                ListTasksRequest {
-                    limit,
-                    ..ListTasksRequest::default()
-                }
-                .validate(),
-                Ok(())
-            );
+            assert_eq!(ListTasksRequest { limit, ..ListTasksRequest::default() }.validate(), Ok(()));
         }
     }
 
@@ -435,17 +380,10 @@ mod tests {
     fn update_request_allows_errors_only_when_failing_or_cancelling() {
         let error = TaskError::new(crate::ErrorCode::Cancelled, "stopped by user");
         for status in TaskStatus::ALL {
-            let request = UpdateTaskStatusRequest {
-                id: TaskId::new(),
-                status,
-                error: Some(error.clone()),
-            };
+            let request = UpdateTaskStatusRequest { id: TaskId::new(), status, error: Some(error.clone()) };
             let expected_ok = matches!(status, TaskStatus::Failed | TaskStatus::Cancelled);
             assert_eq!(request.validate().is_ok(), expected_ok, "{status}");
-            let without_error = UpdateTaskStatusRequest {
-                error: None,
-                ..request
-            };
+            let without_error = UpdateTaskStatusRequest { error: None, ..request };
             assert_eq!(without_error.validate(), Ok(()));
         }
     }

@@ -123,14 +123,7 @@ impl Default for BatchConfig {
 }
 
 /// The settings `from_json` knows, in the order it checks them.
-const FIELDS: [&str; 6] = [
-    "batch_size",
-    "max_retries",
-    "timeout",
-    "concurrency",
-    "skip_limit",
-    "durability",
-];
+const FIELDS: [&str; 6] = ["batch_size", "max_retries", "timeout", "concurrency", "skip_limit", "durability"];
 
 impl BatchConfig {
     /// Largest `batch_size`.
@@ -160,19 +153,9 @@ impl BatchConfig {
     /// ```
     pub fn validate(&self) -> Result<(), ModelError> {
         check_range("batch_size", u64::from(self.batch_size), 1, Self::BATCH_SIZE_MAX)?;
-        check_range(
-            "max_retries",
-            u64::from(self.max_retries),
-            0,
-            Self::MAX_RETRIES_MAX,
-        )?;
+        check_range("max_retries", u64::from(self.max_retries), 0, Self::MAX_RETRIES_MAX)?;
         check_timeout(self.timeout)?;
-        check_range(
-            "concurrency",
-            u64::from(self.concurrency),
-            1,
-            Self::CONCURRENCY_MAX,
-        )?;
+        check_range("concurrency", u64::from(self.concurrency), 1, Self::CONCURRENCY_MAX)?;
         Ok(())
     }
 
@@ -198,10 +181,7 @@ impl BatchConfig {
         let object = match value {
             Value::Object(object) => object,
             other => {
-                return Err(invalid(
-                    "config",
-                    format!("must be a JSON object, got {}", json_kind(other)),
-                ));
+                return Err(invalid("config", format!("must be a JSON object, got {}", json_kind(other))));
             }
         };
         if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
@@ -235,10 +215,7 @@ impl<'de> Deserialize<'de> for BatchConfig {
 }
 
 fn invalid(field: &str, reason: String) -> ModelError {
-    ModelError::InvalidConfig {
-        field: field.to_owned(),
-        reason,
-    }
+    ModelError::InvalidConfig { field: field.to_owned(), reason }
 }
 
 fn check_range(field: &str, value: u64, min: u32, max: u32) -> Result<(), ModelError> {
@@ -255,15 +232,9 @@ fn check_timeout(timeout: Duration) -> Result<(), ModelError> {
     let (min, max) = (BatchConfig::TIMEOUT_MIN, BatchConfig::TIMEOUT_MAX);
     let shown = |duration| humantime::format_duration(duration);
     if timeout < min {
-        Err(invalid(
-            "timeout",
-            format!("must be at least {}, got {}", shown(min), shown(timeout)),
-        ))
+        Err(invalid("timeout", format!("must be at least {}, got {}", shown(min), shown(timeout))))
     } else if timeout > max {
-        Err(invalid(
-            "timeout",
-            format!("must be at most {}, got {}", shown(max), shown(timeout)),
-        ))
+        Err(invalid("timeout", format!("must be at most {}, got {}", shown(max), shown(timeout))))
     } else {
         Ok(())
     }
@@ -292,10 +263,7 @@ fn read_whole_number(object: &Map<String, Value>, field: &str) -> Result<Option<
         return Ok(None);
     };
     let Value::Number(number) = value else {
-        return Err(invalid(
-            field,
-            format!("must be a whole number, got {}", json_kind(value)),
-        ));
+        return Err(invalid(field, format!("must be a whole number, got {}", json_kind(value))));
     };
     if let Some(whole) = number.as_u64() {
         return Ok(Some(whole));
@@ -326,11 +294,7 @@ fn read_timeout(object: &Map<String, Value>) -> Result<Option<Duration>, ModelEr
     };
     let timeout = match value {
         Value::String(text) => duration::parse(text).map_err(|reason| invalid(field, reason))?,
-        Value::Number(number) => match number
-            .as_i64()
-            .map(i128::from)
-            .or(number.as_u64().map(i128::from))
-        {
+        Value::Number(number) => match number.as_i64().map(i128::from).or(number.as_u64().map(i128::from)) {
             Some(millis) => duration::from_millis(millis)
                 .ok_or_else(|| invalid(field, format!("must not be negative, got {number}")))?,
             None => {
@@ -364,10 +328,7 @@ fn read_durability(object: &Map<String, Value>) -> Result<Option<Durability>, Mo
     match value.as_str() {
         Some("process") => Ok(Some(Durability::Process)),
         Some("power_loss") => Ok(Some(Durability::PowerLoss)),
-        _ => Err(invalid(
-            field,
-            format!("must be \"process\" or \"power_loss\", got {value}"),
-        )),
+        _ => Err(invalid(field, format!("must be \"process\" or \"power_loss\", got {value}"))),
     }
 }
 
@@ -380,27 +341,16 @@ mod tests {
     fn default_is_the_original_defaults_and_valid() {
         let config = BatchConfig::default();
         assert_eq!(
-            (
-                config.batch_size,
-                config.max_retries,
-                config.timeout,
-                config.concurrency
-            ),
+            (config.batch_size, config.max_retries, config.timeout, config.concurrency),
             (10, 3, Duration::from_secs(30), 2)
         );
-        assert_eq!(
-            (config.skip_limit, config.durability),
-            (None, Durability::Process)
-        );
+        assert_eq!((config.skip_limit, config.durability), (None, Durability::Process));
         assert_eq!(config.validate(), Ok(()));
     }
 
     #[test]
     fn empty_object_gives_the_default() {
-        assert_eq!(
-            BatchConfig::from_json(&serde_json::json!({})).unwrap(),
-            BatchConfig::default()
-        );
+        assert_eq!(BatchConfig::from_json(&serde_json::json!({})).unwrap(), BatchConfig::default());
     }
 
     #[test]

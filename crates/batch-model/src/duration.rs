@@ -124,18 +124,12 @@ mod tests {
 
     #[test]
     fn writes_humantime_strings() {
-        let holder = Holder {
-            duration: Duration::from_millis(90_500),
-            maybe: None,
-        };
+        let holder = Holder { duration: Duration::from_millis(90_500), maybe: None };
         assert_eq!(
             serde_json::to_value(&holder).unwrap(),
             serde_json::json!({ "duration": "1m 30s 500ms", "maybe": null })
         );
-        let zero = Holder {
-            duration: Duration::ZERO,
-            maybe: Some(Duration::from_secs(30)),
-        };
+        let zero = Holder { duration: Duration::ZERO, maybe: Some(Duration::from_secs(30)) };
         assert_eq!(
             serde_json::to_value(&zero).unwrap(),
             serde_json::json!({ "duration": "0s", "maybe": "30s" })
@@ -145,18 +139,9 @@ mod tests {
     #[test]
     fn reads_strings_and_integer_milliseconds() {
         check(serde_json::json!({ "duration": "30s" }), Duration::from_secs(30));
-        check(
-            serde_json::json!({ "duration": "1m 30s" }),
-            Duration::from_secs(90),
-        );
-        check(
-            serde_json::json!({ "duration": "500ms" }),
-            Duration::from_millis(500),
-        );
-        check(
-            serde_json::json!({ "duration": 1500 }),
-            Duration::from_millis(1500),
-        );
+        check(serde_json::json!({ "duration": "1m 30s" }), Duration::from_secs(90));
+        check(serde_json::json!({ "duration": "500ms" }), Duration::from_millis(500));
+        check(serde_json::json!({ "duration": 1500 }), Duration::from_millis(1500));
         check(serde_json::json!({ "duration": 0 }), Duration::ZERO);
         let holder: Holder = serde_json::from_str(r#"{"duration":"1s","maybe":250}"#).unwrap();
         assert_eq!(holder.maybe, Some(Duration::from_millis(250)));

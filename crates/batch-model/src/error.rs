@@ -146,10 +146,7 @@ impl TaskError {
     /// There is no way to mark an error retryable against its code.
     #[must_use]
     pub fn not_retryable(self) -> TaskError {
-        TaskError {
-            retryable: false,
-            ..self
-        }
+        TaskError { retryable: false, ..self }
     }
 
     /// Whether another attempt may succeed: the recorded flag, and only for a retryable code.
@@ -283,9 +280,7 @@ impl ModelError {
 /// ```
 impl From<&ModelError> for TaskError {
     fn from(error: &ModelError) -> TaskError {
-        TaskError::new(error.code(), error.to_string())
-            .with_details(error.details())
-            .not_retryable()
+        TaskError::new(error.code(), error.to_string()).with_details(error.details()).not_retryable()
     }
 }
 
@@ -306,10 +301,8 @@ mod tests {
 
     #[test]
     fn only_processing_and_timeout_errors_are_retryable() {
-        let retryable: Vec<ErrorCode> = ErrorCode::ALL
-            .into_iter()
-            .filter(|code| code.is_retryable())
-            .collect();
+        let retryable: Vec<ErrorCode> =
+            ErrorCode::ALL.into_iter().filter(|code| code.is_retryable()).collect();
         assert_eq!(retryable, [ErrorCode::ProcessingError, ErrorCode::TimeoutError]);
     }
 
@@ -323,23 +316,13 @@ mod tests {
 
     #[test]
     fn every_model_error_has_the_code_of_its_kind() {
-        let config = ModelError::InvalidConfig {
-            field: "batch_size".into(),
-            reason: "must be at least 1".into(),
-        };
-        let transition = ModelError::InvalidTransition {
-            from: TaskStatus::Failed,
-            to: TaskStatus::Pending,
-        };
-        let task_type = ModelError::InvalidTaskType {
-            name: "X".into(),
-            reason: "bad".into(),
-        };
+        let config =
+            ModelError::InvalidConfig { field: "batch_size".into(), reason: "must be at least 1".into() };
+        let transition = ModelError::InvalidTransition { from: TaskStatus::Failed, to: TaskStatus::Pending };
+        let task_type = ModelError::InvalidTaskType { name: "X".into(), reason: "bad".into() };
         let status = ModelError::InvalidStatus { value: "done".into() };
-        let request = ModelError::InvalidRequest {
-            field: "limit".into(),
-            reason: "must be at least 1".into(),
-        };
+        let request =
+            ModelError::InvalidRequest { field: "limit".into(), reason: "must be at least 1".into() };
         assert_eq!(config.code(), ErrorCode::ConfigurationError);
         assert_eq!(transition.code(), ErrorCode::InvalidState);
         assert_eq!(task_type.code(), ErrorCode::ValidationError);
@@ -357,10 +340,7 @@ mod tests {
                 field: "timeout".into(),
                 reason: "must be at least 1ms, got 0s".into(),
             },
-            ModelError::InvalidTransition {
-                from: TaskStatus::Pending,
-                to: TaskStatus::Completed,
-            },
+            ModelError::InvalidTransition { from: TaskStatus::Pending, to: TaskStatus::Completed },
             ModelError::InvalidRequest {
                 field: "limit".into(),
                 reason: "must be at most 1000, got 5000".into(),

@@ -56,10 +56,7 @@ impl FromStr for TaskId {
     fn from_str(text: &str) -> Result<TaskId, ModelError> {
         Uuid::try_parse(text)
             .map(TaskId)
-            .map_err(|source| ModelError::InvalidTaskId {
-                value: text.to_owned(),
-                source,
-            })
+            .map_err(|source| ModelError::InvalidTaskId { value: text.to_owned(), source })
     }
 }
 
@@ -107,20 +104,13 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_validation_errors_naming_the_text() {
-        for text in [
-            "",
-            "task-1",
-            "01890a5d-ac96-774b-bcce-b302099a805",
-            "01890a5d-ac96-774b-bcce-b302099a8057x",
-        ] {
+        for text in
+            ["", "task-1", "01890a5d-ac96-774b-bcce-b302099a805", "01890a5d-ac96-774b-bcce-b302099a8057x"]
+        {
             let error = text.parse::<TaskId>().unwrap_err();
             assert_eq!(error.code(), ErrorCode::ValidationError);
             assert!(matches!(&error, ModelError::InvalidTaskId { value, .. } if value == text));
-            assert!(
-                error
-                    .to_string()
-                    .starts_with(&format!("invalid task id {text:?}"))
-            );
+            assert!(error.to_string().starts_with(&format!("invalid task id {text:?}")));
         }
     }
 
@@ -130,9 +120,7 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, r#""01890a5d-ac96-774b-bcce-b302099a8057""#);
         assert_eq!(serde_json::from_str::<TaskId>(&json).unwrap(), id);
-        let error = serde_json::from_str::<TaskId>(r#""nope""#)
-            .unwrap_err()
-            .to_string();
+        let error = serde_json::from_str::<TaskId>(r#""nope""#).unwrap_err().to_string();
         assert!(error.starts_with("invalid task id \"nope\""), "{error}");
     }
 }

@@ -37,12 +37,7 @@ pub struct BatchItem<T> {
 impl<T> BatchItem<T> {
     /// An item with no metadata.
     pub fn new(id: impl Into<String>, data: T, created_at: DateTime<Utc>) -> BatchItem<T> {
-        BatchItem {
-            id: id.into(),
-            data,
-            created_at,
-            metadata: BTreeMap::new(),
-        }
+        BatchItem { id: id.into(), data, created_at, metadata: BTreeMap::new() }
     }
 }
 
@@ -79,24 +74,12 @@ pub struct BatchResult<T> {
 impl<T> BatchResult<T> {
     /// A successful result carrying `data`.
     pub fn succeeded(id: impl Into<String>, data: T, processed_at: DateTime<Utc>) -> BatchResult<T> {
-        BatchResult {
-            id: id.into(),
-            data: Some(data),
-            processed_at,
-            success: true,
-            error: None,
-        }
+        BatchResult { id: id.into(), data: Some(data), processed_at, success: true, error: None }
     }
 
     /// A failed result carrying `error`.
     pub fn failed(id: impl Into<String>, error: TaskError, processed_at: DateTime<Utc>) -> BatchResult<T> {
-        BatchResult {
-            id: id.into(),
-            data: None,
-            processed_at,
-            success: false,
-            error: Some(error),
-        }
+        BatchResult { id: id.into(), data: None, processed_at, success: false, error: Some(error) }
     }
 }
 

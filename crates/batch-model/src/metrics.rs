@@ -124,10 +124,7 @@ mod tests {
     #[test]
     fn processing_metrics_default_to_zero() {
         let metrics = ProcessingMetrics::default();
-        assert_eq!(
-            metrics.total_items + metrics.processed_items + metrics.retried_items,
-            0
-        );
+        assert_eq!(metrics.total_items + metrics.processed_items + metrics.retried_items, 0);
         assert_eq!((metrics.start_time, metrics.duration), (None, Duration::ZERO));
     }
 

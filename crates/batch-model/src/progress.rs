@@ -99,13 +99,8 @@ impl Progress {
         elapsed: Duration,
     ) -> Progress {
         let done = processed.saturating_add(failed).saturating_add(skipped);
-        let percentage = total.map(|total| {
-            if total == 0 {
-                100.0
-            } else {
-                (done as f64 / total as f64 * 100.0).min(100.0)
-            }
-        });
+        let percentage = total
+            .map(|total| if total == 0 { 100.0 } else { (done as f64 / total as f64 * 100.0).min(100.0) });
         let seconds = elapsed.as_secs_f64();
         let throughput = (seconds > 0.0).then(|| done as f64 / seconds);
         let eta = match (total, throughput) {
@@ -132,9 +127,7 @@ impl Progress {
 
     /// Items done: `processed + failed + skipped` (saturating).
     pub fn done(&self) -> u64 {
-        self.processed
-            .saturating_add(self.failed)
-            .saturating_add(self.skipped)
+        self.processed.saturating_add(self.failed).saturating_add(self.skipped)
     }
 }
 
@@ -160,19 +153,13 @@ mod tests {
     #[test]
     fn zero_total_is_complete() {
         let progress = Progress::compute(Some(0), 0, 0, 0, Duration::ZERO);
-        assert_eq!(
-            (progress.percentage, progress.eta),
-            (Some(100.0), Some(Duration::ZERO))
-        );
+        assert_eq!((progress.percentage, progress.eta), (Some(100.0), Some(Duration::ZERO)));
     }
 
     #[test]
     fn overrunning_an_estimated_total_caps_at_one_hundred_percent() {
         let progress = Progress::compute(Some(100), 120, 0, 0, Duration::from_secs(1));
-        assert_eq!(
-            (progress.percentage, progress.eta),
-            (Some(100.0), Some(Duration::ZERO))
-        );
+        assert_eq!((progress.percentage, progress.eta), (Some(100.0), Some(Duration::ZERO)));
         assert_eq!(progress.done(), 120);
     }
 
@@ -195,13 +182,8 @@ mod tests {
 
     #[test]
     fn saturating_counts_do_not_panic() {
-        let progress = Progress::compute(
-            Some(u64::MAX),
-            u64::MAX,
-            u64::MAX,
-            u64::MAX,
-            Duration::from_nanos(1),
-        );
+        let progress =
+            Progress::compute(Some(u64::MAX), u64::MAX, u64::MAX, u64::MAX, Duration::from_nanos(1));
         assert_eq!(progress.done(), u64::MAX);
         assert_eq!(progress.percentage, Some(100.0));
     }

@@ -70,10 +70,7 @@ impl TaskStatus {
 
     /// Whether the task has ended: `completed`, `failed` or `cancelled`. A terminal status never changes.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled
-        )
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled)
     }
 
     /// Whether the state machine allows a task in `from` to move to `to` for `cause`.
@@ -151,9 +148,7 @@ impl FromStr for TaskStatus {
         TaskStatus::ALL
             .into_iter()
             .find(|status| status.as_str() == text)
-            .ok_or_else(|| ModelError::InvalidStatus {
-                value: text.to_owned(),
-            })
+            .ok_or_else(|| ModelError::InvalidStatus { value: text.to_owned() })
     }
 }
 
@@ -164,14 +159,9 @@ mod tests {
 
     #[test]
     fn terminal_statuses_are_completed_failed_and_cancelled() {
-        let terminal: Vec<TaskStatus> = TaskStatus::ALL
-            .into_iter()
-            .filter(|status| status.is_terminal())
-            .collect();
-        assert_eq!(
-            terminal,
-            [TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled]
-        );
+        let terminal: Vec<TaskStatus> =
+            TaskStatus::ALL.into_iter().filter(|status| status.is_terminal()).collect();
+        assert_eq!(terminal, [TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled]);
     }
 
     #[test]
@@ -179,10 +169,7 @@ mod tests {
         for from in TaskStatus::ALL.into_iter().filter(|status| status.is_terminal()) {
             for to in TaskStatus::ALL {
                 for cause in [TransitionCause::Requested, TransitionCause::LeaseExpired] {
-                    assert!(
-                        !TaskStatus::can_transition(from, to, cause),
-                        "{from} -> {to} ({cause:?})"
-                    );
+                    assert!(!TaskStatus::can_transition(from, to, cause), "{from} -> {to} ({cause:?})");
                 }
             }
         }
@@ -192,29 +179,15 @@ mod tests {
     fn spelling_parses_back_and_matches_json() {
         for status in TaskStatus::ALL {
             assert_eq!(status.as_str().parse::<TaskStatus>().unwrap(), status);
-            assert_eq!(
-                serde_json::to_value(status).unwrap(),
-                serde_json::json!(status.as_str())
-            );
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::json!(status.as_str()));
         }
         let error = "Pending".parse::<TaskStatus>().unwrap_err();
-        assert_eq!(
-            error,
-            ModelError::InvalidStatus {
-                value: "Pending".to_owned()
-            }
-        );
+        assert_eq!(error, ModelError::InvalidStatus { value: "Pending".to_owned() });
     }
 
     #[test]
     fn causes_serialise_in_snake_case() {
-        assert_eq!(
-            serde_json::to_value(TransitionCause::LeaseExpired).unwrap(),
-            "lease_expired"
-        );
-        assert_eq!(
-            serde_json::to_value(TransitionCause::Requested).unwrap(),
-            "requested"
-        );
+        assert_eq!(serde_json::to_value(TransitionCause::LeaseExpired).unwrap(), "lease_expired");
+        assert_eq!(serde_json::to_value(TransitionCause::Requested).unwrap(), "requested");
     }
 }

@@ -83,14 +83,8 @@ impl TaskType {
         let reason = if name.is_empty() {
             Some("must not be empty".to_owned())
         } else if name.len() > Self::CUSTOM_NAME_MAX_LEN {
-            Some(format!(
-                "must be at most {} characters, got {}",
-                Self::CUSTOM_NAME_MAX_LEN,
-                name.len()
-            ))
-        } else if !name
-            .bytes()
-            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+            Some(format!("must be at most {} characters, got {}", Self::CUSTOM_NAME_MAX_LEN, name.len()))
+        } else if !name.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
         {
             Some("must contain only lowercase letters a-z, digits 0-9 and underscores".to_owned())
         } else if Self::BUILT_IN.iter().any(|built_in| built_in.as_str() == name) {
@@ -99,10 +93,7 @@ impl TaskType {
             None
         };
         match reason {
-            Some(reason) => Err(ModelError::InvalidTaskType {
-                name: name.clone(),
-                reason,
-            }),
+            Some(reason) => Err(ModelError::InvalidTaskType { name: name.clone(), reason }),
             None => Ok(()),
         }
     }
@@ -119,10 +110,7 @@ impl FromStr for TaskType {
     type Err = ModelError;
 
     fn from_str(name: &str) -> Result<TaskType, ModelError> {
-        if let Some(built_in) = Self::BUILT_IN
-            .into_iter()
-            .find(|built_in| built_in.as_str() == name)
-        {
+        if let Some(built_in) = Self::BUILT_IN.into_iter().find(|built_in| built_in.as_str() == name) {
             return Ok(built_in);
         }
         let custom = TaskType::Custom(name.to_owned());
@@ -262,13 +250,7 @@ mod tests {
     fn check_rejected(name: &str, reason: &str) {
         let error = name.parse::<TaskType>().unwrap_err();
         assert_eq!(error.code(), ErrorCode::ValidationError);
-        assert_eq!(
-            error,
-            ModelError::InvalidTaskType {
-                name: name.to_owned(),
-                reason: reason.to_owned()
-            }
-        );
+        assert_eq!(error, ModelError::InvalidTaskType { name: name.to_owned(), reason: reason.to_owned() });
     }
 
     #[test]
@@ -295,32 +277,20 @@ mod tests {
 
     #[test]
     fn a_built_in_name_is_not_a_valid_custom_name() {
-        let error = TaskType::Custom("batch_process".to_owned())
-            .validate()
-            .unwrap_err();
+        let error = TaskType::Custom("batch_process".to_owned()).validate().unwrap_err();
         assert!(matches!(error, ModelError::InvalidTaskType { ref name, .. } if name == "batch_process"));
     }
 
     #[test]
     fn deserialising_rejects_invalid_custom_names() {
-        let error = serde_json::from_str::<TaskType>(r#""Bad Name""#)
-            .unwrap_err()
-            .to_string();
+        let error = serde_json::from_str::<TaskType>(r#""Bad Name""#).unwrap_err().to_string();
         assert!(error.starts_with(r#"invalid task type "Bad Name""#), "{error}");
-        assert_eq!(
-            serde_json::from_str::<TaskType>(r#""train""#).unwrap(),
-            TaskType::Train
-        );
+        assert_eq!(serde_json::from_str::<TaskType>(r#""train""#).unwrap(), TaskType::Train);
     }
 
     fn new_task() -> BatchTask {
         let created_at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        BatchTask::new(
-            TaskId::new(),
-            CreateTaskRequest::new(TaskType::BatchProcess),
-            created_at,
-        )
-        .unwrap()
+        BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::BatchProcess), created_at).unwrap()
     }
 
     #[test]
@@ -330,10 +300,7 @@ mod tests {
         assert_eq!(task.config, BatchConfig::default());
         assert_eq!(task.params, serde_json::json!({}));
         assert_eq!(task.progress, Progress::zero(task.created_at));
-        assert_eq!(
-            (task.updated_at, task.started_at, task.completed_at),
-            (task.created_at, None, None)
-        );
+        assert_eq!((task.updated_at, task.started_at, task.completed_at), (task.created_at, None, None));
     }
 
     #[test]
@@ -349,16 +316,10 @@ mod tests {
         let first = task.created_at + TimeDelta::seconds(1);
         let requeued = first + TimeDelta::seconds(30);
         let second = requeued + TimeDelta::seconds(1);
-        task.transition(TaskStatus::Processing, TransitionCause::Requested, first)
-            .unwrap();
-        task.transition(TaskStatus::Pending, TransitionCause::LeaseExpired, requeued)
-            .unwrap();
-        assert_eq!(
-            (task.status, task.updated_at, task.completed_at),
-            (TaskStatus::Pending, requeued, None)
-        );
-        task.transition(TaskStatus::Processing, TransitionCause::Requested, second)
-            .unwrap();
+        task.transition(TaskStatus::Processing, TransitionCause::Requested, first).unwrap();
+        task.transition(TaskStatus::Pending, TransitionCause::LeaseExpired, requeued).unwrap();
+        assert_eq!((task.status, task.updated_at, task.completed_at), (TaskStatus::Pending, requeued, None));
+        task.transition(TaskStatus::Processing, TransitionCause::Requested, second).unwrap();
         assert_eq!((task.started_at, task.updated_at), (Some(first), second));
     }
 
@@ -375,10 +336,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             error,
-            ModelError::InvalidTransition {
-                from: TaskStatus::Pending,
-                to: TaskStatus::Completed
-            }
+            ModelError::InvalidTransition { from: TaskStatus::Pending, to: TaskStatus::Completed }
         );
         assert_eq!(task, before);
     }
@@ -387,8 +345,7 @@ mod tests {
     fn cancelling_a_pending_task_completes_it_without_a_start() {
         let mut task = new_task();
         let at = task.created_at + TimeDelta::seconds(2);
-        task.transition(TaskStatus::Cancelled, TransitionCause::Requested, at)
-            .unwrap();
+        task.transition(TaskStatus::Cancelled, TransitionCause::Requested, at).unwrap();
         assert_eq!((task.started_at, task.completed_at), (None, Some(at)));
     }
 }

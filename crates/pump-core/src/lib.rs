@@ -12,7 +12,7 @@
 //!     .run()
 //!     .await
 //!     .unwrap();
-//! assert_eq!(outcome.value, (1..=1_000_000u64).map(|x| x * 2).filter(|x| x % 3 == 0).sum());
+//! assert_eq!(outcome.value, (1..=1_000_000u64).map(|x| x * 2).filter(|x| x % 3 == 0).sum::<u64>());
 //! # }
 //! ```
 //!
@@ -74,7 +74,9 @@ pub use context::Ctx;
 pub use error::{BoxError, PipelineError};
 pub use flow::{Flow, FlowExt};
 pub use overflow::OverflowStrategy;
-pub use pipeline::{BatchProcessor, Graph, ProcessorWithSource, RunControls, RunHandle, RunOutcome, RunStats};
+pub use pipeline::{
+    BatchProcessor, Graph, ProcessorWithSource, RunControls, RunHandle, RunOutcome, RunStats,
+};
 pub use policy::{DeadLetter, DeadLetters, ErrorPolicy, Failure, OnFailure, RetryPolicy};
 pub use sink::{Sink, SinkExt};
 pub use source::{Source, SourceExt};
@@ -85,7 +87,7 @@ pub use tokio_util::sync::CancellationToken;
 /// modules.
 pub mod prelude {
     pub use crate::{
-        Ctx, DeadLetter, DeadLetters, ErrorPolicy, Flow, FlowExt, OverflowStrategy, PipelineError, RetryPolicy,
-        Sink, Source, SourceExt, flow, sink, source,
+        Ctx, DeadLetter, DeadLetters, ErrorPolicy, Flow, FlowExt, OverflowStrategy, PipelineError,
+        RetryPolicy, Sink, Source, SourceExt, flow, sink, source,
     };
 }

@@ -319,7 +319,7 @@ macro_rules! operator_methods {
         ///     .run()
         ///     .await
         ///     .unwrap();
-        /// assert_eq!(out.value, (1..=1000u64).map(|x| x * x).sum());
+        /// assert_eq!(out.value, (1..=1000u64).map(|x| x * x).sum::<u64>());
         /// # }
         /// ```
         fn map_blocking<U, F>(

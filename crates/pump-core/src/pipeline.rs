@@ -120,7 +120,9 @@ where
 
     /// Runs the pipeline on the calling task. Fused stages run right here; async boundaries and
     /// blocking work run on their own tasks. Cancel-safe: dropping the future aborts the run.
-    pub fn run(self) -> impl Future<Output = Result<RunOutcome<Snk::Output>, PipelineError>> + Send + 'static {
+    pub fn run(
+        self,
+    ) -> impl Future<Output = Result<RunOutcome<Snk::Output>, PipelineError>> + Send + 'static {
         let Graph { source, sink, ctx } = self;
         let span = ctx.span().clone();
         let token = ctx.cancellation_token().clone();
@@ -133,7 +135,8 @@ where
             }));
             let result = match build {
                 Ok(consume) => {
-                    let timed = Timed { inner: AssertUnwindSafe(Box::pin(consume)).catch_unwind(), busy: &mut busy };
+                    let timed =
+                        Timed { inner: AssertUnwindSafe(Box::pin(consume)).catch_unwind(), busy: &mut busy };
                     tokio::select! {
                         biased;
                         outcome = timed => match outcome {
@@ -148,6 +151,11 @@ where
             // A stage failure outranks whatever the sink made of the truncated stream.
             if let Some(error) = ctx.failure().take() {
                 return Err(error);
+            }
+            // So does an abort: sources end once the run is cancelled, and the sink may finish on the
+            // truncated stream before the cancellation branch above is polled.
+            if ctx.cancellation_token().is_cancelled() {
+                return Err(PipelineError::Aborted);
             }
             let value = result?;
             let stats = RunStats { elapsed: started.elapsed(), busy, metrics: ctx.metrics().snapshot() };

@@ -226,10 +226,13 @@ impl<T: Send + 'static, E: Send + 'static> ErrorPolicy<T, E> {
     }
 }
 
+/// Which errors a policy retries (see [`ErrorPolicy::retry_if`]).
+type RetryPredicate<E> = Arc<dyn Fn(&E) -> bool + Send + Sync>;
+
 /// The retry half of an [`ErrorPolicy`], cloneable into per-element futures.
 pub(crate) struct RetryPart<E> {
     retry: Option<RetryPolicy>,
-    retry_if: Option<Arc<dyn Fn(&E) -> bool + Send + Sync>>,
+    retry_if: Option<RetryPredicate<E>>,
 }
 
 impl<E> Clone for RetryPart<E> {
@@ -280,7 +283,13 @@ impl<T: Send + 'static, E: Into<BoxError> + fmt::Display + Send + 'static> Failu
     }
 
     /// Records a failed element; fails the run under `Stop`.
-    pub(crate) fn handle(&mut self, stage: &Stage, element: T, error: Failure<E>, attempts: u32) -> AfterFailure {
+    pub(crate) fn handle(
+        &mut self,
+        stage: &Stage,
+        element: T,
+        error: Failure<E>,
+        attempts: u32,
+    ) -> AfterFailure {
         stage.metrics().record_error();
         match &self.on_failure {
             OnFailure::Stop => {
@@ -309,20 +318,22 @@ impl<T: Send + 'static, E: Into<BoxError> + fmt::Display + Send + 'static> Failu
         match &mut self.on_failure {
             OnFailure::Stop | OnFailure::Resume(DeadLetters { target: Target::Discard }) => {}
             OnFailure::Resume(DeadLetters { target: Target::Callback(callback) }) => callback(letter),
-            OnFailure::Resume(DeadLetters { target: Target::Channel(sender) }) => match sender.poll_reserve(cx) {
-                Poll::Pending => {
-                    self.pending = Some(letter);
-                    return Poll::Pending;
-                }
-                Poll::Ready(Ok(())) => {
-                    if sender.send_item(letter).is_err() {
+            OnFailure::Resume(DeadLetters { target: Target::Channel(sender) }) => {
+                match sender.poll_reserve(cx) {
+                    Poll::Pending => {
+                        self.pending = Some(letter);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(())) => {
+                        if sender.send_item(letter).is_err() {
+                            tracing::warn!("dead-letter receiver dropped; dead letter counted only");
+                        }
+                    }
+                    Poll::Ready(Err(_closed)) => {
                         tracing::warn!("dead-letter receiver dropped; dead letter counted only");
                     }
                 }
-                Poll::Ready(Err(_closed)) => {
-                    tracing::warn!("dead-letter receiver dropped; dead letter counted only");
-                }
-            },
+            }
         }
         Poll::Ready(())
     }

@@ -45,6 +45,12 @@ pub(crate) fn scope_token<F: Future>(token: CancellationToken, future: F) -> imp
     RUN_TOKEN.scope(token, future)
 }
 
+/// Runs the blocking `f` with `token` as its [`current_cancellation_token`] (task-locals do not
+/// follow a closure onto tokio's blocking pool).
+pub(crate) fn scope_token_blocking<R>(token: CancellationToken, f: impl FnOnce() -> R) -> R {
+    RUN_TOKEN.sync_scope(token, f)
+}
+
 /// The first failure of a run; later ones are logged and otherwise ignored.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FailureSlot {
@@ -123,6 +129,20 @@ impl StageContext {
 
     pub(crate) fn failure(&self) -> &FailureSlot {
         &self.failure
+    }
+
+    /// A context for a sub-pipeline of this run (a fan-out consumer): it shares the run's metrics
+    /// and span; its cancellation and drain tokens are children of the run's, so an abort or a drain
+    /// of the run reaches it, while a failure inside it cancels only it and is recorded in its own
+    /// failure slot, for the owner to act on.
+    pub(crate) fn child(&self) -> StageContext {
+        StageContext {
+            cancel: self.cancel.child_token(),
+            drain: self.drain.child_token(),
+            metrics: self.metrics.clone(),
+            failure: FailureSlot::default(),
+            span: self.span.clone(),
+        }
     }
 }
 

@@ -9,19 +9,14 @@ use serde_json::json;
 fn check_error(result: Result<BatchConfig, ModelError>, field: &str, message: &str) {
     let error = result.expect_err(message);
     assert_eq!(error.code(), ErrorCode::ConfigurationError, "{error}");
-    assert!(
-        matches!(&error, ModelError::InvalidConfig { field: named, .. } if named == field),
-        "{error:?}"
-    );
+    assert!(matches!(&error, ModelError::InvalidConfig { field: named, .. } if named == field), "{error:?}");
     assert_eq!(error.to_string(), message);
 }
 
 fn check_json(json: serde_json::Value, field: &str, message: &str) {
     check_error(BatchConfig::from_json(&json), field, message);
     // Deserialising goes through the same checks and keeps the message.
-    let serde_error = serde_json::from_value::<BatchConfig>(json)
-        .expect_err(message)
-        .to_string();
+    let serde_error = serde_json::from_value::<BatchConfig>(json).expect_err(message).to_string();
     assert!(serde_error.starts_with(message), "{serde_error}");
 }
 
@@ -33,66 +28,42 @@ fn check_validate(config: BatchConfig, field: &str, message: &str) {
 fn validate_rejects_zero_and_too_large_per_setting() {
     let default = BatchConfig::default();
     check_validate(
-        BatchConfig {
-            batch_size: 0,
-            ..default.clone()
-        },
+        BatchConfig { batch_size: 0, ..default.clone() },
         "batch_size",
         "invalid configuration: batch_size must be at least 1, got 0",
     );
     check_validate(
-        BatchConfig {
-            batch_size: 1_000_001,
-            ..default.clone()
-        },
+        BatchConfig { batch_size: 1_000_001, ..default.clone() },
         "batch_size",
         "invalid configuration: batch_size must be at most 1000000, got 1000001",
     );
     check_validate(
-        BatchConfig {
-            max_retries: 101,
-            ..default.clone()
-        },
+        BatchConfig { max_retries: 101, ..default.clone() },
         "max_retries",
         "invalid configuration: max_retries must be at most 100, got 101",
     );
     check_validate(
-        BatchConfig {
-            timeout: Duration::ZERO,
-            ..default.clone()
-        },
+        BatchConfig { timeout: Duration::ZERO, ..default.clone() },
         "timeout",
         "invalid configuration: timeout must be at least 1ms, got 0s",
     );
     check_validate(
-        BatchConfig {
-            timeout: Duration::from_micros(999),
-            ..default.clone()
-        },
+        BatchConfig { timeout: Duration::from_micros(999), ..default.clone() },
         "timeout",
         "invalid configuration: timeout must be at least 1ms, got 999us",
     );
     check_validate(
-        BatchConfig {
-            timeout: Duration::from_secs(24 * 3600 + 1),
-            ..default.clone()
-        },
+        BatchConfig { timeout: Duration::from_secs(24 * 3600 + 1), ..default.clone() },
         "timeout",
         "invalid configuration: timeout must be at most 1day, got 1day 1s",
     );
     check_validate(
-        BatchConfig {
-            concurrency: 0,
-            ..default.clone()
-        },
+        BatchConfig { concurrency: 0, ..default.clone() },
         "concurrency",
         "invalid configuration: concurrency must be at least 1, got 0",
     );
     check_validate(
-        BatchConfig {
-            concurrency: 1025,
-            ..default
-        },
+        BatchConfig { concurrency: 1025, ..default },
         "concurrency",
         "invalid configuration: concurrency must be at most 1024, got 1025",
     );
@@ -100,23 +71,13 @@ fn validate_rejects_zero_and_too_large_per_setting() {
 
 #[test]
 fn zero_retries_and_a_zero_skip_limit_are_valid() {
-    let config = BatchConfig {
-        max_retries: 0,
-        skip_limit: Some(0),
-        ..BatchConfig::default()
-    };
+    let config = BatchConfig { max_retries: 0, skip_limit: Some(0), ..BatchConfig::default() };
     assert_eq!(config.validate(), Ok(()));
 }
 
 #[test]
 fn from_json_rejects_negative_numbers_naming_the_setting() {
-    for field in [
-        "batch_size",
-        "max_retries",
-        "timeout",
-        "concurrency",
-        "skip_limit",
-    ] {
+    for field in ["batch_size", "max_retries", "timeout", "concurrency", "skip_limit"] {
         check_json(
             json!({ field: -3 }),
             field,
@@ -210,11 +171,7 @@ fn from_json_rejects_wrong_types_naming_the_setting() {
         "durability",
         "invalid configuration: durability must be \"process\" or \"power_loss\", got \"fsync\"",
     );
-    check_json(
-        json!([1, 2]),
-        "config",
-        "invalid configuration: config must be a JSON object, got an array",
-    );
+    check_json(json!([1, 2]), "config", "invalid configuration: config must be a JSON object, got an array");
 }
 
 #[test]
@@ -244,11 +201,7 @@ fn from_json_fills_missing_settings_with_defaults() {
     let config = BatchConfig::from_json(&json!({ "max_retries": 0, "durability": "power_loss" })).unwrap();
     assert_eq!(
         config,
-        BatchConfig {
-            max_retries: 0,
-            durability: Durability::PowerLoss,
-            ..BatchConfig::default()
-        }
+        BatchConfig { max_retries: 0, durability: Durability::PowerLoss, ..BatchConfig::default() }
     );
 }
 

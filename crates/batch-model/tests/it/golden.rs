@@ -155,37 +155,24 @@ fn task_type_spellings() {
     ] {
         assert_eq!(serde_json::to_value(&task_type).unwrap(), json!(spelling));
         assert_eq!(task_type.as_str(), spelling);
-        assert_eq!(
-            serde_json::from_value::<TaskType>(json!(spelling)).unwrap(),
-            task_type
-        );
+        assert_eq!(serde_json::from_value::<TaskType>(json!(spelling)).unwrap(), task_type);
     }
 }
 
 #[test]
 fn task_status_spellings() {
-    let spellings: Vec<serde_json::Value> = TaskStatus::ALL
-        .iter()
-        .map(|status| serde_json::to_value(status).unwrap())
-        .collect();
+    let spellings: Vec<serde_json::Value> =
+        TaskStatus::ALL.iter().map(|status| serde_json::to_value(status).unwrap()).collect();
     assert_eq!(
         spellings,
-        [
-            json!("pending"),
-            json!("processing"),
-            json!("completed"),
-            json!("failed"),
-            json!("cancelled")
-        ]
+        [json!("pending"), json!("processing"), json!("completed"), json!("failed"), json!("cancelled")]
     );
 }
 
 #[test]
 fn error_code_spellings() {
-    let spellings: Vec<serde_json::Value> = ErrorCode::ALL
-        .iter()
-        .map(|code| serde_json::to_value(code).unwrap())
-        .collect();
+    let spellings: Vec<serde_json::Value> =
+        ErrorCode::ALL.iter().map(|code| serde_json::to_value(code).unwrap()).collect();
     assert_eq!(
         spellings,
         [
@@ -203,14 +190,8 @@ fn error_code_spellings() {
 
 #[test]
 fn durability_spellings() {
-    assert_eq!(
-        serde_json::to_value(Durability::Process).unwrap(),
-        json!("process")
-    );
-    assert_eq!(
-        serde_json::to_value(Durability::PowerLoss).unwrap(),
-        json!("power_loss")
-    );
+    assert_eq!(serde_json::to_value(Durability::Process).unwrap(), json!("process"));
+    assert_eq!(serde_json::to_value(Durability::PowerLoss).unwrap(), json!("power_loss"));
 }
 
 #[test]
@@ -249,20 +230,9 @@ fn response_shapes() {
         status,
         json!({ "id": task_id(), "status": "failed", "progress": expected["progress"], "error": expected["error"] })
     );
-    let stop = StopTaskResponse {
-        id: task_id(),
-        status: TaskStatus::Processing,
-    };
-    assert_eq!(
-        serde_json::to_value(stop).unwrap(),
-        json!({ "id": task_id(), "status": "processing" })
-    );
-    let page = ListTasksResponse {
-        tasks: vec![task],
-        total: 7,
-        limit: 1,
-        offset: 3,
-    };
+    let stop = StopTaskResponse { id: task_id(), status: TaskStatus::Processing };
+    assert_eq!(serde_json::to_value(stop).unwrap(), json!({ "id": task_id(), "status": "processing" }));
+    let page = ListTasksResponse { tasks: vec![task], total: 7, limit: 1, offset: 3 };
     assert_eq!(
         serde_json::to_value(page).unwrap(),
         json!({ "tasks": [expected], "total": 7, "limit": 1, "offset": 3 })

@@ -11,12 +11,8 @@ fn at(seconds_after: i64) -> DateTime<Utc> {
 
 /// A task in `status` with the given start and end, in seconds after a fixed instant.
 fn task(status: TaskStatus, started: Option<i64>, completed: Option<i64>) -> BatchTask {
-    let mut task = BatchTask::new(
-        TaskId::new(),
-        CreateTaskRequest::new(TaskType::BatchProcess),
-        at(0),
-    )
-    .unwrap();
+    let mut task =
+        BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::BatchProcess), at(0)).unwrap();
     task.status = status;
     task.started_at = started.map(at);
     task.completed_at = completed.map(at);
@@ -57,16 +53,10 @@ fn counts_rates_and_durations() {
 
 #[test]
 fn no_finished_tasks_gives_zero_rate_and_durations() {
-    let tasks = [
-        task(TaskStatus::Pending, None, None),
-        task(TaskStatus::Processing, Some(0), None),
-    ];
+    let tasks = [task(TaskStatus::Pending, None, None), task(TaskStatus::Processing, Some(0), None)];
     let metrics = BatchMetrics::from_tasks(&tasks);
     assert_eq!((metrics.total_tasks, metrics.success_rate), (2, 0.0));
-    assert_eq!(
-        (metrics.avg_duration, metrics.total_duration),
-        (Duration::ZERO, Duration::ZERO)
-    );
+    assert_eq!((metrics.avg_duration, metrics.total_duration), (Duration::ZERO, Duration::ZERO));
 }
 
 #[test]
@@ -82,10 +72,7 @@ fn only_cancelled_tasks_gives_zero_success_rate_but_counts_their_durations() {
 
 #[test]
 fn all_failed_gives_zero_and_all_completed_gives_one() {
-    let failed = [
-        task(TaskStatus::Failed, Some(0), Some(1)),
-        task(TaskStatus::Failed, Some(0), Some(1)),
-    ];
+    let failed = [task(TaskStatus::Failed, Some(0), Some(1)), task(TaskStatus::Failed, Some(0), Some(1))];
     assert_eq!(BatchMetrics::from_tasks(&failed).success_rate, 0.0);
     let completed = [task(TaskStatus::Completed, Some(0), Some(1))];
     assert_eq!(BatchMetrics::from_tasks(&completed).success_rate, 1.0);
@@ -95,10 +82,8 @@ fn all_failed_gives_zero_and_all_completed_gives_one() {
 fn running_tasks_add_no_duration_even_with_timestamps() {
     // A processing task requeued after a lease expiry may carry an old completed_at only by a bug
     // elsewhere; it is not finished, so it is not timed.
-    let tasks = [
-        task(TaskStatus::Processing, Some(0), Some(100)),
-        task(TaskStatus::Completed, Some(0), Some(4)),
-    ];
+    let tasks =
+        [task(TaskStatus::Processing, Some(0), Some(100)), task(TaskStatus::Completed, Some(0), Some(4))];
     let metrics = BatchMetrics::from_tasks(&tasks);
     assert_eq!(
         (metrics.total_duration, metrics.avg_duration),
@@ -108,10 +93,8 @@ fn running_tasks_add_no_duration_even_with_timestamps() {
 
 #[test]
 fn clock_skew_counts_as_zero() {
-    let tasks = [
-        task(TaskStatus::Completed, Some(10), Some(4)),
-        task(TaskStatus::Completed, Some(0), Some(6)),
-    ];
+    let tasks =
+        [task(TaskStatus::Completed, Some(10), Some(4)), task(TaskStatus::Completed, Some(0), Some(6))];
     let metrics = BatchMetrics::from_tasks(&tasks);
     assert_eq!(
         (metrics.total_duration, metrics.avg_duration),

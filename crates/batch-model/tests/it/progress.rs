@@ -17,12 +17,7 @@ fn check(
         "total {total:?}, done {processed}+{failed}+{skipped}, elapsed {elapsed:?}"
     );
     assert_eq!(
-        (
-            progress.total,
-            progress.processed,
-            progress.failed,
-            progress.skipped
-        ),
+        (progress.total, progress.processed, progress.failed, progress.skipped),
         (total, processed, failed, skipped)
     );
     assert_eq!(progress.message, None);
@@ -49,11 +44,7 @@ fn half_way_in_half_a_second() {
 
 #[test]
 fn unknown_total_gives_throughput_only() {
-    check(
-        (None, 90, 10, 0),
-        Duration::from_secs(4),
-        (None, Some(25.0), None),
-    );
+    check((None, 90, 10, 0), Duration::from_secs(4), (None, Some(25.0), None));
 }
 
 #[test]
@@ -64,34 +55,18 @@ fn no_time_elapsed_gives_no_rate() {
 
 #[test]
 fn nothing_done_gives_no_eta() {
-    check(
-        (Some(10), 0, 0, 0),
-        Duration::from_secs(3),
-        (Some(0.0), Some(0.0), None),
-    );
+    check((Some(10), 0, 0, 0), Duration::from_secs(3), (Some(0.0), Some(0.0), None));
 }
 
 #[test]
 fn finished_gives_zero_eta() {
-    check(
-        (Some(8), 8, 0, 0),
-        Duration::from_secs(2),
-        (Some(100.0), Some(4.0), Some(Duration::ZERO)),
-    );
-    check(
-        (Some(0), 0, 0, 0),
-        Duration::from_secs(2),
-        (Some(100.0), Some(0.0), Some(Duration::ZERO)),
-    );
+    check((Some(8), 8, 0, 0), Duration::from_secs(2), (Some(100.0), Some(4.0), Some(Duration::ZERO)));
+    check((Some(0), 0, 0, 0), Duration::from_secs(2), (Some(100.0), Some(0.0), Some(Duration::ZERO)));
 }
 
 #[test]
 fn percentage_is_capped_when_the_total_was_an_underestimate() {
-    check(
-        (Some(50), 75, 0, 0),
-        Duration::from_secs(5),
-        (Some(100.0), Some(15.0), Some(Duration::ZERO)),
-    );
+    check((Some(50), 75, 0, 0), Duration::from_secs(5), (Some(100.0), Some(15.0), Some(Duration::ZERO)));
 }
 
 #[test]

@@ -23,16 +23,9 @@ fn valid_config() -> impl Strategy<Value = BatchConfig> {
         proptest::option::of(any::<u64>()),
         prop_oneof![Just(Durability::Process), Just(Durability::PowerLoss)],
     )
-        .prop_map(
-            |(batch_size, max_retries, timeout, concurrency, skip_limit, durability)| BatchConfig {
-                batch_size,
-                max_retries,
-                timeout,
-                concurrency,
-                skip_limit,
-                durability,
-            },
-        )
+        .prop_map(|(batch_size, max_retries, timeout, concurrency, skip_limit, durability)| {
+            BatchConfig { batch_size, max_retries, timeout, concurrency, skip_limit, durability }
+        })
 }
 
 fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {
@@ -42,25 +35,13 @@ fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {
 }
 
 fn finite() -> impl Strategy<Value = f64> {
-    prop_oneof![
-        0.0..=100.0,
-        any::<f64>().prop_filter("finite", |value| value.is_finite())
-    ]
+    prop_oneof![0.0..=100.0, any::<f64>().prop_filter("finite", |value| value.is_finite())]
 }
 
 fn progress() -> impl Strategy<Value = Progress> {
     (
-        (
-            proptest::option::of(any::<u64>()),
-            any::<u64>(),
-            any::<u64>(),
-            any::<u64>(),
-        ),
-        (
-            proptest::option::of(finite()),
-            proptest::option::of(".{0,40}"),
-            proptest::option::of(finite()),
-        ),
+        (proptest::option::of(any::<u64>()), any::<u64>(), any::<u64>(), any::<u64>()),
+        (proptest::option::of(finite()), proptest::option::of(".{0,40}"), proptest::option::of(finite())),
         // Up to about 100 years, any nanosecond.
         proptest::option::of(
             (0u64..3_155_760_000, 0u32..1_000_000_000).prop_map(|(s, n)| Duration::new(s, n)),
@@ -140,11 +121,8 @@ fn item_and_result_round_trip() {
     let read: BatchItem<Vec<f64>> = serde_json::from_str(&serde_json::to_string(&item).unwrap()).unwrap();
     assert_eq!(read, item);
 
-    let failed: BatchResult<String> = BatchResult::failed(
-        "line-4",
-        TaskError::new(ErrorCode::ValidationError, "no amount"),
-        now,
-    );
+    let failed: BatchResult<String> =
+        BatchResult::failed("line-4", TaskError::new(ErrorCode::ValidationError, "no amount"), now);
     let read: BatchResult<String> = serde_json::from_str(&serde_json::to_string(&failed).unwrap()).unwrap();
     assert_eq!(read, failed);
 }
@@ -152,10 +130,7 @@ fn item_and_result_round_trip() {
 #[test]
 fn requests_round_trip() {
     let create = CreateTaskRequest::new(TaskType::Custom("geo".to_owned()))
-        .with_config(BatchConfig {
-            batch_size: 7,
-            ..BatchConfig::default()
-        })
+        .with_config(BatchConfig { batch_size: 7, ..BatchConfig::default() })
         .with_params(serde_json::json!({ "input": "a.jsonl" }));
     let read: CreateTaskRequest = serde_json::from_str(&serde_json::to_string(&create).unwrap()).unwrap();
     assert_eq!(read, create);
@@ -171,10 +146,7 @@ fn requests_round_trip() {
         serde_json::from_str(&serde_json::to_string(&update).unwrap()).unwrap();
     assert_eq!(read, update);
 
-    let list = ListTasksRequest {
-        status: Some(TaskStatus::Pending),
-        ..ListTasksRequest::default()
-    };
+    let list = ListTasksRequest { status: Some(TaskStatus::Pending), ..ListTasksRequest::default() };
     let read: ListTasksRequest = serde_json::from_str(&serde_json::to_string(&list).unwrap()).unwrap();
     assert_eq!(read, list);
 }

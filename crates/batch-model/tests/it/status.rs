@@ -34,11 +34,7 @@ const TABLE: [(TaskStatus, TaskStatus, bool, bool); 25] = [
 ];
 
 fn check(from: TaskStatus, to: TaskStatus, cause: TransitionCause, legal: bool) {
-    assert_eq!(
-        TaskStatus::can_transition(from, to, cause),
-        legal,
-        "can_transition({from}, {to}, {cause:?})"
-    );
+    assert_eq!(TaskStatus::can_transition(from, to, cause), legal, "can_transition({from}, {to}, {cause:?})");
     match from.transition_to(to, cause) {
         Ok(status) => {
             assert!(legal, "{from} -> {to} ({cause:?}) was allowed");
@@ -48,10 +44,7 @@ fn check(from: TaskStatus, to: TaskStatus, cause: TransitionCause, legal: bool) 
             assert!(!legal, "{from} -> {to} ({cause:?}) was refused: {error}");
             assert_eq!(error, ModelError::InvalidTransition { from, to });
             assert_eq!(error.code(), ErrorCode::InvalidState);
-            assert_eq!(
-                error.to_string(),
-                format!("invalid state transition from {from} to {to}")
-            );
+            assert_eq!(error.to_string(), format!("invalid state transition from {from} to {to}"));
         }
     }
 }
@@ -84,10 +77,7 @@ fn every_pair_matches_the_table_when_a_lease_expired() {
 fn same_status_changes_are_illegal_for_every_cause() {
     for status in TaskStatus::ALL {
         for cause in [TransitionCause::Requested, TransitionCause::LeaseExpired] {
-            assert!(
-                !TaskStatus::can_transition(status, status, cause),
-                "{status} -> {status}"
-            );
+            assert!(!TaskStatus::can_transition(status, status, cause), "{status} -> {status}");
         }
     }
 }

@@ -7,7 +7,11 @@ use crate::flow::Flow;
 use crate::stage::StageContext;
 
 trait DynFlow<In, Out>: Send {
-    fn apply_boxed(self: Box<Self>, upstream: BoxStream<'static, In>, ctx: &StageContext) -> BoxStream<'static, Out>;
+    fn apply_boxed(
+        self: Box<Self>,
+        upstream: BoxStream<'static, In>,
+        ctx: &StageContext,
+    ) -> BoxStream<'static, Out>;
 }
 
 impl<In: Send + 'static, F: Flow<In>> DynFlow<In, F::Out> for F {

@@ -146,7 +146,8 @@ impl<In: Send + 'static> Flow<In> for Buffer {
                     Offer::DroppedOldest | Offer::DroppedNewest => producer_stage.metrics().record_dropped(1),
                     Offer::Overflow => {
                         producer_stage.metrics().record_dropped(1);
-                        producer_stage.fail(PipelineError::Overflow { stage: producer_stage.name(), capacity });
+                        producer_stage
+                            .fail(PipelineError::Overflow { stage: producer_stage.name(), capacity });
                         return;
                     }
                     Offer::Closed | Offer::Full(_) => return,

@@ -89,11 +89,6 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        FlatMapStream {
-            upstream,
-            f: self.f,
-            current: None,
-            probe: ctx.register("flat_map").probe(),
-        }
+        FlatMapStream { upstream, f: self.f, current: None, probe: ctx.register("flat_map").probe() }
     }
 }

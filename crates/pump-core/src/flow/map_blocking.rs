@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::error::PipelineError;
 use crate::flow::Flow;
 use crate::metrics::StageProbe;
-use crate::stage::{Stage, StageContext};
+use crate::stage::{Stage, StageContext, scope_token_blocking};
 
 /// The most elements handed to a worker at once. Large enough that the hand-off (a few
 /// microseconds) is small next to the work, small enough to keep both workers busy near the end.
@@ -98,12 +98,15 @@ where
                     let f = Arc::clone(this.f);
                     let metrics = this.stage.metrics().clone();
                     let span = this.stage.span().clone();
+                    let token = this.stage.cancellation_token().clone();
                     this.in_flight.push_back(tokio::task::spawn_blocking(move || {
-                        let _entered = span.enter();
-                        let started = Instant::now();
-                        let out: Vec<U> = chunk.into_iter().map(|item| f(item)).collect();
-                        metrics.record_busy(started.elapsed());
-                        out
+                        scope_token_blocking(token, || {
+                            let _entered = span.enter();
+                            let started = Instant::now();
+                            let out: Vec<U> = chunk.into_iter().map(|item| f(item)).collect();
+                            metrics.record_busy(started.elapsed());
+                            out
+                        })
                     }));
                 }
             }
@@ -119,7 +122,9 @@ where
                     this.stage.fail(error);
                     return Poll::Ready(None);
                 }
-                Poll::Ready(None) if *this.upstream_done && this.chunk.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) if *this.upstream_done && this.chunk.is_empty() => {
+                    return Poll::Ready(None);
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }

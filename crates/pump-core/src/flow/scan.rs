@@ -89,6 +89,12 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        ScanStream { upstream, state: self.state, f: self.f, done: false, probe: ctx.register("scan").probe() }
+        ScanStream {
+            upstream,
+            state: self.state,
+            f: self.f,
+            done: false,
+            probe: ctx.register("scan").probe(),
+        }
     }
 }

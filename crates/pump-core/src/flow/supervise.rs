@@ -65,7 +65,8 @@ where
                     return Poll::Ready(Some(out));
                 }
                 Some(Err(failed)) => {
-                    let after = this.handler.handle(this.stage, failed.element, failed.failure, failed.attempts);
+                    let after =
+                        this.handler.handle(this.stage, failed.element, failed.failure, failed.attempts);
                     if after == AfterFailure::Stop {
                         *this.failed = true;
                         return Poll::Ready(None);

@@ -86,6 +86,10 @@ impl<In: Send + 'static> Flow<In> for Take {
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        TakeStream { upstream: Some(Box::pin(upstream)), remaining: self.n, probe: ctx.register("take").probe() }
+        TakeStream {
+            upstream: Some(Box::pin(upstream)),
+            remaining: self.n,
+            probe: ctx.register("take").probe(),
+        }
     }
 }

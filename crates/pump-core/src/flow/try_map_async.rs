@@ -10,9 +10,9 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 
 use crate::error::{BoxError, panic_message};
+use crate::flow::Flow;
 use crate::flow::map_async::{InFlight, Ordered, Ordering};
 use crate::flow::supervise::{Failed, Supervise};
-use crate::flow::Flow;
 use crate::guard::Guarded;
 use crate::policy::{ErrorPolicy, Failure, FailureHandler};
 use crate::stage::StageContext;
@@ -33,7 +33,10 @@ impl<F, T, E> TryMapAsync<F, T, E> {
 
 impl<F, T, E> fmt::Debug for TryMapAsync<F, T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TryMapAsync").field("parallelism", &self.parallelism).field("policy", &self.policy).finish()
+        f.debug_struct("TryMapAsync")
+            .field("parallelism", &self.parallelism)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -63,36 +66,40 @@ where
         let retry = self.policy.retry;
         let attempt_stage = stage.clone();
         let mut probe = stage.probe();
-        let attempts = Box::pin(upstream).map(move |element: In| -> BoxFuture<'static, Result<U, Failed<In, E>>> {
-            probe.record_in();
-            let f = Arc::clone(&f);
-            let retry = retry.clone();
-            let stage = attempt_stage.clone();
-            async move {
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let attempt = Guarded::new(f(element.clone()), stage.metrics().clone()).await;
-                    let error = match attempt {
-                        Ok(Ok(out)) => return Ok(out),
-                        Ok(Err(error)) => error,
-                        Err(payload) => {
-                            let failure = Failure::Panicked(panic_message(payload.as_ref()));
-                            return Err(Failed { element, failure, attempts });
+        let attempts =
+            Box::pin(upstream).map(move |element: In| -> BoxFuture<'static, Result<U, Failed<In, E>>> {
+                probe.record_in();
+                let f = Arc::clone(&f);
+                let retry = retry.clone();
+                let stage = attempt_stage.clone();
+                async move {
+                    let mut attempts = 0;
+                    loop {
+                        attempts += 1;
+                        let attempt = Guarded::new(f(element.clone()), stage.metrics().clone()).await;
+                        let error = match attempt {
+                            Ok(Ok(out)) => return Ok(out),
+                            Ok(Err(error)) => error,
+                            Err(payload) => {
+                                let failure = Failure::Panicked(panic_message(payload.as_ref()));
+                                return Err(Failed { element, failure, attempts });
+                            }
+                        };
+                        match retry.next_retry(&error, attempts) {
+                            Some(wait) => {
+                                stage.metrics().record_retry();
+                                tokio::time::sleep(wait).await;
+                            }
+                            None => {
+                                return Err(Failed { element, failure: Failure::Error(error), attempts });
+                            }
                         }
-                    };
-                    match retry.next_retry(&error, attempts) {
-                        Some(wait) => {
-                            stage.metrics().record_retry();
-                            tokio::time::sleep(wait).await;
-                        }
-                        None => return Err(Failed { element, failure: Failure::Error(error), attempts }),
                     }
                 }
-            }
-            .boxed()
-        });
-        let in_flight = InFlightStream::<_, <Ordered as Ordering>::Queue<_>>::new(attempts, self.parallelism.get());
+                .boxed()
+            });
+        let in_flight =
+            InFlightStream::<_, <Ordered as Ordering>::Queue<_>>::new(attempts, self.parallelism.get());
         let probe = stage.probe();
         Supervise::new(in_flight, FailureHandler::new(self.policy.on_failure), stage, probe).boxed()
     }

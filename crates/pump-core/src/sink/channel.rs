@@ -37,7 +37,11 @@ pub fn sender<T>(sender: mpsc::Sender<T>) -> Sender<T> {
 impl<T: Send + 'static> Sink<T> for Sender<T> {
     type Output = ();
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<(), PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<(), PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

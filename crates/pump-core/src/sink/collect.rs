@@ -38,7 +38,11 @@ pub fn collect<T>() -> Collect<T> {
 impl<T: Send + 'static> Sink<T> for Collect<T> {
     type Output = Vec<T>;
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<Vec<T>, PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<Vec<T>, PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

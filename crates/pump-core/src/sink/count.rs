@@ -29,7 +29,11 @@ pub fn count() -> Count {
 impl<T: Send + 'static> Sink<T> for Count {
     type Output = u64;
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<u64, PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<u64, PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

@@ -45,7 +45,11 @@ where
 {
     type Output = A;
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<A, PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<A, PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

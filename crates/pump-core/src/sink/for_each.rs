@@ -44,7 +44,11 @@ where
 {
     type Output = ();
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<(), PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<(), PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

@@ -30,7 +30,11 @@ pub fn ignore() -> Ignore {
 impl<T: Send + 'static> Sink<T> for Ignore {
     type Output = ();
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<(), PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<(), PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

@@ -34,6 +34,12 @@ pub use for_each_async::{ForEachAsync, for_each_async};
 pub use from_sink::{FromSink, from_sink};
 pub use ignore::{Ignore, ignore};
 pub use reduce::{Reduce, reduce};
+#[cfg(feature = "csv")]
+pub use writer::CsvWriter;
+#[cfg(feature = "json")]
+pub use writer::JsonLinesWriter;
+#[cfg(any(feature = "json", feature = "csv"))]
+pub use writer::{RecordWriter, Write, WriteAcked, WriteError, WriteSummary, write, write_acked};
 
 /// Something that consumes a stream of `In` and produces the run's value.
 pub trait Sink<In>: Send + Sized + 'static {

@@ -43,7 +43,11 @@ where
 {
     type Output = Option<T>;
 
-    fn consume<S>(self, input: S, ctx: &StageContext) -> impl Future<Output = Result<Option<T>, PipelineError>> + Send + 'static
+    fn consume<S>(
+        self,
+        input: S,
+        ctx: &StageContext,
+    ) -> impl Future<Output = Result<Option<T>, PipelineError>> + Send + 'static
     where
         S: Stream<Item = T> + Send + 'static,
     {

@@ -31,7 +31,7 @@ pub use channel::{Channel, ReceiverStream, channel};
 #[cfg(feature = "csv")]
 pub use csv::{CsvSource, csv};
 #[cfg(any(feature = "json", feature = "csv"))]
-pub use file::{FilePosition, Record, RecordError};
+pub use file::{FilePosition, Record, RecordError, TextLinesSource, text_lines};
 pub use interval::{Interval, interval};
 pub use iter::{Iter, iter};
 #[cfg(feature = "json")]

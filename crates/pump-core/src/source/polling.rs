@@ -74,13 +74,15 @@ where
         let stage = ctx.register("polling");
         let mut ticker = tokio::time::interval(self.every);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // The first tick of a tokio interval completes at once; consume it so `Empty` waits a period.
-        ticker.reset();
         let stream = stream::unfold((self.poll, ticker), |(mut poll, mut ticker)| async move {
             loop {
                 match poll().await {
                     Polled::Item(item) => return Some((item, (poll, ticker))),
                     Polled::Empty => {
+                        // Wait a whole period from now. Without the reset, an `Empty` that comes
+                        // more than a period after the previous tick (a slow consumer) would find a
+                        // missed tick and poll the empty resource again at once.
+                        ticker.reset();
                         ticker.tick().await;
                     }
                     Polled::Done => return None,

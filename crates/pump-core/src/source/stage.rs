@@ -67,8 +67,15 @@ impl<S: Stream> Stream for SourceStage<S> {
             cx.waker().wake_by_ref();
             return Poll::Pending;
         }
+        // The yield above is not enough on its own: a stage holding finished results (`map_async`,
+        // `map_blocking`, ...) answers our `Pending` with one of them, and the sink polls it, and so
+        // us, again within the same task poll, so the task would never return to the scheduler. The
+        // task's cooperative budget belongs to the task poll: once it is used up, every source of the
+        // task answers `Pending` until the task has really yielded.
+        let coop = ready!(tokio::task::coop::poll_proceed(cx));
         match this.upstream.poll_next(cx) {
             Poll::Ready(Some(item)) => {
+                coop.made_progress();
                 *this.budget -= 1;
                 this.probe.record_in();
                 this.probe.record_out();
@@ -80,9 +87,8 @@ impl<S: Stream> Stream for SourceStage<S> {
             }
             Poll::Pending => {
                 *this.budget = YIELD_BUDGET;
-                let drain = this
-                    .drain
-                    .get_or_insert_with(|| Box::pin(this.drain_token.clone().cancelled_owned()));
+                let drain =
+                    this.drain.get_or_insert_with(|| Box::pin(this.drain_token.clone().cancelled_owned()));
                 ready!(drain.poll_unpin(cx));
                 *this.done = true;
                 Poll::Ready(None)

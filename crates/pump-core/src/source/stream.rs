@@ -1,8 +1,8 @@
 //! A source over any `futures::Stream`.
 
 use futures::Stream;
-use futures::stream::Fuse;
 use futures::StreamExt;
+use futures::stream::Fuse;
 
 use crate::source::{Source, SourceStage};
 use crate::stage::StageContext;
