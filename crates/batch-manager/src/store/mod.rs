@@ -13,6 +13,8 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
+pub use batch_model::{Checkpoint, Counters};
+
 use batch_model::{
     BatchMetrics, BatchTask, ListTasksRequest, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
     TaskType, TransitionCause,
@@ -49,36 +51,6 @@ pub struct Lease {
     pub worker: WorkerId,
     /// When the lease lapses unless renewed.
     pub expires_at: DateTime<Utc>,
-}
-
-/// Item counters at a checkpoint.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Items written to the output.
-    pub processed: u64,
-    /// Items sent to the dead-letter output.
-    pub failed: u64,
-    /// Items deliberately skipped (filtered).
-    pub skipped: u64,
-    /// Retry attempts made.
-    pub retried: u64,
-}
-
-/// Everything needed to resume a task exactly where its last durable chunk ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// 1 for the first checkpoint of a task, then +1 per commit.
-    pub sequence: u64,
-    /// Where the source resumes (e.g. `{"offset": 123, "line": 45}`), as the task kind defines it.
-    pub source: serde_json::Value,
-    /// Where each output was durably written up to (e.g. `{"output": 4096, "dead_letters": 512}`).
-    pub sink: serde_json::Value,
-    /// Item counters up to this checkpoint.
-    pub counters: Counters,
-    /// The task kind's own state (e.g. model weights, epoch), opaque to the manager.
-    pub state: serde_json::Value,
-    /// When the checkpoint was committed.
-    pub committed_at: DateTime<Utc>,
 }
 
 /// A task a worker now holds, with its last checkpoint.
@@ -264,18 +236,33 @@ pub trait TaskStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Updates the live progress only (between checkpoints), if `worker` holds the lease.
-    async fn update_progress(&self, id: &TaskId, worker: &WorkerId, progress: &Progress) -> Result<(), StoreError>;
+    async fn update_progress(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        progress: &Progress,
+    ) -> Result<(), StoreError>;
 
     /// The last committed checkpoint.
     async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError>;
 
     /// Ends a claimed task (`processing` -> `outcome.status`), storing result, progress and error, and
     /// releasing the lease; `LeaseLost` if `worker` no longer holds it.
-    async fn finish_task(&self, id: &TaskId, worker: &WorkerId, outcome: &TaskOutcome) -> Result<BatchTask, StoreError>;
+    async fn finish_task(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        outcome: &TaskOutcome,
+    ) -> Result<BatchTask, StoreError>;
 
     /// Hands a claimed task back without finishing it (shutdown): it stays `processing` with its lease
     /// expired at `now`, so any worker can claim and resume it from its checkpoint.
-    async fn release_task(&self, id: &TaskId, worker: &WorkerId, now: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn release_task(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// Asks for a task to stop. A `pending` task is cancelled at once; a `processing` one is flagged
     /// for its worker (seen at its next heartbeat or chunk boundary). Returns the task as it now is;
