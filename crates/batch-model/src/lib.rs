@@ -48,6 +48,7 @@
 //!   `TIMEOUT_ERROR` are retryable.
 
 mod api;
+mod checkpoint;
 mod config;
 mod duration;
 mod error;
@@ -62,6 +63,7 @@ pub use api::{
     CreateTaskRequest, CreateTaskResponse, GetTaskRequest, GetTaskResponse, ListTasksRequest,
     ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskStatusResponse, UpdateTaskStatusRequest,
 };
+pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability};
 pub use error::{ErrorCode, ModelError, TaskError};
 pub use id::TaskId;

@@ -1,0 +1,3 @@
+//! `batch-manager`: the task lifecycle of the pump batch system.
+
+pub mod store;

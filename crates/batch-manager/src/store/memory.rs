@@ -1,0 +1,1 @@
+//! In-memory task store (tests, one process).

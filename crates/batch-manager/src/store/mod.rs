@@ -1,0 +1,277 @@
+//! The durable home of tasks, leases and checkpoints: the [`TaskStore`] trait.
+//!
+//! The trait is written for many workers in many processes on many machines sharing one store: every
+//! change that depends on the current state is a compare-and-set (a status change names the status it
+//! expects; a checkpoint names the worker that must hold the lease), tasks are *claimed* atomically with
+//! a time-limited lease that a heartbeat renews, and a task whose lease expired (its worker died) can be
+//! claimed by another worker, which resumes from the last checkpoint. Times come from the caller
+//! (`now` arguments) so that tests can drive a clock and a PostgreSQL store may substitute its own.
+
+pub mod memory;
+pub mod sqlite;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use batch_model::{Checkpoint, Counters};
+
+use batch_model::{
+    BatchMetrics, BatchTask, ListTasksRequest, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
+    TaskType, TransitionCause,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Identifies one worker (a manager in one process). Unique across processes and machines, e.g.
+/// `host:pid:random`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkerId(pub String);
+
+impl std::fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a worker asks for when it claims or renews a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    /// The worker.
+    pub worker: WorkerId,
+    /// How long the lease lasts from `now` unless renewed.
+    pub ttl: Duration,
+    /// The current time.
+    pub now: DateTime<Utc>,
+}
+
+/// A worker's hold on a processing task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The holder.
+    pub worker: WorkerId,
+    /// When the lease lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A task a worker now holds, with its last checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTask {
+    /// The task, status `processing`.
+    pub task: BatchTask,
+    /// The lease the worker holds.
+    pub lease: Lease,
+    /// The last committed checkpoint, if the task ran before.
+    pub checkpoint: Option<Checkpoint>,
+    /// True when the task was taken over from a worker whose lease expired.
+    pub resumed: bool,
+}
+
+/// A status change that only applies if the task is still in `from`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    /// The task.
+    pub id: TaskId,
+    /// The status the caller saw.
+    pub from: TaskStatus,
+    /// The new status.
+    pub to: TaskStatus,
+    /// Why (only `LeaseExpired` allows processing -> pending).
+    pub cause: TransitionCause,
+    /// The error to record (failed or cancelled only).
+    pub error: Option<TaskError>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// How a claimed task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskOutcome {
+    /// `completed`, `failed` or `cancelled`.
+    pub status: TaskStatus,
+    /// The error, for failed and cancelled tasks.
+    pub error: Option<TaskError>,
+    /// The task kind's result summary (JSON).
+    pub result: serde_json::Value,
+    /// The final progress.
+    pub progress: Progress,
+    /// Final item counters and timings.
+    pub metrics: ProcessingMetrics,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What a heartbeat learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatReply {
+    /// Someone asked the task to stop (`stop_task`, possibly from another process).
+    pub stop_requested: bool,
+}
+
+/// One page of a task listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPage {
+    /// The tasks on the page, newest first.
+    pub tasks: Vec<BatchTask>,
+    /// How many tasks match the filter in all.
+    pub total: u64,
+}
+
+/// A finished task's result summary and metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResultRecord {
+    /// The kind's result summary.
+    pub result: serde_json::Value,
+    /// Final counters and timings.
+    pub metrics: ProcessingMetrics,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The task does not exist (`NOT_FOUND`).
+    #[error("task {id} not found")]
+    NotFound {
+        /// The task.
+        id: TaskId,
+    },
+    /// The task was not in the expected state, or the change is illegal (`INVALID_STATE`).
+    #[error("task {id} is {actual}, not {expected}: cannot change it to {to}")]
+    Conflict {
+        /// The task.
+        id: TaskId,
+        /// The status the caller expected.
+        expected: TaskStatus,
+        /// The status it has.
+        actual: TaskStatus,
+        /// The status asked for.
+        to: TaskStatus,
+    },
+    /// The worker no longer holds the task's lease: another worker took it over (`INVALID_STATE`).
+    #[error("worker {worker} no longer holds the lease of task {id}")]
+    LeaseLost {
+        /// The task.
+        id: TaskId,
+        /// The worker that thought it held it.
+        worker: WorkerId,
+    },
+    /// A task with this id already exists (`INVALID_STATE`).
+    #[error("task {id} already exists")]
+    Duplicate {
+        /// The task.
+        id: TaskId,
+    },
+    /// The storage itself failed: corrupt, read-only, locked, full (`STORAGE_ERROR`).
+    #[error("storage error at {location}: {message}")]
+    Storage {
+        /// The database file or connection.
+        location: String,
+        /// What to fix, in words.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// The stable error code of this error.
+    pub fn code(&self) -> batch_model::ErrorCode {
+        use batch_model::ErrorCode;
+        match self {
+            StoreError::NotFound { .. } => ErrorCode::NotFound,
+            StoreError::Conflict { .. } | StoreError::LeaseLost { .. } | StoreError::Duplicate { .. } => {
+                ErrorCode::InvalidState
+            }
+            StoreError::Storage { .. } => ErrorCode::StorageError,
+        }
+    }
+}
+
+/// Durable storage of tasks, leases, checkpoints and results.
+///
+/// Implementations: `memory::MemoryStore` (tests, one process) and
+/// `sqlite::SqliteStore` (the embedded default, one file, WAL). Every method is atomic;
+/// methods that depend on the current state check it in the same transaction.
+#[async_trait]
+pub trait TaskStore: Send + Sync + 'static {
+    /// Stores a new task (status `pending`). `Duplicate` if the id exists.
+    async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError>;
+
+    /// The task, if it exists.
+    async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError>;
+
+    /// Tasks matching the request's filters, newest first, paged; with the total count.
+    async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError>;
+
+    /// Changes a task's status if it is still `update.from` and the state machine allows it
+    /// (`Conflict` otherwise). Sets `started_at`/`completed_at` as [`BatchTask::transition`] does.
+    /// Clears the lease when the task leaves `processing`.
+    async fn update_status(&self, update: &StatusUpdate) -> Result<BatchTask, StoreError>;
+
+    /// Claims the task for `lease.worker`: a `pending` task becomes `processing`; a `processing` task
+    /// whose lease expired before `lease.now` is taken over (`resumed = true`). `Ok(None)` when the
+    /// task is not claimable (terminal, or leased by a live worker).
+    async fn claim_task(&self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError>;
+
+    /// Claims the oldest claimable task whose type is in `task_types` (any type when empty).
+    async fn claim_next(
+        &self,
+        task_types: &[TaskType],
+        lease: &LeaseRequest,
+    ) -> Result<Option<ClaimedTask>, StoreError>;
+
+    /// Renews the lease held by `lease.worker` (`LeaseLost` if it no longer holds it) and reports
+    /// whether a stop was requested.
+    async fn heartbeat(&self, id: &TaskId, lease: &LeaseRequest) -> Result<HeartbeatReply, StoreError>;
+
+    /// Commits a checkpoint and the progress in one transaction, if `worker` holds the lease.
+    /// `checkpoint.sequence` must be the previous sequence + 1.
+    async fn commit_checkpoint(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        checkpoint: &Checkpoint,
+        progress: &Progress,
+    ) -> Result<(), StoreError>;
+
+    /// Updates the live progress only (between checkpoints), if `worker` holds the lease.
+    async fn update_progress(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        progress: &Progress,
+    ) -> Result<(), StoreError>;
+
+    /// The last committed checkpoint.
+    async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError>;
+
+    /// Ends a claimed task (`processing` -> `outcome.status`), storing result, progress and error, and
+    /// releasing the lease; `LeaseLost` if `worker` no longer holds it.
+    async fn finish_task(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        outcome: &TaskOutcome,
+    ) -> Result<BatchTask, StoreError>;
+
+    /// Hands a claimed task back without finishing it (shutdown): it stays `processing` with its lease
+    /// expired at `now`, so any worker can claim and resume it from its checkpoint.
+    async fn release_task(
+        &self,
+        id: &TaskId,
+        worker: &WorkerId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// Asks for a task to stop. A `pending` task is cancelled at once; a `processing` one is flagged
+    /// for its worker (seen at its next heartbeat or chunk boundary). Returns the task as it now is;
+    /// `Conflict` for a terminal task.
+    async fn request_stop(&self, id: &TaskId, now: DateTime<Utc>) -> Result<BatchTask, StoreError>;
+
+    /// The result summary and metrics of a finished task.
+    async fn task_result(&self, id: &TaskId) -> Result<Option<TaskResultRecord>, StoreError>;
+
+    /// Counts by status and durations of finished tasks (see [`BatchMetrics`]).
+    async fn metrics(&self) -> Result<BatchMetrics, StoreError>;
+}

@@ -1,0 +1,1 @@
+//! SQLite task store: the embedded default (one file, WAL, versioned migrations).
