@@ -28,6 +28,7 @@ pub struct StageMetrics {
     buffer_depth: AtomicU64,
     buffer_capacity: AtomicU64,
     busy_nanos: AtomicU64,
+    one_to_one: std::sync::atomic::AtomicBool,
 }
 
 impl StageMetrics {
@@ -82,10 +83,12 @@ impl StageMetrics {
 
     /// A consistent-enough copy of the counters (each counter is read atomically, not all together).
     pub fn snapshot(&self) -> StageSnapshot {
+        let elements_in = self.elements_in.load(Ordering::Relaxed);
+        let one_to_one = self.one_to_one.load(Ordering::Relaxed);
         StageSnapshot {
             name: self.name.to_string(),
-            elements_in: self.elements_in.load(Ordering::Relaxed),
-            elements_out: self.elements_out.load(Ordering::Relaxed),
+            elements_in,
+            elements_out: if one_to_one { elements_in } else { self.elements_out.load(Ordering::Relaxed) },
             errors: self.errors.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
@@ -98,17 +101,32 @@ impl StageMetrics {
 }
 
 /// The single-writer side of a stage's `in`/`out` counters, held by the stage's adapter.
+///
+/// Only the stage's own task writes these counters, so an increment is a relaxed load and a relaxed
+/// store (plain moves) rather than a locked read-modify-write. Sources count locally and publish
+/// every 32 elements and whenever they stop or wait ([`publish_in_out`](Self::publish_in_out)).
 #[derive(Debug, Clone)]
 pub struct StageProbe {
     shared: Arc<StageMetrics>,
-    elements_in: u64,
-    elements_out: u64,
+}
+
+#[inline]
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
 }
 
 impl StageProbe {
     /// A probe publishing to `shared`.
     pub fn new(shared: Arc<StageMetrics>) -> Self {
-        StageProbe { shared, elements_in: 0, elements_out: 0 }
+        StageProbe { shared }
+    }
+
+    /// A probe for a stage that passes on exactly what it takes (a source, `map`, `inspect`): it
+    /// counts each element once, with [`record_in_out`](Self::record_in_out), and its snapshot reports
+    /// the count as both `in` and `out`, halving the cost of counting.
+    pub fn one_to_one(shared: Arc<StageMetrics>) -> Self {
+        shared.one_to_one.store(true, Ordering::Relaxed);
+        StageProbe::new(shared)
     }
 
     /// The shared counters (for rare events and gauges).
@@ -116,34 +134,63 @@ impl StageProbe {
         &self.shared
     }
 
+    /// Nothing is held back in this implementation; kept so that stages can mark the points where
+    /// they wait (their counts must be exact there).
+    #[inline]
+    pub fn publish(&mut self) {}
+
+    /// Publishes the absolute count of a one-to-one stage that keeps its own total (the sources do).
+    #[inline]
+    pub fn publish_in_out(&mut self, total: u64) {
+        self.shared.elements_in.store(total, Ordering::Relaxed);
+    }
+
+    /// Counts one element taken from upstream and passed downstream (one-to-one stages).
+    #[inline]
+    pub fn record_in_out(&mut self) {
+        bump(&self.shared.elements_in, 1);
+    }
+
     /// Counts one element taken from upstream.
     #[inline]
     pub fn record_in(&mut self) {
-        self.elements_in += 1;
-        self.shared.elements_in.store(self.elements_in, Ordering::Relaxed);
+        bump(&self.shared.elements_in, 1);
     }
 
     /// Counts `n` elements taken from upstream.
     #[inline]
     pub fn record_in_n(&mut self, n: u64) {
-        self.elements_in += n;
-        self.shared.elements_in.store(self.elements_in, Ordering::Relaxed);
+        bump(&self.shared.elements_in, n);
     }
 
     /// Counts one element passed downstream.
     #[inline]
     pub fn record_out(&mut self) {
-        self.elements_out += 1;
-        self.shared.elements_out.store(self.elements_out, Ordering::Relaxed);
+        bump(&self.shared.elements_out, 1);
     }
 
     /// Counts `n` elements passed downstream.
     #[inline]
     pub fn record_out_n(&mut self, n: u64) {
-        self.elements_out += n;
-        self.shared.elements_out.store(self.elements_out, Ordering::Relaxed);
+        bump(&self.shared.elements_out, n);
     }
 }
+
+/// Like `ready!` for a stage's upstream poll: on `Pending`, publishes the probe's counts first, so an
+/// idle stage's metrics are exact.
+macro_rules! ready_or_publish {
+    ($probe:expr, $poll:expr) => {
+        match $poll {
+            ::std::task::Poll::Ready(value) => value,
+            ::std::task::Poll::Pending => {
+                $probe.publish();
+                return ::std::task::Poll::Pending;
+            }
+        }
+    };
+}
+
+pub(crate) use ready_or_publish;
 
 /// A copy of one stage's counters at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

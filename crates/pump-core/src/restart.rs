@@ -575,7 +575,10 @@ where
                             hand_off.section_waker = None;
                             // Upstream code must not run under the lock the feed takes.
                             drop(hand_off);
-                            let next = ready!(this.upstream.as_mut().poll_next(cx));
+                            let next = crate::metrics::ready_or_publish!(
+                                this.probe,
+                                this.upstream.as_mut().poll_next(cx)
+                            );
                             let mut hand_off = lock(&running.hand_off);
                             match next {
                                 Some(item) => {

@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -53,7 +53,7 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         loop {
-            match ready!(this.upstream.as_mut().poll_next(cx)) {
+            match crate::metrics::ready_or_publish!(this.probe, this.upstream.as_mut().poll_next(cx)) {
                 Some(item) => {
                     this.probe.record_in();
                     let key = (this.key)(&item);

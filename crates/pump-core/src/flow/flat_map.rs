@@ -2,7 +2,7 @@
 
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -61,7 +61,7 @@ where
                 }
                 *this.current = None;
             }
-            match ready!(this.upstream.as_mut().poll_next(cx)) {
+            match crate::metrics::ready_or_publish!(this.probe, this.upstream.as_mut().poll_next(cx)) {
                 Some(item) => {
                     this.probe.record_in();
                     *this.current = Some((this.f)(item).into_iter());

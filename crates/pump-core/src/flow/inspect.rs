@@ -1,7 +1,7 @@
 //! `inspect`: look at each element as it passes.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -49,11 +49,10 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
-        let item = ready!(this.upstream.poll_next(cx));
+        let item = crate::metrics::ready_or_publish!(this.probe, this.upstream.poll_next(cx));
         if let Some(item) = &item {
-            this.probe.record_in();
             (this.f)(item);
-            this.probe.record_out();
+            this.probe.record_in_out();
         }
         Poll::Ready(item)
     }
@@ -78,6 +77,10 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        InspectStream { upstream, f: self.f, probe: ctx.register("inspect").probe() }
+        InspectStream {
+            upstream,
+            f: self.f,
+            probe: StageProbe::one_to_one(ctx.register("inspect").metrics().clone()),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `map`: transform each element.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -49,11 +49,10 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<U>> {
         let this = self.project();
-        match ready!(this.upstream.poll_next(cx)) {
+        match crate::metrics::ready_or_publish!(this.probe, this.upstream.poll_next(cx)) {
             Some(item) => {
-                this.probe.record_in();
                 let out = (this.f)(item);
-                this.probe.record_out();
+                this.probe.record_in_out();
                 Poll::Ready(Some(out))
             }
             None => Poll::Ready(None),
@@ -80,6 +79,10 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        MapStream { upstream, f: self.f, probe: ctx.register("map").probe() }
+        MapStream {
+            upstream,
+            f: self.f,
+            probe: StageProbe::one_to_one(ctx.register("map").metrics().clone()),
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! `scan`: thread a state through the elements.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -54,7 +54,7 @@ where
         if *this.done {
             return Poll::Ready(None);
         }
-        match ready!(this.upstream.poll_next(cx)) {
+        match crate::metrics::ready_or_publish!(this.probe, this.upstream.poll_next(cx)) {
             Some(item) => {
                 this.probe.record_in();
                 let out = (this.f)(this.state, item);

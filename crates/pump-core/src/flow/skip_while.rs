@@ -1,7 +1,7 @@
 //! `skip_while`: discard elements while a predicate holds.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -51,7 +51,7 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         loop {
-            match ready!(this.upstream.as_mut().poll_next(cx)) {
+            match crate::metrics::ready_or_publish!(this.probe, this.upstream.as_mut().poll_next(cx)) {
                 Some(item) => {
                     this.probe.record_in();
                     if *this.skipping && (this.predicate)(&item) {

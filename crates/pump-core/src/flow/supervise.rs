@@ -59,7 +59,7 @@ where
             if *this.failed {
                 return Poll::Ready(None);
             }
-            match ready!(this.upstream.as_mut().poll_next(cx)) {
+            match crate::metrics::ready_or_publish!(this.probe, this.upstream.as_mut().poll_next(cx)) {
                 Some(Ok(out)) => {
                     this.probe.record_out();
                     return Poll::Ready(Some(out));

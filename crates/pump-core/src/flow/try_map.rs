@@ -75,13 +75,16 @@ where
                     };
                     (item, attempts)
                 }
-                None => match ready!(this.upstream.as_mut().poll_next(cx)) {
-                    Some(item) => {
-                        this.probe.record_in();
-                        (item, 0)
+                None => {
+                    match crate::metrics::ready_or_publish!(this.probe, this.upstream.as_mut().poll_next(cx))
+                    {
+                        Some(item) => {
+                            this.probe.record_in();
+                            (item, 0)
+                        }
+                        None => return Poll::Ready(None),
                     }
-                    None => return Poll::Ready(None),
-                },
+                }
             };
             let attempts = previous_attempts + 1;
             let f = &mut *this.f;

@@ -1,7 +1,7 @@
 //! `unbatch`: flatten batches back into elements.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -49,7 +49,7 @@ where
                 }
                 *this.current = None;
             }
-            match ready!(this.upstream.as_mut().poll_next(cx)) {
+            match crate::metrics::ready_or_publish!(this.probe, this.upstream.as_mut().poll_next(cx)) {
                 Some(batch) => {
                     this.probe.record_in();
                     *this.current = Some(batch.into_iter());

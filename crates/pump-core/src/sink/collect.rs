@@ -3,10 +3,11 @@
 use std::future::Future;
 use std::marker::PhantomData;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::error::PipelineError;
 use crate::sink::Sink;
+use crate::sink::drive::drive;
 use crate::stage::StageContext;
 
 /// The `collect` sink. Built by [`collect`].
@@ -46,15 +47,16 @@ impl<T: Send + 'static> Sink<T> for Collect<T> {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut probe = ctx.register("collect").probe();
-        async move {
-            let mut input = std::pin::pin!(input);
-            let mut items = Vec::with_capacity(input.size_hint().0);
-            while let Some(item) = input.next().await {
-                probe.record_in();
+        let probe = ctx.register("collect").probe();
+        let items = Vec::with_capacity(input.size_hint().0);
+        drive(
+            input,
+            probe,
+            items,
+            |items, item| {
                 items.push(item);
-            }
-            Ok(items)
-        }
+            },
+            |items| items,
+        )
     }
 }

@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::error::PipelineError;
 use crate::sink::Sink;
+use crate::sink::drive::drive;
 use crate::stage::StageContext;
 
 /// The `count` sink. Built by [`count`].
@@ -37,15 +38,15 @@ impl<T: Send + 'static> Sink<T> for Count {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut probe = ctx.register("count").probe();
-        async move {
-            let mut input = std::pin::pin!(input);
-            let mut n: u64 = 0;
-            while input.next().await.is_some() {
-                probe.record_in();
-                n += 1;
-            }
-            Ok(n)
-        }
+        let probe = ctx.register("count").probe();
+        drive(
+            input,
+            probe,
+            0u64,
+            |n, _item| {
+                *n += 1;
+            },
+            |n| n,
+        )
     }
 }

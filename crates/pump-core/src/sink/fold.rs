@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream};
 
 use crate::error::PipelineError;
 use crate::sink::Sink;
+use crate::sink::drive::drive;
 use crate::stage::StageContext;
 
 /// The `fold` sink. Built by [`fold`].
@@ -53,16 +54,24 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut probe = ctx.register("fold").probe();
+        let probe = ctx.register("fold").probe();
         let Fold { initial, mut f } = self;
-        async move {
-            let mut input = std::pin::pin!(input);
-            let mut accumulator = initial;
-            while let Some(item) = input.next().await {
-                probe.record_in();
-                accumulator = f(accumulator, item);
-            }
-            Ok(accumulator)
-        }
+        // The accumulator is moved through `f`; an `Option` lets `drive` hold it by `&mut`.
+        drive(
+            input,
+            probe,
+            Some(initial),
+            move |accumulator: &mut Option<A>, item| {
+                *accumulator = accumulator.take().map(|value| f(value, item));
+            },
+            |accumulator| accumulator,
+        )
+        .map(|result| result.and_then(|accumulator| accumulator.ok_or_else(fold_lost_its_accumulator)))
     }
+}
+
+/// `fold`'s accumulator is only absent if `f` panicked mid-element, which fails the run first; this
+/// turns the impossible case into an error instead of a panic.
+fn fold_lost_its_accumulator() -> PipelineError {
+    PipelineError::io("fold", "the accumulator was lost after a panic in the fold function")
 }

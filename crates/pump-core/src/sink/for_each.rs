@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::error::PipelineError;
 use crate::sink::Sink;
+use crate::sink::drive::drive;
 use crate::stage::StageContext;
 
 /// The `for_each` sink. Built by [`for_each`].
@@ -52,15 +53,16 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut probe = ctx.register("for_each").probe();
+        let probe = ctx.register("for_each").probe();
         let mut f = self.f;
-        async move {
-            let mut input = std::pin::pin!(input);
-            while let Some(item) = input.next().await {
-                probe.record_in();
+        drive(
+            input,
+            probe,
+            (),
+            move |(), item| {
                 f(item);
-            }
-            Ok(())
-        }
+            },
+            |()| (),
+        )
     }
 }

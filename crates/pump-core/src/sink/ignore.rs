@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::error::PipelineError;
 use crate::sink::Sink;
+use crate::sink::drive::drive;
 use crate::stage::StageContext;
 
 /// The `ignore` sink. Built by [`ignore`].
@@ -38,13 +39,7 @@ impl<T: Send + 'static> Sink<T> for Ignore {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut probe = ctx.register("ignore").probe();
-        async move {
-            let mut input = std::pin::pin!(input);
-            while input.next().await.is_some() {
-                probe.record_in();
-            }
-            Ok(())
-        }
+        let probe = ctx.register("ignore").probe();
+        drive(input, probe, (), |(), _item| {}, |()| ())
     }
 }

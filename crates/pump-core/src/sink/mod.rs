@@ -7,6 +7,7 @@ mod boxed;
 mod channel;
 mod collect;
 mod count;
+mod drive;
 mod fold;
 mod for_each;
 mod for_each_async;
