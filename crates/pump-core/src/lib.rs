@@ -26,7 +26,10 @@
 //! - **Pull-based backpressure.** Nothing is produced before downstream polls for it. The only
 //!   places that hold elements ahead of demand are explicit and bounded: `map_async` (its
 //!   parallelism), `map_blocking` (parallelism × chunk), `batch` (the batch), `async_boundary`/`buffer`
-//!   (capacity, with an [`OverflowStrategy`]). Memory is bounded by those numbers, whatever the input.
+//!   (capacity, with an [`OverflowStrategy`]), `delay` (its `max_in_flight`), `debounce` (one element),
+//!   windows (`max_elements` × `max_open_windows`), keyed state (`max_keys`), fan-out lanes (capacity
+//!   per consumer), file sources (three chunks of 256 records). Memory is bounded by those numbers,
+//!   whatever the input.
 //! - **Fusion by default.** Synchronous operators are stream adapters polled by one task, so a chain
 //!   of them costs about what the hand-written loop costs. Concurrency is opt-in and explicit.
 //! - **Typed end to end, statically and dynamically.** Generic composition is zero-cost; boxed
@@ -42,6 +45,9 @@
 //!   cancellation token ([`current_cancellation_token`]).
 //! - **Cheap, live metrics.** Per-stage counters (in, out, errors, dropped, retried, buffer depth,
 //!   busy time) are single-writer atomics published with plain stores; see [`metrics`].
+//! - **The catalogue of the big stream libraries.** Time ([`flow::time`]: throttle, timeout,
+//!   debounce, delay), windows and keyed state ([`flow::window`]), fan-in and fan-out ([`fan`]), and
+//!   restartable sections ([`restart`]), each bounded and each counting what it drops.
 //! - **Contexts for acknowledgements.** [`Ctx`] carries a source position beside each element so a
 //!   sink can commit "done up to here" only after its write is durable.
 //!
