@@ -114,11 +114,7 @@ impl TaskStore for MemoryStore {
         if state.tasks.contains_key(&task.id) {
             return Err(StoreError::Duplicate { id: task.id });
         }
-        let entry = Entry {
-            row: TaskRow::new(task.clone()),
-            checkpoint: None,
-            result: None,
-        };
+        let entry = Entry { row: TaskRow::new(task.clone()), checkpoint: None, result: None };
         state.tasks.insert(task.id, entry);
         Ok(())
     }
@@ -129,12 +125,8 @@ impl TaskStore for MemoryStore {
 
     async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError> {
         let state = self.state();
-        let mut matching: Vec<&BatchTask> = state
-            .tasks
-            .values()
-            .map(|entry| &entry.row.task)
-            .filter(|task| request.matches(task))
-            .collect();
+        let mut matching: Vec<&BatchTask> =
+            state.tasks.values().map(|entry| &entry.row.task).filter(|task| request.matches(task)).collect();
         matching.sort_by_key(|task| newest_first(task));
         let total = matching.len() as u64;
         let tasks = matching
@@ -190,14 +182,9 @@ impl TaskStore for MemoryStore {
         progress: &Progress,
     ) -> Result<(), StoreError> {
         let mut state = self.state();
-        let previous = state
-            .entry(id)?
-            .checkpoint
-            .as_ref()
-            .map(|previous| previous.sequence);
-        let ((), entry) = state.change(id, |row| {
-            row.commit_checkpoint(worker, previous, checkpoint, progress)
-        })?;
+        let previous = state.entry(id)?.checkpoint.as_ref().map(|previous| previous.sequence);
+        let ((), entry) =
+            state.change(id, |row| row.commit_checkpoint(worker, previous, checkpoint, progress))?;
         entry.checkpoint = Some(checkpoint.clone());
         Ok(())
     }
@@ -214,11 +201,7 @@ impl TaskStore for MemoryStore {
     }
 
     async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError> {
-        Ok(self
-            .state()
-            .tasks
-            .get(id)
-            .and_then(|entry| entry.checkpoint.clone()))
+        Ok(self.state().tasks.get(id).and_then(|entry| entry.checkpoint.clone()))
     }
 
     async fn finish_task(
@@ -229,10 +212,8 @@ impl TaskStore for MemoryStore {
     ) -> Result<BatchTask, StoreError> {
         let mut state = self.state();
         let ((), entry) = state.change(id, |row| row.finish(worker, outcome))?;
-        entry.result = Some(TaskResultRecord {
-            result: outcome.result.clone(),
-            metrics: outcome.metrics.clone(),
-        });
+        entry.result =
+            Some(TaskResultRecord { result: outcome.result.clone(), metrics: outcome.metrics.clone() });
         Ok(entry.row.task.clone())
     }
 
@@ -259,8 +240,6 @@ impl TaskStore for MemoryStore {
 
     async fn metrics(&self) -> Result<BatchMetrics, StoreError> {
         let state = self.state();
-        Ok(BatchMetrics::from_tasks(
-            state.tasks.values().map(|entry| &entry.row.task),
-        ))
+        Ok(BatchMetrics::from_tasks(state.tasks.values().map(|entry| &entry.row.task)))
     }
 }

@@ -15,8 +15,7 @@ use super::{
 /// A time as a sortable integer: nanoseconds since the Unix epoch, clamped to `i64` (the years
 /// 1677 to 2262 are exact). Used for ordering by creation and comparing lease expiries.
 pub(crate) fn time_key(at: DateTime<Utc>) -> i64 {
-    at.timestamp_nanos_opt()
-        .unwrap_or(if at.timestamp() < 0 { i64::MIN } else { i64::MAX })
+    at.timestamp_nanos_opt().unwrap_or(if at.timestamp() < 0 { i64::MIN } else { i64::MAX })
 }
 
 /// `now + ttl`, or the latest representable time when that overflows.
@@ -55,12 +54,7 @@ pub(crate) struct Claim {
 impl TaskRow {
     /// A freshly inserted task: no lease, no stop request.
     pub(crate) fn new(task: BatchTask) -> TaskRow {
-        TaskRow {
-            task,
-            lease_owner: None,
-            lease_expires: None,
-            stop_requested: false,
-        }
+        TaskRow { task, lease_owner: None, lease_expires: None, stop_requested: false }
     }
 
     /// Whether a worker may claim the task at `now_key` (see the trait's "Leases").
@@ -93,14 +87,12 @@ impl TaskRow {
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let from = self.task.status;
-        self.task
-            .transition(to, cause, at)
-            .map_err(|_| StoreError::Conflict {
-                id: self.task.id,
-                expected: from,
-                actual: from,
-                to,
-            })?;
+        self.task.transition(to, cause, at).map_err(|_| StoreError::Conflict {
+            id: self.task.id,
+            expected: from,
+            actual: from,
+            to,
+        })?;
         if to != TaskStatus::Processing {
             self.lease_owner = None;
             self.lease_expires = None;
@@ -140,13 +132,9 @@ impl TaskRow {
         let mut claimed = self.clone();
         if resumed {
             // A takeover passes through `pending`, as the state machine describes a lapsed lease.
-            claimed
-                .transition(TaskStatus::Pending, TransitionCause::LeaseExpired, lease.now)
-                .ok()?;
+            claimed.transition(TaskStatus::Pending, TransitionCause::LeaseExpired, lease.now).ok()?;
         }
-        claimed
-            .transition(TaskStatus::Processing, TransitionCause::Requested, lease.now)
-            .ok()?;
+        claimed.transition(TaskStatus::Processing, TransitionCause::Requested, lease.now).ok()?;
         let expires_at = lease_expiry(lease);
         claimed.lease_owner = Some(lease.worker.clone());
         claimed.lease_expires = Some(time_key(expires_at));
@@ -154,10 +142,7 @@ impl TaskRow {
         claimed.stop_requested = self.stop_requested;
         *self = claimed;
         Some(Claim {
-            lease: Lease {
-                worker: lease.worker.clone(),
-                expires_at,
-            },
+            lease: Lease { worker: lease.worker.clone(), expires_at },
             resumed,
             stop_requested: self.stop_requested,
         })
@@ -168,10 +153,7 @@ impl TaskRow {
         if self.task.status == TaskStatus::Processing && self.lease_owner.as_ref() == Some(worker) {
             Ok(())
         } else {
-            Err(StoreError::LeaseLost {
-                id: self.task.id,
-                worker: worker.clone(),
-            })
+            Err(StoreError::LeaseLost { id: self.task.id, worker: worker.clone() })
         }
     }
 
@@ -179,9 +161,7 @@ impl TaskRow {
     pub(crate) fn heartbeat(&mut self, lease: &LeaseRequest) -> Result<HeartbeatReply, StoreError> {
         self.check_holder(&lease.worker)?;
         self.lease_expires = Some(time_key(lease_expiry(lease)));
-        Ok(HeartbeatReply {
-            stop_requested: self.stop_requested,
-        })
+        Ok(HeartbeatReply { stop_requested: self.stop_requested })
     }
 
     /// Checks the holder and the checkpoint's sequence against the last committed one, and records

@@ -34,11 +34,7 @@ pub(crate) fn worker(name: &str) -> WorkerId {
 pub(crate) const TTL: Duration = Duration::from_secs(30);
 
 pub(crate) fn lease(name: &str, now: DateTime<Utc>) -> LeaseRequest {
-    LeaseRequest {
-        worker: worker(name),
-        ttl: TTL,
-        now,
-    }
+    LeaseRequest { worker: worker(name), ttl: TTL, now }
 }
 
 /// A SQLite store in a fresh temporary directory (kept alive with the store).

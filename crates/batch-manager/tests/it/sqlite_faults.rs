@@ -28,10 +28,7 @@ const LOCK_HELD: &str = "lock held";
 const OUTCOME: &str = "outcome: ";
 
 fn options_with_busy_timeout(busy_timeout: Duration) -> SqliteOptions {
-    SqliteOptions {
-        busy_timeout,
-        ..SqliteOptions::default()
-    }
+    SqliteOptions { busy_timeout, ..SqliteOptions::default() }
 }
 
 fn expect_storage_error(result: Result<impl std::fmt::Debug, StoreError>, location: &Path) -> String {
@@ -102,12 +99,7 @@ fn child_command(role: &str, db: &Path) -> Command {
     let exe = std::env::current_exe().unwrap();
     let mut command = Command::new(exe);
     command
-        .args([
-            "--exact",
-            "sqlite_faults::child_process",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "sqlite_faults::child_process", "--nocapture", "--test-threads=1"])
         .env(CHILD_ROLE, role)
         .env(CHILD_DB, db);
     command
@@ -210,17 +202,12 @@ fn set_mode(path: &Path, mode: u32) {
 fn a_file_of_garbage_is_a_storage_error_and_is_left_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tasks.db");
-    let garbage: Vec<u8> = (0..16_384u32)
-        .map(|idx| (idx.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let garbage: Vec<u8> = (0..16_384u32).map(|idx| (idx.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(&path, &garbage).unwrap();
 
     let message = expect_storage_error(SqliteStore::open(&path, SqliteOptions::default()), &path);
     assert!(message.contains("not a SQLite database"), "{message}");
-    assert!(
-        message.contains("delete it or restore it from a backup"),
-        "{message}"
-    );
+    assert!(message.contains("delete it or restore it from a backup"), "{message}");
     assert_eq!(std::fs::read(&path).unwrap(), garbage, "the file is not touched");
 }
 
@@ -230,23 +217,12 @@ async fn a_truncated_database_is_a_storage_error_not_a_panic() {
     let path = dir.path().join("tasks.db");
     create_store_with_tasks(&path, 300).await;
     let length = std::fs::metadata(&path).unwrap().len();
-    assert!(
-        length > 64 * 1024,
-        "enough tasks to span many pages: {length} bytes"
-    );
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(length / 3)
-        .unwrap();
+    assert!(length > 64 * 1024, "enough tasks to span many pages: {length} bytes");
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(length / 3).unwrap();
 
     // SQLite finds the damage when it reads the schema (on open) or, for other damage, when it reads
     // the pages of a table; either way the caller gets a storage error.
-    let everything = ListTasksRequest {
-        limit: 1000,
-        ..ListTasksRequest::default()
-    };
+    let everything = ListTasksRequest { limit: 1000, ..ListTasksRequest::default() };
     let message = match SqliteStore::open(&path, SqliteOptions::default()) {
         Err(error) => expect_storage_error(Err::<(), _>(error), &path),
         Ok(store) => expect_storage_error(store.list_tasks(&everything).await, &path),
@@ -260,10 +236,7 @@ async fn a_schema_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tasks.db");
     create_store_with_tasks(&path, 1).await;
-    rusqlite::Connection::open(&path)
-        .unwrap()
-        .pragma_update(None, "user_version", 99)
-        .unwrap();
+    rusqlite::Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
 
     let message = expect_storage_error(SqliteStore::open(&path, SqliteOptions::default()), &path);
     assert!(message.contains("schema version 99"), "{message}");
@@ -309,10 +282,7 @@ fn a_read_only_directory_is_refused_for_a_new_database() {
     let outcome = open_and_write_without_privileges(&path);
     set_mode(dir.path(), 0o755);
     assert!(outcome.starts_with("open STORAGE_ERROR"), "{outcome}");
-    assert!(
-        outcome.contains("cannot open or create the database file"),
-        "{outcome}"
-    );
+    assert!(outcome.contains("cannot open or create the database file"), "{outcome}");
     assert!(!path.exists());
 }
 
@@ -340,10 +310,7 @@ fn a_database_locked_by_another_process_fails_open_within_the_busy_timeout() {
     let message = expect_storage_error(opened, &path);
     assert!(message.contains("locked by another process"), "{message}");
     assert!(message.contains("busy timeout of 300 ms"), "{message}");
-    assert!(
-        waited >= Duration::from_millis(250),
-        "gave up after only {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(250), "gave up after only {waited:?}");
     assert!(waited < Duration::from_secs(3), "waited {waited:?}");
     holder.release();
 
@@ -369,14 +336,9 @@ async fn writes_fail_while_another_process_holds_the_lock_and_work_again_after()
         let store = Arc::clone(&store);
         writes.spawn(async move { store.insert_task(&task).await });
     }
-    let results = tokio::time::timeout(Duration::from_secs(10), writes.join_all())
-        .await
-        .expect("no write hangs");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
+    let results =
+        tokio::time::timeout(Duration::from_secs(10), writes.join_all()).await.expect("no write hangs");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     for result in results {
         let message = expect_storage_error(result, &path);
         assert!(message.contains("locked by another process"), "{message}");
@@ -389,11 +351,7 @@ async fn writes_fail_while_another_process_holds_the_lock_and_work_again_after()
     store.insert_task(&accepted).await.unwrap();
     assert_eq!(store.task(&accepted.id).await.unwrap(), Some(accepted));
     for task in &refused {
-        assert_eq!(
-            store.task(&task.id).await.unwrap(),
-            None,
-            "a refused write left nothing"
-        );
+        assert_eq!(store.task(&task.id).await.unwrap(), None, "a refused write left nothing");
     }
 }
 
@@ -444,19 +402,11 @@ async fn queued_requests_commit_together_and_a_failing_one_does_not_undo_the_oth
         result.unwrap();
     }
     for result in duplicates.join_all().await {
-        assert!(
-            matches!(result, Err(StoreError::Duplicate { id }) if id == existing.id),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(StoreError::Duplicate { id }) if id == existing.id), "{result:?}");
     }
     let stats = store.stats();
     assert_eq!(
-        (
-            stats.transactions_committed,
-            stats.transactions_failed,
-            stats.requests,
-            stats.largest_group
-        ),
+        (stats.transactions_committed, stats.transactions_failed, stats.requests, stats.largest_group),
         (2, 0, 61, 60),
         "the first insert alone, then the 60 queued requests in one transaction"
     );
@@ -508,33 +458,19 @@ async fn everything_survives_close_and_reopen_and_migrations_run_once() {
     for task in [&running, &finished, &pending] {
         store.insert_task(task).await.unwrap();
     }
-    store
-        .claim_task(&running.id, &lease("a", at(10)))
-        .await
-        .unwrap()
-        .unwrap();
+    store.claim_task(&running.id, &lease("a", at(10))).await.unwrap().unwrap();
     let saved = Checkpoint {
         sequence: 1,
         source: serde_json::json!({ "offset": 4096 }),
         sink: serde_json::json!({ "output": 1024 }),
-        counters: Counters {
-            processed: 10,
-            ..Counters::default()
-        },
+        counters: Counters { processed: 10, ..Counters::default() },
         state: serde_json::json!({ "weights": [0.1, 0.2] }),
         committed_at: at(11),
     };
     let mut progress = Progress::compute(Some(100), 10, 0, 0, Duration::from_secs(1));
     progress.updated_at = at(11);
-    store
-        .commit_checkpoint(&running.id, &worker("a"), &saved, &progress)
-        .await
-        .unwrap();
-    store
-        .claim_task(&finished.id, &lease("a", at(10)))
-        .await
-        .unwrap()
-        .unwrap();
+    store.commit_checkpoint(&running.id, &worker("a"), &saved, &progress).await.unwrap();
+    store.claim_task(&finished.id, &lease("a", at(10))).await.unwrap().unwrap();
     let outcome = TaskOutcome {
         status: TaskStatus::Completed,
         error: None,
@@ -543,10 +479,7 @@ async fn everything_survives_close_and_reopen_and_migrations_run_once() {
         metrics: ProcessingMetrics::default(),
         at: at(12),
     };
-    store
-        .finish_task(&finished.id, &worker("a"), &outcome)
-        .await
-        .unwrap();
+    store.finish_task(&finished.id, &worker("a"), &outcome).await.unwrap();
     store.request_stop(&running.id, at(13)).await.unwrap();
     let everything = ListTasksRequest::default();
     let before = store.list_tasks(&everything).await.unwrap();
@@ -566,10 +499,7 @@ async fn everything_survives_close_and_reopen_and_migrations_run_once() {
         // The lease and the stop flag survive too: the holder still holds the task and is told to stop.
         let reply = store.heartbeat(&running.id, &lease("a", at(14))).await.unwrap();
         assert!(reply.stop_requested);
-        assert_eq!(
-            store.claim_task(&running.id, &lease("b", at(20))).await.unwrap(),
-            None
-        );
+        assert_eq!(store.claim_task(&running.id, &lease("b", at(20))).await.unwrap(), None);
         store.close().await.unwrap();
     }
     let version: i64 = rusqlite::Connection::open(&path)
@@ -588,11 +518,7 @@ async fn a_takeover_after_reopen_resumes_where_the_dead_process_left_off() {
     {
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         store.insert_task(&task).await.unwrap();
-        store
-            .claim_task(&task.id, &lease("dead", at(1)))
-            .await
-            .unwrap()
-            .unwrap();
+        store.claim_task(&task.id, &lease("dead", at(1))).await.unwrap().unwrap();
         let saved = Checkpoint {
             sequence: 1,
             source: serde_json::json!({ "offset": 10 }),
@@ -602,18 +528,11 @@ async fn a_takeover_after_reopen_resumes_where_the_dead_process_left_off() {
             committed_at: at(2),
         };
         let progress = Progress::zero(at(2));
-        store
-            .commit_checkpoint(&task.id, &worker("dead"), &saved, &progress)
-            .await
-            .unwrap();
+        store.commit_checkpoint(&task.id, &worker("dead"), &saved, &progress).await.unwrap();
         // Dropped without close.
     }
     let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    let taken = store
-        .claim_next(&[], &lease("new", at(2) + TimeDelta::seconds(60)))
-        .await
-        .unwrap()
-        .unwrap();
+    let taken = store.claim_next(&[], &lease("new", at(2) + TimeDelta::seconds(60))).await.unwrap().unwrap();
     assert!(taken.resumed);
     assert_eq!(taken.checkpoint.map(|checkpoint| checkpoint.sequence), Some(1));
 }

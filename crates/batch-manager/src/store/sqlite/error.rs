@@ -95,11 +95,7 @@ pub(super) fn corrupt_record(
 
 /// A storage error without an underlying cause.
 pub(super) fn storage(location: &str, message: String) -> StoreError {
-    StoreError::Storage {
-        location: location.to_owned(),
-        message,
-        source: None,
-    }
+    StoreError::Storage { location: location.to_owned(), message, source: None }
 }
 
 /// Why a whole group-committed transaction failed: given to every request of the group.
@@ -114,20 +110,12 @@ impl BatchFailure {
     /// The failure of a group, from the first error that broke it.
     pub(super) fn new(error: StoreError) -> BatchFailure {
         match error {
-            StoreError::Storage {
-                location,
-                message,
-                source,
-            } => BatchFailure {
+            StoreError::Storage { location, message, source } => BatchFailure {
                 location,
                 message,
                 source: source.map(|source| SharedError(Arc::from(source))),
             },
-            other => BatchFailure {
-                location: String::new(),
-                message: other.to_string(),
-                source: None,
-            },
+            other => BatchFailure { location: String::new(), message: other.to_string(), source: None },
         }
     }
 
@@ -135,10 +123,7 @@ impl BatchFailure {
     pub(super) fn to_error(&self) -> StoreError {
         StoreError::Storage {
             location: self.location.clone(),
-            message: format!(
-                "the transaction holding this change was rolled back: {}",
-                self.message
-            ),
+            message: format!("the transaction holding this change was rolled back: {}", self.message),
             source: self
                 .source
                 .clone()

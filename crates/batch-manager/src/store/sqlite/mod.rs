@@ -189,9 +189,7 @@ impl TaskStore for SqliteStore {
 
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError> {
         let id = *id;
-        self.writer
-            .call(false, move |db| Ok(db.load(&id)?.map(|row| row.task)))
-            .await
+        self.writer.call(false, move |db| Ok(db.load(&id)?.map(|row| row.task))).await
     }
 
     async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError> {
@@ -211,9 +209,7 @@ impl TaskStore for SqliteStore {
 
     async fn claim_task(&self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError> {
         let (id, lease) = (*id, lease.clone());
-        self.writer
-            .call(true, move |db| claim(db, db.load_existing(&id)?, &lease))
-            .await
+        self.writer.call(true, move |db| claim(db, db.load_existing(&id)?, &lease)).await
     }
 
     async fn claim_next(
@@ -289,10 +285,7 @@ impl TaskStore for SqliteStore {
         self.change(id, move |db, row| {
             row.finish(&worker, &outcome)?;
             db.save(row)?;
-            let record = TaskResultRecord {
-                result: outcome.result,
-                metrics: outcome.metrics,
-            };
+            let record = TaskResultRecord { result: outcome.result, metrics: outcome.metrics };
             db.save_result(&row.task.id, &record)?;
             Ok(row.task.clone())
         })

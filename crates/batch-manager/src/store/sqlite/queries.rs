@@ -102,12 +102,7 @@ impl Db {
             return Ok(None);
         };
         let task: BatchTask = self.parse_json(&format!("the record of task {id}"), &record)?;
-        Ok(Some(TaskRow {
-            task,
-            lease_owner: lease_owner.map(WorkerId),
-            lease_expires,
-            stop_requested,
-        }))
+        Ok(Some(TaskRow { task, lease_owner: lease_owner.map(WorkerId), lease_expires, stop_requested }))
     }
 
     /// The task's row; `NotFound` if it does not exist.
@@ -167,11 +162,8 @@ impl Db {
             values.push(Value::Text(task_type.as_str().to_owned()));
             filters.push(format!("task_type = ?{}", values.len()));
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter =
+            if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
         let total: i64 = self
             .conn
             .prepare_cached(&format!("SELECT COUNT(*) FROM tasks {filter}"))
@@ -197,10 +189,7 @@ impl Db {
             .iter()
             .map(|(id, record)| self.parse_json(&format!("the record of task {id}"), record))
             .collect::<Result<Vec<BatchTask>, StoreError>>()?;
-        Ok(TaskPage {
-            tasks,
-            total: u64::try_from(total).unwrap_or(0),
-        })
+        Ok(TaskPage { tasks, total: u64::try_from(total).unwrap_or(0) })
     }
 
     /// The oldest claimable task of one of `task_types` (any when empty) at `now_key`: the older of
@@ -218,10 +207,8 @@ impl Db {
             let placeholders: Vec<String> = (1..=task_types.len()).map(|idx| format!("?{idx}")).collect();
             format!("AND task_type IN ({})", placeholders.join(", "))
         };
-        let type_values: Vec<Value> = task_types
-            .iter()
-            .map(|task_type| Value::Text(task_type.as_str().to_owned()))
-            .collect();
+        let type_values: Vec<Value> =
+            task_types.iter().map(|task_type| Value::Text(task_type.as_str().to_owned())).collect();
         let mut abandoned_values = type_values.clone();
         abandoned_values.push(Value::Integer(now_key));
         let now = format!("?{}", abandoned_values.len());
@@ -265,9 +252,7 @@ impl Db {
             .prepare_cached("SELECT record FROM checkpoints WHERE task_id = ?1")
             .and_then(|mut statement| statement.query_row([id.to_string()], |row| row.get(0)).optional())
             .map_err(|error| self.error("reading a checkpoint", error))?;
-        record
-            .map(|record| self.parse_json(&format!("the checkpoint of task {id}"), &record))
-            .transpose()
+        record.map(|record| self.parse_json(&format!("the checkpoint of task {id}"), &record)).transpose()
     }
 
     /// The sequence of the task's last checkpoint.
@@ -305,9 +290,7 @@ impl Db {
             .conn
             .prepare_cached("SELECT result, metrics FROM results WHERE task_id = ?1")
             .and_then(|mut statement| {
-                statement
-                    .query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
-                    .optional()
+                statement.query_row([id.to_string()], |row| Ok((row.get(0)?, row.get(1)?))).optional()
             })
             .map_err(|error| self.error("reading a result", error))?;
         let Some((result, metrics)) = stored else {

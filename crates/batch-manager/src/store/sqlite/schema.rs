@@ -61,11 +61,7 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Db, StoreErro
     let conn = Connection::open_with_flags(path, flags).map_err(|error| {
         super::error::sqlite_error(&location, "opening the database", options.busy_timeout, error)
     })?;
-    let db = Db {
-        conn,
-        location,
-        busy_timeout: options.busy_timeout,
-    };
+    let db = Db { conn, location, busy_timeout: options.busy_timeout };
     configure(&db, options)?;
     migrate(&db)?;
     Ok(db)
@@ -73,12 +69,9 @@ pub(super) fn open(path: &Path, options: &SqliteOptions) -> Result<Db, StoreErro
 
 fn configure(db: &Db, options: &SqliteOptions) -> Result<(), StoreError> {
     let conn = &db.conn;
-    conn.busy_timeout(options.busy_timeout)
-        .map_err(|error| db.error("setting the busy timeout", error))?;
+    conn.busy_timeout(options.busy_timeout).map_err(|error| db.error("setting the busy timeout", error))?;
     // SQLite opens a write-protected file read-only without complaint; say so now, not at the first write.
-    let read_only = conn
-        .is_readonly(MAIN_DB)
-        .map_err(|error| db.error("opening the database", error))?;
+    let read_only = conn.is_readonly(MAIN_DB).map_err(|error| db.error("opening the database", error))?;
     if read_only {
         return Err(storage(
             &db.location,
@@ -185,9 +178,7 @@ fn migrate(db: &Db) -> Result<(), StoreError> {
         .pragma_update(None, "application_id", APPLICATION_ID)
         .and_then(|()| transaction.pragma_update(None, "user_version", SCHEMA_VERSION))
         .map_err(|error| db.error("recording the schema version", error))?;
-    transaction
-        .commit()
-        .map_err(|error| db.error("committing the schema migration", error))
+    transaction.commit().map_err(|error| db.error("committing the schema migration", error))
 }
 
 #[cfg(test)]
@@ -197,14 +188,9 @@ mod tests {
 
     fn synchronous_level(durability: Durability) -> i64 {
         let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions {
-            durability,
-            ..SqliteOptions::default()
-        };
+        let options = SqliteOptions { durability, ..SqliteOptions::default() };
         let db = open(&dir.path().join("tasks.db"), &options).unwrap();
-        db.conn
-            .pragma_query_value(None, "synchronous", |row| row.get(0))
-            .unwrap()
+        db.conn.pragma_query_value(None, "synchronous", |row| row.get(0)).unwrap()
     }
 
     #[test]
@@ -219,15 +205,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = open(&dir.path().join("tasks.db"), &SqliteOptions::default()).unwrap();
         assert_eq!(user_version(&db).unwrap(), SCHEMA_VERSION);
-        let mode: String = db
-            .conn
-            .pragma_query_value(None, "journal_mode", |row| row.get(0))
-            .unwrap();
+        let mode: String = db.conn.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
         assert_eq!(mode, "wal");
-        let foreign_keys: bool = db
-            .conn
-            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
-            .unwrap();
+        let foreign_keys: bool = db.conn.pragma_query_value(None, "foreign_keys", |row| row.get(0)).unwrap();
         assert!(foreign_keys);
         let tables: Vec<String> = db
             .conn
@@ -244,21 +224,14 @@ mod tests {
     fn a_foreign_database_is_refused_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("other.db");
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch("CREATE TABLE customers (name TEXT)")
-            .unwrap();
+        Connection::open(&path).unwrap().execute_batch("CREATE TABLE customers (name TEXT)").unwrap();
         let error = open(&path, &SqliteOptions::default()).unwrap_err();
         assert_eq!(error.code(), batch_model::ErrorCode::StorageError);
         assert!(error.to_string().contains("not a batch task store"), "{error}");
         let untouched = Connection::open(&path).unwrap();
-        let version: i64 = untouched
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .unwrap();
+        let version: i64 = untouched.pragma_query_value(None, "user_version", |row| row.get(0)).unwrap();
         assert_eq!(version, 0);
-        let mode: String = untouched
-            .pragma_query_value(None, "journal_mode", |row| row.get(0))
-            .unwrap();
+        let mode: String = untouched.pragma_query_value(None, "journal_mode", |row| row.get(0)).unwrap();
         assert_eq!(mode, "delete");
     }
 }

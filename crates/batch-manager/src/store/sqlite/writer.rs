@@ -126,12 +126,7 @@ impl Writer {
                 message: format!("cannot start the store's writer thread ({source})"),
                 source: Some(Box::new(source)),
             })?;
-        Ok(Writer {
-            sender,
-            location,
-            counters,
-            thread: std::sync::Mutex::new(Some(thread)),
-        })
+        Ok(Writer { sender, location, counters, thread: std::sync::Mutex::new(Some(thread)) })
     }
 
     fn closed(&self) -> StoreError {
@@ -150,12 +145,7 @@ impl Writer {
         F: FnOnce(&Db) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let request = Request {
-            work: Some(work),
-            writes,
-            outcome: None,
-            reply,
-        };
+        let request = Request { work: Some(work), writes, outcome: None, reply };
         // Counted before sending, so that the writer's decrement never comes first.
         self.counters.queued.fetch_add(1, Ordering::Relaxed);
         if self.sender.send(Message::Job(Box::new(request))).await.is_err() {
@@ -172,11 +162,7 @@ impl Writer {
             return Ok(());
         }
         let closed = answer.await.unwrap_or(Ok(()));
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         if let Some(thread) = thread {
             // The thread has answered and is returning; joining it cannot block for long.
             let _ = thread.join();
@@ -240,18 +226,12 @@ fn run(db: Db, mut receiver: mpsc::Receiver<Message>, counters: &Counters, max_g
 
 /// Runs one group in one transaction and answers every request in it.
 fn execute_group(db: &Db, group: &mut Vec<Box<dyn Job>>, counters: &Counters) {
-    counters
-        .largest_group
-        .fetch_max(group.len() as u64, Ordering::Relaxed);
+    counters.largest_group.fetch_max(group.len() as u64, Ordering::Relaxed);
     counters.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
     let writes = group.iter().any(|job| job.writes());
     // A writing group takes the write lock up front (waiting up to the busy timeout for other
     // processes), so it never fails half-way to upgrade a read lock.
-    let begin = if writes {
-        "BEGIN IMMEDIATE"
-    } else {
-        "BEGIN DEFERRED"
-    };
+    let begin = if writes { "BEGIN IMMEDIATE" } else { "BEGIN DEFERRED" };
     let failure = match db.conn.execute_batch(begin) {
         Err(error) => Some(BatchFailure::new(db.error("starting a transaction", error))),
         Ok(()) => run_in_transaction(db, group),
@@ -276,11 +256,7 @@ fn run_in_transaction(db: &Db, group: &mut [Box<dyn Job>]) -> Option<BatchFailur
                 broken = Some(BatchFailure::new(db.error("starting a savepoint", error)));
                 break;
             }
-            let end = if job.run(db) {
-                "RELEASE request"
-            } else {
-                "ROLLBACK TO request; RELEASE request"
-            };
+            let end = if job.run(db) { "RELEASE request" } else { "ROLLBACK TO request; RELEASE request" };
             if db.conn.is_autocommit() {
                 broken = Some(rolled_back_by_sqlite(db));
                 break;
