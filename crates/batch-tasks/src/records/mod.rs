@@ -68,4 +68,6 @@ pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
 pub use error::RunError;
 pub use job::{Execution, ItemError, RecordJob, Summary};
+/// The record a [`RecordJob`] processes (a line with its position), re-exported from pump-core.
+pub use pump_core::source::{FilePosition, Record};
 pub use runner::ChunkRunner;
