@@ -12,7 +12,7 @@ use batch_manager::store::TaskStore;
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, Checkpoint, CreateTaskRequest, ErrorCode, TaskError, TaskId, TaskType};
 use batch_tasks::records::{ChunkRunner, Execution, ItemError, Record, RecordJob, RunnerOptions, Summary};
-use batch_tasks::{JobContext, JobOutcome, Registry, TaskKind};
+use batch_tasks::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
@@ -125,6 +125,46 @@ pub(crate) struct LinesKind {
     pub(crate) task_type: TaskType,
     pub(crate) probe: Arc<Probe>,
     pub(crate) options: RunnerOptions,
+    /// Fault injection for the crash tests: hold the run before this commit.
+    pub(crate) hold: Option<Hold>,
+}
+
+/// Holds a run forever just before it commits checkpoint `sequence` (its chunk written and flushed),
+/// after creating the file `marker`: a parent process waiting for the marker can kill the run in the
+/// window between a chunk's write and its checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Hold {
+    pub(crate) sequence: u64,
+    pub(crate) marker: PathBuf,
+}
+
+/// The manager's job control, with [`Hold`] applied.
+struct HoldingControl {
+    inner: Arc<dyn JobControl>,
+    hold: Hold,
+}
+
+#[async_trait]
+impl JobControl for HoldingControl {
+    async fn commit(&self, checkpoint: Checkpoint, progress: batch_model::Progress) -> Result<(), TaskError> {
+        if checkpoint.sequence == self.hold.sequence {
+            std::fs::write(&self.hold.marker, checkpoint.sequence.to_string()).unwrap();
+            std::future::pending::<()>().await;
+        }
+        self.inner.commit(checkpoint, progress).await
+    }
+
+    async fn report_progress(&self, progress: batch_model::Progress) {
+        self.inner.report_progress(progress).await;
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.inner.stop_requested()
+    }
+
+    fn cancellation_token(&self) -> tokio_util::sync::CancellationToken {
+        self.inner.cancellation_token()
+    }
 }
 
 impl LinesKind {
@@ -133,7 +173,7 @@ impl LinesKind {
     pub(crate) fn new(probe: Arc<Probe>) -> LinesKind {
         let options =
             RunnerOptions::default().with_jitter(0.0).with_chunk_max_wait(Duration::from_secs(3600));
-        LinesKind { task_type: lines_type(), probe, options }
+        LinesKind { task_type: lines_type(), probe, options, hold: None }
     }
 }
 
@@ -158,6 +198,13 @@ impl TaskKind for LinesKind {
             .map_err(|error| TaskError::new(ErrorCode::ConfigurationError, error.to_string()))?;
         *self.probe.runs.lock().unwrap().entry(job.task().id).or_default() += 1;
         let lines = Lines { task: job.task().id, params, probe: Arc::clone(&self.probe) };
+        let job = match &self.hold {
+            Some(hold) => {
+                let control = HoldingControl { inner: Arc::clone(job.control()), hold: hold.clone() };
+                JobContext::new(job.task().clone(), job.checkpoint().cloned(), Arc::new(control))
+            }
+            None => job,
+        };
         ChunkRunner::new(self.options.clone()).run(Arc::new(lines), &job).await
     }
 }
@@ -271,7 +318,7 @@ impl Faults {
     pub(crate) const SOME: Faults = Faults { zero_every: 10, negative_every: 17, malformed_every: 23 };
 
     fn hits(every: u64, id: u64) -> bool {
-        every != 0 && id % every == 0
+        every != 0 && id.is_multiple_of(every)
     }
 
     fn is_malformed(&self, id: u64) -> bool {

@@ -3,6 +3,7 @@
 //! recovery with real task kinds over real files.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod crash;
 mod fixtures;
 mod kinds;
 mod manager_lifecycle;
