@@ -58,6 +58,22 @@ struct Running {
     finished: watch::Receiver<bool>,
 }
 
+/// Held by a run's task: when the run ends — or its task panics or is dropped with the runtime — the
+/// task leaves the running map, its slot is freed and its waiters are woken.
+struct RunGuard {
+    inner: Arc<Inner>,
+    id: TaskId,
+    finished: watch::Sender<bool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.inner.running().remove(&self.id);
+        let _ = self.finished.send(true);
+    }
+}
+
 impl Inner {
     fn running(&self) -> MutexGuard<'_, HashMap<TaskId, Running>> {
         // Inserts and removes only: a poisoned lock still guards a consistent map.
@@ -294,13 +310,13 @@ impl BatchManager {
         );
         let settings =
             RunSettings { lease_ttl: config.lease_ttl, heartbeat_interval: config.heartbeat_interval };
-        let inner = Arc::clone(&self.inner);
+        let guard =
+            RunGuard { inner: Arc::clone(&self.inner), id, finished: finished_sender, _permit: permit };
+        let store = Arc::clone(&self.inner.store);
         tokio::spawn(
             async move {
-                run_claimed(Arc::clone(&inner.store), claimed, kind, control, settings).await;
-                inner.running().remove(&id);
-                drop(permit);
-                let _ = finished_sender.send(true);
+                run_claimed(store, claimed, kind, control, settings).await;
+                drop(guard);
             }
             .instrument(span),
         );

@@ -403,3 +403,43 @@ async fn process_and_resume_refuse_tasks_in_the_wrong_status() {
     let empty = BatchManager::new(memory(), Registry::new(), ManagerConfig::default()).unwrap();
     assert!(empty.run_worker().await.is_ok(), "a worker without kinds has nothing to do");
 }
+
+/// A kind whose run panics.
+struct Panicking;
+
+#[async_trait::async_trait]
+impl batch_tasks::TaskKind for Panicking {
+    fn task_type(&self) -> TaskType {
+        TaskType::Custom("test_panic".to_owned())
+    }
+
+    fn validate(&self, _params: &serde_json::Value, _config: &BatchConfig) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    async fn run(&self, _job: batch_tasks::JobContext) -> Result<batch_tasks::JobOutcome, TaskError> {
+        panic!("the kind has a bug")
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_kind_fails_its_task_not_the_manager() {
+    let mut registry = Registry::new();
+    registry.register(Panicking);
+    let manager = BatchManager::new(memory(), registry, ManagerConfig::default()).unwrap();
+    let id = manager
+        .create_task(CreateTaskRequest::new(TaskType::Custom("test_panic".to_owned())))
+        .await
+        .unwrap()
+        .id;
+    manager.process_task(&id).await.unwrap();
+    let task = manager.wait(&id).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Failed);
+    let error = task.error.unwrap();
+    assert_eq!(
+        (error.code, error.message.as_str()),
+        (ErrorCode::ProcessingError, "the task kind panicked: the kind has a bug")
+    );
+    assert!(manager.running_tasks().is_empty());
+    manager.shutdown().await;
+}

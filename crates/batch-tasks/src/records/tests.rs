@@ -514,3 +514,17 @@ async fn an_attempt_past_the_timeout_is_a_timeout_error_and_is_retried() {
     assert_eq!(letters[0].code, ErrorCode::TimeoutError);
     assert_eq!(letters[0].message, "the attempt took longer than the task's timeout of 1s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_durability_syncs_and_writes_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(60)).unwrap();
+    let durable = BatchConfig { durability: batch_model::Durability::PowerLoss, ..config(8) };
+    let control = Arc::new(TestControl::default());
+    run_job(&job, &task(durable), None, &control).await.unwrap();
+    assert_eq!(read(&job.output), expected_output(60));
+    let last = control.checkpoints().pop().unwrap();
+    assert_eq!(last.sink["output"].as_u64().unwrap(), read(&job.output).len() as u64);
+    assert_eq!(last.sink["dead_letters"].as_u64().unwrap(), read(&job.dead_letters).len() as u64);
+}
