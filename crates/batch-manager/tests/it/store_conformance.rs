@@ -264,6 +264,10 @@ async fn check_every_status_change_by_compare_and_set(store: &dyn TaskStore) {
                             if expected == from && actual == from && asked == to),
                         "{case}: {error:?}"
                     );
+                    assert_eq!(
+                        error.to_string(),
+                        format!("task {} is {from}: it cannot change to {to}", task.id)
+                    );
                     assert_eq!(stored(store, &task.id).await, task, "{case}: unchanged");
                 }
             }
