@@ -102,7 +102,11 @@ impl TaskControl {
         let first = {
             let mut observed = self.observed();
             let first = observed.stop.is_none();
-            if first || reason != StopReason::Shutdown {
+            let upgrade = matches!(
+                (&observed.stop, &reason),
+                (Some(StopReason::Shutdown), StopReason::Requested { .. })
+            );
+            if first || upgrade {
                 observed.stop = Some(reason);
             }
             first
@@ -268,8 +272,8 @@ async fn heartbeat(store: Arc<dyn TaskStore>, control: Arc<TaskControl>, setting
             Ok(reply) => {
                 let ttl = chrono::TimeDelta::from_std(settings.lease_ttl).unwrap_or(chrono::TimeDelta::MAX);
                 control.renewed(now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC));
-                if reply.stop_requested && !control.stop_requested() {
-                    tracing::info!("stop requested");
+                if reply.stop_requested {
+                    // Idempotent; also turns a shutdown into a stop, so the task ends cancelled.
                     control.request_stop(StopReason::Requested { reason: None });
                 }
             }
@@ -306,7 +310,8 @@ async fn settle(
     let stop = control.stop_reason();
     let stopped = match &result {
         Ok(JobOutcome::Stopped) => true,
-        Err(error) => error.code == ErrorCode::Cancelled,
+        // Aborted after a stop's grace period ran out.
+        Err(error) => error.code == ErrorCode::Cancelled && stop.is_some(),
         Ok(_) => false,
     };
     if stopped && stop == Some(StopReason::Shutdown) {
@@ -326,7 +331,8 @@ async fn settle(
         Ok(JobOutcome::Stopped) => {
             let reason = match stop {
                 Some(StopReason::Requested { reason: Some(reason) }) => reason,
-                _ => "stopped by request".to_owned(),
+                Some(_) => "stopped by request".to_owned(),
+                None => "the task kind stopped without a stop request".to_owned(),
             };
             let message = format!("{reason}; stopped at a chunk boundary, its last checkpoint is kept");
             (TaskStatus::Cancelled, Some(cancelled(message, now)), serde_json::Value::Null, last_progress)

@@ -193,3 +193,32 @@ async fn stopping_a_pending_task_cancels_it_and_a_finished_task_cannot_be_stoppe
     let unknown = manager.stop_task(StopTaskRequest { id: TaskId::new(), reason: None }).await.unwrap_err();
     assert_eq!(unknown.code(), ErrorCode::NotFound);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_shutdown_cancels_the_task_instead_of_releasing_it() {
+    let gated = gated_task().await;
+    gated.probe.open_gate(150);
+    checkpoint_reaching(&*gated.store, &gated.id, 1).await;
+    let shutting_down = tokio::spawn({
+        let manager = gated.manager.clone();
+        async move { manager.shutdown().await }
+    });
+    loop {
+        tokio::task::yield_now().await;
+        let refused = gated.manager.process_task(&TaskId::new()).await.unwrap_err();
+        if matches!(refused, ManagerError::ShuttingDown) {
+            break;
+        }
+    }
+    gated
+        .manager
+        .stop_task(StopTaskRequest { id: gated.id, reason: Some("not needed".to_owned()) })
+        .await
+        .unwrap();
+    gated.probe.open_gate(50);
+    shutting_down.await.unwrap();
+    let task = gated.manager.get_task(&gated.id).await.unwrap();
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    assert!(task.error.unwrap().message.starts_with("not needed; stopped at a chunk boundary"));
+    assert_eq!(gated.store.checkpoint(&gated.id).await.unwrap().unwrap().sequence, 2);
+}
