@@ -484,6 +484,13 @@ async fn a_dataset_without_two_classes_or_the_label_fails_clearly() {
     assert_eq!(error.code, ErrorCode::ConfigurationError);
     assert_eq!(error.details["param"], "label");
 
+    let empty = dir.path().join("empty.csv");
+    std::fs::write(&empty, "a,y\n\n").unwrap();
+    let params = json!({ "input": empty, "label": "y", "model_out": dir.path().join("m.json") });
+    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::ValidationError);
+    assert!(error.message.ends_with("has no rows to train on (0 bad, 0 held out)"), "{}", error.message);
+
     let params = json!({ "input": dir.path().join("missing.csv"), "label": "y", "model_out": dir.path().join("m.json") });
     let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);

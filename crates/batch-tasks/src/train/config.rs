@@ -106,6 +106,10 @@ impl fmt::Display for DataFormat {
 ///
 /// The classes are every label of the input's good rows, sorted (as strings).
 ///
+/// A row is held out when a hash of `(seed, the line it starts on)` falls below `holdout`, so the
+/// split needs no state and is the same in every epoch and after every resume (and, the line numbers
+/// being different, not the same for a CSV file and its JSON-lines twin).
+///
 /// Unknown params are refused, so that a misspelt one is not silently ignored.
 ///
 /// ```

@@ -272,19 +272,31 @@ impl RowReader {
     /// The feature columns of the rows that decide them when `features` is not given: every column
     /// but the label whose value is a number in more than half of the first [`SNIFF_ROWS`] rows (CSV:
     /// in header order; JSON lines: in order of first appearance, and a number means a JSON number).
-    /// Also checks that the label column exists (`TrainError::Column` naming `label` otherwise).
-    /// Leaves the reader at the first data record.
+    /// Also checks that the label column exists (`TrainError::Column` naming `label` otherwise) and
+    /// that there is a record at all ([`TrainError::NoTrainingRows`]). Leaves the reader at the first
+    /// data record.
     pub fn sniff_features(&mut self, label: &str) -> Result<Vec<String>, TrainError> {
         let (columns, rows) = match self.format {
             DataFormat::Csv => self.sniff_csv(label)?,
             DataFormat::JsonLines => self.sniff_json(label)?,
         };
         self.rewind()?;
+        if rows == 0 && !self.has_records()? {
+            return Err(TrainError::NoTrainingRows { path: self.path.clone(), bad_rows: 0, holdout_rows: 0 });
+        }
         Ok(columns
             .into_iter()
             .filter(|(name, numeric)| name != label && numeric * 2 > rows)
             .map(|(name, _)| name)
             .collect())
+    }
+
+    /// Whether any record follows the reader's position (which it keeps).
+    fn has_records(&mut self) -> Result<bool, TrainError> {
+        let position = self.position;
+        let found = self.next_record()?.is_some();
+        self.seek(position)?;
+        Ok(found)
     }
 
     /// Checks that a JSON-lines file's first rows have `columns` (CSV headers are checked by

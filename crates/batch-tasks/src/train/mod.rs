@@ -51,7 +51,8 @@
 //!
 //! So a run resumed from any checkpoint replays exactly what the uninterrupted run did after it,
 //! and ends with bit-identical weights, model file and dead-letter file. The tests check this by
-//! killing runs after the *k*-th commit for several *k*.
+//! killing a run at every one of its commits in turn and resuming it. (The data files must not change
+//! while a task runs: a checkpoint holds positions in them.)
 //!
 //! # Determinism and concurrency
 //!
