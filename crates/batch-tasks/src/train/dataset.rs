@@ -753,37 +753,38 @@ fn parse_plain_decimal(bytes: &[u8]) -> Option<f64> {
 /// [`parse_plain_decimal`] of the field at the start of `bytes` (up to the first delimiter or the
 /// end), and the field's length; `None` when the field is not a plain decimal.
 fn plain_decimal_field(bytes: &[u8]) -> Option<(f64, usize)> {
-    let (negative, start) = match bytes.first() {
+    let (negative, mut idx) = match bytes.first() {
         Some(b'-') => (true, 1),
         Some(b'+') => (false, 1),
         _ => (false, 0),
     };
+    // Digits before the point, then after it: two tight loops. The mantissa may wrap past 19 digits;
+    // such a number is refused below, before the mantissa is used.
     let mut mantissa: u64 = 0;
-    let mut digit_count = 0_u32;
-    let mut fraction_digits = 0_usize;
-    let mut seen_point = false;
-    let mut end = bytes.len();
-    for (idx, &byte) in bytes.iter().enumerate().skip(start) {
-        match byte {
-            // 19 digits always fit in a u64; more are left to `str::parse`.
-            b'0'..=b'9' if digit_count < 19 => {
-                mantissa = mantissa * 10 + u64::from(byte - b'0');
-                digit_count += 1;
-                fraction_digits += usize::from(seen_point);
-            }
-            b'.' if !seen_point => seen_point = true,
-            DELIMITER => {
-                end = idx;
-                break;
-            }
-            _ => return None,
-        }
+    let whole_start = idx;
+    while let Some(&byte) = bytes.get(idx).filter(|byte| byte.is_ascii_digit()) {
+        mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
+        idx += 1;
     }
-    if digit_count == 0 || mantissa > 1 << 53 {
+    let whole_digits = idx - whole_start;
+    let mut fraction_digits = 0;
+    if bytes.get(idx) == Some(&b'.') {
+        idx += 1;
+        let fraction_start = idx;
+        while let Some(&byte) = bytes.get(idx).filter(|byte| byte.is_ascii_digit()) {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(byte - b'0'));
+            idx += 1;
+        }
+        fraction_digits = idx - fraction_start;
+    }
+    let digits = whole_digits + fraction_digits;
+    let ends_field = matches!(bytes.get(idx), None | Some(&DELIMITER));
+    // 19 digits always fit in a u64; more are left to `str::parse`.
+    if !ends_field || digits == 0 || digits > 19 || mantissa > 1 << 53 {
         return None;
     }
     let value = mantissa as f64 / *POWERS_OF_TEN.get(fraction_digits)?;
-    Some((if negative { -value } else { value }, end))
+    Some((if negative { -value } else { value }, idx))
 }
 
 // ---------------------------------------------------------------------------------------------------
