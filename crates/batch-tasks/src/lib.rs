@@ -9,5 +9,6 @@
 
 mod kind;
 pub mod records;
+pub mod train;
 
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
