@@ -5,5 +5,6 @@
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
 
 mod kind;
+pub mod youzan;
 
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};

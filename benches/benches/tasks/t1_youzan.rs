@@ -1,0 +1,106 @@
+//! t1_youzan: 200,000 generated YouZan trades end to end (read the file, parse, validate, enrich,
+//! write enriched JSON lines and dead letters), against a plain serde loop.
+//!
+//! - `serde_baseline`: one thread, `BufRead::lines` → `serde_json::Value` → written back (bad lines
+//!   to the dead-letter file). It neither validates nor enriches: the floor of "parse and write".
+//! - `pump_c1`, `pump_c2`: the kind's pass ([`process_file`]): `text_lines` → `map_blocking` with 1 or
+//!   2 workers running `process_line` and serialising → `JsonLinesWriter`s, and the summary.
+//!
+//! Targets: `pump_c1` within 2× of `serde_baseline`; `pump_c2` at least 1.6× faster than `pump_c1`.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use batch_tasks::youzan::YouzanProcessor;
+use batch_tasks::youzan::generator::{GeneratorConfig, generate};
+use batch_tasks::youzan::pipeline::{FilePass, process_file};
+use criterion::{Criterion, Throughput};
+
+/// Trades per run.
+const TRADES: u64 = 200_000;
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => panic!("cannot build the tokio runtime: {error}"),
+    }
+}
+
+fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("{what}: {error}"),
+    }
+}
+
+/// The baseline: parse each line into a `serde_json::Value` and write it back; returns the number
+/// of lines that parsed.
+fn serde_baseline(input: &Path, output: &Path, dead_letter: &Path) -> u64 {
+    let reader = BufReader::with_capacity(256 * 1024, or_panic(File::open(input), "open input"));
+    let mut output = BufWriter::with_capacity(256 * 1024, or_panic(File::create(output), "create output"));
+    let mut dead =
+        BufWriter::with_capacity(256 * 1024, or_panic(File::create(dead_letter), "create dead letters"));
+    let mut valid = 0;
+    for line in reader.lines() {
+        let line = or_panic(line, "read input");
+        match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(value) => {
+                or_panic(serde_json::to_writer(&mut output, &value), "write output");
+                or_panic(output.write_all(b"\n"), "write output");
+                valid += 1;
+            }
+            Err(_) => {
+                or_panic(dead.write_all(line.as_bytes()), "write dead letters");
+                or_panic(dead.write_all(b"\n"), "write dead letters");
+            }
+        }
+    }
+    or_panic(output.flush(), "flush output");
+    or_panic(dead.flush(), "flush dead letters");
+    valid
+}
+
+/// The t1 group: `serde_baseline`, `pump_c1`, `pump_c2` over the same generated file.
+pub fn t1_youzan(c: &mut Criterion) {
+    let dir = or_panic(tempfile::tempdir(), "create a temporary directory");
+    let input = dir.path().join("trades.jsonl");
+    let config = GeneratorConfig { count: TRADES, seed: 2024, invalid_ratio: 0.05 };
+    let stats = or_panic(generate(&config, or_panic(File::create(&input), "create input")), "generate");
+    let processor = Arc::new(YouzanProcessor::with_defaults());
+    let rt = runtime();
+
+    let mut group = c.benchmark_group("t1_youzan");
+    group.throughput(Throughput::Elements(TRADES));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.bench_function("serde_baseline", |b| {
+        b.iter(|| {
+            let parsed = serde_baseline(
+                &input,
+                &dir.path().join("baseline.jsonl"),
+                &dir.path().join("baseline-dead.jsonl"),
+            );
+            // Invalid records that are still JSON (missing fields, bad values) parse here.
+            assert!(parsed >= stats.expected.valid);
+        })
+    });
+    for parallelism in [1usize, 2] {
+        let pass = FilePass {
+            input: input.clone(),
+            output: dir.path().join(format!("enriched-c{parallelism}.jsonl")),
+            dead_letter: dir.path().join(format!("invalid-c{parallelism}.jsonl")),
+            parallelism: NonZeroUsize::new(parallelism).unwrap_or(NonZeroUsize::MIN),
+        };
+        group.bench_function(format!("pump_c{parallelism}"), |b| {
+            b.to_async(&rt).iter(|| async {
+                let summary = or_panic(process_file(Arc::clone(&processor), &pass).await, "process the file");
+                assert_eq!(summary, stats.expected);
+            })
+        });
+    }
+    group.finish();
+}
