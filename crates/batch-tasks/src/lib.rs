@@ -3,8 +3,12 @@
 //! A task kind turns a task's params, config and last checkpoint into a real pipeline over real data
 //! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
+//!
+//! Most kinds read records from a file and write records to another: [`records`] is the standard,
+//! resumable chunk model they share (a [`records::RecordJob`] run by a [`records::ChunkRunner`]).
 
 mod kind;
+pub mod records;
 pub mod youzan;
 
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
