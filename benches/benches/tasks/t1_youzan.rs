@@ -3,22 +3,27 @@
 //!
 //! - `serde_baseline`: one thread, `BufRead::lines` → `serde_json::Value` → written back (bad lines
 //!   to the dead-letter file). It neither validates nor enriches: the floor of "parse and write".
-//! - `pump_c1`, `pump_c2`: the kind's pass ([`process_file`]): `text_lines` → `map_blocking` with 1 or
-//!   2 workers running `process_line` and serialising → `JsonLinesWriter`s, and the summary.
+//! - `pump_c1`, `pump_c2`: the `youzan_order` kind itself, with `concurrency` 1 or 2, through the chunk
+//!   runner: `text_lines` → `map_blocking` (parse, validate, enrich, serialise) → chunks of 1,000 →
+//!   `JsonLinesWriter`s, a checkpoint committed per chunk (to a job control kept in memory), and the
+//!   summary.
 //!
 //! Targets: `pump_c1` within 2× of `serde_baseline`; `pump_c2` at least 1.6× faster than `pump_c1`.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch_tasks::youzan::YouzanProcessor;
+use batch_model::{
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType,
+};
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
-use batch_tasks::youzan::pipeline::{FilePass, process_file};
+use batch_tasks::youzan::{Summary, YouzanOrderKind};
+use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use criterion::{Criterion, Throughput};
+use pump_core::CancellationToken;
 
 /// Trades per run.
 const TRADES: u64 = 200_000;
@@ -34,6 +39,52 @@ fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
     match result {
         Ok(value) => value,
         Err(error) => panic!("{what}: {error}"),
+    }
+}
+
+/// A job control that accepts every commit and never stops.
+#[derive(Default)]
+struct MemoryControl {
+    token: CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl JobControl for MemoryControl {
+    async fn commit(&self, _checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    async fn report_progress(&self, _progress: Progress) {}
+
+    fn stop_requested(&self) -> bool {
+        false
+    }
+
+    fn cancellation_token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+}
+
+/// A `youzan_order` task over these files with this concurrency.
+fn task(input: &Path, dir: &Path, concurrency: u32) -> BatchTask {
+    let params = serde_json::json!({
+        "input": input,
+        "output": dir.join(format!("enriched-c{concurrency}.jsonl")),
+        "dead_letter": dir.join(format!("invalid-c{concurrency}.jsonl")),
+    });
+    let config = BatchConfig { concurrency, batch_size: 1_000, ..BatchConfig::default() };
+    let request = CreateTaskRequest::new(TaskType::YouzanOrder).with_config(config).with_params(params);
+    or_panic(BatchTask::new(TaskId::new(), request, chrono::Utc::now()), "build the task")
+}
+
+/// Runs the kind on `task` to completion and returns its summary.
+async fn run_kind(kind: &YouzanOrderKind, task: &BatchTask) -> Summary {
+    let control: Arc<dyn JobControl> = Arc::new(MemoryControl::default());
+    match or_panic(kind.run(JobContext::new(task.clone(), None, control)).await, "run the task") {
+        JobOutcome::Completed { summary, .. } => {
+            or_panic(serde_json::from_value(summary), "read the summary")
+        }
+        other => panic!("the task did not complete: {other:?}"),
     }
 }
 
@@ -70,7 +121,7 @@ pub fn t1_youzan(c: &mut Criterion) {
     let input = dir.path().join("trades.jsonl");
     let config = GeneratorConfig { count: TRADES, seed: 2024, invalid_ratio: 0.05 };
     let stats = or_panic(generate(&config, or_panic(File::create(&input), "create input")), "generate");
-    let processor = Arc::new(YouzanProcessor::with_defaults());
+    let kind = YouzanOrderKind::default();
     let rt = runtime();
 
     let mut group = c.benchmark_group("t1_youzan");
@@ -88,18 +139,10 @@ pub fn t1_youzan(c: &mut Criterion) {
             assert!(parsed >= stats.expected.valid);
         })
     });
-    for parallelism in [1usize, 2] {
-        let pass = FilePass {
-            input: input.clone(),
-            output: dir.path().join(format!("enriched-c{parallelism}.jsonl")),
-            dead_letter: dir.path().join(format!("invalid-c{parallelism}.jsonl")),
-            parallelism: NonZeroUsize::new(parallelism).unwrap_or(NonZeroUsize::MIN),
-        };
-        group.bench_function(format!("pump_c{parallelism}"), |b| {
-            b.to_async(&rt).iter(|| async {
-                let summary = or_panic(process_file(Arc::clone(&processor), &pass).await, "process the file");
-                assert_eq!(summary, stats.expected);
-            })
+    for concurrency in [1u32, 2] {
+        let task = task(&input, dir.path(), concurrency);
+        group.bench_function(format!("pump_c{concurrency}"), |b| {
+            b.to_async(&rt).iter(|| async { assert_eq!(run_kind(&kind, &task).await, stats.expected) })
         });
     }
     group.finish();

@@ -25,7 +25,7 @@ use crate::youzan::provinces::Provinces;
 ///
 /// let error = YouzanParams::from_json(&serde_json::json!({ "input": "", "output": "o", "dead_letter": "d" }))
 ///     .unwrap_err();
-/// assert_eq!(error.param(), Some("input"));
+/// assert_eq!(error.param(), "input");
 /// assert_eq!(error.to_string(), "invalid parameter input: must not be empty");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

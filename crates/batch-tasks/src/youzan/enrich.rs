@@ -196,7 +196,11 @@ impl YouzanProcessor {
             let item = match line_item {
                 ObjectField::Present(item) => item,
                 ObjectField::Missing => {
-                    return Err(validate::absent_or_wrong(item_field(&mut field, idx, ""), None, "an object"));
+                    return Err(validate::absent_or_wrong(
+                        item_field(&mut field, idx, ""),
+                        None,
+                        "an object",
+                    ));
                 }
                 ObjectField::Wrong(kind) => {
                     return Err(validate::absent_or_wrong(

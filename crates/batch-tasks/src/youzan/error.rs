@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use batch_model::{ErrorCode, TaskError};
-use pump_core::source::RecordError;
 use serde::{Deserialize, Serialize};
 
 /// The closed set of reasons a record is invalid. Each [`YouzanIssue`] carries one.
@@ -106,28 +105,6 @@ impl YouzanIssue {
     pub(crate) fn record(kind: IssueKind, complaint: impl std::fmt::Display) -> Self {
         YouzanIssue::new(kind, "record", complaint)
     }
-
-    /// The issue for a line the file source could not hand over as text (not UTF-8, or longer than
-    /// the source's limit): kind [`IssueKind::InvalidJson`], field `record`.
-    ///
-    /// ```
-    /// use batch_tasks::youzan::{IssueKind, YouzanIssue};
-    /// use pump_core::source::{FilePosition, RecordError};
-    ///
-    /// let error = RecordError {
-    ///     line: 3,
-    ///     offset: 40,
-    ///     end: FilePosition { offset: 45, line: 4 },
-    ///     reason: "invalid utf-8 sequence of 1 bytes from index 0".to_owned(),
-    ///     raw: "\u{FFFD}abc".to_owned(),
-    /// };
-    /// let issue = YouzanIssue::unreadable(&error);
-    /// assert_eq!(issue.kind, IssueKind::InvalidJson);
-    /// assert_eq!(issue.message, "record cannot be read: invalid utf-8 sequence of 1 bytes from index 0");
-    /// ```
-    pub fn unreadable(error: &RecordError) -> Self {
-        YouzanIssue::record(IssueKind::InvalidJson, format_args!("cannot be read: {}", error.reason))
-    }
 }
 
 /// Records an invalid record as a task error (for item results and logs): its code, message, and the
@@ -140,9 +117,9 @@ impl From<&YouzanIssue> for TaskError {
     }
 }
 
-/// Why a `youzan_order` task cannot run or failed: a bad parameter, a rules or provinces file that
-/// cannot be read or is not valid (code `CONFIGURATION_ERROR`, naming the parameter), or a file that
-/// cannot be read or written during the run (code `STORAGE_ERROR`).
+/// Why a `youzan_order` task cannot run: a bad parameter, or a rules or provinces file that cannot be
+/// read or is not valid. Every variant has code `CONFIGURATION_ERROR` and names the parameter. (What
+/// fails during a run, the chunk runner reports.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum YouzanError {
@@ -181,18 +158,6 @@ pub enum YouzanError {
         /// What is wrong.
         reason: String,
     },
-    /// An output file could not be created or written.
-    #[error("cannot write the {param} file")]
-    Write {
-        /// The parameter naming the file (`output`, `dead_letter`).
-        param: &'static str,
-        /// The writer's error (it names the path).
-        #[source]
-        source: pump_core::sink::WriteError,
-    },
-    /// The pipeline failed: the input could not be read, or a stage failed.
-    #[error("the youzan_order pipeline failed")]
-    Pipeline(#[source] pump_core::PipelineError),
 }
 
 fn path_suffix(path: Option<&PathBuf>) -> String {
@@ -200,26 +165,18 @@ fn path_suffix(path: Option<&PathBuf>) -> String {
 }
 
 impl YouzanError {
-    /// The stable code of this error: `CONFIGURATION_ERROR` for params and tables, `STORAGE_ERROR`
-    /// for files that fail during the run.
+    /// The stable code of this error: always `CONFIGURATION_ERROR`.
     pub fn code(&self) -> ErrorCode {
-        match self {
-            YouzanError::InvalidParam { .. }
-            | YouzanError::ReadFile { .. }
-            | YouzanError::InvalidRules { .. }
-            | YouzanError::InvalidProvinces { .. } => ErrorCode::ConfigurationError,
-            YouzanError::Write { .. } | YouzanError::Pipeline(_) => ErrorCode::StorageError,
-        }
+        ErrorCode::ConfigurationError
     }
 
-    /// The parameter this error is about, when there is one.
-    pub fn param(&self) -> Option<&str> {
+    /// The parameter this error is about.
+    pub fn param(&self) -> &str {
         match self {
-            YouzanError::InvalidParam { param, .. } => Some(param),
-            YouzanError::ReadFile { param, .. } | YouzanError::Write { param, .. } => Some(param),
-            YouzanError::InvalidRules { .. } => Some("rules"),
-            YouzanError::InvalidProvinces { .. } => Some("provinces"),
-            YouzanError::Pipeline(_) => None,
+            YouzanError::InvalidParam { param, .. } => param,
+            YouzanError::ReadFile { param, .. } => param,
+            YouzanError::InvalidRules { .. } => "rules",
+            YouzanError::InvalidProvinces { .. } => "provinces",
         }
     }
 }

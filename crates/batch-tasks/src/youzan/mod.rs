@@ -3,11 +3,13 @@
 //!
 //! # The seam
 //!
-//! The per-record work is [`YouzanProcessor::process_line`]: pure, `&self`, thread-safe. A chunk
-//! runner calls it on each line (on as many threads as it likes), writes the [`EnrichedOrder`] as a
-//! JSON line or the [`YouzanIssue`] as a [`DeadLetterRecord`], and counts both in a [`Summary`]
-//! ([`Summary::add`], [`Summary::add_invalid`]; summaries of chunks [`merge`](Summary::merge)).
-//! [`YouzanParams`] reads the task's params and loads the tables they name.
+//! The per-record work is [`YouzanProcessor::process_line`]: pure, `&self`, thread-safe. The kind,
+//! [`YouzanOrderKind`], hands it to the standard chunk runner ([`crate::records`]) as a
+//! [`YouzanJob`]: the runner calls it on each line (`concurrency` at a time, in order), writes each
+//! [`EnrichedOrder`] as a JSON line and each [`YouzanIssue`] as a dead letter (`VALIDATION_ERROR`,
+//! the field named), and keeps the [`Summary`] in its checkpoints ([`Summary::add`],
+//! [`Summary::add_invalid`]; summaries of parts [`merge`](Summary::merge)). [`YouzanParams`] reads
+//! the task's params and loads the tables they name.
 //!
 //! ```
 //! use batch_tasks::youzan::{Summary, YouzanProcessor};
@@ -61,13 +63,12 @@
 
 mod categories;
 mod config;
-mod dead_letter;
 mod enrich;
 mod error;
 pub mod generator;
+mod kind;
 mod money;
 mod parse;
-pub mod pipeline;
 mod provinces;
 mod summary;
 mod validate;
@@ -77,9 +78,9 @@ mod tests;
 
 pub use categories::{Categories, CategoryId, MatchField};
 pub use config::YouzanParams;
-pub use dead_letter::DeadLetterRecord;
 pub use enrich::{EnrichedItem, EnrichedOrder, YouzanProcessor};
 pub use error::{IssueKind, YouzanError, YouzanIssue};
+pub use kind::{EnrichedLine, YouzanJob, YouzanOrderKind};
 pub use money::{Money, MoneyError};
 pub use provinces::{Province, Provinces, UNKNOWN_REGION};
 pub use summary::{Summary, Totals};

@@ -1,34 +1,92 @@
-//! The `youzan_order` kind end to end: generated files through the pump-core pass, user tables
-//! through the params, and arbitrary input never panicking.
+//! The `youzan_order` kind end to end: generated files through the kind and the chunk runner (with a
+//! job control kept in memory), resumes, user tables through the params, and arbitrary input never
+//! panicking.
 
 use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use batch_model::ErrorCode;
-use batch_tasks::youzan::generator::{GeneratedStats, GeneratorConfig, Malformation, generate};
-use batch_tasks::youzan::pipeline::{FilePass, process_file};
-use batch_tasks::youzan::{
-    DeadLetterRecord, EnrichedOrder, IssueKind, Money, Summary, YouzanError, YouzanParams, YouzanProcessor,
+use async_trait::async_trait;
+use batch_model::{
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
 };
+use batch_tasks::records::DeadLetterRecord;
+use batch_tasks::youzan::generator::{GeneratedStats, GeneratorConfig, Malformation, generate};
+use batch_tasks::youzan::{
+    EnrichedOrder, Money, Summary, YouzanError, YouzanOrderKind, YouzanParams, YouzanProcessor,
+};
+use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use proptest::prelude::*;
+use tokio_util::sync::CancellationToken;
 
-fn generate_file(path: &Path, config: GeneratorConfig) -> GeneratedStats {
-    generate(&config, std::fs::File::create(path).unwrap()).unwrap()
+/// A job control that keeps every commit.
+#[derive(Default)]
+struct MemoryControl {
+    commits: Mutex<Vec<Checkpoint>>,
+    token: CancellationToken,
 }
 
-fn pass(dir: &Path, parallelism: usize) -> FilePass {
-    FilePass {
-        input: dir.join("trades.jsonl"),
-        output: dir.join("enriched.jsonl"),
-        dead_letter: dir.join("invalid.jsonl"),
-        parallelism: NonZeroUsize::new(parallelism).unwrap(),
+#[async_trait]
+impl JobControl for MemoryControl {
+    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
+        self.commits.lock().unwrap().push(checkpoint);
+        Ok(())
+    }
+
+    async fn report_progress(&self, _progress: Progress) {}
+
+    fn stop_requested(&self) -> bool {
+        false
+    }
+
+    fn cancellation_token(&self) -> CancellationToken {
+        self.token.clone()
     }
 }
 
-async fn run(pass: &FilePass) -> Summary {
-    process_file(Arc::new(YouzanProcessor::with_defaults()), pass).await.unwrap()
+struct Files {
+    input: PathBuf,
+    output: PathBuf,
+    dead_letter: PathBuf,
+}
+
+impl Files {
+    fn in_dir(dir: &Path) -> Files {
+        Files {
+            input: dir.join("trades.jsonl"),
+            output: dir.join("enriched.jsonl"),
+            dead_letter: dir.join("invalid.jsonl"),
+        }
+    }
+
+    fn params(&self) -> serde_json::Value {
+        serde_json::json!({ "input": self.input, "output": self.output, "dead_letter": self.dead_letter })
+    }
+}
+
+fn task(params: serde_json::Value, concurrency: u32, batch_size: u32) -> BatchTask {
+    let config = BatchConfig { concurrency, batch_size, ..BatchConfig::default() };
+    let request = CreateTaskRequest::new(TaskType::YouzanOrder).with_config(config).with_params(params);
+    BatchTask::new(TaskId::new(), request, chrono::Utc::now()).unwrap()
+}
+
+/// Runs the kind on `task` from `checkpoint`; returns the summary and the checkpoints committed.
+async fn run_kind(task: &BatchTask, checkpoint: Option<Checkpoint>) -> (Summary, Vec<Checkpoint>) {
+    let kind = YouzanOrderKind::default();
+    kind.validate(&task.params, &task.config).unwrap();
+    let control = Arc::new(MemoryControl::default());
+    let context = JobContext::new(task.clone(), checkpoint, Arc::clone(&control) as Arc<dyn JobControl>);
+    match kind.run(context).await.unwrap() {
+        JobOutcome::Completed { summary, .. } => {
+            let checkpoints = control.commits.lock().unwrap().clone();
+            (serde_json::from_value(summary).unwrap(), checkpoints)
+        }
+        other => panic!("the run did not complete: {other:?}"),
+    }
+}
+
+fn generate_file(path: &Path, config: GeneratorConfig) -> GeneratedStats {
+    generate(&config, std::fs::File::create(path).unwrap()).unwrap()
 }
 
 fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
@@ -36,13 +94,13 @@ fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_generated_file_gives_the_generators_exact_totals_at_each_parallelism() {
+async fn a_generated_file_gives_the_generators_exact_totals_at_each_concurrency() {
     let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
     let config = GeneratorConfig { count: 3_000, seed: 42, invalid_ratio: 0.1 };
-    for parallelism in [1, 2, 4] {
-        let pass = pass(dir.path(), parallelism);
-        let stats = generate_file(&pass.input, config);
-        let summary = run(&pass).await;
+    let stats = generate_file(&files.input, config);
+    for concurrency in [1, 2, 4] {
+        let (summary, _) = run_kind(&task(files.params(), concurrency, 500), None).await;
 
         assert_eq!(summary.valid + summary.invalid, stats.lines);
         assert_eq!((summary.valid, summary.invalid), (2_700, 300));
@@ -55,50 +113,69 @@ async fn a_generated_file_gives_the_generators_exact_totals_at_each_parallelism(
         assert_eq!(summary.regions.len(), 8, "seven regions and 未知");
         assert_eq!(summary.categories.len(), 9, "eight categories and the fallback");
 
-        let orders: Vec<EnrichedOrder> = read_lines(&pass.output);
+        let orders: Vec<EnrichedOrder> = read_lines(&files.output);
         assert_eq!(orders.len() as u64, summary.valid);
         let output_gmv: Money = orders.iter().map(|order| order.gmv).sum();
         assert_eq!(output_gmv, stats.expected.gmv);
-        let dead_letters: Vec<DeadLetterRecord> = read_lines(&pass.dead_letter);
+        let dead_letters: Vec<DeadLetterRecord> = read_lines(&files.dead_letter);
         assert_eq!(dead_letters.len() as u64, summary.invalid);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_keep_the_line_its_number_offset_and_the_kind_the_generator_broke() {
+async fn dead_letters_keep_the_line_its_number_offset_and_the_field() {
     let dir = tempfile::tempdir().unwrap();
-    let pass = pass(dir.path(), 2);
-    let stats = generate_file(&pass.input, GeneratorConfig { count: 1_700, seed: 3, invalid_ratio: 0.2 });
-    // Every malformation the brief lists is in the file.
+    let files = Files::in_dir(dir.path());
+    let stats = generate_file(&files.input, GeneratorConfig { count: 1_700, seed: 3, invalid_ratio: 0.2 });
+    // Every malformation the format rejects is in the file.
     assert_eq!(stats.malformations.len(), Malformation::ALL.len());
-    run(&pass).await;
+    run_kind(&task(files.params(), 2, 100), None).await;
 
-    let input = std::fs::read_to_string(&pass.input).unwrap();
+    let input = std::fs::read_to_string(&files.input).unwrap();
     let mut starts = BTreeMap::new();
     let mut offset = 0u64;
     for (idx, line) in input.split_inclusive('\n').enumerate() {
         starts.insert(idx as u64 + 1, (offset, line.trim_end_matches('\n')));
         offset += line.len() as u64;
     }
-    let dead_letters: Vec<DeadLetterRecord> = read_lines(&pass.dead_letter);
-    let mut kinds: BTreeMap<IssueKind, u64> = BTreeMap::new();
+    let dead_letters: Vec<DeadLetterRecord> = read_lines(&files.dead_letter);
+    assert_eq!(dead_letters.len() as u64, stats.expected.invalid);
+    let mut blank = 0;
     for dead_letter in &dead_letters {
         let (offset, raw) = starts[&dead_letter.line];
         assert_eq!((dead_letter.offset, dead_letter.raw.as_str()), (offset, raw));
         assert_eq!(dead_letter.code, ErrorCode::ValidationError);
-        assert!(dead_letter.message.starts_with(&dead_letter.field), "{}", dead_letter.message);
-        *kinds.entry(dead_letter.kind).or_default() += 1;
+        let field = dead_letter.field.as_deref().unwrap();
+        assert!(dead_letter.message.starts_with(field), "{}", dead_letter.message);
+        blank += u64::from(dead_letter.message == "record is a blank line");
     }
-    assert_eq!(kinds, stats.issue_kinds);
-    assert!(kinds[&IssueKind::BlankLine] > 0);
+    assert_eq!(blank, stats.malformations[&Malformation::BlankLine]);
     // In input order.
     assert!(dead_letters.windows(2).all(|pair| pair[0].line < pair[1].line));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_writes_the_same_files_and_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Files::in_dir(dir.path());
+    let stats = generate_file(&files.input, GeneratorConfig { count: 600, seed: 5, invalid_ratio: 0.1 });
+    let task = task(files.params(), 2, 50);
+    let (summary, checkpoints) = run_kind(&task, None).await;
+    assert_eq!(summary, stats.expected);
+    let (output, dead_letters) =
+        (std::fs::read(&files.output).unwrap(), std::fs::read(&files.dead_letter).unwrap());
+    for checkpoint in checkpoints.iter().step_by(4) {
+        let (resumed, _) = run_kind(&task, Some(checkpoint.clone())).await;
+        assert_eq!(resumed, summary, "resumed from checkpoint {}", checkpoint.sequence);
+        assert_eq!(std::fs::read(&files.output).unwrap(), output);
+        assert_eq!(std::fs::read(&files.dead_letter).unwrap(), dead_letters);
+    }
 }
 
 #[tokio::test]
 async fn unreadable_lines_and_crlf_endings_are_handled() {
     let dir = tempfile::tempdir().unwrap();
-    let pass = pass(dir.path(), 1);
+    let files = Files::in_dir(dir.path());
     let mut generated = Vec::new();
     let stats = generate(&GeneratorConfig { count: 5, seed: 9, invalid_ratio: 0.0 }, &mut generated).unwrap();
     let text = String::from_utf8(generated).unwrap();
@@ -108,19 +185,13 @@ async fn unreadable_lines_and_crlf_endings_are_handled() {
         bytes.extend_from_slice(b"\r\n");
     }
     bytes.extend_from_slice(b"{\"order_info\": \xff}\r\n\r\n");
-    std::fs::write(&pass.input, &bytes).unwrap();
-    let summary = run(&pass).await;
+    std::fs::write(&files.input, &bytes).unwrap();
+    let (summary, _) = run_kind(&task(files.params(), 1, 10), None).await;
     assert_eq!((summary.valid, summary.invalid), (5, 2));
     assert_eq!(summary.gmv, stats.expected.gmv);
-    let dead_letters: Vec<DeadLetterRecord> = read_lines(&pass.dead_letter);
-    assert_eq!(dead_letters[0].line, 6);
-    assert_eq!(dead_letters[0].kind, IssueKind::InvalidJson);
-    assert!(
-        dead_letters[0].message.starts_with("record cannot be read: invalid utf-8"),
-        "{}",
-        dead_letters[0].message
-    );
-    assert_eq!((dead_letters[1].line, dead_letters[1].kind), (7, IssueKind::BlankLine));
+    let dead_letters: Vec<DeadLetterRecord> = read_lines(&files.dead_letter);
+    assert_eq!((dead_letters[0].line, dead_letters[0].code), (6, ErrorCode::ValidationError));
+    assert_eq!((dead_letters[1].line, dead_letters[1].message.as_str()), (7, "record is a blank line"));
 }
 
 #[test]
@@ -194,7 +265,7 @@ fn bad_params_and_tables_are_configuration_errors_naming_the_param() {
         (with("batch", serde_json::json!(1)), "batch"),
     ] {
         let error = YouzanParams::from_json(&params).unwrap_err();
-        assert_eq!((error.code(), error.param()), (ErrorCode::ConfigurationError, Some(param)), "{error}");
+        assert_eq!((error.code(), error.param()), (ErrorCode::ConfigurationError, param), "{error}");
     }
 
     let bad_rules = dir.path().join("rules.json");
@@ -208,8 +279,20 @@ fn bad_params_and_tables_are_configuration_errors_naming_the_param() {
         .processor()
         .unwrap_err();
     assert!(matches!(error, YouzanError::InvalidRules { .. }));
-    assert_eq!((error.code(), error.param()), (ErrorCode::ConfigurationError, Some("rules")));
+    assert_eq!((error.code(), error.param()), (ErrorCode::ConfigurationError, "rules"));
     assert!(error.to_string().contains("rule 1 (y): a keyword is empty"), "{error}");
+
+    // The kind checks the same at the task's creation.
+    let kind = YouzanOrderKind::default();
+    let error =
+        kind.validate(&with("rules", serde_json::json!(bad_rules)), &BatchConfig::default()).unwrap_err();
+    assert_eq!((error.code, error.details["param"].as_str()), (ErrorCode::ConfigurationError, Some("rules")));
+    let bad_config = BatchConfig { batch_size: 0, ..BatchConfig::default() };
+    let error = kind.validate(&base, &bad_config).unwrap_err();
+    assert_eq!(
+        (error.code, error.details["field"].as_str()),
+        (ErrorCode::ConfigurationError, Some("batch_size"))
+    );
 
     let missing_file = dir.path().join("nope.csv");
     let error = YouzanParams::from_json(&with("provinces", serde_json::json!(missing_file)))
@@ -220,14 +303,6 @@ fn bad_params_and_tables_are_configuration_errors_naming_the_param() {
     let recorded = batch_model::TaskError::from(&error);
     assert_eq!(recorded.code, ErrorCode::ConfigurationError);
     assert!(recorded.message.contains("nope.csv"), "{}", recorded.message);
-}
-
-#[tokio::test]
-async fn an_unreadable_input_is_a_storage_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let pass = pass(dir.path(), 1);
-    let error = process_file(Arc::new(YouzanProcessor::with_defaults()), &pass).await.unwrap_err();
-    assert_eq!(error.code(), ErrorCode::StorageError);
 }
 
 proptest! {
