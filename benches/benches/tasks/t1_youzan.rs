@@ -22,7 +22,7 @@ use batch_model::{
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
 use batch_tasks::youzan::{Summary, YouzanOrderKind};
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
-use criterion::{Criterion, Throughput};
+use criterion::{Criterion, SamplingMode, Throughput};
 use pump_core::CancellationToken;
 
 /// Trades per run.
@@ -126,8 +126,11 @@ pub fn t1_youzan(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("t1_youzan");
     group.throughput(Throughput::Elements(TRADES));
+    // One pass takes about a second: flat sampling, 10 passes per function.
+    group.sampling_mode(SamplingMode::Flat);
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(30));
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
     group.bench_function("serde_baseline", |b| {
         b.iter(|| {
             let parsed = serde_baseline(

@@ -8,7 +8,7 @@ use crate::youzan::error::{IssueKind, YouzanIssue};
 use crate::youzan::money::Money;
 use crate::youzan::parse::{self, AddressExtra, AddressInfo, ObjectField, Scalar};
 use crate::youzan::provinces::{Province, Provinces, UNKNOWN_REGION};
-use crate::youzan::validate::{self, TradeStatus};
+use crate::youzan::validate::{self, FieldPath, TradeStatus};
 
 /// One valid trade, enriched: the output record of the `youzan_order` kind (one JSON line each).
 ///
@@ -191,31 +191,14 @@ impl YouzanProcessor {
         let mut items = Vec::with_capacity(line_items.len());
         let mut item_categories: Vec<(CategoryId, Money)> = Vec::with_capacity(line_items.len());
         let mut item_count: u64 = 0;
-        let mut field = String::new();
         for (idx, line_item) in line_items.into_iter().enumerate() {
-            let item = match line_item {
-                ObjectField::Present(item) => item,
-                ObjectField::Missing => {
-                    return Err(validate::absent_or_wrong(
-                        item_field(&mut field, idx, ""),
-                        None,
-                        "an object",
-                    ));
-                }
-                ObjectField::Wrong(kind) => {
-                    return Err(validate::absent_or_wrong(
-                        item_field(&mut field, idx, ""),
-                        Some(kind),
-                        "an object",
-                    ));
-                }
-            };
-            let title = validate::required_text(item_field(&mut field, idx, "title"), &item.title)?;
-            let num = validate::quantity(item_field(&mut field, idx, "num"), &item.num)?;
-            let price = validate::money(item_field(&mut field, idx, "price"), &item.price, false)?;
+            let item = validate::object(FieldPath::Item { idx, name: "" }, line_item)?;
+            let title = validate::required_text(FieldPath::Item { idx, name: "title" }, &item.title)?;
+            let num = validate::quantity(FieldPath::Item { idx, name: "num" }, &item.num)?;
+            let price = validate::money(FieldPath::Item { idx, name: "price" }, &item.price, false)?;
             let line_total =
-                validate::money(item_field(&mut field, idx, "total_fee"), &item.total_fee, false)?;
-            let payment = validate::money(item_field(&mut field, idx, "payment"), &item.payment, true)?
+                validate::money(FieldPath::Item { idx, name: "total_fee" }, &item.total_fee, false)?;
+            let payment = validate::money(FieldPath::Item { idx, name: "payment" }, &item.payment, true)?
                 .unwrap_or_default();
             let sku_text = item.sku_properties_name.as_text().unwrap_or("");
             let category = self.categories.categorize(title, sku_text);
@@ -290,18 +273,6 @@ impl YouzanProcessor {
             _ => None,
         }
     }
-}
-
-/// Writes `orders[idx].name` (or `orders[idx]` when `name` is empty) into `buffer` and returns it.
-fn item_field<'b>(buffer: &'b mut String, idx: usize, name: &str) -> &'b str {
-    use std::fmt::Write as _;
-    buffer.clear();
-    let _ = write!(buffer, "orders[{idx}]");
-    if !name.is_empty() {
-        buffer.push('.');
-        buffer.push_str(name);
-    }
-    buffer
 }
 
 /// The category with the largest sum of line payments; ties go to the lower rank (the earlier rule,

@@ -95,8 +95,12 @@ pub struct YouzanIssue {
 
 impl YouzanIssue {
     /// An issue of `kind` on `field`; the message is the field followed by `complaint`.
-    pub(crate) fn new(kind: IssueKind, field: impl Into<String>, complaint: impl std::fmt::Display) -> Self {
-        let field = field.into();
+    pub(crate) fn new(
+        kind: IssueKind,
+        field: impl std::fmt::Display,
+        complaint: impl std::fmt::Display,
+    ) -> Self {
+        let field = field.to_string();
         let message = format!("{field} {complaint}");
         YouzanIssue { code: ErrorCode::ValidationError, kind, field, message }
     }

@@ -14,7 +14,7 @@ use crate::kind::{JobContext, JobOutcome, TaskKind};
 use crate::records::{self, ChunkRunner, ItemError, RecordJob, RunnerOptions};
 use crate::youzan::config::YouzanParams;
 use crate::youzan::enrich::{EnrichedOrder, YouzanProcessor};
-use crate::youzan::summary::Summary;
+use crate::youzan::summary::{OrderTally, Summary};
 
 /// The `youzan_order` kind: reads the trades of `input`, writes each valid one enriched to `output`
 /// (one [`EnrichedOrder`] per JSON line) and each invalid one to `dead_letter`
@@ -128,12 +128,15 @@ impl RecordJob for YouzanJob {
     }
 }
 
-/// An enriched order with its JSON already written: the order's serialisation happens on the
-/// workers that enrich it (in parallel), and the chunk writer only copies the bytes.
+/// An enriched order with its JSON already written, and what it adds to the summary.
+///
+/// The serial part of a run (writing, summing) is what limits its speed-up with `concurrency`, so
+/// the workers do everything they can: they serialise the order and reduce it to its tally, and the
+/// chunk writer only copies bytes and adds a few numbers.
 #[derive(Debug, Clone)]
 pub struct EnrichedLine {
-    order: EnrichedOrder,
     json: Box<RawValue>,
+    tally: OrderTally,
 }
 
 impl EnrichedLine {
@@ -141,14 +144,9 @@ impl EnrichedLine {
     /// `EnrichedOrder` (string keys, plain values) never does.
     pub fn new(order: EnrichedOrder) -> Result<EnrichedLine, ItemError> {
         match serde_json::value::to_raw_value(&order) {
-            Ok(json) => Ok(EnrichedLine { order, json }),
+            Ok(json) => Ok(EnrichedLine { json, tally: OrderTally::from(order) }),
             Err(error) => Err(ItemError::processing(format!("cannot write the order as JSON: {error}"))),
         }
-    }
-
-    /// The order.
-    pub fn order(&self) -> &EnrichedOrder {
-        &self.order
     }
 
     /// The order's JSON, as it is written.
@@ -167,7 +165,7 @@ impl Serialize for EnrichedLine {
 /// count, which only the runner's counters know, is filled in at the end.
 impl records::Summary<EnrichedLine> for Summary {
     fn add(&mut self, output: &EnrichedLine) {
-        Summary::add(self, &output.order);
+        self.add_tally(&output.tally);
     }
 
     fn finish(mut self, counters: &Counters) -> Result<serde_json::Value, serde_json::Error> {

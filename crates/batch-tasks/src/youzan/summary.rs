@@ -70,20 +70,53 @@ pub struct Summary {
 impl Summary {
     /// Counts a valid, enriched order.
     pub fn add(&mut self, order: &EnrichedOrder) {
+        let items = order.items.iter().map(|item| (item.category.as_str(), item.num, item.payment));
+        self.add_parts(
+            &order.region,
+            order.province.is_some(),
+            order.gmv,
+            order.item_count,
+            &order.main_category,
+            items,
+        );
+    }
+
+    /// Counts a valid order from its tally.
+    pub(crate) fn add_tally(&mut self, tally: &OrderTally) {
+        let items = tally.items.iter().map(|(category, num, payment)| (category.as_str(), *num, *payment));
+        self.add_parts(
+            &tally.region,
+            tally.resolved,
+            tally.gmv,
+            tally.item_count,
+            &tally.main_category,
+            items,
+        );
+    }
+
+    fn add_parts<'i>(
+        &mut self,
+        region_name: &str,
+        resolved: bool,
+        gmv: Money,
+        item_count: u64,
+        main_category: &str,
+        items: impl Iterator<Item = (&'i str, u64, Money)>,
+    ) {
         self.valid += 1;
-        if order.province.is_none() {
+        if !resolved {
             self.unresolved_province += 1;
         }
-        self.gmv += order.gmv;
-        let region = entry(&mut self.regions, &order.region);
+        self.gmv += gmv;
+        let region = entry(&mut self.regions, region_name);
         region.orders += 1;
-        region.items = region.items.saturating_add(order.item_count);
-        region.gmv += order.gmv;
-        entry(&mut self.categories, &order.main_category).orders += 1;
-        for item in &order.items {
-            let category = entry(&mut self.categories, &item.category);
-            category.items = category.items.saturating_add(item.num);
-            category.gmv += item.payment;
+        region.items = region.items.saturating_add(item_count);
+        region.gmv += gmv;
+        entry(&mut self.categories, main_category).orders += 1;
+        for (name, num, payment) in items {
+            let category = entry(&mut self.categories, name);
+            category.items = category.items.saturating_add(num);
+            category.gmv += payment;
         }
     }
 
@@ -109,6 +142,32 @@ impl Summary {
     /// Every record seen, valid or not.
     pub fn records(&self) -> u64 {
         self.valid + self.invalid
+    }
+}
+
+/// What one valid order adds to a [`Summary`], without the rest of the order: a worker turns the
+/// order into its tally (moving the few strings it keeps), so the serial summary stage frees little.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OrderTally {
+    region: String,
+    resolved: bool,
+    gmv: Money,
+    item_count: u64,
+    main_category: String,
+    /// (category, num, payment) per line item.
+    items: Vec<(String, u64, Money)>,
+}
+
+impl From<EnrichedOrder> for OrderTally {
+    fn from(order: EnrichedOrder) -> OrderTally {
+        OrderTally {
+            resolved: order.province.is_some(),
+            region: order.region,
+            gmv: order.gmv,
+            item_count: order.item_count,
+            main_category: order.main_category,
+            items: order.items.into_iter().map(|item| (item.category, item.num, item.payment)).collect(),
+        }
     }
 }
 

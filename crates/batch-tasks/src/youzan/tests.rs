@@ -615,6 +615,23 @@ fn the_summary_counts_regions_and_categories_as_the_format_says() {
     assert_eq!(serde_json::from_str::<Summary>(&text).unwrap(), summary);
 }
 
+#[test]
+fn an_enriched_line_is_written_as_its_order_and_tallied_like_it() {
+    let mut value =
+        trade_with_items(&[("纯牛奶", "", "50.00"), ("蓝牙耳机", "", "30.00"), ("神秘盲盒", "", "1.00")]);
+    remove(&mut value, "/address_info");
+    let order = order(&value);
+    let line = EnrichedLine::new(order.clone()).unwrap();
+    assert_eq!(serde_json::to_string(&line).unwrap(), serde_json::to_string(&order).unwrap());
+    assert_eq!(line.json(), serde_json::to_string(&order).unwrap());
+    let mut by_order = Summary::default();
+    by_order.add(&order);
+    let mut by_line = Summary::default();
+    crate::records::Summary::add(&mut by_line, &line);
+    assert_eq!(by_line, by_order);
+    assert_eq!(by_line.unresolved_province, 1);
+}
+
 mod properties {
     use proptest::prelude::*;
 

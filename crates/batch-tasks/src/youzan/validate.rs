@@ -68,6 +68,31 @@ impl TradeStatus {
     }
 }
 
+/// The path of a field, formatted only when an issue names it (the happy path formats nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FieldPath {
+    /// A fixed path (`order_info.created`).
+    Name(&'static str),
+    /// A line item (`orders[2]`) or one of its fields (`orders[2].num`, when `name` is not empty).
+    Item { idx: usize, name: &'static str },
+}
+
+impl From<&'static str> for FieldPath {
+    fn from(name: &'static str) -> FieldPath {
+        FieldPath::Name(name)
+    }
+}
+
+impl std::fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FieldPath::Name(name) => f.write_str(name),
+            FieldPath::Item { idx, name: "" } => write!(f, "orders[{idx}]"),
+            FieldPath::Item { idx, name } => write!(f, "orders[{idx}].{name}"),
+        }
+    }
+}
+
 /// `text` quoted for a message, cut to [`QUOTE_LIMIT`] bytes on a character boundary.
 pub(crate) fn quote(text: &str) -> String {
     if text.len() <= QUOTE_LIMIT {
@@ -78,7 +103,12 @@ pub(crate) fn quote(text: &str) -> String {
 }
 
 /// The issue for a required field that is absent or of the wrong kind.
-pub(crate) fn absent_or_wrong(field: &str, kind: Option<JsonKind>, expected: &str) -> YouzanIssue {
+pub(crate) fn absent_or_wrong(
+    field: impl Into<FieldPath>,
+    kind: Option<JsonKind>,
+    expected: &str,
+) -> YouzanIssue {
+    let field: FieldPath = field.into();
     match kind {
         None | Some(JsonKind::Null) => YouzanIssue::new(IssueKind::Missing, field, "is missing"),
         Some(kind) => {
@@ -88,7 +118,8 @@ pub(crate) fn absent_or_wrong(field: &str, kind: Option<JsonKind>, expected: &st
 }
 
 /// A required object.
-pub(crate) fn object<T>(field: &str, value: ObjectField<T>) -> Result<T, YouzanIssue> {
+pub(crate) fn object<T>(field: impl Into<FieldPath>, value: ObjectField<T>) -> Result<T, YouzanIssue> {
+    let field: FieldPath = field.into();
     match value {
         ObjectField::Present(value) => Ok(value),
         ObjectField::Missing => Err(absent_or_wrong(field, None, "an object")),
@@ -97,7 +128,11 @@ pub(crate) fn object<T>(field: &str, value: ObjectField<T>) -> Result<T, YouzanI
 }
 
 /// A required, non-empty array.
-pub(crate) fn non_empty_array<T>(field: &str, value: ArrayField<T>) -> Result<Vec<T>, YouzanIssue> {
+pub(crate) fn non_empty_array<T>(
+    field: impl Into<FieldPath>,
+    value: ArrayField<T>,
+) -> Result<Vec<T>, YouzanIssue> {
+    let field: FieldPath = field.into();
     match value {
         ArrayField::Present(items) if items.is_empty() => {
             Err(YouzanIssue::new(IssueKind::EmptyOrders, field, "is empty"))
@@ -109,7 +144,11 @@ pub(crate) fn non_empty_array<T>(field: &str, value: ArrayField<T>) -> Result<Ve
 }
 
 /// A required string that is not empty nor only whitespace.
-pub(crate) fn required_text<'s>(field: &str, value: &'s Scalar<'_>) -> Result<&'s str, YouzanIssue> {
+pub(crate) fn required_text<'s>(
+    field: impl Into<FieldPath>,
+    value: &'s Scalar<'_>,
+) -> Result<&'s str, YouzanIssue> {
+    let field: FieldPath = field.into();
     match value {
         Scalar::Text(text) if text.trim().is_empty() => {
             Err(YouzanIssue::new(IssueKind::EmptyText, field, "is empty"))
@@ -120,7 +159,8 @@ pub(crate) fn required_text<'s>(field: &str, value: &'s Scalar<'_>) -> Result<&'
 }
 
 /// A required status, spelled exactly as listed.
-pub(crate) fn status(field: &str, value: &Scalar<'_>) -> Result<TradeStatus, YouzanIssue> {
+pub(crate) fn status(field: impl Into<FieldPath>, value: &Scalar<'_>) -> Result<TradeStatus, YouzanIssue> {
+    let field: FieldPath = field.into();
     match value {
         Scalar::Text(text) => TradeStatus::from_spelling(text).ok_or_else(|| {
             YouzanIssue::new(
@@ -134,7 +174,11 @@ pub(crate) fn status(field: &str, value: &Scalar<'_>) -> Result<TradeStatus, You
 }
 
 /// A required `YYYY-MM-DD HH:MM:SS` that is a real date and time; returns the text as given.
-pub(crate) fn date_time<'s>(field: &str, value: &'s Scalar<'_>) -> Result<&'s str, YouzanIssue> {
+pub(crate) fn date_time<'s>(
+    field: impl Into<FieldPath>,
+    value: &'s Scalar<'_>,
+) -> Result<&'s str, YouzanIssue> {
+    let field: FieldPath = field.into();
     let text = match value {
         Scalar::Text(text) => text,
         other => return Err(absent_or_wrong(field, other.kind(), "a string")),
@@ -180,7 +224,12 @@ fn date_time_parts(text: &str) -> Option<[u32; 6]> {
 
 /// A money field: a decimal string, non-negative, at most two fraction digits. `None` when the field
 /// is absent or `null` and `required` is false.
-pub(crate) fn money(field: &str, value: &Scalar<'_>, required: bool) -> Result<Option<Money>, YouzanIssue> {
+pub(crate) fn money(
+    field: impl Into<FieldPath>,
+    value: &Scalar<'_>,
+    required: bool,
+) -> Result<Option<Money>, YouzanIssue> {
+    let field: FieldPath = field.into();
     match value {
         Scalar::Text(text) => match Money::parse(text) {
             Ok(amount) => Ok(Some(amount)),
@@ -199,7 +248,8 @@ pub(crate) fn money(field: &str, value: &Scalar<'_>, required: bool) -> Result<O
 }
 
 /// A required quantity: an integer of at least 1.
-pub(crate) fn quantity(field: &str, value: &Scalar<'_>) -> Result<u64, YouzanIssue> {
+pub(crate) fn quantity(field: impl Into<FieldPath>, value: &Scalar<'_>) -> Result<u64, YouzanIssue> {
+    let field: FieldPath = field.into();
     match value {
         Scalar::Integer(number) => {
             u64::try_from(*number).ok().filter(|number| *number >= 1).ok_or_else(|| {
