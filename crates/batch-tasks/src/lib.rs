@@ -10,5 +10,6 @@
 mod kind;
 pub mod records;
 pub mod train;
+pub mod youzan;
 
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};

@@ -73,8 +73,16 @@ pub trait RecordJob: Send + Sync + 'static {
     /// The accumulated result of the task, kept in each checkpoint.
     type Summary: Summary<Self::Output>;
 
-    /// The input file: text, one record per line (blank lines are skipped).
+    /// The input file: text, one record per line (blank lines are skipped, unless
+    /// [`keep_blank_lines`](RecordJob::keep_blank_lines) says otherwise).
     fn input(&self) -> &Path;
+
+    /// Whether a blank line is a record too, handed to [`process`](RecordJob::process) as empty
+    /// text with its line number and offset (for formats where a blank line is an invalid record
+    /// that must be reported); `false` (skip them) unless overridden.
+    fn keep_blank_lines(&self) -> bool {
+        false
+    }
 
     /// The output file (JSON lines), created or resumed by the runner.
     fn output(&self) -> &Path;

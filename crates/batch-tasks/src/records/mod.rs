@@ -7,7 +7,8 @@
 //!
 //! 1. **Read** the input with pump-core's `text_lines`, from the checkpoint's source position (the `end`
 //!    of the last record it covers) or from the start. A line that is not text is a
-//!    `VALIDATION_ERROR` dead letter; a blank line is no record.
+//!    `VALIDATION_ERROR` dead letter; a blank line is no record (unless the job's
+//!    [`RecordJob::keep_blank_lines`] says it is).
 //! 2. **Process** `concurrency` records at a time, in order: [`RecordJob::process`] on the blocking
 //!    pool (`map_blocking`) for CPU work, or [`RecordJob::attempt`] as a future (`map_async`) for
 //!    [`Execution::Async`] kinds. Each attempt is bounded by the task's `timeout` (`TIMEOUT_ERROR`);

@@ -111,6 +111,7 @@ impl ChunkRunner {
         let chunk_size = non_zero(config.batch_size);
         let max_wait = self.options.chunk_max_wait;
         let source = text_lines(job.input()).start_at(resume.source);
+        let source = if job.keep_blank_lines() { source.keep_blank_lines() } else { source };
         let ended = match job.execution() {
             Execution::Blocking => {
                 let first = {

@@ -580,6 +580,7 @@ pub struct TextLinesSource {
     path: PathBuf,
     start: FilePosition,
     max_record_len: usize,
+    keep_blank_lines: bool,
 }
 
 /// A source yielding each non-empty line of the file at `path` as a [`Record<String>`] (without
@@ -599,7 +600,12 @@ pub struct TextLinesSource {
 /// # }
 /// ```
 pub fn text_lines(path: impl Into<PathBuf>) -> TextLinesSource {
-    TextLinesSource { path: path.into(), start: FilePosition::START, max_record_len: DEFAULT_MAX_RECORD_LEN }
+    TextLinesSource {
+        path: path.into(),
+        start: FilePosition::START,
+        max_record_len: DEFAULT_MAX_RECORD_LEN,
+        keep_blank_lines: false,
+    }
 }
 
 impl TextLinesSource {
@@ -647,6 +653,26 @@ impl TextLinesSource {
         self.max_record_len = max_len;
         self
     }
+
+    /// Yields empty lines too (as empty strings), for formats where a blank line is a record of its
+    /// own, e.g. an invalid one that must be reported with its line number and offset.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use pump_core::prelude::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "first\r\n\nthird\n").unwrap();
+    /// let out = source::text_lines(&path).keep_blank_lines().to(sink::collect()).run().await.unwrap();
+    /// let lines: Vec<(u64, u64, String)> =
+    ///     out.value.into_iter().map(|r| r.unwrap()).map(|r| (r.line, r.offset, r.value)).collect();
+    /// assert_eq!(lines, [(1, 0, "first".to_owned()), (2, 7, String::new()), (3, 8, "third".to_owned())]);
+    /// # }
+    /// ```
+    pub fn keep_blank_lines(mut self) -> Self {
+        self.keep_blank_lines = true;
+        self
+    }
 }
 
 impl Source for TextLinesSource {
@@ -654,10 +680,11 @@ impl Source for TextLinesSource {
     type Stream = SourceStage<RecordStream<String>>;
 
     fn open(self, ctx: &StageContext) -> Self::Stream {
-        let TextLinesSource { path, start, max_record_len } = self;
+        let TextLinesSource { path, start, max_record_len, keep_blank_lines } = self;
         let job_path = path.clone();
+        let is_blank: fn(&[u8]) -> bool = if keep_blank_lines { |_| false } else { <[u8]>::is_empty };
         let job: ReadJob<Self::Item> = Box::new(move |chunks| {
-            read_line_records(&job_path, start, max_record_len, <[u8]>::is_empty, parse_text, chunks)
+            read_line_records(&job_path, start, max_record_len, is_blank, parse_text, chunks)
         });
         open_records(ctx, "text_lines", path, job)
     }

@@ -1,0 +1,5 @@
+//! Integration tests of `batch-tasks`: one binary, a module per area.
+
+#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+
+mod youzan;
