@@ -4,6 +4,7 @@
 //! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
 
+pub mod batch_process;
 mod kind;
 
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
