@@ -3,6 +3,9 @@
 //! A task kind turns a task's params, config and last checkpoint into a real pipeline over real data
 //! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
+//!
+//! [`batch_process`] holds the generic kind's logic: a filter language over JSON records, projection,
+//! de-duplication and exact group-by aggregates, with a seeded data generator.
 
 pub mod batch_process;
 mod kind;

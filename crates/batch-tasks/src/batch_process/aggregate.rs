@@ -13,7 +13,7 @@
 //! # Groups
 //!
 //! A group's key is the tuple of its `group_by` values (a field without a value is `null`), told
-//! apart by canonical JSON text (see [`key`](super::key)); groups come out sorted by that text. The
+//! apart by canonical JSON text (see [`key`]); groups come out sorted by that text. The
 //! number of groups is bounded by `max_groups`. [`GroupState`] is the groups as checkpoint state
 //! (decimals as strings, so nothing is lost), and [`GroupBy::merge`] combines the states of two
 //! parts of an input into the state of the whole.
@@ -42,9 +42,10 @@ use crate::batch_process::number::Number;
 ///     groups.add(&row).unwrap().unwrap();
 /// }
 /// assert!(groups.add(&json!({ "region": "华北", "amount": "n/a" })).unwrap().is_err());
+/// // Sorted by the key's canonical JSON text: "华东" before "华北" (东 U+4E1C < 北 U+5317).
 /// assert_eq!(groups.finish(), [
-///     json!({ "region": "华北", "count": 1, "sum_amount": "0", "avg_amount": null }),
 ///     json!({ "region": "华东", "count": 2, "sum_amount": "14.50", "avg_amount": "7.25" }),
+///     json!({ "region": "华北", "count": 1, "sum_amount": "0", "avg_amount": null }),
 /// ]);
 /// ```
 #[derive(Debug, Clone, PartialEq)]

@@ -578,8 +578,9 @@ fn check_reference(
     if select.is_empty() || in_target {
         return Ok(());
     }
-    let kept = select.iter().filter(|selected| !rename.iter().any(|pair| selected.starts_with(&pair.from)));
-    if !kept.clone().any(|selected| selected.overlaps(path)) {
+    let mut kept =
+        select.iter().filter(|selected| !rename.iter().any(|pair| selected.starts_with(&pair.from)));
+    if !kept.any(|selected| selected.overlaps(path)) {
         return Err(invalid(param, format!("`{path}` is not among the selected fields")));
     }
     Ok(())

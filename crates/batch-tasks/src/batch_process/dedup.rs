@@ -3,7 +3,7 @@
 //! # Memory and exactness
 //!
 //! Exact de-duplication of an arbitrary file has to remember every key seen. [`Dedup`] remembers
-//! each key's 128-bit hash (see [`key`](super::key)), not the key itself: 16 bytes a key, about
+//! each key's 128-bit hash (see [`key`]), not the key itself: 16 bytes a key, about
 //! 40 bytes with the hash set's overhead, whatever the key's size. Two different keys share a hash
 //! with a probability below 10⁻¹⁸ for a billion keys, so in practice the result is exact. The
 //! number of distinct keys is bounded by `dedup_max_keys` (default 1 000 000, at most
@@ -126,6 +126,11 @@ impl Dedup {
         }
         self.seen.insert(key.0);
         Ok(true)
+    }
+
+    /// Forgets `key`, newly inserted by a row that a later stage then failed on.
+    pub(crate) fn forget(&mut self, key: DedupKey) {
+        self.seen.remove(&key.0);
     }
 
     /// [`key`](Dedup::key) then [`insert`](Dedup::insert): `Ok(Ok(true))` keep the row,

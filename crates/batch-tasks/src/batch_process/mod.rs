@@ -235,20 +235,15 @@ impl BatchProcess {
     /// assert_eq!(process.process_record(json!("text")), Err(RecordIssue::NotAnObject { found: "a string" }));
     /// ```
     pub fn process_record(&self, record: Value) -> Result<Option<Value>, RecordIssue> {
+        if let Some(filter) = &self.config.filter
+            && record.is_object()
+            && !filter.matches(&record)
+        {
+            return Ok(None);
+        }
         let Value::Object(map) = record else {
             return Err(RecordIssue::NotAnObject { found: json_kind(&record) });
         };
-        if let Some(filter) = &self.config.filter {
-            // The filter reads the record as a `Value`; wrapping the map back costs nothing.
-            let record = Value::Object(map);
-            if !filter.matches(&record) {
-                return Ok(None);
-            }
-            let Value::Object(map) = record else {
-                return Ok(None);
-            };
-            return self.projection.apply(map).map(|row| Some(Value::Object(row)));
-        }
         self.projection.apply(map).map(|row| Some(Value::Object(row)))
     }
 
@@ -379,13 +374,17 @@ impl ProcessState {
         {
             return Ok(Ok(Admitted::Duplicate));
         }
-        match (&mut self.group_by, input) {
-            (Some(group_by), Some(input)) => {
-                group_by.apply(input)?;
-                Ok(Ok(Admitted::Grouped))
+        let (Some(group_by), Some(input)) = (&mut self.group_by, input) else {
+            return Ok(Ok(Admitted::Write(row)));
+        };
+        if let Err(error) = group_by.apply(input) {
+            // Leave the state as it was: the key was not kept after all.
+            if let (Some(dedup), Some(key)) = (&mut self.dedup, key) {
+                dedup.forget(key);
             }
-            _ => Ok(Ok(Admitted::Write(row))),
+            return Err(error);
         }
+        Ok(Ok(Admitted::Grouped))
     }
 
     /// The de-duplication stage, if configured.

@@ -21,6 +21,12 @@ use serde_json::{Map, Value};
 
 /// A path to a value inside a JSON record: `amount`, `customer.address.city`, `items.0.sku`.
 ///
+/// Looking a path up in an object first tries the rest of the path, joined with dots, as one key
+/// (so a CSV column named `customer.city` is found by the path `customer.city`); failing that, the
+/// first segment is a key and the lookup goes on inside its value. In an array, a segment of ASCII
+/// digits is an index. A missing key, an index past the end or a scalar in the way means the field
+/// is missing. Projection writes a path as nested objects (a digit segment becomes a key too).
+///
 /// ```
 /// use batch_tasks::batch_process::FieldPath;
 /// use serde_json::json;
@@ -74,8 +80,8 @@ impl FieldPath {
         &self.suffixes[0]
     }
 
-    /// The value at this path in `record`, or `None` when the field is missing (see the
-    /// [module docs](self) for the lookup rules). A JSON `null` is found as `Some(&Value::Null)`.
+    /// The value at this path in `record`, or `None` when the field is missing (see
+    /// [`FieldPath`] for the lookup rules). A JSON `null` is found as `Some(&Value::Null)`.
     pub fn lookup<'a>(&self, record: &'a Value) -> Option<&'a Value> {
         let mut current = record;
         let mut index = 0;

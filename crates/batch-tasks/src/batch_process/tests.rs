@@ -657,3 +657,22 @@ proptest! {
         prop_assert_eq!(resumed.checkpoint(), uninterrupted.checkpoint());
     }
 }
+
+#[test]
+fn a_failing_group_leaves_the_dedup_key_unremembered() {
+    let process = BatchProcess::from_params(&params(json!({
+        "dedup_key": "id",
+        "group_by": "k",
+        "max_groups": 1,
+    })))
+    .unwrap();
+    let mut state = process.state();
+    assert_eq!(state.add(json!({ "id": 1, "k": "a" })), Ok(Ok(Admitted::Grouped)));
+    let before = state.clone();
+    assert_eq!(
+        state.add(json!({ "id": 2, "k": "b" })),
+        Err(BatchProcessError::TooManyGroups { max_groups: 1 })
+    );
+    assert_eq!(state, before);
+    assert_eq!(state.dedup().unwrap().len(), 1);
+}
