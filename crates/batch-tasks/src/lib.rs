@@ -4,10 +4,14 @@
 //! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
 //!
+//! Most kinds read records from a file and write records to another: [`records`] is the standard,
+//! resumable chunk model they share (a [`records::RecordJob`] run by a [`records::ChunkRunner`]).
+//!
 //! [`batch_process`] holds the generic kind's logic: a filter language over JSON records, projection,
 //! de-duplication and exact group-by aggregates, with a seeded data generator.
 
 pub mod batch_process;
 mod kind;
+pub mod records;
 
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};

@@ -8,6 +8,7 @@
 //! (`now` arguments) so that tests can drive a clock and a PostgreSQL store may substitute its own.
 
 pub mod memory;
+mod rules;
 pub mod sqlite;
 
 use std::time::Duration;
@@ -62,8 +63,11 @@ pub struct ClaimedTask {
     pub lease: Lease,
     /// The last committed checkpoint, if the task ran before.
     pub checkpoint: Option<Checkpoint>,
-    /// True when the task was taken over from a worker whose lease expired.
+    /// True when the task was taken over from a worker whose lease expired (or that released it).
     pub resumed: bool,
+    /// A stop was requested before this claim (while an earlier worker held the task): the new holder
+    /// should end the task `cancelled` at once instead of running it.
+    pub stop_requested: bool,
 }
 
 /// A status change that only applies if the task is still in `from`.
@@ -135,8 +139,9 @@ pub enum StoreError {
         /// The task.
         id: TaskId,
     },
-    /// The task was not in the expected state, or the change is illegal (`INVALID_STATE`).
-    #[error("task {id} is {actual}, not {expected}: cannot change it to {to}")]
+    /// The task was not in the expected state, or the change is illegal (`INVALID_STATE`). When the
+    /// task is in the expected state, `expected == actual` and the state machine forbids the change.
+    #[error("{}", conflict_message(id, *expected, *actual, *to))]
     Conflict {
         /// The task.
         id: TaskId,
@@ -154,6 +159,17 @@ pub enum StoreError {
         id: TaskId,
         /// The worker that thought it held it.
         worker: WorkerId,
+    },
+    /// A checkpoint's sequence is not the previous checkpoint's + 1: a stale or duplicated commit
+    /// (`INVALID_STATE`).
+    #[error("checkpoint {got} of task {id} is out of order: the next checkpoint must be {expected}")]
+    CheckpointOutOfOrder {
+        /// The task.
+        id: TaskId,
+        /// The sequence the store expected (the last committed one + 1).
+        expected: u64,
+        /// The sequence that was offered.
+        got: u64,
     },
     /// A task with this id already exists (`INVALID_STATE`).
     #[error("task {id} already exists")]
@@ -180,53 +196,89 @@ impl StoreError {
         use batch_model::ErrorCode;
         match self {
             StoreError::NotFound { .. } => ErrorCode::NotFound,
-            StoreError::Conflict { .. } | StoreError::LeaseLost { .. } | StoreError::Duplicate { .. } => {
-                ErrorCode::InvalidState
-            }
+            StoreError::Conflict { .. }
+            | StoreError::LeaseLost { .. }
+            | StoreError::CheckpointOutOfOrder { .. }
+            | StoreError::Duplicate { .. } => ErrorCode::InvalidState,
             StoreError::Storage { .. } => ErrorCode::StorageError,
         }
     }
 }
 
+fn conflict_message(id: &TaskId, expected: TaskStatus, actual: TaskStatus, to: TaskStatus) -> String {
+    if expected == actual {
+        format!("task {id} is {actual}: it cannot change to {to}")
+    } else {
+        format!("task {id} is {actual}, not {expected}: cannot change it to {to}")
+    }
+}
+
 /// Durable storage of tasks, leases, checkpoints and results.
 ///
-/// Implementations: `memory::MemoryStore` (tests, one process) and
-/// `sqlite::SqliteStore` (the embedded default, one file, WAL). Every method is atomic;
-/// methods that depend on the current state check it in the same transaction.
+/// Implementations: [`memory::MemoryStore`] (tests, one process) and [`sqlite::SqliteStore`] (the
+/// embedded default, one file, WAL). Every method is atomic; methods that depend on the current state
+/// check it in the same transaction. Both implementations share one set of rules, so they behave alike.
+///
+/// # Leases
+///
+/// A `processing` task is *held* by the worker named in its lease. A worker keeps holding the task
+/// until it finishes or releases it, or another worker takes it over, even after the lease's expiry
+/// time passed: a late heartbeat still renews a lapsed lease that nobody took over. A task is
+/// *claimable* when it is `pending`, or `processing` with no holder (released, or set `processing`
+/// through [`update_status`](TaskStore::update_status)) or with a lease that expired strictly before
+/// the claimer's `now`. Expiry is compared to the nanosecond (timestamps are clamped to the years
+/// 1677–2262 for the comparison).
+///
+/// # Order
+///
+/// Listings are newest first and claims oldest first, by `created_at` and then by id (ids are time
+/// ordered), so paging is stable.
+///
+/// # Cancel safety
+///
+/// Dropping a call's future does not undo it: the change may still be committed.
 #[async_trait]
 pub trait TaskStore: Send + Sync + 'static {
-    /// Stores a new task (status `pending`). `Duplicate` if the id exists.
+    /// Stores a new task, as given (normally `pending`). `Duplicate` if the id exists.
     async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError>;
 
     /// The task, if it exists.
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError>;
 
-    /// Tasks matching the request's filters, newest first, paged; with the total count.
+    /// Tasks matching the request's status and type filters, newest first, `request.limit` tasks
+    /// after skipping `request.offset`; with the total count of matching tasks. The request is not
+    /// validated here (the manager does that).
     async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError>;
 
     /// Changes a task's status if it is still `update.from` and the state machine allows it
-    /// (`Conflict` otherwise). Sets `started_at`/`completed_at` as [`BatchTask::transition`] does.
-    /// Clears the lease when the task leaves `processing`.
+    /// (`Conflict` otherwise; `NotFound` for an unknown task). Sets `started_at`/`completed_at` as
+    /// [`BatchTask::transition`] does, and records `update.error` when moving to `failed` or
+    /// `cancelled`. Clears the lease and the stop flag when the task leaves `processing`; a task moved
+    /// to `processing` here has no holder, so it is claimable.
     async fn update_status(&self, update: &StatusUpdate) -> Result<BatchTask, StoreError>;
 
-    /// Claims the task for `lease.worker`: a `pending` task becomes `processing`; a `processing` task
-    /// whose lease expired before `lease.now` is taken over (`resumed = true`). `Ok(None)` when the
-    /// task is not claimable (terminal, or leased by a live worker).
+    /// Claims the task for `lease.worker`: a `pending` task becomes `processing`; a claimable
+    /// `processing` task (see [Leases](TaskStore#leases)) is taken over (`resumed = true`; it passes
+    /// through `pending` by [`TransitionCause::LeaseExpired`]). The lease lasts `lease.ttl` from
+    /// `lease.now`. `Ok(None)` when the task is not claimable (terminal, or held by a live lease);
+    /// `NotFound` for an unknown task.
     async fn claim_task(&self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError>;
 
-    /// Claims the oldest claimable task whose type is in `task_types` (any type when empty).
+    /// Claims the oldest claimable task whose type is in `task_types` (any type when empty);
+    /// `Ok(None)` when there is none. Concurrent callers never get the same task.
     async fn claim_next(
         &self,
         task_types: &[TaskType],
         lease: &LeaseRequest,
     ) -> Result<Option<ClaimedTask>, StoreError>;
 
-    /// Renews the lease held by `lease.worker` (`LeaseLost` if it no longer holds it) and reports
-    /// whether a stop was requested.
+    /// Renews the lease held by `lease.worker` until `lease.now + lease.ttl` (`LeaseLost` if it no
+    /// longer holds it) and reports whether a stop was requested.
     async fn heartbeat(&self, id: &TaskId, lease: &LeaseRequest) -> Result<HeartbeatReply, StoreError>;
 
-    /// Commits a checkpoint and the progress in one transaction, if `worker` holds the lease.
-    /// `checkpoint.sequence` must be the previous sequence + 1.
+    /// Commits a checkpoint and the progress in one transaction, if `worker` holds the lease
+    /// (`LeaseLost` otherwise). `checkpoint.sequence` must be the previous sequence + 1, 1 for the
+    /// first (`CheckpointOutOfOrder` otherwise). Only the latest checkpoint is kept.
     async fn commit_checkpoint(
         &self,
         id: &TaskId,
@@ -246,8 +298,9 @@ pub trait TaskStore: Send + Sync + 'static {
     /// The last committed checkpoint.
     async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError>;
 
-    /// Ends a claimed task (`processing` -> `outcome.status`), storing result, progress and error, and
-    /// releasing the lease; `LeaseLost` if `worker` no longer holds it.
+    /// Ends a claimed task (`processing` -> `outcome.status`, which must be terminal: `Conflict`
+    /// otherwise), storing result, metrics, progress and error, and releasing the lease; `LeaseLost`
+    /// if `worker` no longer holds it.
     async fn finish_task(
         &self,
         id: &TaskId,
@@ -255,8 +308,9 @@ pub trait TaskStore: Send + Sync + 'static {
         outcome: &TaskOutcome,
     ) -> Result<BatchTask, StoreError>;
 
-    /// Hands a claimed task back without finishing it (shutdown): it stays `processing` with its lease
-    /// expired at `now`, so any worker can claim and resume it from its checkpoint.
+    /// Hands a claimed task back without finishing it (shutdown): it stays `processing` with no holder
+    /// and its lease expired at `now`, so any worker can claim and resume it from its checkpoint at
+    /// once; `LeaseLost` if `worker` no longer holds it.
     async fn release_task(
         &self,
         id: &TaskId,
@@ -264,14 +318,19 @@ pub trait TaskStore: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
 
-    /// Asks for a task to stop. A `pending` task is cancelled at once; a `processing` one is flagged
-    /// for its worker (seen at its next heartbeat or chunk boundary). Returns the task as it now is;
-    /// `Conflict` for a terminal task.
+    /// Asks for a task to stop. A `pending` task is cancelled at once (with a `CANCELLED` error); a
+    /// `processing` task held by a live lease is flagged for its worker (seen at its next heartbeat or
+    /// claim); a `processing` task that is claimable at `now` (its worker is gone) is cancelled at
+    /// once, keeping its last checkpoint. Returns the task as it now is; `Conflict` for a terminal
+    /// task.
     async fn request_stop(&self, id: &TaskId, now: DateTime<Utc>) -> Result<BatchTask, StoreError>;
 
-    /// The result summary and metrics of a finished task.
+    /// The result summary and metrics of a finished task (`None` before [`finish_task`]).
+    ///
+    /// [`finish_task`]: TaskStore::finish_task
     async fn task_result(&self, id: &TaskId) -> Result<Option<TaskResultRecord>, StoreError>;
 
-    /// Counts by status and durations of finished tasks (see [`BatchMetrics`]).
+    /// Counts by status and durations of finished tasks, equal to [`BatchMetrics::from_tasks`] over
+    /// every stored task.
     async fn metrics(&self) -> Result<BatchMetrics, StoreError>;
 }

@@ -1,0 +1,496 @@
+//! The [`BatchManager`]: the task lifecycle's API over a [`TaskStore`] and a [`Registry`] of kinds.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use batch_model::{
+    BatchConfig, BatchMetrics, BatchTask, CreateTaskRequest, CreateTaskResponse, ListTasksRequest,
+    ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskId, TaskStatus, TaskStatusResponse, TaskType,
+    TransitionCause, UpdateTaskStatusRequest,
+};
+use batch_tasks::{Registry, TaskKind};
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+
+use crate::config::ManagerConfig;
+use crate::error::ManagerError;
+use crate::run::{RunSettings, StopReason, TaskControl, run_claimed};
+use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskResultRecord, TaskStore};
+
+/// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
+///
+/// Cheap to clone: clones share the same manager.
+#[derive(Clone)]
+pub struct BatchManager {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BatchManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchManager")
+            .field("worker_id", &self.inner.config.worker_id)
+            .field("kinds", &self.inner.registry)
+            .field("running", &self.inner.running().len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Arc<dyn TaskStore>,
+    registry: Registry,
+    config: ManagerConfig,
+    /// One permit per task this manager may run at once; closed at shutdown.
+    slots: Arc<Semaphore>,
+    running: Mutex<HashMap<TaskId, Running>>,
+    shutting_down: AtomicBool,
+    /// Cancelled at shutdown: wakes the worker loop.
+    shutdown: CancellationToken,
+}
+
+/// A task this manager runs now.
+struct Running {
+    control: Arc<TaskControl>,
+    /// Becomes `true` when the run has recorded its end.
+    finished: watch::Receiver<bool>,
+}
+
+impl Inner {
+    fn running(&self) -> MutexGuard<'_, HashMap<TaskId, Running>> {
+        // Inserts and removes only: a poisoned lock still guards a consistent map.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Which start a claim is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// A pending task's first run.
+    Fresh,
+    /// A processing task whose worker died or released it.
+    Resume,
+}
+
+impl BatchManager {
+    /// A manager over `store`, running the kinds in `registry`, configured by `config`
+    /// (`CONFIGURATION_ERROR` if a setting is out of bounds).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use batch_manager::store::memory::MemoryStore;
+    /// use batch_manager::{BatchManager, ManagerConfig};
+    /// use batch_model::{BatchMetrics, ListTasksRequest};
+    /// use batch_tasks::Registry;
+    ///
+    /// let manager = BatchManager::new(Arc::new(MemoryStore::new()), Registry::new(), ManagerConfig::default())?;
+    /// assert_eq!(manager.metrics().await?, BatchMetrics::default());
+    /// assert_eq!(manager.list_tasks(ListTasksRequest::default()).await?.total, 0);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(
+        store: Arc<dyn TaskStore>,
+        registry: Registry,
+        config: ManagerConfig,
+    ) -> Result<BatchManager, ManagerError> {
+        config.validate()?;
+        let slots = Arc::new(Semaphore::new(config.max_concurrent_tasks));
+        Ok(BatchManager {
+            inner: Arc::new(Inner {
+                store,
+                registry,
+                config,
+                slots,
+                running: Mutex::new(HashMap::new()),
+                shutting_down: AtomicBool::new(false),
+                shutdown: CancellationToken::new(),
+            }),
+        })
+    }
+
+    /// The manager's settings.
+    pub fn config(&self) -> &ManagerConfig {
+        &self.inner.config
+    }
+
+    /// The store the manager works on.
+    pub fn store(&self) -> &Arc<dyn TaskStore> {
+        &self.inner.store
+    }
+
+    /// Creates a `pending` task. The request is validated (`CONFIGURATION_ERROR` naming the setting
+    /// for a bad config, `VALIDATION_ERROR` for a bad type name, params or metadata), then its kind
+    /// must be registered (`VALIDATION_ERROR`) and accept the params and config (the kind's error,
+    /// usually `CONFIGURATION_ERROR` naming the parameter).
+    pub async fn create_task(&self, request: CreateTaskRequest) -> Result<CreateTaskResponse, ManagerError> {
+        request.validate()?;
+        let kind = self.kind(&request.task_type)?;
+        let config = request.config_or_default();
+        if let Err(error) = kind.validate(&request.params, &config) {
+            return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
+        }
+        let task = BatchTask::new(TaskId::new(), request, Utc::now())?;
+        self.inner.store.insert_task(&task).await?;
+        tracing::info!(task_id = %task.id, task_type = %task.task_type, "task created");
+        Ok(CreateTaskResponse::from(&task))
+    }
+
+    /// Creates a `train` task from typed `params` (serialized to the task's JSON params).
+    pub async fn create_train_task<P: Serialize>(
+        &self,
+        params: &P,
+        config: Option<BatchConfig>,
+    ) -> Result<CreateTaskResponse, ManagerError> {
+        self.create_typed(TaskType::Train, params, config).await
+    }
+
+    /// Creates a `youzan_order` task from typed `params`.
+    pub async fn create_youzan_order_task<P: Serialize>(
+        &self,
+        params: &P,
+        config: Option<BatchConfig>,
+    ) -> Result<CreateTaskResponse, ManagerError> {
+        self.create_typed(TaskType::YouzanOrder, params, config).await
+    }
+
+    /// Creates a `batch_process` task from typed `params`.
+    pub async fn create_batch_process_task<P: Serialize>(
+        &self,
+        params: &P,
+        config: Option<BatchConfig>,
+    ) -> Result<CreateTaskResponse, ManagerError> {
+        self.create_typed(TaskType::BatchProcess, params, config).await
+    }
+
+    async fn create_typed<P: Serialize>(
+        &self,
+        task_type: TaskType,
+        params: &P,
+        config: Option<BatchConfig>,
+    ) -> Result<CreateTaskResponse, ManagerError> {
+        let params = match serde_json::to_value(params) {
+            Ok(params) => params,
+            Err(source) => return Err(ManagerError::Params { task_type, source }),
+        };
+        let mut request = CreateTaskRequest::new(task_type).with_params(params);
+        request.config = config;
+        self.create_task(request).await
+    }
+
+    /// Starts a `pending` task: claims it under this manager's lease and runs its kind in the
+    /// background. Returns the task, now `processing`, once it is claimed; waits first for a free slot
+    /// when `max_concurrent_tasks` tasks run already.
+    ///
+    /// `NOT_FOUND` for an unknown task; `INVALID_STATE` for a task that is not pending (use
+    /// [`resume_task`](BatchManager::resume_task) for one whose worker died) or while shutting down;
+    /// `VALIDATION_ERROR` if no kind is registered for its type.
+    pub async fn process_task(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        self.start(id, Start::Fresh).await
+    }
+
+    /// Takes over a `processing` task whose worker is gone — its lease expired (the process died) or it
+    /// was released (its manager shut down) — and runs it from its last checkpoint. Returns the task
+    /// once it is claimed.
+    ///
+    /// `INVALID_STATE` while another worker's lease is live, for a pending task (use
+    /// [`process_task`](BatchManager::process_task)), or for a finished one.
+    pub async fn resume_task(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        self.start(id, Start::Resume).await
+    }
+
+    async fn start(&self, id: &TaskId, start: Start) -> Result<BatchTask, ManagerError> {
+        self.check_accepting()?;
+        let task = self.get_task(id).await?;
+        let not_runnable = |reason: &str| ManagerError::NotRunnable {
+            id: *id,
+            status: task.status,
+            reason: reason.to_owned(),
+        };
+        match (start, task.status) {
+            (Start::Fresh, TaskStatus::Pending) | (Start::Resume, TaskStatus::Processing) => {}
+            (Start::Fresh, TaskStatus::Processing) => {
+                return Err(not_runnable(
+                    "it has started already; resume_task takes it over once its worker is gone",
+                ));
+            }
+            (Start::Resume, TaskStatus::Pending) => {
+                return Err(not_runnable("it has not started; process_task starts it"));
+            }
+            (_, _) => return Err(not_runnable("it has finished")),
+        }
+        let kind = self.kind(&task.task_type)?;
+        let permit = self.slot().await?;
+        self.check_accepting()?;
+        let lease = self.lease_request();
+        let Some(claimed) = self.inner.store.claim_task(id, &lease).await? else {
+            let now = self.get_task(id).await?;
+            let reason = match now.status {
+                TaskStatus::Processing => "another worker holds its lease, which has not expired",
+                TaskStatus::Pending => "it could not be claimed",
+                _ => "it has finished",
+            };
+            return Err(ManagerError::NotRunnable { id: *id, status: now.status, reason: reason.to_owned() });
+        };
+        let task = claimed.task.clone();
+        self.spawn_run(claimed, kind, permit);
+        Ok(task)
+    }
+
+    /// Waits for a slot to run a task in; `ShuttingDown` once the manager shuts down.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, ManagerError> {
+        Arc::clone(&self.inner.slots).acquire_owned().await.map_err(|_closed| ManagerError::ShuttingDown)
+    }
+
+    fn check_accepting(&self) -> Result<(), ManagerError> {
+        if self.inner.is_shutting_down() { Err(ManagerError::ShuttingDown) } else { Ok(()) }
+    }
+
+    fn kind(&self, task_type: &TaskType) -> Result<Arc<dyn TaskKind>, ManagerError> {
+        self.inner
+            .registry
+            .get(task_type)
+            .ok_or_else(|| ManagerError::UnknownTaskType { task_type: task_type.clone() })
+    }
+
+    fn lease_request(&self) -> LeaseRequest {
+        LeaseRequest {
+            worker: self.inner.config.worker_id.clone(),
+            ttl: self.inner.config.lease_ttl,
+            now: Utc::now(),
+        }
+    }
+
+    /// Runs a claimed task in the background, holding `permit` until its end is recorded.
+    fn spawn_run(&self, claimed: ClaimedTask, kind: Arc<dyn TaskKind>, permit: OwnedSemaphorePermit) {
+        let config = &self.inner.config;
+        let id = claimed.task.id;
+        let control = Arc::new(TaskControl::new(
+            Arc::clone(&self.inner.store),
+            id,
+            config.worker_id.clone(),
+            config.stop_grace_period,
+        ));
+        let (finished_sender, finished) = watch::channel(false);
+        self.inner.running().insert(id, Running { control: Arc::clone(&control), finished });
+        // Checked after the insert: a shutdown that began meanwhile either sees this task in the map or
+        // is seen here.
+        if self.inner.is_shutting_down() {
+            control.request_stop(StopReason::Shutdown);
+        }
+        let span = tracing::info_span!(
+            "task",
+            task_id = %id,
+            task_type = %claimed.task.task_type,
+            worker = %config.worker_id,
+        );
+        let settings =
+            RunSettings { lease_ttl: config.lease_ttl, heartbeat_interval: config.heartbeat_interval };
+        let inner = Arc::clone(&self.inner);
+        tokio::spawn(
+            async move {
+                run_claimed(Arc::clone(&inner.store), claimed, kind, control, settings).await;
+                inner.running().remove(&id);
+                drop(permit);
+                let _ = finished_sender.send(true);
+            }
+            .instrument(span),
+        );
+    }
+
+    /// The task; `NOT_FOUND` if there is none.
+    pub async fn get_task(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        self.inner.store.task(id).await?.ok_or(ManagerError::NotFound { id: *id })
+    }
+
+    /// The task's status, progress and error.
+    pub async fn get_task_status(&self, id: &TaskId) -> Result<TaskStatusResponse, ManagerError> {
+        Ok(TaskStatusResponse::from(&self.get_task(id).await?))
+    }
+
+    /// A finished task's result summary and metrics (`None` before it finishes).
+    pub async fn task_result(&self, id: &TaskId) -> Result<Option<TaskResultRecord>, ManagerError> {
+        Ok(self.inner.store.task_result(id).await?)
+    }
+
+    /// Changes a task's status by hand, as the state machine allows for a requested change
+    /// (`INVALID_STATE` otherwise, the task unchanged); an error may come only with `failed` or
+    /// `cancelled` (`VALIDATION_ERROR`). If this manager runs the task and it leaves `processing`, its
+    /// run is aborted without recording anything more.
+    pub async fn update_task_status(
+        &self,
+        request: UpdateTaskStatusRequest,
+    ) -> Result<BatchTask, ManagerError> {
+        request.validate()?;
+        let task = self.get_task(&request.id).await?;
+        task.status.transition_to(request.status, TransitionCause::Requested)?;
+        let update = StatusUpdate {
+            id: request.id,
+            from: task.status,
+            to: request.status,
+            cause: TransitionCause::Requested,
+            error: request.error,
+            at: Utc::now(),
+        };
+        let updated = self.inner.store.update_status(&update).await?;
+        if updated.status != TaskStatus::Processing
+            && let Some(running) = self.inner.running().get(&request.id)
+        {
+            running.control.lose_lease();
+        }
+        Ok(updated)
+    }
+
+    /// A page of tasks matching the request's status and type filters, newest first, with the number
+    /// of matching tasks (`VALIDATION_ERROR` for a bad limit or type name).
+    pub async fn list_tasks(&self, request: ListTasksRequest) -> Result<ListTasksResponse, ManagerError> {
+        request.validate()?;
+        let page = self.inner.store.list_tasks(&request).await?;
+        Ok(ListTasksResponse {
+            tasks: page.tasks,
+            total: page.total,
+            limit: request.limit,
+            offset: request.offset,
+        })
+    }
+
+    /// Stops a task. A pending task is cancelled at once. A running task — here or in another process,
+    /// whose heartbeat picks the request up — stops at its next chunk boundary and ends `cancelled`
+    /// with its last checkpoint kept; if it has not stopped after the grace period, its in-flight work
+    /// is aborted. Returns the status when the stop was accepted; `INVALID_STATE` for a finished task.
+    pub async fn stop_task(&self, request: StopTaskRequest) -> Result<StopTaskResponse, ManagerError> {
+        let task = self.inner.store.request_stop(&request.id, Utc::now()).await?;
+        if let Some(running) = self.inner.running().get(&request.id) {
+            running.control.request_stop(StopReason::Requested { reason: request.reason });
+        }
+        tracing::info!(task_id = %request.id, status = %task.status, "stop requested");
+        Ok(StopTaskResponse { id: request.id, status: task.status })
+    }
+
+    /// Waits until the task is finished (`completed`, `failed` or `cancelled`) and returns it. A task
+    /// this manager runs is awaited directly; one running elsewhere is looked at every
+    /// `poll_interval`. A task nobody runs (released at a shutdown, say) is waited for until someone
+    /// resumes and finishes it: bound the wait with a timeout if that may happen.
+    ///
+    /// Cancel safe.
+    pub async fn wait(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        loop {
+            let finished = self.inner.running().get(id).map(|running| running.finished.clone());
+            let task = self.get_task(id).await?;
+            if task.status.is_terminal() {
+                return Ok(task);
+            }
+            match finished {
+                Some(mut finished) => {
+                    // An error means the run is gone, which is as good as finished.
+                    let _ = finished.wait_for(|finished| *finished).await;
+                    // A run that ends by releasing its task (shutdown) leaves it processing.
+                    let task = self.get_task(id).await?;
+                    if task.status.is_terminal() {
+                        return Ok(task);
+                    }
+                    tokio::time::sleep(self.inner.config.poll_interval).await;
+                }
+                None => tokio::time::sleep(self.inner.config.poll_interval).await,
+            }
+        }
+    }
+
+    /// Counts by status, success rate and durations across every task in the store.
+    pub async fn metrics(&self) -> Result<BatchMetrics, ManagerError> {
+        Ok(self.inner.store.metrics().await?)
+    }
+
+    /// The ids of the tasks this manager runs now.
+    pub fn running_tasks(&self) -> Vec<TaskId> {
+        self.inner.running().keys().copied().collect()
+    }
+
+    /// Claims and runs tasks of the registered kinds, oldest first, as slots free up, until
+    /// [`shutdown`](BatchManager::shutdown). Several managers (in several processes) can run workers
+    /// on one store: each task is claimed by one of them, and a task whose worker died is claimed again
+    /// once its lease expires. Storage errors are logged and retried after `poll_interval`.
+    pub async fn run_worker(&self) -> Result<(), ManagerError> {
+        let task_types: Vec<TaskType> =
+            self.inner.registry.names().filter_map(|name| name.parse().ok()).collect();
+        if task_types.is_empty() {
+            tracing::warn!("no task kinds registered: the worker has nothing to run");
+            return Ok(());
+        }
+        let poll_interval = self.inner.config.poll_interval;
+        loop {
+            let permit = tokio::select! {
+                permit = Arc::clone(&self.inner.slots).acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_closed) => return Ok(()),
+                },
+                () = self.inner.shutdown.cancelled() => return Ok(()),
+            };
+            if self.inner.is_shutting_down() {
+                return Ok(());
+            }
+            match self.inner.store.claim_next(&task_types, &self.lease_request()).await {
+                Ok(Some(claimed)) => match self.inner.registry.get(&claimed.task.task_type) {
+                    Some(kind) => self.spawn_run(claimed, kind, permit),
+                    None => {
+                        // Filtered by type, so this does not happen; hand the task back if it does.
+                        let worker = &self.inner.config.worker_id;
+                        let _ = self.inner.store.release_task(&claimed.task.id, worker, Utc::now()).await;
+                    }
+                },
+                Ok(None) => {
+                    drop(permit);
+                    self.idle(poll_interval).await;
+                }
+                Err(error) => {
+                    drop(permit);
+                    tracing::warn!(%error, "worker cannot claim tasks");
+                    self.idle(poll_interval).await;
+                }
+            }
+        }
+    }
+
+    async fn idle(&self, period: std::time::Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = self.inner.shutdown.cancelled() => {}
+        }
+    }
+
+    /// Stops taking work (`process_task`, `resume_task` and the worker loop refuse or return), asks
+    /// every running task to stop at its next chunk boundary (aborting in-flight work after the grace
+    /// period), and returns once each has released its task: the tasks stay `processing` with their
+    /// last checkpoints, claimable at once by any manager's `resume_task` or worker.
+    pub async fn shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+        self.inner.slots.close();
+        loop {
+            let running: Vec<(Arc<TaskControl>, watch::Receiver<bool>)> = self
+                .inner
+                .running()
+                .values()
+                .map(|running| (Arc::clone(&running.control), running.finished.clone()))
+                .collect();
+            if running.is_empty() {
+                break;
+            }
+            for (control, _) in &running {
+                control.request_stop(StopReason::Shutdown);
+            }
+            for (_, mut finished) in running {
+                let _ = finished.wait_for(|finished| *finished).await;
+            }
+        }
+        tracing::info!(worker = %self.inner.config.worker_id, "manager shut down");
+    }
+}

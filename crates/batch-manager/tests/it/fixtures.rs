@@ -1,0 +1,45 @@
+//! Shared test data: tasks, workers, leases and times on a fixed clock.
+
+use std::time::Duration;
+
+use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
+use batch_manager::store::{LeaseRequest, WorkerId};
+use batch_model::{BatchTask, CreateTaskRequest, TaskId, TaskType};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// The tests' clock: `seconds` after a fixed instant (with a nanosecond part, so that precision
+/// losses would show).
+pub(crate) fn at(seconds: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap() + TimeDelta::seconds(seconds)
+}
+
+/// A pending task of `task_type` created at `created_at`, with some params and metadata to round-trip.
+pub(crate) fn task_of(task_type: TaskType, created_at: DateTime<Utc>) -> BatchTask {
+    let mut request = CreateTaskRequest::new(task_type)
+        .with_params(serde_json::json!({ "input": "data/input.jsonl", "threshold": 0.25 }));
+    request.metadata.insert("owner".to_owned(), "tests".to_owned());
+    BatchTask::new(TaskId::new(), request, created_at).unwrap()
+}
+
+/// A pending `batch_process` task created at `created_at`.
+pub(crate) fn task_at(created_at: DateTime<Utc>) -> BatchTask {
+    task_of(TaskType::BatchProcess, created_at)
+}
+
+pub(crate) fn worker(name: &str) -> WorkerId {
+    WorkerId(name.to_owned())
+}
+
+/// Lease TTL used throughout: 30 s.
+pub(crate) const TTL: Duration = Duration::from_secs(30);
+
+pub(crate) fn lease(name: &str, now: DateTime<Utc>) -> LeaseRequest {
+    LeaseRequest { worker: worker(name), ttl: TTL, now }
+}
+
+/// A SQLite store in a fresh temporary directory (kept alive with the store).
+pub(crate) fn sqlite_store() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tasks.db"), SqliteOptions::default()).unwrap();
+    (dir, store)
+}

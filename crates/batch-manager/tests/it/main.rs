@@ -1,0 +1,13 @@
+//! Integration tests of `batch-manager`: the task-store contract (run against every store), the
+//! SQLite store's behaviour on bad storage, and the manager's lifecycle, stops, retries and crash
+//! recovery with real task kinds over real files.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod crash;
+mod fixtures;
+mod kinds;
+mod manager_lifecycle;
+mod manager_retries;
+mod manager_stop;
+mod sqlite_faults;
+mod store_conformance;

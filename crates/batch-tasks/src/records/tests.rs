@@ -1,0 +1,516 @@
+//! Tests of the chunk runner against a job control kept in memory: outputs, dead letters, counters,
+//! checkpoints, resumes after simulated crashes, stops, aborts, retries, timeouts and the skip limit.
+
+#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use batch_model::{
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
+};
+use pump_core::source::Record;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::kind::{JobContext, JobControl, JobOutcome};
+
+/// A job control that keeps every commit, can be told to request a stop after a given sequence, and
+/// can refuse commits.
+#[derive(Default)]
+struct TestControl {
+    commits: Mutex<Vec<(Checkpoint, Progress)>>,
+    stop: AtomicBool,
+    stop_after: Option<u64>,
+    abort_after: Option<u64>,
+    refuse: Option<TaskError>,
+    token: CancellationToken,
+}
+
+#[async_trait]
+impl JobControl for TestControl {
+    async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError> {
+        if let Some(error) = &self.refuse {
+            return Err(error.clone());
+        }
+        let sequence = checkpoint.sequence;
+        let mut commits = self.commits.lock().unwrap();
+        let expected = commits.last().map_or(1, |(last, _)| last.sequence + 1);
+        assert_eq!(sequence, expected, "checkpoints must be committed in sequence");
+        commits.push((checkpoint, progress));
+        if self.stop_after == Some(sequence) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        if self.abort_after == Some(sequence) {
+            self.token.cancel();
+        }
+        Ok(())
+    }
+
+    async fn report_progress(&self, _progress: Progress) {}
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn cancellation_token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+}
+
+impl TestControl {
+    fn checkpoints(&self) -> Vec<Checkpoint> {
+        self.commits.lock().unwrap().iter().map(|(checkpoint, _)| checkpoint.clone()).collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Sale {
+    id: u64,
+    amount: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Doubled {
+    id: u64,
+    doubled: i64,
+}
+
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Totals {
+    count: u64,
+    sum: i64,
+}
+
+impl Summary<Doubled> for Totals {
+    fn add(&mut self, output: &Doubled) {
+        self.count += 1;
+        self.sum += output.doubled;
+    }
+}
+
+/// Doubles `amount`; skips zero amounts; rejects negative ones and lines that are not sales. With
+/// `fail_first`, the first attempts at each record fail (retryably); with `sleep_first`, the first
+/// attempts of an async job hang for that long.
+#[derive(Default)]
+struct Doubler {
+    input: PathBuf,
+    output: PathBuf,
+    dead_letters: PathBuf,
+    execution: Execution,
+    fail_first: u32,
+    sleep_first: Option<(u32, Duration)>,
+    attempts: Mutex<HashMap<u64, u32>>,
+    attempt_times: Mutex<Vec<(u64, tokio::time::Instant)>>,
+}
+
+impl Doubler {
+    fn new(dir: &Path) -> Doubler {
+        Doubler {
+            input: dir.join("in.jsonl"),
+            output: dir.join("out.jsonl"),
+            dead_letters: dir.join("dead.jsonl"),
+            ..Doubler::default()
+        }
+    }
+
+    /// Counts an attempt at `record`, returning its number (1 for the first).
+    fn count_attempt(&self, record: &Record<String>) -> u32 {
+        let mut attempts = self.attempts.lock().unwrap();
+        let count = attempts.entry(record.line).or_default();
+        *count += 1;
+        *count
+    }
+
+    fn attempts_at(&self, line: u64) -> u32 {
+        self.attempts.lock().unwrap().get(&line).copied().unwrap_or(0)
+    }
+
+    fn double(record: &Record<String>) -> Result<Option<Doubled>, ItemError> {
+        let sale: Sale =
+            serde_json::from_str(&record.value).map_err(|error| ItemError::validation(error.to_string()))?;
+        match sale.amount {
+            0 => Ok(None),
+            amount if amount < 0 => {
+                Err(ItemError::validation("amount must not be negative").with_field("amount"))
+            }
+            amount => Ok(Some(Doubled { id: sale.id, doubled: amount * 2 })),
+        }
+    }
+}
+
+#[async_trait]
+impl RecordJob for Doubler {
+    type Output = Doubled;
+    type Summary = Totals;
+
+    fn input(&self) -> &Path {
+        &self.input
+    }
+
+    fn output(&self) -> &Path {
+        &self.output
+    }
+
+    fn dead_letters(&self) -> &Path {
+        &self.dead_letters
+    }
+
+    fn process(&self, record: &Record<String>) -> Result<Option<Doubled>, ItemError> {
+        if self.count_attempt(record) <= self.fail_first {
+            return Err(ItemError::processing(format!("flaky failure at line {}", record.line)));
+        }
+        Doubler::double(record)
+    }
+
+    fn execution(&self) -> Execution {
+        self.execution
+    }
+
+    async fn attempt(&self, record: &Record<String>) -> Result<Option<Doubled>, ItemError> {
+        self.attempt_times.lock().unwrap().push((record.line, tokio::time::Instant::now()));
+        let attempt = self.count_attempt(record);
+        if let Some((hanging, sleep)) = self.sleep_first
+            && attempt <= hanging
+        {
+            tokio::time::sleep(sleep).await;
+        }
+        if attempt <= self.fail_first {
+            return Err(ItemError::processing(format!("flaky failure at line {}", record.line)));
+        }
+        Doubler::double(record)
+    }
+}
+
+fn task(config: BatchConfig) -> BatchTask {
+    let request = CreateTaskRequest::new(TaskType::Custom("doubler".to_owned())).with_config(config);
+    BatchTask::new(TaskId::new(), request, chrono::Utc::now()).unwrap()
+}
+
+fn config(batch_size: u32) -> BatchConfig {
+    BatchConfig { batch_size, concurrency: 3, ..BatchConfig::default() }
+}
+
+/// `n` sales, with a zero amount every 10th, a negative one every 17th, a malformed line every 23rd.
+fn sales(n: u64) -> String {
+    let mut text = String::new();
+    for id in 1..=n {
+        let line = if id % 23 == 0 {
+            format!("{{\"id\":{id},\"amount\":")
+        } else if id % 17 == 0 {
+            format!("{{\"id\":{id},\"amount\":-{id}}}")
+        } else if id % 10 == 0 {
+            format!("{{\"id\":{id},\"amount\":0}}")
+        } else {
+            format!("{{\"id\":{id},\"amount\":{id}}}")
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+fn options() -> RunnerOptions {
+    RunnerOptions::default().with_jitter(0.0)
+}
+
+async fn run_job(
+    job: &Arc<Doubler>,
+    task: &BatchTask,
+    checkpoint: Option<Checkpoint>,
+    control: &Arc<TestControl>,
+) -> Result<JobOutcome, TaskError> {
+    let context = JobContext::new(task.clone(), checkpoint, Arc::clone(control) as Arc<dyn JobControl>);
+    ChunkRunner::new(options()).run(Arc::clone(job), &context).await
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap()
+}
+
+fn dead_letters(path: &Path) -> Vec<DeadLetterRecord> {
+    read(path).lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+/// What an uninterrupted run of [`sales`] produces.
+fn expected_output(n: u64) -> String {
+    let mut text = String::new();
+    for id in 1..=n {
+        if id % 23 != 0 && id % 17 != 0 && id % 10 != 0 {
+            text.push_str(&format!("{{\"id\":{id},\"doubled\":{}}}\n", id * 2));
+        }
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_writes_outputs_dead_letters_counters_and_one_checkpoint_per_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(100)).unwrap();
+    let control = Arc::new(TestControl::default());
+    let outcome = run_job(&job, &task(config(7)), None, &control).await.unwrap();
+
+    assert_eq!(read(&job.output), expected_output(100));
+    let letters = dead_letters(&job.dead_letters);
+    let lines: Vec<u64> = letters.iter().map(|letter| letter.line).collect();
+    assert_eq!(lines, [17, 23, 34, 46, 51, 68, 69, 85, 92]);
+    let negative = &letters[0];
+    assert_eq!(negative.code, ErrorCode::ValidationError);
+    assert_eq!(negative.message, "amount must not be negative");
+    assert_eq!(negative.field.as_deref(), Some("amount"));
+    assert_eq!(negative.raw, r#"{"id":17,"amount":-17}"#);
+    let line_17_offset = sales(16).len() as u64;
+    assert_eq!(negative.offset, line_17_offset);
+    assert!(letters[1].message.starts_with("EOF while parsing"), "{}", letters[1].message);
+
+    let checkpoints = control.checkpoints();
+    assert_eq!(checkpoints.len(), 15, "100 records in chunks of 7");
+    let last = checkpoints.last().unwrap();
+    // 100 sales: 9 rejected (5 negative, 4 malformed), 10 zero amounts skipped, 81 written.
+    assert_eq!((last.counters.processed, last.counters.failed, last.counters.skipped), (81, 9, 10));
+    assert_eq!(last.source, serde_json::json!({ "offset": sales(100).len(), "line": 101 }));
+    let output_len = read(&job.output).len() as u64;
+    let dead_len = read(&job.dead_letters).len() as u64;
+    assert_eq!(last.sink, serde_json::json!({ "output": output_len, "dead_letters": dead_len }));
+
+    let JobOutcome::Completed { summary, progress } = outcome else { panic!("not completed: {outcome:?}") };
+    let written: i64 = expected_output(100).lines().count() as i64;
+    assert_eq!(summary["count"], written);
+    assert_eq!(progress.total, Some(100));
+    assert_eq!(progress.percentage, Some(100.0));
+    assert_eq!((progress.processed, progress.failed, progress.skipped), (81, 9, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_that_are_not_text_are_validation_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, b"{\"id\":1,\"amount\":1}\n\xff\xfe\n\n{\"id\":4,\"amount\":4}\n").unwrap();
+    let control = Arc::new(TestControl::default());
+    run_job(&job, &task(config(10)), None, &control).await.unwrap();
+    assert_eq!(read(&job.output), "{\"id\":1,\"doubled\":2}\n{\"id\":4,\"doubled\":8}\n");
+    let letters = dead_letters(&job.dead_letters);
+    assert_eq!(letters.len(), 1);
+    assert_eq!((letters[0].line, letters[0].offset, letters[0].code), (2, 20, ErrorCode::ValidationError));
+    assert_eq!(letters[0].raw, "\u{fffd}\u{fffd}");
+}
+
+/// Resuming from any checkpoint, with the files as a crash would leave them (longer than the
+/// checkpoint, the last line cut short), gives the uninterrupted run's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_from_any_checkpoint_after_a_crash_gives_identical_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(200)).unwrap();
+    let task = task(config(9));
+    let control = Arc::new(TestControl::default());
+    run_job(&job, &task, None, &control).await.unwrap();
+    let (reference_output, reference_dead) = (read(&job.output), read(&job.dead_letters));
+    let checkpoints = control.checkpoints();
+    let final_counters = checkpoints.last().unwrap().counters;
+
+    for checkpoint in checkpoints.iter().step_by(3) {
+        // As a crash leaves them: everything up to the crash written, plus half a line.
+        std::fs::write(&job.output, format!("{reference_output}{{\"id\":99")).unwrap();
+        std::fs::write(&job.dead_letters, format!("{reference_dead}{{\"li")).unwrap();
+        let resumed = Arc::new(TestControl {
+            commits: Mutex::new(vec![(checkpoint.clone(), Progress::zero(chrono::Utc::now()))]),
+            ..TestControl::default()
+        });
+        let outcome = run_job(&job, &task, Some(checkpoint.clone()), &resumed).await.unwrap();
+        assert!(matches!(outcome, JobOutcome::Completed { .. }));
+        assert_eq!(read(&job.output), reference_output, "resumed from checkpoint {}", checkpoint.sequence);
+        assert_eq!(
+            read(&job.dead_letters),
+            reference_dead,
+            "resumed from checkpoint {}",
+            checkpoint.sequence
+        );
+        assert_eq!(resumed.checkpoints().last().unwrap().counters, final_counters);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_request_ends_the_run_at_the_next_chunk_boundary() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(100)).unwrap();
+    let control = Arc::new(TestControl { stop_after: Some(3), ..TestControl::default() });
+    let outcome = run_job(&job, &task(config(10)), None, &control).await.unwrap();
+    assert_eq!(outcome, JobOutcome::Stopped);
+    let checkpoints = control.checkpoints();
+    assert_eq!(checkpoints.len(), 3);
+    let covered = checkpoints[2].counters;
+    assert_eq!(covered.processed + covered.failed + covered.skipped, 30);
+    assert_eq!(read(&job.output).len() as u64, checkpoints[2].sink["output"].as_u64().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_ends_the_run_as_cancelled_and_keeps_the_last_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(100)).unwrap();
+    let control = Arc::new(TestControl { abort_after: Some(2), ..TestControl::default() });
+    let error = run_job(&job, &task(config(10)), None, &control).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::Cancelled);
+    assert_eq!(control.checkpoints().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_commit_stops_the_run_with_the_managers_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(30)).unwrap();
+    let refusal = TaskError::new(ErrorCode::InvalidState, "worker w no longer holds the lease");
+    let control = Arc::new(TestControl { refuse: Some(refusal), ..TestControl::default() });
+    let error = run_job(&job, &task(config(10)), None, &control).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidState);
+    assert_eq!(
+        error.message,
+        "cannot commit checkpoint 1: INVALID_STATE: worker w no longer holds the lease"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_output_shorter_than_its_checkpoint_is_a_storage_error_and_is_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(50)).unwrap();
+    let task = task(config(10));
+    let control = Arc::new(TestControl { stop_after: Some(3), ..TestControl::default() });
+    run_job(&job, &task, None, &control).await.unwrap();
+    let checkpoint = control.checkpoints().pop().unwrap();
+    let committed = checkpoint.sink["output"].as_u64().unwrap();
+    let truncated = read(&job.output)[..(committed as usize - 5)].to_owned();
+    std::fs::write(&job.output, &truncated).unwrap();
+    let dead_before = read(&job.dead_letters);
+
+    let error = run_job(&job, &task, Some(checkpoint), &Arc::new(TestControl::default())).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::StorageError);
+    let expected = format!(
+        "the output {} is shorter than its checkpoint: {} bytes, expected at least {committed}",
+        job.output.display(),
+        committed - 5
+    );
+    assert!(error.message.starts_with(&expected), "{}", error.message);
+    assert_eq!(read(&job.output), truncated);
+    assert_eq!(read(&job.dead_letters), dead_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_limit_fails_the_task_once_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(100)).unwrap();
+    // Nine records fail in all; the 4th failure is line 46, in the 5th chunk of 10.
+    let limited = BatchConfig { skip_limit: Some(3), ..config(10) };
+    let control = Arc::new(TestControl::default());
+    let error = run_job(&job, &task(limited), None, &control).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::ProcessingError);
+    assert_eq!(error.message, "4 records failed, more than the skip limit of 3");
+    assert_eq!(control.checkpoints().len(), 5, "the chunk that passed the limit is still committed");
+
+    let enough = BatchConfig { skip_limit: Some(9), ..config(10) };
+    let outcome = run_job(&job, &task(enough), None, &Arc::new(TestControl::default())).await.unwrap();
+    assert!(matches!(outcome, JobOutcome::Completed { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_path_for_two_files_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doubler = Doubler::new(dir.path());
+    doubler.dead_letters = doubler.output.clone();
+    let error = run_job(&Arc::new(doubler), &task(config(10)), None, &Arc::new(TestControl::default()))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code, ErrorCode::ConfigurationError);
+    assert!(
+        error.message.starts_with("the output and the dead-letter file are the same file"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocking_jobs_retry_retryable_failures_as_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doubler = Doubler::new(dir.path());
+    doubler.fail_first = 2;
+    let job = Arc::new(doubler);
+    std::fs::write(&job.input, sales(20)).unwrap();
+    let config = BatchConfig { max_retries: 2, ..config(5) };
+    let control = Arc::new(TestControl::default());
+    let options = RunnerOptions::default().with_jitter(0.0).with_initial_backoff(Duration::from_millis(1));
+    let context = JobContext::new(task(config), None, Arc::clone(&control) as Arc<dyn JobControl>);
+    ChunkRunner::new(options).run(Arc::clone(&job), &context).await.unwrap();
+    assert_eq!(read(&job.output), expected_output(20));
+    for line in 1..=20 {
+        assert_eq!(job.attempts_at(line), 3, "line {line}");
+    }
+    assert_eq!(control.checkpoints().last().unwrap().counters.retried, 40);
+}
+
+/// Exact backoff timings on paused time: 100 ms, then 200 ms, then 400 ms, and the record fails with
+/// its last error after `max_retries` retries.
+#[tokio::test(start_paused = true)]
+async fn async_retries_wait_the_exact_backoff_then_give_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doubler = Doubler::new(dir.path());
+    doubler.execution = Execution::Async;
+    doubler.fail_first = 10;
+    let job = Arc::new(doubler);
+    std::fs::write(&job.input, "{\"id\":1,\"amount\":5}\n").unwrap();
+    let config = BatchConfig { max_retries: 3, ..config(5) };
+    let control = Arc::new(TestControl::default());
+    run_job(&job, &task(config), None, &control).await.unwrap();
+    let times: Vec<tokio::time::Instant> =
+        job.attempt_times.lock().unwrap().iter().map(|(_, at)| *at).collect();
+    let gaps: Vec<Duration> = times.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    assert_eq!(gaps, [100, 200, 400].map(Duration::from_millis));
+    let letters = dead_letters(&job.dead_letters);
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].code, letters[0].message.as_str()),
+        (ErrorCode::ProcessingError, "flaky failure at line 1")
+    );
+    assert_eq!(control.checkpoints()[0].counters.retried, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_attempt_past_the_timeout_is_a_timeout_error_and_is_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doubler = Doubler::new(dir.path());
+    doubler.execution = Execution::Async;
+    doubler.sleep_first = Some((2, Duration::from_secs(60)));
+    let job = Arc::new(doubler);
+    std::fs::write(&job.input, "{\"id\":1,\"amount\":5}\n{\"id\":2,\"amount\":6}\n").unwrap();
+    let timeout = Duration::from_secs(1);
+    let retried = BatchConfig { max_retries: 2, timeout, concurrency: 1, ..config(5) };
+    let control = Arc::new(TestControl::default());
+    run_job(&job, &task(retried), None, &control).await.unwrap();
+    assert_eq!(read(&job.output), "{\"id\":1,\"doubled\":10}\n{\"id\":2,\"doubled\":12}\n");
+    let first_line: Vec<tokio::time::Instant> =
+        job.attempt_times.lock().unwrap().iter().filter(|(line, _)| *line == 1).map(|(_, at)| *at).collect();
+    let gaps: Vec<Duration> = first_line.windows(2).map(|pair| pair[1] - pair[0]).collect();
+    // Each hanging attempt is cut at 1 s, then the backoff: 100 ms, 200 ms.
+    assert_eq!(gaps, [1100, 1200].map(Duration::from_millis));
+
+    // With one retry too few, the record ends as a TIMEOUT_ERROR dead letter.
+    let dir = tempfile::tempdir().unwrap();
+    let mut doubler = Doubler::new(dir.path());
+    doubler.execution = Execution::Async;
+    doubler.sleep_first = Some((2, Duration::from_secs(60)));
+    let job = Arc::new(doubler);
+    std::fs::write(&job.input, "{\"id\":1,\"amount\":5}\n").unwrap();
+    let short = BatchConfig { max_retries: 1, timeout, ..config(5) };
+    run_job(&job, &task(short), None, &Arc::new(TestControl::default())).await.unwrap();
+    let letters = dead_letters(&job.dead_letters);
+    assert_eq!(letters[0].code, ErrorCode::TimeoutError);
+    assert_eq!(letters[0].message, "the attempt took longer than the task's timeout of 1s");
+}
