@@ -1,22 +1,31 @@
 //! Integration tests of the batch process kind through its public API: filters and aggregates on
-//! generated data against plain reference computations, and select/rename/dedup on real JSON-lines
-//! and CSV files read with pump-core's sources.
+//! generated data against plain reference computations, select/rename/dedup on real JSON-lines and
+//! CSV files read with pump-core's sources, and the kind end to end through the chunk runner
+//! (including a stop and a resume from its checkpoint).
 
 #![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
-use batch_model::{ErrorCode, TaskError};
-use batch_tasks::batch_process::{
-    Admitted, BatchProcess, CSV_COLUMNS, FieldPath, GeneratorConfig, REGIONS, csv_cells, generate,
-    record_from_csv, write_csv, write_json_lines,
+use async_trait::async_trait;
+use batch_model::{
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
 };
+use batch_tasks::batch_process::{
+    Admitted, BatchProcess, BatchProcessKind, CSV_COLUMNS, FieldPath, GeneratorConfig, REGIONS, csv_cells,
+    generate, record_from_csv, write_csv, write_json_lines,
+};
+use batch_tasks::records::DeadLetterRecord;
+use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use proptest::prelude::*;
 use pump_core::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 /// The CSV form of a generated record, as a CSV source would read it back.
 fn as_csv_record(record: &Value) -> Value {
@@ -327,4 +336,153 @@ fn bad_params_are_configuration_errors_pointing_at_the_problem() {
     .unwrap_err();
     assert_eq!(error.param(), Some("aggregates"));
     assert_eq!(TaskError::from(&error).details["param"], "aggregates");
+}
+
+/// A job control in memory: keeps every commit; requests a stop after checkpoint `stop_after`.
+#[derive(Default)]
+struct MemoryControl {
+    commits: Mutex<Vec<Checkpoint>>,
+    stop_after: Option<u64>,
+    stop: AtomicBool,
+    token: CancellationToken,
+}
+
+#[async_trait]
+impl JobControl for MemoryControl {
+    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
+        if self.stop_after == Some(checkpoint.sequence) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        self.commits.lock().unwrap().push(checkpoint);
+        Ok(())
+    }
+
+    async fn report_progress(&self, _progress: Progress) {}
+
+    fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    fn cancellation_token(&self) -> CancellationToken {
+        self.token.clone()
+    }
+}
+
+/// Runs the kind on `params` through the chunk runner, from `checkpoint`: the outcome and the
+/// control (with its commits).
+async fn run_kind(
+    params: &Value,
+    checkpoint: Option<Checkpoint>,
+    stop_after: Option<u64>,
+) -> (Result<JobOutcome, TaskError>, Arc<MemoryControl>) {
+    let kind = BatchProcessKind::default();
+    let config = BatchConfig { batch_size: 37, concurrency: 3, ..BatchConfig::default() };
+    kind.validate(params, &config).unwrap();
+    let request =
+        CreateTaskRequest::new(TaskType::BatchProcess).with_config(config).with_params(params.clone());
+    let task = BatchTask::new(TaskId::new(), request, chrono::Utc::now()).unwrap();
+    let control = Arc::new(MemoryControl { stop_after, ..MemoryControl::default() });
+    let context = JobContext::new(task, checkpoint, Arc::clone(&control) as Arc<dyn JobControl>);
+    (kind.run(context).await, control)
+}
+
+fn json_lines_of(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+#[tokio::test]
+async fn the_kind_projects_and_dedups_a_json_lines_file_through_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let output = dir.path().join("out.jsonl");
+    let config =
+        GeneratorConfig { records: 600, seed: 5, duplicates_per_mille: 150, ..GeneratorConfig::default() };
+    write_json_lines(&input, &config).unwrap();
+    let generated: Vec<Value> = generate(&config).collect();
+    let params = json!({
+        "input": input,
+        "output": output,
+        "select": ["id", "amount", "customer.address.city"],
+        "rename": ["customer.address.city=city"],
+        "dedup_key": "id",
+    });
+    let (outcome, control) = run_kind(&params, None, None).await;
+    let JobOutcome::Completed { summary, .. } = outcome.unwrap() else { panic!("the task did not complete") };
+    assert_eq!(summary, json!({}));
+    let expected = expected_projection(&generated, nested_field, &Value::Null);
+    assert_rows(&json_lines_of(&output), &expected);
+    let last = control.commits.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.counters.processed, expected.len() as u64);
+    assert_eq!(last.counters.skipped, (generated.len() - expected.len()) as u64);
+    assert_eq!(last.counters.failed, 0);
+}
+
+#[tokio::test]
+async fn the_kind_aggregates_a_csv_file_and_resumes_after_a_stop_to_the_same_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    let output = dir.path().join("kept.jsonl");
+    write_csv(&input, &GeneratorConfig { records: 500, seed: 11, ..GeneratorConfig::default() }).unwrap();
+    let params = json!({
+        "input": input,
+        "output": output,
+        "filter": "active == true",
+        "dedup_key": "id",
+        "group_by": "region",
+        "aggregates": ["count", "sum:amount", "max:amount"],
+    });
+    // The core, on the rows a CSV source reads (checked against plain references above).
+    let process = BatchProcess::from_params(&params).unwrap();
+    let (expected_groups, expected_failed) = run(&process, read_csv(&input).await);
+
+    let (outcome, control) = run_kind(&params, None, None).await;
+    let JobOutcome::Completed { summary, .. } = outcome.unwrap() else { panic!("the task did not complete") };
+    assert_eq!(summary["rows"], json!(expected_groups));
+    assert_eq!(summary["groups"], json!(expected_groups.len()));
+    let uninterrupted_output = std::fs::read(&output).unwrap();
+    let dead_letters: Vec<DeadLetterRecord> = json_lines_of(&dir.path().join("kept.dead.jsonl"))
+        .into_iter()
+        .map(|value| serde_json::from_value(value).unwrap())
+        .collect();
+    assert_eq!(dead_letters.len(), expected_failed);
+    assert!(dead_letters.iter().all(|letter| letter.code == ErrorCode::ValidationError));
+    assert!(dead_letters.iter().any(|letter| letter.field.as_deref() == Some("amount")));
+    let last = control.commits.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(last.counters.failed, expected_failed as u64);
+
+    // Stop after the second checkpoint, then resume from it: same output, same groups.
+    std::fs::remove_file(&output).unwrap();
+    let (stopped, control) = run_kind(&params, None, Some(2)).await;
+    assert_eq!(stopped.unwrap(), JobOutcome::Stopped);
+    let checkpoint = control.commits.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(checkpoint.sequence, 2);
+    assert!(checkpoint.state["groups"]["groups"].as_array().is_some_and(|groups| !groups.is_empty()));
+    let (resumed, _) = run_kind(&params, Some(checkpoint), None).await;
+    let JobOutcome::Completed { summary: resumed_summary, .. } = resumed.unwrap() else {
+        panic!("not completed")
+    };
+    assert_eq!(resumed_summary, summary);
+    assert_eq!(std::fs::read(&output).unwrap(), uninterrupted_output);
+}
+
+#[tokio::test]
+async fn the_kind_fails_fast_on_too_many_dedup_keys_and_reads_bad_lines_as_dead_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"id\":1}\n[1,2]\nnot json\n{\"id\":2}\n{\"id\":1}\n").unwrap();
+    let params = json!({ "input": input, "output": dir.path().join("out.jsonl"), "dedup_key": "id", "dedup_max_keys": 1 });
+    let (outcome, control) = run_kind(&params, None, None).await;
+    let error = outcome.unwrap_err();
+    assert_eq!(error.code, ErrorCode::ConfigurationError);
+    assert_eq!(error.message, "dedup_key: more than 1 distinct keys; raise dedup_max_keys");
+    assert!(control.commits.lock().unwrap().is_empty());
+
+    let params = json!({ "input": input, "output": dir.path().join("out.jsonl"), "dedup_key": "id" });
+    let (outcome, _) = run_kind(&params, None, None).await;
+    assert!(matches!(outcome.unwrap(), JobOutcome::Completed { .. }));
+    assert_eq!(json_lines_of(&dir.path().join("out.jsonl")), [json!({ "id": 1 }), json!({ "id": 2 })]);
+    let dead: Vec<Value> = json_lines_of(&dir.path().join("out.dead.jsonl"));
+    let messages: Vec<&str> = dead.iter().map(|letter| letter["message"].as_str().unwrap()).collect();
+    assert_eq!(messages[0], "record is an array, not a JSON object");
+    assert!(messages[1].starts_with("not a JSON value: "), "{}", messages[1]);
 }

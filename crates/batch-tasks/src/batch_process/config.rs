@@ -18,8 +18,8 @@ use crate::batch_process::path::FieldPath;
 pub(crate) const PARAMS: [&str; 12] = [
     "input",
     "output",
+    "dead_letters",
     "format",
-    "output_format",
     "filter",
     "select",
     "rename",
@@ -84,12 +84,12 @@ impl Format {
 pub struct BatchProcessConfig {
     /// The file to read.
     pub input: PathBuf,
-    /// The file to write (records, or group rows when grouping).
+    /// The JSON-lines file the kept rows are written to.
     pub output: PathBuf,
+    /// The JSON-lines file rejected records are written to.
+    pub dead_letters: PathBuf,
     /// The input's format.
     pub format: Format,
-    /// The output's format.
-    pub output_format: Format,
     /// Records failing it are skipped; `None` keeps every record.
     pub filter: Option<Filter>,
     /// The fields kept, in order; empty keeps the whole record.
@@ -273,7 +273,8 @@ impl BatchProcessConfig {
     ///     "aggregates": ["count", "total=sum:amount"],
     /// }))
     /// .unwrap();
-    /// assert_eq!((config.format, config.output_format), (Format::Csv, Format::JsonLines));
+    /// assert_eq!(config.format, Format::Csv);
+    /// assert_eq!(config.dead_letters, std::path::Path::new("big.dead.jsonl"));
     /// assert_eq!(config.grouping.unwrap().aggregates[1].name, "total");
     ///
     /// let error = BatchProcessConfig::from_params(&json!({ "input": "a.csv", "output": "b.csv", "select": [] }));
@@ -293,6 +294,13 @@ impl BatchProcessConfig {
         if input == output {
             return Err(invalid("output", "must differ from input".to_owned()));
         }
+        let dead_letters = match params.get("dead_letters") {
+            Some(_) => params.file("dead_letters")?,
+            None => output.with_extension("dead.jsonl"),
+        };
+        if dead_letters == input || dead_letters == output {
+            return Err(invalid("dead_letters", "must differ from input and output".to_owned()));
+        }
         let format = match params.get("format") {
             Some(value) => params.format("format", value)?,
             None => Format::from_extension(&input).ok_or_else(|| {
@@ -305,10 +313,6 @@ impl BatchProcessConfig {
                     ),
                 )
             })?,
-        };
-        let output_format = match params.get("output_format") {
-            Some(value) => params.format("output_format", value)?,
-            None => Format::from_extension(&output).unwrap_or(format),
         };
         let filter = match params.get("filter") {
             None => None,
@@ -373,8 +377,8 @@ impl BatchProcessConfig {
         Ok(BatchProcessConfig {
             input,
             output,
+            dead_letters,
             format,
-            output_format,
             filter,
             select,
             rename,

@@ -18,10 +18,15 @@
 //! params: a field `select` drops or `rename` moves is a `CONFIGURATION_ERROR`).
 //!
 //! Without `group_by` or `aggregates`, each row that survives is written to the output. With them,
-//! rows are only aggregated, and the output holds one row per group, written by the runner from
-//! [`ProcessState::finish`] when the input is exhausted.
+//! rows are aggregated, and [`ProcessState::finish`] gives one row per group.
 //!
-//! A runner (the chunk runner of the task manager) drives it:
+//! [`BatchProcessKind`] is the task kind on the records [`ChunkRunner`](crate::records::ChunkRunner),
+//! which calls a pure per-record function concurrently and keeps only an in-order summary: there,
+//! de-duplication is decided by a deterministic pre-pass over the input, group-by runs in the
+//! summary, the output holds the rows kept (and aggregated), and the group rows are the task's result
+//! summary. See its docs.
+//!
+//! A runner that decides in input order before it writes drives the core like this:
 //!
 //! ```
 //! use batch_tasks::batch_process::{Admitted, BatchProcess};
@@ -66,9 +71,9 @@
 //! | param | value | default |
 //! |---|---|---|
 //! | `input` | the file to read | required |
-//! | `output` | the file to write (must differ from `input`) | required |
-//! | `format` | `json_lines` or `csv` | by `input`'s extension: `.csv`; `.jsonl`, `.ndjson`, `.json` |
-//! | `output_format` | `json_lines` or `csv` | by `output`'s extension, else `format` |
+//! | `output` | the JSON-lines file kept rows go to (must differ from `input`) | required |
+//! | `dead_letters` | the JSON-lines file rejected records go to | `output` with extension `.dead.jsonl` |
+//! | `format` | the input's format: `json_lines` or `csv` | by `input`'s extension: `.csv`; `.jsonl`, `.ndjson`, `.json` |
 //! | `filter` | an expression (below); empty means none | keep every record |
 //! | `select` | a field path or a list of them | keep whole records |
 //! | `rename` | `["from=to", ...]` or `{"from": "to", ...}` | none |
@@ -159,6 +164,7 @@ mod error;
 mod expr;
 mod generator;
 mod key;
+mod kind;
 mod number;
 mod path;
 mod project;
@@ -179,6 +185,7 @@ pub use generator::{
     CATEGORIES, CSV_COLUMNS, Generated, Generator, GeneratorConfig, REGIONS, generate, write_csv,
     write_json_lines,
 };
+pub use kind::{BatchProcessKind, BatchSummary, ProcessedRow};
 pub use path::FieldPath;
 pub use project::{csv_cells, leaf_paths, record_from_csv};
 

@@ -33,7 +33,13 @@ fn check_params(params: Value, expect: &str) {
             format!("error: {error}")
         }
         Ok(config) => {
-            let mut parts = vec![format!("{} -> {}", config.format.as_str(), config.output_format.as_str())];
+            let mut parts = vec![format!(
+                "{} {} -> {}, {}",
+                config.format.as_str(),
+                config.input.display(),
+                config.output.display(),
+                config.dead_letters.display()
+            )];
             if let Some(filter) = &config.filter {
                 parts.push(format!("filter {filter}"));
             }
@@ -72,14 +78,26 @@ fn check_params(params: Value, expect: &str) {
 
 #[test]
 fn valid_params() {
-    check_params(json!({ "input": "in.csv", "output": "out.jsonl" }), "csv -> json_lines");
-    check_params(json!({ "input": "in.NDJSON", "output": "out.txt" }), "json_lines -> json_lines");
-    check_params(json!({ "input": "in.txt", "output": "out.txt", "format": "csv" }), "csv -> csv");
     check_params(
-        json!({ "input": "in.csv", "output": "out.csv", "output_format": "json_lines" }),
-        "csv -> json_lines",
+        json!({ "input": "in.csv", "output": "out.jsonl" }),
+        "csv in.csv -> out.jsonl, out.dead.jsonl",
     );
-    check_params(params(json!({ "filter": "  ", "select": null })), "json_lines -> json_lines");
+    check_params(
+        json!({ "input": "in.NDJSON", "output": "out.txt" }),
+        "json_lines in.NDJSON -> out.txt, out.dead.jsonl",
+    );
+    check_params(
+        json!({ "input": "in.txt", "output": "out.txt", "format": "csv" }),
+        "csv in.txt -> out.txt, out.dead.jsonl",
+    );
+    check_params(
+        json!({ "input": "in.csv", "output": "out.jsonl", "dead_letters": "bad.jsonl" }),
+        "csv in.csv -> out.jsonl, bad.jsonl",
+    );
+    check_params(
+        params(json!({ "filter": "  ", "select": null })),
+        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl",
+    );
     check_params(
         params(json!({
             "filter": "amount >= 100 && region == \"华东\"",
@@ -91,23 +109,23 @@ fn valid_params() {
             "aggregates": ["count", "sum:total", "n=count:total", "avg:total"],
             "max_groups": 50,
         })),
-        "json_lines -> json_lines; filter ((amount >= 100) && (region == \"华东\")); \
+        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; filter ((amount >= 100) && (region == \"华东\")); \
          select id,region,amount,customer.address.city; rename customer.address.city=city,amount=total; \
          dedup id max 10; group [region,city] count=count,sum_total=sum:total,n=count:total,avg_total=avg:total max 50",
     );
     check_params(
         params(json!({ "rename": { "b": "c", "a": "b" }, "dedup_key": ["b", "c"] })),
-        "json_lines -> json_lines; rename a=b,b=c; dedup b,c max 1000000",
+        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; rename a=b,b=c; dedup b,c max 1000000",
     );
     check_params(
         params(
             json!({ "select": ["customer"], "rename": ["customer.name=name"], "group_by": "customer.city" }),
         ),
-        "json_lines -> json_lines; select customer; rename customer.name=name; group [customer.city] count=count max 100000",
+        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; select customer; rename customer.name=name; group [customer.city] count=count max 100000",
     );
     check_params(
         params(json!({ "aggregates": "sum:customer.spent" })),
-        "json_lines -> json_lines; group [] sum_customer_spent=sum:customer.spent max 100000",
+        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; group [] sum_customer_spent=sum:customer.spent max 100000",
     );
 }
 
@@ -116,7 +134,7 @@ fn invalid_params_name_the_param() {
     check_params(json!([1]), "error: params must be a JSON object, got an array");
     check_params(
         params(json!({ "fitler": "a" })),
-        "error: unknown param `fitler`; the known params are input, output, format, output_format, filter, select, \
+        "error: unknown param `fitler`; the known params are input, output, dead_letters, format, filter, select, \
          rename, dedup_key, dedup_max_keys, group_by, aggregates, max_groups",
     );
     check_params(json!({ "output": "out.csv" }), "error: input: missing; set it to a file path");
@@ -133,8 +151,12 @@ fn invalid_params_name_the_param() {
     );
     check_params(params(json!({ "format": "xml" })), "error: format: must be json_lines or csv, got \"xml\"");
     check_params(
-        params(json!({ "output_format": 1 })),
-        "error: output_format: must be json_lines or csv, got a number",
+        params(json!({ "dead_letters": 1 })),
+        "error: dead_letters: must be a file path string, got a number",
+    );
+    check_params(
+        params(json!({ "dead_letters": "in.jsonl" })),
+        "error: dead_letters: must differ from input and output",
     );
     check_params(params(json!({ "filter": 5 })), "error: filter: must be a string, got a number");
     check_params(
