@@ -6,7 +6,11 @@
 //!
 //! Most kinds read records from a file and write records to another: [`records`] is the standard,
 //! resumable chunk model they share (a [`records::RecordJob`] run by a [`records::ChunkRunner`]).
+//!
+//! [`batch_process`] holds the generic kind's logic: a filter language over JSON records, projection,
+//! de-duplication and exact group-by aggregates, with a seeded data generator.
 
+pub mod batch_process;
 mod kind;
 pub mod records;
 pub mod train;
