@@ -203,7 +203,7 @@ impl UpdateTaskStatusRequest {
     }
 }
 
-/// List tasks, filtered by status and type, oldest first, a page at a time.
+/// List tasks, filtered by status and type, newest first (as the issue and the stores order them), a page at a time.
 ///
 /// In JSON every field may be omitted: no filter, `limit` 50, `offset` 0.
 ///
@@ -278,7 +278,7 @@ impl Default for ListTasksRequest {
 /// A page of tasks and the number of tasks matching the filters across all pages.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListTasksResponse {
-    /// The page, oldest first.
+    /// The page, newest first.
     pub tasks: Vec<BatchTask>,
     /// Matching tasks in all pages.
     pub total: u64,
