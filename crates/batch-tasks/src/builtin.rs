@@ -16,6 +16,9 @@ use crate::youzan::YouzanOrderKind;
 /// ```
 pub fn builtin_registry() -> Registry {
     let mut registry = Registry::new();
-    registry.register(TrainKind::new()).register(YouzanOrderKind::default()).register(BatchProcessKind::default());
+    registry
+        .register(TrainKind::new())
+        .register(YouzanOrderKind::default())
+        .register(BatchProcessKind::default());
     registry
 }

@@ -37,8 +37,9 @@ async fn run(dir: &Path) -> Result<Finished, Box<dyn Error>> {
         "epochs": 5,
         "seed": 1,
     });
-    let created =
-        manager.create_task(CreateTaskRequest::new(TaskType::Train).with_config(config).with_params(params)).await?;
+    let created = manager
+        .create_task(CreateTaskRequest::new(TaskType::Train).with_config(config).with_params(params))
+        .await?;
     println!("created task {} ({})", created.id, created.status);
 
     manager.process_task(&created.id).await?;
