@@ -40,6 +40,9 @@ pub(crate) struct DemoArgs {
     /// Where the data, the outputs and the store (DIR/batch.db) go.
     #[arg(long, value_name = "DIR", default_value = "pump-demo")]
     pub(crate) dir: PathBuf,
+    /// Scale the sample data (1 = 30,000 trades, a 20,000-row training set, 50,000 records).
+    #[arg(long, value_name = "F", default_value_t = 1.0)]
+    pub(crate) scale: f64,
     /// Print one JSON document with the three tasks at the end.
     #[arg(long)]
     pub(crate) json: bool,

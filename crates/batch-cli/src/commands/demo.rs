@@ -24,6 +24,13 @@ const TRAIN_ROWS: u64 = 20_000;
 const RECORDS: u64 = 50_000;
 
 pub(crate) async fn demo(args: DemoArgs, view: View) -> anyhow::Result<ExitCode> {
+    if !(args.scale > 0.0 && args.scale <= 100.0) {
+        return Err(crate::failure::configuration(format!(
+            "--scale must be greater than 0 and at most 100, got {}",
+            args.scale
+        )));
+    }
+    let scaled = |count: u64| ((count as f64 * args.scale).round() as u64).max(10);
     let dir = absolute(&args.dir)?;
     let data = dir.join("data");
     let out = dir.join("out");
@@ -40,9 +47,9 @@ pub(crate) async fn demo(args: DemoArgs, view: View) -> anyhow::Result<ExitCode>
         };
         write_sample(kind, &args, ratio)
     };
-    sample(GenKind::Youzan, TRADES, "trades.jsonl", 0.05)?;
-    sample(GenKind::Train, TRAIN_ROWS, "train.csv", 0.001)?;
-    sample(GenKind::Records, RECORDS, "records.jsonl", 0.02)?;
+    sample(GenKind::Youzan, scaled(TRADES), "trades.jsonl", 0.05)?;
+    sample(GenKind::Train, scaled(TRAIN_ROWS), "train.csv", 0.001)?;
+    sample(GenKind::Records, scaled(RECORDS), "records.jsonl", 0.02)?;
     let path = |folder: &Path, file: &str| folder.join(file);
 
     let requests = [
