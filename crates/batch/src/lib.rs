@@ -71,3 +71,8 @@ pub mod prelude {
         PipelineError, RetryPolicy, Sink, SinkExt, Source, SourceExt, flow, sink, source,
     };
 }
+
+/// The README's Rust examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
