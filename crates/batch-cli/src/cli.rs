@@ -140,7 +140,7 @@ pub(crate) struct TrainArgs {
     /// Where the model (JSON) is written.
     #[arg(long, value_name = "FILE")]
     pub(crate) model_out: PathBuf,
-    /// Where bad rows go (default: <model stem>.dead_letters.jsonl beside the model).
+    /// Where bad rows go (default: beside the model, MODEL.dead_letters.jsonl).
     #[arg(long, value_name = "FILE")]
     pub(crate) dead_letter: Option<PathBuf>,
     /// Passes over the training rows [default: 10].
@@ -170,7 +170,7 @@ pub(crate) struct YouzanArgs {
     /// Where enriched orders go (JSON lines).
     #[arg(long, value_name = "FILE")]
     pub(crate) output: PathBuf,
-    /// Where invalid records go, with their line numbers (default: <output stem>.dead_letters.jsonl).
+    /// Where invalid records go, with their line numbers (default: beside the output, OUTPUT.dead_letters.jsonl).
     #[arg(long, value_name = "FILE")]
     pub(crate) dead_letter: Option<PathBuf>,
     /// Category rules replacing the built-in table (categories.json shape).
@@ -191,7 +191,7 @@ pub(crate) struct BatchProcessArgs {
     /// Where kept rows go (JSON lines).
     #[arg(long, value_name = "FILE")]
     pub(crate) output: PathBuf,
-    /// Where rejected records go (default: <output stem>.dead.jsonl).
+    /// Where rejected records go (default: beside the output, OUTPUT.dead.jsonl).
     #[arg(long, value_name = "FILE")]
     pub(crate) dead_letter: Option<PathBuf>,
     /// Keep records matching this expression, e.g. `amount >= 100 && region == "华东"`.

@@ -44,7 +44,7 @@
 /// The stream library: sources, flows, sinks, pipelines ([`pump_core`]).
 pub use pump_core as core;
 
-/// The stream library under its own name (the same as [`core`](crate::core)).
+/// The stream library under its own name (the same as [`core`]).
 pub use pump_core as pump;
 
 /// The data model: tasks, configs, statuses, progress, metrics, error codes ([`batch_model`]).
