@@ -3,6 +3,7 @@
 //! A task kind turns a task's params, config and last checkpoint into a real pipeline over real data
 //! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
+//! [`builtin_registry`] holds the three built-in kinds.
 //!
 //! Most kinds read records from a file and write records to another: [`records`] is the standard,
 //! resumable chunk model they share (a [`records::RecordJob`] run by a [`records::ChunkRunner`]).
@@ -11,9 +12,11 @@
 //! de-duplication and exact group-by aggregates, with a seeded data generator.
 
 pub mod batch_process;
+mod builtin;
 mod kind;
 pub mod records;
 pub mod train;
 pub mod youzan;
 
+pub use builtin::builtin_registry;
 pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};

@@ -70,7 +70,7 @@ impl<S: Stream> Stream for SourceStage<S> {
         if *this.done {
             return Poll::Ready(None);
         }
-        if *this.since_control % COOP_INTERVAL == 0 {
+        if (*this.since_control).is_multiple_of(COOP_INTERVAL) {
             // The count is published here, every 32 elements and at every stop, rather than per element:
             // a per-element store to a shared counter makes a loop-carried dependency through memory.
             this.probe.publish_in_out(*this.produced);
