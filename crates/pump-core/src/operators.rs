@@ -306,8 +306,9 @@ macro_rules! operator_methods {
 
         /// Runs CPU-heavy `f` on tokio's blocking pool, `parallelism` chunks at once, keeping order.
         ///
-        /// Elements that are ready together are sent to a worker as one chunk (up to 256), so the
-        /// cost of a thread hand-off is shared by many elements.
+        /// Elements that are ready together are sent to a worker as one chunk, sized to carry about
+        /// 4 ms of work (at most 8192 elements), so the cost of a thread hand-off is shared by many
+        /// elements.
         ///
         /// ```
         /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
