@@ -46,37 +46,44 @@ impl StageMetrics {
     }
 
     /// Counts one element that failed (whatever the policy then did with it).
+    #[inline]
     pub fn record_error(&self) {
         self.errors.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts `n` elements the stage dropped (resumed past, filtered by an overflow strategy, ...).
+    #[inline]
     pub fn record_dropped(&self, n: u64) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Counts one retry attempt.
+    #[inline]
     pub fn record_retry(&self) {
         self.retried.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one restart of a source or flow section.
+    #[inline]
     pub fn record_restart(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds busy time.
+    #[inline]
     pub fn record_busy(&self, elapsed: Duration) {
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// Sets the current depth of the stage's buffer (elements held, or futures in flight).
+    #[inline]
     pub fn set_buffer_depth(&self, depth: usize) {
         self.buffer_depth.store(depth as u64, Ordering::Relaxed);
     }
 
     /// Sets the capacity of the stage's buffer.
+    #[inline]
     pub fn set_buffer_capacity(&self, capacity: usize) {
         self.buffer_capacity.store(capacity as u64, Ordering::Relaxed);
     }

@@ -209,10 +209,16 @@ impl<S: Stream, W: WindowState<S::Item>> Stream for WindowStream<S, W> {
         }
         loop {
             if let Some(window) = this.outputs.queue.pop_front() {
+                // Gauges and drop counts are published when the stage hands something out or waits,
+                // not per element (a store per element would cost as much as the windowing).
+                this.outputs.publish_dropped(this.probe);
+                this.probe.metrics().set_buffer_depth(this.state.held());
                 this.probe.record_out();
                 return Poll::Ready(Some(window));
             }
             if *this.upstream_done {
+                this.outputs.publish_dropped(this.probe);
+                this.probe.metrics().set_buffer_depth(this.state.held());
                 return Poll::Ready(None);
             }
             match this.upstream.as_mut().poll_next(cx) {
@@ -228,6 +234,8 @@ impl<S: Stream, W: WindowState<S::Item>> Stream for WindowStream<S, W> {
                     this.state.flush(this.outputs);
                 }
                 Poll::Pending => {
+                    this.outputs.publish_dropped(this.probe);
+                    this.probe.metrics().set_buffer_depth(this.state.held());
                     if !W::USES_CLOCK {
                         return Poll::Pending;
                     }
@@ -245,8 +253,6 @@ impl<S: Stream, W: WindowState<S::Item>> Stream for WindowStream<S, W> {
                     );
                 }
             }
-            this.outputs.publish_dropped(this.probe);
-            this.probe.metrics().set_buffer_depth(this.state.held());
         }
     }
 }
