@@ -8,7 +8,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `dedup_by_key` flow. Built by `dedup_by_key` on sources and flows.
@@ -38,7 +38,7 @@ pin_project! {
         upstream: S,
         key: F,
         last: Option<K>,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -86,6 +86,11 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        DedupByKeyStream { upstream, key: self.key, last: None, probe: ctx.register("dedup_by_key").probe() }
+        DedupByKeyStream {
+            upstream,
+            key: self.key,
+            last: None,
+            probe: DeferredProbe::new(ctx.register("dedup_by_key").metrics().clone()),
+        }
     }
 }

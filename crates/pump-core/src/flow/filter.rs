@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `filter` flow. Built by `filter` on sources and flows.
@@ -36,7 +36,7 @@ pin_project! {
         #[pin]
         upstream: S,
         predicate: P,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -83,6 +83,10 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        FilterStream { upstream, predicate: self.predicate, probe: ctx.register("filter").probe() }
+        FilterStream {
+            upstream,
+            predicate: self.predicate,
+            probe: DeferredProbe::new(ctx.register("filter").metrics().clone()),
+        }
     }
 }

@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `filter_map` flow. Built by `filter_map` on sources and flows.
@@ -36,7 +36,7 @@ pin_project! {
         #[pin]
         upstream: S,
         f: F,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -83,6 +83,10 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        FilterMapStream { upstream, f: self.f, probe: ctx.register("filter_map").probe() }
+        FilterMapStream {
+            upstream,
+            f: self.f,
+            probe: DeferredProbe::new(ctx.register("filter_map").metrics().clone()),
+        }
     }
 }

@@ -8,7 +8,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `flat_map` flow. Built by `flat_map` on sources and flows.
@@ -38,7 +38,7 @@ pin_project! {
         upstream: S,
         f: F,
         current: Option<I>,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -89,6 +89,11 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        FlatMapStream { upstream, f: self.f, current: None, probe: ctx.register("flat_map").probe() }
+        FlatMapStream {
+            upstream,
+            f: self.f,
+            current: None,
+            probe: DeferredProbe::new(ctx.register("flat_map").metrics().clone()),
+        }
     }
 }

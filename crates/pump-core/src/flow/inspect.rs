@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `inspect` flow. Built by `inspect` on sources and flows.
@@ -36,7 +36,7 @@ pin_project! {
         #[pin]
         upstream: S,
         f: F,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -80,7 +80,7 @@ where
         InspectStream {
             upstream,
             f: self.f,
-            probe: StageProbe::one_to_one(ctx.register("inspect").metrics().clone()),
+            probe: DeferredProbe::one_to_one(ctx.register("inspect").metrics().clone()),
         }
     }
 }

@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `scan` flow. Built by `scan` on sources and flows.
@@ -38,7 +38,7 @@ pin_project! {
         state: St,
         f: F,
         done: bool,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -94,7 +94,7 @@ where
             state: self.state,
             f: self.f,
             done: false,
-            probe: ctx.register("scan").probe(),
+            probe: DeferredProbe::new(ctx.register("scan").metrics().clone()),
         }
     }
 }

@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `skip` flow. Built by `skip` on sources and flows.
@@ -30,7 +30,7 @@ pin_project! {
         #[pin]
         upstream: S,
         remaining: u64,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -66,6 +66,10 @@ impl<In: Send + 'static> Flow<In> for Skip {
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        SkipStream { upstream, remaining: self.n, probe: ctx.register("skip").probe() }
+        SkipStream {
+            upstream,
+            remaining: self.n,
+            probe: DeferredProbe::new(ctx.register("skip").metrics().clone()),
+        }
     }
 }

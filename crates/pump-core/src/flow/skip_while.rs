@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `skip_while` flow. Built by `skip_while` on sources and flows.
@@ -37,7 +37,7 @@ pin_project! {
         upstream: S,
         predicate: P,
         skipping: bool,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -86,7 +86,7 @@ where
             upstream,
             predicate: self.predicate,
             skipping: true,
-            probe: ctx.register("skip_while").probe(),
+            probe: DeferredProbe::new(ctx.register("skip_while").metrics().clone()),
         }
     }
 }

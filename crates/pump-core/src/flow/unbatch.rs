@@ -7,7 +7,7 @@ use futures::Stream;
 use pin_project_lite::pin_project;
 
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::DeferredProbe;
 use crate::stage::StageContext;
 
 /// The `unbatch` flow. Built by `unbatch` on sources and flows.
@@ -28,7 +28,7 @@ pin_project! {
         #[pin]
         upstream: S,
         current: Option<I>,
-        probe: StageProbe,
+        probe: DeferredProbe,
     }
 }
 
@@ -76,6 +76,10 @@ where
     where
         S: Stream<Item = In> + Send + 'static,
     {
-        UnbatchStream { upstream, current: None, probe: ctx.register("unbatch").probe() }
+        UnbatchStream {
+            upstream,
+            current: None,
+            probe: DeferredProbe::new(ctx.register("unbatch").metrics().clone()),
+        }
     }
 }

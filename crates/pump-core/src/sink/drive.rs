@@ -8,7 +8,7 @@ use futures::Stream;
 use futures::future::poll_fn;
 
 use crate::error::PipelineError;
-use crate::metrics::StageProbe;
+use crate::metrics::{DeferredProbe, StageProbe};
 
 /// Pulls `input` to its end, counting each element on `probe` and applying `on_item` to a state, then
 /// turns the state into the result.
@@ -19,7 +19,7 @@ use crate::metrics::StageProbe;
 /// and is parked only when upstream is pending.
 pub(crate) fn drive<S, St, R>(
     input: S,
-    mut probe: StageProbe,
+    probe: StageProbe,
     state: St,
     mut on_item: impl FnMut(&mut St, S::Item) + Send + 'static,
     finish: impl FnOnce(St) -> R + Send + 'static,
@@ -29,6 +29,7 @@ where
     St: Send + 'static,
     R: Send + 'static,
 {
+    let mut probe = DeferredProbe::new(probe.metrics().clone());
     let mut input = Box::pin(input);
     let mut parked = Some((state, finish));
     poll_fn(move |cx| {
