@@ -1,10 +1,11 @@
 //! Per-stage counters, readable while a pipeline runs.
 //!
 //! Each stage owns one [`StageMetrics`]. Counters that change per element (`in`, `out`) are written by
-//! exactly one task, so the stage keeps a plain local count and publishes it with a relaxed *store* (a
-//! plain move on common hardware) instead of an atomic read-modify-write: metrics cost next to nothing
-//! in a fused pipeline. Rare events (errors, drops, retries) use `fetch_add` because they may be
-//! recorded from several futures of one stage.
+//! exactly one task, so they are never updated with a locked read-modify-write. Fused synchronous
+//! stages count in plain fields ([`DeferredProbe`]) and publish when they wait or end, so a fused loop
+//! keeps its counts in registers; other stages publish per element with a relaxed load and store
+//! ([`StageProbe`]). Rare events (errors, drops, retries) use `fetch_add` because they may be recorded
+//! from several futures of one stage.
 //!
 //! Busy time is measured per task (a fused segment, an async boundary's upstream, a blocking worker)
 //! and per async user future, not per fused synchronous stage: reading the clock around each element of
