@@ -129,9 +129,9 @@ impl StageProbe {
         StageProbe { shared }
     }
 
-    /// A probe for a stage that passes on exactly what it takes (a source, `map`, `inspect`): it
-    /// counts each element once, with [`record_in_out`](Self::record_in_out), and its snapshot reports
-    /// the count as both `in` and `out`, halving the cost of counting.
+    /// A probe for a stage that passes on exactly what it takes (the sources): it counts each element
+    /// once, with [`publish_in_out`](Self::publish_in_out), and its snapshot reports the count as both
+    /// `in` and `out`.
     pub fn one_to_one(shared: Arc<StageMetrics>) -> Self {
         shared.one_to_one.store(true, Ordering::Relaxed);
         StageProbe::new(shared)
@@ -142,8 +142,8 @@ impl StageProbe {
         &self.shared
     }
 
-    /// Nothing is held back in this implementation; kept so that stages can mark the points where
-    /// they wait (their counts must be exact there).
+    /// Nothing to do: this probe publishes every count at once. It exists so that
+    /// `ready_or_publish!` serves stages with either kind of probe.
     #[inline]
     pub fn publish(&mut self) {}
 
@@ -151,12 +151,6 @@ impl StageProbe {
     #[inline]
     pub fn publish_in_out(&mut self, total: u64) {
         self.shared.elements_in.store(total, Ordering::Relaxed);
-    }
-
-    /// Counts one element taken from upstream and passed downstream (one-to-one stages).
-    #[inline]
-    pub fn record_in_out(&mut self) {
-        bump(&self.shared.elements_in, 1);
     }
 
     /// Counts one element taken from upstream.

@@ -47,11 +47,11 @@ impl<T: Send + 'static> Sink<T> for Collect<T> {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let probe = ctx.register("collect").probe();
+        let metrics = ctx.register("collect").metrics().clone();
         let items = Vec::with_capacity(input.size_hint().0);
         drive(
             input,
-            probe,
+            metrics,
             items,
             |items, item| {
                 items.push(item);

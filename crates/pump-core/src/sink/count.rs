@@ -38,10 +38,10 @@ impl<T: Send + 'static> Sink<T> for Count {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let probe = ctx.register("count").probe();
+        let metrics = ctx.register("count").metrics().clone();
         drive(
             input,
-            probe,
+            metrics,
             0u64,
             |n, _item| {
                 *n += 1;

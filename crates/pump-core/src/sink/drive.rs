@@ -2,15 +2,16 @@
 //! in locals while elements are ready.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::task::Poll;
 
 use futures::Stream;
 use futures::future::poll_fn;
 
 use crate::error::PipelineError;
-use crate::metrics::{DeferredProbe, StageProbe};
+use crate::metrics::{DeferredProbe, StageMetrics};
 
-/// Pulls `input` to its end, counting each element on `probe` and applying `on_item` to a state, then
+/// Pulls `input` to its end, counting each element in the stage `metrics` and applying `on_item` to a state, then
 /// turns the state into the result.
 ///
 /// Written as a hand-rolled poll loop rather than `while let Some(x) = input.next().await`: the
@@ -19,7 +20,7 @@ use crate::metrics::{DeferredProbe, StageProbe};
 /// and is parked only when upstream is pending.
 pub(crate) fn drive<S, St, R>(
     input: S,
-    probe: StageProbe,
+    metrics: Arc<StageMetrics>,
     state: St,
     mut on_item: impl FnMut(&mut St, S::Item) + Send + 'static,
     finish: impl FnOnce(St) -> R + Send + 'static,
@@ -29,7 +30,7 @@ where
     St: Send + 'static,
     R: Send + 'static,
 {
-    let mut probe = DeferredProbe::new(probe.metrics().clone());
+    let mut probe = DeferredProbe::new(metrics);
     let mut input = Box::pin(input);
     let mut parked = Some((state, finish));
     poll_fn(move |cx| {

@@ -54,12 +54,12 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let probe = ctx.register("fold").probe();
+        let metrics = ctx.register("fold").metrics().clone();
         let Fold { initial, mut f } = self;
         // The accumulator is moved through `f`; an `Option` lets `drive` hold it by `&mut`.
         drive(
             input,
-            probe,
+            metrics,
             Some(initial),
             move |accumulator: &mut Option<A>, item| {
                 *accumulator = accumulator.take().map(|value| f(value, item));

@@ -53,11 +53,11 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let probe = ctx.register("for_each").probe();
+        let metrics = ctx.register("for_each").metrics().clone();
         let mut f = self.f;
         drive(
             input,
-            probe,
+            metrics,
             (),
             move |(), item| {
                 f(item);

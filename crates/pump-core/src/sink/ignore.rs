@@ -39,7 +39,7 @@ impl<T: Send + 'static> Sink<T> for Ignore {
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let probe = ctx.register("ignore").probe();
-        drive(input, probe, (), |(), _item| {}, |()| ())
+        let metrics = ctx.register("ignore").metrics().clone();
+        drive(input, metrics, (), |(), _item| {}, |()| ())
     }
 }

@@ -2,10 +2,11 @@
 
 use std::future::Future;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 
 use crate::error::PipelineError;
 use crate::sink::Sink;
+use crate::sink::drive::drive;
 use crate::stage::StageContext;
 
 /// The `reduce` sink. Built by [`reduce`].
@@ -51,19 +52,19 @@ where
     where
         S: Stream<Item = T> + Send + 'static,
     {
-        let mut probe = ctx.register("reduce").probe();
+        let metrics = ctx.register("reduce").metrics().clone();
         let mut f = self.f;
-        async move {
-            let mut input = std::pin::pin!(input);
-            let mut accumulator: Option<T> = None;
-            while let Some(item) = input.next().await {
-                probe.record_in();
-                accumulator = Some(match accumulator {
+        drive(
+            input,
+            metrics,
+            None,
+            move |accumulator: &mut Option<T>, item| {
+                *accumulator = Some(match accumulator.take() {
                     Some(previous) => f(previous, item),
                     None => item,
                 });
-            }
-            Ok(accumulator)
-        }
+            },
+            |accumulator| accumulator,
+        )
     }
 }
