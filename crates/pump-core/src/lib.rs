@@ -25,7 +25,7 @@
 //!   ([`sink::SinkExt::into_futures_sink`]).
 //! - **Pull-based backpressure.** Nothing is produced before downstream polls for it. The only
 //!   places that hold elements ahead of demand are explicit and bounded: `map_async` (its
-//!   parallelism), `map_blocking` (parallelism × chunk), `batch` (the batch), `async_boundary`/`buffer`
+//!   parallelism), `map_blocking` (2 × parallelism chunks), `batch` (the batch), `async_boundary`/`buffer`
 //!   (capacity, with an [`OverflowStrategy`]), `delay` (its `max_in_flight`), `debounce` (one element),
 //!   windows (`max_elements` × `max_open_windows`), keyed state (`max_keys`), fan-out lanes (capacity
 //!   per consumer), file sources (three chunks of 256 records). Memory is bounded by those numbers,

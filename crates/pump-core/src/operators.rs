@@ -304,11 +304,13 @@ macro_rules! operator_methods {
             self.via($crate::flow::MapAsyncPartitioned::new(parallelism, key, f))
         }
 
-        /// Runs CPU-heavy `f` on tokio's blocking pool, `parallelism` chunks at once, keeping order.
+        /// Runs CPU-heavy `f` on `parallelism` worker threads from tokio's blocking pool, keeping order.
         ///
-        /// Elements that are ready together are sent to a worker as one chunk, sized to carry about
-        /// 4 ms of work (at most 8192 elements), so the cost of a thread hand-off is shared by many
-        /// elements.
+        /// Elements that are ready together are sent to the workers as one chunk, sized to carry
+        /// about 4 ms of work (at most 8192 elements), so the cost of a thread hand-off is shared by
+        /// many elements. Each worker has at most two chunks in flight (one running, one queued), so it
+        /// starts the next chunk without waiting for the pipeline's task. The workers live as long as
+        /// the stage and stop when it is dropped (end, failure or abort of the run).
         ///
         /// ```
         /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {

@@ -1,20 +1,20 @@
-//! `map_blocking`: CPU-heavy work on tokio's blocking pool, in order, amortised over chunks.
+//! `map_blocking`: CPU-heavy work on dedicated blocking threads, in order, amortised over chunks.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures::Stream;
-use futures::stream::FuturesOrdered;
 use pin_project_lite::pin_project;
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
-use crate::error::PipelineError;
+use crate::error::{PipelineError, panic_message};
 use crate::flow::Flow;
-use crate::metrics::StageProbe;
+use crate::metrics::{StageMetrics, StageProbe};
 use crate::stage::{Stage, StageContext, scope_token_blocking};
 
 /// The most elements handed to a worker at once (a bound on the stage's buffer).
@@ -23,10 +23,13 @@ const MAX_CHUNK: usize = 8192;
 /// The size of the first chunks, before the stage knows how long an element takes.
 const FIRST_CHUNK: usize = 64;
 
-/// How much work a chunk should carry. A hand-off to a blocking thread and back costs tens to a
-/// couple of hundred microseconds (thread wake-ups on both sides); chunks of about 4 ms of work keep
-/// that under a few percent, while staying small enough to spread the work evenly near the end.
+/// How much work a chunk should carry: enough that waking the pipeline's task to hand results back
+/// (tens to a couple of hundred microseconds on a virtual machine) is a few percent of it.
 const CHUNK_WORK_NANOS: u64 = 4_000_000;
+
+/// Chunks in flight per worker: one running and one queued, so a worker that finishes a chunk takes
+/// the next one at once, without waiting for the pipeline's task to wake up and dispatch.
+const CHUNKS_PER_WORKER: usize = 2;
 
 /// The `map_blocking` flow. Built by `map_blocking` on sources and flows.
 #[must_use = "flows do nothing unless run"]
@@ -47,18 +50,94 @@ impl<F> std::fmt::Debug for MapBlocking<F> {
     }
 }
 
+/// Chunks waiting for a worker, and whether the stage is gone.
+struct WorkQueue<T> {
+    chunks: VecDeque<(u64, Vec<T>)>,
+    closed: bool,
+}
+
+/// What the stage and its workers share.
+struct Work<T> {
+    queue: Mutex<WorkQueue<T>>,
+    available: Condvar,
+}
+
+impl<T> Work<T> {
+    fn push(&self, seq: u64, chunk: Vec<T>) {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).chunks.push_back((seq, chunk));
+        self.available.notify_one();
+    }
+
+    /// The next chunk, waiting for one; `None` once the stage is gone.
+    fn next(&self) -> Option<(u64, Vec<T>)> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if queue.closed {
+                return None;
+            }
+            if let Some(chunk) = queue.chunks.pop_front() {
+                return Some(chunk);
+            }
+            queue = self.available.wait(queue).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn close(&self) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.closed = true;
+        queue.chunks.clear();
+        drop(queue);
+        self.available.notify_all();
+    }
+}
+
+/// A chunk's outputs, or the panic that ended it, with the time it took.
+type Done<U> = (u64, Result<Vec<U>, String>, u64);
+
+/// The worker loop: take chunks until the stage is gone, send each chunk's outputs back.
+fn work<T, U, F>(
+    work: &Work<T>,
+    f: &F,
+    results: &mpsc::Sender<Done<U>>,
+    metrics: &StageMetrics,
+    stage: &Stage,
+) where
+    F: Fn(T) -> U,
+{
+    let _entered = stage.span().enter();
+    while let Some((seq, chunk)) = work.next() {
+        let started = Instant::now();
+        let token = stage.cancellation_token().clone();
+        let outputs = catch_unwind(AssertUnwindSafe(|| {
+            scope_token_blocking(token, || chunk.into_iter().map(f).collect::<Vec<U>>())
+        }))
+        .map_err(|payload| panic_message(payload.as_ref()));
+        let elapsed = started.elapsed();
+        metrics.record_busy(elapsed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        if results.blocking_send((seq, outputs, nanos)).is_err() {
+            return;
+        }
+    }
+}
+
 pin_project! {
-    /// The stream of the `map_blocking` flow: at most `parallelism` chunks in flight, each of at most
-    /// 8192 elements and sized to carry about 4 ms of work (64
-    /// elements until the first chunk has been timed); results in
-    /// flight, results in input order.
+    /// The stream of the `map_blocking` flow: `parallelism` worker threads, each with at most two
+    /// chunks in flight (one running, one queued), each chunk of at most 8192 elements and sized to
+    /// carry about 4 ms of work (64 elements until a chunk has been timed); results in input order.
+    /// Dropping the stream stops the workers after their current chunk.
     #[must_use = "streams do nothing unless polled"]
     pub struct MapBlockingStream<S: Stream, F, U> {
         #[pin]
         upstream: S,
         f: Arc<F>,
+        work: Arc<Work<S::Item>>,
+        results: mpsc::Receiver<Done<U>>,
+        results_sender: Option<mpsc::Sender<Done<U>>>,
+        reorder: BTreeMap<u64, Vec<U>>,
+        next_seq: u64,
+        next_out: u64,
         chunk: Vec<S::Item>,
-        in_flight: FuturesOrdered<JoinHandle<(Vec<U>, u64)>>,
         chunk_len: usize,
         ready: VecDeque<U>,
         parallelism: usize,
@@ -66,6 +145,38 @@ pin_project! {
         failed: bool,
         stage: Stage,
         probe: StageProbe,
+    }
+
+    impl<S: Stream, F, U> PinnedDrop for MapBlockingStream<S, F, U> {
+        fn drop(this: Pin<&mut Self>) {
+            this.work.close();
+        }
+    }
+}
+
+impl<S, F, U> MapBlockingStream<S, F, U>
+where
+    S: Stream,
+    S::Item: Send + 'static,
+    F: Fn(S::Item) -> U + Send + Sync + 'static,
+    U: Send + 'static,
+{
+    /// Starts the workers on the first dispatch (the stream may be built outside a runtime).
+    fn start_workers(
+        sender: &mut Option<mpsc::Sender<Done<U>>>,
+        work: &Arc<Work<S::Item>>,
+        f: &Arc<F>,
+        stage: &Stage,
+        parallelism: usize,
+    ) {
+        let Some(results) = sender.take() else {
+            return;
+        };
+        for _ in 0..parallelism {
+            let (work, f, results, stage) = (Arc::clone(work), Arc::clone(f), results.clone(), stage.clone());
+            let metrics = stage.metrics().clone();
+            tokio::task::spawn_blocking(move || self::work(&work, &*f, &results, &metrics, &stage));
+        }
     }
 }
 
@@ -88,8 +199,10 @@ where
             if *this.failed {
                 return Poll::Ready(None);
             }
-            // Gather what upstream has ready into one chunk, and dispatch while there is room.
-            while !*this.upstream_done && this.in_flight.len() < *this.parallelism {
+            let in_flight = (*this.next_seq - *this.next_out) as usize;
+            // Gather what upstream has ready into chunks, while workers have room.
+            let mut room = in_flight < *this.parallelism * CHUNKS_PER_WORKER;
+            while room && !*this.upstream_done {
                 let dispatch = match this.upstream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
                         this.probe.record_in();
@@ -104,26 +217,31 @@ where
                     Poll::Pending => true,
                 };
                 if dispatch {
+                    Self::start_workers(
+                        this.results_sender,
+                        this.work,
+                        this.f,
+                        this.stage,
+                        *this.parallelism,
+                    );
                     let chunk = std::mem::replace(this.chunk, Vec::with_capacity(*this.chunk_len));
-                    let f = Arc::clone(this.f);
-                    let metrics = this.stage.metrics().clone();
-                    let span = this.stage.span().clone();
-                    let token = this.stage.cancellation_token().clone();
-                    this.in_flight.push_back(tokio::task::spawn_blocking(move || {
-                        scope_token_blocking(token, || {
-                            let _entered = span.enter();
-                            let started = Instant::now();
-                            let out: Vec<U> = chunk.into_iter().map(|item| f(item)).collect();
-                            let elapsed = started.elapsed();
-                            metrics.record_busy(elapsed);
-                            (out, u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
-                        })
-                    }));
+                    this.work.push(*this.next_seq, chunk);
+                    *this.next_seq += 1;
+                    room =
+                        ((*this.next_seq - *this.next_out) as usize) < *this.parallelism * CHUNKS_PER_WORKER;
                 }
             }
-            this.stage.metrics().set_buffer_depth(this.in_flight.len());
-            match Pin::new(&mut *this.in_flight).poll_next(cx) {
-                Poll::Ready(Some(Ok((outputs, nanos)))) => {
+            this.stage.metrics().set_buffer_depth((*this.next_seq - *this.next_out) as usize);
+            if *this.next_out == *this.next_seq {
+                // Nothing in flight: done, or waiting on upstream (which registered our waker).
+                return if *this.upstream_done && this.chunk.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                };
+            }
+            match this.results.poll_recv(cx) {
+                Poll::Ready(Some((seq, Ok(outputs), nanos))) => {
                     // Size the next chunks to carry about CHUNK_WORK_NANOS of work each.
                     if let Some(per_item) = nanos.checked_div(outputs.len() as u64).filter(|n| *n > 0) {
                         let target = usize::try_from(CHUNK_WORK_NANOS / per_item).unwrap_or(MAX_CHUNK);
@@ -131,21 +249,24 @@ where
                     } else if !outputs.is_empty() {
                         *this.chunk_len = MAX_CHUNK;
                     }
-                    this.ready.extend(outputs);
+                    this.reorder.insert(seq, outputs);
+                    while let Some(outputs) = this.reorder.remove(this.next_out) {
+                        *this.next_out += 1;
+                        this.ready.extend(outputs);
+                    }
                 }
-                Poll::Ready(Some(Err(join_error))) => {
+                Poll::Ready(Some((_, Err(message), _))) => {
                     *this.failed = true;
-                    let error = match join_error.try_into_panic() {
-                        Ok(payload) => PipelineError::from_panic(this.stage.name(), payload.as_ref()),
-                        Err(join_error) => PipelineError::io(this.stage.name(), join_error),
-                    };
-                    this.stage.fail(error);
+                    this.stage.fail(PipelineError::Panicked { stage: this.stage.name(), message });
                     return Poll::Ready(None);
                 }
-                Poll::Ready(None) if *this.upstream_done && this.chunk.is_empty() => {
+                Poll::Ready(None) => {
+                    // Every worker is gone (the runtime is shutting down): fail rather than hang.
+                    *this.failed = true;
+                    this.stage.fail(PipelineError::io(this.stage.name(), "the blocking workers stopped"));
                     return Poll::Ready(None);
                 }
-                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+                Poll::Pending => return Poll::Pending,
             }
         }
     }
@@ -168,15 +289,25 @@ where
         S: Stream<Item = In> + Send + 'static,
     {
         let stage = ctx.register("map_blocking");
-        stage.metrics().set_buffer_capacity(self.parallelism.get() * MAX_CHUNK);
+        let parallelism = self.parallelism.get();
+        stage.metrics().set_buffer_capacity(parallelism * CHUNKS_PER_WORKER * MAX_CHUNK);
+        let (results_sender, results) = mpsc::channel(parallelism * CHUNKS_PER_WORKER + 1);
         MapBlockingStream {
             upstream,
             f: Arc::new(self.f),
+            work: Arc::new(Work {
+                queue: Mutex::new(WorkQueue { chunks: VecDeque::new(), closed: false }),
+                available: Condvar::new(),
+            }),
+            results,
+            results_sender: Some(results_sender),
+            reorder: BTreeMap::new(),
+            next_seq: 0,
+            next_out: 0,
             chunk: Vec::with_capacity(FIRST_CHUNK),
             chunk_len: FIRST_CHUNK,
-            in_flight: FuturesOrdered::new(),
             ready: VecDeque::new(),
-            parallelism: self.parallelism.get(),
+            parallelism,
             upstream_done: false,
             failed: false,
             probe: stage.probe(),

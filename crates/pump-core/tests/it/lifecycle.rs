@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use pump_core::prelude::*;
 use pump_core::{CancellationToken, RunHandle};
 use tokio::time::Instant;
@@ -108,6 +109,34 @@ async fn abort_of_a_fast_pipeline_is_never_reported_as_success() {
             tokio::time::timeout(Duration::from_secs(10), handle).await.expect("abort never ended the run");
         assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
     }
+}
+
+/// `map_blocking` keeps its worker threads for the whole run; an aborted run must release them, or
+/// dropping the runtime (which waits for blocking threads) would hang. Checked on a runtime of its
+/// own, dropped on a separate thread with a deadline.
+#[test]
+fn abort_releases_the_blocking_workers_so_the_runtime_can_shut_down() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let result = runtime.block_on(async {
+            // The source then stays silent, so the workers sit idle waiting for a chunk.
+            let input = futures::stream::iter(0u64..1000).chain(futures::stream::pending());
+            let handle = source::from_stream(input)
+                .map_blocking(nz(2), |x| (0..200u64).fold(x, |acc, i| acc.rotate_left(3) ^ i))
+                .to(sink::count())
+                .spawn();
+            while stage_of(&handle, "count").elements_in < 1000 {
+                tokio::task::yield_now().await;
+            }
+            handle.abort();
+            handle.await
+        });
+        drop(runtime);
+        let _ = done.send(result.map(|_| ()));
+    });
+    let result = finished.recv_timeout(Duration::from_secs(30)).expect("the runtime never shut down");
+    assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
 }
 
 /// The run's cancellation token is visible inside `map_async` futures through

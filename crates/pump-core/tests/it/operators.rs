@@ -221,6 +221,22 @@ proptest! {
         prop_assert_eq!(outcome.value, expected);
     }
 
+    /// Uneven work per element makes chunks finish out of order on the workers; the output order
+    /// must still be the input order.
+    #[test]
+    fn map_blocking_keeps_input_order_when_chunks_finish_out_of_order(
+        input in vec(0u32..64, 0..3000),
+        parallelism in 2usize..5,
+    ) {
+        fn uneven(x: u32) -> u64 {
+            (0..u64::from(x) * 200).fold(u64::from(x), |acc, i| acc.rotate_left(5) ^ i)
+        }
+        let expected: Vec<u64> = input.iter().map(|x| uneven(*x)).collect();
+        let outcome =
+            block_on(source::iter(input).map_blocking(nz(parallelism), uneven).to(sink::collect()).run()).unwrap();
+        prop_assert_eq!(outcome.value, expected);
+    }
+
     #[test]
     fn batch_of_a_ready_source_is_exactly_the_chunks(input in vec(any::<u32>(), 0..600), max_size in 1usize..40) {
         // A source that is always ready never lets the (long) timer fire: every batch but the last is full.
