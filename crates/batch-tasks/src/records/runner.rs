@@ -16,7 +16,7 @@ use pump_core::sink::{JsonLinesWriter, RecordWriter, WriteError};
 use pump_core::source::{FilePosition, text_lines};
 use pump_core::{CancellationToken, Graph, PipelineError, RunOutcome, Sink, Source, SourceExt as _};
 
-use super::attempt::{Outcome, Settled, first_attempt, settle_async, settle_blocking};
+use super::attempt::{Outcome, Settled, first_attempt, settle_async, settle_chunk};
 use super::config::{RetrySchedule, RunnerOptions};
 use super::dead_letter::DeadLetterRecord;
 use super::error::RunError;
@@ -114,19 +114,22 @@ impl ChunkRunner {
         let source = if job.keep_blank_lines() { source.keep_blank_lines() } else { source };
         let ended = match job.execution() {
             Execution::Blocking => {
+                // The first attempt settles a record on the worker unless a retry is due, so the
+                // async side handles whole chunks and touches single records only to retry them.
                 let first = {
-                    let job = Arc::clone(&job);
-                    let timeout = config.timeout;
-                    move |element| first_attempt(&*job, element, timeout)
+                    let (job, schedule) = (Arc::clone(&job), Arc::clone(&schedule));
+                    move |element| first_attempt(&*job, element, &schedule)
                 };
                 let settle = {
                     let job = Arc::clone(&job);
-                    move |attempted| settle_blocking(Arc::clone(&job), Arc::clone(&schedule), attempted)
+                    move |chunk| {
+                        settle_chunk(Arc::clone(&job), Arc::clone(&schedule), concurrency.get(), chunk)
+                    }
                 };
                 let graph = source
                     .map_blocking(concurrency, first)
-                    .map_async(concurrency, settle)
                     .batch(chunk_size, max_wait)
+                    .map_async(concurrency, settle)
                     .to(sink)
                     .named("records");
                 drive(graph, &token).await
@@ -291,7 +294,7 @@ fn count_file_lines(path: &Path) -> io::Result<u64> {
             break;
         }
         let bytes = &buffer[..read];
-        lines += bytes.iter().filter(|&&byte| byte == b'\n').count() as u64;
+        lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
         last = bytes[read - 1];
     }
     Ok(lines + u64::from(last != b'\n'))

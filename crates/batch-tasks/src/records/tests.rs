@@ -96,7 +96,7 @@ impl Summary<Doubled> for Totals {
 
 /// Doubles `amount`; skips zero amounts; rejects negative ones and lines that are not sales. With
 /// `fail_first`, the first attempts at each record fail (retryably); with `sleep_first`, the first
-/// attempts of an async job hang for that long.
+/// attempts hang for that long (an async job on a timer, a blocking one by blocking its thread).
 #[derive(Default)]
 struct Doubler {
     input: PathBuf,
@@ -162,7 +162,13 @@ impl RecordJob for Doubler {
     }
 
     fn process(&self, record: &Record<String>) -> Result<Option<Doubled>, ItemError> {
-        if self.count_attempt(record) <= self.fail_first {
+        let attempt = self.count_attempt(record);
+        if let Some((hanging, sleep)) = self.sleep_first
+            && attempt <= hanging
+        {
+            std::thread::sleep(sleep);
+        }
+        if attempt <= self.fail_first {
             return Err(ItemError::processing(format!("flaky failure at line {}", record.line)));
         }
         Doubler::double(record)
@@ -513,6 +519,42 @@ async fn an_attempt_past_the_timeout_is_a_timeout_error_and_is_retried() {
     let letters = dead_letters(&job.dead_letters);
     assert_eq!(letters[0].code, ErrorCode::TimeoutError);
     assert_eq!(letters[0].message, "the attempt took longer than the task's timeout of 1s");
+}
+
+/// A blocking attempt cannot be interrupted: one that returns after the timeout counts as a
+/// `TIMEOUT_ERROR` (measured on the coarse clock) and is retried; with no retries left the record is
+/// a dead letter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_attempt_that_returns_past_the_timeout_is_a_timeout_error() {
+    let timeout = Duration::from_millis(50);
+    let input = "{\"id\":1,\"amount\":5}\n{\"id\":2,\"amount\":6}\n";
+    let hanging_once = |dir: &Path| {
+        let mut doubler = Doubler::new(dir);
+        // Each record's first attempt blocks its thread for 300 ms, then succeeds.
+        doubler.sleep_first = Some((1, Duration::from_millis(300)));
+        std::fs::write(&doubler.input, input).unwrap();
+        Arc::new(doubler)
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let job = hanging_once(dir.path());
+    let retried = BatchConfig { max_retries: 1, timeout, concurrency: 2, ..config(5) };
+    let control = Arc::new(TestControl::default());
+    run_job(&job, &task(retried), None, &control).await.unwrap();
+    assert_eq!(read(&job.output), "{\"id\":1,\"doubled\":10}\n{\"id\":2,\"doubled\":12}\n");
+    assert!(dead_letters(&job.dead_letters).is_empty());
+    assert_eq!((job.attempts_at(1), job.attempts_at(2)), (2, 2));
+    assert_eq!(control.checkpoints().pop().unwrap().counters.retried, 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let job = hanging_once(dir.path());
+    let no_retries = BatchConfig { max_retries: 0, timeout, concurrency: 2, ..config(5) };
+    run_job(&job, &task(no_retries), None, &Arc::new(TestControl::default())).await.unwrap();
+    assert_eq!(read(&job.output), "");
+    let letters = dead_letters(&job.dead_letters);
+    assert_eq!(letters.iter().map(|letter| letter.line).collect::<Vec<_>>(), [1, 2]);
+    assert!(letters.iter().all(|letter| letter.code == ErrorCode::TimeoutError));
+    assert_eq!(letters[0].message, "the attempt took longer than the task's timeout of 50ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
