@@ -192,6 +192,25 @@ fn m1_overhead(c: &mut Criterion) {
             }
         })
     });
+    group.bench_function("bare_spawned", |b| {
+        b.to_async(&rt).iter(|| {
+            let (input, bare_output) = (input.clone(), bare_output.clone());
+            async move {
+                tokio::spawn(async move {
+                    let writer = JsonLinesWriter::create(&bare_output).unwrap();
+                    source::text_lines(&input)
+                        .map_blocking(nz(2), |record| record.ok().and_then(|record| total_order(&record.value).ok()))
+                        .filter_map(|total| total)
+                        .to(sink::write(writer))
+                        .run()
+                        .await
+                        .unwrap()
+                })
+                .await
+                .unwrap()
+            }
+        })
+    });
     group.bench_function("managed", |b| {
         b.to_async(&rt).iter(|| run_managed(&managed, &params, Durability::Process))
     });

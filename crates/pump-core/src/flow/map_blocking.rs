@@ -31,22 +31,56 @@ const CHUNK_WORK_NANOS: u64 = 4_000_000;
 /// the next one at once, without waiting for the pipeline's task to wake up and dispatch.
 const CHUNKS_PER_WORKER: usize = 2;
 
-/// The `map_blocking` flow. Built by `map_blocking` on sources and flows.
+/// The `map_blocking` flow. Built by `map_blocking` on sources and flows, or with
+/// [`MapBlocking::new`] and [`via`](crate::SourceExt::via) to tune it.
 #[must_use = "flows do nothing unless run"]
 pub struct MapBlocking<F> {
     parallelism: NonZeroUsize,
+    max_chunk: usize,
     f: F,
 }
 
 impl<F> MapBlocking<F> {
-    pub(crate) fn new(parallelism: NonZeroUsize, f: F) -> Self {
-        MapBlocking { parallelism, f }
+    /// Runs `f` on `parallelism` worker threads, as [`map_blocking`](crate::SourceExt::map_blocking)
+    /// does.
+    pub fn new(parallelism: NonZeroUsize, f: F) -> Self {
+        MapBlocking { parallelism, max_chunk: MAX_CHUNK, f }
+    }
+
+    /// Hands at most `max_chunk` elements to a worker at once (8192 by default). Chunks are sized to
+    /// carry about 4 ms of work; lower the cap when each element is itself large (a batch of
+    /// records, say), so that the elements in flight stay within a memory budget: at most
+    /// `2 × parallelism × max_chunk` of them are handed out at any time.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
+    /// use pump_core::flow::MapBlocking;
+    /// use pump_core::prelude::*;
+    /// use std::num::NonZeroUsize;
+    /// let parallelism = NonZeroUsize::new(2).unwrap();
+    /// let out = source::iter(0..10_000u64)
+    ///     .batch(NonZeroUsize::new(1000).unwrap(), std::time::Duration::from_millis(10))
+    ///     .via(MapBlocking::new(parallelism, |batch: Vec<u64>| batch.iter().sum::<u64>())
+    ///         .max_chunk(NonZeroUsize::new(4).unwrap()))
+    ///     .to(sink::fold(0u64, |total, sum| total + sum))
+    ///     .run()
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(out.value, (0..10_000u64).sum::<u64>());
+    /// # }
+    /// ```
+    pub fn max_chunk(mut self, max_chunk: NonZeroUsize) -> Self {
+        self.max_chunk = max_chunk.get();
+        self
     }
 }
 
 impl<F> std::fmt::Debug for MapBlocking<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MapBlocking").field("parallelism", &self.parallelism).finish()
+        f.debug_struct("MapBlocking")
+            .field("parallelism", &self.parallelism)
+            .field("max_chunk", &self.max_chunk)
+            .finish()
     }
 }
 
@@ -123,8 +157,9 @@ fn work<T, U, F>(
 
 pin_project! {
     /// The stream of the `map_blocking` flow: `parallelism` worker threads, each with at most two
-    /// chunks in flight (one running, one queued), each chunk of at most 8192 elements and sized to
-    /// carry about 4 ms of work (64 elements until a chunk has been timed); results in input order.
+    /// chunks in flight (one running, one queued), each chunk of at most `max_chunk` (8192) elements
+    /// and sized to carry about 4 ms of work (64 elements until a chunk has been timed); results in
+    /// input order.
     /// Dropping the stream stops the workers after their current chunk.
     #[must_use = "streams do nothing unless polled"]
     pub struct MapBlockingStream<S: Stream, F, U> {
@@ -139,6 +174,7 @@ pin_project! {
         next_out: u64,
         chunk: Vec<S::Item>,
         chunk_len: usize,
+        max_chunk: usize,
         ready: VecDeque<U>,
         parallelism: usize,
         upstream_done: bool,
@@ -244,10 +280,10 @@ where
                 Poll::Ready(Some((seq, Ok(outputs), nanos))) => {
                     // Size the next chunks to carry about CHUNK_WORK_NANOS of work each.
                     if let Some(per_item) = nanos.checked_div(outputs.len() as u64).filter(|n| *n > 0) {
-                        let target = usize::try_from(CHUNK_WORK_NANOS / per_item).unwrap_or(MAX_CHUNK);
-                        *this.chunk_len = target.clamp(1, MAX_CHUNK);
+                        let target = usize::try_from(CHUNK_WORK_NANOS / per_item).unwrap_or(*this.max_chunk);
+                        *this.chunk_len = target.clamp(1, *this.max_chunk);
                     } else if !outputs.is_empty() {
-                        *this.chunk_len = MAX_CHUNK;
+                        *this.chunk_len = *this.max_chunk;
                     }
                     this.reorder.insert(seq, outputs);
                     while let Some(outputs) = this.reorder.remove(this.next_out) {
@@ -290,7 +326,9 @@ where
     {
         let stage = ctx.register("map_blocking");
         let parallelism = self.parallelism.get();
-        stage.metrics().set_buffer_capacity(parallelism * CHUNKS_PER_WORKER * MAX_CHUNK);
+        let max_chunk = self.max_chunk;
+        let first_chunk = FIRST_CHUNK.min(max_chunk);
+        stage.metrics().set_buffer_capacity(parallelism * CHUNKS_PER_WORKER * max_chunk);
         let (results_sender, results) = mpsc::channel(parallelism * CHUNKS_PER_WORKER + 1);
         MapBlockingStream {
             upstream,
@@ -304,8 +342,9 @@ where
             reorder: BTreeMap::new(),
             next_seq: 0,
             next_out: 0,
-            chunk: Vec::with_capacity(FIRST_CHUNK),
-            chunk_len: FIRST_CHUNK,
+            chunk: Vec::with_capacity(first_chunk),
+            chunk_len: first_chunk,
+            max_chunk,
             ready: VecDeque::new(),
             parallelism,
             upstream_done: false,

@@ -526,3 +526,37 @@ proptest! {
         prop_assert_eq!(outcome.value, expected);
     }
 }
+
+/// `MapBlocking::max_chunk` bounds what the stage hands out: at most 2 × parallelism chunks of at
+/// most `max_chunk` elements are pulled and not yet processed, even when upstream is always ready
+/// and the work is cheap (which alone would make chunks of thousands).
+#[test]
+fn map_blocking_max_chunk_bounds_the_elements_in_flight() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let pulled = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let most_in_flight = Arc::new(AtomicU64::new(0));
+    let (counter, processed, most) = (Arc::clone(&pulled), Arc::clone(&done), Arc::clone(&most_in_flight));
+    let outcome = block_on(
+        source::iter(0..20_000u64)
+            .map(move |x| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                x
+            })
+            .via(
+                pump_core::flow::MapBlocking::new(nz(2), move |x: u64| {
+                    let in_flight = pulled.load(Ordering::SeqCst) - processed.fetch_add(1, Ordering::SeqCst);
+                    most.fetch_max(in_flight, Ordering::SeqCst);
+                    x + 1
+                })
+                .max_chunk(nz(5)),
+            )
+            .to(sink::fold(0u64, |sum, x| sum + x))
+            .run(),
+    )
+    .unwrap();
+    assert_eq!(outcome.value, (1..=20_000u64).sum::<u64>());
+    assert_eq!(done.load(Ordering::SeqCst), 20_000);
+    let most = most_in_flight.load(Ordering::SeqCst);
+    assert!((1..=2 * 2 * 5).contains(&most), "{most} elements in flight, bound 20");
+}
