@@ -1,8 +1,10 @@
-//! Shared workloads and baselines for the criterion benchmarks (`benches/`) and the memory probe
-//! (`src/bin/rss_10m.rs`).
+//! Shared workloads and baselines for the criterion benchmarks (`benches/`) and the memory and CPU
+//! probes (`src/bin/rss_10m.rs`, `src/bin/m1_cpu.rs`).
 //!
 //! Each workload exists once here, in every flavour a benchmark compares, so the flavours do the same
 //! work and a ratio between them means something.
+
+pub mod manager_workloads;
 
 use std::hint::black_box;
 

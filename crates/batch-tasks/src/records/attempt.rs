@@ -1,18 +1,18 @@
-//! Trying one record: the first attempt, retries with backoff, per-attempt timeouts, and the settled
-//! result that travels to the chunk writer with the record's position.
+//! Trying records: the first attempts of a chunk on a worker thread, retries with backoff,
+//! per-attempt timeouts, and the settled [`Chunk`] that travels to the chunk writer.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use pump_core::Ctx;
+use pump_core::sink::JsonLinesWriter;
 use pump_core::source::{FilePosition, Record, RecordError};
 
 use super::config::RetrySchedule;
 use super::job::{ItemError, RecordJob};
 
-/// A record after every attempt it gets, with the source position right after it (the context the
-/// chunk's checkpoint stores).
+/// A record of an async kind after every attempt it gets, with the source position right after it.
 pub(crate) type Settled<O> = Ctx<FilePosition, Item<O>>;
 
 /// What became of one input record.
@@ -44,14 +44,38 @@ pub(crate) enum Outcome<O> {
     },
 }
 
-/// A record after its first attempt on the blocking pool: settled already (the common case), or due
-/// for a retry.
+/// A chunk of records on its way to the writer, in input order.
 #[derive(Debug)]
-pub(crate) enum Attempted<O> {
-    /// No retry is due: the record's final result.
-    Settled(Settled<O>),
-    /// The first attempt failed with a retryable error and retries are allowed.
-    Retry { record: Record<String>, error: ItemError },
+pub(crate) struct Chunk<O> {
+    /// Each record's result.
+    pub(crate) items: Vec<Item<O>>,
+    /// The source position right after the chunk's last record: its checkpoint's position.
+    pub(crate) end: FilePosition,
+    /// The outputs as JSON lines, rendered on the worker thread, when every output of the chunk
+    /// rendered there (the writer then only copies bytes); `None` makes the writer render them.
+    pub(crate) rendered: Option<Vec<u8>>,
+    /// Records whose first attempt failed with a retryable error while retries are allowed; their
+    /// items hold a placeholder until [`settle_chunk`] replaces them.
+    pub(crate) retries: Vec<Retry>,
+}
+
+/// A record due for a retry.
+#[derive(Debug)]
+pub(crate) struct Retry {
+    /// Its place in the chunk's items.
+    index: usize,
+    record: Record<String>,
+    /// The error of the last attempt.
+    error: ItemError,
+}
+
+impl<O> Chunk<O> {
+    /// The chunk of an async kind's settled records (`None` for no records).
+    pub(crate) fn from_settled(settled: Vec<Settled<O>>) -> Option<Chunk<O>> {
+        let end = settled.last()?.context;
+        let items = settled.into_iter().map(|settled| settled.value).collect();
+        Some(Chunk { items, end, rendered: None, retries: Vec::new() })
+    }
 }
 
 /// The error of an attempt that took longer than `timeout`.
@@ -75,42 +99,75 @@ pub(crate) fn timed_process<J: RecordJob>(
     if Duration::from(started.elapsed()) > timeout { Err(timeout_error(timeout)) } else { result }
 }
 
-/// The first attempt at an element of the source, on the blocking pool: settled there unless a
-/// retry is due, so that a chunk without retries never needs the async retry path.
-pub(crate) fn first_attempt<J: RecordJob>(
+/// The first attempts at a batch of source elements, on a worker thread: each record is settled
+/// there unless a retry is due, and the outputs are rendered as JSON lines while the chunk is still
+/// in one thread's cache, so that the writer only copies bytes.
+pub(crate) fn attempt_chunk<J: RecordJob>(
     job: &J,
-    element: Result<Record<String>, RecordError>,
     schedule: &RetrySchedule,
-) -> Attempted<J::Output> {
-    let record = match element {
-        Err(error) => return Attempted::Settled(malformed(error)),
-        Ok(record) => record,
+    batch: Vec<Result<Record<String>, RecordError>>,
+) -> Chunk<J::Output> {
+    let end = match batch.last() {
+        Some(Ok(record)) => record.end,
+        Some(Err(error)) => error.end,
+        None => FilePosition::default(),
     };
-    match timed_process(job, &record, schedule.timeout) {
-        Err(error) if error.is_retryable() && schedule.max_retries > 0 => Attempted::Retry { record, error },
-        result => Attempted::Settled(settled(record, result, 0)),
+    let mut items = Vec::with_capacity(batch.len());
+    let mut retries = Vec::new();
+    // Outputs are usually about as long as their input lines: start there, to grow rarely.
+    let input_bytes: usize =
+        batch.iter().map(|element| element.as_ref().map_or(0, |record| record.value.len() + 1)).sum();
+    let mut rendered = Some(Vec::with_capacity(input_bytes));
+    for element in batch {
+        let record = match element {
+            Err(error) => {
+                items.push(malformed(error));
+                continue;
+            }
+            Ok(record) => record,
+        };
+        match timed_process(job, &record, schedule.timeout) {
+            Err(error) if error.is_retryable() && schedule.max_retries > 0 => {
+                // A retried output would land in the middle of the rendered lines: the writer renders.
+                rendered = None;
+                let placeholder =
+                    Item { line: record.line, offset: record.offset, retries: 0, outcome: Outcome::Skipped };
+                retries.push(Retry { index: items.len(), record, error });
+                items.push(placeholder);
+            }
+            result => {
+                let item = settled(record, result, 0);
+                if let (Some(lines), Outcome::Output(output)) = (&mut rendered, &item.outcome)
+                    && JsonLinesWriter::render(output, lines).is_err()
+                {
+                    // The writer meets the same error and reports it with the record's number.
+                    rendered = None;
+                }
+                items.push(item);
+            }
+        }
     }
+    Chunk { items, end, rendered, retries }
 }
 
 /// A line that could not be read as a record: a `VALIDATION_ERROR` dead letter.
-fn malformed<O>(error: RecordError) -> Settled<O> {
-    let item = Item {
+fn malformed<O>(error: RecordError) -> Item<O> {
+    Item {
         line: error.line,
         offset: error.offset,
         retries: 0,
         outcome: Outcome::Failed { error: ItemError::validation(error.reason), raw: error.raw },
-    };
-    Ctx::new(error.end, item)
+    }
 }
 
 /// The final result of `record` after `retries` retries.
-fn settled<O>(record: Record<String>, result: Result<Option<O>, ItemError>, retries: u32) -> Settled<O> {
+fn settled<O>(record: Record<String>, result: Result<Option<O>, ItemError>, retries: u32) -> Item<O> {
     let outcome = match result {
         Ok(Some(output)) => Outcome::Output(output),
         Ok(None) => Outcome::Skipped,
         Err(error) => Outcome::Failed { error, raw: record.value },
     };
-    Ctx::new(record.end, Item { line: record.line, offset: record.offset, retries, outcome })
+    Item { line: record.line, offset: record.offset, retries, outcome }
 }
 
 /// Whether a failed attempt gets another try after `retries` retries.
@@ -118,37 +175,31 @@ fn retry_due(result: &Result<impl Sized, ItemError>, retries: u32, schedule: &Re
     matches!(result, Err(error) if error.is_retryable() && retries < schedule.max_retries)
 }
 
-/// Settles a chunk of first attempts, in order: as it is when no record in it is due for a retry;
-/// otherwise its retries run on the blocking pool, at most `concurrency` at a time, each after its
+/// Settles a chunk after its first attempts: as it is when no record in it is due for a retry;
+/// otherwise the retries run on the blocking pool, at most `concurrency` at a time, each after its
 /// backoff, while its error is retryable and retries remain.
 pub(crate) async fn settle_chunk<J: RecordJob>(
     job: Arc<J>,
     schedule: Arc<RetrySchedule>,
     concurrency: usize,
-    chunk: Vec<Attempted<J::Output>>,
-) -> Vec<Settled<J::Output>> {
-    if chunk.iter().all(|attempted| matches!(attempted, Attempted::Settled(_))) {
-        return chunk
-            .into_iter()
-            .filter_map(|attempted| match attempted {
-                Attempted::Settled(settled) => Some(settled),
-                Attempted::Retry { .. } => None,
-            })
-            .collect();
+    mut chunk: Chunk<J::Output>,
+) -> Chunk<J::Output> {
+    if chunk.retries.is_empty() {
+        return chunk;
     }
-    futures::stream::iter(chunk)
-        .map(|attempted| {
+    let retries = std::mem::take(&mut chunk.retries);
+    let mut settled = futures::stream::iter(retries)
+        .map(|retry| {
             let (job, schedule) = (Arc::clone(&job), Arc::clone(&schedule));
-            async move {
-                match attempted {
-                    Attempted::Settled(settled) => settled,
-                    Attempted::Retry { record, error } => retry_blocking(job, schedule, record, error).await,
-                }
-            }
+            async move { (retry.index, retry_blocking(job, schedule, retry.record, retry.error).await) }
         })
-        .buffered(concurrency.max(1))
-        .collect()
-        .await
+        .buffer_unordered(concurrency.max(1));
+    while let Some((index, item)) = settled.next().await {
+        if let Some(slot) = chunk.items.get_mut(index) {
+            *slot = item;
+        }
+    }
+    chunk
 }
 
 /// Retries a record whose first attempt failed with `error` on the blocking pool, after each
@@ -158,7 +209,7 @@ async fn retry_blocking<J: RecordJob>(
     schedule: Arc<RetrySchedule>,
     mut record: Record<String>,
     error: ItemError,
-) -> Settled<J::Output> {
+) -> Item<J::Output> {
     let mut result = Err(error);
     let mut retries = 0;
     while retry_due(&result, retries, &schedule) {
@@ -195,7 +246,10 @@ pub(crate) async fn settle_async<J: RecordJob>(
     element: Result<Record<String>, RecordError>,
 ) -> Settled<J::Output> {
     let record = match element {
-        Err(error) => return malformed(error),
+        Err(error) => {
+            let end = error.end;
+            return Ctx::new(end, malformed(error));
+        }
         Ok(record) => record,
     };
     let mut retries = 0;
@@ -205,7 +259,8 @@ pub(crate) async fn settle_async<J: RecordJob>(
             Err(_elapsed) => Err(timeout_error(schedule.timeout)),
         };
         if !retry_due(&result, retries, &schedule) {
-            return settled(record, result, retries);
+            let end = record.end;
+            return Ctx::new(end, settled(record, result, retries));
         }
         retries += 1;
         tokio::time::sleep(schedule.backoff(record.offset, retries)).await;

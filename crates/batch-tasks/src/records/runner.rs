@@ -12,11 +12,12 @@ use batch_model::{Counters, Durability, Progress, TaskError};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt as _};
 use pump_core::StageContext;
+use pump_core::flow::MapBlocking;
 use pump_core::sink::{JsonLinesWriter, RecordWriter, WriteError};
 use pump_core::source::{FilePosition, text_lines};
 use pump_core::{CancellationToken, Graph, PipelineError, RunOutcome, Sink, Source, SourceExt as _};
 
-use super::attempt::{Outcome, Settled, first_attempt, settle_async, settle_chunk};
+use super::attempt::{Chunk, Outcome, attempt_chunk, settle_async, settle_chunk};
 use super::config::{RetrySchedule, RunnerOptions};
 use super::dead_letter::DeadLetterRecord;
 use super::error::RunError;
@@ -114,11 +115,14 @@ impl ChunkRunner {
         let source = if job.keep_blank_lines() { source.keep_blank_lines() } else { source };
         let ended = match job.execution() {
             Execution::Blocking => {
-                // The first attempt settles a record on the worker unless a retry is due, so the
-                // async side handles whole chunks and touches single records only to retry them.
-                let first = {
+                // Records are cut into chunks first, so each hand-off to a worker thread carries whole
+                // chunks: the worker attempts every record, settles those that need no retry and
+                // renders their outputs, and this task only moves chunks. About 8192 records per
+                // hand-off at most, as for a plain `map_blocking`.
+                let per_hand_off = non_zero(u32::try_from(HAND_OFF_RECORDS / chunk_size.get()).unwrap_or(1));
+                let attempt = {
                     let (job, schedule) = (Arc::clone(&job), Arc::clone(&schedule));
-                    move |element| first_attempt(&*job, element, &schedule)
+                    move |batch| attempt_chunk(&*job, &schedule, batch)
                 };
                 let settle = {
                     let job = Arc::clone(&job);
@@ -127,8 +131,8 @@ impl ChunkRunner {
                     }
                 };
                 let graph = source
-                    .map_blocking(concurrency, first)
                     .batch(chunk_size, max_wait)
+                    .via(MapBlocking::new(concurrency, attempt).max_chunk(per_hand_off))
                     .map_async(concurrency, settle)
                     .to(sink)
                     .named("records");
@@ -142,6 +146,7 @@ impl ChunkRunner {
                 let graph = source
                     .map_async(concurrency, settle)
                     .batch(chunk_size, max_wait)
+                    .filter_map(Chunk::from_settled)
                     .to(sink)
                     .named("records");
                 drive(graph, &token).await
@@ -169,6 +174,9 @@ impl ChunkRunner {
         }
     }
 }
+
+/// The most records a blocking kind hands to a worker thread at once (in whole chunks).
+const HAND_OFF_RECORDS: usize = 8192;
 
 /// `value` as a `NonZeroUsize`, 1 if it is 0 (validated configs never have a zero).
 fn non_zero(value: u32) -> NonZeroUsize {
@@ -337,23 +345,31 @@ impl<J: RecordJob> ChunkSink<J> {
     /// limit and the stop flag. `Some` ends the run.
     async fn commit_chunk(
         &mut self,
-        chunk: Vec<Settled<J::Output>>,
+        chunk: Chunk<J::Output>,
     ) -> Result<Option<SinkEnd<J::Summary>>, RunError> {
         if self.token.is_cancelled() {
             return Err(RunError::Aborted);
         }
-        let Some(end) = chunk.last().map(|settled| settled.context) else {
+        let Chunk { items, end, rendered, retries: _ } = chunk;
+        if items.is_empty() {
             return Ok(None);
-        };
+        }
+        if let Some(lines) = &rendered {
+            let outputs = items.iter().filter(|item| matches!(item.outcome, Outcome::Output(_))).count();
+            self.output
+                .write_rendered(lines, outputs as u64)
+                .map_err(|source| RunError::Write { file: "output", source })?;
+        }
         let failed_before = self.counters.failed;
-        for settled in chunk {
-            let item = settled.value;
+        for item in items {
             self.counters.retried += u64::from(item.retries);
             match item.outcome {
                 Outcome::Output(output) => {
-                    self.output
-                        .write(&output)
-                        .map_err(|source| RunError::Write { file: "output", source })?;
+                    if rendered.is_none() {
+                        self.output
+                            .write(&output)
+                            .map_err(|source| RunError::Write { file: "output", source })?;
+                    }
                     self.summary.add(&output);
                     self.counters.processed += 1;
                 }
@@ -421,7 +437,7 @@ fn position_json(position: FilePosition) -> serde_json::Value {
     serde_json::json!({ "offset": position.offset, "line": position.line })
 }
 
-impl<J: RecordJob> Sink<Vec<Settled<J::Output>>> for ChunkSink<J> {
+impl<J: RecordJob> Sink<Chunk<J::Output>> for ChunkSink<J> {
     type Output = SinkEnd<J::Summary>;
 
     fn consume<S>(
@@ -430,14 +446,14 @@ impl<J: RecordJob> Sink<Vec<Settled<J::Output>>> for ChunkSink<J> {
         ctx: &StageContext,
     ) -> impl Future<Output = Result<SinkEnd<J::Summary>, PipelineError>> + Send + 'static
     where
-        S: Stream<Item = Vec<Settled<J::Output>>> + Send + 'static,
+        S: Stream<Item = Chunk<J::Output>> + Send + 'static,
     {
         let stage = ctx.register("records_chunks");
         let mut probe = stage.probe();
         async move {
             let mut input = std::pin::pin!(input);
             while let Some(chunk) = input.next().await {
-                probe.record_in_n(chunk.len() as u64);
+                probe.record_in_n(chunk.items.len() as u64);
                 match self.commit_chunk(chunk).await {
                     Ok(None) => probe.record_out(),
                     Ok(Some(end)) => return Ok(end),

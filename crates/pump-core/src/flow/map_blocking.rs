@@ -228,15 +228,13 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<U>> {
         let mut this = self.project();
         loop {
-            if let Some(out) = this.ready.pop_front() {
-                this.probe.record_out();
-                return Poll::Ready(Some(out));
-            }
             if *this.failed {
                 return Poll::Ready(None);
             }
             let in_flight = (*this.next_seq - *this.next_out) as usize;
-            // Gather what upstream has ready into chunks, while workers have room.
+            // Gather what upstream has ready into chunks, while workers have room: also while
+            // finished outputs wait to be taken, so that the workers keep going while a slow
+            // consumer takes them.
             let mut room = in_flight < *this.parallelism * CHUNKS_PER_WORKER;
             while room && !*this.upstream_done {
                 let dispatch = match this.upstream.as_mut().poll_next(cx) {
@@ -268,6 +266,10 @@ where
                 }
             }
             this.stage.metrics().set_buffer_depth((*this.next_seq - *this.next_out) as usize);
+            if let Some(out) = this.ready.pop_front() {
+                this.probe.record_out();
+                return Poll::Ready(Some(out));
+            }
             if *this.next_out == *this.next_seq {
                 // Nothing in flight: done, or waiting on upstream (which registered our waker).
                 return if *this.upstream_done && this.chunk.is_empty() {

@@ -268,6 +268,48 @@ impl<T: Serialize + 'static> JsonLinesWriter<T> {
         JsonLinesWriter { output, records: 0, line: Vec::new(), marker: PhantomData }
     }
 
+    /// Renders `record` as one JSON line, `\n` included, at the end of `buffer`: the bytes
+    /// [`write`](RecordWriter::write) would write. On failure `buffer` is left as it was.
+    ///
+    /// With [`write_rendered`](JsonLinesWriter::write_rendered), this lets worker threads do the
+    /// serialization while one writer appends the lines in order.
+    ///
+    /// ```
+    /// use pump_core::sink::{JsonLinesWriter, RecordWriter};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("out.jsonl");
+    /// // Rendered elsewhere (a worker thread, say)...
+    /// let mut lines = Vec::new();
+    /// for id in [1, 2] {
+    ///     JsonLinesWriter::render(&serde_json::json!({"id": id}), &mut lines).unwrap();
+    /// }
+    /// // ...written in order by the file's one writer.
+    /// let mut writer = JsonLinesWriter::<serde_json::Value>::create(&path).unwrap();
+    /// writer.write_rendered(&lines, 2).unwrap();
+    /// assert_eq!(writer.flush().unwrap(), lines.len() as u64);
+    /// assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":1}\n{\"id\":2}\n");
+    /// ```
+    pub fn render(record: &T, buffer: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        let start = buffer.len();
+        match serde_json::to_writer(&mut *buffer, record) {
+            Ok(()) => {
+                buffer.push(b'\n');
+                Ok(())
+            }
+            Err(error) => {
+                buffer.truncate(start);
+                Err(error)
+            }
+        }
+    }
+
+    /// Appends `lines`: `records` complete JSON lines as [`render`](JsonLinesWriter::render) makes
+    /// them. The bytes are not checked; anything else breaks the file's format.
+    pub fn write_rendered(&mut self, lines: &[u8], records: u64) -> Result<(), WriteError> {
+        self.records += records;
+        self.output.write_all(lines)
+    }
+
     /// The file written to.
     ///
     /// ```
@@ -287,10 +329,9 @@ impl<T: Serialize + 'static> RecordWriter<T> for JsonLinesWriter<T> {
         self.records += 1;
         clear_buffer(&mut self.line);
         // Serialize into a buffer first, so that a record failing halfway leaves no partial line.
-        if let Err(error) = serde_json::to_writer(&mut self.line, record) {
+        if let Err(error) = Self::render(record, &mut self.line) {
             return Err(self.output.serialize_error(self.records, error.to_string()));
         }
-        self.line.push(b'\n');
         self.output.write_all(&self.line)
     }
 
