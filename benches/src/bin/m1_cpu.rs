@@ -61,6 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let bare_output = dir.join("bare.jsonl");
     measure("bare", &|| runtime.block_on(run_bare(&input, &bare_output)));
+    let (spawned_input, spawned_output) = (input.clone(), dir.join("spawned.jsonl"));
+    measure("spawned", &|| {
+        let (input, output) = (spawned_input.clone(), spawned_output.clone());
+        let _ = runtime.block_on(runtime.spawn(async move { run_bare(&input, &output).await }));
+    });
     measure("managed", &|| runtime.block_on(run_managed(&managed, &params, Durability::Process)));
     runtime.block_on(managed.shutdown());
     std::fs::remove_dir_all(&dir)?;

@@ -28,7 +28,7 @@
 //!   parallelism), `map_blocking` (2 × parallelism chunks), `batch` (the batch), `async_boundary`/`buffer`
 //!   (capacity, with an [`OverflowStrategy`]), `delay` (its `max_in_flight`), `debounce` (one element),
 //!   windows (`max_elements` × `max_open_windows`), keyed state (`max_keys`), fan-out lanes (capacity
-//!   per consumer), file sources (three chunks of 256 records). Memory is bounded by those numbers,
+//!   per consumer), file sources (three chunks of 1024 records). Memory is bounded by those numbers,
 //!   whatever the input.
 //! - **Fusion by default.** Synchronous operators are stream adapters polled by one task, so a chain
 //!   of them costs about what the hand-written loop costs. Concurrency is opt-in and explicit.

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::io::{self, Read as _};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
 use batch_model::{Counters, Durability, Progress, TaskError};
@@ -106,6 +107,7 @@ impl ChunkRunner {
             skip_limit: config.skip_limit,
             total: count_lines(job.input().to_owned()),
             started_at,
+            pending: None,
         };
         let schedule = Arc::new(RetrySchedule::new(&config, &self.options));
         let concurrency = non_zero(config.concurrency);
@@ -338,12 +340,22 @@ struct ChunkSink<J: RecordJob> {
     skip_limit: Option<u64>,
     total: Arc<OnceLock<u64>>,
     started_at: DateTime<Utc>,
+    /// The last checkpoint's commit, while the store works on it.
+    pending: Option<PendingCommit>,
 }
 
+/// A checkpoint commit in flight: its sequence and the store's answer.
+type PendingCommit = Pin<Box<dyn Future<Output = (u64, Result<(), TaskError>)> + Send>>;
+
 impl<J: RecordJob> ChunkSink<J> {
-    /// Writes one chunk, flushes (or syncs) both files, commits the checkpoint, then checks the skip
-    /// limit and the stop flag. `Some` ends the run.
-    async fn commit_chunk(
+    /// Writes one chunk, flushes (or syncs) both files, waits for the previous checkpoint's commit,
+    /// starts this one's, then checks the skip limit and the stop flag. `Some` ends the run.
+    ///
+    /// The commit is left in flight: the store works on it while the pipeline brings the next chunk
+    /// ([`consume`](Sink::consume) polls both), so a commit's round trip is not on the pipeline's
+    /// path. One commit at a time, in sequence order; a crash meanwhile is covered like any other
+    /// (the output may run ahead of the last committed checkpoint, and a resume truncates it).
+    async fn write_chunk(
         &mut self,
         chunk: Chunk<J::Output>,
     ) -> Result<Option<SinkEnd<J::Summary>>, RunError> {
@@ -401,20 +413,29 @@ impl<J: RecordJob> ChunkSink<J> {
             committed_at: Utc::now(),
         };
         let progress = progress_of(&self.counters, self.total.get().copied(), self.started_at);
-        self.control
-            .commit(checkpoint, progress)
-            .await
-            .map_err(|error| RunError::Commit { sequence: self.sequence, error })?;
-        tracing::trace!(sequence = self.sequence, position = %end, "chunk committed");
+        self.land_commit().await?;
+        let (control, sequence) = (Arc::clone(&self.control), self.sequence);
+        self.pending = Some(Box::pin(async move { (sequence, control.commit(checkpoint, progress).await) }));
+        tracing::trace!(sequence = self.sequence, position = %end, "chunk written, commit started");
         if let Some(limit) = self.skip_limit
             && self.counters.failed > limit
         {
+            self.land_commit().await?;
             return Err(RunError::SkipLimit { failed: self.counters.failed, limit });
         }
         if self.control.stop_requested() {
+            self.land_commit().await?;
             return Ok(Some(SinkEnd::Stopped));
         }
         Ok(None)
+    }
+
+    /// Waits for the commit in flight, if any.
+    async fn land_commit(&mut self) -> Result<(), RunError> {
+        match self.pending.take() {
+            Some(pending) => committed(pending.await),
+            None => Ok(()),
+        }
     }
 
     /// Hands both files' new bytes to the operating system (durability `process`) or to the disk
@@ -430,6 +451,11 @@ impl<J: RecordJob> ChunkSink<J> {
         .map_err(|source| RunError::Write { file: "dead-letter file", source })?;
         Ok(SinkPosition { output, dead_letters })
     }
+}
+
+/// A commit's answer as the run sees it.
+fn committed((sequence, result): (u64, Result<(), TaskError>)) -> Result<(), RunError> {
+    result.map_err(|error| RunError::Commit { sequence, error })
 }
 
 /// A source position as a checkpoint stores it: `{"offset": .., "line": ..}`.
@@ -452,13 +478,35 @@ impl<J: RecordJob> Sink<Chunk<J::Output>> for ChunkSink<J> {
         let mut probe = stage.probe();
         async move {
             let mut input = std::pin::pin!(input);
-            while let Some(chunk) = input.next().await {
+            loop {
+                // Drive the commit in flight while waiting for the next chunk.
+                let next = match self.pending.as_mut() {
+                    Some(pending) => tokio::select! {
+                        biased;
+                        answer = pending => {
+                            self.pending = None;
+                            if let Err(error) = committed(answer) {
+                                return Ok(SinkEnd::Failed(error));
+                            }
+                            if self.control.stop_requested() {
+                                return Ok(SinkEnd::Stopped);
+                            }
+                            continue;
+                        }
+                        next = input.next() => next,
+                    },
+                    None => input.next().await,
+                };
+                let Some(chunk) = next else { break };
                 probe.record_in_n(chunk.items.len() as u64);
-                match self.commit_chunk(chunk).await {
+                match self.write_chunk(chunk).await {
                     Ok(None) => probe.record_out(),
                     Ok(Some(end)) => return Ok(end),
                     Err(error) => return Ok(SinkEnd::Failed(error)),
                 }
+            }
+            if let Err(error) = self.land_commit().await {
+                return Ok(SinkEnd::Failed(error));
             }
             Ok(SinkEnd::Completed { counters: self.counters, summary: self.summary })
         }

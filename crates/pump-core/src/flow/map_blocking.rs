@@ -6,7 +6,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use pin_project_lite::pin_project;
@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{PipelineError, panic_message};
 use crate::flow::Flow;
-use crate::metrics::{StageMetrics, StageProbe};
+use crate::metrics::StageProbe;
 use crate::stage::{Stage, StageContext, scope_token_blocking};
 
 /// The most elements handed to a worker at once (a bound on the stage's buffer).
@@ -84,36 +84,71 @@ impl<F> std::fmt::Debug for MapBlocking<F> {
     }
 }
 
-/// Chunks waiting for a worker, and whether the stage is gone.
+/// How long a worker with nothing to do waits for another chunk before it returns its thread.
+const LINGER: Duration = Duration::from_millis(1);
+
+/// Chunks waiting for a worker, the workers, and whether the stage is gone.
 struct WorkQueue<T> {
     chunks: VecDeque<(u64, Vec<T>)>,
+    /// Workers alive (running a chunk or waiting for one).
+    workers: usize,
+    /// Workers waiting for a chunk.
+    idle: usize,
     closed: bool,
 }
 
 /// What the stage and its workers share.
+///
+/// Workers are started on demand, at most `parallelism`, and leave once the queue has stayed empty
+/// for [`LINGER`]: a busy stage keeps its threads, while an idle one holds none. That matters beyond
+/// thread economy: tokio's paused test clock does not advance while a blocking task runs, so a
+/// worker parked for the whole run would freeze every timer of a paused-time test.
 struct Work<T> {
     queue: Mutex<WorkQueue<T>>,
     available: Condvar,
+    parallelism: usize,
 }
 
 impl<T> Work<T> {
-    fn push(&self, seq: u64, chunk: Vec<T>) {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner).chunks.push_back((seq, chunk));
+    /// Queues a chunk; true when the caller must start a worker for it (none is idle and fewer
+    /// than `parallelism` are alive).
+    fn push(&self, seq: u64, chunk: Vec<T>) -> bool {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.chunks.push_back((seq, chunk));
+        let start = queue.chunks.len() > queue.idle && queue.workers < self.parallelism;
+        if start {
+            queue.workers += 1;
+        }
+        drop(queue);
         self.available.notify_one();
+        start
     }
 
-    /// The next chunk, waiting for one; `None` once the stage is gone.
+    /// The next chunk, waiting up to [`LINGER`] for one; `None` when the worker should leave (it
+    /// is then no longer counted).
     fn next(&self) -> Option<(u64, Vec<T>)> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut lingered = false;
         loop {
-            if queue.closed {
+            if !queue.closed {
+                if let Some(chunk) = queue.chunks.pop_front() {
+                    return Some(chunk);
+                }
+            }
+            if queue.closed || lingered {
+                queue.workers -= 1;
                 return None;
             }
-            if let Some(chunk) = queue.chunks.pop_front() {
-                return Some(chunk);
-            }
-            queue = self.available.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            queue.idle += 1;
+            queue = self.available.wait_timeout(queue, LINGER).unwrap_or_else(PoisonError::into_inner).0;
+            queue.idle -= 1;
+            lingered = true;
         }
+    }
+
+    /// A worker that stops early (its results have nowhere to go) is no longer counted.
+    fn leave(&self) {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner).workers -= 1;
     }
 
     fn close(&self) {
@@ -128,14 +163,9 @@ impl<T> Work<T> {
 /// A chunk's outputs, or the panic that ended it, with the time it took.
 type Done<U> = (u64, Result<Vec<U>, String>, u64);
 
-/// The worker loop: take chunks until the stage is gone, send each chunk's outputs back.
-fn work<T, U, F>(
-    work: &Work<T>,
-    f: &F,
-    results: &mpsc::Sender<Done<U>>,
-    metrics: &StageMetrics,
-    stage: &Stage,
-) where
+/// The worker loop: take chunks while there are any, send each chunk's outputs back.
+fn work<T, U, F>(work: &Work<T>, f: &F, results: &mpsc::Sender<Done<U>>, stage: &Stage)
+where
     F: Fn(T) -> U,
 {
     let _entered = stage.span().enter();
@@ -147,9 +177,10 @@ fn work<T, U, F>(
         }))
         .map_err(|payload| panic_message(payload.as_ref()));
         let elapsed = started.elapsed();
-        metrics.record_busy(elapsed);
+        stage.metrics().record_busy(elapsed);
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         if results.blocking_send((seq, outputs, nanos)).is_err() {
+            work.leave();
             return;
         }
     }
@@ -168,7 +199,7 @@ pin_project! {
         f: Arc<F>,
         work: Arc<Work<S::Item>>,
         results: mpsc::Receiver<Done<U>>,
-        results_sender: Option<mpsc::Sender<Done<U>>>,
+        results_sender: mpsc::Sender<Done<U>>,
         reorder: BTreeMap<u64, Vec<U>>,
         next_seq: u64,
         next_out: u64,
@@ -197,22 +228,10 @@ where
     F: Fn(S::Item) -> U + Send + Sync + 'static,
     U: Send + 'static,
 {
-    /// Starts the workers on the first dispatch (the stream may be built outside a runtime).
-    fn start_workers(
-        sender: &mut Option<mpsc::Sender<Done<U>>>,
-        work: &Arc<Work<S::Item>>,
-        f: &Arc<F>,
-        stage: &Stage,
-        parallelism: usize,
-    ) {
-        let Some(results) = sender.take() else {
-            return;
-        };
-        for _ in 0..parallelism {
-            let (work, f, results, stage) = (Arc::clone(work), Arc::clone(f), results.clone(), stage.clone());
-            let metrics = stage.metrics().clone();
-            tokio::task::spawn_blocking(move || self::work(&work, &*f, &results, &metrics, &stage));
-        }
+    /// Starts a worker on the blocking pool.
+    fn start_worker(results: &mpsc::Sender<Done<U>>, work: &Arc<Work<S::Item>>, f: &Arc<F>, stage: &Stage) {
+        let (work, f, results, stage) = (Arc::clone(work), Arc::clone(f), results.clone(), stage.clone());
+        tokio::task::spawn_blocking(move || self::work(&work, &*f, &results, &stage));
     }
 }
 
@@ -251,15 +270,10 @@ where
                     Poll::Pending => true,
                 };
                 if dispatch {
-                    Self::start_workers(
-                        this.results_sender,
-                        this.work,
-                        this.f,
-                        this.stage,
-                        *this.parallelism,
-                    );
                     let chunk = std::mem::replace(this.chunk, Vec::with_capacity(*this.chunk_len));
-                    this.work.push(*this.next_seq, chunk);
+                    if this.work.push(*this.next_seq, chunk) {
+                        Self::start_worker(this.results_sender, this.work, this.f, this.stage);
+                    }
                     *this.next_seq += 1;
                     room =
                         ((*this.next_seq - *this.next_out) as usize) < *this.parallelism * CHUNKS_PER_WORKER;
@@ -299,7 +313,7 @@ where
                     return Poll::Ready(None);
                 }
                 Poll::Ready(None) => {
-                    // Every worker is gone (the runtime is shutting down): fail rather than hang.
+                    // The stream holds a sender, so this cannot happen; fail rather than hang if it does.
                     *this.failed = true;
                     this.stage.fail(PipelineError::io(this.stage.name(), "the blocking workers stopped"));
                     return Poll::Ready(None);
@@ -336,11 +350,12 @@ where
             upstream,
             f: Arc::new(self.f),
             work: Arc::new(Work {
-                queue: Mutex::new(WorkQueue { chunks: VecDeque::new(), closed: false }),
+                queue: Mutex::new(WorkQueue { chunks: VecDeque::new(), workers: 0, idle: 0, closed: false }),
                 available: Condvar::new(),
+                parallelism,
             }),
             results,
-            results_sender: Some(results_sender),
+            results_sender,
             reorder: BTreeMap::new(),
             next_seq: 0,
             next_out: 0,

@@ -72,7 +72,7 @@ impl<T> Clone for CsvSource<T> {
 /// end position) or, for a row that is not a valid `T` or has the wrong number of fields, a
 /// [`RecordError`]: the source reads on, and counts the error on its stage. Quoted fields may span
 /// lines; `\r\n` and `\n` line ends are both accepted; blank lines are skipped. The file is read and
-/// parsed on a blocking thread, at most 3 chunks of 256 records ahead of the pipeline (see
+/// parsed on a blocking thread, at most 3 chunks of 1024 records ahead of the pipeline (see
 /// [`source::file`](mod@file)). A file that cannot be opened or read fails the run with
 /// [`PipelineError::Io`](crate::PipelineError::Io).
 ///

@@ -41,7 +41,7 @@ use crate::source::{Source, SourceStage};
 use crate::stage::{Stage, StageContext};
 
 /// How many records travel from the reader thread to the pipeline in one chunk.
-pub const CHUNK_LEN: usize = 256;
+pub const CHUNK_LEN: usize = 1024;
 
 /// How many chunks may be queued or being filled at once (the channel's capacity).
 const CHANNEL_CAPACITY: usize = 2;

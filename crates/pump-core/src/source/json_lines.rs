@@ -45,7 +45,7 @@ impl<T> Clone for JsonLinesSource<T> {
 /// Each element is a [`Record`] (the value, its line, byte offset and end position) or, for a line
 /// that is not a valid `T`, a [`RecordError`]: the source reads on, and counts the error on its
 /// stage. Lines holding only whitespace are skipped. The file is read and parsed on a blocking
-/// thread, at most 3 chunks of 256 records ahead of the pipeline (see [`source::file`](mod@file)). A
+/// thread, at most 3 chunks of 1024 records ahead of the pipeline (see [`source::file`](mod@file)). A
 /// file that cannot be opened or read fails the run with [`PipelineError::Io`](crate::PipelineError::Io).
 ///
 /// ```

@@ -442,11 +442,11 @@ impl<'de> Deserialize<'de> for Counted {
     }
 }
 
-/// A file source holds at most 3 chunks of 256 parsed records (two queued or being filled, one
+/// A file source holds at most 3 chunks of `CHUNK_LEN` (1024) parsed records (two queued or being filled, one
 /// being handed out), however far behind the pipeline is.
 #[tokio::test]
 async fn a_file_source_holds_at_most_three_chunks() {
-    const BOUND: u64 = 3 * 256;
+    const BOUND: u64 = 3 * pump_core::source::file::CHUNK_LEN as u64;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("many.jsonl");
     let lines: String = (0..20_000).map(|n| format!("{n}\n")).collect();

@@ -111,9 +111,9 @@ async fn abort_of_a_fast_pipeline_is_never_reported_as_success() {
     }
 }
 
-/// `map_blocking` keeps its worker threads for the whole run; an aborted run must release them, or
-/// dropping the runtime (which waits for blocking threads) would hang. Checked on a runtime of its
-/// own, dropped on a separate thread with a deadline.
+/// `map_blocking`'s workers are tasks of tokio's blocking pool, which a runtime waits for when it is
+/// dropped: after an abort (and whenever the stage is idle) they must leave, or the drop would hang.
+/// Checked on a runtime of its own, dropped on a separate thread with a deadline.
 #[test]
 fn abort_releases_the_blocking_workers_so_the_runtime_can_shut_down() {
     let (done, finished) = std::sync::mpsc::channel();
@@ -137,6 +137,35 @@ fn abort_releases_the_blocking_workers_so_the_runtime_can_shut_down() {
     });
     let result = finished.recv_timeout(Duration::from_secs(30)).expect("the runtime never shut down");
     assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
+}
+
+/// Tokio's paused clock does not advance while a blocking task runs. `map_blocking`'s workers leave
+/// once idle, so timers elsewhere in the pipeline (here `throttle` and `batch`'s deadline) still fire
+/// in a paused-time test instead of waiting forever. A hang would freeze the paused clock of any
+/// timeout inside the runtime too, so the deadline is real time, outside it.
+#[test]
+fn map_blocking_leaves_the_paused_clock_free_to_advance() {
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        let result = runtime.block_on(async {
+            let started = Instant::now();
+            let outcome = source::iter(0u64..20)
+                .map_blocking(nz(2), |x| x * 2)
+                .throttle(pump_core::flow::time::Throttle::per_second(std::num::NonZeroU32::MIN))
+                .batch(nz(100), Duration::from_secs(5))
+                .to(sink::collect())
+                .run()
+                .await;
+            (outcome.map(|outcome| outcome.value.concat()), started.elapsed())
+        });
+        let _ = done.send(result);
+    });
+    let (result, elapsed) =
+        finished.recv_timeout(Duration::from_secs(30)).expect("the run hung on a paused clock");
+    assert_eq!(result.unwrap(), (0u64..20).map(|x| x * 2).collect::<Vec<_>>());
+    assert!(elapsed >= Duration::from_secs(19), "throttled for only {elapsed:?}");
 }
 
 /// The run's cancellation token is visible inside `map_async` futures through
