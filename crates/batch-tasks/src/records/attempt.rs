@@ -10,6 +10,7 @@ use pump_core::sink::JsonLinesWriter;
 use pump_core::source::{FilePosition, Record, RecordError};
 
 use super::config::RetrySchedule;
+use super::dead_letter::DeadLetterRecord;
 use super::job::{ItemError, RecordJob};
 
 /// A record of an async kind after every attempt it gets, with the source position right after it.
@@ -54,6 +55,9 @@ pub(crate) struct Chunk<O> {
     /// The outputs as JSON lines, rendered on the worker thread, when every output of the chunk
     /// rendered there (the writer then only copies bytes); `None` makes the writer render them.
     pub(crate) rendered: Option<Vec<u8>>,
+    /// The failures as dead-letter JSON lines, rendered on the worker thread when no record of the
+    /// chunk is due a retry (their items then keep only their outcome, not their text).
+    pub(crate) dead_letters: Option<Vec<u8>>,
     /// Records whose first attempt failed with a retryable error while retries are allowed; their
     /// items hold a placeholder until [`settle_chunk`] replaces them.
     pub(crate) retries: Vec<Retry>,
@@ -74,7 +78,7 @@ impl<O> Chunk<O> {
     pub(crate) fn from_settled(settled: Vec<Settled<O>>) -> Option<Chunk<O>> {
         let end = settled.last()?.context;
         let items = settled.into_iter().map(|settled| settled.value).collect();
-        Some(Chunk { items, end, rendered: None, retries: Vec::new() })
+        Some(Chunk { items, end, rendered: None, dead_letters: None, retries: Vec::new() })
     }
 }
 
@@ -147,7 +151,29 @@ pub(crate) fn attempt_chunk<J: RecordJob>(
             }
         }
     }
-    Chunk { items, end, rendered, retries }
+    let dead_letters = retries.is_empty().then(|| render_dead_letters(&mut items));
+    Chunk { items, end, rendered, dead_letters, retries }
+}
+
+/// Renders the failures of `items` as dead-letter JSON lines, moving their texts into the lines (so
+/// they are freed on this thread, not the writer's).
+fn render_dead_letters<O>(items: &mut [Item<O>]) -> Vec<u8> {
+    let mut lines = Vec::new();
+    for item in items {
+        if let Outcome::Failed { error, raw } = &mut item.outcome {
+            let record = DeadLetterRecord {
+                line: item.line,
+                offset: item.offset,
+                code: error.code,
+                message: std::mem::take(&mut error.message),
+                field: error.field.take(),
+                raw: std::mem::take(raw),
+            };
+            // A dead letter is strings and numbers: rendering it cannot fail.
+            let _ = JsonLinesWriter::render(&record, &mut lines);
+        }
+    }
+    lines
 }
 
 /// A line that could not be read as a record: a `VALIDATION_ERROR` dead letter.

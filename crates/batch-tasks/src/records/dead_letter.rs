@@ -3,6 +3,8 @@
 use batch_model::ErrorCode;
 use serde::{Deserialize, Serialize};
 
+use super::job::ItemError;
+
 /// One line of a task's dead-letter file (JSON lines): an input record that was malformed, rejected by
 /// the kind, or failed every attempt.
 ///
@@ -32,4 +34,11 @@ pub struct DeadLetterRecord {
     /// The record's text (for a line that could not be read as text, its first KiB with invalid
     /// UTF-8 replaced).
     pub raw: String,
+}
+
+impl DeadLetterRecord {
+    /// The dead letter of the record at `line` and `offset`, rejected with `error`.
+    pub(crate) fn new(line: u64, offset: u64, error: ItemError, raw: String) -> DeadLetterRecord {
+        DeadLetterRecord { line, offset, code: error.code, message: error.message, field: error.field, raw }
+    }
 }

@@ -9,22 +9,23 @@
 //!    of the last record it covers) or from the start. A line that is not text is a
 //!    `VALIDATION_ERROR` dead letter; a blank line is no record (unless the job's
 //!    [`RecordJob::keep_blank_lines`] says it is).
-//! 2. **Process** `concurrency` records at a time, in order: [`RecordJob::process`] on the blocking
-//!    pool (`map_blocking`) for CPU work, or [`RecordJob::attempt`] as a future (`map_async`) for
-//!    [`Execution::Async`] kinds. Each attempt is bounded by the task's `timeout` (`TIMEOUT_ERROR`);
-//!    retryable failures (`PROCESSING_ERROR`, `TIMEOUT_ERROR`) are tried again up to `max_retries`
-//!    times after an exponential backoff with jitter ([`RunnerOptions`]); a record that still fails, or
-//!    is invalid, goes to the dead-letter file as a [`DeadLetterRecord`]
+//! 2. **Chunk** the records into chunks of `batch_size` (pump-core's `batch`; a partly filled chunk
+//!    waits at most [`RunnerOptions::chunk_max_wait`]).
+//! 3. **Process** them in order. [`RecordJob::process`] runs on `concurrency` worker threads
+//!    (pump-core's `map_blocking`, whole chunks per hand-off), which also render the outputs as JSON
+//!    lines; for [`Execution::Async`] kinds [`RecordJob::attempt`] runs as a future (`map_async`),
+//!    `concurrency` records at a time, before chunking. Each attempt is bounded by the task's
+//!    `timeout` (`TIMEOUT_ERROR`); retryable failures (`PROCESSING_ERROR`, `TIMEOUT_ERROR`) are tried
+//!    again up to `max_retries` times after an exponential backoff with jitter ([`RunnerOptions`]); a
+//!    record that still fails, or is invalid, goes to the dead-letter file as a [`DeadLetterRecord`]
 //!    `{line, offset, code, message, field, raw}`. `Ok(None)` skips a record.
-//! 3. **Chunk** the settled records, each carrying its source position (`Ctx`), into chunks of
-//!    `batch_size` (pump-core's `batch`; a partly filled chunk waits at most
-//!    [`RunnerOptions::chunk_max_wait`]).
 //! 4. **Write** each chunk: outputs to the output file and failures to the dead-letter file
 //!    (`JsonLinesWriter`), then **flush** both (durability `process`) or **fsync** both
 //!    (`power_loss`), then **commit** one checkpoint through `JobControl::commit` — sequence + 1, the
 //!    source position after the chunk's last record, both files' committed lengths, the
 //!    [`Counters`](batch_model::Counters), the summary as the checkpoint's state — with the progress,
-//!    in one store transaction.
+//!    in one store transaction. The commit runs while the pipeline brings the next chunk; one is in
+//!    flight at a time, in sequence order.
 //! 5. After each commit: fail with `PROCESSING_ERROR` once more records failed than the task's
 //!    `skip_limit` allows; end with `JobOutcome::Stopped` if a stop was requested.
 //! 6. At the end of the input: `JobOutcome::Completed` with the finished summary and the final progress.
@@ -51,9 +52,10 @@
 //!
 //! # Progress
 //!
-//! Progress is committed with every checkpoint. Its `total` comes from counting the input's lines on
-//! the blocking pool while the run goes on: it is unknown until the count is done, and an upper bound
-//! if the input has blank lines. The final progress has the exact total.
+//! Progress is committed with every checkpoint. Its `total` is an estimate: the records done so far,
+//! scaled by the input's length over the bytes they cover (so it is exact for records of even length,
+//! and it adapts as the run goes). Counting the lines instead would read the whole input a second
+//! time, beside the run. The final progress has the exact total.
 
 mod attempt;
 mod config;
