@@ -14,6 +14,9 @@ use batch_model::Durability;
 use benches::manager_workloads::{M1_N, OrdersParams, manager, run_bare, run_managed};
 use benches::write_orders;
 
+/// One way to run the m1 workload once.
+type Run<'a> = Box<dyn Fn() + 'a>;
+
 /// User + system CPU time of this process so far (`/proc/self/stat` fields 14 and 15).
 fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -40,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let managed = runtime.block_on(async { manager(&dir.join("tasks.db"), Durability::Process, 4) });
     let bare_output = dir.join("bare.jsonl");
     let spawned_output = dir.join("spawned.jsonl");
-    let flavours: [(&str, Box<dyn Fn() + '_>); 3] = [
+    let flavours: [(&str, Run<'_>); 3] = [
         ("bare", Box::new(|| runtime.block_on(run_bare(&input, &bare_output)))),
         (
             "spawned",

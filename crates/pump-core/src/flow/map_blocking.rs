@@ -130,10 +130,10 @@ impl<T> Work<T> {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         let mut lingered = false;
         loop {
-            if !queue.closed {
-                if let Some(chunk) = queue.chunks.pop_front() {
-                    return Some(chunk);
-                }
+            if !queue.closed
+                && let Some(chunk) = queue.chunks.pop_front()
+            {
+                return Some(chunk);
             }
             if queue.closed || lingered {
                 queue.workers -= 1;
