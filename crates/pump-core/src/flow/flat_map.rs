@@ -51,6 +51,7 @@ where
 {
     type Item = It::Item;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<It::Item>> {
         let mut this = self.project();
         loop {

@@ -47,6 +47,7 @@ where
 {
     type Item = S::Item;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let this = self.project();
         let item = crate::metrics::ready_or_publish!(this.probe, this.upstream.poll_next(cx));

@@ -47,6 +47,7 @@ where
 {
     type Item = U;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<U>> {
         let this = self.project();
         match crate::metrics::ready_or_publish!(this.probe, this.upstream.poll_next(cx)) {

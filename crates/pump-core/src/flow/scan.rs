@@ -49,6 +49,7 @@ where
 {
     type Item = U;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<U>> {
         let this = self.project();
         if *this.done {

@@ -37,6 +37,7 @@ pin_project! {
 impl<S: Stream> Stream for SkipStream<S> {
     type Item = S::Item;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let mut this = self.project();
         loop {

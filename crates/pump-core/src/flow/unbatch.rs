@@ -39,6 +39,7 @@ where
 {
     type Item = <S::Item as IntoIterator>::Item;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
         loop {
