@@ -309,8 +309,12 @@ macro_rules! operator_methods {
         /// Elements that are ready together are sent to the workers as one chunk, sized to carry
         /// about 4 ms of work (at most 8192 elements), so the cost of a thread hand-off is shared by
         /// many elements. Each worker has at most two chunks in flight (one running, one queued), so it
-        /// starts the next chunk without waiting for the pipeline's task. The workers live as long as
-        /// the stage and stop when it is dropped (end, failure or abort of the run).
+        /// starts the next chunk without waiting for the pipeline's task. Workers start when there is
+        /// work and leave after a millisecond without any, and when the stage is dropped (end,
+        /// failure or abort of the run): an idle stage holds no thread, and tokio's paused test
+        /// clock (which stands still while a blocking task runs) keeps working. To bound the
+        /// elements in flight when each element is large, see
+        /// [`MapBlocking::max_chunk`](crate::flow::MapBlocking::max_chunk).
         ///
         /// ```
         /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)] async fn main() {
