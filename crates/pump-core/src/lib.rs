@@ -75,6 +75,7 @@ pub mod restart;
 pub mod sink;
 pub mod source;
 mod stage;
+mod timer;
 
 pub use context::Ctx;
 pub use error::{BoxError, PipelineError};

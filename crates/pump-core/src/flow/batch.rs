@@ -12,6 +12,7 @@ use tokio::time::{Instant, Sleep};
 use crate::flow::Flow;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
+use crate::timer::timer_at;
 
 /// The `batch` flow. Built by `batch` on sources and flows.
 #[derive(Debug, Clone)]
@@ -77,11 +78,7 @@ impl<S: Stream> Stream for BatchStream<S> {
                     if this.items.len() == 1 {
                         // Arm the timer lazily: a batch filled by a ready upstream never reads the clock
                         // beyond this once.
-                        let deadline = Instant::now() + *this.max_wait;
-                        match this.deadline.as_mut() {
-                            Some(sleep) => sleep.as_mut().reset(deadline),
-                            None => *this.deadline = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                        }
+                        timer_at(this.deadline, Instant::now() + *this.max_wait);
                         *this.armed = true;
                     }
                 }

@@ -14,6 +14,7 @@ use crate::flow::Flow;
 use crate::flow::time::deadline_after;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
+use crate::timer::timer_at;
 
 /// The `delay` flow. Built by `delay` on sources and flows.
 #[derive(Debug, Clone, Copy)]
@@ -81,19 +82,8 @@ impl<S: Stream> Stream for DelayStream<S> {
         };
         // Check the clock first: a timer reset to a past instant would still wait for the timer
         // driver's next tick.
-        if due > Instant::now() {
-            let sleep = match this.sleep.as_mut() {
-                Some(sleep) => {
-                    if sleep.deadline() != due {
-                        sleep.as_mut().reset(due);
-                    }
-                    sleep
-                }
-                None => this.sleep.insert(Box::pin(tokio::time::sleep_until(due))),
-            };
-            if sleep.as_mut().poll(cx).is_pending() {
-                return Poll::Pending;
-            }
+        if due > Instant::now() && timer_at(this.sleep, due).as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
         }
         let Some((_, item)) = this.queue.pop_front() else {
             return Poll::Pending;

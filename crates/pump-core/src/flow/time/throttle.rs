@@ -13,6 +13,7 @@ use crate::flow::Flow;
 use crate::flow::time::deadline_after;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
+use crate::timer::timer_at;
 
 /// What [`throttle`](crate::SourceExt::throttle) does with an element when no token is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -184,17 +185,8 @@ impl<S: Stream> Stream for ThrottleStream<S> {
                 if !wait.is_zero() {
                     // No token: wait for one without pulling upstream.
                     let deadline = deadline_after(now, wait);
-                    let sleep = match this.sleep.as_mut() {
-                        Some(sleep) => {
-                            if sleep.deadline() != deadline {
-                                sleep.as_mut().reset(deadline);
-                            }
-                            sleep
-                        }
-                        None => this.sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
-                    };
                     *this.waiting_for_token = true;
-                    ready!(sleep.as_mut().poll(cx));
+                    ready!(timer_at(this.sleep, deadline).as_mut().poll(cx));
                     continue;
                 }
             }

@@ -12,6 +12,7 @@ use crate::flow::Flow;
 use crate::flow::time::deadline_after;
 use crate::metrics::StageProbe;
 use crate::stage::StageContext;
+use crate::timer::timer_at;
 
 /// Upstream produced no element within the time limit. Emitted by
 /// [`timeout`](crate::SourceExt::timeout) in place of an element; also the cause of the run failure
@@ -66,11 +67,7 @@ impl<S> std::fmt::Debug for TimeoutStream<S> {
 
 /// Starts a time limit of `after` from now, reusing `sleep`'s timer when there is one.
 pub(super) fn arm(sleep: &mut Option<Pin<Box<Sleep>>>, after: Duration) {
-    let deadline = deadline_after(Instant::now(), after);
-    match sleep.as_mut() {
-        Some(sleep) => sleep.as_mut().reset(deadline),
-        None => *sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
-    }
+    timer_at(sleep, deadline_after(Instant::now(), after));
 }
 
 /// Whether the armed limit has passed (registering the waker when it has not).

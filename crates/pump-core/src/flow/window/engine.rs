@@ -18,6 +18,7 @@ use tokio::time::{Instant, Sleep};
 use crate::flow::window::{Window, WindowConfig, WindowOverflow};
 use crate::metrics::StageProbe;
 use crate::stage::Stage;
+use crate::timer::timer_at;
 
 /// Processing time as one event (an element, a timer) sees it: read at most once per event, and only
 /// by operators that need it (count and event-time windows never read the clock).
@@ -166,7 +167,6 @@ pin_project! {
         outputs: Outputs<Window<S::Item, W::Bound>>,
         clock: Clock,
         sleep: Option<Pin<Box<Sleep>>>,
-        armed: Option<Instant>,
         upstream_done: bool,
         probe: StageProbe,
     }
@@ -182,7 +182,6 @@ impl<S: Stream, W: WindowState<S::Item>> WindowStream<S, W> {
             outputs: Outputs::default(),
             clock: Clock::default(),
             sleep: None,
-            armed: None,
             upstream_done: false,
             probe: stage.probe(),
         }
@@ -242,7 +241,7 @@ impl<S: Stream, W: WindowState<S::Item>> Stream for WindowStream<S, W> {
                     let Some(deadline) = this.state.timer() else {
                         return Poll::Pending;
                     };
-                    if !poll_timer(this.sleep, this.armed, deadline, cx) {
+                    if !poll_timer(this.sleep, deadline, cx) {
                         return Poll::Pending;
                     }
                     this.clock.timer_fired(deadline);
@@ -261,26 +260,10 @@ impl<S: Stream, W: WindowState<S::Item>> Stream for WindowStream<S, W> {
 /// it fired, after which the caller must act so that the next deadline is a different one.
 pub(crate) fn poll_timer(
     sleep: &mut Option<Pin<Box<Sleep>>>,
-    armed: &mut Option<Instant>,
     deadline: Instant,
     cx: &mut Context<'_>,
 ) -> bool {
-    let timer = match sleep {
-        Some(timer) => {
-            if *armed != Some(deadline) {
-                timer.as_mut().reset(deadline);
-            }
-            timer
-        }
-        None => sleep.insert(Box::pin(tokio::time::sleep_until(deadline))),
-    };
-    *armed = Some(deadline);
-    if timer.as_mut().poll(cx).is_ready() {
-        *armed = None;
-        true
-    } else {
-        false
-    }
+    timer_at(sleep, deadline).as_mut().poll(cx).is_ready()
 }
 
 /// The shortest window length processing-time windows accept (the timer's resolution).

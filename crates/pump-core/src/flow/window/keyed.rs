@@ -79,7 +79,6 @@ pin_project! {
         outputs: Outputs<L::Out>,
         clock: Clock,
         sleep: Option<Pin<Box<Sleep>>>,
-        armed: Option<Instant>,
         upstream_done: bool,
         probe: StageProbe,
         marker: PhantomData<fn() -> K>,
@@ -103,7 +102,6 @@ where
             outputs: Outputs::default(),
             clock: Clock::default(),
             sleep: None,
-            armed: None,
             upstream_done: false,
             probe: stage.probe(),
             marker: PhantomData,
@@ -202,7 +200,7 @@ where
                             None => return Poll::Pending,
                         },
                     };
-                    if !poll_timer(this.sleep, this.armed, deadline, cx) {
+                    if !poll_timer(this.sleep, deadline, cx) {
                         return Poll::Pending;
                     }
                     this.clock.timer_fired(deadline);
