@@ -157,6 +157,40 @@ impl<'de: 'a, 'a> Visitor<'de> for ScalarVisitor<'a> {
     }
 }
 
+/// The visits of a field visitor for every value that is not a container: each is the wrong kind
+/// for an object or an array field (`$field::Wrong`).
+macro_rules! wrong_for_scalars {
+    ($field:ident) => {
+        fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::Bool))
+        }
+
+        fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::Number))
+        }
+
+        fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::Number))
+        }
+
+        fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::Number))
+        }
+
+        fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::String))
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::Null))
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($field::Wrong(JsonKind::Null))
+        }
+    };
+}
+
 /// A field that should hold an object of shape `T`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) enum ObjectField<T> {
@@ -188,33 +222,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectField<T> {
                 Ok(ObjectField::Wrong(JsonKind::Array))
             }
 
-            fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::Bool))
-            }
-
-            fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::Number))
-            }
-
-            fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::Number))
-            }
-
-            fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::Number))
-            }
-
-            fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::String))
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::Null))
-            }
-
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ObjectField::Wrong(JsonKind::Null))
-            }
+            wrong_for_scalars!(ObjectField);
         }
 
         deserializer.deserialize_any(ObjectVisitor(PhantomData))
@@ -256,33 +264,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for ArrayField<T> {
                 Ok(ArrayField::Wrong(JsonKind::Object))
             }
 
-            fn visit_bool<E: de::Error>(self, _value: bool) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::Bool))
-            }
-
-            fn visit_i64<E: de::Error>(self, _value: i64) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::Number))
-            }
-
-            fn visit_u64<E: de::Error>(self, _value: u64) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::Number))
-            }
-
-            fn visit_f64<E: de::Error>(self, _value: f64) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::Number))
-            }
-
-            fn visit_str<E: de::Error>(self, _value: &str) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::String))
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::Null))
-            }
-
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ArrayField::Wrong(JsonKind::Null))
-            }
+            wrong_for_scalars!(ArrayField);
         }
 
         deserializer.deserialize_any(ArrayVisitor(PhantomData))
