@@ -161,14 +161,8 @@ fn render_dead_letters<O>(items: &mut [Item<O>]) -> Vec<u8> {
     let mut lines = Vec::new();
     for item in items {
         if let Outcome::Failed { error, raw } = &mut item.outcome {
-            let record = DeadLetterRecord {
-                line: item.line,
-                offset: item.offset,
-                code: error.code,
-                message: std::mem::take(&mut error.message),
-                field: error.field.take(),
-                raw: std::mem::take(raw),
-            };
+            let error = std::mem::replace(error, ItemError::new(error.code, String::new()));
+            let record = DeadLetterRecord::new(item.line, item.offset, error, std::mem::take(raw));
             // A dead letter is strings and numbers: rendering it cannot fail.
             let _ = JsonLinesWriter::render(&record, &mut lines);
         }

@@ -352,19 +352,7 @@ impl<J: RecordJob> ChunkSink<J> {
         if items.is_empty() {
             return Ok(None);
         }
-        if let Some(lines) = &rendered {
-            let outputs = items.iter().filter(|item| matches!(item.outcome, Outcome::Output(_))).count();
-            self.output
-                .write_rendered(lines, outputs as u64)
-                .map_err(|source| RunError::Write { file: "output", source })?;
-        }
-        if let Some(lines) = dead_letters.as_ref().filter(|lines| !lines.is_empty()) {
-            let failures = items.iter().filter(|item| matches!(item.outcome, Outcome::Failed { .. })).count();
-            self.dead_letters
-                .write_rendered(lines, failures as u64)
-                .map_err(|source| RunError::Write { file: "dead-letter file", source })?;
-        }
-        let failed_before = self.counters.failed;
+        let (processed_before, failed_before) = (self.counters.processed, self.counters.failed);
         for item in items {
             self.counters.retried += u64::from(item.retries);
             match item.outcome {
@@ -388,6 +376,17 @@ impl<J: RecordJob> ChunkSink<J> {
                     self.counters.failed += 1;
                 }
             }
+        }
+        // Lines the workers rendered go in whole, counted by the loop above.
+        if let Some(lines) = &rendered {
+            self.output
+                .write_rendered(lines, self.counters.processed - processed_before)
+                .map_err(|source| RunError::Write { file: "output", source })?;
+        }
+        if let Some(lines) = &dead_letters {
+            self.dead_letters
+                .write_rendered(lines, self.counters.failed - failed_before)
+                .map_err(|source| RunError::Write { file: "dead-letter file", source })?;
         }
         let sink = self.make_durable(self.counters.failed > failed_before)?;
         self.sequence += 1;

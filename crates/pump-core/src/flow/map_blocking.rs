@@ -250,12 +250,11 @@ where
             if *this.failed {
                 return Poll::Ready(None);
             }
-            let in_flight = (*this.next_seq - *this.next_out) as usize;
             // Gather what upstream has ready into chunks, while workers have room: also while
             // finished outputs wait to be taken, so that the workers keep going while a slow
             // consumer takes them.
-            let mut room = in_flight < *this.parallelism * CHUNKS_PER_WORKER;
-            while room && !*this.upstream_done {
+            let most_in_flight = *this.parallelism * CHUNKS_PER_WORKER;
+            while ((*this.next_seq - *this.next_out) as usize) < most_in_flight && !*this.upstream_done {
                 let dispatch = match this.upstream.as_mut().poll_next(cx) {
                     Poll::Ready(Some(item)) => {
                         this.probe.record_in();
@@ -275,8 +274,6 @@ where
                         Self::start_worker(this.results_sender, this.work, this.f, this.stage);
                     }
                     *this.next_seq += 1;
-                    room =
-                        ((*this.next_seq - *this.next_out) as usize) < *this.parallelism * CHUNKS_PER_WORKER;
                 }
             }
             this.stage.metrics().set_buffer_depth((*this.next_seq - *this.next_out) as usize);
