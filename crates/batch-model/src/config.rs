@@ -240,8 +240,13 @@ fn check_timeout(timeout: Duration) -> Result<(), ModelError> {
     }
 }
 
-/// How a JSON value is named in messages ("got a string").
-pub(crate) fn json_kind(value: &Value) -> &'static str {
+/// How a JSON value is named in messages ("got a string"): its kind with its article.
+///
+/// ```
+/// assert_eq!(batch_model::json_kind(&serde_json::json!("x")), "a string");
+/// assert_eq!(batch_model::json_kind(&serde_json::Value::Null), "null");
+/// ```
+pub fn json_kind(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

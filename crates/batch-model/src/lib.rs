@@ -64,7 +64,7 @@ pub use api::{
     ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskStatusResponse, UpdateTaskStatusRequest,
 };
 pub use checkpoint::{Checkpoint, Counters};
-pub use config::{BatchConfig, Durability};
+pub use config::{BatchConfig, Durability, json_kind};
 pub use error::{ErrorCode, ModelError, TaskError};
 pub use id::TaskId;
 pub use item::{BatchItem, BatchResult};

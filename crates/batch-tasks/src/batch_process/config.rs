@@ -7,10 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+use batch_model::json_kind;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::batch_process::error::{BatchProcessError, json_kind};
+use crate::batch_process::error::BatchProcessError;
 use crate::batch_process::expr::Filter;
 use crate::batch_process::path::FieldPath;
 

@@ -368,18 +368,6 @@ impl fmt::Display for FilterErrorKind {
     }
 }
 
-/// What kind of JSON value `value` is, with its article, for messages.
-pub(crate) fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// `value` as JSON text, cut to 64 characters (with `…` when cut), for messages.
 pub(crate) fn short_json(value: &Value) -> String {
     const LIMIT: usize = 64;

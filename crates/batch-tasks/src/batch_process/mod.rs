@@ -189,8 +189,8 @@ pub use kind::{BatchProcessKind, BatchSummary, ProcessedRow};
 pub use path::FieldPath;
 pub use project::{csv_cells, leaf_paths, record_from_csv};
 
-use crate::batch_process::error::json_kind;
 use crate::batch_process::project::Projection;
+use batch_model::json_kind;
 
 /// How many group rows [`ProcessState::finish`] puts in the summary (all of them go to the output).
 pub const SUMMARY_ROWS: usize = 100;

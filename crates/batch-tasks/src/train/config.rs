@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use batch_model::BatchConfig;
+use batch_model::{BatchConfig, json_kind};
 use serde_json::{Map, Value};
 
 use crate::train::error::TrainError;
@@ -175,7 +175,7 @@ impl TrainParams {
     /// [`TrainError::InvalidParam`] naming the param. `config` bounds the shuffle window.
     pub fn from_json(value: &Value, config: &BatchConfig) -> Result<TrainParams, TrainError> {
         let Value::Object(object) = value else {
-            return Err(invalid("params", format!("must be a JSON object, got {}", kind(value))));
+            return Err(invalid("params", format!("must be a JSON object, got {}", json_kind(value))));
         };
         if let Some(unknown) = object.keys().find(|key| !PARAMS.contains(&key.as_str())) {
             return Err(invalid(
@@ -263,18 +263,6 @@ fn invalid(param: &str, reason: impl Into<String>) -> TrainError {
     TrainError::InvalidParam { param: param.to_owned(), reason: reason.into() }
 }
 
-/// What kind of JSON value `value` is, with its article (`a string`).
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// `object[name]`, with `null` meaning absent.
 fn present<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     object.get(name).filter(|value| !value.is_null())
@@ -285,7 +273,7 @@ fn required_string(object: &Map<String, Value>, name: &str) -> Result<String, Tr
         None => Err(invalid(name, "is required")),
         Some(Value::String(text)) if text.trim().is_empty() => Err(invalid(name, "must not be empty")),
         Some(Value::String(text)) => Ok(text.clone()),
-        Some(other) => Err(invalid(name, format!("must be a string, got {}", kind(other)))),
+        Some(other) => Err(invalid(name, format!("must be a string, got {}", json_kind(other)))),
     }
 }
 
@@ -306,7 +294,7 @@ fn optional_names(object: &Map<String, Value>, name: &str) -> Result<Option<Vec<
         return Ok(None);
     };
     let Value::Array(items) = value else {
-        return Err(invalid(name, format!("must be an array of strings, got {}", kind(value))));
+        return Err(invalid(name, format!("must be an array of strings, got {}", json_kind(value))));
     };
     if items.is_empty() {
         return Err(invalid(name, "must not be empty"));
@@ -322,7 +310,10 @@ fn optional_names(object: &Map<String, Value>, name: &str) -> Result<Option<Vec<
             }
             Value::String(text) => names.push(text.clone()),
             other => {
-                return Err(invalid(name, format!("must be an array of strings, got {} in it", kind(other))));
+                return Err(invalid(
+                    name,
+                    format!("must be an array of strings, got {} in it", json_kind(other)),
+                ));
             }
         }
     }
@@ -340,7 +331,7 @@ fn optional_integer(
         return Ok(None);
     };
     let Value::Number(number) = value else {
-        return Err(invalid(name, format!("must be a whole number, got {}", kind(value))));
+        return Err(invalid(name, format!("must be a whole number, got {}", json_kind(value))));
     };
     let Some(whole) = number.as_u64() else {
         return Err(if number.as_i64().is_some() {
@@ -366,7 +357,7 @@ fn optional_number(object: &Map<String, Value>, name: &str) -> Result<Option<f64
     match value.as_f64() {
         Some(number) if number.is_finite() => Ok(Some(number)),
         Some(number) => Err(invalid(name, format!("must be a finite number, got {number}"))),
-        None => Err(invalid(name, format!("must be a number, got {}", kind(value)))),
+        None => Err(invalid(name, format!("must be a number, got {}", json_kind(value)))),
     }
 }
 
@@ -378,7 +369,7 @@ fn optional_format(object: &Map<String, Value>) -> Result<Option<DataFormat>, Tr
         Some("csv") => Ok(Some(DataFormat::Csv)),
         Some("jsonl") => Ok(Some(DataFormat::JsonLines)),
         Some(other) => Err(invalid("format", format!("must be \"csv\" or \"jsonl\", got {other:?}"))),
-        None => Err(invalid("format", format!("must be a string, got {}", kind(value)))),
+        None => Err(invalid("format", format!("must be a string, got {}", json_kind(value)))),
     }
 }
 
