@@ -68,7 +68,7 @@ pub use config::{BatchConfig, Durability, json_kind};
 pub use error::{ErrorCode, ModelError, TaskError};
 pub use id::TaskId;
 pub use item::{BatchItem, BatchResult};
-pub use metrics::{BatchMetrics, ProcessingMetrics};
+pub use metrics::{BatchMetrics, ProcessingMetrics, StatusCount};
 pub use progress::Progress;
 pub use status::{TaskStatus, TransitionCause};
 pub use task::{BatchTask, TaskType};

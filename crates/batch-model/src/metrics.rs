@@ -79,27 +79,68 @@ pub struct BatchMetrics {
     pub total_duration: Duration,
 }
 
+/// Tasks of one status as a store counts them: how many, how many of those have a run time, and
+/// their run times summed. [`BatchMetrics::from_counts`] turns a set of them into metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusCount {
+    /// The status counted.
+    pub status: TaskStatus,
+    /// Tasks with that status.
+    pub tasks: u64,
+    /// Those of them with a run time (finished, with both `started_at` and `completed_at`).
+    pub timed_tasks: u64,
+    /// Their run times, summed.
+    pub run_time: Duration,
+}
+
 impl BatchMetrics {
     /// Counts `tasks` by status and computes the rates and durations described on [`BatchMetrics`].
     pub fn from_tasks<'a>(tasks: impl IntoIterator<Item = &'a BatchTask>) -> BatchMetrics {
+        BatchMetrics::from_counts(tasks.into_iter().map(|task| {
+            let run_time = match (task.started_at, task.completed_at) {
+                (Some(started_at), Some(completed_at)) if task.status.is_terminal() => {
+                    Some((completed_at - started_at).to_std().unwrap_or(Duration::ZERO))
+                }
+                _ => None,
+            };
+            StatusCount {
+                status: task.status,
+                tasks: 1,
+                timed_tasks: u64::from(run_time.is_some()),
+                run_time: run_time.unwrap_or_default(),
+            }
+        }))
+    }
+
+    /// Adds up `counts` (several may have the same status) and computes the rates and durations
+    /// described on [`BatchMetrics`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use batch_model::{BatchMetrics, StatusCount, TaskStatus};
+    ///
+    /// let metrics = BatchMetrics::from_counts([
+    ///     StatusCount { status: TaskStatus::Completed, tasks: 3, timed_tasks: 3, run_time: Duration::from_secs(6) },
+    ///     StatusCount { status: TaskStatus::Failed, tasks: 1, timed_tasks: 1, run_time: Duration::from_secs(2) },
+    ///     StatusCount { status: TaskStatus::Pending, tasks: 2, timed_tasks: 0, run_time: Duration::ZERO },
+    /// ]);
+    /// assert_eq!((metrics.total_tasks, metrics.success_rate), (6, 0.75));
+    /// assert_eq!(metrics.avg_duration, Duration::from_secs(2));
+    /// ```
+    pub fn from_counts(counts: impl IntoIterator<Item = StatusCount>) -> BatchMetrics {
         let mut metrics = BatchMetrics::default();
         let mut timed_tasks: u64 = 0;
-        for task in tasks {
-            metrics.total_tasks += 1;
-            match task.status {
-                TaskStatus::Pending => metrics.pending_tasks += 1,
-                TaskStatus::Processing => metrics.processing_tasks += 1,
-                TaskStatus::Completed => metrics.completed_tasks += 1,
-                TaskStatus::Failed => metrics.failed_tasks += 1,
-                TaskStatus::Cancelled => metrics.cancelled_tasks += 1,
+        for count in counts {
+            metrics.total_tasks += count.tasks;
+            match count.status {
+                TaskStatus::Pending => metrics.pending_tasks += count.tasks,
+                TaskStatus::Processing => metrics.processing_tasks += count.tasks,
+                TaskStatus::Completed => metrics.completed_tasks += count.tasks,
+                TaskStatus::Failed => metrics.failed_tasks += count.tasks,
+                TaskStatus::Cancelled => metrics.cancelled_tasks += count.tasks,
             }
-            if task.status.is_terminal()
-                && let (Some(started_at), Some(completed_at)) = (task.started_at, task.completed_at)
-            {
-                let run_time = (completed_at - started_at).to_std().unwrap_or(Duration::ZERO);
-                metrics.total_duration = metrics.total_duration.saturating_add(run_time);
-                timed_tasks += 1;
-            }
+            metrics.total_duration = metrics.total_duration.saturating_add(count.run_time);
+            timed_tasks += count.timed_tasks;
         }
         let finished = metrics.completed_tasks + metrics.failed_tasks;
         if finished > 0 {

@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use batch_model::{BatchMetrics, BatchTask, ListTasksRequest, TaskId, TaskStatus, TaskType};
+use batch_model::{BatchMetrics, BatchTask, ListTasksRequest, StatusCount, TaskId, TaskStatus, TaskType};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
@@ -333,35 +333,21 @@ impl Db {
                     .collect()
             })
             .map_err(|error| self.error("computing metrics", error))?;
-        let mut metrics = BatchMetrics::default();
-        let mut timed_tasks: u64 = 0;
-        for (status, count, seconds, nanos, timed) in groups {
-            let status = TaskStatus::from_str(&status)
-                .map_err(|source| corrupt_record(&self.location, "a task status", source))?;
-            let count = u64::try_from(count).unwrap_or(0);
-            metrics.total_tasks += count;
-            match status {
-                TaskStatus::Pending => metrics.pending_tasks += count,
-                TaskStatus::Processing => metrics.processing_tasks += count,
-                TaskStatus::Completed => metrics.completed_tasks += count,
-                TaskStatus::Failed => metrics.failed_tasks += count,
-                TaskStatus::Cancelled => metrics.cancelled_tasks += count,
-            }
-            let run_time = Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
-                .saturating_add(Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)));
-            metrics.total_duration = metrics.total_duration.saturating_add(run_time);
-            timed_tasks += u64::try_from(timed).unwrap_or(0);
-        }
-        let finished = metrics.completed_tasks + metrics.failed_tasks;
-        if finished > 0 {
-            metrics.success_rate = metrics.completed_tasks as f64 / finished as f64;
-        }
-        if timed_tasks > 0 {
-            let mean_nanos = metrics.total_duration.as_nanos() / u128::from(timed_tasks);
-            let seconds = u64::try_from(mean_nanos / 1_000_000_000).unwrap_or(u64::MAX);
-            let nanos = u32::try_from(mean_nanos % 1_000_000_000).unwrap_or(0);
-            metrics.avg_duration = Duration::new(seconds, nanos);
-        }
-        Ok(metrics)
+        let counts = groups
+            .into_iter()
+            .map(|(status, count, seconds, nanos, timed)| {
+                let status = TaskStatus::from_str(&status)
+                    .map_err(|source| corrupt_record(&self.location, "a task status", source))?;
+                let run_time = Duration::from_secs(u64::try_from(seconds).unwrap_or(0))
+                    .saturating_add(Duration::from_nanos(u64::try_from(nanos).unwrap_or(0)));
+                Ok(StatusCount {
+                    status,
+                    tasks: u64::try_from(count).unwrap_or(0),
+                    timed_tasks: u64::try_from(timed).unwrap_or(0),
+                    run_time,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(BatchMetrics::from_counts(counts))
     }
 }
