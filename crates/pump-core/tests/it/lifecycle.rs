@@ -111,59 +111,66 @@ async fn abort_of_a_fast_pipeline_is_never_reported_as_success() {
     }
 }
 
-/// `map_blocking`'s workers are tasks of tokio's blocking pool, which a runtime waits for when it is
-/// dropped: after an abort (and whenever the stage is idle) they must leave, or the drop would hang.
-/// Checked on a runtime of its own, dropped on a separate thread with a deadline.
-#[test]
-fn abort_releases_the_blocking_workers_so_the_runtime_can_shut_down() {
+/// Runs `future` to completion on `runtime` on a thread of its own, then drops the runtime there, and
+/// returns the output; fails with `hang` when that takes more than 30 s of real time (a deadline
+/// inside the runtime could be frozen by the very hang it should catch).
+fn on_own_runtime<F>(mut runtime: tokio::runtime::Builder, future: F, hang: &str) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
-        let result = runtime.block_on(async {
-            // The source then stays silent, so the workers sit idle waiting for a chunk.
-            let input = futures::stream::iter(0u64..1000).chain(futures::stream::pending());
-            let handle = source::from_stream(input)
-                .map_blocking(nz(2), |x| (0..200u64).fold(x, |acc, i| acc.rotate_left(3) ^ i))
-                .to(sink::count())
-                .spawn();
-            while stage_of(&handle, "count").elements_in < 1000 {
-                tokio::task::yield_now().await;
-            }
-            handle.abort();
-            handle.await
-        });
+        let runtime = runtime.build().unwrap();
+        let output = runtime.block_on(future);
         drop(runtime);
-        let _ = done.send(result.map(|_| ()));
+        let _ = done.send(output);
     });
-    let result = finished.recv_timeout(Duration::from_secs(30)).expect("the runtime never shut down");
+    finished.recv_timeout(Duration::from_secs(30)).expect(hang)
+}
+
+/// `map_blocking`'s workers are tasks of tokio's blocking pool, which a runtime waits for when it is
+/// dropped: after an abort (and whenever the stage is idle) they must leave, or the drop would hang.
+#[test]
+fn abort_releases_the_blocking_workers_so_the_runtime_can_shut_down() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(2);
+    let run = async {
+        // The source then stays silent, so the workers sit idle waiting for a chunk.
+        let input = futures::stream::iter(0u64..1000).chain(futures::stream::pending());
+        let handle = source::from_stream(input)
+            .map_blocking(nz(2), |x| (0..200u64).fold(x, |acc, i| acc.rotate_left(3) ^ i))
+            .to(sink::count())
+            .spawn();
+        while stage_of(&handle, "count").elements_in < 1000 {
+            tokio::task::yield_now().await;
+        }
+        handle.abort();
+        handle.await.map(|_| ())
+    };
+    let result = on_own_runtime(runtime, run, "the runtime never shut down");
     assert!(matches!(result, Err(PipelineError::Aborted)), "expected Aborted, got {result:?}");
 }
 
 /// Tokio's paused clock does not advance while a blocking task runs. `map_blocking`'s workers leave
 /// once idle, so timers elsewhere in the pipeline (here `throttle` and `batch`'s deadline) still fire
-/// in a paused-time test instead of waiting forever. A hang would freeze the paused clock of any
-/// timeout inside the runtime too, so the deadline is real time, outside it.
+/// in a paused-time test instead of waiting forever.
 #[test]
 fn map_blocking_leaves_the_paused_clock_free_to_advance() {
-    let (done, finished) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime =
-            tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        let result = runtime.block_on(async {
-            let started = Instant::now();
-            let outcome = source::iter(0u64..20)
-                .map_blocking(nz(2), |x| x * 2)
-                .throttle(pump_core::flow::time::Throttle::per_second(std::num::NonZeroU32::MIN))
-                .batch(nz(100), Duration::from_secs(5))
-                .to(sink::collect())
-                .run()
-                .await;
-            (outcome.map(|outcome| outcome.value.concat()), started.elapsed())
-        });
-        let _ = done.send(result);
-    });
-    let (result, elapsed) =
-        finished.recv_timeout(Duration::from_secs(30)).expect("the run hung on a paused clock");
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
+    runtime.enable_time().start_paused(true);
+    let run = async {
+        let started = Instant::now();
+        let outcome = source::iter(0u64..20)
+            .map_blocking(nz(2), |x| x * 2)
+            .throttle(pump_core::flow::time::Throttle::per_second(std::num::NonZeroU32::MIN))
+            .batch(nz(100), Duration::from_secs(5))
+            .to(sink::collect())
+            .run()
+            .await;
+        (outcome.map(|outcome| outcome.value.concat()), started.elapsed())
+    };
+    let (result, elapsed) = on_own_runtime(runtime, run, "the run hung on a paused clock");
     assert_eq!(result.unwrap(), (0u64..20).map(|x| x * 2).collect::<Vec<_>>());
     assert!(elapsed >= Duration::from_secs(19), "throttled for only {elapsed:?}");
 }
