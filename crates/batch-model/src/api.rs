@@ -372,17 +372,21 @@ mod tests {
 
     #[test]
     fn list_request_round_trips_with_filters() {
+        let parent: TaskId = "018f3a2b-4c5d-7e6f-8a9b-0c1d2e3f4a5b".parse().unwrap();
         let request = ListTasksRequest {
             status: Some(TaskStatus::Processing),
             task_type: Some(TaskType::Custom("geo".to_owned())),
-            parent_id: Some(TaskId::new()),
+            parent_id: Some(parent),
             limit: 10,
             offset: 20,
         };
         let json = serde_json::to_value(&request).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({ "status": "processing", "task_type": "geo", "limit": 10, "offset": 20 })
+            serde_json::json!({
+                "status": "processing", "task_type": "geo", "parent_id": "018f3a2b-4c5d-7e6f-8a9b-0c1d2e3f4a5b",
+                "limit": 10, "offset": 20,
+            })
         );
         assert_eq!(serde_json::from_value::<ListTasksRequest>(json).unwrap(), request);
     }
