@@ -397,6 +397,20 @@ impl BatchManager {
         Ok(StopTaskResponse { id: request.id, status: task.status })
     }
 
+    /// Aborts the in-flight work of a task this manager runs now, rather than when its stop's grace
+    /// period runs out (a second Ctrl-C while a stop is under way). The task is asked to stop first if
+    /// it was not, so it ends `cancelled` with its last checkpoint kept, as a stop whose grace period
+    /// ran out: nothing more is recorded. Returns false when no run of the task is here.
+    pub async fn abort_task(&self, id: &TaskId, reason: Option<String>) -> bool {
+        match self.inner.running().get(id) {
+            Some(running) => {
+                running.control.abort_now(StopReason::Requested { reason });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Waits until the task is finished (`completed`, `failed` or `cancelled`) and returns it. A task
     /// this manager runs is awaited directly; one running elsewhere is looked at every
     /// `poll_interval`. A task nobody runs (released at a shutdown, say) is waited for until someone
