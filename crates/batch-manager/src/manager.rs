@@ -146,10 +146,16 @@ impl BatchManager {
     /// Creates a `pending` task. The request is validated (`CONFIGURATION_ERROR` naming the setting
     /// for a bad config, `VALIDATION_ERROR` for a bad type name, params or metadata), then its kind
     /// must be registered (`VALIDATION_ERROR`) and accept the params and config (the kind's error,
-    /// usually `CONFIGURATION_ERROR` naming the parameter).
+    /// usually `CONFIGURATION_ERROR` naming the parameter). A request without a config gets its
+    /// kind's default config ([`KindSpec::default_config`](batch_tasks::KindSpec::default_config)).
     pub async fn create_task(&self, request: CreateTaskRequest) -> Result<CreateTaskResponse, ManagerError> {
         request.validate()?;
         let kind = self.kind(&request.task_type)?;
+        // A request without a config gets the kind's default (`TaskKind::spec`), not the model's.
+        let request = match request.config {
+            Some(_) => request,
+            None => request.with_config(kind.spec().default_config),
+        };
         let config = request.config_or_default();
         if config.partitions > 1 && !kind.can_partition() {
             let error = TaskError::new(
@@ -434,6 +440,20 @@ impl BatchManager {
         let restarted = self.inner.store.restart_task(id).await?;
         tracing::info!(task_id = %id, attempt = restarted.attempt, "task restarted");
         Ok(restarted)
+    }
+
+    /// Aborts the in-flight work of a task this manager runs now, rather than when its stop's grace
+    /// period runs out (a second Ctrl-C while a stop is under way). The task is asked to stop first if
+    /// it was not, so it ends `cancelled` with its last checkpoint kept, as a stop whose grace period
+    /// ran out: nothing more is recorded. Returns false when no run of the task is here.
+    pub async fn abort_task(&self, id: &TaskId, reason: Option<String>) -> bool {
+        match self.inner.running().get(id) {
+            Some(running) => {
+                running.control.abort_now(StopReason::Requested { reason });
+                true
+            }
+            None => false,
+        }
     }
 
     /// Waits until the task is finished (`completed`, `failed` or `cancelled`) and returns it. A task

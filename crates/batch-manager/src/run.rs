@@ -128,6 +128,12 @@ impl TaskControl {
         }
     }
 
+    /// Ends the grace period now: asks the task to stop (if it was not) and aborts its in-flight work.
+    pub(crate) fn abort_now(&self, reason: StopReason) {
+        self.request_stop(reason);
+        self.abort.cancel();
+    }
+
     /// The worker no longer holds the task: abort at once and record nothing more.
     pub(crate) fn lose_lease(&self) {
         self.lease_lost.store(true, Ordering::SeqCst);

@@ -65,7 +65,7 @@ pub use api::{
 };
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};
-pub use error::{ErrorCode, ModelError, TaskError};
+pub use error::{ErrorCode, ModelError, TaskError, message_with_causes};
 pub use id::TaskId;
 pub use item::{BatchItem, BatchResult};
 pub use metrics::{BatchMetrics, ProcessingMetrics, StatusCount};

@@ -92,6 +92,26 @@ async fn a_task_that_does_not_stop_within_its_grace_period_is_aborted_and_cancel
 }
 
 #[tokio::test(start_paused = true)]
+async fn abort_task_cuts_a_stops_grace_period_short_and_records_what_the_stop_would() {
+    let gated = gated_task().await;
+    gated.probe.open_gate(250);
+    checkpoint_reaching(&*gated.store, &gated.id, 2).await;
+    let stopped_at = tokio::time::Instant::now();
+    let request = StopTaskRequest { id: gated.id, reason: Some("interrupted".to_owned()) };
+    gated.manager.stop_task(request).await.unwrap();
+    assert!(gated.manager.abort_task(&gated.id, None).await, "the task runs here");
+
+    let task = gated.manager.wait(&gated.id).await.unwrap();
+    assert!(stopped_at.elapsed() < Duration::from_secs(1), "aborted after {:?}", stopped_at.elapsed());
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    let error = task.error.unwrap();
+    assert_eq!(error.code, ErrorCode::Cancelled);
+    assert!(error.message.starts_with("interrupted; in-flight work was aborted"), "{}", error.message);
+    assert_eq!(gated.store.checkpoint(&gated.id).await.unwrap().unwrap().sequence, 2);
+    assert_eq!(read(&gated.params.output), output_of(200), "the aborted chunk was never written");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_stop_requested_through_another_manager_reaches_the_task_at_its_heartbeat() {
     let gated = gated_task().await;
     let elsewhere = manager(&gated.store, &gated.probe, "second");

@@ -145,20 +145,10 @@ impl RunError {
             | RunError::Aborted
             | RunError::Pipeline { .. } => serde_json::Value::Null,
         };
-        TaskError::new(self.code(), error_chain(self)).with_details(details).not_retryable()
+        TaskError::new(self.code(), batch_model::message_with_causes(self))
+            .with_details(details)
+            .not_retryable()
     }
-}
-
-/// An error's message followed by the messages of its causes: `a: b: c`.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(source) = cause {
-        message.push_str(": ");
-        message.push_str(&source.to_string());
-        cause = source.source();
-    }
-    message
 }
 
 #[cfg(test)]
