@@ -35,6 +35,7 @@ pub struct JobContext {
     task: BatchTask,
     checkpoint: Option<Checkpoint>,
     control: Arc<dyn JobControl>,
+    epoch: u64,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -42,6 +43,7 @@ impl std::fmt::Debug for JobContext {
         f.debug_struct("JobContext")
             .field("task", &self.task.id)
             .field("checkpoint", &self.checkpoint.as_ref().map(|checkpoint| checkpoint.sequence))
+            .field("epoch", &self.epoch)
             .finish()
     }
 }
@@ -49,7 +51,21 @@ impl std::fmt::Debug for JobContext {
 impl JobContext {
     /// A context for `task`, resuming from `checkpoint` when there is one.
     pub fn new(task: BatchTask, checkpoint: Option<Checkpoint>, control: Arc<dyn JobControl>) -> Self {
-        JobContext { task, checkpoint, control }
+        JobContext { task, checkpoint, control, epoch: 0 }
+    }
+
+    /// The same context for a claim of fencing epoch `epoch` (the store bumps a task's epoch at every
+    /// claim and refuses commits under an older one).
+    #[must_use]
+    pub fn with_epoch(self, epoch: u64) -> Self {
+        JobContext { epoch, ..self }
+    }
+
+    /// The claim's fencing epoch; 0 for an unfenced claim (the default). Kinds that write files stage
+    /// them under names that carry it, so that nothing a stale holder writes reaches the final output
+    /// (see [`records`](crate::records)).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The task (id, type, config, params).

@@ -64,13 +64,17 @@ mod error;
 mod job;
 mod position;
 mod runner;
+mod sink;
+mod source;
 #[cfg(test)]
 mod tests;
 
 pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
 pub use error::RunError;
-pub use job::{Execution, ItemError, RecordJob, Summary};
+pub use job::{Admission, Execution, ItemError, RecordJob, Summary};
 /// The record a [`RecordJob`] processes (a line with its position), re-exported from pump-core.
-pub use pump_core::source::{FilePosition, Record};
-pub use runner::ChunkRunner;
+pub use pump_core::source::{FilePosition, Record, RecordError};
+pub use runner::{ChunkRunner, Endpoints};
+pub use sink::{CommitSink, CsvFile, CsvSink, JsonLinesFile, JsonLinesSink, Resume, SinkTarget, staged_path};
+pub use source::{CsvRowsInput, RecordSource, RowJson, SourceElement, SourceFailure, TextLinesInput};
