@@ -107,6 +107,7 @@
 //! time, beside the run. The final progress has the exact total.
 
 mod attempt;
+mod check;
 mod config;
 mod dead_letter;
 mod error;
@@ -118,6 +119,7 @@ mod source;
 #[cfg(test)]
 mod tests;
 
+pub use check::{check_input_file, check_output_folder, dead_letters_beside};
 pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
 pub use error::RunError;
