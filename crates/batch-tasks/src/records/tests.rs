@@ -784,3 +784,18 @@ async fn a_claim_after_the_final_checkpoint_finishes_the_publication() {
     assert_eq!((read(&job.output), read(&job.dead_letters)), (output, dead));
     assert_eq!(staged_files(dir.path()), Vec::<String>::new());
 }
+
+/// An input that vanished between the task's creation and its run: one line, its cause once, no
+/// internal stage names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_error_at_run_time_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    let error = run_job(&job, &task(config(10)), None, &Arc::new(TestControl::default())).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::StorageError);
+    assert_eq!(
+        error.message,
+        format!("cannot read the input {}: No such file or directory (os error 2)", job.input.display())
+    );
+    assert_eq!(error.details["input"], format!("the input {}", job.input.display()));
+}
