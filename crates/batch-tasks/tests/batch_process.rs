@@ -460,8 +460,14 @@ async fn the_kind_aggregates_a_csv_file_and_resumes_after_a_stop_to_the_same_res
     assert_eq!(stopped.unwrap(), JobOutcome::Stopped);
     let checkpoint = control.commits.lock().unwrap().last().cloned().unwrap();
     assert_eq!(checkpoint.sequence, 2);
-    assert!(checkpoint.state["grouping"]["groups"]["groups"].as_array().is_some_and(|groups| !groups.is_empty()));
-    assert!(checkpoint.sink["log"].as_u64().is_some_and(|len| len > 0 && len % 33 == 0), "{}", checkpoint.sink);
+    assert!(
+        checkpoint.state["grouping"]["groups"]["groups"].as_array().is_some_and(|groups| !groups.is_empty())
+    );
+    assert!(
+        checkpoint.sink["log"].as_u64().is_some_and(|len| len > 0 && len % 33 == 0),
+        "{}",
+        checkpoint.sink
+    );
     let (resumed, _) = run_kind(&params, Some(checkpoint), None).await;
     let JobOutcome::Completed { summary: resumed_summary, .. } = resumed.unwrap() else {
         panic!("not completed")
@@ -537,7 +543,8 @@ async fn quoted_multi_line_csv_fields_are_deduplicated_and_grouped_like_a_hand_c
         .into_iter()
         .map(|value| serde_json::from_value(value).unwrap())
         .collect();
-    let reasons: Vec<(u64, Option<&str>)> = dead.iter().map(|letter| (letter.line, letter.field.as_deref())).collect();
+    let reasons: Vec<(u64, Option<&str>)> =
+        dead.iter().map(|letter| (letter.line, letter.field.as_deref())).collect();
     // A3's amount is not a number; A5's row has three fields under a header of four.
     assert_eq!(reasons, [(6, Some("amount")), (11, None)]);
     assert_eq!(dead[1].message, "found 3 fields, expected 4");

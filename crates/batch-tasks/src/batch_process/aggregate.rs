@@ -194,7 +194,9 @@ impl Accumulator {
                     return Value::Null;
                 }
                 sum.checked_div(Decimal::from(*n))
-                    .map(|mean| mean.round_dp_with_strategy(AVG_SCALE, RoundingStrategy::MidpointAwayFromZero))
+                    .map(|mean| {
+                        mean.round_dp_with_strategy(AVG_SCALE, RoundingStrategy::MidpointAwayFromZero)
+                    })
                     .map_or(Value::Null, text)
             }
         }

@@ -48,11 +48,13 @@ use serde_json::{Value, json};
 use crate::batch_process::config::{BatchProcessConfig, DedupConfig, Format, GroupConfig};
 use crate::batch_process::dedup::{Dedup, DedupKey};
 use crate::batch_process::error::{BatchProcessError, RecordIssue};
-use crate::batch_process::{AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, SUMMARY_ROWS};
+use crate::batch_process::{
+    AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, SUMMARY_ROWS,
+};
 use crate::kind::{JobContext, JobOutcome, TaskKind};
 use crate::records::{
-    Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, Record, RecordJob,
-    RunnerOptions, Summary, TextLinesInput, check_input_file, check_output_folder,
+    Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, Record,
+    RecordJob, RunnerOptions, Summary, TextLinesInput, check_input_file, check_output_folder,
 };
 
 /// The `batch_process` task kind: filter, project, de-duplicate and aggregate the records of a
@@ -103,7 +105,8 @@ impl TaskKind for BatchProcessKind {
         let format = config.format;
         let log = config.dedup.is_some().then(|| keys_path(&config.output));
         let output = JsonLinesFile::new(config.output.clone(), "output");
-        let dead_letters = JsonLinesFile::<DeadLetterRecord>::new(config.dead_letters.clone(), "dead-letter file");
+        let dead_letters =
+            JsonLinesFile::<DeadLetterRecord>::new(config.dead_letters.clone(), "dead-letter file");
         let input = config.input.clone();
         let work = Arc::new(BatchProcessJob::new(config, log.clone()));
         let runner = ChunkRunner::new(self.options.clone());
@@ -138,7 +141,8 @@ pub(crate) fn keys_path(output: &Path) -> PathBuf {
 
 /// The input is a readable file; the output's and dead-letter file's folders exist.
 fn check_files(config: &BatchProcessConfig) -> Result<(), BatchProcessError> {
-    let invalid = |param: &'static str| move |reason: String| BatchProcessError::InvalidParam { param, reason };
+    let invalid =
+        |param: &'static str| move |reason: String| BatchProcessError::InvalidParam { param, reason };
     check_input_file(&config.input).map_err(invalid("input"))?;
     check_output_folder(&config.output).map_err(invalid("output"))?;
     check_output_folder(&config.dead_letters).map_err(invalid("dead_letter"))
@@ -289,7 +293,10 @@ impl Summary<ProcessedRow> for BatchSummary {
                 .and_then(|text| text.strip_suffix('\n'))
                 .and_then(|digits| u128::from_str_radix(digits, 16).ok())
                 .ok_or_else(|| {
-                    TaskError::new(ErrorCode::StorageError, "the dedup key log holds an entry that is not a key hash")
+                    TaskError::new(
+                        ErrorCode::StorageError,
+                        "the dedup key log holds an entry that is not a key hash",
+                    )
                 })?;
             self.seen.insert(hash);
             self.deduplicates = true;
@@ -360,7 +367,8 @@ impl Serialize for BatchSummary {
                 groups: group_by.state(),
             }
         });
-        StoredSummary { duplicates: self.duplicates, deduplicates: self.deduplicates, grouping }.serialize(serializer)
+        StoredSummary { duplicates: self.duplicates, deduplicates: self.deduplicates, grouping }
+            .serialize(serializer)
     }
 }
 
@@ -374,7 +382,8 @@ impl<'de> Deserialize<'de> for BatchSummary {
                     .group_by
                     .iter()
                     .map(|text| {
-                        FieldPath::parse(text).ok_or_else(|| serde::de::Error::custom(format!("bad path {text:?}")))
+                        FieldPath::parse(text)
+                            .ok_or_else(|| serde::de::Error::custom(format!("bad path {text:?}")))
                     })
                     .collect::<Result<Vec<_>, D::Error>>()?;
                 let aggregates = stored

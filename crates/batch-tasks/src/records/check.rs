@@ -16,11 +16,15 @@ use std::path::Path;
 /// ```
 pub fn check_input_file(path: &Path) -> Result<(), String> {
     match std::fs::metadata(path) {
-        Ok(metadata) if metadata.is_dir() => return Err(format!("{} is a folder, not a file", path.display())),
+        Ok(metadata) if metadata.is_dir() => {
+            return Err(format!("{} is a folder, not a file", path.display()));
+        }
         Ok(_) => {}
         Err(error) => return Err(format!("cannot read {}: {}", path.display(), os_reason(&error))),
     }
-    File::open(path).map(drop).map_err(|error| format!("cannot read {}: {}", path.display(), os_reason(&error)))
+    File::open(path)
+        .map(drop)
+        .map_err(|error| format!("cannot read {}: {}", path.display(), os_reason(&error)))
 }
 
 /// Why the file at `path` cannot be created (its folder is missing, or is not a folder), or `Ok`.
@@ -40,9 +44,16 @@ pub fn check_output_folder(path: &Path) -> Result<(), String> {
     };
     match std::fs::metadata(folder) {
         Ok(metadata) if metadata.is_dir() => {}
-        Ok(_) => return Err(format!("the folder {} of {} is not a folder", folder.display(), path.display())),
+        Ok(_) => {
+            return Err(format!("the folder {} of {} is not a folder", folder.display(), path.display()));
+        }
         Err(error) => {
-            return Err(format!("the folder {} of {} does not exist: {}", folder.display(), path.display(), os_reason(&error)));
+            return Err(format!(
+                "the folder {} of {} does not exist: {}",
+                folder.display(),
+                path.display(),
+                os_reason(&error)
+            ));
         }
     }
     if std::fs::metadata(path).is_ok_and(|metadata| metadata.is_dir()) {

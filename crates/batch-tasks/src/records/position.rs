@@ -55,7 +55,9 @@ pub(crate) struct ResumePoint<S, P, O, D> {
 
 /// Reads a checkpoint written by the chunk runner; a checkpoint of another shape is a
 /// [`RunError::BadCheckpoint`].
-pub(crate) fn resume_point<S, P, O, D>(checkpoint: Option<&Checkpoint>) -> Result<ResumePoint<S, P, O, D>, RunError>
+pub(crate) fn resume_point<S, P, O, D>(
+    checkpoint: Option<&Checkpoint>,
+) -> Result<ResumePoint<S, P, O, D>, RunError>
 where
     S: DeserializeOwned + Default,
     P: DeserializeOwned,
@@ -72,7 +74,11 @@ where
         });
     };
     let bad = |part: &'static str| {
-        move |source: serde_json::Error| RunError::BadCheckpoint { sequence: checkpoint.sequence, part, source }
+        move |source: serde_json::Error| RunError::BadCheckpoint {
+            sequence: checkpoint.sequence,
+            part,
+            source,
+        }
     };
     let source: P = P::deserialize(&checkpoint.source).map_err(bad("source"))?;
     let sinks: SinkPositions<O, D> = SinkPositions::deserialize(&checkpoint.sink).map_err(bad("sink"))?;
@@ -93,11 +99,18 @@ mod tests {
 
     #[test]
     fn an_unfenced_sink_position_keeps_its_old_shape_and_old_ones_read_back() {
-        let unfenced = SinkPositions { output: 10u64, dead_letters: 2u64, epoch: 0, log: None, is_final: false };
-        assert_eq!(serde_json::to_value(&unfenced).unwrap(), serde_json::json!({ "output": 10, "dead_letters": 2 }));
+        let unfenced =
+            SinkPositions { output: 10u64, dead_letters: 2u64, epoch: 0, log: None, is_final: false };
+        assert_eq!(
+            serde_json::to_value(&unfenced).unwrap(),
+            serde_json::json!({ "output": 10, "dead_letters": 2 })
+        );
         let fenced = SinkPositions { epoch: 7, log: Some(32), is_final: true, ..unfenced.clone() };
         let json = serde_json::to_value(&fenced).unwrap();
-        assert_eq!(json, serde_json::json!({ "output": 10, "dead_letters": 2, "epoch": 7, "log": 32, "final": true }));
+        assert_eq!(
+            json,
+            serde_json::json!({ "output": 10, "dead_letters": 2, "epoch": 7, "log": 32, "final": true })
+        );
         assert_eq!(serde_json::from_value::<SinkPositions<u64, u64>>(json).unwrap(), fenced);
     }
 }

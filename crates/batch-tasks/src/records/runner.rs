@@ -67,11 +67,8 @@ pub struct Endpoints<S, O, D> {
 }
 
 /// The file endpoints of a job's own paths.
-type FileEndpoints<J> = Endpoints<
-    TextLinesInput,
-    JsonLinesFile<<J as RecordJob>::Output>,
-    JsonLinesFile<DeadLetterRecord>,
->;
+type FileEndpoints<J> =
+    Endpoints<TextLinesInput, JsonLinesFile<<J as RecordJob>::Output>, JsonLinesFile<DeadLetterRecord>>;
 
 impl ChunkRunner {
     /// A runner with `options`.
@@ -88,7 +85,11 @@ impl ChunkRunner {
     /// file read line by line; [`RecordJob::output`] and [`RecordJob::dead_letters`], JSON lines),
     /// from its last checkpoint (or the start) to the end of the input, a stop request, or a failure;
     /// the failure as the task will record it ([`RunError::to_task_error`]).
-    pub async fn run<J: RecordJob>(&self, job: Arc<J>, context: &JobContext) -> Result<JobOutcome, TaskError> {
+    pub async fn run<J: RecordJob>(
+        &self,
+        job: Arc<J>,
+        context: &JobContext,
+    ) -> Result<JobOutcome, TaskError> {
         self.try_run(job, context).await.map_err(|error| error.to_task_error())
     }
 
@@ -97,7 +98,11 @@ impl ChunkRunner {
     /// Cancel safety: dropping the future leaves the files and the store consistent (a resume truncates
     /// what the last checkpoint does not cover), but cancel through the job's cancellation token
     /// instead, so that in-flight work is aborted.
-    pub async fn try_run<J: RecordJob>(&self, job: Arc<J>, context: &JobContext) -> Result<JobOutcome, RunError> {
+    pub async fn try_run<J: RecordJob>(
+        &self,
+        job: Arc<J>,
+        context: &JobContext,
+    ) -> Result<JobOutcome, RunError> {
         let endpoints = file_endpoints(&*job)?;
         self.try_run_with(job, endpoints, context).await
     }
@@ -154,12 +159,20 @@ impl ChunkRunner {
         // Every sink checks its committed position before any is changed, so a refused resume
         // leaves every file as it was.
         let output = endpoints.output.open(
-            sinks.as_ref().map(|sinks| Resume { position: sinks.output.clone(), epoch: sinks.epoch, is_final }),
+            sinks.as_ref().map(|sinks| Resume {
+                position: sinks.output.clone(),
+                epoch: sinks.epoch,
+                is_final,
+            }),
             epoch,
             durable,
         )?;
         let dead_letters = endpoints.dead_letters.open(
-            sinks.as_ref().map(|sinks| Resume { position: sinks.dead_letters.clone(), epoch: sinks.epoch, is_final }),
+            sinks.as_ref().map(|sinks| Resume {
+                position: sinks.dead_letters.clone(),
+                epoch: sinks.epoch,
+                is_final,
+            }),
             epoch,
             durable,
         )?;
@@ -167,7 +180,11 @@ impl ChunkRunner {
             None => None,
             Some(path) => {
                 let target = LogTarget::new(path, "state log");
-                let resume = sinks.as_ref().map(|sinks| Resume { position: sinks.log.unwrap_or(0), epoch: sinks.epoch, is_final });
+                let resume = sinks.as_ref().map(|sinks| Resume {
+                    position: sinks.log.unwrap_or(0),
+                    epoch: sinks.epoch,
+                    is_final,
+                });
                 let sink = target.open(resume, epoch, durable)?;
                 if let Some(len) = resume.map(|resume| resume.position).filter(|len| *len > 0) {
                     replay(&mut summary, &super::sink::staged_path(path, epoch), len)?;
@@ -219,12 +236,15 @@ impl ChunkRunner {
                 // hand-off at most, as for a plain `map_blocking`.
                 let per_hand_off = non_zero(u32::try_from(HAND_OFF_RECORDS / chunk_size.get()).unwrap_or(1));
                 let attempt = {
-                    let (job, source, schedule) = (Arc::clone(&job), Arc::clone(&source), Arc::clone(&schedule));
+                    let (job, source, schedule) =
+                        (Arc::clone(&job), Arc::clone(&source), Arc::clone(&schedule));
                     move |batch| attempt_chunk::<J, S, O::Sink, D::Sink>(&*job, &*source, &schedule, batch)
                 };
                 let settle = {
                     let job = Arc::clone(&job);
-                    move |chunk| settle_chunk(Arc::clone(&job), Arc::clone(&schedule), concurrency.get(), chunk)
+                    move |chunk| {
+                        settle_chunk(Arc::clone(&job), Arc::clone(&schedule), concurrency.get(), chunk)
+                    }
                 };
                 let graph = records
                     .batch(chunk_size, max_wait)
@@ -237,7 +257,9 @@ impl ChunkRunner {
             Execution::Async => {
                 let settle = {
                     let (job, source) = (Arc::clone(&job), Arc::clone(&source));
-                    move |element| settle_async(Arc::clone(&job), Arc::clone(&source), Arc::clone(&schedule), element)
+                    move |element| {
+                        settle_async(Arc::clone(&job), Arc::clone(&source), Arc::clone(&schedule), element)
+                    }
                 };
                 let graph = records
                     .map_async(concurrency, settle)
@@ -279,7 +301,8 @@ fn source_error<S: RecordSource>(source: &S, cause: pump_core::BoxError) -> RunE
 /// The job's own files as endpoints; every path must be named and the three must differ (with the
 /// state log, four).
 fn file_endpoints<J: RecordJob>(job: &J) -> Result<FileEndpoints<J>, RunError> {
-    let mut files = vec![("input", job.input()), ("output", job.output()), ("dead-letter file", job.dead_letters())];
+    let mut files =
+        vec![("input", job.input()), ("output", job.output()), ("dead-letter file", job.dead_letters())];
     if let Some(log) = job.state_log() {
         files.push(("state log", log));
     }
@@ -304,10 +327,8 @@ fn file_endpoints<J: RecordJob>(job: &J) -> Result<FileEndpoints<J>, RunError> {
 
 /// Feeds the committed part of the state log (`len` bytes of `path`) to the summary.
 fn replay<S: Summary<O>, O>(summary: &mut S, path: &Path, len: u64) -> Result<(), RunError> {
-    let file = std::fs::File::open(path).map_err(|source| RunError::Read {
-        input: format!("the state log {}", path.display()),
-        source,
-    })?;
+    let file = std::fs::File::open(path)
+        .map_err(|source| RunError::Read { input: format!("the state log {}", path.display()), source })?;
     let mut reader = BufReader::with_capacity(256 * 1024, file.take(len));
     summary.replay(&mut reader).map_err(|error| RunError::Kind { error })
 }
@@ -402,7 +423,10 @@ where
     /// ([`consume`](Sink::consume) polls both), so a commit's round trip is not on the pipeline's
     /// path. One commit at a time, in sequence order; a crash meanwhile is covered like any other
     /// (the output may run ahead of the last committed checkpoint, and a resume truncates it).
-    async fn write_chunk(&mut self, chunk: Chunk<J::Output, S::Position>) -> Result<Option<SinkEnd>, RunError> {
+    async fn write_chunk(
+        &mut self,
+        chunk: Chunk<J::Output, S::Position>,
+    ) -> Result<Option<SinkEnd>, RunError> {
         if self.token.is_cancelled() {
             return Err(RunError::Aborted);
         }
@@ -420,7 +444,9 @@ where
             match item.outcome {
                 Outcome::Output(output) => {
                     let admission = if selects {
-                        self.summary.admit(&output, &mut self.log_bytes).map_err(|error| RunError::Kind { error })?
+                        self.summary
+                            .admit(&output, &mut self.log_bytes)
+                            .map_err(|error| RunError::Kind { error })?
                     } else {
                         Admission::Write
                     };
@@ -429,7 +455,8 @@ where
                             match &rendered {
                                 None => self.output.write(&output)?,
                                 Some(_) if selects => {
-                                    let start = output_index.checked_sub(1).map_or(0, |before| rendered_ends[before]);
+                                    let start =
+                                        output_index.checked_sub(1).map_or(0, |before| rendered_ends[before]);
                                     let stop = rendered_ends[output_index];
                                     match kept.last_mut() {
                                         Some(last) if last.1 == start => last.1 = stop,
@@ -501,7 +528,12 @@ where
 
     /// Makes every sink durable, waits for the previous commit, and starts the commit of the
     /// checkpoint at source position `end` (`is_final`: the task's last).
-    async fn start_commit(&mut self, end: S::Position, progress: Progress, is_final: bool) -> Result<(), RunError> {
+    async fn start_commit(
+        &mut self,
+        end: S::Position,
+        progress: Progress,
+        is_final: bool,
+    ) -> Result<(), RunError> {
         let output = self.output.prepare_commit(self.durable)?;
         let dead_letters = self.dead_letters.prepare_commit(self.durable)?;
         let log = match &mut self.log {

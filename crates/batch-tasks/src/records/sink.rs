@@ -144,9 +144,15 @@ struct Staged {
 }
 
 /// Prepares a file sink's file for a run: see the [module docs](super) on fencing.
-fn stage(path: &Path, role: &'static str, resume: Option<Resume<u64>>, epoch: u64) -> Result<Staged, RunError> {
+fn stage(
+    path: &Path,
+    role: &'static str,
+    resume: Option<Resume<u64>>,
+    epoch: u64,
+) -> Result<Staged, RunError> {
     let own = staged_path(path, epoch);
-    let fresh = Staged { path: path.to_owned(), own: own.clone(), epoch, len: 0, adopted: None, published: false };
+    let fresh =
+        Staged { path: path.to_owned(), own: own.clone(), epoch, len: 0, adopted: None, published: false };
     let Some(Resume { position: len, epoch: from_epoch, is_final }) = resume else {
         return Ok(fresh);
     };
@@ -206,7 +212,10 @@ fn copy_prefix(from: &Path, to: &Path, len: u64) -> io::Result<()> {
     let mut target = OpenOptions::new().write(true).create(true).truncate(true).open(to)?;
     let copied = io::copy(&mut io::Read::take(source, len), &mut target)?;
     if copied < len {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} ended after {copied} bytes", from.display())));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} ended after {copied} bytes", from.display()),
+        ));
     }
     Ok(())
 }
@@ -220,18 +229,19 @@ fn sync_parent(role: &'static str, path: &Path) -> Result<(), RunError> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    File::open(parent).and_then(|directory| directory.sync_all()).map_err(|source| io_error(role, parent, source))
+    File::open(parent)
+        .and_then(|directory| directory.sync_all())
+        .map_err(|source| io_error(role, parent, source))
 }
 
 impl Staged {
     /// Removes the adopted file once a checkpoint of this run is committed.
     fn committed(&mut self) {
-        if let Some(adopted) = self.adopted.take() {
-            if let Err(error) = std::fs::remove_file(&adopted)
-                && error.kind() != io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %adopted.display(), %error, "cannot remove an adopted staged file");
-            }
+        if let Some(adopted) = self.adopted.take()
+            && let Err(error) = std::fs::remove_file(&adopted)
+            && error.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %adopted.display(), %error, "cannot remove an adopted staged file");
         }
     }
 
@@ -315,7 +325,12 @@ impl<T> fmt::Debug for JsonLinesSink<T> {
 impl<T: Serialize + Send + 'static> SinkTarget<T> for JsonLinesFile<T> {
     type Sink = JsonLinesSink<T>;
 
-    fn open(&self, resume: Option<Resume<u64>>, epoch: u64, durable: bool) -> Result<JsonLinesSink<T>, RunError> {
+    fn open(
+        &self,
+        resume: Option<Resume<u64>>,
+        epoch: u64,
+        durable: bool,
+    ) -> Result<JsonLinesSink<T>, RunError> {
         let staged = stage(&self.path, self.role, resume, epoch)?;
         let writer = if resume.is_none() {
             JsonLinesWriter::create(&staged.own)
@@ -356,7 +371,9 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for JsonLinesSink<T> {
     }
 
     fn write_rendered(&mut self, bytes: &[u8], records: u64) -> Result<(), RunError> {
-        self.writer.write_rendered(bytes, records).map_err(|source| RunError::Write { file: self.role, source })
+        self.writer
+            .write_rendered(bytes, records)
+            .map_err(|source| RunError::Write { file: self.role, source })
     }
 
     fn prepare_commit(&mut self, durable: bool) -> Result<u64, RunError> {
@@ -409,8 +426,12 @@ impl<T: Serialize + Send + 'static> SinkTarget<T> for CsvFile<T> {
 
     fn open(&self, resume: Option<Resume<u64>>, epoch: u64, durable: bool) -> Result<CsvSink<T>, RunError> {
         let staged = stage(&self.path, self.role, resume, epoch)?;
-        let writer = if resume.is_none() { CsvWriter::create(&staged.own) } else { CsvWriter::resume(&staged.own, staged.len) }
-            .map_err(|source| resume_error(self.role, source))?;
+        let writer = if resume.is_none() {
+            CsvWriter::create(&staged.own)
+        } else {
+            CsvWriter::resume(&staged.own, staged.len)
+        }
+        .map_err(|source| resume_error(self.role, source))?;
         if durable {
             sync_parent(self.role, &staged.own)?;
         }

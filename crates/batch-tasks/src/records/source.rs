@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use batch_model::ErrorCode;
 use pump_core::Source;
-use pump_core::source::{CsvSource, FilePosition, Record, RecordError, TextLinesSource, csv, text_lines};
 use pump_core::SourceExt as _;
 use pump_core::flow::{Map, Via};
+use pump_core::source::{CsvSource, FilePosition, Record, RecordError, TextLinesSource, csv, text_lines};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -275,7 +275,9 @@ impl<'de> serde::de::Visitor<'de> for RowVisitor {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RowJson, A::Error> {
         let mut text = String::from("{");
         let mut first = true;
-        while let Some((name, cell)) = map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()? {
+        while let Some((name, cell)) =
+            map.next_entry::<std::borrow::Cow<'de, str>, std::borrow::Cow<'de, str>>()?
+        {
             if !first {
                 text.push(',');
             }

@@ -258,8 +258,8 @@ async fn run_epoch(
     control: &Arc<TestControl>,
     epoch: u64,
 ) -> Result<JobOutcome, TaskError> {
-    let context =
-        JobContext::new(task.clone(), checkpoint, Arc::clone(control) as Arc<dyn JobControl>).with_epoch(epoch);
+    let context = JobContext::new(task.clone(), checkpoint, Arc::clone(control) as Arc<dyn JobControl>)
+        .with_epoch(epoch);
     ChunkRunner::new(options()).run(Arc::clone(job), &context).await
 }
 
@@ -649,7 +649,10 @@ async fn a_fenced_run_stages_its_files_and_publishes_them_after_a_final_checkpoi
     assert_eq!(read(&job.dead_letters), reference_dead);
     assert_eq!(staged_files(dir.path()), Vec::<String>::new(), "the adopted and own staged files are gone");
     let last = second.checkpoints().pop().unwrap();
-    assert_eq!((last.sink["final"].clone(), last.sink["epoch"].clone()), (serde_json::json!(true), serde_json::json!(5)));
+    assert_eq!(
+        (last.sink["final"].clone(), last.sink["epoch"].clone()),
+        (serde_json::json!(true), serde_json::json!(5))
+    );
     assert_eq!(last.sink["output"].as_u64().unwrap(), reference_output.len() as u64);
 }
 
@@ -725,7 +728,10 @@ async fn resumes_under_new_epochs_after_crashes_give_identical_files() {
     // Epoch 0 first (an unfenced claim, files in place), then fenced claims: each adopts the last.
     for (round, epoch) in [0u64, 3, 4, 9, 10].into_iter().enumerate() {
         let stop_after = checkpoint.as_ref().map_or(0, |checkpoint: &Checkpoint| checkpoint.sequence) + 4;
-        let commits = checkpoint.iter().map(|checkpoint: &Checkpoint| (checkpoint.clone(), Progress::zero(chrono::Utc::now()))).collect();
+        let commits = checkpoint
+            .iter()
+            .map(|checkpoint: &Checkpoint| (checkpoint.clone(), Progress::zero(chrono::Utc::now())))
+            .collect();
         let last_round = round == 4;
         let control = Arc::new(TestControl {
             commits: Mutex::new(commits),
@@ -775,7 +781,11 @@ async fn a_claim_after_the_final_checkpoint_finishes_the_publication() {
     assert_eq!(progress.total, Some(60));
     assert_eq!((read(&job.output), read(&job.dead_letters)), (output.clone(), dead.clone()));
     assert!(again.checkpoints().is_empty(), "nothing more to commit");
-    assert_eq!(job.attempts.lock().unwrap().values().sum::<u32>(), attempts_before, "no record processed again");
+    assert_eq!(
+        job.attempts.lock().unwrap().values().sum::<u32>(),
+        attempts_before,
+        "no record processed again"
+    );
     assert_eq!(staged_files(dir.path()), Vec::<String>::new());
 
     // Only the dead letters were still staged (the output renamed before the holder died).

@@ -108,7 +108,8 @@ impl YouzanParams {
     pub fn check_files(&self) -> Result<(), YouzanError> {
         crate::records::check_input_file(&self.input).map_err(|reason| invalid("input", reason))?;
         crate::records::check_output_folder(&self.output).map_err(|reason| invalid("output", reason))?;
-        crate::records::check_output_folder(&self.dead_letter).map_err(|reason| invalid("dead_letter", reason))
+        crate::records::check_output_folder(&self.dead_letter)
+            .map_err(|reason| invalid("dead_letter", reason))
     }
 
     /// Loads the tables: the user's `rules` and `provinces` files when given (read and checked),

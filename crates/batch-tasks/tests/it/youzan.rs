@@ -311,7 +311,10 @@ fn bad_params_and_tables_are_configuration_errors_naming_the_param() {
     assert_eq!((error.code, error.details["param"].as_str()), (ErrorCode::ConfigurationError, Some("input")));
     assert_eq!(
         error.message,
-        format!("invalid parameter input: cannot read {}: No such file or directory", dir.path().join("none.jsonl").display())
+        format!(
+            "invalid parameter input: cannot read {}: No such file or directory",
+            dir.path().join("none.jsonl").display()
+        )
     );
     let error = kind_error(with("output", serde_json::json!(dir.path().join("no/out.jsonl"))));
     assert_eq!(error.details["param"], "output");
