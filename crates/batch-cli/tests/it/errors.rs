@@ -55,8 +55,28 @@ fn bad_arguments_and_settings_exit_2_naming_the_option() {
 #[test]
 fn a_task_that_fails_exits_1_with_its_error_code() {
     let sandbox = Sandbox::new();
-    let ran =
-        sandbox.run(&["run", "youzan_order", "--input", "missing.jsonl", "--output", "o.jsonl", "--json"]);
+    // A missing input is refused when the task is created: exit 2, the option named, no task.
+    let refused = sandbox.run(&["run", "youzan_order", "--input", "missing.jsonl", "--output", "o.jsonl"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("CONFIGURATION_ERROR") && refused.stderr.contains("--input"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(sandbox.run(&["tasks", "list", "--json"]).json()["total"], 0, "no task was created");
+    // A task that fails while it runs: more invalid records than its skip limit allows.
+    sandbox.generate("youzan", 200, "t.jsonl", &["--invalid-ratio", "0.2"]);
+    let ran = sandbox.run(&[
+        "run",
+        "youzan_order",
+        "--input",
+        "t.jsonl",
+        "--output",
+        "o.jsonl",
+        "--skip-limit",
+        "0",
+        "--json",
+    ]);
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     let document: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
     assert_eq!(document["status"], "failed");

@@ -63,8 +63,19 @@ fn list_show_and_metrics_report_the_store() {
     let first = run("a.jsonl");
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stdout.contains("completed"), "{}", first.stdout);
-    let second = sandbox.run(&["run", "youzan_order", "--input", "missing.jsonl", "--output", "b.jsonl"]);
-    assert_eq!(second.code, 1);
+    // A task that fails while it runs (more invalid records than its skip limit allows).
+    sandbox.generate("youzan", 100, "t.jsonl", &["--invalid-ratio", "0.2"]);
+    let second = sandbox.run(&[
+        "run",
+        "youzan_order",
+        "--input",
+        "t.jsonl",
+        "--output",
+        "b.jsonl",
+        "--skip-limit",
+        "0",
+    ]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
 
     let listing = sandbox.run(&["tasks", "list", "--json"]).json();
     assert_eq!(listing["total"], 2);
