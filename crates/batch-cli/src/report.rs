@@ -91,7 +91,7 @@ impl Finished {
             }
             TaskType::YouzanOrder => {
                 push_path(&mut lines, "output", &params["output"]);
-                push_path(&mut lines, "dead letters", &params["dead_letter"]);
+                push_path(&mut lines, "dead letters", dead_letter_param(params));
                 if let Some(regions) = result["regions"].as_object() {
                     lines.push(format!(
                         "  orders       {} valid, {} invalid; per region:",
@@ -108,7 +108,7 @@ impl Finished {
             }
             _ => {
                 push_path(&mut lines, "output", &params["output"]);
-                push_path(&mut lines, "dead letters", &params["dead_letters"]);
+                push_path(&mut lines, "dead letters", dead_letter_param(params));
                 if let Some(rows) = result["rows"].as_array() {
                     lines.push(format!("  groups       {}", result["groups"]));
                     for row in rows.iter().take(20) {
@@ -118,6 +118,14 @@ impl Finished {
             }
         }
         lines.join("\n")
+    }
+}
+
+/// The dead-letter file a task's params name (`dead_letter`, or its alias `dead_letters`).
+fn dead_letter_param(params: &Value) -> &Value {
+    match &params["dead_letter"] {
+        Value::Null => &params["dead_letters"],
+        named => named,
     }
 }
 

@@ -56,16 +56,16 @@ impl JobContext {
         JobContext { task, checkpoint, control, epoch: 0 }
     }
 
-    /// The same context for the claim of `epoch` (the fencing token the manager's store gave the
-    /// claim; 0 outside a store).
+    /// The same context for a claim of fencing epoch `epoch` (the store bumps a task's epoch at every
+    /// claim and refuses commits under an older one).
     #[must_use]
     pub fn with_epoch(self, epoch: u64) -> Self {
         JobContext { epoch, ..self }
     }
 
-    /// The claim's epoch: bumped by every claim of the task, so a kind can keep what this run writes
-    /// apart from what an earlier (possibly still running, stale) holder writes — e.g. by staging its
-    /// output under names that carry the epoch.
+    /// The claim's fencing epoch; 0 for an unfenced claim (the default). Kinds that write files stage
+    /// them under names that carry it, so that nothing a stale holder writes reaches the final output
+    /// (see [`records`](crate::records)).
     pub fn epoch(&self) -> u64 {
         self.epoch
     }

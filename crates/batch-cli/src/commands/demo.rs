@@ -77,7 +77,7 @@ pub(crate) async fn demo(args: DemoArgs, db: Option<&StoreAddress>, view: View) 
             CreateTaskRequest::new(TaskType::BatchProcess).with_params(json!({
                 "input": path(&data, "records.jsonl"),
                 "output": path(&out, "records.big.jsonl"),
-                "dead_letters": path(&out, "records.dead.jsonl"),
+                "dead_letter": path(&out, "records.dead_letters.jsonl"),
                 "filter": "amount >= 100",
                 "dedup_key": "id",
                 "group_by": "region",

@@ -58,9 +58,7 @@ fn usage_errors_are_one_line_too() {
     let usage = |args: &[&str]| sandbox.run(args).one_error_line(2, "CONFIGURATION_ERROR");
     let message = usage(&["run", "youzan_order", "--input", "t.jsonl"]);
     assert!(
-        message.starts_with(
-            "the following required arguments were not provided: --output <FILE>, --dead-letter"
-        ),
+        message.starts_with("the following required arguments were not provided: --output <FILE>"),
         "{message}"
     );
     assert!(usage(&["run", "nonsense"]).contains("unrecognized subcommand 'nonsense'"));
@@ -148,6 +146,16 @@ fn db_is_an_address_and_gen_refuses_it() {
     let ran = sandbox
         .run_with(&[("BATCH_DB", "x.db")], &["gen", "youzan_order", "--count", "5", "--output", "t.jsonl"]);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
+}
+
+#[test]
+fn a_missing_input_is_refused_when_the_task_is_created() {
+    let sandbox = Sandbox::new();
+    let refused = sandbox.run(&["run", "youzan_order", "--input", "missing.jsonl", "--output", "o.jsonl"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    let message = refused.one_error_line(2, "CONFIGURATION_ERROR");
+    assert!(message.contains("--input") && message.contains("missing.jsonl"), "{message}");
+    assert_eq!(sandbox.run(&["tasks", "list", "--json"]).json()["total"], 0, "no task was created");
 }
 
 #[test]

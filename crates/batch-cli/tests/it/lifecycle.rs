@@ -248,5 +248,7 @@ fn a_second_ctrl_c_aborts_a_stopping_task_at_once() {
     let message = task["error"]["message"].as_str().unwrap();
     assert!(message.starts_with("interrupted (Ctrl-C); in-flight work was aborted"), "{message}");
     assert_eq!(task["progress"]["processed"], 1024);
-    assert_eq!(read(&sandbox.path("out.jsonl")).lines().count(), 1024);
+    // Unfinished output stays staged under the claim's epoch (1) until a restart completes it.
+    assert!(!sandbox.path("out.jsonl").exists(), "nothing is published before the task completes");
+    assert_eq!(read(&sandbox.path("out.jsonl.e1.part")).lines().count(), 1024);
 }

@@ -96,8 +96,8 @@ async fn a_task_runs_to_completion_with_its_summary_progress_and_metrics() {
     assert_eq!(result.metrics.start_time, task.started_at);
     assert_eq!(
         store.checkpoint(&created.id).await.unwrap().unwrap().sequence,
-        16,
-        "1000 records in chunks of 64"
+        17,
+        "1000 records in chunks of 64, then the final checkpoint"
     );
 
     let status = manager.get_task_status(&created.id).await.unwrap();

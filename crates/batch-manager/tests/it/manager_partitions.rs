@@ -224,7 +224,18 @@ async fn a_failed_partition_fails_the_parent_and_a_restart_finishes_it_from_the_
     let checkpoint = store.checkpoint(&failed_child.id).await.unwrap().unwrap();
     assert_eq!(checkpoint.source["next"], 9_000, "the failed partition checkpointed up to the fault");
 
-    let restarted = manager.restart_task(&created.id).await.unwrap();
+    // The other partitions were asked to stop; a restart waits until they have.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let restarted = loop {
+        match manager.restart_task(&created.id).await {
+            Ok(restarted) => break restarted,
+            Err(error) => {
+                assert_eq!(error.code(), ErrorCode::InvalidState, "{error}");
+                assert!(tokio::time::Instant::now() < deadline, "the partitions never stopped: {error}");
+                tokio::task::yield_now().await;
+            }
+        }
+    };
     assert_eq!((restarted.status, restarted.attempt), (TaskStatus::Pending, 2));
     let again = wait_for(&manager, &created.id).await;
     assert_eq!((again.status, again.attempt, again.attempts.len()), (TaskStatus::Failed, 2, 1));

@@ -21,11 +21,12 @@ pub(crate) fn spec() -> KindSpec {
                 .required()
                 .output(),
             ParamSpec::new(
-                "dead_letters",
+                "dead_letter",
                 ParamType::Path,
-                "Where rejected records are written (JSON lines); default: the output with the extension \
-             .dead.jsonl.",
+                "Where rejected records are written (JSON lines) with their line, code and reason; default: \
+                 beside the output, <output stem>.dead_letters.jsonl.",
             )
+            .with_alias("dead_letters")
             .output(),
             ParamSpec::new(
                 "format",

@@ -24,9 +24,10 @@ pub(crate) fn spec() -> KindSpec {
         ParamSpec::new(
             "dead_letter",
             ParamType::Path,
-            "Where invalid records are written (JSON lines), with their line, code and the field at fault.",
+            "Where invalid records are written (JSON lines), with their line, code and the field at fault; \
+             default: beside the output, <output stem>.dead_letters.jsonl.",
         )
-        .required()
+        .with_alias("dead_letters")
         .output(),
         ParamSpec::new(
             "rules",
