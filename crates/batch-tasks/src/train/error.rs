@@ -301,11 +301,12 @@ pub enum RowProblem {
         /// Columns in the header.
         expected: usize,
     },
-    /// A record longer than the reader holds in memory.
-    #[error("record longer than {limit} bytes")]
-    TooLong {
-        /// The limit in bytes.
-        limit: usize,
+    /// A record the scanner could not read as a record: longer than the reader holds in memory, or a
+    /// CSV record whose quote is never closed (the message names the line the quote opened on).
+    #[error("{reason}")]
+    Malformed {
+        /// What the scanner found.
+        reason: String,
     },
     /// A JSON-lines record that is not a JSON object, or not valid JSON.
     #[error("not a JSON object: {reason}")]
