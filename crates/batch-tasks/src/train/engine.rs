@@ -30,7 +30,7 @@ use crate::train::scaler::{Scaler, Welford};
 use crate::train::sgd::Sgd;
 use crate::train::shuffle::{ShuffleWindow, is_held_out, window_seed};
 use crate::train::state::{
-    Cursor, Phase, Resumed, RowCounts, STATE_VERSION, ScanState, SinkState, TrainState,
+    Cursor, Phase, Resumed, RowCounts, STATE_VERSION, ScanState, SinkState, Stopping, TrainState,
 };
 
 /// The most classes a label column may have.
@@ -114,6 +114,9 @@ impl Engine {
                     scaler: None,
                     classes: Vec::new(),
                     model: None,
+                    squares: Vec::new(),
+                    l2: 0.0,
+                    stopping: Stopping::default(),
                     running: Default::default(),
                     epochs: Vec::new(),
                     holdout: Default::default(),
@@ -337,6 +340,8 @@ impl Engine {
         else {
             return Err(TrainError::Checkpoint { reason: "a training pass has no model".to_owned() });
         };
+        let squares = &mut self.state.squares;
+        let l2 = self.state.l2;
         let window = self.window.get_or_insert_with(|| ShuffleWindow::new(model.features, self.window_rows));
         let sgd = self.sgd.get_or_insert_with(|| Sgd::new(model, self.batch_size, self.concurrency));
         window.clear();
@@ -366,11 +371,12 @@ impl Engine {
             for batch in window.order().chunks(self.batch_size) {
                 let outcome = sgd.step(
                     model,
+                    squares,
                     window.values(),
                     window.labels(),
                     batch,
                     self.params.learning_rate,
-                    self.params.l2,
+                    l2,
                 );
                 running.loss += outcome.loss;
                 running.correct += outcome.correct;
@@ -471,13 +477,21 @@ impl Engine {
             Phase::Train { epoch } => {
                 let running = std::mem::take(&mut self.state.running);
                 let rows = running.rows.max(1) as f64;
+                let loss = running.loss / rows;
+                let penalty = self.state.model.as_ref().map_or(0.0, LinearModel::weight_norm_squared);
+                let objective = loss + self.state.l2 / 2.0 * penalty;
                 self.state.epochs.push(EpochMetrics {
                     epoch: epoch + 1,
-                    loss: running.loss / rows,
+                    loss,
+                    objective,
                     accuracy: running.correct as f64 / rows,
                     rows: running.rows,
                 });
-                if epoch + 1 < self.params.epochs {
+                let converged = self.stopping_rule(objective);
+                if converged && epoch + 1 < self.params.epochs {
+                    self.state.stopping.stopped_early = true;
+                }
+                if epoch + 1 < self.params.epochs && !converged {
                     Phase::Train { epoch: epoch + 1 }
                 } else {
                     self.after_training()
@@ -495,6 +509,21 @@ impl Engine {
             self.cursor.set_position(reader.position());
         }
         Ok(())
+    }
+
+    /// Records an epoch's objective with the stopping rule; `true` when training should stop: the
+    /// objective has not improved on the best by more than `tolerance` for `patience` epochs in a
+    /// row.
+    fn stopping_rule(&mut self, objective: f64) -> bool {
+        let stopping = &mut self.state.stopping;
+        match stopping.best {
+            Some(best) if objective >= best - self.params.tolerance => stopping.stale += 1,
+            _ => stopping.stale = 0,
+        }
+        if stopping.best.is_none_or(|best| objective < best) {
+            stopping.best = Some(objective);
+        }
+        self.params.patience > 0 && stopping.stale >= self.params.patience
     }
 
     fn after_training(&self) -> Phase {
@@ -531,7 +560,10 @@ impl Engine {
         }
         self.state.scaler = Some(scan.welford.scaler());
         self.state.classes = scan.classes.into_iter().collect();
-        self.state.model = Some(LinearModel::zeros(self.state.classes.len(), self.state.features.len()));
+        let model = LinearModel::zeros(self.state.classes.len(), self.state.features.len());
+        self.state.squares = vec![0.0; model.weights.len() + model.biases.len()];
+        self.state.model = Some(model);
+        self.state.l2 = self.params.l2.unwrap_or(1.0 / rows.train as f64);
         Ok(())
     }
 
@@ -590,6 +622,9 @@ impl Engine {
             "classes": model.classes,
             "features": model.features,
             "epochs": model.metrics.epochs,
+            "epochs_run": model.training.epochs_run,
+            "stopped_early": model.training.stopped_early,
+            "l2": model.training.l2,
             "holdout_accuracy": model.metrics.holdout_accuracy,
             "eval_accuracy": model.metrics.eval_accuracy,
             "rows": {
@@ -627,8 +662,12 @@ impl Engine {
             training: TrainingInfo {
                 input: self.params.input.display().to_string(),
                 epochs: self.params.epochs,
+                epochs_run: self.state.epochs.len() as u32,
+                stopped_early: self.state.stopping.stopped_early,
+                tolerance: self.params.tolerance,
+                patience: self.params.patience,
                 learning_rate: self.params.learning_rate,
-                l2: self.params.l2,
+                l2: self.state.l2,
                 seed: self.params.seed,
                 batch_size: self.batch_size as u32,
                 holdout: self.params.holdout,
@@ -656,6 +695,8 @@ fn fingerprint(params: &TrainParams, config: &BatchConfig) -> Value {
         "label": params.label,
         "features": params.features,
         "epochs": params.epochs,
+        "tolerance": params.tolerance,
+        "patience": params.patience,
         "learning_rate": params.learning_rate,
         "l2": params.l2,
         "seed": params.seed,

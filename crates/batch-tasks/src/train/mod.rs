@@ -97,7 +97,7 @@ use batch_model::{BatchConfig, TaskError, TaskType};
 use crate::kind::{JobContext, JobOutcome, TaskKind};
 use crate::train::engine::{Engine, Pause};
 
-pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams};
+pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams, defaults};
 pub use dataset::{MAX_RECORD_LEN, Row, RowReader, SNIFF_ROWS};
 pub use engine::MAX_CLASSES;
 pub use error::{RowProblem, TrainError};
