@@ -11,7 +11,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use batch_model::{BatchConfig, Checkpoint, Counters, Durability, ErrorCode, Progress};
 use chrono::Utc;
@@ -36,6 +36,16 @@ use crate::train::state::{
 /// The most classes a label column may have.
 pub const MAX_CLASSES: usize = 1000;
 
+/// The fewest training rows a task learns from: with fewer (say, a file that an unclosed quote
+/// turned into one bad record) the task fails with `VALIDATION_ERROR` rather than write a model
+/// that means nothing.
+pub const MIN_TRAINING_ROWS: u64 = 10;
+
+/// The fewest rows an accuracy is measured on (held-out rows, or the good rows of `eval_input`):
+/// with fewer, the task fails with `VALIDATION_ERROR` rather than report an accuracy that means
+/// nothing.
+pub const MIN_EVALUATION_ROWS: u64 = 10;
+
 /// Why [`Engine::advance`] handed control back.
 #[derive(Debug)]
 pub(super) enum Pause {
@@ -50,6 +60,17 @@ pub(super) enum Pause {
         /// The final progress.
         progress: Progress,
     },
+}
+
+/// An estimate of the records of a file of `len` bytes, `read` of which were found in its first
+/// `offset` bytes; `None` before any.
+fn estimate_records(read: u64, offset: u64, len: Option<u64>) -> Option<u64> {
+    let len = len?;
+    if read == 0 || offset == 0 {
+        return None;
+    }
+    let estimate = (read as f64 * len as f64 / offset as f64).round() as u64;
+    Some(estimate.max(read))
 }
 
 /// One dead-letter record: a bad row of `file`.
@@ -88,6 +109,8 @@ pub(super) struct Engine {
     window: Option<ShuffleWindow>,
     sgd: Option<Sgd>,
     started: Instant,
+    /// Records read by this run (since it started or resumed), for the throughput.
+    records_read: u64,
 }
 
 impl Engine {
@@ -159,6 +182,7 @@ impl Engine {
             window: None,
             sgd: None,
             started: Instant::now(),
+            records_read: 0,
         })
     }
 
@@ -196,21 +220,72 @@ impl Engine {
         }
     }
 
-    /// The progress so far.
+    /// The progress so far, in rows as a user thinks of them (see the module docs, "Progress"):
+    /// `processed`/`total` count the rows of the current pass (the scan, one epoch, the hold-out,
+    /// the eval file), bad rows counted as `failed` in every pass; at the end, every row of both
+    /// files once. `percentage` and `eta` are of the whole run, each epoch one pass (counted at the
+    /// most, `epochs`, until the stopping rule ends training); `throughput` is rows read per second
+    /// over all passes.
     pub(super) fn progress(&self) -> Progress {
         let rows = &self.state.rows;
-        let scanned = self.cursor.phase != Phase::Scan;
-        let epochs = u64::from(self.params.epochs);
-        let total = scanned.then(|| epochs.saturating_mul(rows.train).saturating_add(rows.bad));
-        let processed = match self.cursor.phase {
-            Phase::Scan => 0,
-            Phase::Train { epoch } => u64::from(epoch) * rows.train + self.state.running.rows,
-            Phase::Holdout | Phase::Eval | Phase::Done => epochs * rows.train,
-        };
         let failed = rows.bad + rows.eval_bad;
-        let mut progress = Progress::compute(total, processed, failed, 0, self.started.elapsed());
+        let (processed, total) = match self.cursor.phase {
+            Phase::Scan => {
+                let read = rows.input;
+                (read - rows.bad, estimate_records(read, self.cursor.offset, self.file_len(Phase::Scan)))
+            }
+            Phase::Train { .. } => (self.state.running.rows, Some(rows.train + rows.bad)),
+            Phase::Holdout => (self.state.holdout.rows, Some(rows.holdout + rows.bad)),
+            Phase::Eval => {
+                let read = self.state.eval.rows + rows.eval_bad;
+                let estimate = estimate_records(read, self.cursor.offset, self.file_len(Phase::Eval));
+                (self.state.eval.rows, estimate.map(|estimate| estimate + rows.bad))
+            }
+            Phase::Done => {
+                let all = rows.input + self.state.eval.rows + rows.eval_bad;
+                (rows.train + rows.holdout + self.state.eval.rows, Some(all))
+            }
+        };
+        let elapsed = self.started.elapsed();
+        let mut progress = Progress::compute(total, processed, failed, 0, elapsed);
+        // The whole run's share done: the passes before this one, and this one's share.
+        let epochs = u64::from(self.params.epochs);
+        let has_holdout = self.params.holdout > 0.0;
+        let has_eval = self.params.eval_input.is_some();
+        let passes = 1 + epochs + u64::from(has_holdout) + u64::from(has_eval);
+        let passes_before = match self.cursor.phase {
+            Phase::Scan => 0,
+            Phase::Train { epoch } => 1 + u64::from(epoch),
+            Phase::Holdout => 1 + epochs,
+            Phase::Eval => 1 + epochs + u64::from(has_holdout),
+            Phase::Done => passes,
+        };
+        let in_pass = match (self.cursor.phase, progress.percentage) {
+            (Phase::Done, _) | (_, None) => 0.0,
+            (_, Some(percentage)) => percentage / 100.0,
+        };
+        let share = ((passes_before as f64 + in_pass) / passes as f64).min(1.0);
+        progress.percentage = Some(share * 100.0);
+        let seconds = elapsed.as_secs_f64();
+        progress.throughput = (seconds > 0.0).then(|| self.records_read as f64 / seconds);
+        progress.eta = if share >= 1.0 {
+            Some(Duration::ZERO)
+        } else if share > 0.0 {
+            Some(elapsed.mul_f64((1.0 - share) / share))
+        } else {
+            None
+        };
         progress.message = Some(self.message());
         progress
+    }
+
+    /// The length of the file a pass reads, when it can be known.
+    fn file_len(&self, phase: Phase) -> Option<u64> {
+        let path = match phase {
+            Phase::Eval => self.params.eval_input.as_deref()?,
+            _ => &self.params.input,
+        };
+        std::fs::metadata(path).ok().map(|metadata| metadata.len())
     }
 
     fn message(&self) -> String {
@@ -330,6 +405,7 @@ impl Engine {
             }
         }
         self.rows_since_commit += read as u64;
+        self.records_read += read as u64;
         Ok(ended)
     }
 
@@ -390,6 +466,7 @@ impl Engine {
             }
         }
         self.rows_since_commit += read;
+        self.records_read += read;
         Ok(ended)
     }
 
@@ -423,6 +500,7 @@ impl Engine {
             self.state.holdout.correct += u64::from(predicted == class);
         }
         self.rows_since_commit += read as u64;
+        self.records_read += read as u64;
         Ok(ended)
     }
 
@@ -464,6 +542,7 @@ impl Engine {
         }
         self.state.rows.eval = self.state.eval.rows;
         self.rows_since_commit += read as u64;
+        self.records_read += read as u64;
         Ok(ended)
     }
 
@@ -498,7 +577,20 @@ impl Engine {
                 }
             }
             Phase::Holdout => self.after_holdout(),
-            Phase::Eval | Phase::Done => Phase::Done,
+            Phase::Eval => {
+                if self.state.eval.rows < MIN_EVALUATION_ROWS {
+                    return Err(TrainError::TooFewRows {
+                        path: self.params.eval_input.clone().unwrap_or_default(),
+                        purpose: "evaluate on".to_owned(),
+                        rows: self.state.eval.rows,
+                        needed: MIN_EVALUATION_ROWS,
+                        bad_rows: self.state.rows.eval_bad,
+                        hint: String::new(),
+                    });
+                }
+                Phase::Done
+            }
+            Phase::Done => Phase::Done,
         };
         if matches!(next, Phase::Eval | Phase::Done) {
             self.reader = None;
@@ -544,18 +636,39 @@ impl Engine {
             return Err(TrainError::Checkpoint { reason: "the scan pass has no statistics".to_owned() });
         };
         let rows = self.state.rows;
-        if scan.classes.len() < 2 {
-            return Err(TrainError::TooFewClasses {
-                path: self.params.input.clone(),
-                label: self.params.label.clone(),
-                classes: scan.classes.len(),
-            });
-        }
         if rows.train == 0 {
             return Err(TrainError::NoTrainingRows {
                 path: self.params.input.clone(),
                 bad_rows: rows.bad,
                 holdout_rows: rows.holdout,
+            });
+        }
+        if rows.train < MIN_TRAINING_ROWS {
+            let hint = if rows.holdout > 0 { ": lower holdout, or give more rows" } else { "" };
+            return Err(TrainError::TooFewRows {
+                path: self.params.input.clone(),
+                purpose: "train on".to_owned(),
+                rows: rows.train,
+                needed: MIN_TRAINING_ROWS,
+                bad_rows: rows.bad,
+                hint: hint.to_owned(),
+            });
+        }
+        if self.params.holdout > 0.0 && rows.holdout < MIN_EVALUATION_ROWS {
+            return Err(TrainError::TooFewRows {
+                path: self.params.input.clone(),
+                purpose: "hold out".to_owned(),
+                rows: rows.holdout,
+                needed: MIN_EVALUATION_ROWS,
+                bad_rows: rows.bad,
+                hint: ": set holdout to 0 (or give eval_input) to train on every row".to_owned(),
+            });
+        }
+        if scan.classes.len() < 2 {
+            return Err(TrainError::TooFewClasses {
+                path: self.params.input.clone(),
+                label: self.params.label.clone(),
+                classes: scan.classes.len(),
             });
         }
         self.state.scaler = Some(scan.welford.scaler());

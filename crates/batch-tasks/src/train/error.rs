@@ -93,6 +93,24 @@ pub enum TrainError {
         /// Rows held out for evaluation.
         holdout_rows: u64,
     },
+    /// Too few usable rows are left to learn from, or to measure accuracy on, for the result to mean
+    /// anything (see [`MIN_TRAINING_ROWS`](crate::train::MIN_TRAINING_ROWS) and
+    /// [`MIN_EVALUATION_ROWS`](crate::train::MIN_EVALUATION_ROWS)). `VALIDATION_ERROR`.
+    #[error("{} has {rows} usable row(s) to {purpose} ({bad_rows} bad); at least {needed} are needed{hint}", path.display())]
+    TooFewRows {
+        /// The file (`input` or `eval_input`).
+        path: PathBuf,
+        /// `train on`, `hold out`, `evaluate on`.
+        purpose: String,
+        /// Usable rows for that purpose.
+        rows: u64,
+        /// The least that makes sense.
+        needed: u64,
+        /// Bad rows of that file (in the dead-letter file).
+        bad_rows: u64,
+        /// What to change, starting with `: ` (or empty).
+        hint: String,
+    },
     /// More bad rows than the task's `skip_limit` allows. `VALIDATION_ERROR`.
     #[error("{failed} bad rows exceed the skip limit of {limit} (see {})", dead_letters.display())]
     SkipLimit {
@@ -176,6 +194,7 @@ impl TrainError {
             | TrainError::TooFewClasses { .. }
             | TrainError::TooManyClasses { .. }
             | TrainError::NoTrainingRows { .. }
+            | TrainError::TooFewRows { .. }
             | TrainError::SkipLimit { .. } => ErrorCode::ValidationError,
             TrainError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ErrorCode::NotFound
@@ -210,6 +229,9 @@ impl TrainError {
             }
             TrainError::NoTrainingRows { path, bad_rows, holdout_rows } => {
                 json!({ "path": path, "bad_rows": bad_rows, "holdout_rows": holdout_rows })
+            }
+            TrainError::TooFewRows { path, purpose, rows, needed, bad_rows, .. } => {
+                json!({ "path": path, "purpose": purpose, "rows": rows, "needed": needed, "bad_rows": bad_rows })
             }
             TrainError::SkipLimit { failed, limit, dead_letters } => {
                 json!({ "failed": failed, "skip_limit": limit, "dead_letters": dead_letters })

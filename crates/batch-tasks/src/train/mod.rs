@@ -99,7 +99,7 @@ use crate::train::engine::{Engine, Pause};
 
 pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams, defaults};
 pub use dataset::{MAX_RECORD_LEN, Row, RowReader, SNIFF_ROWS};
-pub use engine::MAX_CLASSES;
+pub use engine::{MAX_CLASSES, MIN_EVALUATION_ROWS, MIN_TRAINING_ROWS};
 pub use error::{RowProblem, TrainError};
 pub use generator::{Generator, GeneratorConfig, LABEL};
 pub use model::{
