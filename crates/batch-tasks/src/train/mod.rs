@@ -101,7 +101,7 @@ pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams, defaults
 pub use dataset::{MAX_RECORD_LEN, Row, RowReader, SNIFF_ROWS};
 pub use engine::{MAX_CLASSES, MIN_EVALUATION_ROWS, MIN_TRAINING_ROWS};
 pub use error::{RowProblem, TrainError};
-pub use generator::{Generator, GeneratorConfig, LABEL};
+pub use generator::{BLOB_SEPARATION, Generator, GeneratorConfig, LABEL};
 pub use model::{
     EpochMetrics, LinearModel, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo,
 };
