@@ -555,6 +555,36 @@ async fn too_few_rows_to_measure_accuracy_on_fail_the_task() {
 }
 
 #[tokio::test]
+async fn a_mini_batch_over_the_timeout_is_retried_from_the_last_checkpoint_then_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.csv");
+    Generator::new(GeneratorConfig::binary(20_000, 20, 3)).write_file(&input).unwrap();
+    let params = json!({ "input": input, "label": "label", "model_out": dir.path().join("m.json") });
+    // Reading one mini-batch of 20,000 rows takes far longer than a millisecond.
+    let slow = |max_retries| BatchConfig {
+        batch_size: 20_000,
+        timeout: std::time::Duration::from_millis(1),
+        max_retries,
+        ..config(10)
+    };
+    let started = std::time::Instant::now();
+    let error = run(&params, &slow(2), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::TimeoutError);
+    assert_eq!(error.message, "a mini-batch of the scan took longer than the timeout of 1ms, 3 time(s)");
+    assert_eq!((error.details["attempts"].as_u64(), error.details["pass"].as_str()), (Some(3), Some("scan")));
+    // Two backoffs, 100 ms then 200 ms (less up to a fifth of jitter), between the three attempts.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(240), "{:?}", started.elapsed());
+
+    let error = run(&params, &slow(0), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.details["attempts"], 1);
+    // A generous timeout lets the same task complete.
+    let relaxed = BatchConfig { timeout: std::time::Duration::from_secs(60), ..slow(0) };
+    let params =
+        json!({ "input": input, "label": "label", "model_out": dir.path().join("m.json"), "epochs": 2 });
+    complete(&params, &relaxed).await;
+}
+
+#[tokio::test]
 async fn more_bad_rows_than_the_skip_limit_fail_the_task() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("data.csv");

@@ -11,6 +11,8 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use batch_model::{BatchConfig, Checkpoint, Counters, Durability, ErrorCode, Progress};
@@ -46,6 +48,41 @@ pub const MIN_TRAINING_ROWS: u64 = 10;
 /// nothing.
 pub const MIN_EVALUATION_ROWS: u64 = 10;
 
+/// How a running [`Engine`] shows it is making progress, and how it is told to give up: the async
+/// side watches `beats` to bound each mini-batch by the task's `timeout`, and sets `abandon` when a
+/// mini-batch overran it.
+#[derive(Debug, Default)]
+pub(super) struct Heartbeat {
+    beats: AtomicU64,
+    abandon: AtomicBool,
+}
+
+impl Heartbeat {
+    /// Beats so far.
+    pub(super) fn beats(&self) -> u64 {
+        self.beats.load(Ordering::Relaxed)
+    }
+
+    /// Tells the engine to stop at its next look (within 256 records or one mini-batch step).
+    pub(super) fn abandon(&self) {
+        self.abandon.store(true, Ordering::Relaxed);
+    }
+
+    /// A mini-batch's worth of work is done.
+    fn beat(&self) -> Result<(), TrainError> {
+        self.beats.fetch_add(1, Ordering::Relaxed);
+        self.check()
+    }
+
+    /// Fails with [`TrainError::Abandoned`] when told to give up.
+    fn check(&self) -> Result<(), TrainError> {
+        if self.abandon.load(Ordering::Relaxed) { Err(TrainError::Abandoned) } else { Ok(()) }
+    }
+}
+
+/// How often (in records read) a pass looks whether it was abandoned.
+const ABANDON_CHECK_RECORDS: u64 = 256;
+
 /// Why [`Engine::advance`] handed control back.
 #[derive(Debug)]
 pub(super) enum Pause {
@@ -71,6 +108,18 @@ fn estimate_records(read: u64, offset: u64, len: Option<u64>) -> Option<u64> {
     }
     let estimate = (read as f64 * len as f64 / offset as f64).round() as u64;
     Some(estimate.max(read))
+}
+
+/// After `read` records of a window: a beat every `batch_size` records, and a look whether the run
+/// was abandoned every [`ABANDON_CHECK_RECORDS`].
+fn pace(heartbeat: &Heartbeat, read: u64, batch_size: u64) -> Result<(), TrainError> {
+    if read.is_multiple_of(batch_size.max(1)) {
+        heartbeat.beat()
+    } else if read.is_multiple_of(ABANDON_CHECK_RECORDS) {
+        heartbeat.check()
+    } else {
+        Ok(())
+    }
 }
 
 /// One dead-letter record: a bad row of `file`.
@@ -111,6 +160,8 @@ pub(super) struct Engine {
     started: Instant,
     /// Records read by this run (since it started or resumed), for the throughput.
     records_read: u64,
+    /// Beats once per mini-batch of records read and per mini-batch step.
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Engine {
@@ -120,6 +171,7 @@ impl Engine {
         params: TrainParams,
         config: &BatchConfig,
         checkpoint: Option<&Checkpoint>,
+        heartbeat: Arc<Heartbeat>,
     ) -> Result<Engine, TrainError> {
         let fingerprint = fingerprint(&params, config);
         let (cursor, state, sink, sequence, reader) = match checkpoint {
@@ -183,6 +235,7 @@ impl Engine {
             sgd: None,
             started: Instant::now(),
             records_read: 0,
+            heartbeat,
         })
     }
 
@@ -277,6 +330,22 @@ impl Engine {
         };
         progress.message = Some(self.message());
         progress
+    }
+
+    /// The heartbeat the run beats.
+    pub(super) fn heartbeat(&self) -> Arc<Heartbeat> {
+        Arc::clone(&self.heartbeat)
+    }
+
+    /// The pass the run is in, as an error message names it.
+    pub(super) fn pass_name(&self) -> String {
+        match self.cursor.phase {
+            Phase::Scan => "scan".to_owned(),
+            Phase::Train { epoch } => format!("epoch {}", epoch + 1),
+            Phase::Holdout => "hold-out pass".to_owned(),
+            Phase::Eval => "eval pass".to_owned(),
+            Phase::Done => "end".to_owned(),
+        }
     }
 
     /// The length of the file a pass reads, when it can be known.
@@ -381,6 +450,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             self.state.rows.input += 1;
             if let Some(problem) = self.row.problem.take() {
                 self.state.rows.bad += 1;
@@ -429,6 +499,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             if self.row.problem.is_some()
                 || is_held_out(self.params.seed, self.row.start.line, self.params.holdout)
             {
@@ -457,6 +528,7 @@ impl Engine {
                 running.loss += outcome.loss;
                 running.correct += outcome.correct;
                 running.rows += batch.len() as u64;
+                self.heartbeat.beat()?;
             }
             if !running.loss.is_finite() || !model.is_finite() {
                 return Err(TrainError::Diverged {
@@ -486,6 +558,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             if self.row.problem.is_some()
                 || !is_held_out(self.params.seed, self.row.start.line, self.params.holdout)
             {
@@ -522,6 +595,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             let problem = match self.row.problem.take() {
                 Some(problem) => Some(problem),
                 None => match self.state.classes.binary_search(&self.row.label) {

@@ -172,6 +172,27 @@ pub enum TrainError {
         /// What does not match.
         reason: String,
     },
+    /// A mini-batch — reading its rows, or its step — took longer than the task's `timeout`, in
+    /// every one of its attempts (the first, then `max_retries` more, each from the last
+    /// checkpoint). `TIMEOUT_ERROR`.
+    #[error(
+        "a mini-batch of the {pass} took longer than the timeout of {timeout:?}, {attempts} time(s){}",
+        if *unstoppable { "; the overrunning work did not stop, so it was not retried" } else { "" }
+    )]
+    TimedOut {
+        /// The pass (`scan`, `epoch 3`, `hold-out`, `eval`).
+        pass: String,
+        /// The task's `timeout`.
+        timeout: std::time::Duration,
+        /// Attempts made.
+        attempts: u32,
+        /// The overrunning work did not stop when told to, so no retry was safe.
+        unstoppable: bool,
+    },
+    /// The async side gave up on a run whose mini-batch overran the timeout, and told it to stop.
+    /// Internal: never the task's outcome (the task fails with [`TrainError::TimedOut`] or retries).
+    #[error("the run was abandoned after a timeout")]
+    Abandoned,
     /// The run was cancelled (the stop's grace period ran out, or the lease was lost). `CANCELLED`.
     #[error("training was cancelled")]
     Cancelled,
@@ -205,6 +226,7 @@ impl TrainError {
             }
             TrainError::Diverged { .. } | TrainError::Internal { .. } => ErrorCode::ProcessingError,
             TrainError::Checkpoint { .. } => ErrorCode::InvalidState,
+            TrainError::TimedOut { .. } | TrainError::Abandoned => ErrorCode::TimeoutError,
             TrainError::Cancelled => ErrorCode::Cancelled,
         }
     }
@@ -247,7 +269,13 @@ impl TrainError {
             TrainError::Checkpoint { reason } | TrainError::Internal { reason } => {
                 json!({ "reason": reason })
             }
-            TrainError::Cancelled => serde_json::Value::Null,
+            TrainError::TimedOut { pass, timeout, attempts, unstoppable } => json!({
+                "pass": pass,
+                "timeout_ms": timeout.as_millis(),
+                "attempts": attempts,
+                "unstoppable": unstoppable,
+            }),
+            TrainError::Cancelled | TrainError::Abandoned => serde_json::Value::Null,
         }
     }
 }

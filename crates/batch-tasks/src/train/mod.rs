@@ -90,12 +90,14 @@ mod state;
 mod tests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use batch_model::{BatchConfig, TaskError, TaskType};
+use batch_model::{BatchConfig, Checkpoint, TaskError, TaskType};
+use pump_core::RetryPolicy;
 
 use crate::kind::{JobContext, JobOutcome, TaskKind};
-use crate::train::engine::{Engine, Pause};
+use crate::train::engine::{Engine, Heartbeat, Pause};
 
 pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams, defaults};
 pub use dataset::{MAX_RECORD_LEN, Row, RowReader, SNIFF_ROWS};
@@ -173,29 +175,59 @@ impl TaskKind for TrainKind {
         let config = job.config().clone();
         let params = TrainParams::from_json(job.params(), &config)?;
         let control = Arc::clone(job.control());
-        let checkpoint = job.checkpoint().cloned();
+        let mut last_checkpoint = job.checkpoint().cloned();
         let task_id = job.task().id;
         tracing::info!(
             %task_id,
             input = %params.input.display(),
-            resumed_from = checkpoint.as_ref().map(|checkpoint| checkpoint.sequence),
+            resumed_from = last_checkpoint.as_ref().map(|checkpoint| checkpoint.sequence),
             "train task starting"
         );
-        let mut engine = blocking(move || Engine::open(params, &config, checkpoint.as_ref())).await?;
+        let retries = RetryPolicy::exponential(config.max_retries.saturating_add(1), RETRY_BACKOFF)
+            .with_max_backoff(RETRY_BACKOFF_MAX);
+        let mut attempts = 1_u32;
+        let mut engine = open_engine(&params, &config, last_checkpoint.as_ref()).await?;
         loop {
+            let pass = engine.pass_name();
             let segment_control = Arc::clone(&control);
-            let (returned, pause) = blocking(move || {
+            let heartbeat = engine.heartbeat();
+            let handle = tokio::task::spawn_blocking(move || {
                 let pause = engine.advance(segment_control.as_ref());
-                Ok((engine, pause))
-            })
-            .await?;
+                (engine, pause)
+            });
+            let (returned, pause) = match supervise(handle, &heartbeat, config.timeout).await {
+                Supervised::Finished(Ok(finished)) => finished,
+                Supervised::Finished(Err(join_error)) => {
+                    return Err(TaskError::from(TrainError::Internal { reason: join_error.to_string() }));
+                }
+                Supervised::Stalled(handle) => {
+                    // Tell the overrunning work to stop, and wait a little for it: only once it has
+                    // stopped can a retry reopen the dead-letter file safely.
+                    heartbeat.abandon();
+                    let stopped = tokio::time::timeout(config.timeout + ABANDON_GRACE, handle).await.is_ok();
+                    tracing::warn!(%task_id, %pass, attempts, stopped, "a train mini-batch overran the timeout");
+                    if !stopped || attempts > config.max_retries {
+                        return Err(TaskError::from(TrainError::TimedOut {
+                            pass,
+                            timeout: config.timeout,
+                            attempts,
+                            unstoppable: !stopped,
+                        }));
+                    }
+                    tokio::time::sleep(retries.backoff(attempts)).await;
+                    attempts += 1;
+                    engine = open_engine(&params, &config, last_checkpoint.as_ref()).await?;
+                    continue;
+                }
+            };
             engine = returned;
             match pause.map_err(|error| {
                 tracing::warn!(%task_id, %error, "train task failed");
                 TaskError::from(error)
             })? {
                 Pause::Checkpoint(checkpoint, progress) => {
-                    control.commit(*checkpoint, progress).await?;
+                    control.commit(Checkpoint::clone(&checkpoint), progress).await?;
+                    last_checkpoint = Some(*checkpoint);
                     if control.stop_requested() {
                         return Ok(JobOutcome::Stopped);
                     }
@@ -208,6 +240,59 @@ impl TaskKind for TrainKind {
                 Pause::Finished { summary, progress } => {
                     tracing::info!(%task_id, holdout_accuracy = ?summary["holdout_accuracy"], "train task completed");
                     return Ok(JobOutcome::Completed { summary, progress });
+                }
+            }
+        }
+    }
+}
+
+/// The first wait before a retry after a timeout; doubled for each further retry.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait before a retry.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How long, beyond the timeout, a run that overran it may take to stop before it is given up on.
+const ABANDON_GRACE: Duration = Duration::from_secs(1);
+
+/// Opens an engine from `checkpoint` (or from scratch) on the blocking pool.
+async fn open_engine(
+    params: &TrainParams,
+    config: &BatchConfig,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Engine, TaskError> {
+    let (params, config, checkpoint) = (params.clone(), config.clone(), checkpoint.cloned());
+    blocking(move || Engine::open(params, &config, checkpoint.as_ref(), Arc::new(Heartbeat::default()))).await
+}
+
+/// How a supervised segment of work ended.
+enum Supervised<T> {
+    /// It returned (or panicked).
+    Finished(Result<T, tokio::task::JoinError>),
+    /// It went a whole `timeout` without a beat: a mini-batch overran it.
+    Stalled(tokio::task::JoinHandle<T>),
+}
+
+/// Waits for `handle`, watching `heartbeat`: when no beat comes for `timeout` (looked at every
+/// quarter of it, at least every millisecond), the work is declared stalled.
+async fn supervise<T>(
+    mut handle: tokio::task::JoinHandle<T>,
+    heartbeat: &Heartbeat,
+    timeout: Duration,
+) -> Supervised<T> {
+    let look = (timeout / 4).max(Duration::from_millis(1));
+    let mut beats = heartbeat.beats();
+    let mut since = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            joined = &mut handle => return Supervised::Finished(joined),
+            () = tokio::time::sleep(look) => {
+                let now = heartbeat.beats();
+                if now != beats {
+                    beats = now;
+                    since = tokio::time::Instant::now();
+                } else if since.elapsed() >= timeout {
+                    return Supervised::Stalled(handle);
                 }
             }
         }
