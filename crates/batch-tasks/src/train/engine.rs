@@ -499,7 +499,7 @@ impl Engine {
                 break;
             }
             read += 1;
-            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
+            pace(&self.heartbeat, read, self.batch_size as u64)?;
             if self.row.problem.is_some()
                 || is_held_out(self.params.seed, self.row.start.line, self.params.holdout)
             {
