@@ -81,7 +81,7 @@ enum Scanner {
 
 /// A streaming reader of a dataset's rows, holding one record at a time.
 ///
-/// Records come from pump-core's [`CsvScanner`] or [`LineScanner`] (see the [module docs](self)).
+/// Records come from pump-core's [`CsvScanner`] or [`LineScanner`].
 /// Positions are [`FilePosition`]s: the byte offset and 1-based line where a record starts. A
 /// record longer than [`MAX_RECORD_LEN`] is a bad row.
 pub struct RowReader {
