@@ -233,6 +233,7 @@ pub fn t2_train(c: &mut Criterion) {
         let peer = arrays(&files);
         let (accuracy, epochs) = rt.block_on(train_once(task(&files, &model_out)));
         let peer_accuracy = linfa_once(&peer);
+        #[allow(clippy::print_stderr, reason = "the accuracies belong beside criterion's timings")]
         eprintln!(
             "t2_train/{name}: test accuracy train {accuracy:.4} ({epochs} epochs), linfa-logistic {peer_accuracy:.4}"
         );
