@@ -213,6 +213,12 @@ fn linfa_once(arrays: &Arrays) -> f64 {
     right as f64 / arrays.test_labels.len() as f64
 }
 
+/// Prints a line beside criterion's own output.
+#[allow(clippy::print_stderr, reason = "the accuracies belong beside criterion's timings")]
+fn report(line: &str) {
+    eprintln!("{line}");
+}
+
 /// The t2 group: `binary` and `ten_classes`, each `train` and `linfa_lbfgs`.
 pub fn t2_train(c: &mut Criterion) {
     let dir = match tempfile::tempdir() {
@@ -233,10 +239,9 @@ pub fn t2_train(c: &mut Criterion) {
         let peer = arrays(&files);
         let (accuracy, epochs) = rt.block_on(train_once(task(&files, &model_out)));
         let peer_accuracy = linfa_once(&peer);
-        #[allow(clippy::print_stderr, reason = "the accuracies belong beside criterion's timings")]
-        eprintln!(
+        report(&format!(
             "t2_train/{name}: test accuracy train {accuracy:.4} ({epochs} epochs), linfa-logistic {peer_accuracy:.4}"
-        );
+        ));
         assert!(accuracy > peer_accuracy - 0.02, "train {accuracy} is well below linfa's {peer_accuracy}");
         group.bench_function(format!("{name}/train"), |b| {
             b.to_async(&rt).iter(|| async { train_once(task(&files, &model_out)).await })
