@@ -42,8 +42,13 @@ pub(crate) fn aliases(kind: &str) -> Vec<String> {
 
 /// `command` (`batch run`) with a subcommand per registered kind.
 pub(crate) fn run_subcommands(command: Command) -> Command {
+    subcommands_for(&registry(), command)
+}
+
+/// `command` with a subcommand per kind of `registry`.
+fn subcommands_for(registry: &Registry, command: Command) -> Command {
     let command = command.subcommand_required(true).arg_required_else_help(true);
-    registry().descriptions().iter().fold(command, |command, kind| command.subcommand(kind_command(kind)))
+    registry.descriptions().iter().fold(command, |command, kind| command.subcommand(kind_command(kind)))
 }
 
 fn param_id(name: &str) -> String {
@@ -202,9 +207,13 @@ impl Invocation {
     /// Reads the options of `batch run <kind>`: refuses a setting the kind does not honour, and
     /// checks the config (an error names the option).
     pub(crate) fn read(kind: &str, matches: &ArgMatches) -> anyhow::Result<Invocation> {
+        Invocation::read_for(&registry(), kind, matches)
+    }
+
+    /// [`read`](Invocation::read) for the kinds of `registry`.
+    fn read_for(registry: &Registry, kind: &str, matches: &ArgMatches) -> anyhow::Result<Invocation> {
         let task_type: TaskType =
             kind.parse().map_err(|error| anyhow::Error::new(CodedError::from(error)))?;
-        let registry = registry();
         let Some(kind) = registry.get(&task_type) else {
             return Err(coded(
                 ErrorCode::ValidationError,
@@ -348,29 +357,47 @@ mod tests {
         assert!(invocation.json);
     }
 
+    /// A kind that honours `batch_size` only: its run ignores every other setting.
+    struct Sized;
+
+    #[async_trait::async_trait]
+    impl batch::tasks::TaskKind for Sized {
+        fn task_type(&self) -> TaskType {
+            TaskType::Custom("sized".to_owned())
+        }
+        fn validate(&self, _: &Value, _: &BatchConfig) -> Result<(), batch::model::TaskError> {
+            Ok(())
+        }
+        async fn run(
+            &self,
+            _: batch::tasks::JobContext,
+        ) -> Result<batch::tasks::JobOutcome, batch::model::TaskError> {
+            Ok(batch::tasks::JobOutcome::Stopped)
+        }
+        fn spec(&self) -> batch::tasks::KindSpec {
+            batch::tasks::KindSpec::new("sized").with_settings([ConfigSetting::BatchSize])
+        }
+    }
+
     #[test]
     fn settings_a_kind_ignores_are_refused() {
-        let error =
-            parse(&["train", "--input", "a.csv", "--label", "y", "--model-out", "m.json", "--timeout", "5s"])
-                .unwrap_err();
+        let mut registry = Registry::new();
+        registry.register(Sized);
+        let parse = |args: &[&str]| {
+            let matches = subcommands_for(&registry, Command::new("run"))
+                .try_get_matches_from(std::iter::once("run").chain(args.iter().copied()))
+                .map_err(|error| error.to_string())?;
+            let (kind, matches) = matches.subcommand().unwrap();
+            Invocation::read_for(&registry, kind, matches).map_err(|error| error.to_string())
+        };
+        let error = parse(&["sized", "--timeout", "5s"]).unwrap_err();
         assert_eq!(
             error,
-            "CONFIGURATION_ERROR: --timeout does not apply to train tasks, which honour --batch-size, \
-             --concurrency, --skip-limit, --durability"
+            "CONFIGURATION_ERROR: --timeout does not apply to sized tasks, which honour --batch-size"
         );
-        let error = parse(&[
-            "train",
-            "--input",
-            "a.csv",
-            "--label",
-            "y",
-            "--model-out",
-            "m.json",
-            "--max-retries",
-            "1",
-        ])
-        .unwrap_err();
-        assert!(error.contains("--max-retries does not apply to train tasks"), "{error}");
+        let error = parse(&["sized", "--max-retries", "1"]).unwrap_err();
+        assert!(error.contains("--max-retries does not apply to sized tasks"), "{error}");
+        assert_eq!(parse(&["sized", "--batch-size", "7"]).unwrap().config.batch_size, 7);
     }
 
     #[test]

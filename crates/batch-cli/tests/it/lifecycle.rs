@@ -113,7 +113,9 @@ fn list_show_and_metrics_report_the_store() {
 #[test]
 fn a_stop_from_another_process_cancels_the_running_task() {
     let sandbox = Sandbox::new();
-    sandbox.generate("train", 2000, "train.csv", &["--features", "4"]);
+    // train stops by itself once its loss settles (its stopping rule), whatever --epochs says: the
+    // file's size is what keeps this run going until the stop arrives.
+    sandbox.generate("train", 200_000, "train.csv", &["--features", "4"]);
     let mut child = sandbox.spawn(&[
         "run",
         "train",

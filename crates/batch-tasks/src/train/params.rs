@@ -5,14 +5,14 @@
 use batch_model::BatchConfig;
 
 use crate::params::{ConfigSetting, KindSpec, ParamSpec, ParamType};
-use crate::train::config::{DataFormat, EPOCHS_MAX};
+use crate::train::config::{DataFormat, EPOCHS_MAX, defaults};
 
 /// `batch_size` of a train task created without a config: the mini-batch.
 const BATCH_SIZE: u32 = 64;
 
-/// What `train` tells front ends. It honours `batch_size` (the mini-batch), `concurrency` (threads
-/// computing a mini-batch's gradient), `skip_limit` and `durability`; it has no per-item attempts,
-/// so `max_retries` and `timeout` do not apply and front ends refuse them.
+/// What `train` tells front ends. It honours every setting: `batch_size` (the mini-batch),
+/// `concurrency` (threads computing a mini-batch's gradient), `timeout` (each mini-batch's work),
+/// `max_retries` (an overrun retried from the last checkpoint), `skip_limit` and `durability`.
 pub(crate) fn spec() -> KindSpec {
     KindSpec::new(
         "Train a logistic (binary) or softmax (multi-class) regression model by mini-batch SGD over a \
@@ -34,21 +34,44 @@ pub(crate) fn spec() -> KindSpec {
         ParamSpec::new(
             "epochs",
             ParamType::Integer,
-            format!("Passes over the training rows, 1 to {EPOCHS_MAX}."),
+            format!(
+                "The most passes over the training rows, 1 to {EPOCHS_MAX}; the stopping rule (tolerance, \
+                 patience) usually ends training sooner."
+            ),
         )
-        .with_default(10),
-        ParamSpec::new("learning_rate", ParamType::Number, "The SGD step size (greater than 0).")
-            .with_default(0.1),
-        ParamSpec::new("l2", ParamType::Number, "The L2 penalty on the weights (0 or more).")
-            .with_default(0.0001),
+        .with_default(defaults::EPOCHS),
+        ParamSpec::new(
+            "learning_rate",
+            ParamType::Number,
+            "AdaGrad's base step size (greater than 0); each weight's step shrinks with its gradients.",
+        )
+        .with_default(defaults::LEARNING_RATE),
+        ParamSpec::new(
+            "l2",
+            ParamType::Number,
+            "The L2 penalty on the weights (0 or more); default: 1/n for n training rows, the objective of \
+             scikit-learn's LogisticRegression() (C=1).",
+        ),
+        ParamSpec::new(
+            "tolerance",
+            ParamType::Number,
+            "The least drop of the epoch's objective that counts as progress (0 or more).",
+        )
+        .with_default(defaults::TOLERANCE),
+        ParamSpec::new(
+            "patience",
+            ParamType::Integer,
+            "Epochs in a row without progress after which training stops (0: run every epoch).",
+        )
+        .with_default(defaults::PATIENCE),
         ParamSpec::new("seed", ParamType::Integer, "Seeds the hold-out split and the shuffle.")
             .with_default(0),
         ParamSpec::new(
             "holdout",
             ParamType::Number,
-            "The share of rows held out of training to measure accuracy on, from 0 to below 1.",
-        )
-        .with_default(0.2),
+            "The share of rows held out of training to measure accuracy on, from 0 to below 1; default: \
+             0.2, or 0 when eval_input is given.",
+        ),
         ParamSpec::new(
             "eval_input",
             ParamType::Path,
@@ -81,6 +104,8 @@ pub(crate) fn spec() -> KindSpec {
     ])
     .with_settings([
         ConfigSetting::BatchSize,
+        ConfigSetting::MaxRetries,
+        ConfigSetting::Timeout,
         ConfigSetting::Concurrency,
         ConfigSetting::SkipLimit,
         ConfigSetting::Durability,
