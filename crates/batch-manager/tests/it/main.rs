@@ -10,5 +10,6 @@ mod manager_lifecycle;
 mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
+mod quarantine;
 mod sqlite_faults;
 mod store_conformance;
