@@ -420,7 +420,9 @@ impl KindSpec {
 /// let train = descriptions.iter().find(|kind| kind.task_type.as_str() == "train").unwrap();
 /// let json = serde_json::to_value(train)?;
 /// assert_eq!(json["params"][0]["name"], "input");
-/// assert!(json["settings"].as_array().unwrap().iter().all(|setting| setting["name"] != "timeout"));
+/// let settings = json["settings"].as_array().unwrap();
+/// assert!(settings.iter().any(|setting| setting["name"] == "timeout"));
+/// assert!(settings.iter().all(|setting| setting["name"] != "partitions"), "train cannot split its input");
 /// assert_eq!(json["default_config"]["batch_size"], 64);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
