@@ -41,5 +41,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(TasksCommand::Stop(args)) => commands::tasks::stop(&db, args).await,
         Command::Tasks(TasksCommand::Resume(args)) => commands::tasks::resume(&db, args, view).await,
         Command::Metrics(args) => commands::tasks::metrics(&db, args).await,
+        Command::Serve(args) => commands::serve::serve(&db, args).await,
     }
 }
