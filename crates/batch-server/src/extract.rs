@@ -47,7 +47,7 @@ fn json_rejection(rejection: JsonRejection, state: &AppState) -> ServerError {
     }
 }
 
-/// An optional JSON body: an empty body gives `T::default()`.
+/// An optional JSON body: an empty body (or `null`) gives `T::default()`.
 #[derive(Debug)]
 pub(crate) struct OptionalJsonBody<T>(pub(crate) T);
 
@@ -61,8 +61,8 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJsonBody)
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|value| OptionalJsonBody(value.unwrap_or_default()))
             .map_err(|error| ServerError::invalid("body", format!("malformed JSON: {error}")))
     }
 }

@@ -93,7 +93,14 @@ impl Hub {
         let previous = {
             let mut seen = self.seen();
             let previous = seen.tasks.get(&task.id).copied();
-            if previous.is_some_and(|last| last.updated_at >= task.updated_at && last.status == task.status) {
+            // Changes can arrive out of order (a request's read racing the feed's): an older record,
+            // or anything after the end, is not news.
+            let stale = previous.is_some_and(|last| {
+                last.updated_at > task.updated_at
+                    || (last.updated_at == task.updated_at && last.status == task.status)
+                    || (last.status.is_terminal() && !task.status.is_terminal())
+            });
+            if stale {
                 return;
             }
             remember(&mut seen, task);
