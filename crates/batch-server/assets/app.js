@@ -26,6 +26,13 @@ function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/** Replaces `element`'s children, skipping empty ones (as `h` does). */
+function fill(element, ...children) {
+  element.replaceChildren(...children.flat().filter((child) => child !== undefined && child !== null && child !== false)
+    .map((child) => (child instanceof Node ? child : document.createTextNode(String(child)))));
+  return element;
+}
+
 class ApiError extends Error {
   constructor(status, code, message) {
     super(`${code}: ${message}`);
@@ -169,6 +176,14 @@ function statusBadge(status) {
 
 // ---------- counters ----------
 
+let countersDue = false;
+/** Refreshes the counters soon (at most once a second), after a change. */
+function countersSoon() {
+  if (countersDue) return;
+  countersDue = true;
+  setTimeout(() => { countersDue = false; refreshCounters(); }, 1000);
+}
+
 async function refreshCounters() {
   try {
     const metrics = await api("GET", "/api/v1/metrics");
@@ -235,7 +250,7 @@ async function renderList() {
   const next = h("button", { class: "secondary", id: "page-next", disabled: true,
     onclick: () => { location.hash = listHash({ ...state, offset: state.offset + PAGE }); } }, "older →");
   const view = $("#view");
-  view.replaceChildren(
+  fill(view,
     h("div", { class: "toolbar" }, statusSelect, typeSelect, h("span", { class: "spacer" }), summary),
     h("table", {},
       h("thead", {}, h("tr", {}, ["id", "type", "status", "progress", "items", "items/s", "ETA", "failed", "created"].map((name) => h("th", {}, name)))),
@@ -247,7 +262,7 @@ async function renderList() {
     if (state.status) query.set("status", state.status);
     if (state.type) query.set("type", state.type);
     const page = await api("GET", `/api/v1/tasks?${query}`);
-    rows.replaceChildren(...page.tasks.map(taskRow));
+    fill(rows, ...page.tasks.map(taskRow));
     if (page.tasks.length === 0) rows.append(h("tr", {}, h("td", { colspan: 9, class: "muted" }, "no tasks")));
     const last = state.offset + page.tasks.length;
     summary.textContent = page.total ? `${numbers.format(state.offset + (page.tasks.length ? 1 : 0))}–${numbers.format(last)} of ${numbers.format(page.total)}` : "0 tasks";
@@ -259,6 +274,7 @@ async function renderList() {
   let reloadDue = false;
   const reload = () => { if (!reloadDue) { reloadDue = true; setTimeout(() => { reloadDue = false; load().catch(() => {}); }, 2000); } };
   follow("/api/v1/events", (task) => {
+    countersSoon();
     const row = rows.querySelector(`tr[data-id="${task.id}"]`);
     const matches = (!state.status || task.status === state.status) && (!state.type || task.task_type === state.type);
     if (row && matches) row.replaceWith(taskRow(task));
@@ -375,7 +391,7 @@ async function renderTask(id) {
   try {
     task = await api("GET", `/api/v1/tasks/${encodeURIComponent(id)}`);
   } catch (error) {
-    view.replaceChildren(h("p", { class: "error" }, error.message));
+    fill(view, h("p", { class: "error" }, error.message));
     return;
   }
   const samples = [];
@@ -392,7 +408,7 @@ async function renderTask(id) {
   const chart = h("div", { id: "progress-chart" });
   const extras = h("div", { class: "grid", id: "task-extras" });
   const deadLetters = h("div", { class: "panel", id: "dead-letters" });
-  view.replaceChildren(head, h("div", { class: "grid" }, live, chart), extras, deadLetters);
+  fill(view, head, h("div", { class: "grid" }, live, chart), extras, deadLetters);
 
   const act = async (action, question) => {
     if (!(await confirmAction(question))) return;
@@ -409,7 +425,7 @@ async function renderTask(id) {
     task = { ...task, ...current };
     const progress = task.progress;
     const canAct = app.role === "admin";
-    head.replaceChildren(
+    fill(head,
       h("h2", { class: "mono" }, task.id), h("span", { id: "task-status" }, statusBadge(task.status)),
       h("span", { class: "spacer" }),
       canAct && !["completed", "failed", "cancelled"].includes(task.status)
@@ -418,7 +434,7 @@ async function renderTask(id) {
       canAct && task.status !== "pending" && task.status !== "completed"
         ? h("button", { id: "resume-task", class: "secondary", onclick: () => act("resume", `Resume task ${task.id} from its last checkpoint?`) }, "Resume")
         : null);
-    live.replaceChildren(h("h3", {}, "Progress"), h("div", { id: "task-progress" }, progressBar(task)), facts([
+    fill(live, h("h3", {}, "Progress"), h("div", { id: "task-progress" }, progressBar(task)), facts([
       ["type", task.task_type],
       ["items", `${numbers.format(done(progress))}${progress.total !== null ? ` of ${numbers.format(progress.total)}` : ""}`],
       ["processed", numbers.format(progress.processed)], ["failed", numbers.format(progress.failed)],
@@ -427,8 +443,9 @@ async function renderTask(id) {
       ["message", progress.message || ""],
       ["created", when(task.created_at)], ["started", when(task.started_at)], ["finished", when(task.completed_at)],
     ]), task.error ? h("p", { class: "error", id: "task-error" }, `${task.error.code}: ${task.error.message}`) : null);
+    samples.sort((left, right) => left[0] - right[0]);
     const start = samples.length ? samples[0][0] : 0;
-    chart.replaceChildren(lineChart("chart-progress", "Items done over time", [{ name: "items", points: samples.map(([at, count]) => [(at - start) / 1000, count]) }],
+    fill(chart, lineChart("chart-progress", "Items done over time", [{ name: "items", points: samples.map(([at, count]) => [(at - start) / 1000, count]) }],
       (x) => `${numbers.format(x)} s`, (y) => numbers.format(y)));
   };
   draw(task);
@@ -453,7 +470,7 @@ async function renderTask(id) {
         panels.push(...resultView(task, result));
       } catch (error) { panels.push(h("p", { class: "error" }, error.message)); }
     }
-    extras.replaceChildren(...panels);
+    fill(extras, ...panels);
     await loadDeadLetters(task, deadLetters, 0);
   };
   await loadExtras();
@@ -463,6 +480,7 @@ async function renderTask(id) {
       const finished = ["completed", "failed", "cancelled"].includes(current.status);
       sample(current);
       draw(current);
+      countersSoon();
       if (finished) { source.close(); loadExtras().catch((error) => notice(error.message, true)); }
     });
   }
@@ -472,7 +490,7 @@ async function loadDeadLetters(task, panel, offset) {
   const limit = 20;
   try {
     const page = await api("GET", `/api/v1/tasks/${task.id}/dead-letters?limit=${limit}&offset=${offset}`);
-    panel.replaceChildren(h("h3", {}, `Dead letters${task.progress.failed ? ` (${numbers.format(task.progress.failed)})` : ""}`),
+    fill(panel, h("h3", {}, `Dead letters${task.progress.failed ? ` (${numbers.format(task.progress.failed)})` : ""}`),
       page.dead_letters.length
         ? h("table", {}, h("thead", {}, h("tr", {}, ["line", "code", "field", "message", "record"].map((name) => h("th", {}, name)))),
           h("tbody", {}, page.dead_letters.map((record) => h("tr", {},
@@ -483,7 +501,7 @@ async function loadDeadLetters(task, panel, offset) {
         h("button", { class: "secondary", disabled: offset === 0, onclick: () => loadDeadLetters(task, panel, Math.max(0, offset - limit)) }, "← previous"),
         h("button", { class: "secondary", disabled: !page.has_more, onclick: () => loadDeadLetters(task, panel, offset + limit) }, "next →")));
   } catch (error) {
-    panel.replaceChildren(h("h3", {}, "Dead letters"), h("p", { class: "error" }, error.message));
+    fill(panel, h("h3", {}, "Dead letters"), h("p", { class: "error" }, error.message));
   }
 }
 
@@ -508,7 +526,7 @@ async function renderSubmit() {
   const kinds = await loadKinds();
   const view = $("#view");
   if (app.role !== "admin") {
-    view.replaceChildren(h("p", { class: "muted" }, "The read-only token cannot submit tasks."));
+    fill(view, h("p", { class: "muted" }, "The read-only token cannot submit tasks."));
     return;
   }
   const chosen = new URLSearchParams(location.hash.split("?")[1] || "").get("kind") || (kinds[0] && kinds[0].task_type);
@@ -555,7 +573,7 @@ async function renderSubmit() {
   h("fieldset", {}, h("legend", {}, "Config (empty: defaults)"), h("div", { class: "row" }, config)),
   error,
   h("div", {}, h("button", { id: "submit-task", type: "submit" }, "Submit")));
-  view.replaceChildren(h("h2", {}, "Submit a task"), form);
+  fill(view, h("h2", {}, "Submit a task"), form);
 }
 
 // ---------- routing and lifecycle ----------
