@@ -8,6 +8,8 @@
 
 use serde_json::{Value, json};
 
+use crate::kinds::KindsResponse;
+
 fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{name}") })
 }
@@ -69,7 +71,8 @@ fn object(required: &[&str], properties: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": properties })
 }
 
-fn schemas() -> Value {
+fn schemas(kinds: &KindsResponse) -> Value {
+    let registered: Vec<&str> = kinds.kinds.iter().map(|kind| kind.task_type.as_str()).collect();
     let error_code = json!({
         "type": "string",
         "enum": ["VALIDATION_ERROR", "PROCESSING_ERROR", "TIMEOUT_ERROR", "CONFIGURATION_ERROR", "NOT_FOUND",
@@ -150,8 +153,13 @@ fn schemas() -> Value {
         })),
         "CreateTaskRequest": {
             "type": "object", "required": ["task_type"], "additionalProperties": false,
+            "example": {
+                "task_type": "youzan_order",
+                "config": { "batch_size": 500 },
+                "params": { "input": "trades.jsonl", "output": "orders.jsonl", "dead_letter": "orders.dead.jsonl" }
+            },
             "properties": {
-                "task_type": reference("TaskType"),
+                "task_type": { "type": "string", "enum": registered, "description": "A registered kind (see GET /api/v1/kinds)." },
                 "config": { "oneOf": [reference("BatchConfig"), { "type": "null" }] },
                 "params": {
                     "type": "object",
@@ -282,7 +290,7 @@ fn paths() -> Value {
                     query("status", "Only tasks in this status.", reference("TaskStatus")),
                     query("type", "Only tasks of this kind.", reference("TaskType")),
                     query("limit", "Page size (default 50).", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
-                    query("offset", "Tasks skipped before the page.", json!({ "type": "integer", "minimum": 0 }))
+                    query("offset", "Tasks skipped before the page.", json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }))
                 ],
                 "responses": responses("200", ok("A page", reference("ListTasksResponse")), &[])
             }
@@ -320,7 +328,7 @@ fn paths() -> Value {
             "parameters": [
                 id_parameter(),
                 query("limit", "Page size (default 50).", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
-                query("offset", "Records skipped before the page.", json!({ "type": "integer", "minimum": 0 }))
+                query("offset", "Records skipped before the page.", json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }))
             ],
             "responses": responses("200", ok("A page", reference("DeadLettersResponse")), &[NOT_FOUND])
         }},
@@ -364,8 +372,8 @@ fn paths() -> Value {
     })
 }
 
-/// The document.
-pub fn document() -> Value {
+/// The document, for a server running `kinds`.
+pub fn document(kinds: &KindsResponse) -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -380,7 +388,7 @@ pub fn document() -> Value {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer", "description": "The admin or the read-only token." }
             },
-            "schemas": schemas()
+            "schemas": schemas(kinds)
         }
     })
 }
@@ -391,7 +399,7 @@ mod tests {
 
     #[test]
     fn every_route_is_described() {
-        let document = document();
+        let document = document(&crate::kinds::describe_all(&batch_tasks::builtin_registry()));
         for (method, path) in crate::ROUTES {
             assert!(document["paths"][path][method].is_object(), "{method} {path} is missing from the document");
         }
@@ -404,7 +412,7 @@ mod tests {
 
     #[test]
     fn every_reference_resolves() {
-        let document = document();
+        let document = document(&crate::kinds::describe_all(&batch_tasks::builtin_registry()));
         let text = document.to_string();
         for piece in text.split("#/components/schemas/").skip(1) {
             let name: String = piece.chars().take_while(|character| character.is_ascii_alphanumeric()).collect();

@@ -55,11 +55,12 @@ impl AppState {
     ) -> AppState {
         let metrics = Arc::new(ServerMetrics::new());
         let kinds = kinds::describe_all(registry);
+        let openapi = crate::openapi::document(&kinds);
         AppState {
             inner: Arc::new(Inner {
                 hub: Hub::new(Arc::clone(&metrics)),
                 event_streams: Arc::new(Semaphore::new(limits.event_streams)),
-                openapi: crate::openapi::document(),
+                openapi,
                 manager,
                 tokens,
                 roots,

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ServerError;
 use crate::extract::{QueryParams, TaskIdPath};
 use crate::kinds;
+use crate::routes::tasks::{OFFSET_MAX, whole_number};
 use crate::state::AppState;
 
 /// Records per page when no limit is given.
@@ -45,26 +46,17 @@ pub struct DeadLettersResponse {
     pub has_more: bool,
 }
 
-fn number(field: &str, text: Option<&str>, default: u64) -> Result<u64, ServerError> {
-    match text.filter(|text| !text.is_empty()) {
-        None => Ok(default),
-        Some(text) => {
-            text.parse().map_err(|_| ServerError::invalid(field, format!("must be a whole number, got {text:?}")))
-        }
-    }
-}
-
 /// The handler.
 pub(crate) async fn list(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
     QueryParams(query): QueryParams<PageQuery>,
 ) -> Result<Json<DeadLettersResponse>, ServerError> {
-    let limit = number("limit", query.limit.as_deref(), DEFAULT_LIMIT)?;
-    if !(1..=LIMIT_MAX).contains(&limit) {
-        return Err(ServerError::invalid("limit", format!("must be between 1 and {LIMIT_MAX}, got {limit}")));
+    let limit = whole_number("limit", query.limit.as_deref(), LIMIT_MAX)?.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 {
+        return Err(ServerError::invalid("limit", format!("must be between 1 and {LIMIT_MAX}, got 0")));
     }
-    let offset = number("offset", query.offset.as_deref(), 0)?;
+    let offset = whole_number("offset", query.offset.as_deref(), OFFSET_MAX)?.unwrap_or(0);
     let task = state.manager().get_task(&id).await?;
     let Some((param, path)) = kinds::dead_letter_path(&task.task_type, &task.params) else {
         return Ok(Json(DeadLettersResponse { dead_letters: Vec::new(), limit, offset, has_more: false }));

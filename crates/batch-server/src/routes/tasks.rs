@@ -85,29 +85,43 @@ pub(crate) struct ListQuery {
     offset: Option<String>,
 }
 
+/// The largest offset a listing takes (the stores count in signed 64-bit integers).
+pub(crate) const OFFSET_MAX: u64 = i64::MAX as u64;
+
+/// A query parameter as text; present but empty is an error (`?status=` is a mistake, not "any").
+fn present<'a>(field: &str, text: Option<&'a str>) -> Result<Option<&'a str>, ServerError> {
+    match text {
+        Some("") => Err(ServerError::invalid(field, "must not be empty (leave it out instead)")),
+        other => Ok(other),
+    }
+}
+
+/// A whole number in `0..=max` from a query parameter.
+pub(crate) fn whole_number(field: &str, text: Option<&str>, max: u64) -> Result<Option<u64>, ServerError> {
+    let Some(text) = present(field, text)? else {
+        return Ok(None);
+    };
+    match text.parse::<u64>() {
+        Ok(number) if number <= max => Ok(Some(number)),
+        _ => Err(ServerError::invalid(field, format!("must be a whole number from 0 to {max}, got {text:?}"))),
+    }
+}
+
 impl ListQuery {
     fn request(self) -> Result<ListTasksRequest, ServerError> {
-        let status = match self.status.as_deref().filter(|text| !text.is_empty()) {
+        let status = match present("status", self.status.as_deref())? {
             Some(text) => Some(text.parse::<TaskStatus>().map_err(|error| ServerError::invalid("status", error.to_string()))?),
             None => None,
         };
-        let task_type = match self.task_type.as_deref().filter(|text| !text.is_empty()) {
+        let task_type = match present("type", self.task_type.as_deref())? {
             Some(text) => Some(text.parse::<TaskType>().map_err(|error| ServerError::invalid("type", error.to_string()))?),
             None => None,
         };
-        let number = |field: &str, text: Option<&str>| -> Result<Option<u64>, ServerError> {
-            text.filter(|text| !text.is_empty())
-                .map(|text| {
-                    text.parse::<u64>()
-                        .map_err(|_| ServerError::invalid(field, format!("must be a whole number, got {text:?}")))
-                })
-                .transpose()
-        };
-        let limit = match number("limit", self.limit.as_deref())? {
+        let limit = match whole_number("limit", self.limit.as_deref(), u64::from(ListTasksRequest::LIMIT_MAX))? {
             Some(limit) => u32::try_from(limit).unwrap_or(u32::MAX),
             None => ListTasksRequest::DEFAULT_LIMIT,
         };
-        let offset = number("offset", self.offset.as_deref())?.unwrap_or(0);
+        let offset = whole_number("offset", self.offset.as_deref(), OFFSET_MAX)?.unwrap_or(0);
         let request = ListTasksRequest { status, task_type, limit, offset };
         request.validate()?;
         Ok(request)
