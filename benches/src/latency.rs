@@ -88,7 +88,12 @@ mod tests {
         for url in ["http://127.0.0.1:8080/x", "http://localhost/", "http://[::1]:80/a"] {
             assert!(is_loopback_url(url), "{url}");
         }
-        for url in ["http://10.0.0.1:8080/", "https://127.0.0.1/", "http://example.com/", "http://127.0.0.1.evil.com/"] {
+        for url in [
+            "http://10.0.0.1:8080/",
+            "https://127.0.0.1/",
+            "http://example.com/",
+            "http://127.0.0.1.evil.com/",
+        ] {
             assert!(!is_loopback_url(url), "{url}");
         }
     }

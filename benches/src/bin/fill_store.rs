@@ -16,13 +16,15 @@ use std::time::Instant;
 use batch_manager::store::TaskStore;
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
 use batch_model::{
-    BatchTask, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskStatus, TaskType, TransitionCause,
+    BatchTask, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskStatus, TaskType,
+    TransitionCause,
 };
 use chrono::{TimeDelta, Utc};
 use futures::StreamExt as _;
 
 fn task(index: u64) -> Result<BatchTask, batch_model::ModelError> {
-    let created_at = Utc::now() - TimeDelta::seconds(i64::try_from(100_000u64.saturating_sub(index)).unwrap_or(0));
+    let created_at =
+        Utc::now() - TimeDelta::seconds(i64::try_from(100_000u64.saturating_sub(index)).unwrap_or(0));
     let request = CreateTaskRequest::new(TaskType::YouzanOrder).with_params(serde_json::json!({
         "input": format!("/data/trades-{index}.jsonl"),
         "output": format!("/data/orders-{index}.jsonl"),
@@ -36,11 +38,16 @@ fn task(index: u64) -> Result<BatchTask, batch_model::ModelError> {
         _ => TaskStatus::Completed,
     };
     if status != TaskStatus::Pending {
-        task.transition(TaskStatus::Processing, TransitionCause::Requested, created_at + TimeDelta::milliseconds(5))?;
+        task.transition(
+            TaskStatus::Processing,
+            TransitionCause::Requested,
+            created_at + TimeDelta::milliseconds(5),
+        )?;
         let finished_at = created_at + TimeDelta::milliseconds(900);
         task.transition(status, TransitionCause::Requested, finished_at)?;
         let total = 30_000;
-        task.progress = Progress::compute(Some(total), 28_500, 1_500, 0, std::time::Duration::from_millis(895));
+        task.progress =
+            Progress::compute(Some(total), 28_500, 1_500, 0, std::time::Duration::from_millis(895));
         task.progress.updated_at = finished_at;
         if status == TaskStatus::Failed {
             task.error = Some(TaskError::new(ErrorCode::StorageError, "cannot write the output: disk full"));

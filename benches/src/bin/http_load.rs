@@ -34,18 +34,28 @@ fn settings() -> Result<Settings, String> {
                 let text = std::fs::read_to_string(&path).map_err(|error| format!("{path}: {error}"))?;
                 settings.token = Some(text.trim().to_owned());
             }
-            "--connections" => settings.connections = value()?.parse().map_err(|_| "--connections: a number")?,
+            "--connections" => {
+                settings.connections = value()?.parse().map_err(|_| "--connections: a number")?
+            }
             "--seconds" => settings.seconds = value()?.parse().map_err(|_| "--seconds: a number")?,
             other => return Err(format!("unknown option {other}")),
         }
     }
     if !benches::latency::is_loopback_url(&settings.url) {
-        return Err(format!("--url must name a loopback server (127.0.0.1, localhost, [::1]), got {:?}", settings.url));
+        return Err(format!(
+            "--url must name a loopback server (127.0.0.1, localhost, [::1]), got {:?}",
+            settings.url
+        ));
     }
     Ok(settings)
 }
 
-async fn worker(client: reqwest::Client, settings: &Settings, warm_until: Instant, until: Instant) -> Result<Histogram, String> {
+async fn worker(
+    client: reqwest::Client,
+    settings: &Settings,
+    warm_until: Instant,
+    until: Instant,
+) -> Result<Histogram, String> {
     let mut histogram = Histogram::default();
     loop {
         let started = Instant::now();

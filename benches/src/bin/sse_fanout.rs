@@ -74,7 +74,12 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-fn request(client: &reqwest::Client, settings: &Settings, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+fn request(
+    client: &reqwest::Client,
+    settings: &Settings,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
     let request = client.request(method, format!("{}{path}", settings.url));
     match &settings.token {
         Some(token) => request.bearer_auth(token),
@@ -144,7 +149,8 @@ async fn round(client: &reqwest::Client, settings: &Settings, clients: usize) ->
         latency.merge(&histogram);
     }
     let wall = started.elapsed();
-    let cpu = cpu_time(settings.server_pid).ok_or("cannot read the server's CPU time")?.saturating_sub(cpu_before);
+    let cpu =
+        cpu_time(settings.server_pid).ok_or("cannot read the server's CPU time")?.saturating_sub(cpu_before);
     let fewest = events.iter().min().copied().unwrap_or(0);
     let most = events.iter().max().copied().unwrap_or(0);
     println!(
@@ -168,21 +174,25 @@ async fn main() {
     };
     let input = settings.data_root.join("sse-trades.jsonl");
     let generated = std::fs::File::create(&input).map(std::io::BufWriter::new).and_then(|file| {
-        let config =
-            batch_tasks::youzan::generator::GeneratorConfig { count: settings.trades, seed: 11, invalid_ratio: 0.05 };
+        let config = batch_tasks::youzan::generator::GeneratorConfig {
+            count: settings.trades,
+            seed: 11,
+            invalid_ratio: 0.05,
+        };
         batch_tasks::youzan::generator::generate(&config, file)
     });
     if let Err(error) = generated {
         eprintln!("sse_fanout: cannot write {}: {error}", input.display());
         std::process::exit(1);
     }
-    let client = match reqwest::Client::builder().no_proxy().pool_max_idle_per_host(settings.clients + 1).build() {
-        Ok(client) => client,
-        Err(error) => {
-            eprintln!("sse_fanout: {error}");
-            std::process::exit(1);
-        }
-    };
+    let client =
+        match reqwest::Client::builder().no_proxy().pool_max_idle_per_host(settings.clients + 1).build() {
+            Ok(client) => client,
+            Err(error) => {
+                eprintln!("sse_fanout: {error}");
+                std::process::exit(1);
+            }
+        };
     for clients in [1, settings.clients] {
         if let Err(error) = round(&client, &settings, clients).await {
             eprintln!("sse_fanout: {error}");

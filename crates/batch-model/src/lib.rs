@@ -61,8 +61,8 @@ mod task;
 
 pub use api::{
     CreateTaskRequest, CreateTaskResponse, GetTaskRequest, GetTaskResponse, ListTasksRequest,
-    ListTasksResponse, StopTaskOptions, StopTaskRequest, StopTaskResponse, TaskResultResponse, TaskStatusResponse,
-    TaskSummary, UpdateTaskStatusRequest,
+    ListTasksResponse, StopTaskOptions, StopTaskRequest, StopTaskResponse, TaskResultResponse,
+    TaskStatusResponse, TaskSummary, UpdateTaskStatusRequest,
 };
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};

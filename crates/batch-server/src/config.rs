@@ -118,8 +118,11 @@ impl Tokens {
     /// Reads the token files named by `config` and checks them against its address.
     pub fn load(config: &ServeConfig) -> Result<Tokens, ServerError> {
         let admin = config.token_file.as_deref().map(|path| read_token("--token-file", path)).transpose()?;
-        let read =
-            config.read_token_file.as_deref().map(|path| read_token("--read-token-file", path)).transpose()?;
+        let read = config
+            .read_token_file
+            .as_deref()
+            .map(|path| read_token("--read-token-file", path))
+            .transpose()?;
         if admin.is_none() && read.is_some() {
             return Err(ServerError::config(
                 "--read-token-file",
@@ -127,7 +130,10 @@ impl Tokens {
             ));
         }
         if admin.is_some() && admin == read {
-            return Err(ServerError::config("--read-token-file", "must hold another token than --token-file"));
+            return Err(ServerError::config(
+                "--read-token-file",
+                "must hold another token than --token-file",
+            ));
         }
         if admin.is_none() && !config.addr.ip().is_loopback() {
             return Err(ServerError::config(

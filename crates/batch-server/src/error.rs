@@ -164,9 +164,9 @@ impl ServerError {
         match self {
             ServerError::Config { .. } | ServerError::Bind { .. } => ErrorCode::ConfigurationError.as_str(),
             ServerError::Serve { .. } | ServerError::File { .. } => ErrorCode::StorageError.as_str(),
-            ServerError::Invalid { .. } | ServerError::TooLarge { .. } | ServerError::MethodNotAllowed { .. } => {
-                ErrorCode::ValidationError.as_str()
-            }
+            ServerError::Invalid { .. }
+            | ServerError::TooLarge { .. }
+            | ServerError::MethodNotAllowed { .. } => ErrorCode::ValidationError.as_str(),
             ServerError::NoRoute { .. } => ErrorCode::NotFound.as_str(),
             ServerError::Unauthorized { .. } => UNAUTHORIZED,
             ServerError::Forbidden { .. } => FORBIDDEN,

@@ -38,10 +38,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
 
 fn json_rejection(rejection: JsonRejection, state: &AppState) -> ServerError {
     match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            ServerError::invalid("content-type", "the body must be JSON, sent as `Content-Type: application/json`")
+        JsonRejection::MissingJsonContentType(_) => ServerError::invalid(
+            "content-type",
+            "the body must be JSON, sent as `Content-Type: application/json`",
+        ),
+        JsonRejection::JsonSyntaxError(error) => {
+            ServerError::invalid("body", format!("malformed JSON: {}", error.body_text()))
         }
-        JsonRejection::JsonSyntaxError(error) => ServerError::invalid("body", format!("malformed JSON: {}", error.body_text())),
         JsonRejection::JsonDataError(error) => ServerError::invalid("body", error.body_text()),
         other => body_error(other.status(), other.body_text(), state),
     }
@@ -55,9 +58,9 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T
     type Rejection = ServerError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ServerError> {
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection: BytesRejection| body_error(rejection.status(), rejection.body_text(), state))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection: BytesRejection| {
+            body_error(rejection.status(), rejection.body_text(), state)
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJsonBody(T::default()));
         }
@@ -103,6 +106,7 @@ impl FromRequestParts<AppState> for TaskIdPath {
 
 /// `text` as a task id; a `VALIDATION_ERROR` naming `field` otherwise.
 pub(crate) fn parse_task_id(field: &str, text: &str) -> Result<TaskId, ServerError> {
-    text.parse::<TaskId>()
-        .map_err(|_| ServerError::invalid(field, format!("{text:?} is not a task id (a UUID such as 0190a2b3-...)")))
+    text.parse::<TaskId>().map_err(|_| {
+        ServerError::invalid(field, format!("{text:?} is not a task id (a UUID such as 0190a2b3-...)"))
+    })
 }

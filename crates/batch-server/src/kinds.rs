@@ -72,7 +72,13 @@ pub fn describe(task_type: &TaskType) -> Vec<ParamSpec> {
         TaskType::YouzanOrder => &[
             ("input", "path", true, ParamRole::Input, "The trades (JSON lines)."),
             ("output", "path", true, ParamRole::Output, "Where enriched orders go (JSON lines)."),
-            ("dead_letter", "path", true, ParamRole::Output, "Where invalid records go, with their line numbers."),
+            (
+                "dead_letter",
+                "path",
+                true,
+                ParamRole::Output,
+                "Where invalid records go, with their line numbers.",
+            ),
             ("rules", "path", false, ParamRole::Input, "Category rules replacing the built-in table."),
             ("provinces", "path", false, ParamRole::Input, "Provinces replacing the built-in table."),
         ],
@@ -80,27 +86,81 @@ pub fn describe(task_type: &TaskType) -> Vec<ParamSpec> {
             ("input", "path", true, ParamRole::Input, "The dataset (.csv or .jsonl)."),
             ("label", "string", true, ParamRole::Setting, "The label column."),
             ("model_out", "path", true, ParamRole::Output, "Where the model (JSON) is written."),
-            ("features", "string_list", false, ParamRole::Setting, "The feature columns (default: every other numeric column)."),
-            ("eval_input", "path", false, ParamRole::Input, "A second dataset to measure accuracy on after training."),
-            ("dead_letter", "path", false, ParamRole::Output, "Where bad rows go (default: beside the model)."),
+            (
+                "features",
+                "string_list",
+                false,
+                ParamRole::Setting,
+                "The feature columns (default: every other numeric column).",
+            ),
+            (
+                "eval_input",
+                "path",
+                false,
+                ParamRole::Input,
+                "A second dataset to measure accuracy on after training.",
+            ),
+            (
+                "dead_letter",
+                "path",
+                false,
+                ParamRole::Output,
+                "Where bad rows go (default: beside the model).",
+            ),
             ("epochs", "integer", false, ParamRole::Setting, "Passes over the training rows (default 10)."),
             ("learning_rate", "number", false, ParamRole::Setting, "The SGD step size (default 0.1)."),
             ("l2", "number", false, ParamRole::Setting, "The L2 penalty (default 0.0001)."),
-            ("seed", "integer", false, ParamRole::Setting, "Seeds the hold-out split and the shuffle (default 0)."),
-            ("holdout", "number", false, ParamRole::Setting, "The share of rows held out to measure accuracy on (default 0.2)."),
+            (
+                "seed",
+                "integer",
+                false,
+                ParamRole::Setting,
+                "Seeds the hold-out split and the shuffle (default 0).",
+            ),
+            (
+                "holdout",
+                "number",
+                false,
+                ParamRole::Setting,
+                "The share of rows held out to measure accuracy on (default 0.2).",
+            ),
             ("format", "string", false, ParamRole::Setting, "csv or jsonl (default: from the extension)."),
         ],
         TaskType::BatchProcess => &[
             ("input", "path", true, ParamRole::Input, "The records (JSON lines or CSV)."),
             ("output", "path", true, ParamRole::Output, "Where kept rows go (JSON lines)."),
-            ("dead_letters", "path", false, ParamRole::Output, "Where rejected records go (default: beside the output)."),
-            ("format", "string", false, ParamRole::Setting, "json_lines or csv (default: from the extension)."),
-            ("filter", "string", false, ParamRole::Setting, "Keep records matching this expression, e.g. amount >= 100."),
+            (
+                "dead_letters",
+                "path",
+                false,
+                ParamRole::Output,
+                "Where rejected records go (default: beside the output).",
+            ),
+            (
+                "format",
+                "string",
+                false,
+                ParamRole::Setting,
+                "json_lines or csv (default: from the extension).",
+            ),
+            (
+                "filter",
+                "string",
+                false,
+                ParamRole::Setting,
+                "Keep records matching this expression, e.g. amount >= 100.",
+            ),
             ("select", "string_list", false, ParamRole::Setting, "Keep only these fields."),
             ("rename", "string_list", false, ParamRole::Setting, "Rename fields: from=to pairs."),
             ("dedup_key", "string_list", false, ParamRole::Setting, "Keep the first record of each key."),
             ("group_by", "string_list", false, ParamRole::Setting, "Group rows by these fields."),
-            ("aggregates", "string_list", false, ParamRole::Setting, "Aggregates per group: count, sum:f, min:f, max:f, avg:f."),
+            (
+                "aggregates",
+                "string_list",
+                false,
+                ParamRole::Setting,
+                "Aggregates per group: count, sum:f, min:f, max:f, avg:f.",
+            ),
         ],
         TaskType::Custom(_) => &[],
     };
@@ -142,12 +202,12 @@ pub fn dead_letter_path(task_type: &TaskType, params: &serde_json::Value) -> Opt
         Some(base.with_file_name(format!("{stem}{stem_suffix}")).to_string_lossy().into_owned())
     };
     match task_type {
-        TaskType::Train => {
-            text("model_out").and_then(|model| with_suffix(&model, ".dead_letters.jsonl")).map(|path| ("dead_letter".to_owned(), path))
-        }
-        TaskType::BatchProcess => {
-            text("output").and_then(|output| with_suffix(&output, ".dead.jsonl")).map(|path| ("dead_letters".to_owned(), path))
-        }
+        TaskType::Train => text("model_out")
+            .and_then(|model| with_suffix(&model, ".dead_letters.jsonl"))
+            .map(|path| ("dead_letter".to_owned(), path)),
+        TaskType::BatchProcess => text("output")
+            .and_then(|output| with_suffix(&output, ".dead.jsonl"))
+            .map(|path| ("dead_letters".to_owned(), path)),
         _ => None,
     }
 }
@@ -163,7 +223,10 @@ mod tests {
         for kind in &kinds.kinds {
             assert!(kind.params.iter().any(|param| param.name == "input" && param.role == ParamRole::Input));
         }
-        assert_eq!(path_params(&TaskType::YouzanOrder), ["input", "output", "dead_letter", "rules", "provinces"]);
+        assert_eq!(
+            path_params(&TaskType::YouzanOrder),
+            ["input", "output", "dead_letter", "rules", "provinces"]
+        );
         let json = serde_json::to_value(&kinds).unwrap_or_default();
         assert_eq!(json["kinds"][0]["params"][0]["type"], "path");
     }
@@ -181,6 +244,9 @@ mod tests {
             Some("/d/m.dead_letters.jsonl".to_owned())
         );
         let params = serde_json::json!({ "dead_letter": "/d/x.jsonl" });
-        assert_eq!(dead_letter_path(&TaskType::YouzanOrder, &params).map(|(_, path)| path), Some("/d/x.jsonl".to_owned()));
+        assert_eq!(
+            dead_letter_path(&TaskType::YouzanOrder, &params).map(|(_, path)| path),
+            Some("/d/x.jsonl".to_owned())
+        );
     }
 }

@@ -75,7 +75,8 @@ impl Server {
         let roots = DataRoots::new(&config.data_roots)?;
         let store = SqliteStore::open(&config.db, SqliteOptions::default())?;
         let registry = batch_tasks::builtin_registry();
-        let manager_config = ManagerConfig { max_concurrent_tasks: config.workers.max(1), ..config.manager.clone() };
+        let manager_config =
+            ManagerConfig { max_concurrent_tasks: config.workers.max(1), ..config.manager.clone() };
         let manager = BatchManager::new(Arc::new(store), registry.clone(), manager_config)?;
         let state = AppState::new(manager, &registry, tokens, roots, config.limits.clone());
         Server::bind_state(state, config.addr, config.workers, config.poll_interval).await

@@ -67,22 +67,32 @@ impl ServerMetrics {
         let tasks = Family::<Labels, Gauge>::default();
         let items_processed = Family::<Labels, Counter>::default();
         let items_failed = Family::<Labels, Counter>::default();
-        let task_duration =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(duration_histogram as fn() -> Histogram);
+        let task_duration = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram as fn() -> Histogram,
+        );
         let http_requests = Family::<Labels, Counter>::default();
-        let http_duration =
-            Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let http_duration = Family::<Labels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         let event_streams = Gauge::<i64, AtomicI64>::default();
         registry.register("batch_tasks", "Tasks in the store by status", tasks.clone());
         registry.register("batch_items_processed", "Items processed, by task kind", items_processed.clone());
-        registry.register("batch_items_failed", "Items failed (dead-lettered), by task kind", items_failed.clone());
+        registry.register(
+            "batch_items_failed",
+            "Items failed (dead-lettered), by task kind",
+            items_failed.clone(),
+        );
         registry.register_with_unit(
             "batch_task_duration",
             "Run time of finished tasks, by kind and final status",
             prometheus_client::registry::Unit::Seconds,
             task_duration.clone(),
         );
-        registry.register("http_requests", "HTTP requests by method, route and status", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests by method, route and status",
+            http_requests.clone(),
+        );
         registry.register_with_unit(
             "http_request_duration",
             "HTTP request latency by method and route",
@@ -184,7 +194,8 @@ mod tests {
     #[test]
     fn changes_count_items_once_and_durations_at_the_end() {
         let metrics = ServerMetrics::new();
-        let Ok(mut task) = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::YouzanOrder), Utc::now())
+        let Ok(mut task) =
+            BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::YouzanOrder), Utc::now())
         else {
             panic!("a valid task");
         };
@@ -195,10 +206,14 @@ mod tests {
         task.progress.processed = 15;
         let _ = task.transition(TaskStatus::Completed, TransitionCause::Requested, Utc::now());
         metrics.task_changed(&task, Some((TaskStatus::Processing, 10, 2)));
-        let text = metrics.render(&BatchMetrics { completed_tasks: 1, total_tasks: 1, ..BatchMetrics::default() });
+        let text =
+            metrics.render(&BatchMetrics { completed_tasks: 1, total_tasks: 1, ..BatchMetrics::default() });
         assert!(text.contains("batch_items_processed_total{kind=\"youzan_order\"} 15"), "{text}");
         assert!(text.contains("batch_items_failed_total{kind=\"youzan_order\"} 2"), "{text}");
-        assert!(text.contains("batch_task_duration_seconds_count{kind=\"youzan_order\",status=\"completed\"} 1"), "{text}");
+        assert!(
+            text.contains("batch_task_duration_seconds_count{kind=\"youzan_order\",status=\"completed\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("batch_tasks{status=\"completed\"} 1"), "{text}");
     }
 }

@@ -26,10 +26,17 @@ fn error(description: &str) -> Value {
 fn responses(ok_status: &str, ok: Value, extra: &[(&str, &str)]) -> Value {
     let mut responses = serde_json::Map::new();
     responses.insert(ok_status.to_owned(), ok);
-    responses.insert("400".to_owned(), error("Malformed request (`VALIDATION_ERROR`, `CONFIGURATION_ERROR`)"));
+    responses
+        .insert("400".to_owned(), error("Malformed request (`VALIDATION_ERROR`, `CONFIGURATION_ERROR`)"));
     responses.insert("401".to_owned(), error("No valid token (`UNAUTHORIZED`)"));
-    responses.insert("403".to_owned(), error("Not allowed: read-only token acting, cross-site request (`FORBIDDEN`)"));
-    responses.insert("503".to_owned(), error("Store failure, timeout or shutdown (`STORAGE_ERROR`, `TIMEOUT_ERROR`)"));
+    responses.insert(
+        "403".to_owned(),
+        error("Not allowed: read-only token acting, cross-site request (`FORBIDDEN`)"),
+    );
+    responses.insert(
+        "503".to_owned(),
+        error("Store failure, timeout or shutdown (`STORAGE_ERROR`, `TIMEOUT_ERROR`)"),
+    );
     for (status, description) in extra {
         responses.insert((*status).to_owned(), error(description));
     }
@@ -257,9 +264,7 @@ fn schemas(kinds: &KindsResponse) -> Value {
 
 fn paths() -> Value {
     let task_id = || vec![id_parameter()];
-    let json_body = |schema: &str, required: bool| {
-        json!({ "required": required, "content": json_content(reference(schema)) })
-    };
+    let json_body = |schema: &str, required: bool| json!({ "required": required, "content": json_content(reference(schema)) });
     json!({
         "/healthz": { "get": {
             "operationId": "healthz", "summary": "Liveness: the process answers (no token needed).",
@@ -401,7 +406,10 @@ mod tests {
     fn every_route_is_described() {
         let document = document(&crate::kinds::describe_all(&batch_tasks::builtin_registry()));
         for (method, path) in crate::ROUTES {
-            assert!(document["paths"][path][method].is_object(), "{method} {path} is missing from the document");
+            assert!(
+                document["paths"][path][method].is_object(),
+                "{method} {path} is missing from the document"
+            );
         }
         let described: usize = document["paths"]
             .as_object()
@@ -415,7 +423,8 @@ mod tests {
         let document = document(&crate::kinds::describe_all(&batch_tasks::builtin_registry()));
         let text = document.to_string();
         for piece in text.split("#/components/schemas/").skip(1) {
-            let name: String = piece.chars().take_while(|character| character.is_ascii_alphanumeric()).collect();
+            let name: String =
+                piece.chars().take_while(|character| character.is_ascii_alphanumeric()).collect();
             assert!(document["components"]["schemas"][&name].is_object(), "unresolved schema {name}");
         }
     }

@@ -32,7 +32,10 @@ impl DataRoots {
                 ServerError::config("--data-root", format!("{} cannot be used: {error}", root.display()))
             })?;
             if !resolved.is_dir() {
-                return Err(ServerError::config("--data-root", format!("{} is not a folder", root.display())));
+                return Err(ServerError::config(
+                    "--data-root",
+                    format!("{} is not a folder", root.display()),
+                ));
             }
             canonical.push(resolved);
         }
@@ -62,7 +65,8 @@ impl DataRoots {
             return Err(invalid("no data root is configured".to_owned()));
         };
         let absolute = if path.is_absolute() { path.to_path_buf() } else { first_root.join(path) };
-        let resolved = resolve(&absolute).map_err(|error| invalid(format!("cannot resolve {value:?}: {error}")))?;
+        let resolved =
+            resolve(&absolute).map_err(|error| invalid(format!("cannot resolve {value:?}: {error}")))?;
         if self.roots.iter().any(|root| resolved.starts_with(root) && &resolved != root) {
             Ok(absolute_clean(&absolute))
         } else {

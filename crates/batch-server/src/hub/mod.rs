@@ -58,7 +58,9 @@ struct Inner {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("subscribers", &self.inner.sender.receiver_count()).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("subscribers", &self.inner.sender.receiver_count())
+            .finish_non_exhaustive()
     }
 }
 
@@ -106,7 +108,9 @@ impl Hub {
             remember(&mut seen, task);
             previous
         };
-        self.inner.metrics.task_changed(task, previous.map(|last| (last.status, last.processed, last.failed)));
+        self.inner
+            .metrics
+            .task_changed(task, previous.map(|last| (last.status, last.processed, last.failed)));
         // No subscriber is not an error: the change is simply not needed by anyone.
         let _ = self.inner.sender.send(Arc::new(TaskSummary::from(task)));
     }

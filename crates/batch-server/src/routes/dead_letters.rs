@@ -62,9 +62,10 @@ pub(crate) async fn list(
         return Ok(Json(DeadLettersResponse { dead_letters: Vec::new(), limit, offset, has_more: false }));
     };
     let path = state.roots().confine(&param, &path)?;
-    let page = tokio::task::spawn_blocking(move || read_page(&path, offset, limit))
-        .await
-        .map_err(|error| ServerError::Unavailable { reason: format!("the dead-letter reader stopped: {error}") })??;
+    let page =
+        tokio::task::spawn_blocking(move || read_page(&path, offset, limit)).await.map_err(|error| {
+            ServerError::Unavailable { reason: format!("the dead-letter reader stopped: {error}") }
+        })??;
     Ok(Json(page))
 }
 

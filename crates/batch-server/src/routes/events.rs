@@ -36,9 +36,13 @@ pub(crate) async fn stream(
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<impl IntoResponse, ServerError> {
     let task = query.task.as_deref().map(|text| parse_task_id("task", text)).transpose()?;
-    let permit = Arc::clone(state.event_streams()).try_acquire_owned().map_err(|_| ServerError::Unavailable {
-        reason: format!("{} event streams are open, the most this server keeps", state.limits().event_streams),
-    })?;
+    let permit =
+        Arc::clone(state.event_streams()).try_acquire_owned().map_err(|_| ServerError::Unavailable {
+            reason: format!(
+                "{} event streams are open, the most this server keeps",
+                state.limits().event_streams
+            ),
+        })?;
     // Subscribe before reading the task, so no change falls between the two.
     let receiver = state.hub().subscribe();
     let first = match task {

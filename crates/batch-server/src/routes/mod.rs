@@ -127,11 +127,15 @@ async fn finish_response(State(state): State<AppState>, request: Request, next: 
             StatusCode::PAYLOAD_TOO_LARGE => ServerError::TooLarge { limit: state.limits().body_bytes },
             StatusCode::METHOD_NOT_ALLOWED => ServerError::MethodNotAllowed { method, path },
             StatusCode::NOT_FOUND => ServerError::NoRoute { method, path },
-            StatusCode::FORBIDDEN => ServerError::Forbidden { reason: "the request is not allowed".to_owned() },
+            StatusCode::FORBIDDEN => {
+                ServerError::Forbidden { reason: "the request is not allowed".to_owned() }
+            }
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::REQUEST_TIMEOUT => {
                 ServerError::Timeout { seconds: state.limits().request_timeout.as_secs() }
             }
-            other => ServerError::invalid("request", other.canonical_reason().unwrap_or("bad request").to_owned()),
+            other => {
+                ServerError::invalid("request", other.canonical_reason().unwrap_or("bad request").to_owned())
+            }
         };
         let allow = response.headers().get(header::ALLOW).cloned();
         response = error.into_response();

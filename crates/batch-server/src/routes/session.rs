@@ -30,7 +30,10 @@ pub struct SessionResponse {
 }
 
 /// `GET /api/v1/session`.
-pub(crate) async fn show(State(state): State<AppState>, role: Option<axum::Extension<Role>>) -> Json<SessionResponse> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    role: Option<axum::Extension<Role>>,
+) -> Json<SessionResponse> {
     let role = role.map_or(Role::Admin, |axum::Extension(role)| role);
     Json(SessionResponse { role, auth_required: state.tokens().required() })
 }
@@ -45,7 +48,8 @@ pub(crate) async fn sign_in(
         return Ok((HeaderMap::new(), Json(SessionResponse { role: Role::Admin, auth_required: false })));
     }
     let token = body.token.trim();
-    let role = role_of(tokens, token).ok_or_else(|| ServerError::Unauthorized { reason: "the token is not valid".to_owned() })?;
+    let role = role_of(tokens, token)
+        .ok_or_else(|| ServerError::Unauthorized { reason: "the token is not valid".to_owned() })?;
     let cookie = HeaderValue::from_str(&format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict"))
         .map_err(|_| ServerError::invalid("token", "must be visible ASCII"))?;
     let mut headers = HeaderMap::new();

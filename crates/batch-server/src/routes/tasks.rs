@@ -4,8 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ListTasksRequest, ListTasksResponse, StopTaskOptions,
-    StopTaskRequest, StopTaskResponse, TaskResultResponse, TaskStatus, TaskStatusResponse, TaskType,
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ListTasksRequest, ListTasksResponse,
+    StopTaskOptions, StopTaskRequest, StopTaskResponse, TaskResultResponse, TaskStatus, TaskStatusResponse,
+    TaskType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,10 @@ pub(crate) async fn create(
 /// other bad field a `VALIDATION_ERROR`.
 fn parse_create(mut body: serde_json::Value) -> Result<CreateTaskRequest, ServerError> {
     let Some(object) = body.as_object_mut() else {
-        return Err(ServerError::invalid("body", format!("must be a JSON object, got {}", batch_model::json_kind(&body))));
+        return Err(ServerError::invalid(
+            "body",
+            format!("must be a JSON object, got {}", batch_model::json_kind(&body)),
+        ));
     };
     if let Some(config) = object.get("config").filter(|config| !config.is_null()) {
         BatchConfig::from_json(config)?;
@@ -51,8 +55,13 @@ fn parse_create(mut body: serde_json::Value) -> Result<CreateTaskRequest, Server
             }
         }
     }
-    if let Some(unknown) = object.keys().find(|key| !["task_type", "config", "params", "metadata"].contains(&key.as_str())) {
-        return Err(ServerError::invalid(unknown.clone(), "is not a field of a task (task_type, config, params, metadata)"));
+    if let Some(unknown) =
+        object.keys().find(|key| !["task_type", "config", "params", "metadata"].contains(&key.as_str()))
+    {
+        return Err(ServerError::invalid(
+            unknown.clone(),
+            "is not a field of a task (task_type, config, params, metadata)",
+        ));
     }
     serde_json::from_value(body).map_err(|error| ServerError::invalid("body", error.to_string()))
 }
@@ -103,24 +112,32 @@ pub(crate) fn whole_number(field: &str, text: Option<&str>, max: u64) -> Result<
     };
     match text.parse::<u64>() {
         Ok(number) if number <= max => Ok(Some(number)),
-        _ => Err(ServerError::invalid(field, format!("must be a whole number from 0 to {max}, got {text:?}"))),
+        _ => {
+            Err(ServerError::invalid(field, format!("must be a whole number from 0 to {max}, got {text:?}")))
+        }
     }
 }
 
 impl ListQuery {
     fn request(self) -> Result<ListTasksRequest, ServerError> {
         let status = match present("status", self.status.as_deref())? {
-            Some(text) => Some(text.parse::<TaskStatus>().map_err(|error| ServerError::invalid("status", error.to_string()))?),
+            Some(text) => Some(
+                text.parse::<TaskStatus>()
+                    .map_err(|error| ServerError::invalid("status", error.to_string()))?,
+            ),
             None => None,
         };
         let task_type = match present("type", self.task_type.as_deref())? {
-            Some(text) => Some(text.parse::<TaskType>().map_err(|error| ServerError::invalid("type", error.to_string()))?),
+            Some(text) => Some(
+                text.parse::<TaskType>().map_err(|error| ServerError::invalid("type", error.to_string()))?,
+            ),
             None => None,
         };
-        let limit = match whole_number("limit", self.limit.as_deref(), u64::from(ListTasksRequest::LIMIT_MAX))? {
-            Some(limit) => u32::try_from(limit).unwrap_or(u32::MAX),
-            None => ListTasksRequest::DEFAULT_LIMIT,
-        };
+        let limit =
+            match whole_number("limit", self.limit.as_deref(), u64::from(ListTasksRequest::LIMIT_MAX))? {
+                Some(limit) => u32::try_from(limit).unwrap_or(u32::MAX),
+                None => ListTasksRequest::DEFAULT_LIMIT,
+            };
         let offset = whole_number("offset", self.offset.as_deref(), OFFSET_MAX)?.unwrap_or(0);
         let request = ListTasksRequest { status, task_type, limit, offset };
         request.validate()?;

@@ -24,7 +24,10 @@ async fn every_route_answers_and_only_with_documented_statuses() {
         let message = body["message"].as_str().unwrap_or_default();
         assert!(!message.starts_with("no route for"), "{method} {path}: {body}");
         let documented = &document["paths"][template][method.as_str().to_lowercase()]["responses"];
-        assert!(documented[status.to_string()].is_object(), "{method} {path} answered {status}, not documented: {body}");
+        assert!(
+            documented[status.to_string()].is_object(),
+            "{method} {path} answered {status}, not documented: {body}"
+        );
     }
     server.stop().await;
 }
@@ -36,7 +39,11 @@ async fn a_youzan_task_runs_to_its_result_through_the_api() {
     let task = server.youzan_task("trades.jsonl", 200).await;
     let id = task["id"].as_str().unwrap().to_owned();
     assert_eq!(task["status"], "pending");
-    assert_eq!(task["params"]["input"], server.path("trades.jsonl").to_str().unwrap(), "paths are stored absolute");
+    assert_eq!(
+        task["params"]["input"],
+        server.path("trades.jsonl").to_str().unwrap(),
+        "paths are stored absolute"
+    );
 
     let done = server.wait_task(&id, Duration::from_secs(60), |task| task["status"] == "completed").await;
     assert_eq!(done["progress"]["processed"], 1900);
@@ -53,7 +60,10 @@ async fn a_youzan_task_runs_to_its_result_through_the_api() {
 
     let (status, checkpoint) = server.get(&format!("/api/v1/tasks/{id}/checkpoint")).await;
     assert_eq!(status, 200);
-    assert!(checkpoint["checkpoint"]["sequence"].as_u64().is_some_and(|sequence| sequence >= 10), "{checkpoint}");
+    assert!(
+        checkpoint["checkpoint"]["sequence"].as_u64().is_some_and(|sequence| sequence >= 10),
+        "{checkpoint}"
+    );
 
     let (status, page) = server.get(&format!("/api/v1/tasks/{id}/dead-letters?limit=30&offset=60")).await;
     assert_eq!(status, 200, "{page}");
@@ -61,7 +71,9 @@ async fn a_youzan_task_runs_to_its_result_through_the_api() {
     assert_eq!(records.len(), 30);
     assert_eq!(page["has_more"], true);
     assert!(records.iter().all(|record| record["line"].as_u64().is_some_and(|line| line > 0)));
-    assert!(records.iter().all(|record| record["code"] == "VALIDATION_ERROR" && record["message"].is_string()));
+    assert!(
+        records.iter().all(|record| record["code"] == "VALIDATION_ERROR" && record["message"].is_string())
+    );
     let (_, last) = server.get(&format!("/api/v1/tasks/{id}/dead-letters?limit=50&offset=90")).await;
     assert_eq!((last["dead_letters"].as_array().unwrap().len(), &last["has_more"]), (10, &json!(false)));
 
@@ -81,13 +93,28 @@ async fn a_youzan_task_runs_to_its_result_through_the_api() {
     assert!(text.contains("batch_tasks{status=\"completed\"} 1"), "{text}");
     assert!(text.contains("batch_items_processed_total{kind=\"youzan_order\"} 1900"), "{text}");
     assert!(text.contains("batch_items_failed_total{kind=\"youzan_order\"} 100"), "{text}");
-    assert!(text.contains("batch_task_duration_seconds_count{kind=\"youzan_order\",status=\"completed\"} 1"), "{text}");
-    assert!(text.contains("http_requests_total{method=\"GET\",route=\"/api/v1/tasks/{id}/result\",status=\"200\"}"), "{text}");
+    assert!(
+        text.contains("batch_task_duration_seconds_count{kind=\"youzan_order\",status=\"completed\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "http_requests_total{method=\"GET\",route=\"/api/v1/tasks/{id}/result\",status=\"200\"}"
+        ),
+        "{text}"
+    );
 
     let (status, kinds) = server.get("/api/v1/kinds").await;
     assert_eq!(status, 200);
-    let youzan = kinds["kinds"].as_array().unwrap().iter().find(|kind| kind["task_type"] == "youzan_order").unwrap();
-    assert!(youzan["params"].as_array().unwrap().iter().any(|param| param["name"] == "input" && param["role"] == "input"));
+    let youzan =
+        kinds["kinds"].as_array().unwrap().iter().find(|kind| kind["task_type"] == "youzan_order").unwrap();
+    assert!(
+        youzan["params"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|param| param["name"] == "input" && param["role"] == "input")
+    );
 
     assert_eq!(server.get("/healthz").await.0, 200);
     assert_eq!(server.get("/readyz").await.0, 200);
@@ -108,19 +135,46 @@ async fn bad_requests_get_coded_errors_never_a_500() {
     assert_error(&send(server.admin(Method::PUT, "/api/v1/tasks")).await, 405, "VALIDATION_ERROR");
 
     // Malformed bodies.
-    let raw = |body: &'static str| server.admin(Method::POST, "/api/v1/tasks").header("content-type", "application/json").body(body);
+    let raw = |body: &'static str| {
+        server.admin(Method::POST, "/api/v1/tasks").header("content-type", "application/json").body(body)
+    };
     assert_error(&send(raw("{\"task_type\": ")).await, 400, "VALIDATION_ERROR");
     assert_error(&send(raw("[1, 2]")).await, 400, "VALIDATION_ERROR");
     assert_error(&send(raw("{\"task_type\": 7}")).await, 400, "VALIDATION_ERROR");
-    assert_error(&send(server.admin(Method::POST, "/api/v1/tasks").body("{}")).await, 400, "VALIDATION_ERROR");
-    assert_error(&server.post("/api/v1/tasks", json!({ "task_type": "youzan_order", "surprise": 1 })).await, 400, "VALIDATION_ERROR");
-    assert_error(&server.post("/api/v1/tasks", json!({ "task_type": "no_such_kind" })).await, 400, "VALIDATION_ERROR");
-    assert_error(&server.post("/api/v1/tasks", json!({ "task_type": "Bad-Name" })).await, 400, "VALIDATION_ERROR");
-    let bad_config = server.post("/api/v1/tasks", json!({ "task_type": "train", "config": { "batch_size": 0 } })).await;
+    assert_error(
+        &send(server.admin(Method::POST, "/api/v1/tasks").body("{}")).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert_error(
+        &server.post("/api/v1/tasks", json!({ "task_type": "youzan_order", "surprise": 1 })).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert_error(
+        &server.post("/api/v1/tasks", json!({ "task_type": "no_such_kind" })).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert_error(
+        &server.post("/api/v1/tasks", json!({ "task_type": "Bad-Name" })).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    let bad_config =
+        server.post("/api/v1/tasks", json!({ "task_type": "train", "config": { "batch_size": 0 } })).await;
     assert_error(&bad_config, 400, "CONFIGURATION_ERROR");
     assert!(bad_config.1["message"].as_str().unwrap().contains("batch_size"));
-    assert_error(&server.post("/api/v1/tasks", json!({ "task_type": "youzan_order", "params": {} })).await, 400, "CONFIGURATION_ERROR");
-    assert_error(&server.post("/api/v1/tasks", json!({ "task_type": "train", "params": [] })).await, 400, "VALIDATION_ERROR");
+    assert_error(
+        &server.post("/api/v1/tasks", json!({ "task_type": "youzan_order", "params": {} })).await,
+        400,
+        "CONFIGURATION_ERROR",
+    );
+    assert_error(
+        &server.post("/api/v1/tasks", json!({ "task_type": "train", "params": [] })).await,
+        400,
+        "VALIDATION_ERROR",
+    );
 
     // A 10 MB body, announced and streamed without a length.
     let (status, body) = post_big_body(&server, true).await;
@@ -139,14 +193,27 @@ async fn bad_requests_get_coded_errors_never_a_500() {
     let task = server.youzan_task("t.jsonl", 10).await;
     let id = task["id"].as_str().unwrap();
     assert_error(&server.get(&format!("/api/v1/tasks/{id}/result")).await, 409, "INVALID_STATE");
-    assert_error(&server.get(&format!("/api/v1/tasks/{id}/dead-letters?limit=0")).await, 400, "VALIDATION_ERROR");
-    let (status, stopped) = server.post(&format!("/api/v1/tasks/{id}/stop"), json!({ "reason": "test" })).await;
+    assert_error(
+        &server.get(&format!("/api/v1/tasks/{id}/dead-letters?limit=0")).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    let (status, stopped) =
+        server.post(&format!("/api/v1/tasks/{id}/stop"), json!({ "reason": "test" })).await;
     assert_eq!((status, &stopped["status"]), (200, &json!("cancelled")));
     let task = server.get(&format!("/api/v1/tasks/{id}")).await.1;
     assert_eq!(task["error"]["code"], "CANCELLED", "{task}");
     assert_error(&server.post(&format!("/api/v1/tasks/{id}/stop"), json!({})).await, 409, "INVALID_STATE");
-    assert_error(&send(server.admin(Method::POST, &format!("/api/v1/tasks/{id}/stop")).body("{x")).await, 400, "VALIDATION_ERROR");
-    assert_error(&server.post(&format!("/api/v1/tasks/{id}/resume"), Value::Null).await, 409, "INVALID_STATE");
+    assert_error(
+        &send(server.admin(Method::POST, &format!("/api/v1/tasks/{id}/stop")).body("{x")).await,
+        400,
+        "VALIDATION_ERROR",
+    );
+    assert_error(
+        &server.post(&format!("/api/v1/tasks/{id}/resume"), Value::Null).await,
+        409,
+        "INVALID_STATE",
+    );
     server.stop().await;
 }
 

@@ -56,10 +56,15 @@ async fn wait_for(client: &Client, css: &str, limit: Duration) -> fantoccini::el
 async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
     let Some((chromium, chromedriver)) = tools() else {
         let required = std::env::var("PUMP_REQUIRE_TOOLS").is_ok_and(|value| value == "1");
-        assert!(!required, "PUMP_REQUIRE_TOOLS=1 but Chromium is missing: apt-get install chromium chromium-driver");
+        assert!(
+            !required,
+            "PUMP_REQUIRE_TOOLS=1 but Chromium is missing: apt-get install chromium chromium-driver"
+        );
         #[allow(clippy::print_stderr, reason = "the one line that says the test was skipped")]
         {
-            eprintln!("browser test skipped: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)");
+            eprintln!(
+                "browser test skipped: chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+            );
         }
         return;
     };
@@ -96,7 +101,11 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let client = loop {
-        match ClientBuilder::new(connector.clone()).capabilities(capabilities.clone()).connect(&driver_url).await {
+        match ClientBuilder::new(connector.clone())
+            .capabilities(capabilities.clone())
+            .connect(&driver_url)
+            .await
+        {
             Ok(client) => break client,
             Err(error) => {
                 assert!(tokio::time::Instant::now() < deadline, "chromedriver did not start: {error}");
@@ -114,11 +123,23 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
 
     // Submit a youzan_order task through the form.
     client.goto(&server.url("/#/submit?kind=youzan_order")).await.unwrap();
-    wait_for(&client, "input[name=param-input]", Duration::from_secs(10)).await.send_keys("trades.jsonl").await.unwrap();
-    for (name, value) in
-        [("param-output", "trades.out.jsonl"), ("param-dead_letter", "trades.dead.jsonl"), ("config-batch_size", "100")]
-    {
-        client.find(Locator::Css(&format!("input[name={name}]"))).await.unwrap().send_keys(value).await.unwrap();
+    wait_for(&client, "input[name=param-input]", Duration::from_secs(10))
+        .await
+        .send_keys("trades.jsonl")
+        .await
+        .unwrap();
+    for (name, value) in [
+        ("param-output", "trades.out.jsonl"),
+        ("param-dead_letter", "trades.dead.jsonl"),
+        ("config-batch_size", "100"),
+    ] {
+        client
+            .find(Locator::Css(&format!("input[name={name}]")))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
     }
     shot(&client, &screenshots, "02-submit-form.png").await;
     client.find(Locator::Css("#submit-task")).await.unwrap().click().await.unwrap();
@@ -150,8 +171,18 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
 
     // The list shows both, with their statuses.
     client.goto(&server.url("/#/")).await.unwrap();
-    wait_for(&client, &format!("#task-rows tr[data-id='{long_id}'][data-status='cancelled']"), Duration::from_secs(10)).await;
-    wait_for(&client, &format!("#task-rows tr[data-id='{id}'][data-status='completed']"), Duration::from_secs(10)).await;
+    wait_for(
+        &client,
+        &format!("#task-rows tr[data-id='{long_id}'][data-status='cancelled']"),
+        Duration::from_secs(10),
+    )
+    .await;
+    wait_for(
+        &client,
+        &format!("#task-rows tr[data-id='{id}'][data-status='completed']"),
+        Duration::from_secs(10),
+    )
+    .await;
     shot(&client, &screenshots, "06-task-list.png").await;
 
     client.close().await.unwrap();

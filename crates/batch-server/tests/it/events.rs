@@ -61,10 +61,15 @@ async fn the_event_stream_delivers_a_tasks_progress_to_its_end() {
     assert!(events.iter().all(|(name, data)| name == "task" && data["id"] == id.as_str()));
     let last = &events.last().unwrap().1;
     assert_eq!(last["status"], "completed");
-    assert_eq!(last["progress"]["processed"].as_u64().unwrap() + last["progress"]["failed"].as_u64().unwrap(), 5000);
+    assert_eq!(
+        last["progress"]["processed"].as_u64().unwrap() + last["progress"]["failed"].as_u64().unwrap(),
+        5000
+    );
     let done: Vec<u64> = events
         .iter()
-        .map(|(_, data)| data["progress"]["processed"].as_u64().unwrap() + data["progress"]["failed"].as_u64().unwrap())
+        .map(|(_, data)| {
+            data["progress"]["processed"].as_u64().unwrap() + data["progress"]["failed"].as_u64().unwrap()
+        })
         .collect();
     assert!(done.windows(2).all(|pair| pair[0] <= pair[1]), "progress goes forward: {done:?}");
     assert!(done.iter().any(|count| *count > 0 && *count < 5000), "progress between start and end: {done:?}");
@@ -84,7 +89,9 @@ async fn shutdown_closes_streams_and_hands_tasks_back_for_the_next_server() {
     let task = server.youzan_task("big.jsonl", 10).await;
     let id = task["id"].as_str().unwrap().to_owned();
     server
-        .wait_task(&id, Duration::from_secs(60), |task| task["progress"]["processed"].as_u64().unwrap_or(0) > 100)
+        .wait_task(&id, Duration::from_secs(60), |task| {
+            task["progress"]["processed"].as_u64().unwrap_or(0) > 100
+        })
         .await;
     let stream = server.client.get(server.url("/api/v1/events")).bearer_auth(ADMIN).send().await.unwrap();
     let dir = server.stop_keeping_files().await;
@@ -98,10 +105,8 @@ async fn shutdown_closes_streams_and_hands_tasks_back_for_the_next_server() {
     let (_, checkpoint) = next.get(&format!("/api/v1/tasks/{id}/checkpoint")).await;
     let committed = checkpoint["checkpoint"]["counters"]["processed"].as_u64().unwrap();
     assert!(committed > 0, "{checkpoint}");
-    let (status, resumed) = crate::support::send(
-        next.admin(reqwest::Method::POST, &format!("/api/v1/tasks/{id}/resume")),
-    )
-    .await;
+    let (status, resumed) =
+        crate::support::send(next.admin(reqwest::Method::POST, &format!("/api/v1/tasks/{id}/resume"))).await;
     assert_eq!(status, 200, "{resumed}");
     let (status, _) = next.post(&format!("/api/v1/tasks/{id}/stop"), Value::Null).await;
     assert_eq!(status, 200);

@@ -128,7 +128,10 @@ impl TestServer {
             if check(&task) {
                 return task;
             }
-            assert!(tokio::time::Instant::now() < deadline, "task {id} did not get there in {limit:?}: {task}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "task {id} did not get there in {limit:?}: {task}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
