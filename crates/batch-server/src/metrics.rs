@@ -124,15 +124,14 @@ impl ServerMetrics {
         if failed_delta > 0 {
             self.items_failed.get_or_create(&kind).inc_by(failed_delta);
         }
-        if task.status.is_terminal() && !previous_status.is_terminal() {
-            if let (Some(started_at), Some(completed_at)) = (task.started_at, task.completed_at) {
-                let seconds = (completed_at - started_at).to_std().unwrap_or(Duration::ZERO).as_secs_f64();
-                let labels: Labels = vec![
-                    ("kind", task.task_type.as_str().to_owned()),
-                    ("status", task.status.as_str().to_owned()),
-                ];
-                self.task_duration.get_or_create(&labels).observe(seconds);
-            }
+        if task.status.is_terminal()
+            && !previous_status.is_terminal()
+            && let (Some(started_at), Some(completed_at)) = (task.started_at, task.completed_at)
+        {
+            let seconds = (completed_at - started_at).to_std().unwrap_or(Duration::ZERO).as_secs_f64();
+            let labels: Labels =
+                vec![("kind", task.task_type.as_str().to_owned()), ("status", task.status.as_str().to_owned())];
+            self.task_duration.get_or_create(&labels).observe(seconds);
         }
     }
 

@@ -150,7 +150,7 @@ mod tests {
             let error = check(&roots, value).unwrap_err();
             assert!(error.starts_with("params.input: "), "{value}: {error}");
         }
-        assert_eq!(check(&roots, root.to_str().unwrap()).unwrap_err().contains("outside"), true);
+        assert!(check(&roots, root.to_str().unwrap()).unwrap_err().contains("outside"));
     }
 
     #[test]
