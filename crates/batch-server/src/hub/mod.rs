@@ -1,4 +1,4 @@
-//! The change hub: one per server, it learns of task changes once (from its [`ChangeFeed`] and from
+//! The change hub: one per server, it learns of task changes once (from its change feed and from
 //! the server's own requests) and fans each change out to every event stream through one bounded
 //! broadcast channel, so a hundred open dashboards cost one store read per change, not one per client.
 //!
