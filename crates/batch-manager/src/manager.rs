@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use batch_model::{
-    BatchConfig, BatchMetrics, BatchTask, CreateTaskRequest, CreateTaskResponse, ListTasksRequest,
-    ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskId, TaskStatus, TaskStatusResponse, TaskType,
-    TransitionCause, UpdateTaskStatusRequest,
+    BatchConfig, BatchMetrics, BatchTask, CreateTaskRequest, CreateTaskResponse, ErrorCode, ListTasksRequest,
+    ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskError, TaskId, TaskStatus, TaskStatusResponse,
+    TaskType, TransitionCause, UpdateTaskStatusRequest,
 };
 use batch_tasks::{Registry, TaskKind};
 use chrono::Utc;
@@ -18,8 +18,8 @@ use tracing::Instrument as _;
 
 use crate::config::ManagerConfig;
 use crate::error::ManagerError;
-use crate::run::{RunSettings, StopReason, TaskControl, run_claimed};
-use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskResultRecord, TaskStore};
+use crate::run::{RunSettings, StopReason, TaskControl, is_parent, run_claimed};
+use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskChange, TaskResultRecord, TaskStore};
 
 /// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
 ///
@@ -151,6 +151,17 @@ impl BatchManager {
         request.validate()?;
         let kind = self.kind(&request.task_type)?;
         let config = request.config_or_default();
+        if config.partitions > 1 && !kind.can_partition() {
+            let error = TaskError::new(
+                ErrorCode::ConfigurationError,
+                format!(
+                    "partitions: the {} kind cannot split its input, so partitions must be 1, got {}",
+                    request.task_type, config.partitions
+                ),
+            )
+            .not_retryable();
+            return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
+        }
         if let Err(error) = kind.validate(&request.params, &config) {
             return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
         }
@@ -247,6 +258,7 @@ impl BatchManager {
         let permit = self.slot().await?;
         self.check_accepting()?;
         let lease = self.lease_request();
+        let claimed_at = tokio::time::Instant::now();
         let Some(claimed) = self.inner.store.claim_task(id, &lease).await? else {
             let now = self.get_task(id).await?;
             let reason = match now.status {
@@ -257,7 +269,7 @@ impl BatchManager {
             return Err(ManagerError::NotRunnable { id: *id, status: now.status, reason: reason.to_owned() });
         };
         let task = claimed.task.clone();
-        self.spawn_run(claimed, kind, permit);
+        self.spawn_run(claimed, kind, permit, claimed_at);
         Ok(task)
     }
 
@@ -281,18 +293,24 @@ impl BatchManager {
         LeaseRequest {
             worker: self.inner.config.worker_id.clone(),
             ttl: self.inner.config.lease_ttl,
-            now: Utc::now(),
+            max_lost_leases: self.inner.config.max_lost_leases,
         }
     }
 
     /// Runs a claimed task in the background, holding `permit` until its end is recorded.
-    fn spawn_run(&self, claimed: ClaimedTask, kind: Arc<dyn TaskKind>, permit: OwnedSemaphorePermit) {
+    fn spawn_run(
+        &self,
+        claimed: ClaimedTask,
+        kind: Arc<dyn TaskKind>,
+        permit: OwnedSemaphorePermit,
+        claimed_at: tokio::time::Instant,
+    ) {
         let config = &self.inner.config;
         let id = claimed.task.id;
         let control = Arc::new(TaskControl::new(
             Arc::clone(&self.inner.store),
             id,
-            config.worker_id.clone(),
+            claimed.lease.holder(),
             config.stop_grace_period,
         ));
         let (finished_sender, finished) = watch::channel(false);
@@ -307,6 +325,7 @@ impl BatchManager {
             task_id = %id,
             task_type = %claimed.task.task_type,
             worker = %config.worker_id,
+            epoch = claimed.lease.epoch,
         );
         let settings =
             RunSettings { lease_ttl: config.lease_ttl, heartbeat_interval: config.heartbeat_interval };
@@ -315,7 +334,7 @@ impl BatchManager {
         let store = Arc::clone(&self.inner.store);
         tokio::spawn(
             async move {
-                run_claimed(store, claimed, kind, control, settings).await;
+                run_claimed(store, claimed, kind, control, settings, claimed_at).await;
                 drop(guard);
             }
             .instrument(span),
@@ -354,7 +373,6 @@ impl BatchManager {
             to: request.status,
             cause: TransitionCause::Requested,
             error: request.error,
-            at: Utc::now(),
         };
         let updated = self.inner.store.update_status(&update).await?;
         if updated.status != TaskStatus::Processing
@@ -383,7 +401,7 @@ impl BatchManager {
     /// with its last checkpoint kept; if it has not stopped after the grace period, its in-flight work
     /// is aborted. Returns the status when the stop was accepted; `INVALID_STATE` for a finished task.
     pub async fn stop_task(&self, request: StopTaskRequest) -> Result<StopTaskResponse, ManagerError> {
-        let task = self.inner.store.request_stop(&request.id, Utc::now()).await?;
+        let task = self.inner.store.request_stop(&request.id).await?;
         if let Some(running) = self.inner.running().get(&request.id) {
             running.control.request_stop(StopReason::Requested { reason: request.reason });
         }
@@ -391,13 +409,42 @@ impl BatchManager {
         Ok(StopTaskResponse { id: request.id, status: task.status })
     }
 
+    /// Continues a `failed` or `cancelled` task from its last checkpoint: the task becomes `pending`
+    /// as a new attempt (its earlier attempts kept in [`BatchTask::attempts`]) and is returned; run it
+    /// with [`process_task`](BatchManager::process_task) or let any worker claim it. Its output ends
+    /// byte-identical to an uninterrupted run's. A partitioned task restarts its failed and cancelled
+    /// partitions.
+    ///
+    /// `NOT_FOUND` for an unknown task; `INVALID_STATE` for a pending, processing or completed task,
+    /// or a partitioned one with a partition still stopping.
+    pub async fn restart_task(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        let task = self.get_task(id).await?;
+        if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
+            let reason = match task.status {
+                TaskStatus::Completed => "a completed task is final",
+                TaskStatus::Processing => "it is running; resume_task takes it over once its worker is gone",
+                _ => "it has not run yet; process_task starts it",
+            };
+            return Err(ManagerError::NotRunnable {
+                id: *id,
+                status: task.status,
+                reason: reason.to_owned(),
+            });
+        }
+        let restarted = self.inner.store.restart_task(id).await?;
+        tracing::info!(task_id = %id, attempt = restarted.attempt, "task restarted");
+        Ok(restarted)
+    }
+
     /// Waits until the task is finished (`completed`, `failed` or `cancelled`) and returns it. A task
-    /// this manager runs is awaited directly; one running elsewhere is looked at every
-    /// `poll_interval`. A task nobody runs (released at a shutdown, say) is waited for until someone
-    /// resumes and finishes it: bound the wait with a timeout if that may happen.
+    /// this manager runs is awaited directly; one running elsewhere is followed through the store's
+    /// change feed, and looked at every `poll_interval` in case a change was missed. A task nobody
+    /// runs (released at a shutdown, say) is waited for until someone resumes and finishes it: bound
+    /// the wait with a timeout if that may happen.
     ///
     /// Cancel safe.
     pub async fn wait(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        let mut changes = self.inner.store.subscribe();
         loop {
             let finished = self.inner.running().get(id).map(|running| running.finished.clone());
             let task = self.get_task(id).await?;
@@ -413,9 +460,35 @@ impl BatchManager {
                     if task.status.is_terminal() {
                         return Ok(task);
                     }
-                    tokio::time::sleep(self.inner.config.poll_interval).await;
+                    self.changed(&mut changes, Some(id)).await;
                 }
-                None => tokio::time::sleep(self.inner.config.poll_interval).await,
+                None => self.changed(&mut changes, Some(id)).await,
+            }
+        }
+    }
+
+    /// Waits for a change on the feed that concerns `id` (any task when `None`: one that became
+    /// claimable), a resync, or `poll_interval`, whichever comes first.
+    async fn changed(&self, changes: &mut crate::store::TaskChanges, id: Option<&TaskId>) {
+        let poll = tokio::time::sleep(self.inner.config.poll_interval);
+        let mut poll = std::pin::pin!(poll);
+        loop {
+            tokio::select! {
+                () = &mut poll => return,
+                () = self.inner.shutdown.cancelled(), if id.is_none() => return,
+                change = changes.recv() => match change {
+                    Ok(TaskChange::Task { id: changed, claimable, .. }) => {
+                        let relevant = match id {
+                            Some(id) => *id == changed,
+                            None => claimable,
+                        };
+                        if relevant {
+                            return;
+                        }
+                    }
+                    // A resync, a lag (changes were missed), or the feed is gone: look now.
+                    Ok(_) | Err(_) => return,
+                },
             }
         }
     }
@@ -441,7 +514,7 @@ impl BatchManager {
             tracing::warn!("no task kinds registered: the worker has nothing to run");
             return Ok(());
         }
-        let poll_interval = self.inner.config.poll_interval;
+        let mut changes = self.inner.store.subscribe();
         loop {
             let permit = tokio::select! {
                 permit = Arc::clone(&self.inner.slots).acquire_owned() => match permit {
@@ -453,23 +526,29 @@ impl BatchManager {
             if self.inner.is_shutting_down() {
                 return Ok(());
             }
+            let claimed_at = tokio::time::Instant::now();
             match self.inner.store.claim_next(&task_types, &self.lease_request()).await {
                 Ok(Some(claimed)) => match self.inner.registry.get(&claimed.task.task_type) {
-                    Some(kind) => self.spawn_run(claimed, kind, permit),
+                    Some(kind) => {
+                        if !is_parent(&claimed.task) {
+                            tracing::info!(task_id = %claimed.task.id, task_type = %claimed.task.task_type, "task started");
+                        }
+                        self.spawn_run(claimed, kind, permit, claimed_at);
+                    }
                     None => {
                         // Filtered by type, so this does not happen; hand the task back if it does.
-                        let worker = &self.inner.config.worker_id;
-                        let _ = self.inner.store.release_task(&claimed.task.id, worker, Utc::now()).await;
+                        let holder = claimed.lease.holder();
+                        let _ = self.inner.store.release_task(&claimed.task.id, &holder).await;
                     }
                 },
                 Ok(None) => {
                     drop(permit);
-                    self.idle(poll_interval).await;
+                    self.changed(&mut changes, None).await;
                 }
                 Err(error) => {
                     drop(permit);
                     tracing::warn!(%error, "worker cannot claim tasks");
-                    self.idle(poll_interval).await;
+                    self.idle(self.inner.config.poll_interval).await;
                 }
             }
         }

@@ -72,4 +72,4 @@ pub use item::{BatchItem, BatchResult};
 pub use metrics::{BatchMetrics, ProcessingMetrics, StatusCount};
 pub use progress::Progress;
 pub use status::{TaskStatus, TransitionCause};
-pub use task::{BatchTask, TaskType};
+pub use task::{AttemptRecord, BatchTask, Partition, TaskType};

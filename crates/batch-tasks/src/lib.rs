@@ -19,4 +19,4 @@ pub mod train;
 pub mod youzan;
 
 pub use builtin::builtin_registry;
-pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
+pub use kind::{JobContext, JobControl, JobOutcome, PartitionResult, Registry, TaskKind};

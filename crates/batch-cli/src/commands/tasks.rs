@@ -36,7 +36,13 @@ pub(crate) async fn list(db: &Path, args: ListArgs) -> anyhow::Result<ExitCode> 
         ),
         None => None,
     };
-    let request = ListTasksRequest { status, task_type, limit: args.limit, offset: args.offset };
+    let request = ListTasksRequest {
+        status,
+        task_type,
+        limit: args.limit,
+        offset: args.offset,
+        ..ListTasksRequest::default()
+    };
     request.validate().map_err(|error| anyhow::Error::new(CodedError::from(error)))?;
     let manager = open_manager(db)?;
     let page = manager.list_tasks(request).await.coded()?;

@@ -33,8 +33,8 @@ pub(crate) fn worker(name: &str) -> WorkerId {
 /// Lease TTL used throughout: 30 s.
 pub(crate) const TTL: Duration = Duration::from_secs(30);
 
-pub(crate) fn lease(name: &str, now: DateTime<Utc>) -> LeaseRequest {
-    LeaseRequest { worker: worker(name), ttl: TTL, now }
+pub(crate) fn lease(name: &str) -> LeaseRequest {
+    LeaseRequest::new(worker(name), TTL)
 }
 
 /// A SQLite store in a fresh temporary directory (kept alive with the store).

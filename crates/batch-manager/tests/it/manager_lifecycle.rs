@@ -266,6 +266,7 @@ async fn list_tasks_pages_newest_first_and_filters_by_status_and_type() {
         task_type: Some(other.clone()),
         limit: 2,
         offset: 1,
+        ..ListTasksRequest::default()
     };
     let page = manager.list_tasks(both).await.unwrap();
     // Of the other kind (0, 5, 10, 15, 20), pending ones are 5, 10, 20 (0 and 15 were cancelled).
