@@ -382,6 +382,10 @@ pub struct TaskSummary {
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal status.
     pub completed_at: Option<DateTime<Utc>>,
+    /// Its attempt: 1, then one more per restart.
+    pub attempt: u32,
+    /// The partitioned task it is a partition of, if any.
+    pub parent_id: Option<TaskId>,
 }
 
 impl From<&BatchTask> for TaskSummary {
@@ -396,6 +400,8 @@ impl From<&BatchTask> for TaskSummary {
             updated_at: task.updated_at,
             started_at: task.started_at,
             completed_at: task.completed_at,
+            attempt: task.attempt,
+            parent_id: task.parent_id,
         }
     }
 }

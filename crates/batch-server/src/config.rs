@@ -67,8 +67,9 @@ pub struct ServeConfig {
     pub limits: Limits,
     /// The manager's lease timings and worker id (`max_concurrent_tasks` is set from `workers`).
     pub manager: ManagerConfig,
-    /// How often the interim change feed looks at the store for changes made by other processes.
-    pub poll_interval: Duration,
+    /// How long the server gathers the store's changes before it reads the changed tasks once and
+    /// publishes them (a task committing checkpoints in a burst costs one read per window).
+    pub event_window: Duration,
 }
 
 impl ServeConfig {
@@ -86,7 +87,7 @@ impl ServeConfig {
             manager: ManagerConfig::default()
                 .with_lease_ttl(Duration::from_secs(10))
                 .with_stop_grace_period(Duration::from_secs(10)),
-            poll_interval: Duration::from_millis(500),
+            event_window: Duration::from_millis(100),
         }
     }
 }

@@ -65,7 +65,7 @@ pub struct Server {
     listener: tokio::net::TcpListener,
     state: AppState,
     workers: usize,
-    poll_interval: std::time::Duration,
+    event_window: std::time::Duration,
 }
 
 impl Server {
@@ -79,7 +79,7 @@ impl Server {
             ManagerConfig { max_concurrent_tasks: config.workers.max(1), ..config.manager.clone() };
         let manager = BatchManager::new(Arc::new(store), registry.clone(), manager_config)?;
         let state = AppState::new(manager, &registry, tokens, roots, config.limits.clone());
-        Server::bind_state(state, config.addr, config.workers, config.poll_interval).await
+        Server::bind_state(state, config.addr, config.workers, config.event_window).await
     }
 
     /// Binds `addr` for a server over `state`, running `workers` task slots (0: none).
@@ -87,11 +87,11 @@ impl Server {
         state: AppState,
         addr: SocketAddr,
         workers: usize,
-        poll_interval: std::time::Duration,
+        event_window: std::time::Duration,
     ) -> Result<Server, ServerError> {
         let listener =
             tokio::net::TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr, source })?;
-        Ok(Server { listener, state, workers, poll_interval })
+        Ok(Server { listener, state, workers, event_window })
     }
 
     /// The address it listens on (with the port chosen when it asked for port 0).
@@ -108,13 +108,13 @@ impl Server {
     /// flight finish, running tasks stop at a chunk boundary and are handed back (checkpointed,
     /// claimable by any worker).
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-        let Server { listener, state, workers, poll_interval } = self;
+        let Server { listener, state, workers, event_window } = self;
         let addr = self_addr(&listener);
         let manager = state.manager().clone();
         let stop = state.shutdown_token().clone();
-        let (poller, found) = hub::StorePoller::start(Arc::clone(manager.store()), poll_interval).await?;
+        let (feed, found) = hub::StoreFeed::start(Arc::clone(manager.store()), event_window).await?;
         state.hub().seed(&found);
-        let feed = tokio::spawn(state.hub().clone().follow(poller, stop.clone()));
+        let following = tokio::spawn(state.hub().clone().follow(feed, stop.clone()));
         let worker = (workers > 0).then(|| {
             let manager = manager.clone();
             tokio::spawn(async move {
@@ -151,7 +151,7 @@ impl Server {
             stop.cancelled().await;
             manager.shutdown().await;
         });
-        let _ = feed.await;
+        let _ = following.await;
         if let Some(worker) = worker {
             let _ = worker.await;
         }

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use feed::{ChangeFeed, StorePoller};
+pub(crate) use feed::{ChangeFeed, StoreFeed};
 
 use crate::metrics::ServerMetrics;
 

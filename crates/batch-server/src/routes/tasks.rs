@@ -90,6 +90,7 @@ pub(crate) struct ListQuery {
     status: Option<String>,
     #[serde(rename = "type")]
     task_type: Option<String>,
+    parent: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
 }
@@ -133,19 +134,23 @@ impl ListQuery {
             ),
             None => None,
         };
+        let parent_id = match present("parent", self.parent.as_deref())? {
+            Some(text) => Some(crate::extract::parse_task_id("parent", text)?),
+            None => None,
+        };
         let limit =
             match whole_number("limit", self.limit.as_deref(), u64::from(ListTasksRequest::LIMIT_MAX))? {
                 Some(limit) => u32::try_from(limit).unwrap_or(u32::MAX),
                 None => ListTasksRequest::DEFAULT_LIMIT,
             };
         let offset = whole_number("offset", self.offset.as_deref(), OFFSET_MAX)?.unwrap_or(0);
-        let request = ListTasksRequest { status, task_type, limit, offset };
+        let request = ListTasksRequest { status, task_type, parent_id, limit, offset };
         request.validate()?;
         Ok(request)
     }
 }
 
-/// `GET /api/v1/tasks?status&type&limit&offset`: a page of tasks, newest first, and the total.
+/// `GET /api/v1/tasks?status&type&parent&limit&offset`: a page of tasks, newest first, and the total.
 pub(crate) async fn list(
     State(state): State<AppState>,
     QueryParams(query): QueryParams<ListQuery>,
@@ -184,16 +189,20 @@ pub(crate) async fn stop(
     Ok(Json(stopped))
 }
 
-/// `POST /api/v1/tasks/{id}/resume`: continues a task from its last checkpoint.
-///
-/// Interim: the manager's `restart_task` (a cancelled or failed task continuing as a new attempt) is
-/// being added; until then this takes over a task whose worker is gone (`resume_task`), and a
-/// cancelled or failed task is refused with `INVALID_STATE`.
+/// `POST /api/v1/tasks/{id}/resume`: continues a task from its last checkpoint. A cancelled or failed
+/// task is restarted as a new attempt (`pending`, its earlier attempts kept; any worker runs it); a
+/// processing task whose worker is gone (its lease lapsed, or it was handed back at a shutdown) is
+/// taken over and run here. `INVALID_STATE` for a pending or completed task, or one whose worker is
+/// alive.
 pub(crate) async fn resume(
     State(state): State<AppState>,
     TaskIdPath(id): TaskIdPath,
 ) -> Result<Json<BatchTask>, ServerError> {
-    let task = state.manager().resume_task(&id).await?;
+    let current = state.manager().get_task(&id).await?;
+    let task = match current.status {
+        TaskStatus::Processing => state.manager().resume_task(&id).await?,
+        _ => state.manager().restart_task(&id).await?,
+    };
     state.hub().observe(&task);
     Ok(Json(task))
 }

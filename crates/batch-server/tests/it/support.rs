@@ -53,7 +53,7 @@ impl TestServer {
         config.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.workers = options.workers;
         config.data_roots = vec![data.clone()];
-        config.poll_interval = Duration::from_millis(100);
+        config.event_window = Duration::from_millis(50);
         config.manager = config.manager.with_poll_interval(Duration::from_millis(50));
         if options.tokens {
             let admin = dir.path().join("token");
