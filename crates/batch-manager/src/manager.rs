@@ -146,10 +146,16 @@ impl BatchManager {
     /// Creates a `pending` task. The request is validated (`CONFIGURATION_ERROR` naming the setting
     /// for a bad config, `VALIDATION_ERROR` for a bad type name, params or metadata), then its kind
     /// must be registered (`VALIDATION_ERROR`) and accept the params and config (the kind's error,
-    /// usually `CONFIGURATION_ERROR` naming the parameter).
+    /// usually `CONFIGURATION_ERROR` naming the parameter). A request without a config gets its
+    /// kind's default config ([`KindSpec::default_config`](batch_tasks::KindSpec::default_config)).
     pub async fn create_task(&self, request: CreateTaskRequest) -> Result<CreateTaskResponse, ManagerError> {
         request.validate()?;
         let kind = self.kind(&request.task_type)?;
+        // A request without a config gets the kind's default (`TaskKind::spec`), not the model's.
+        let request = match request.config {
+            Some(_) => request,
+            None => request.with_config(kind.spec().default_config),
+        };
         let config = request.config_or_default();
         if config.partitions > 1 && !kind.can_partition() {
             let error = TaskError::new(

@@ -7,6 +7,8 @@ use async_trait::async_trait;
 use batch_model::{BatchConfig, BatchTask, Checkpoint, ErrorCode, Progress, TaskError, TaskType};
 use tokio_util::sync::CancellationToken;
 
+use crate::params::{KindDescription, KindSpec};
+
 /// What the manager provides to a running kind: durable checkpoints, progress, stop requests.
 ///
 /// Implemented by the manager (over its store, leases and heartbeats); tests implement it in memory.
@@ -174,6 +176,19 @@ pub trait TaskKind: Send + Sync + 'static {
         )
         .not_retryable())
     }
+
+    /// What the kind tells its users: a description, its params, the [`BatchConfig`] settings it
+    /// honours and the config a task gets when its request carries none. Front ends (the `batch`
+    /// command's options, the HTTP API's `GET /api/v1/kinds`, the dashboard's form) are generated
+    /// from it, and the manager creates a task without a config with
+    /// [`KindSpec::default_config`].
+    ///
+    /// The default suits a kind on the standard chunk runner: no params described, every setting
+    /// honoured, [`KindSpec::records_default_config`]. A kind that ignores a setting must leave it
+    /// out, so that front ends refuse it rather than accept it silently.
+    fn spec(&self) -> KindSpec {
+        KindSpec::default()
+    }
 }
 
 /// The task kinds a manager can run, by type name.
@@ -208,5 +223,16 @@ impl Registry {
     /// The registered type names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.kinds.keys().map(String::as_str)
+    }
+
+    /// The registered kinds, by type name.
+    pub fn kinds(&self) -> impl Iterator<Item = &Arc<dyn TaskKind>> {
+        self.kinds.values()
+    }
+
+    /// Every registered kind's description ([`TaskKind::spec`]), by type name: what
+    /// `GET /api/v1/kinds` serves.
+    pub fn descriptions(&self) -> Vec<KindDescription> {
+        self.kinds.values().map(|kind| KindDescription::new(kind.task_type(), kind.spec())).collect()
     }
 }

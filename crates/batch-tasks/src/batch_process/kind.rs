@@ -85,6 +85,10 @@ impl TaskKind for BatchProcessKind {
         TaskType::BatchProcess
     }
 
+    fn spec(&self) -> crate::KindSpec {
+        crate::batch_process::params::spec()
+    }
+
     fn validate(&self, params: &Value, config: &BatchConfig) -> Result<(), TaskError> {
         config.validate().map_err(|error| TaskError::from(&error))?;
         BatchProcessConfig::from_params(params).map(drop).map_err(|error| TaskError::from(&error))

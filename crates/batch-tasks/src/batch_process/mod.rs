@@ -166,6 +166,7 @@ mod generator;
 mod key;
 mod kind;
 mod number;
+mod params;
 mod path;
 mod project;
 #[cfg(test)]

@@ -82,6 +82,7 @@ mod engine;
 mod error;
 mod generator;
 mod model;
+mod params;
 mod scaler;
 mod sgd;
 mod shuffle;
@@ -163,6 +164,10 @@ impl TrainKind {
 impl TaskKind for TrainKind {
     fn task_type(&self) -> TaskType {
         TaskType::Train
+    }
+
+    fn spec(&self) -> crate::KindSpec {
+        crate::train::params::spec()
     }
 
     fn validate(&self, params: &serde_json::Value, config: &BatchConfig) -> Result<(), TaskError> {

@@ -55,6 +55,10 @@ impl TaskKind for YouzanOrderKind {
         TaskType::YouzanOrder
     }
 
+    fn spec(&self) -> crate::KindSpec {
+        crate::youzan::params::spec()
+    }
+
     /// Checks the config, the params, and the `rules` and `provinces` files when given (read and
     /// compiled, so a bad table fails the task's creation, not its run).
     fn validate(&self, params: &serde_json::Value, config: &BatchConfig) -> Result<(), TaskError> {
