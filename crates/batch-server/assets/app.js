@@ -415,27 +415,36 @@ async function renderTask(id) {
     try {
       await api("POST", `/api/v1/tasks/${task.id}/${action}`, action === "stop" ? { reason: "stopped from the dashboard" } : undefined);
       notice(`${action} requested`);
-      draw(await api("GET", `/api/v1/tasks/${task.id}`));
+      if (action === "resume") await route();
+      else draw(await api("GET", `/api/v1/tasks/${task.id}`));
     } catch (error) {
       notice(error.message, true);
     }
   };
 
+  let headFor = "";
   const draw = (current) => {
     task = { ...task, ...current };
     const progress = task.progress;
     const canAct = app.role === "admin";
-    fill(head,
-      h("h2", { class: "mono" }, task.id), h("span", { id: "task-status" }, statusBadge(task.status)),
-      h("span", { class: "spacer" }),
-      canAct && !["completed", "failed", "cancelled"].includes(task.status)
-        ? h("button", { id: "stop-task", class: "danger", onclick: () => act("stop", `Stop task ${task.id}? It stops at its next chunk and keeps its last checkpoint.`) }, "Stop")
-        : null,
-      canAct && task.status !== "pending" && task.status !== "completed"
-        ? h("button", { id: "resume-task", class: "secondary", onclick: () => act("resume", `Resume task ${task.id} from its last checkpoint?`) }, "Resume")
-        : null);
+    // The head (and its buttons) is redrawn only when the status or attempt changes, so a click is
+    // never lost to a progress update.
+    const headKey = `${task.status}/${task.attempt}`;
+    if (headKey !== headFor) {
+      headFor = headKey;
+      fill(head,
+        h("h2", { class: "mono" }, task.id), h("span", { id: "task-status" }, statusBadge(task.status)),
+        h("span", { class: "spacer" }),
+        canAct && !["completed", "failed", "cancelled"].includes(task.status)
+          ? h("button", { id: "stop-task", class: "danger", onclick: () => act("stop", `Stop task ${task.id}? It stops at its next chunk and keeps its last checkpoint.`) }, "Stop")
+          : null,
+        canAct && (task.status === "failed" || task.status === "cancelled")
+          ? h("button", { id: "resume-task", class: "secondary", onclick: () => act("resume", `Resume task ${task.id} from its last checkpoint, as attempt ${(task.attempt ?? 1) + 1}?`) }, "Resume")
+          : null);
+    }
     fill(live, h("h3", {}, "Progress"), h("div", { id: "task-progress" }, progressBar(task)), facts([
       ["type", task.task_type],
+      ["attempt", String(task.attempt ?? 1)],
       ["items", `${numbers.format(done(progress))}${progress.total !== null ? ` of ${numbers.format(progress.total)}` : ""}`],
       ["processed", numbers.format(progress.processed)], ["failed", numbers.format(progress.failed)],
       ["skipped", numbers.format(progress.skipped)], ["rate", rate(progress) || "–"],
@@ -454,6 +463,14 @@ async function renderTask(id) {
     const panels = [];
     panels.push(h("div", { class: "panel" }, h("h3", {}, "Config"), h("pre", {}, JSON.stringify(task.config, null, 2))));
     panels.push(h("div", { class: "panel" }, h("h3", {}, "Params"), h("pre", {}, JSON.stringify(task.params, null, 2))));
+    if (Array.isArray(task.attempts) && task.attempts.length) {
+      panels.push(h("div", { class: "panel", id: "attempts" }, h("h3", {}, "Earlier attempts"),
+        h("table", {}, h("thead", {}, h("tr", {}, ["attempt", "ended", "items", "error"].map((name) => h("th", {}, name)))),
+          h("tbody", {}, task.attempts.map((attempt) => h("tr", {},
+            h("td", { class: "num" }, attempt.attempt), h("td", {}, statusBadge(attempt.status)),
+            h("td", { class: "num" }, numbers.format(done(attempt.progress))),
+            h("td", {}, attempt.error ? `${attempt.error.code}: ${attempt.error.message}` : "")))))));
+    }
     try {
       const checkpoint = await api("GET", `/api/v1/tasks/${task.id}/checkpoint`);
       panels.push(h("div", { class: "panel", id: "checkpoint" }, h("h3", {}, "Last checkpoint"),
@@ -522,6 +539,31 @@ function paramValue(param, text) {
   }
 }
 
+/** A form field for a param or setting (`prefix-name`), typed by its spec. */
+function field(prefix, param) {
+  const name = `${prefix}-${param.name}`;
+  const shownDefault = param.default === null || param.default === undefined ? "" : String(param.default);
+  let input;
+  if (param.type === "choice" || param.type === "boolean") {
+    const choices = param.type === "boolean" ? ["true", "false"] : param.choices;
+    input = h("select", { name },
+      h("option", { value: "" }, shownDefault ? `default (${shownDefault})` : "default"),
+      choices.map((choice) => h("option", { value: choice }, choice)));
+  } else {
+    input = h("input", {
+      name, required: param.required,
+      type: param.type === "integer" || param.type === "number" ? "number" : "text",
+      step: param.type === "number" ? "any" : undefined,
+      min: param.type === "integer" ? 0 : undefined,
+      placeholder: shownDefault || (param.type === "string_list" ? "comma-separated" : param.role !== "setting" ? "relative to the data root, or absolute" : ""),
+    });
+  }
+  return h("label", {},
+    h("span", {}, param.name, param.required ? " *" : "", param.role === "input" || param.role === "output" ? h("span", { class: "muted" }, ` (${param.role} path)`) : null),
+    input,
+    h("span", { class: "help" }, param.help));
+}
+
 async function renderSubmit() {
   const kinds = await loadKinds();
   const view = $("#view");
@@ -533,19 +575,6 @@ async function renderSubmit() {
   const kind = kinds.find((candidate) => candidate.task_type === chosen) || kinds[0];
   const select = h("select", { id: "kind", name: "kind", onchange: (event) => { location.hash = `#/submit?kind=${event.target.value}`; } },
     kinds.map((candidate) => h("option", { value: candidate.task_type, selected: candidate === kind }, candidate.task_type)));
-  const fields = kind.params.map((param) => h("label", {},
-    h("span", {}, param.name, param.required ? " *" : "", param.role !== "setting" ? h("span", { class: "muted" }, ` (${param.role} path)`) : null),
-    h("input", {
-      name: `param-${param.name}`, required: param.required,
-      type: param.type === "integer" || param.type === "number" ? "number" : "text",
-      step: param.type === "number" ? "any" : undefined,
-      placeholder: param.type === "string_list" ? "comma-separated" : param.role !== "setting" ? "relative to the data root, or absolute" : "",
-    }),
-    h("span", { class: "help" }, param.help)));
-  const config = [
-    ["batch_size", "Items per chunk (a checkpoint per chunk)", "number"], ["concurrency", "Items in parallel", "number"],
-    ["max_retries", "Retries of a failed item", "number"], ["timeout", "Per attempt, e.g. 30s", "text"],
-  ].map(([name, help, type]) => h("label", {}, h("span", {}, name), h("input", { name: `config-${name}`, type, min: type === "number" ? 0 : undefined }), h("span", { class: "help" }, help)));
   const error = h("p", { class: "error", id: "submit-error", hidden: true });
   const form = h("form", { class: "submit", id: "submit-form", onsubmit: async (event) => {
     event.preventDefault();
@@ -556,9 +585,9 @@ async function renderSubmit() {
       if (text) params[param.name] = paramValue(param, text);
     }
     const settings = {};
-    for (const name of ["batch_size", "concurrency", "max_retries", "timeout"]) {
-      const text = String(data.get(`config-${name}`) || "").trim();
-      if (text) settings[name] = name === "timeout" ? text : Number.parseInt(text, 10);
+    for (const setting of kind.settings) {
+      const text = String(data.get(`config-${setting.name}`) || "").trim();
+      if (text) settings[setting.name] = paramValue(setting, text);
     }
     try {
       const task = await api("POST", "/api/v1/tasks", { task_type: kind.task_type, params, config: Object.keys(settings).length ? settings : null });
@@ -569,8 +598,9 @@ async function renderSubmit() {
     }
   } },
   h("label", {}, h("span", {}, "kind"), select),
-  h("fieldset", {}, h("legend", {}, "Parameters"), fields),
-  h("fieldset", {}, h("legend", {}, "Config (empty: defaults)"), h("div", { class: "row" }, config)),
+  kind.description ? h("p", { class: "muted" }, kind.description) : null,
+  h("fieldset", {}, h("legend", {}, "Parameters"), kind.params.map((param) => field("param", param))),
+  h("fieldset", {}, h("legend", {}, "Config (empty: the kind's defaults)"), h("div", { class: "row" }, kind.settings.map((setting) => field("config", setting)))),
   error,
   h("div", {}, h("button", { id: "submit-task", type: "submit" }, "Submit")));
   fill(view, h("h2", {}, "Submit a task"), form);

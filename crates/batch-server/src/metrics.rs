@@ -129,8 +129,10 @@ impl ServerMetrics {
             && let (Some(started_at), Some(completed_at)) = (task.started_at, task.completed_at)
         {
             let seconds = (completed_at - started_at).to_std().unwrap_or(Duration::ZERO).as_secs_f64();
-            let labels: Labels =
-                vec![("kind", task.task_type.as_str().to_owned()), ("status", task.status.as_str().to_owned())];
+            let labels: Labels = vec![
+                ("kind", task.task_type.as_str().to_owned()),
+                ("status", task.status.as_str().to_owned()),
+            ];
             self.task_duration.get_or_create(&labels).observe(seconds);
         }
     }

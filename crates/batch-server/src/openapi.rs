@@ -108,9 +108,24 @@ fn schemas(kinds: &KindsResponse) -> Value {
                 },
                 "concurrency": { "type": ["integer", "null"], "minimum": 1, "maximum": 1024 },
                 "skip_limit": { "type": ["integer", "null"], "minimum": 0 },
-                "durability": { "type": ["string", "null"], "enum": ["process", "power_loss", null] }
+                "durability": { "type": ["string", "null"], "enum": ["process", "power_loss", null] },
+                "partitions": { "type": ["integer", "null"], "minimum": 1, "maximum": 256 }
             }
         },
+        "StoredConfig": object(&["batch_size", "max_retries", "timeout", "concurrency", "skip_limit", "durability"], json!({
+            "batch_size": { "type": "integer" }, "max_retries": { "type": "integer" }, "timeout": duration(),
+            "concurrency": { "type": "integer" }, "skip_limit": { "type": ["integer", "null"] },
+            "durability": { "type": "string", "enum": ["process", "power_loss"] },
+            "partitions": { "type": "integer", "minimum": 1 }
+        })),
+        "AttemptRecord": object(&["attempt", "status", "error", "started_at", "ended_at", "progress"], json!({
+            "attempt": { "type": "integer", "minimum": 1 },
+            "status": reference("TaskStatus"),
+            "error": { "oneOf": [reference("TaskError"), { "type": "null" }] },
+            "started_at": nullable_timestamp(),
+            "ended_at": nullable_timestamp(),
+            "progress": reference("Progress")
+        })),
         "TaskError": object(&["code", "message", "details", "timestamp", "retryable"], json!({
             "code": reference("ErrorCode"),
             "message": { "type": "string" },
@@ -133,11 +148,7 @@ fn schemas(kinds: &KindsResponse) -> Value {
             "id": reference("TaskId"),
             "task_type": reference("TaskType"),
             "status": reference("TaskStatus"),
-            "config": object(&["batch_size", "max_retries", "timeout", "concurrency", "skip_limit", "durability"], json!({
-                "batch_size": { "type": "integer" }, "max_retries": { "type": "integer" }, "timeout": duration(),
-                "concurrency": { "type": "integer" }, "skip_limit": { "type": ["integer", "null"] },
-                "durability": { "type": "string", "enum": ["process", "power_loss"] }
-            })),
+            "config": reference("StoredConfig"),
             "params": { "type": "object", "description": "The kind's own settings." },
             "progress": reference("Progress"),
             "error": { "oneOf": [reference("TaskError"), { "type": "null" }] },
@@ -145,9 +156,17 @@ fn schemas(kinds: &KindsResponse) -> Value {
             "updated_at": timestamp(),
             "started_at": nullable_timestamp(),
             "completed_at": nullable_timestamp(),
-            "metadata": { "type": "object", "additionalProperties": { "type": "string" } }
+            "metadata": { "type": "object", "additionalProperties": { "type": "string" } },
+            "attempt": { "type": "integer", "minimum": 1, "description": "1, then one more per restart." },
+            "attempts": { "type": "array", "items": reference("AttemptRecord"), "description": "Earlier attempts, oldest first." },
+            "parent_id": { "oneOf": [reference("TaskId"), { "type": "null" }] },
+            "partition": { "oneOf": [object(&["index", "count"], json!({
+                "index": { "type": "integer", "minimum": 0 }, "count": { "type": "integer", "minimum": 1 }
+            })), { "type": "null" }] }
         })),
-        "TaskSummary": object(&["id", "task_type", "status", "progress", "error", "created_at", "updated_at", "started_at", "completed_at"], json!({
+        "TaskSummary": object(&["id", "task_type", "status", "progress", "error", "created_at", "updated_at", "started_at", "completed_at", "attempt", "parent_id"], json!({
+            "attempt": { "type": "integer", "minimum": 1 },
+            "parent_id": { "oneOf": [reference("TaskId"), { "type": "null" }] },
             "id": reference("TaskId"),
             "task_type": reference("TaskType"),
             "status": reference("TaskStatus"),
@@ -237,18 +256,25 @@ fn schemas(kinds: &KindsResponse) -> Value {
             "success_rate": { "type": "number", "minimum": 0, "maximum": 1 },
             "avg_duration": duration(), "total_duration": duration()
         })),
-        "ParamSpec": object(&["name", "type", "required", "help", "role"], json!({
+        "ParamSpec": object(&["name", "type", "required", "help", "default", "aliases", "role", "choices"], json!({
             "name": { "type": "string" },
-            "type": { "type": "string", "enum": ["path", "string", "integer", "number", "boolean", "string_list"] },
+            "type": { "type": "string", "enum": ["string", "path", "integer", "number", "boolean", "string_list", "duration", "choice"] },
             "required": { "type": "boolean" },
             "help": { "type": "string" },
-            "role": { "type": "string", "enum": ["input", "output", "setting"] }
+            "default": { "description": "The value used when the param is absent; null when none or derived." },
+            "aliases": { "type": "array", "items": { "type": "string" } },
+            "role": { "type": "string", "enum": ["input", "output", "setting"] },
+            "choices": { "type": "array", "items": { "type": "string" } }
+        })),
+        "KindDescription": object(&["task_type", "description", "params", "settings", "default_config"], json!({
+            "task_type": reference("TaskType"),
+            "description": { "type": "string" },
+            "params": { "type": "array", "items": reference("ParamSpec") },
+            "settings": { "type": "array", "items": reference("ParamSpec"), "description": "The config settings the kind honours." },
+            "default_config": reference("StoredConfig")
         })),
         "KindsResponse": object(&["kinds"], json!({
-            "kinds": { "type": "array", "items": object(&["task_type", "params"], json!({
-                "task_type": reference("TaskType"),
-                "params": { "type": "array", "items": reference("ParamSpec") }
-            })) }
+            "kinds": { "type": "array", "items": reference("KindDescription") }
         })),
         "SessionResponse": object(&["role", "auth_required"], json!({
             "role": { "type": "string", "enum": ["admin", "read"] },
@@ -294,6 +320,7 @@ fn paths() -> Value {
                 "parameters": [
                     query("status", "Only tasks in this status.", reference("TaskStatus")),
                     query("type", "Only tasks of this kind.", reference("TaskType")),
+                    query("parent", "Only the partitions of this task.", reference("TaskId")),
                     query("limit", "Page size (default 50).", json!({ "type": "integer", "minimum": 1, "maximum": 1000 })),
                     query("offset", "Tasks skipped before the page.", json!({ "type": "integer", "minimum": 0, "maximum": i64::MAX }))
                 ],
@@ -316,7 +343,8 @@ fn paths() -> Value {
             "responses": responses("200", ok("Stop accepted", reference("StopTaskResponse")), &[NOT_FOUND, CONFLICT, TOO_LARGE])
         }},
         "/api/v1/tasks/{id}/resume": { "post": {
-            "operationId": "resumeTask", "summary": "Continue a task from its last checkpoint.",
+            "operationId": "resumeTask",
+            "summary": "Continue a task from its last checkpoint: a cancelled or failed one as a new attempt, a processing one whose worker is gone taken over.",
             "parameters": task_id(),
             "responses": responses("200", ok("The task, claimed", reference("BatchTask")), &[NOT_FOUND, CONFLICT])
         }},

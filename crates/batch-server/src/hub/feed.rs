@@ -90,8 +90,12 @@ impl StoreFeed {
                 found.push(task);
             }
         }
-        self.tracked =
-            found.iter().filter(|task| !task.status.is_terminal()).map(|task| task.id).take(TRACKED_MAX).collect();
+        self.tracked = found
+            .iter()
+            .filter(|task| !task.status.is_terminal())
+            .map(|task| task.id)
+            .take(TRACKED_MAX)
+            .collect();
         Ok(found)
     }
 
@@ -129,10 +133,12 @@ impl StoreFeed {
                 Ok(change) => Ok(change),
                 Err(TryRecvError::Lagged(skipped)) => Err(RecvError::Lagged(skipped)),
                 Err(TryRecvError::Closed) => return Gathered::Tasks(ids),
-                Err(TryRecvError::Empty) => match tokio::time::timeout_at(deadline, self.changes.recv()).await {
-                    Ok(next) => next,
-                    Err(_window_over) => return Gathered::Tasks(ids),
-                },
+                Err(TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, self.changes.recv()).await {
+                        Ok(next) => next,
+                        Err(_window_over) => return Gathered::Tasks(ids),
+                    }
+                }
             };
             if matches!(next, Err(RecvError::Closed)) {
                 return Gathered::Tasks(ids);

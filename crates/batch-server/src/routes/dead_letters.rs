@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
 use crate::extract::{QueryParams, TaskIdPath};
-use crate::kinds;
 use crate::routes::tasks::{OFFSET_MAX, whole_number};
 use crate::state::AppState;
 
@@ -58,7 +57,7 @@ pub(crate) async fn list(
     }
     let offset = whole_number("offset", query.offset.as_deref(), OFFSET_MAX)?.unwrap_or(0);
     let task = state.manager().get_task(&id).await?;
-    let Some((param, path)) = kinds::dead_letter_path(&task.task_type, &task.params) else {
+    let Some((param, path)) = state.kinds().dead_letter_path(&task.task_type, &task.params) else {
         return Ok(Json(DeadLettersResponse { dead_letters: Vec::new(), limit, offset, has_more: false }));
     };
     let path = state.roots().confine(&param, &path)?;

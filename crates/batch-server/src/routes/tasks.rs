@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ServerError;
 use crate::extract::{JsonBody, OptionalJsonBody, QueryParams, TaskIdPath};
-use crate::kinds;
 use crate::state::AppState;
 
 /// `POST /api/v1/tasks`: creates a pending task (201 with the task). Its path parameters must lie
@@ -68,7 +67,7 @@ fn parse_create(mut body: serde_json::Value) -> Result<CreateTaskRequest, Server
 
 /// Makes every path parameter of the request's kind absolute and checks it lies inside a data root.
 fn confine_paths(state: &AppState, request: &mut CreateTaskRequest) -> Result<(), ServerError> {
-    let names = kinds::path_params(&request.task_type);
+    let names = state.kinds().path_params(&request.task_type);
     let Some(params) = request.params.as_object_mut() else {
         return Ok(());
     };

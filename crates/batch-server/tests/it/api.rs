@@ -209,6 +209,14 @@ async fn bad_requests_get_coded_errors_never_a_500() {
         400,
         "VALIDATION_ERROR",
     );
+    // Resume continues a cancelled task as a new attempt (pending again, for any worker).
+    let (status, resumed) = server.post(&format!("/api/v1/tasks/{id}/resume"), Value::Null).await;
+    assert_eq!(
+        (status, &resumed["status"], &resumed["attempt"]),
+        (200, &json!("pending"), &json!(2)),
+        "{resumed}"
+    );
+    assert_eq!(resumed["attempts"][0]["status"], "cancelled", "{resumed}");
     assert_error(
         &server.post(&format!("/api/v1/tasks/{id}/resume"), Value::Null).await,
         409,

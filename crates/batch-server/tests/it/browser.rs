@@ -1,7 +1,8 @@
 //! The dashboard in the system's headless Chromium, driven through chromedriver (Debian's
 //! `chromium` and `chromium-driver`; nothing is downloaded): sign in, submit a `youzan_order` task
 //! through the form, watch its bar reach 100 % and its GMV chart appear, stop a second running task
-//! and see it turn cancelled. Screenshots go to `target/tmp/dashboard/`.
+//! and see it turn cancelled, resume it as a second attempt and stop it again. Screenshots go to
+//! `target/tmp/dashboard/`.
 //!
 //! Without Chromium the test says so in one line and passes, unless `PUMP_REQUIRE_TOOLS=1` (CI).
 
@@ -40,6 +41,21 @@ fn free_port() -> u16 {
 async fn shot(client: &Client, dir: &Path, name: &str) {
     let png = client.screenshot().await.unwrap();
     std::fs::write(dir.join(name), png).unwrap();
+}
+
+/// Clicks `css`, finding it again if the page redrew it between the find and the click.
+async fn click(client: &Client, css: &str, limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let element = wait_for(client, css, limit).await;
+        match element.click().await {
+            Ok(()) => return,
+            Err(error) => {
+                assert!(tokio::time::Instant::now() < deadline, "cannot click `{css}`: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 async fn wait_for(client: &Client, css: &str, limit: Duration) -> fantoccini::elements::Element {
@@ -118,7 +134,7 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
     client.goto(&server.url("/")).await.unwrap();
     wait_for(&client, "#signin[open] #token", Duration::from_secs(10)).await.send_keys(ADMIN).await.unwrap();
     shot(&client, &screenshots, "01-sign-in.png").await;
-    client.find(Locator::Css("#signin-submit")).await.unwrap().click().await.unwrap();
+    click(&client, "#signin-submit", Duration::from_secs(10)).await;
     wait_for(&client, "#task-rows", Duration::from_secs(10)).await;
 
     // Submit a youzan_order task through the form.
@@ -142,7 +158,7 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
             .unwrap();
     }
     shot(&client, &screenshots, "02-submit-form.png").await;
-    client.find(Locator::Css("#submit-task")).await.unwrap().click().await.unwrap();
+    click(&client, "#submit-task", Duration::from_secs(10)).await;
 
     // Its bar reaches 100 % and its GMV chart appears.
     wait_for(&client, "#task-progress .bar[data-percent='100']", Duration::from_secs(90)).await;
@@ -160,14 +176,24 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
     server.wait_task(&long_id, Duration::from_secs(60), |task| task["status"] == "processing").await;
     client.goto(&server.url(&format!("/#/tasks/{long_id}"))).await.unwrap();
     wait_for(&client, "#task-status .status.processing", Duration::from_secs(10)).await;
-    wait_for(&client, "#stop-task", Duration::from_secs(10)).await.click().await.unwrap();
+    click(&client, "#stop-task", Duration::from_secs(10)).await;
     wait_for(&client, "#confirm[open] #confirm-yes", Duration::from_secs(10)).await;
     shot(&client, &screenshots, "04-confirm-stop.png").await;
-    client.find(Locator::Css("#confirm-yes")).await.unwrap().click().await.unwrap();
+    click(&client, "#confirm-yes", Duration::from_secs(10)).await;
     wait_for(&client, "#task-status .status.cancelled", Duration::from_secs(60)).await;
     let (_, stopped) = server.get(&format!("/api/v1/tasks/{long_id}")).await;
     assert_eq!(stopped["status"], "cancelled", "{stopped}");
     shot(&client, &screenshots, "05-task-cancelled.png").await;
+    // Resume it: a new attempt from its last checkpoint; then stop it again.
+    click(&client, "#resume-task", Duration::from_secs(10)).await;
+    click(&client, "#confirm[open] #confirm-yes", Duration::from_secs(10)).await;
+    wait_for(&client, "#task-status .status.processing", Duration::from_secs(30)).await;
+    let (_, resumed) = server.get(&format!("/api/v1/tasks/{long_id}")).await;
+    assert_eq!(resumed["attempt"], 2, "{resumed}");
+    shot(&client, &screenshots, "06-task-resumed.png").await;
+    click(&client, "#stop-task", Duration::from_secs(10)).await;
+    click(&client, "#confirm[open] #confirm-yes", Duration::from_secs(10)).await;
+    wait_for(&client, "#task-status .status.cancelled", Duration::from_secs(60)).await;
 
     // The list shows both, with their statuses.
     client.goto(&server.url("/#/")).await.unwrap();
@@ -183,7 +209,7 @@ async fn the_dashboard_signs_in_submits_follows_and_stops_tasks() {
         Duration::from_secs(10),
     )
     .await;
-    shot(&client, &screenshots, "06-task-list.png").await;
+    shot(&client, &screenshots, "07-task-list.png").await;
 
     client.close().await.unwrap();
     server.stop().await;
