@@ -366,7 +366,7 @@ fn paths() -> Value {
             "responses": responses("200", ok("A page", reference("DeadLettersResponse")), &[NOT_FOUND])
         }},
         "/api/v1/metrics": { "get": {
-            "operationId": "getMetrics", "summary": "Counts by status, success rate and durations.",
+            "operationId": "getMetrics", "summary": "Counts by status, success rate and durations (at most a second old).",
             "responses": responses("200", ok("The metrics", reference("BatchMetrics")), &[])
         }},
         "/api/v1/kinds": { "get": {

@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use batch_manager::BatchManager;
+use batch_model::BatchMetrics;
 use batch_tasks::Registry;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Limits, Tokens};
+use crate::error::ServerError;
 use crate::hub::Hub;
 use crate::kinds::{self, KindsResponse};
 use crate::metrics::ServerMetrics;
@@ -31,7 +33,13 @@ struct Inner {
     openapi: serde_json::Value,
     event_streams: Arc<Semaphore>,
     shutdown: CancellationToken,
+    /// The last task counts and when they were read (see [`AppState::task_counts`]).
+    counts: tokio::sync::Mutex<Option<(tokio::time::Instant, BatchMetrics)>>,
 }
+
+/// How long task counts are served from memory: a hundred dashboards refreshing their counters
+/// cost the store one grouped count a second, not one each.
+const COUNTS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,6 +76,7 @@ impl AppState {
                 metrics,
                 kinds,
                 shutdown: CancellationToken::new(),
+                counts: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -117,8 +126,53 @@ impl AppState {
         &self.inner.event_streams
     }
 
+    /// Counts by status, success rate and durations across the store's tasks, at most
+    /// [`COUNTS_FRESH`] old. One read at a time: callers arriving during a read wait for it and share
+    /// its answer.
+    pub(crate) async fn task_counts(&self) -> Result<BatchMetrics, ServerError> {
+        let mut cached = self.inner.counts.lock().await;
+        if let Some((read_at, counts)) = cached.as_ref()
+            && read_at.elapsed() < COUNTS_FRESH
+        {
+            return Ok(counts.clone());
+        }
+        let counts = self.inner.manager.metrics().await?;
+        *cached = Some((tokio::time::Instant::now(), counts.clone()));
+        Ok(counts)
+    }
+
     /// Cancelled when the server shuts down: event streams end.
     pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+mod tests {
+    use std::sync::Arc;
+
+    use batch_manager::store::memory::MemoryStore;
+    use batch_manager::{BatchManager, ManagerConfig};
+    use batch_model::{BatchTask, CreateTaskRequest, TaskId, TaskType};
+
+    use super::*;
+    use crate::paths::DataRoots;
+
+    #[tokio::test(start_paused = true)]
+    async fn task_counts_are_read_at_most_once_a_second() {
+        let store = Arc::new(MemoryStore::new());
+        let registry = batch_tasks::builtin_registry();
+        let manager = BatchManager::new(store.clone(), registry.clone(), ManagerConfig::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let roots = DataRoots::new(&[dir.path().to_path_buf()]).unwrap();
+        let state = AppState::new(manager, &registry, Tokens::default(), roots, Limits::default());
+        assert_eq!(state.task_counts().await.unwrap().total_tasks, 0);
+        let task = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::Train), chrono::Utc::now())
+            .unwrap();
+        batch_manager::store::TaskStore::insert_task(&*store, &task).await.unwrap();
+        assert_eq!(state.task_counts().await.unwrap().total_tasks, 0, "served from memory");
+        tokio::time::advance(COUNTS_FRESH).await;
+        assert_eq!(state.task_counts().await.unwrap().total_tasks, 1, "read again after a second");
     }
 }

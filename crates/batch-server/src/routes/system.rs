@@ -26,14 +26,15 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<serde_j
 
 /// `GET /metrics`: Prometheus text format.
 pub(crate) async fn prometheus(State(state): State<AppState>) -> Result<impl IntoResponse, ServerError> {
-    let counts = state.manager().metrics().await?;
+    let counts = state.task_counts().await?;
     let text = state.metrics().render(&counts);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text))
 }
 
-/// `GET /api/v1/metrics`: counts by status, success rate and durations across the store's tasks.
+/// `GET /api/v1/metrics`: counts by status, success rate and durations across the store's tasks (at
+/// most a second old).
 pub(crate) async fn summary(State(state): State<AppState>) -> Result<Json<BatchMetrics>, ServerError> {
-    Ok(Json(state.manager().metrics().await?))
+    Ok(Json(state.task_counts().await?))
 }
 
 /// `GET /api/v1/kinds`: each kind's parameters.
