@@ -7,7 +7,10 @@
 //!
 //! let mut config = ServeConfig::new("batch.db");
 //! config.workers = 2;
-//! serve(config, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! // ... hand `stop` to whatever decides the server should end (a signal handler, say) ...
+//! # drop(stop);
+//! serve(config, async move { let _ = stopped.await; }).await
 //! # }
 //! ```
 //!
