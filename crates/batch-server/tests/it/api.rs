@@ -87,9 +87,20 @@ async fn a_youzan_task_runs_to_its_result_through_the_api() {
     let (_, metrics) = server.get("/api/v1/metrics").await;
     assert_eq!((metrics["completed_tasks"].as_u64(), metrics["success_rate"].as_f64()), (Some(1), Some(1.0)));
 
-    let response = server.admin(Method::GET, "/metrics").send().await.unwrap();
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
-    let text = response.text().await.unwrap();
+    // The item counters come from the change feed, which may be a moment behind the store: scrape
+    // until the task's end has reached them.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        let response = server.admin(Method::GET, "/metrics").send().await.unwrap();
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        let text = response.text().await.unwrap();
+        if text.contains("batch_task_duration_seconds_count{kind=\"youzan_order\",status=\"completed\"} 1")
+            || tokio::time::Instant::now() > deadline
+        {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(text.contains("batch_tasks{status=\"completed\"} 1"), "{text}");
     assert!(text.contains("batch_items_processed_total{kind=\"youzan_order\"} 1900"), "{text}");
     assert!(text.contains("batch_items_failed_total{kind=\"youzan_order\"} 100"), "{text}");
