@@ -138,6 +138,8 @@ pub(crate) fn run(root: &Path) -> Result<()> {
         .args(["--exclude-path", "/api/v1/events"])
         .args(["--max-examples", "25", "--max-time", "90", "--seed", "42", "--workers", "2"])
         .args(["--request-timeout", "20"])
+        // Its cache of found failures goes to the temporary folder, not into the repository.
+        .current_dir(&server.folder)
         .status()
         .context("cannot run schemathesis")?;
     server.terminate()?;
