@@ -4,6 +4,7 @@
 //! Each workload exists once here, in every flavour a benchmark compares, so the flavours do the same
 //! work and a ratio between them means something.
 
+pub mod latency;
 pub mod manager_workloads;
 
 use std::hint::black_box;

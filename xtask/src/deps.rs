@@ -12,13 +12,14 @@ use crate::output;
 const DATABASE_CRATES: [&str; 5] = ["rusqlite", "sqlx", "libsqlite3-sys", "postgres", "tokio-postgres"];
 
 /// Each workspace crate and the workspace crates it may depend on (normal dependencies).
-const LAYERS: [(&str, &[&str]); 6] = [
+const LAYERS: [(&str, &[&str]); 7] = [
     ("pump-core", &[]),
     ("batch-model", &[]),
     ("batch-tasks", &["batch-model", "pump-core"]),
     ("batch-manager", &["batch-tasks", "batch-model", "pump-core"]),
     ("batch", &["batch-manager", "batch-tasks", "batch-model", "pump-core"]),
-    ("batch-cli", &["batch", "batch-manager", "batch-tasks", "batch-model", "pump-core"]),
+    ("batch-server", &["batch-manager", "batch-tasks", "batch-model", "pump-core"]),
+    ("batch-cli", &["batch", "batch-server", "batch-manager", "batch-tasks", "batch-model", "pump-core"]),
 ];
 
 pub(crate) fn check(root: &Path) -> Result<()> {

@@ -1,12 +1,14 @@
 //! `cargo xtask`: the checks that say "this is shippable".
 //!
 //! `cargo xtask ci` runs, in order: rustfmt check, clippy (all targets, all features, warnings denied),
-//! the tidy checks, the dependency-direction checks, all tests (doctests included), rustdoc with
-//! warnings denied, and a compile of every benchmark. If it passes locally, CI passes.
+//! the tidy checks, the dependency-direction checks, all tests (doctests included), schemathesis
+//! against the HTTP server's OpenAPI document, rustdoc with warnings denied, and a compile of every
+//! benchmark. If it passes locally, CI passes.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod deps;
+mod fuzz;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -22,14 +24,16 @@ fn main() -> Result<()> {
         Some("ci") => ci(&root),
         Some("tidy") => tidy::check(&root),
         Some("deps") => deps::check(&root),
+        Some("fuzz-api") => fuzz::run(&root),
         Some("fmt") => run(&root, "cargo", &["fmt", "--all"]),
         _ => {
-            eprintln!("usage: cargo xtask <ci|tidy|deps|fmt>");
+            eprintln!("usage: cargo xtask <ci|tidy|deps|fuzz-api|fmt>");
             eprintln!("  ci    fmt check, clippy, tidy, dependency direction, tests, docs, benches compiled");
             eprintln!(
                 "  tidy  module docs present, no dbg!/todo!/unimplemented! in library code, no #[ignore]"
             );
             eprintln!("  deps  dependency-direction invariants (docs/ARCHITECTURE.md)");
+            eprintln!("  fuzz-api  schemathesis against `batch serve`'s OpenAPI document");
             eprintln!("  fmt   format the workspace");
             bail!("unknown or missing command")
         }
@@ -52,6 +56,7 @@ fn ci(root: &Path) -> Result<()> {
     step("tests without default features", || {
         run(root, "cargo", &["test", "-p", "pump-core", "--no-default-features", "--lib", "--tests"])
     })?;
+    step("api fuzzing (schemathesis)", || fuzz::run(root))?;
     step("docs", || {
         run_env(
             root,

@@ -66,6 +66,8 @@ pub(crate) enum Command {
     Tasks(TasksCommand),
     /// Counts by status, success rate and durations across the store's tasks.
     Metrics(JsonFlag),
+    /// Serve the JSON API, live events, Prometheus metrics and the dashboard over HTTP.
+    Serve(crate::commands::serve::ServeArgs),
 }
 
 #[derive(Debug, Args)]

@@ -130,5 +130,6 @@ async fn dispatch(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
         Command::Tasks(TasksCommand::Restart(args)) => commands::tasks::restart(&db()?, args, view).await,
         Command::Tasks(TasksCommand::Wait(args)) => commands::tasks::wait(&db()?, args).await,
         Command::Metrics(args) => commands::tasks::metrics(&db()?, args).await,
+        Command::Serve(args) => commands::serve::serve(&db()?, args).await,
     }
 }

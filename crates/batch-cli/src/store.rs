@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use batch::manager::store::TaskStore;
 use batch::model::ErrorCode;
 use batch::prelude::{BatchManager, ManagerConfig, SqliteOptions, SqliteStore};
 
@@ -105,6 +106,11 @@ pub(crate) fn open_manager(address: &StoreAddress, access: Access) -> anyhow::Re
     open_manager_with(address, access, crate::kinds::registry(), command_line_config())
 }
 
+/// The store at `address` (checked as `access` says).
+pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow::Result<Arc<dyn TaskStore>> {
+    open_store_sync(address, access)
+}
+
 /// [`open_manager`] with the kinds of `registry` and the settings `config`.
 pub(crate) fn open_manager_with(
     address: &StoreAddress,
@@ -112,6 +118,11 @@ pub(crate) fn open_manager_with(
     registry: batch::tasks::Registry,
     config: ManagerConfig,
 ) -> anyhow::Result<BatchManager> {
+    let store = open_store_sync(address, access)?;
+    BatchManager::new(store, registry, config).coded()
+}
+
+fn open_store_sync(address: &StoreAddress, access: Access) -> anyhow::Result<Arc<dyn TaskStore>> {
     let path = match address {
         StoreAddress::Sqlite(path) => path,
         StoreAddress::Postgres(_) => {
@@ -132,7 +143,7 @@ pub(crate) fn open_manager_with(
             format!("cannot open the task store {} (set it with --db): {error}", path.display()),
         )
     })?;
-    BatchManager::new(Arc::new(store), registry, config).coded()
+    Ok(Arc::new(store))
 }
 
 fn create_folder(db: &Path) -> anyhow::Result<()> {

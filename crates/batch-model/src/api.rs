@@ -321,6 +321,91 @@ pub struct StopTaskResponse {
     pub status: TaskStatus,
 }
 
+/// The body of a stop over HTTP (`POST /api/v1/tasks/{id}/stop`): the id is in the path. May be empty.
+///
+/// ```
+/// use batch_model::StopTaskOptions;
+///
+/// let options: StopTaskOptions = serde_json::from_str("{}")?;
+/// assert_eq!(options.reason, None);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StopTaskOptions {
+    /// Why, recorded in the task's `CANCELLED` error.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A finished task's result: the kind's summary (per-region totals, model accuracy, groups...) and
+/// its final item counters and timings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResultResponse {
+    /// The task's id.
+    pub id: TaskId,
+    /// The kind's result summary (JSON, shaped by the kind).
+    pub result: serde_json::Value,
+    /// Final counters and timings.
+    pub metrics: crate::metrics::ProcessingMetrics,
+}
+
+/// A task as a live view shows it: everything but its config, params and metadata. The payload of
+/// the server's task-change events.
+///
+/// ```
+/// use batch_model::{BatchTask, CreateTaskRequest, TaskId, TaskSummary, TaskType};
+///
+/// let task = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::Train), chrono::Utc::now())?;
+/// let summary = TaskSummary::from(&task);
+/// assert_eq!(summary.id, task.id);
+/// assert_eq!(serde_json::to_value(&summary).unwrap()["task_type"], "train");
+/// # Ok::<(), batch_model::ModelError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSummary {
+    /// The task's id.
+    pub id: TaskId,
+    /// Which kind runs it.
+    pub task_type: TaskType,
+    /// Its status.
+    pub status: TaskStatus,
+    /// Its progress.
+    pub progress: Progress,
+    /// Its error, if it failed or was cancelled with one.
+    pub error: Option<TaskError>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When the record last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When a worker first started it.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a terminal status.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Its attempt: 1, then one more per restart.
+    pub attempt: u32,
+    /// The partitioned task it is a partition of, if any.
+    pub parent_id: Option<TaskId>,
+}
+
+impl From<&BatchTask> for TaskSummary {
+    fn from(task: &BatchTask) -> TaskSummary {
+        TaskSummary {
+            id: task.id,
+            task_type: task.task_type.clone(),
+            status: task.status,
+            progress: task.progress.clone(),
+            error: task.error.clone(),
+            created_at: task.created_at,
+            updated_at: task.updated_at,
+            started_at: task.started_at,
+            completed_at: task.completed_at,
+            attempt: task.attempt,
+            parent_id: task.parent_id,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {

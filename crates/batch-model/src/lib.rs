@@ -61,7 +61,8 @@ mod task;
 
 pub use api::{
     CreateTaskRequest, CreateTaskResponse, GetTaskRequest, GetTaskResponse, ListTasksRequest,
-    ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskStatusResponse, UpdateTaskStatusRequest,
+    ListTasksResponse, StopTaskOptions, StopTaskRequest, StopTaskResponse, TaskResultResponse,
+    TaskStatusResponse, TaskSummary, UpdateTaskStatusRequest,
 };
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};

@@ -4,6 +4,7 @@
 pub(crate) mod demo;
 pub(crate) mod generate;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod tasks;
 pub(crate) mod worker;
 

@@ -182,7 +182,6 @@ impl RowReader {
         self.data_start
     }
 
-
     /// Moves to `position`, which must be the start of a record (a position this reader reported);
     /// a position before the first data record means the first data record.
     pub(super) fn seek(&mut self, position: FilePosition) -> Result<(), TrainError> {

@@ -38,7 +38,6 @@ impl ShuffleWindow {
         }
     }
 
-
     /// Whether the window holds no row.
     pub(super) fn is_empty(&self) -> bool {
         self.labels.is_empty()
