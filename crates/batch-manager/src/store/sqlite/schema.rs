@@ -95,9 +95,7 @@ fn configure(db: &Db, options: &SqliteOptions) -> Result<(), StoreError> {
     let checked = user_version(db).and_then(|version| check_known(db, version));
     let _ = db.conn.execute_batch("COMMIT");
     checked?;
-    let journal_mode: String = conn
-        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-        .map_err(|error| db.error("reading the database (switching it to WAL mode)", error))?;
+    let journal_mode = switch_to_wal(db, options.busy_timeout)?;
     if !journal_mode.eq_ignore_ascii_case("wal") {
         return Err(storage(
             &db.location,
@@ -116,6 +114,29 @@ fn configure(db: &Db, options: &SqliteOptions) -> Result<(), StoreError> {
         .map_err(|error| db.error("configuring the connection", error))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
+}
+
+/// Switches the database to WAL mode; the journal mode it reports. The switch needs the database to
+/// itself for a moment, and SQLite does not wait for it through the busy handler: while another
+/// process creates the schema, it is tried again until `busy_timeout` passes.
+fn switch_to_wal(db: &Db, busy_timeout: std::time::Duration) -> Result<String, StoreError> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    let mut pause = std::time::Duration::from_millis(1);
+    loop {
+        match db.conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0)) {
+            Ok(mode) => return Ok(mode),
+            Err(error)
+                if matches!(
+                    error.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(50));
+            }
+            Err(error) => return Err(db.error("reading the database (switching it to WAL mode)", error)),
+        }
+    }
 }
 
 fn user_version(db: &Db) -> Result<i64, StoreError> {
