@@ -199,6 +199,11 @@ impl BatchManager {
         &self.inner.config
     }
 
+    /// The task kinds the manager runs.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
     /// The store the manager works on.
     pub fn store(&self) -> &Arc<dyn TaskStore> {
         &self.inner.store
