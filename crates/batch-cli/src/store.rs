@@ -102,27 +102,23 @@ pub(crate) fn command_line_config() -> ManagerConfig {
 
 /// A manager over the store at `address` running the built-in kinds, with the command line's lease
 /// timings. The one way every command opens a store.
-pub(crate) fn open_manager(address: &StoreAddress, access: Access) -> anyhow::Result<BatchManager> {
-    open_manager_with(address, access, crate::kinds::registry(), command_line_config())
-}
-
-/// The store at `address` (checked as `access` says).
-pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow::Result<Arc<dyn TaskStore>> {
-    open_store_sync(address, access)
+pub(crate) async fn open_manager(address: &StoreAddress, access: Access) -> anyhow::Result<BatchManager> {
+    open_manager_with(address, access, crate::kinds::registry(), command_line_config()).await
 }
 
 /// [`open_manager`] with the kinds of `registry` and the settings `config`.
-pub(crate) fn open_manager_with(
+pub(crate) async fn open_manager_with(
     address: &StoreAddress,
     access: Access,
     registry: batch::tasks::Registry,
     config: ManagerConfig,
 ) -> anyhow::Result<BatchManager> {
-    let store = open_store_sync(address, access)?;
+    let store = open_store(address, access).await?;
     BatchManager::new(store, registry, config).coded()
 }
 
-fn open_store_sync(address: &StoreAddress, access: Access) -> anyhow::Result<Arc<dyn TaskStore>> {
+/// The store at `address` (a missing SQLite file checked as `access` says).
+pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow::Result<Arc<dyn TaskStore>> {
     let path = match address {
         StoreAddress::Sqlite(path) => path,
         StoreAddress::Postgres(_) => {

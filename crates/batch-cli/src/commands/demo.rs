@@ -90,7 +90,7 @@ pub(crate) async fn demo(args: DemoArgs, db: Option<&StoreAddress>, view: View) 
     })?;
 
     let db = db.cloned().unwrap_or_else(|| StoreAddress::Sqlite(dir.join("batch.db")));
-    let manager = open_manager(&db, Access::Create)?;
+    let manager = open_manager(&db, Access::Create).await?;
     announce(&format!("task store {db}"));
     let mut followed = Vec::new();
     for (label, request) in requests {

@@ -16,7 +16,7 @@ use crate::store::{Access, StoreAddress, open_manager};
 /// Runs the kind `args` names on the store at `db`.
 pub(crate) async fn run(db: &StoreAddress, args: &RunArgs, view: View) -> anyhow::Result<ExitCode> {
     let invocation = Invocation::read(&args.kind, &args.matches)?;
-    let manager = open_manager(db, Access::Create)?;
+    let manager = open_manager(db, Access::Create).await?;
     let request = CreateTaskRequest::new(invocation.task_type)
         .with_config(invocation.config)
         .with_params(invocation.params);
@@ -29,7 +29,7 @@ pub(crate) async fn run(db: &StoreAddress, args: &RunArgs, view: View) -> anyhow
 /// stdout (with `--json`, the task as JSON): a worker (`batch worker`) on the same store runs it.
 pub(crate) async fn submit(db: &StoreAddress, args: &SubmitArgs) -> anyhow::Result<ExitCode> {
     let invocation = Invocation::read(&args.0.kind, &args.0.matches)?;
-    let manager = open_manager(db, Access::Create)?;
+    let manager = open_manager(db, Access::Create).await?;
     let request = CreateTaskRequest::new(invocation.task_type)
         .with_config(invocation.config)
         .with_params(invocation.params);

@@ -28,7 +28,7 @@ pub(crate) async fn list(db: &StoreAddress, args: ListArgs) -> anyhow::Result<Ex
         ..ListTasksRequest::default()
     };
     request.validate().map_err(|error| anyhow::Error::new(CodedError::from(error)))?;
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let page = manager.list_tasks(request).await.coded()?;
     if args.json {
         print(&serde_json::to_string_pretty(&page)?);
@@ -58,7 +58,7 @@ pub(crate) async fn list(db: &StoreAddress, args: ListArgs) -> anyhow::Result<Ex
 
 pub(crate) async fn show(db: &StoreAddress, args: TaskIdArgs) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let task = manager.get_task(&id).await.coded()?;
     let finished = Finished::load(&manager, task).await?;
     if args.json {
@@ -74,7 +74,7 @@ pub(crate) async fn show(db: &StoreAddress, args: TaskIdArgs) -> anyhow::Result<
 
 pub(crate) async fn stop(db: &StoreAddress, args: StopArgs) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let reason = args.reason.unwrap_or_else(|| "stopped with `batch tasks stop`".to_owned());
     let response = manager.stop_task(StopTaskRequest { id, reason: Some(reason) }).await.coded()?;
     match response.status {
@@ -90,7 +90,7 @@ pub(crate) async fn stop(db: &StoreAddress, args: StopArgs) -> anyhow::Result<Ex
 
 pub(crate) async fn resume(db: &StoreAddress, args: ResumeArgs, view: View) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let deadline = Instant::now() + LEASE_TTL * 2;
     let task = loop {
         match manager.resume_task(&id).await {
@@ -115,7 +115,7 @@ pub(crate) async fn resume(db: &StoreAddress, args: ResumeArgs, view: View) -> a
 /// left pending for a worker with `--detach`.
 pub(crate) async fn restart(db: &StoreAddress, args: RestartArgs, view: View) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let exit = restart_with(&manager, id, &args, view).await;
     manager.shutdown().await;
     exit
@@ -151,7 +151,7 @@ async fn restart_with(
 /// feed), prints it as `show` does, and exits as `run` would for it.
 pub(crate) async fn wait(db: &StoreAddress, args: TaskIdArgs) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let waited = manager.wait(&id).await.coded();
     let exit = match waited {
         Ok(task) => {
@@ -176,7 +176,7 @@ fn lease_may_expire(error: &ManagerError) -> bool {
 }
 
 pub(crate) async fn metrics(db: &StoreAddress, args: JsonFlag) -> anyhow::Result<ExitCode> {
-    let manager = open_manager(db, Access::Existing)?;
+    let manager = open_manager(db, Access::Existing).await?;
     let metrics = manager.metrics().await.coded()?;
     if args.json {
         print(&serde_json::to_string_pretty(&metrics)?);
