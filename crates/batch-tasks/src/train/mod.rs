@@ -27,7 +27,7 @@
 //! 5. **Model**: the weights, biases, scaler, classes, feature names and metrics, as JSON
 //!    ([`TrainedModel`]), written to `model_out` atomically (a temporary file, synced, renamed).
 //!
-//! The data is never loaded whole: a [reader](RowReader) holds one record, and the shuffle window at
+//! The data is never loaded whole: a reader (`dataset.rs`) holds one record, and the shuffle window at
 //! most `shuffle_batches × batch_size` rows (1,000,000 at most; the default is 10 mini-batches).
 //! The params are described at [`TrainParams`].
 //!
@@ -51,10 +51,10 @@
 //! Everything after a window boundary is a function of that state and the file alone:
 //!
 //! - each window's shuffle is seeded from `(seed, epoch, window index)`, not from an RNG carried
-//!   across windows, so there is no RNG state to store (see [`window_seed`]);
-//! - the hold-out split hashes `(seed, line)`: no state either ([`is_held_out`]);
+//!   across windows, so there is no RNG state to store (`shuffle::window_seed`);
+//! - the hold-out split hashes `(seed, line)`: no state either (`shuffle::is_held_out`);
 //! - a mini-batch's gradient is summed in fixed blocks of 64 rows, in block order, whatever the
-//!   number of threads (see [`Sgd`]);
+//!   number of threads (`sgd.rs`);
 //! - every `f64` is stored through serde_json with `float_roundtrip`, which reads back the exact
 //!   bits that were written.
 //!
@@ -67,7 +67,7 @@
 //!
 //! The same params, config and data give the same model, bit for bit. `concurrency` splits each
 //! mini-batch's gradient across threads (when a mini-batch is large enough to pay for them; see
-//! [`Sgd`]) without changing a bit of the result, so it may even differ between a run and its
+//! `sgd.rs`) without changing a bit of the result, so it may even differ between a run and its
 //! resume. (The shuffle uses `fastrand`, whose sequence for a seed is fixed by the version in
 //! `Cargo.lock`.)
 //!
