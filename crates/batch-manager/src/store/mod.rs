@@ -8,6 +8,8 @@
 //! (`now` arguments) so that tests can drive a clock and a PostgreSQL store may substitute its own.
 
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod rules;
 pub mod sqlite;
 
@@ -242,6 +244,18 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task, as given (normally `pending`). `Duplicate` if the id exists.
     async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError>;
 
+    /// Stores many new tasks, each as [`insert_task`](TaskStore::insert_task) would, and returns each
+    /// one's outcome in order (`Duplicate` for an id that exists or came earlier in `tasks`). Stores
+    /// with a faster way (one transaction, a bulk copy) override the default, which inserts one by
+    /// one.
+    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            outcomes.push(self.insert_task(task).await);
+        }
+        outcomes
+    }
+
     /// The task, if it exists.
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError>;
 
@@ -271,6 +285,26 @@ pub trait TaskStore: Send + Sync + 'static {
         task_types: &[TaskType],
         lease: &LeaseRequest,
     ) -> Result<Option<ClaimedTask>, StoreError>;
+
+    /// Claims up to `max` of the oldest claimable tasks whose type is in `task_types`, as that many
+    /// [`claim_next`](TaskStore::claim_next) calls would, oldest first; fewer (or none) when there are
+    /// fewer. Stores that can claim a batch in one transaction override the default, which claims one
+    /// by one.
+    async fn claim_many(
+        &self,
+        task_types: &[TaskType],
+        lease: &LeaseRequest,
+        max: usize,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        let mut claimed = Vec::new();
+        while claimed.len() < max {
+            match self.claim_next(task_types, lease).await? {
+                Some(task) => claimed.push(task),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
 
     /// Renews the lease held by `lease.worker` until `lease.now + lease.ttl` (`LeaseLost` if it no
     /// longer holds it) and reports whether a stop was requested.

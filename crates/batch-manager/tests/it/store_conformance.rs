@@ -1,5 +1,6 @@
 //! The `TaskStore` contract, each behaviour written once as a `check_*` function and run against every
-//! store (in memory, and SQLite in a temporary directory), so the two cannot disagree.
+//! store (in memory, SQLite in a temporary directory, and PostgreSQL on a fresh database of the shared
+//! test cluster with feature `postgres`), so they cannot disagree.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use batch_model::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::fixtures::{TTL, at, lease, sqlite_store, task_at, task_of, worker};
+use crate::fixtures::{TICK, TTL, at, lease, sqlite_store, task_at, task_of, worker};
 
-/// Runs each named check against a `MemoryStore` and a `SqliteStore`.
+/// Runs each named check against a `MemoryStore`, a `SqliteStore` and (feature `postgres`) a
+/// `PgStore` whose clock follows the checks' times (see `fixtures::pg::PinnedPg`).
 macro_rules! conformance {
     ($($check:ident),* $(,)?) => {
         mod memory {
@@ -33,6 +35,16 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $check() {
                     let (_dir, store) = crate::fixtures::sqlite_store();
+                    super::$check(&store).await;
+                }
+            )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let Some(store) = crate::fixtures::pg::pinned(stringify!($check)).await else { return };
                     super::$check(&store).await;
                 }
             )*
@@ -329,7 +341,7 @@ async fn check_takeover_after_expiry_resumes_from_checkpoint(store: &dyn TaskSto
     store.commit_checkpoint(&task.id, &worker("a"), &saved, &progress(100, at(15))).await.unwrap();
 
     // Worker a's lease ran out at 40 s; b takes over just after.
-    let later = at(40) + TimeDelta::nanoseconds(1);
+    let later = at(40) + TICK;
     let taken = store.claim_task(&task.id, &lease("b", later)).await.unwrap().unwrap();
     assert!(taken.resumed);
     assert!(!taken.stop_requested);
@@ -610,10 +622,10 @@ async fn check_metrics_match_the_model(store: &dyn TaskStore) {
     task_in(store, TaskStatus::Pending, at(1)).await;
     task_in(store, TaskStatus::Processing, at(2)).await;
     task_in(store, TaskStatus::Cancelled, at(3)).await; // never started: no run time
-    // Finished through claims, with run times of 9.5 s, 20 s + 1 ns, 100 ms and 1 s.
+    // Finished through claims, with run times of 9.5 s, 20 s + 1 µs, 100 ms and 1 s.
     let runs = [
         (TaskStatus::Completed, TimeDelta::milliseconds(9_500)),
-        (TaskStatus::Completed, TimeDelta::seconds(20) + TimeDelta::nanoseconds(1)),
+        (TaskStatus::Completed, TimeDelta::seconds(20) + TICK),
         (TaskStatus::Failed, TimeDelta::milliseconds(100)),
         (TaskStatus::Cancelled, TimeDelta::seconds(1)),
     ];
@@ -644,7 +656,7 @@ async fn check_metrics_match_the_model(store: &dyn TaskStore) {
         (2, 1, 3, 1, 2)
     );
     assert_eq!(metrics.success_rate, 0.75);
-    let total = Duration::from_millis(9_500 + 20_000 + 100 + 1_000 + 1_000) + Duration::from_nanos(1);
+    let total = Duration::from_millis(9_500 + 20_000 + 100 + 1_000 + 1_000) + Duration::from_micros(1);
     assert_eq!(metrics.total_duration, total);
     assert_eq!(metrics.avg_duration, total / 5);
 }
@@ -693,6 +705,16 @@ async fn memory_concurrent_claims_take_each_task_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_concurrent_claims_take_each_task_once() {
     let (_dir, store) = sqlite_store();
+    check_concurrent_claims_take_each_task_once(Arc::new(store)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_concurrent_claims_take_each_task_once() {
+    let Some(store) = crate::fixtures::pg::pinned("postgres_concurrent_claims_take_each_task_once").await
+    else {
+        return;
+    };
     check_concurrent_claims_take_each_task_once(Arc::new(store)).await;
 }
 
