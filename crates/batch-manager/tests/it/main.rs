@@ -9,5 +9,7 @@ mod kinds;
 mod manager_lifecycle;
 mod manager_retries;
 mod manager_stop;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite_faults;
 mod store_conformance;
