@@ -74,6 +74,18 @@ pub(crate) fn check(root: &Path) -> Result<()> {
         }
     }
 
+    if members.contains("batch-manager") {
+        // Store backends weigh only on those who use them: no PostgreSQL client without `postgres`.
+        let deps = normal_deps(root, "batch-manager", &[])?;
+        for client in ["tokio-postgres", "deadpool-postgres", "postgres", "sqlx"] {
+            if deps.contains(client) {
+                problems.push(format!(
+                    "batch-manager without feature `postgres` depends on {client}; it must be optional"
+                ));
+            }
+        }
+    }
+
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("deps: {problem}");

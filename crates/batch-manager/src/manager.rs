@@ -21,6 +21,9 @@ use crate::error::ManagerError;
 use crate::run::{RunSettings, StopReason, TaskControl, run_claimed};
 use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskResultRecord, TaskStore};
 
+/// Most tasks the worker loop claims in one call.
+const CLAIM_BATCH: usize = 128;
+
 /// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
 ///
 /// Cheap to clone: clones share the same manager.
@@ -158,6 +161,35 @@ impl BatchManager {
         self.inner.store.insert_task(&task).await?;
         tracing::info!(task_id = %task.id, task_type = %task.task_type, "task created");
         Ok(CreateTaskResponse::from(&task))
+    }
+
+    /// Creates many `pending` tasks at once, each validated as by [`create_task`]; nothing is stored
+    /// unless every request is valid (the first invalid one's error). The store inserts them in one
+    /// go where it can ([`TaskStore::insert_tasks`]: one transaction on PostgreSQL); on a storage
+    /// error, the first task's error is returned, and a store without batched inserts may have kept
+    /// the tasks before it.
+    ///
+    /// [`create_task`]: BatchManager::create_task
+    pub async fn create_tasks(
+        &self,
+        requests: Vec<CreateTaskRequest>,
+    ) -> Result<Vec<CreateTaskResponse>, ManagerError> {
+        let mut tasks = Vec::with_capacity(requests.len());
+        let now = Utc::now();
+        for request in requests {
+            request.validate()?;
+            let kind = self.kind(&request.task_type)?;
+            let config = request.config_or_default();
+            if let Err(error) = kind.validate(&request.params, &config) {
+                return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
+            }
+            tasks.push(BatchTask::new(TaskId::new(), request, now)?);
+        }
+        for outcome in self.inner.store.insert_tasks(&tasks).await {
+            outcome?;
+        }
+        tracing::info!(tasks = tasks.len(), "tasks created");
+        Ok(tasks.iter().map(CreateTaskResponse::from).collect())
     }
 
     /// Creates a `train` task from typed `params` (serialized to the task's JSON params).
@@ -453,21 +485,35 @@ impl BatchManager {
             if self.inner.is_shutting_down() {
                 return Ok(());
             }
-            match self.inner.store.claim_next(&task_types, &self.lease_request()).await {
-                Ok(Some(claimed)) => match self.inner.registry.get(&claimed.task.task_type) {
-                    Some(kind) => self.spawn_run(claimed, kind, permit),
-                    None => {
-                        // Filtered by type, so this does not happen; hand the task back if it does.
-                        let worker = &self.inner.config.worker_id;
-                        let _ = self.inner.store.release_task(&claimed.task.id, worker, Utc::now()).await;
+            // Every free slot at once (up to a batch): one claim call instead of one per slot.
+            let mut permits = vec![permit];
+            while permits.len() < CLAIM_BATCH {
+                match Arc::clone(&self.inner.slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
+            match self.inner.store.claim_many(&task_types, &self.lease_request(), permits.len()).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    for claimed in claimed {
+                        let Some(permit) = permits.pop() else { break };
+                        match self.inner.registry.get(&claimed.task.task_type) {
+                            Some(kind) => self.spawn_run(claimed, kind, permit),
+                            None => {
+                                // Filtered by type, so this does not happen; hand the task back if it does.
+                                let worker = &self.inner.config.worker_id;
+                                let _ =
+                                    self.inner.store.release_task(&claimed.task.id, worker, Utc::now()).await;
+                            }
+                        }
                     }
-                },
-                Ok(None) => {
-                    drop(permit);
+                }
+                Ok(_) => {
+                    drop(permits);
                     self.idle(poll_interval).await;
                 }
                 Err(error) => {
-                    drop(permit);
+                    drop(permits);
                     tracing::warn!(%error, "worker cannot claim tasks");
                     self.idle(poll_interval).await;
                 }
