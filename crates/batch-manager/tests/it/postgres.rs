@@ -361,3 +361,45 @@ fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>) {
         scans_of_tasks(child, scans);
     }
 }
+
+/// Calls that fail and calls that succeed share group transactions: each gets its own answer, and a
+/// failing call changes nothing while the others commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_call_in_a_group_leaves_the_others_committed() {
+    let Some(store) = pg::store("a_failing_call_in_a_group_leaves_the_others_committed").await else {
+        return;
+    };
+    let store = Arc::new(store);
+    let tasks: Vec<BatchTask> =
+        (0..200).map(|idx| task_at(Utc::now() + TimeDelta::milliseconds(idx))).collect();
+    store.insert_tasks(&tasks).await.into_iter().for_each(|outcome| outcome.unwrap());
+    for task in &tasks {
+        store.claim_task(&task.id, &lease("a", Utc::now())).await.unwrap().unwrap();
+    }
+    let mut calls = tokio::task::JoinSet::new();
+    for (idx, task) in tasks.iter().enumerate() {
+        let store = Arc::clone(&store);
+        let task = task.clone();
+        calls.spawn(async move {
+            match idx % 4 {
+                // A duplicate insert, a heartbeat and a finish by a worker that does not hold the task.
+                0 => matches!(store.insert_task(&task).await, Err(StoreError::Duplicate { .. })),
+                1 => matches!(
+                    store.heartbeat(&task.id, &lease("b", Utc::now())).await,
+                    Err(StoreError::LeaseLost { .. })
+                ),
+                2 => matches!(
+                    store.finish_task(&task.id, &worker("b"), &outcome(TaskStatus::Completed)).await,
+                    Err(StoreError::LeaseLost { .. })
+                ),
+                // The holder finishes.
+                _ => store.finish_task(&task.id, &worker("a"), &outcome(TaskStatus::Completed)).await.is_ok(),
+            }
+        });
+    }
+    assert!(calls.join_all().await.into_iter().all(|answered_right| answered_right));
+    let metrics = store.metrics().await.unwrap();
+    assert_eq!((metrics.completed_tasks, metrics.processing_tasks), (50, 150));
+    assert_eq!(store.stats().transactions_failed, 0);
+    assert!(store.stats().largest_group > 1, "{:?}", store.stats());
+}

@@ -9,7 +9,7 @@
 //!   processes starting at once on an empty database migrate it once; a schema newer than this build
 //!   knows is refused (`STORAGE_ERROR`).
 //! - **The same rules.** A call that changes a task loads its row `FOR UPDATE`, applies the rule the
-//!   memory and SQLite stores apply ([`rules`](super::rules)) in Rust, and saves it in the same
+//!   memory and SQLite stores apply (`store/rules.rs`) in Rust, and saves it in the same
 //!   transaction, so the three stores behave alike.
 //! - **The database's clock.** Lease expiry is judged, and every time the store stamps (claims,
 //!   status changes, finishes, releases, stops) is read, on the database's clock (`now()` of the
