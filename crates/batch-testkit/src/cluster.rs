@@ -248,6 +248,16 @@ impl PgCluster {
         Ok(TestDatabase { name, url })
     }
 
+    /// Drops database `name`, disconnecting its sessions (`DROP DATABASE ... WITH (FORCE)`): a test
+    /// that filled a large database gives the disk back.
+    pub async fn drop_database(&self, name: &str) -> Result<(), TestkitError> {
+        let client = self.connect("postgres").await?;
+        client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", name.replace('"', "\"\"")))
+            .await
+            .map_err(|source| TestkitError::Client { doing: format!("dropping database {name}"), source })
+    }
+
     fn local(&self) -> Result<&Local, TestkitError> {
         match &self.kind {
             Kind::Local(local) => Ok(local),

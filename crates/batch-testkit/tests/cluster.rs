@@ -68,6 +68,11 @@ async fn databases_of_the_shared_cluster_are_isolated() {
     let other = cluster.connect(&second.name).await.unwrap();
     let missing = other.query_one("SELECT count(*) FROM notes", &[]).await.unwrap_err();
     assert_eq!(missing.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE));
+
+    // Dropping a database disconnects its sessions.
+    cluster.drop_database(&first.name).await.unwrap();
+    assert!(one.batch_execute("SELECT 1").await.is_err());
+    assert!(cluster.connect(&first.name).await.is_err());
 }
 
 #[test]

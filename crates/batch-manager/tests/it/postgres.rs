@@ -349,6 +349,8 @@ async fn claims_stay_cheap_beside_300k_finished_tasks() {
     let claimed = store.claim_next(&[], &lease("a", Utc::now())).await.unwrap().unwrap();
     assert_eq!(claimed.task.id, pending[0].id);
     assert_eq!(store.metrics().await.unwrap().cancelled_tasks, 300_000);
+    drop(store);
+    cluster.drop_database(&database.name).await.unwrap();
 }
 
 /// The scans of the table `tasks` in an EXPLAIN plan, as "<node type> using <index>".
