@@ -1,30 +1,59 @@
-//! The command line's grammar: every subcommand and option, as clap derive types.
+//! The command line's grammar: the subcommands and options as clap derive types, except the
+//! options of `batch run <kind>`, which are generated from each kind's description
+//! ([`crate::kinds`]).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use batch::model::{TaskStatus, TaskType};
+use clap::builder::{PossibleValuesParser, TypedValueParser as _};
+use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Run pump batch tasks — train, youzan_order, batch_process — on an embedded SQLite store, with
 /// progress bars; list, inspect, stop and resume them.
+///
+/// Errors are one line on stderr, `error: CODE: message`, usage errors included; exit codes: 0
+/// success, 1 a task that failed or was cancelled (or storage failed), 2 usage and configuration
+/// errors. The one exception: a command given without its subcommand (`batch`, `batch tasks`,
+/// `batch run`) prints its help on stderr and exits 2.
 #[derive(Debug, Parser)]
-#[command(name = "batch", version, about, long_about = None)]
+#[command(name = "batch", version, about, long_about)]
 pub(crate) struct Cli {
-    /// The task store (a SQLite file, created on first use).
-    #[arg(long, global = true, value_name = "PATH", default_value = "batch.db")]
-    pub(crate) db: PathBuf,
+    /// The task store's address: a SQLite file (created by the commands that run tasks; the others
+    /// need it to exist). A postgres:// URL is recognised but not built in yet.
+    #[arg(long, global = true, value_name = "ADDRESS", env = "BATCH_DB", default_value = "batch.db")]
+    pub(crate) db: String,
     /// How often progress is logged when stderr is not a terminal (a terminal gets live bars).
     #[arg(long, global = true, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
     pub(crate) progress_interval: Duration,
+    /// More log output on stderr: -v warnings, -vv info, -vvv debug, -vvvv trace (default: errors).
+    /// RUST_LOG directives (e.g. batch_manager=debug) add to or override it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub(crate) verbose: u8,
+    /// No log output.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// The format of log lines on stderr.
+    #[arg(long, global = true, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per event.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Generate sample data and run all three kinds on DIR/batch.db, with live progress.
+    /// Generate sample data and run all three kinds on DIR/batch.db (or --db), with live progress.
     Demo(DemoArgs),
-    /// Generate a deterministic sample data file.
+    /// Generate a deterministic sample data file for a kind.
     Gen(GenArgs),
     /// Run one task to its end, showing its progress.
     Run(RunArgs),
@@ -37,7 +66,7 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Where the data, the outputs and the store (DIR/batch.db) go.
+    /// Where the data, the outputs and the store (DIR/batch.db unless --db is given) go.
     #[arg(long, value_name = "DIR", default_value = "pump-demo")]
     pub(crate) dir: PathBuf,
     /// Scale the sample data (1 = 30,000 trades, a 20,000-row training set, 50,000 records).
@@ -48,19 +77,23 @@ pub(crate) struct DemoArgs {
     pub(crate) json: bool,
 }
 
+/// The kinds `gen` writes data for, named as the kinds are everywhere (the old spellings are
+/// aliases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum GenKind {
     /// YouZan trades, one JSON object per line.
-    Youzan,
+    #[value(name = "youzan_order", alias = "youzan", alias = "youzan-order")]
+    YouzanOrder,
     /// A classification dataset (CSV, or JSON lines for a .jsonl output).
     Train,
     /// Generic order records (JSON lines, or CSV for a .csv output).
-    Records,
+    #[value(name = "batch_process", alias = "records", alias = "batch-process")]
+    BatchProcess,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct GenArgs {
-    /// What to generate.
+    /// The kind to write data for.
     pub(crate) kind: GenKind,
     /// Records (lines, rows) to write.
     #[arg(long, value_name = "N")]
@@ -68,7 +101,8 @@ pub(crate) struct GenArgs {
     /// The seed: the same seed writes the same bytes.
     #[arg(long, value_name = "S", default_value_t = 42)]
     pub(crate) seed: u64,
-    /// The share of malformed records, from 0 to 1 [default: youzan 0.05, records 0.02, train 0].
+    /// The share of malformed records, from 0 to 1 [default: youzan_order 0.05, batch_process 0.02,
+    /// train 0].
     #[arg(long, value_name = "R")]
     pub(crate) invalid_ratio: Option<f64>,
     /// Feature columns (train).
@@ -82,138 +116,40 @@ pub(crate) struct GenArgs {
     pub(crate) output: PathBuf,
 }
 
-#[derive(Debug, Args)]
+/// `batch run <kind> [options]`: one subcommand per registered kind, its options generated from the
+/// kind's description; what was given is read back by [`crate::kinds::Invocation`].
+#[derive(Debug, Clone)]
 pub(crate) struct RunArgs {
-    #[command(subcommand)]
-    pub(crate) kind: RunKind,
+    /// The kind's type name (aliases resolved).
+    pub(crate) kind: String,
+    /// The kind's options as given.
+    pub(crate) matches: ArgMatches,
 }
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum RunKind {
-    /// Train a logistic or softmax regression model by mini-batch SGD.
-    Train(TrainArgs),
-    /// Validate and enrich YouZan trades; sum GMV per region and category.
-    #[command(name = "youzan_order", alias = "youzan-order")]
-    YouzanOrder(YouzanArgs),
-    /// Filter, project, de-duplicate and aggregate JSON-lines or CSV records.
-    #[command(name = "batch_process", alias = "batch-process")]
-    BatchProcess(BatchProcessArgs),
+impl FromArgMatches for RunArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<RunArgs, clap::Error> {
+        match matches.subcommand() {
+            Some((kind, matches)) => Ok(RunArgs { kind: kind.to_owned(), matches: matches.clone() }),
+            None => {
+                Err(clap::Error::raw(clap::error::ErrorKind::MissingSubcommand, "a task kind is required"))
+            }
+        }
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = RunArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
-/// The options every `run` takes: the task's `BatchConfig` and the output format.
-#[derive(Debug, Args)]
-pub(crate) struct CommonRunArgs {
-    /// Items per chunk (a checkpoint per chunk; train: the mini-batch) [default: train 64, others 1000].
-    #[arg(long, value_name = "N")]
-    pub(crate) batch_size: Option<u32>,
-    /// Items processed in parallel within the task.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    pub(crate) concurrency: u32,
-    /// Further attempts after a retryable failure of an item.
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub(crate) max_retries: u32,
-    /// Bound on one attempt of an item, e.g. `30s`, `500ms`, `1m 30s`.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub(crate) timeout: Duration,
-    /// Failed items tolerated before the task fails (default: no limit; failures are reported).
-    #[arg(long, value_name = "N")]
-    pub(crate) skip_limit: Option<u64>,
-    /// Print one JSON document (the task, its progress, metrics and result) on stdout at the end.
-    #[arg(long)]
-    pub(crate) json: bool,
-}
+impl Args for RunArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        crate::kinds::run_subcommands(command)
+    }
 
-#[derive(Debug, Args)]
-pub(crate) struct TrainArgs {
-    /// The dataset (.csv or .jsonl).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) input: PathBuf,
-    /// The label column.
-    #[arg(long, value_name = "COL")]
-    pub(crate) label: String,
-    /// The feature columns, comma-separated (default: every other numeric column).
-    #[arg(long, value_name = "A,B", value_delimiter = ',')]
-    pub(crate) features: Option<Vec<String>>,
-    /// A second dataset to measure accuracy on after training.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) eval_input: Option<PathBuf>,
-    /// Where the model (JSON) is written.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) model_out: PathBuf,
-    /// Where bad rows go (default: beside the model, MODEL.dead_letters.jsonl).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) dead_letter: Option<PathBuf>,
-    /// Passes over the training rows [default: 10].
-    #[arg(long, value_name = "E")]
-    pub(crate) epochs: Option<u64>,
-    /// The SGD step size [default: 0.1].
-    #[arg(long, value_name = "LR")]
-    pub(crate) learning_rate: Option<f64>,
-    /// The L2 penalty [default: 0.0001].
-    #[arg(long, value_name = "L")]
-    pub(crate) l2: Option<f64>,
-    /// Seeds the hold-out split and the shuffle [default: 0].
-    #[arg(long, value_name = "S")]
-    pub(crate) seed: Option<u64>,
-    /// The share of rows held out to measure accuracy on [default: 0.2].
-    #[arg(long, value_name = "H")]
-    pub(crate) holdout: Option<f64>,
-    #[command(flatten)]
-    pub(crate) common: CommonRunArgs,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct YouzanArgs {
-    /// The trades (JSON lines).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) input: PathBuf,
-    /// Where enriched orders go (JSON lines).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) output: PathBuf,
-    /// Where invalid records go, with their line numbers (default: beside the output, OUTPUT.dead_letters.jsonl).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) dead_letter: Option<PathBuf>,
-    /// Category rules replacing the built-in table (categories.json shape).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) rules: Option<PathBuf>,
-    /// Provinces replacing the built-in table (cn-provinces.csv shape).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) provinces: Option<PathBuf>,
-    #[command(flatten)]
-    pub(crate) common: CommonRunArgs,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct BatchProcessArgs {
-    /// The records (JSON lines or CSV).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) input: PathBuf,
-    /// Where kept rows go (JSON lines).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) output: PathBuf,
-    /// Where rejected records go (default: beside the output, OUTPUT.dead.jsonl).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) dead_letter: Option<PathBuf>,
-    /// Keep records matching this expression, e.g. `amount >= 100 && region == "华东"`.
-    #[arg(long, value_name = "EXPR")]
-    pub(crate) filter: Option<String>,
-    /// Keep only these fields, comma-separated.
-    #[arg(long, value_name = "A,B", value_delimiter = ',')]
-    pub(crate) select: Option<Vec<String>>,
-    /// Rename fields: `from=to`, comma-separated or repeated.
-    #[arg(long, value_name = "A=B", value_delimiter = ',')]
-    pub(crate) rename: Vec<String>,
-    /// Keep the first record of each key (comma-separated fields).
-    #[arg(long, value_name = "K", value_delimiter = ',')]
-    pub(crate) dedup_key: Option<Vec<String>>,
-    /// Group rows by these fields (comma-separated).
-    #[arg(long, value_name = "K", value_delimiter = ',')]
-    pub(crate) group_by: Option<Vec<String>>,
-    /// Aggregates per group: count, count:f, sum:f, min:f, max:f, avg:f, comma-separated.
-    #[arg(long, value_name = "FN:FIELD", value_delimiter = ',')]
-    pub(crate) agg: Option<Vec<String>>,
-    #[command(flatten)]
-    pub(crate) common: CommonRunArgs,
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        RunArgs::augment_args(command)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,12 +166,12 @@ pub(crate) enum TasksCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
-    /// Only tasks with this status (pending, processing, completed, failed, cancelled).
-    #[arg(long, value_name = "S")]
-    pub(crate) status: Option<String>,
-    /// Only tasks of this type (train, youzan_order, batch_process, ...).
-    #[arg(long = "type", value_name = "T")]
-    pub(crate) task_type: Option<String>,
+    /// Only tasks with this status.
+    #[arg(long, value_name = "STATUS", value_parser = status_parser())]
+    pub(crate) status: Option<TaskStatus>,
+    /// Only tasks of this kind.
+    #[arg(long = "type", value_name = "KIND", value_parser = kind_parser())]
+    pub(crate) task_type: Option<TaskType>,
     /// Most tasks to list.
     #[arg(long, value_name = "N", default_value_t = 50)]
     pub(crate) limit: u32,
@@ -245,6 +181,19 @@ pub(crate) struct ListArgs {
     /// Print the listing as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The statuses, as `--status` takes them.
+fn status_parser() -> impl clap::builder::TypedValueParser<Value = TaskStatus> {
+    PossibleValuesParser::new(TaskStatus::ALL.map(TaskStatus::as_str))
+        .try_map(|status| status.parse::<TaskStatus>())
+}
+
+/// The registered kinds' names, as `--type` takes them.
+fn kind_parser() -> impl clap::builder::TypedValueParser<Value = TaskType> {
+    let registry = crate::kinds::registry();
+    let names: Vec<String> = registry.names().map(str::to_owned).collect();
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<TaskType>())
 }
 
 #[derive(Debug, Args)]
@@ -282,4 +231,16 @@ pub(crate) struct JsonFlag {
     /// Print as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    #[test]
+    fn the_grammar_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,15 +1,18 @@
 //! Following running tasks to their end: an indicatif bar per task on a terminal, plain periodic log
-//! lines on stderr otherwise; Ctrl-C asks the tasks to stop.
+//! lines on stderr otherwise. A first Ctrl-C asks the tasks to stop at their next chunk; a second
+//! one aborts their in-flight work at once (they end `cancelled` all the same, their last
+//! checkpoints kept).
 
-use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
 use batch::model::{BatchTask, Progress, TaskId, TaskStatus};
 use batch::prelude::{BatchManager, StopTaskRequest};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::commands::announce;
 use crate::failure::ManagerResultExt;
-use crate::store::POLL_INTERVAL;
+use crate::store::{POLL_INTERVAL, STOP_GRACE_PERIOD};
+use crate::terminal;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +26,7 @@ pub(crate) struct View {
 impl View {
     /// Bars when stderr is a terminal, else a log line per task every `log_interval`.
     pub(crate) fn detect(log_interval: Duration) -> View {
-        View { bars: std::io::stderr().is_terminal(), log_interval }
+        View { bars: terminal::stderr_is_terminal(), log_interval }
     }
 }
 
@@ -37,13 +40,14 @@ struct Followed {
 }
 
 /// Follows the tasks `ids` (shown as `labels`) until every one is finished, and returns them in the
-/// same order. The first Ctrl-C asks the unfinished ones to stop (they end `cancelled`).
+/// same order. The first Ctrl-C asks the unfinished ones to stop (they end `cancelled` at their next
+/// chunk); a second one aborts their in-flight work at once.
 pub(crate) async fn follow(
     manager: &BatchManager,
     tasks: &[(TaskId, String)],
     view: View,
 ) -> anyhow::Result<Vec<BatchTask>> {
-    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+    let multi = terminal::bars();
     let style = ProgressStyle::with_template(
         "{prefix:<22} [{bar:30.cyan/blue}] {percent:>3}% {human_pos}/{human_len} {msg}",
     )
@@ -65,9 +69,7 @@ pub(crate) async fn follow(
         })
         .collect();
     let mut last_log = Instant::now();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let mut stop_sent = false;
+    let mut interrupts = Interrupts::new();
     loop {
         let log_now = last_log.elapsed() >= view.log_interval;
         if log_now {
@@ -83,8 +85,11 @@ pub(crate) async fn follow(
                 None => {}
             }
             if task.status.is_terminal() {
+                // The bar gives way to a line that stays: what is printed after the bars (the
+                // summary, log lines) must neither land on a bar's line nor be cleared with it.
                 if let Some(bar) = &one.bar {
-                    bar.abandon_with_message(task.status.to_string());
+                    bar.finish_and_clear();
+                    log_line(&one.label, &task);
                 }
                 one.finished = Some(task);
             }
@@ -94,13 +99,28 @@ pub(crate) async fn follow(
         }
         tokio::select! {
             () = tokio::time::sleep(POLL_INTERVAL) => {}
-            _ = &mut ctrl_c, if !stop_sent => {
-                stop_sent = true;
-                for one in followed.iter().filter(|one| one.finished.is_none()) {
-                    let request = StopTaskRequest { id: one.id, reason: Some("interrupted (Ctrl-C)".to_owned()) };
-                    let _ = multi.println(format!("stopping task {} at its next chunk", one.id));
-                    if let Err(error) = manager.stop_task(request).await {
-                        let _ = multi.println(format!("cannot stop task {}: {error}", one.id));
+            interrupt = interrupts.next() => {
+                let unfinished = followed.iter().filter(|one| one.finished.is_none());
+                match interrupt {
+                    Interrupt::Stop => {
+                        for one in unfinished {
+                            let request = StopTaskRequest { id: one.id, reason: Some(INTERRUPTED.to_owned()) };
+                            announce(&format!(
+                                "stopping task {} at its next chunk (Ctrl-C again to abort its in-flight work now; \
+                                 otherwise after {}s)",
+                                one.id,
+                                STOP_GRACE_PERIOD.as_secs()
+                            ));
+                            if let Err(error) = manager.stop_task(request).await {
+                                announce(&format!("cannot stop task {}: {error}", one.id));
+                            }
+                        }
+                    }
+                    Interrupt::Abort => {
+                        for one in unfinished {
+                            announce(&format!("aborting the in-flight work of task {}", one.id));
+                            manager.abort_task(&one.id, Some(INTERRUPTED.to_owned())).await;
+                        }
                     }
                 }
             }
@@ -109,21 +129,73 @@ pub(crate) async fn follow(
     Ok(followed.into_iter().filter_map(|one| one.finished).collect())
 }
 
+/// The reason recorded for a task interrupted with Ctrl-C.
+const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
+/// What a Ctrl-C asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Interrupt {
+    /// The first: stop at the next chunk.
+    Stop,
+    /// A later one: abort in-flight work now.
+    Abort,
+}
+
+/// Ctrl-C presses, in order, from the moment this exists (the handler replaces the default, which
+/// ends the process).
+#[derive(Debug)]
+struct Interrupts {
+    #[cfg(unix)]
+    signal: Option<tokio::signal::unix::Signal>,
+    seen: u32,
+}
+
+impl Interrupts {
+    fn new() -> Interrupts {
+        Interrupts {
+            // Without a handler (it could not be installed), Ctrl-C keeps ending the process.
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok(),
+            seen: 0,
+        }
+    }
+
+    /// The next Ctrl-C. Cancel safe: a press that arrives while this is not polled is kept for the
+    /// next call.
+    async fn next(&mut self) -> Interrupt {
+        #[cfg(unix)]
+        let received = match &mut self.signal {
+            Some(signal) => signal.recv().await.is_some(),
+            None => false,
+        };
+        #[cfg(not(unix))]
+        let received = tokio::signal::ctrl_c().await.is_ok();
+        if !received {
+            std::future::pending::<()>().await;
+        }
+        self.seen += 1;
+        if self.seen == 1 { Interrupt::Stop } else { Interrupt::Abort }
+    }
+}
+
 fn show_on_bar(bar: &ProgressBar, task: &BatchTask) {
     let progress = &task.progress;
     let done = done(progress);
-    bar.set_length(progress.total.unwrap_or(done).max(done));
+    match progress.total {
+        Some(total) => bar.set_length(total.max(done)),
+        None => bar.unset_length(),
+    }
     bar.set_position(done);
     bar.set_message(rates(progress));
 }
 
-#[allow(clippy::print_stderr, reason = "progress is reported on stderr")]
+/// `label status: done/total (percentage) rates`, on stderr above any bars.
 fn log_line(label: &str, task: &BatchTask) {
     let progress = &task.progress;
     let total = progress.total.map_or_else(|| "?".to_owned(), |total| total.to_string());
     let percentage =
         progress.percentage.map_or_else(String::new, |percentage| format!(" ({percentage:.1}%)"));
-    eprintln!("{label} {}: {}/{total}{percentage} {}", task.status, done(progress), rates(progress));
+    announce(&format!("{label} {}: {}/{total}{percentage} {}", task.status, done(progress), rates(progress)));
 }
 
 /// Items done: processed, failed or skipped.

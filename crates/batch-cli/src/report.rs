@@ -44,8 +44,10 @@ impl Finished {
         if self.task.status == TaskStatus::Completed { ExitCode::SUCCESS } else { ExitCode::from(1) }
     }
 
-    /// A short human summary: status and duration, items, throughput, outputs, the kind's figures.
-    pub(crate) fn summary(&self) -> String {
+    /// A short human summary: status and duration, its error when `with_error` (a command that
+    /// reports the error on its own `error:` line leaves it out, so it is printed once), items,
+    /// throughput, outputs, the kind's figures.
+    pub(crate) fn summary(&self, with_error: bool) -> String {
         let task = &self.task;
         let progress = &task.progress;
         let mut lines = Vec::new();
@@ -57,7 +59,7 @@ impl Finished {
             _ => String::new(),
         };
         lines.push(format!("task {} ({}): {}{took}", task.id, task.task_type, task.status));
-        if let Some(error) = &task.error {
+        if let Some(error) = task.error.as_ref().filter(|_| with_error) {
             lines.push(format!("  error        {}: {}", error.code, error.message));
         }
         let total = progress.total.map_or_else(String::new, |total| format!(" of {total}"));
@@ -89,7 +91,7 @@ impl Finished {
             }
             TaskType::YouzanOrder => {
                 push_path(&mut lines, "output", &params["output"]);
-                push_path(&mut lines, "dead letters", &params["dead_letter"]);
+                push_path(&mut lines, "dead letters", dead_letter_param(params));
                 if let Some(regions) = result["regions"].as_object() {
                     lines.push(format!(
                         "  orders       {} valid, {} invalid; per region:",
@@ -106,7 +108,7 @@ impl Finished {
             }
             _ => {
                 push_path(&mut lines, "output", &params["output"]);
-                push_path(&mut lines, "dead letters", &params["dead_letters"]);
+                push_path(&mut lines, "dead letters", dead_letter_param(params));
                 if let Some(rows) = result["rows"].as_array() {
                     lines.push(format!("  groups       {}", result["groups"]));
                     for row in rows.iter().take(20) {
@@ -116,6 +118,14 @@ impl Finished {
             }
         }
         lines.join("\n")
+    }
+}
+
+/// The dead-letter file a task's params name (`dead_letter`, or its alias `dead_letters`).
+fn dead_letter_param(params: &Value) -> &Value {
+    match &params["dead_letter"] {
+        Value::Null => &params["dead_letters"],
+        named => named,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::store::WorkerId;
 /// How a [`BatchManager`](crate::BatchManager) runs tasks.
 ///
 /// The default: a fresh worker id, 30 s leases renewed every 10 s, a 30 s stop grace period, 8 tasks at
-/// once, and a 500 ms poll interval.
+/// once, a 500 ms poll interval, and quarantine after 3 lost leases without progress.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,8 +37,12 @@ pub struct ManagerConfig {
     /// Most tasks this manager runs at once; `process_task` and the worker loop wait for a free slot.
     pub max_concurrent_tasks: usize,
     /// How often the worker loop looks for work when there was none, and `wait` looks at a task that
-    /// runs elsewhere.
+    /// runs elsewhere, besides what the store's change feed tells them at once. A dead worker's task is
+    /// taken over at most `lease_ttl + poll_interval` after its last heartbeat.
     pub poll_interval: Duration,
+    /// Quarantine: a task whose worker was lost this many times in a row without a checkpoint in
+    /// between ends `failed` instead of being claimed again (0: never). Default 3.
+    pub max_lost_leases: u32,
 }
 
 impl Default for ManagerConfig {
@@ -50,6 +54,7 @@ impl Default for ManagerConfig {
             stop_grace_period: Duration::from_secs(30),
             max_concurrent_tasks: 8,
             poll_interval: Duration::from_millis(500),
+            max_lost_leases: crate::store::LeaseRequest::DEFAULT_MAX_LOST_LEASES,
         }
     }
 }

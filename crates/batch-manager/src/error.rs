@@ -36,8 +36,9 @@ pub enum ManagerError {
         /// The type asked for.
         task_type: TaskType,
     },
-    /// The kind rejected the task's params or config (its code, usually `CONFIGURATION_ERROR`).
-    #[error("invalid {task_type} task: {error}")]
+    /// The kind rejected the task's params or config (its code, usually `CONFIGURATION_ERROR`). The
+    /// message is the kind's without its code, which [`ManagerError::code`] carries.
+    #[error("invalid {task_type} task: {}", error.message)]
     InvalidParams {
         /// The task's type.
         task_type: TaskType,
@@ -139,9 +140,12 @@ mod tests {
             ManagerError::UnknownTaskType { task_type: task_type.clone() }.code(),
             ErrorCode::ValidationError
         );
+        let invalid = ManagerError::InvalidParams { task_type, error: kind_error };
+        assert_eq!(invalid.code(), ErrorCode::ConfigurationError);
         assert_eq!(
-            ManagerError::InvalidParams { task_type, error: kind_error }.code(),
-            ErrorCode::ConfigurationError
+            invalid.to_string(),
+            "invalid train task: input is required",
+            "the code is not in the text"
         );
         assert_eq!(ManagerError::ShuttingDown.code(), ErrorCode::InvalidState);
     }

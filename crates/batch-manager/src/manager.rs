@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use batch_model::{
-    BatchConfig, BatchMetrics, BatchTask, CreateTaskRequest, CreateTaskResponse, ListTasksRequest,
-    ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskId, TaskStatus, TaskStatusResponse, TaskType,
-    TransitionCause, UpdateTaskStatusRequest,
+    BatchConfig, BatchMetrics, BatchTask, CreateTaskRequest, CreateTaskResponse, ErrorCode, ListTasksRequest,
+    ListTasksResponse, StopTaskRequest, StopTaskResponse, TaskError, TaskId, TaskStatus, TaskStatusResponse,
+    TaskType, TransitionCause, UpdateTaskStatusRequest,
 };
 use batch_tasks::{Registry, TaskKind};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -18,8 +18,8 @@ use tracing::Instrument as _;
 
 use crate::config::ManagerConfig;
 use crate::error::ManagerError;
-use crate::run::{RunSettings, StopReason, TaskControl, run_claimed};
-use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskResultRecord, TaskStore};
+use crate::run::{RunSettings, StopReason, TaskControl, is_parent, run_claimed};
+use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskChange, TaskResultRecord, TaskStore};
 
 /// Most tasks the worker loop claims in one call.
 const CLAIM_BATCH: usize = 128;
@@ -149,15 +149,10 @@ impl BatchManager {
     /// Creates a `pending` task. The request is validated (`CONFIGURATION_ERROR` naming the setting
     /// for a bad config, `VALIDATION_ERROR` for a bad type name, params or metadata), then its kind
     /// must be registered (`VALIDATION_ERROR`) and accept the params and config (the kind's error,
-    /// usually `CONFIGURATION_ERROR` naming the parameter).
+    /// usually `CONFIGURATION_ERROR` naming the parameter). A request without a config gets its
+    /// kind's default config ([`KindSpec::default_config`](batch_tasks::KindSpec::default_config)).
     pub async fn create_task(&self, request: CreateTaskRequest) -> Result<CreateTaskResponse, ManagerError> {
-        request.validate()?;
-        let kind = self.kind(&request.task_type)?;
-        let config = request.config_or_default();
-        if let Err(error) = kind.validate(&request.params, &config) {
-            return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
-        }
-        let task = BatchTask::new(TaskId::new(), request, Utc::now())?;
+        let task = self.new_task(request, Utc::now())?;
         self.inner.store.insert_task(&task).await?;
         tracing::info!(task_id = %task.id, task_type = %task.task_type, "task created");
         Ok(CreateTaskResponse::from(&task))
@@ -165,31 +160,52 @@ impl BatchManager {
 
     /// Creates many `pending` tasks at once, each validated as by [`create_task`]; nothing is stored
     /// unless every request is valid (the first invalid one's error). The store inserts them in one
-    /// go where it can ([`TaskStore::insert_tasks`]: one transaction on PostgreSQL); on a storage
-    /// error, the first task's error is returned, and a store without batched inserts may have kept
-    /// the tasks before it.
+    /// go where it can ([`TaskStore::insert_tasks`]: one transaction on SQLite and PostgreSQL). If the
+    /// store refuses some, the first refusal is returned; the others stay stored.
     ///
     /// [`create_task`]: BatchManager::create_task
     pub async fn create_tasks(
         &self,
         requests: Vec<CreateTaskRequest>,
     ) -> Result<Vec<CreateTaskResponse>, ManagerError> {
-        let mut tasks = Vec::with_capacity(requests.len());
         let now = Utc::now();
-        for request in requests {
-            request.validate()?;
-            let kind = self.kind(&request.task_type)?;
-            let config = request.config_or_default();
-            if let Err(error) = kind.validate(&request.params, &config) {
-                return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
-            }
-            tasks.push(BatchTask::new(TaskId::new(), request, now)?);
-        }
-        for outcome in self.inner.store.insert_tasks(&tasks).await {
+        let tasks =
+            requests.into_iter().map(|request| self.new_task(request, now)).collect::<Result<Vec<_>, _>>()?;
+        let outcomes = self.inner.store.insert_tasks(&tasks).await;
+        let stored = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        tracing::info!(tasks = stored, "tasks created");
+        for outcome in outcomes {
             outcome?;
         }
-        tracing::info!(tasks = tasks.len(), "tasks created");
         Ok(tasks.iter().map(CreateTaskResponse::from).collect())
+    }
+
+    /// A new pending task from a validated request: the kind's default config when the request has
+    /// none, partitions only for kinds that can split their input, params checked by the kind.
+    fn new_task(&self, request: CreateTaskRequest, now: DateTime<Utc>) -> Result<BatchTask, ManagerError> {
+        request.validate()?;
+        let kind = self.kind(&request.task_type)?;
+        // A request without a config gets the kind's default (`TaskKind::spec`), not the model's.
+        let request = match request.config {
+            Some(_) => request,
+            None => request.with_config(kind.spec().default_config),
+        };
+        let config = request.config_or_default();
+        if config.partitions > 1 && !kind.can_partition() {
+            let error = TaskError::new(
+                ErrorCode::ConfigurationError,
+                format!(
+                    "partitions: the {} kind cannot split its input, so partitions must be 1, got {}",
+                    request.task_type, config.partitions
+                ),
+            )
+            .not_retryable();
+            return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
+        }
+        if let Err(error) = kind.validate(&request.params, &config) {
+            return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
+        }
+        Ok(BatchTask::new(TaskId::new(), request, now)?)
     }
 
     /// Creates a `train` task from typed `params` (serialized to the task's JSON params).
@@ -279,6 +295,7 @@ impl BatchManager {
         let permit = self.slot().await?;
         self.check_accepting()?;
         let lease = self.lease_request();
+        let claimed_at = tokio::time::Instant::now();
         let Some(claimed) = self.inner.store.claim_task(id, &lease).await? else {
             let now = self.get_task(id).await?;
             let reason = match now.status {
@@ -289,7 +306,7 @@ impl BatchManager {
             return Err(ManagerError::NotRunnable { id: *id, status: now.status, reason: reason.to_owned() });
         };
         let task = claimed.task.clone();
-        self.spawn_run(claimed, kind, permit);
+        self.spawn_run(claimed, kind, permit, claimed_at);
         Ok(task)
     }
 
@@ -313,18 +330,24 @@ impl BatchManager {
         LeaseRequest {
             worker: self.inner.config.worker_id.clone(),
             ttl: self.inner.config.lease_ttl,
-            now: Utc::now(),
+            max_lost_leases: self.inner.config.max_lost_leases,
         }
     }
 
     /// Runs a claimed task in the background, holding `permit` until its end is recorded.
-    fn spawn_run(&self, claimed: ClaimedTask, kind: Arc<dyn TaskKind>, permit: OwnedSemaphorePermit) {
+    fn spawn_run(
+        &self,
+        claimed: ClaimedTask,
+        kind: Arc<dyn TaskKind>,
+        permit: OwnedSemaphorePermit,
+        claimed_at: tokio::time::Instant,
+    ) {
         let config = &self.inner.config;
         let id = claimed.task.id;
         let control = Arc::new(TaskControl::new(
             Arc::clone(&self.inner.store),
             id,
-            config.worker_id.clone(),
+            claimed.lease.holder(),
             config.stop_grace_period,
         ));
         let (finished_sender, finished) = watch::channel(false);
@@ -339,6 +362,7 @@ impl BatchManager {
             task_id = %id,
             task_type = %claimed.task.task_type,
             worker = %config.worker_id,
+            epoch = claimed.lease.epoch,
         );
         let settings =
             RunSettings { lease_ttl: config.lease_ttl, heartbeat_interval: config.heartbeat_interval };
@@ -347,7 +371,7 @@ impl BatchManager {
         let store = Arc::clone(&self.inner.store);
         tokio::spawn(
             async move {
-                run_claimed(store, claimed, kind, control, settings).await;
+                run_claimed(store, claimed, kind, control, settings, claimed_at).await;
                 drop(guard);
             }
             .instrument(span),
@@ -386,7 +410,6 @@ impl BatchManager {
             to: request.status,
             cause: TransitionCause::Requested,
             error: request.error,
-            at: Utc::now(),
         };
         let updated = self.inner.store.update_status(&update).await?;
         if updated.status != TaskStatus::Processing
@@ -415,7 +438,7 @@ impl BatchManager {
     /// with its last checkpoint kept; if it has not stopped after the grace period, its in-flight work
     /// is aborted. Returns the status when the stop was accepted; `INVALID_STATE` for a finished task.
     pub async fn stop_task(&self, request: StopTaskRequest) -> Result<StopTaskResponse, ManagerError> {
-        let task = self.inner.store.request_stop(&request.id, Utc::now()).await?;
+        let task = self.inner.store.request_stop(&request.id).await?;
         if let Some(running) = self.inner.running().get(&request.id) {
             running.control.request_stop(StopReason::Requested { reason: request.reason });
         }
@@ -423,13 +446,56 @@ impl BatchManager {
         Ok(StopTaskResponse { id: request.id, status: task.status })
     }
 
+    /// Continues a `failed` or `cancelled` task from its last checkpoint: the task becomes `pending`
+    /// as a new attempt (its earlier attempts kept in [`BatchTask::attempts`]) and is returned; run it
+    /// with [`process_task`](BatchManager::process_task) or let any worker claim it. Its output ends
+    /// byte-identical to an uninterrupted run's. A partitioned task restarts its failed and cancelled
+    /// partitions.
+    ///
+    /// `NOT_FOUND` for an unknown task; `INVALID_STATE` for a pending, processing or completed task,
+    /// or a partitioned one with a partition still stopping.
+    pub async fn restart_task(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        let task = self.get_task(id).await?;
+        if !matches!(task.status, TaskStatus::Failed | TaskStatus::Cancelled) {
+            let reason = match task.status {
+                TaskStatus::Completed => "a completed task is final",
+                TaskStatus::Processing => "it is running; resume_task takes it over once its worker is gone",
+                _ => "it has not run yet; process_task starts it",
+            };
+            return Err(ManagerError::NotRunnable {
+                id: *id,
+                status: task.status,
+                reason: reason.to_owned(),
+            });
+        }
+        let restarted = self.inner.store.restart_task(id).await?;
+        tracing::info!(task_id = %id, attempt = restarted.attempt, "task restarted");
+        Ok(restarted)
+    }
+
+    /// Aborts the in-flight work of a task this manager runs now, rather than when its stop's grace
+    /// period runs out (a second Ctrl-C while a stop is under way). The task is asked to stop first if
+    /// it was not, so it ends `cancelled` with its last checkpoint kept, as a stop whose grace period
+    /// ran out: nothing more is recorded. Returns false when no run of the task is here.
+    pub async fn abort_task(&self, id: &TaskId, reason: Option<String>) -> bool {
+        match self.inner.running().get(id) {
+            Some(running) => {
+                running.control.abort_now(StopReason::Requested { reason });
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Waits until the task is finished (`completed`, `failed` or `cancelled`) and returns it. A task
-    /// this manager runs is awaited directly; one running elsewhere is looked at every
-    /// `poll_interval`. A task nobody runs (released at a shutdown, say) is waited for until someone
-    /// resumes and finishes it: bound the wait with a timeout if that may happen.
+    /// this manager runs is awaited directly; one running elsewhere is followed through the store's
+    /// change feed, and looked at every `poll_interval` in case a change was missed. A task nobody
+    /// runs (released at a shutdown, say) is waited for until someone resumes and finishes it: bound
+    /// the wait with a timeout if that may happen.
     ///
     /// Cancel safe.
     pub async fn wait(&self, id: &TaskId) -> Result<BatchTask, ManagerError> {
+        let mut changes = self.inner.store.subscribe();
         loop {
             let finished = self.inner.running().get(id).map(|running| running.finished.clone());
             let task = self.get_task(id).await?;
@@ -445,9 +511,35 @@ impl BatchManager {
                     if task.status.is_terminal() {
                         return Ok(task);
                     }
-                    tokio::time::sleep(self.inner.config.poll_interval).await;
+                    self.changed(&mut changes, Some(id)).await;
                 }
-                None => tokio::time::sleep(self.inner.config.poll_interval).await,
+                None => self.changed(&mut changes, Some(id)).await,
+            }
+        }
+    }
+
+    /// Waits for a change on the feed that concerns `id` (any task when `None`: one that became
+    /// claimable), a resync, or `poll_interval`, whichever comes first.
+    async fn changed(&self, changes: &mut crate::store::TaskChanges, id: Option<&TaskId>) {
+        let poll = tokio::time::sleep(self.inner.config.poll_interval);
+        let mut poll = std::pin::pin!(poll);
+        loop {
+            tokio::select! {
+                () = &mut poll => return,
+                () = self.inner.shutdown.cancelled(), if id.is_none() => return,
+                change = changes.recv() => match change {
+                    Ok(TaskChange::Task { id: changed, claimable, .. }) => {
+                        let relevant = match id {
+                            Some(id) => *id == changed,
+                            None => claimable,
+                        };
+                        if relevant {
+                            return;
+                        }
+                    }
+                    // A resync, a lag (changes were missed), or the feed is gone: look now.
+                    Ok(_) | Err(_) => return,
+                },
             }
         }
     }
@@ -473,7 +565,7 @@ impl BatchManager {
             tracing::warn!("no task kinds registered: the worker has nothing to run");
             return Ok(());
         }
-        let poll_interval = self.inner.config.poll_interval;
+        let mut changes = self.inner.store.subscribe();
         loop {
             let permit = tokio::select! {
                 permit = Arc::clone(&self.inner.slots).acquire_owned() => match permit {
@@ -493,29 +585,34 @@ impl BatchManager {
                     Err(_) => break,
                 }
             }
+            let claimed_at = tokio::time::Instant::now();
             match self.inner.store.claim_many(&task_types, &self.lease_request(), permits.len()).await {
                 Ok(claimed) if !claimed.is_empty() => {
                     for claimed in claimed {
                         let Some(permit) = permits.pop() else { break };
                         match self.inner.registry.get(&claimed.task.task_type) {
-                            Some(kind) => self.spawn_run(claimed, kind, permit),
+                            Some(kind) => {
+                                if !is_parent(&claimed.task) {
+                                    tracing::info!(task_id = %claimed.task.id, task_type = %claimed.task.task_type, "task started");
+                                }
+                                self.spawn_run(claimed, kind, permit, claimed_at);
+                            }
                             None => {
                                 // Filtered by type, so this does not happen; hand the task back if it does.
-                                let worker = &self.inner.config.worker_id;
-                                let _ =
-                                    self.inner.store.release_task(&claimed.task.id, worker, Utc::now()).await;
+                                let holder = claimed.lease.holder();
+                                let _ = self.inner.store.release_task(&claimed.task.id, &holder).await;
                             }
                         }
                     }
                 }
                 Ok(_) => {
                     drop(permits);
-                    self.idle(poll_interval).await;
+                    self.changed(&mut changes, None).await;
                 }
                 Err(error) => {
                     drop(permits);
                     tracing::warn!(%error, "worker cannot claim tasks");
-                    self.idle(poll_interval).await;
+                    self.idle(self.inner.config.poll_interval).await;
                 }
             }
         }

@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use batch_model::{
-    BatchTask, Checkpoint, Counters, ErrorCode, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
+    BatchConfig, BatchTask, Checkpoint, Counters, CreateTaskRequest, ErrorCode, ListTasksRequest, Partition,
+    ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
 };
-use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
+use batch_tasks::{JobContext, JobControl, JobOutcome, PartitionResult, TaskKind};
 use chrono::{DateTime, Utc};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
-use crate::store::{ClaimedTask, LeaseRequest, StoreError, TaskOutcome, TaskStore, WorkerId};
+use crate::store::{ClaimedTask, Holder, StoreError, TaskOutcome, TaskStore};
 
 /// Why a running task was asked to stop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +40,10 @@ struct Observed {
     progress: Option<Progress>,
     /// Why the task was asked to stop, if it was. A stop request outranks a shutdown.
     stop: Option<StopReason>,
-    /// The lease expiry as of the last successful claim or heartbeat.
-    lease_expires_at: Option<DateTime<Utc>>,
+    /// When the lease surely still holds until, on this process's monotonic clock: the send time of
+    /// the last successful claim or heartbeat plus the lease's ttl. The store's own expiry is later
+    /// (it counts from when the store handled the call), so stopping at this deadline is never late.
+    lease_deadline: Option<Instant>,
 }
 
 /// The manager's side of one running task: commits checkpoints to the store under the task's lease,
@@ -48,7 +52,7 @@ struct Observed {
 pub(crate) struct TaskControl {
     store: Arc<dyn TaskStore>,
     id: TaskId,
-    worker: WorkerId,
+    holder: Holder,
     grace: Duration,
     stop: AtomicBool,
     lease_lost: AtomicBool,
@@ -63,7 +67,7 @@ impl std::fmt::Debug for TaskControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskControl")
             .field("id", &self.id)
-            .field("worker", &self.worker)
+            .field("holder", &self.holder)
             .field("stop", &self.stop)
             .field("lease_lost", &self.lease_lost)
             .finish_non_exhaustive()
@@ -71,16 +75,11 @@ impl std::fmt::Debug for TaskControl {
 }
 
 impl TaskControl {
-    pub(crate) fn new(
-        store: Arc<dyn TaskStore>,
-        id: TaskId,
-        worker: WorkerId,
-        grace: Duration,
-    ) -> TaskControl {
+    pub(crate) fn new(store: Arc<dyn TaskStore>, id: TaskId, holder: Holder, grace: Duration) -> TaskControl {
         TaskControl {
             store,
             id,
-            worker,
+            holder,
             grace,
             stop: AtomicBool::new(false),
             lease_lost: AtomicBool::new(false),
@@ -129,6 +128,12 @@ impl TaskControl {
         }
     }
 
+    /// Ends the grace period now: asks the task to stop (if it was not) and aborts its in-flight work.
+    pub(crate) fn abort_now(&self, reason: StopReason) {
+        self.request_stop(reason);
+        self.abort.cancel();
+    }
+
     /// The worker no longer holds the task: abort at once and record nothing more.
     pub(crate) fn lose_lease(&self) {
         self.lease_lost.store(true, Ordering::SeqCst);
@@ -139,12 +144,25 @@ impl TaskControl {
         self.lease_lost.load(Ordering::SeqCst)
     }
 
-    fn renewed(&self, expires_at: DateTime<Utc>) {
-        self.observed().lease_expires_at = Some(expires_at);
+    fn renewed(&self, deadline: Instant) {
+        self.observed().lease_deadline = Some(deadline);
     }
 
-    fn lease_expires_at(&self) -> Option<DateTime<Utc>> {
-        self.observed().lease_expires_at
+    fn lease_deadline(&self) -> Option<Instant> {
+        self.observed().lease_deadline
+    }
+
+    /// The lease was lost or could not be kept: log it once, abort, record nothing more.
+    fn refused(&self, what: &str, error: &StoreError) {
+        if matches!(error, StoreError::LeaseLost { .. }) {
+            tracing::warn!(
+                task_id = %self.id,
+                epoch = self.holder.epoch,
+                %error,
+                "{what} refused: this worker's claim is stale (another claim took the task over); dropping the task"
+            );
+            self.lose_lease();
+        }
     }
 
     fn stop_reason(&self) -> Option<StopReason> {
@@ -156,10 +174,10 @@ impl TaskControl {
 impl JobControl for TaskControl {
     async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError> {
         if self.has_lost_lease() {
-            let lost = StoreError::LeaseLost { id: self.id, worker: self.worker.clone() };
+            let lost = StoreError::LeaseLost { id: self.id, holder: self.holder.clone() };
             return Err(TaskError::new(lost.code(), lost.to_string()).not_retryable());
         }
-        match self.store.commit_checkpoint(&self.id, &self.worker, &checkpoint, &progress).await {
+        match self.store.commit_checkpoint(&self.id, &self.holder, &checkpoint, &progress).await {
             Ok(()) => {
                 let mut observed = self.observed();
                 observed.counters = checkpoint.counters;
@@ -167,18 +185,16 @@ impl JobControl for TaskControl {
                 Ok(())
             }
             Err(error) => {
-                if matches!(error, StoreError::LeaseLost { .. }) {
-                    self.lose_lease();
-                }
+                self.refused(&format!("checkpoint {}", checkpoint.sequence), &error);
                 Err(TaskError::new(error.code(), error.to_string()).not_retryable())
             }
         }
     }
 
     async fn report_progress(&self, progress: Progress) {
-        match self.store.update_progress(&self.id, &self.worker, &progress).await {
+        match self.store.update_progress(&self.id, &self.holder, &progress).await {
             Ok(()) => self.observed().progress = Some(progress),
-            Err(StoreError::LeaseLost { .. }) => self.lose_lease(),
+            Err(error @ StoreError::LeaseLost { .. }) => self.refused("a progress update", &error),
             Err(error) => tracing::debug!(task_id = %self.id, %error, "progress not recorded"),
         }
     }
@@ -199,20 +215,32 @@ pub(crate) struct RunSettings {
     pub(crate) heartbeat_interval: Duration,
 }
 
+/// How a run ended.
+enum RunEnd {
+    /// The kind (or a parent's merge) returned.
+    Kind(Result<JobOutcome, TaskError>),
+    /// A partitioned parent was split (or re-parked) and now waits for its partitions: nothing more
+    /// to record.
+    Parked,
+}
+
 /// Runs a claimed task to its end and records the end: finished (`completed`, `failed`,
 /// `cancelled`) or, after a shutdown, released for a later resume. Nothing is recorded once the lease
-/// is lost: the task belongs to another worker then.
+/// is lost: the task belongs to another worker then. A partitioned parent is split into its
+/// partitions on its first claim and merged when they are done.
 pub(crate) async fn run_claimed(
     store: Arc<dyn TaskStore>,
     claimed: ClaimedTask,
     kind: Arc<dyn TaskKind>,
     control: Arc<TaskControl>,
     settings: RunSettings,
+    claimed_at: Instant,
 ) {
     let ClaimedTask { task, lease, checkpoint, resumed, stop_requested } = claimed;
-    control.renewed(lease.expires_at);
+    control.renewed(claimed_at + settings.lease_ttl);
     tracing::info!(
         resumed,
+        epoch = lease.epoch,
         checkpoint = checkpoint.as_ref().map(|checkpoint| checkpoint.sequence),
         "task claimed"
     );
@@ -223,10 +251,23 @@ pub(crate) async fn run_claimed(
         control.finished.cancel();
         return;
     }
-    let job = JobContext::new(task.clone(), checkpoint, Arc::clone(&control) as Arc<dyn JobControl>);
+    let job = JobContext::new(task.clone(), checkpoint, Arc::clone(&control) as Arc<dyn JobControl>)
+        .with_epoch(lease.epoch);
+    let parent = is_parent(&task);
+    let run_store = Arc::clone(&store);
+    let holder = lease.holder();
     // The kind runs on its own task so that a panic in it becomes a failure of this task, not of the
     // manager.
-    let mut kind_run = tokio::spawn(async move { kind.run(job).await }.in_current_span());
+    let mut kind_run = tokio::spawn(
+        async move {
+            if parent {
+                run_parent(&*run_store, &*kind, job, &holder).await
+            } else {
+                RunEnd::Kind(kind.run(job).await)
+            }
+        }
+        .in_current_span(),
+    );
     let heartbeat = heartbeat(Arc::clone(&store), Arc::clone(&control), settings);
     let mut heartbeat = std::pin::pin!(heartbeat);
     let mut beating = true;
@@ -237,7 +278,12 @@ pub(crate) async fn run_claimed(
         }
     };
     let result = match joined {
-        Ok(result) => result,
+        Ok(RunEnd::Kind(result)) => result,
+        Ok(RunEnd::Parked) => {
+            tracing::info!("task waits for its partitions");
+            control.finished.cancel();
+            return;
+        }
         Err(join_error) => {
             let message = match join_error.try_into_panic() {
                 Ok(payload) => panic_message(payload.as_ref()),
@@ -251,6 +297,101 @@ pub(crate) async fn run_claimed(
     control.finished.cancel();
 }
 
+/// Whether `task` is the parent of a partitioned task.
+pub(crate) fn is_parent(task: &BatchTask) -> bool {
+    task.config.partitions > 1 && task.parent_id.is_none()
+}
+
+/// A parent's run: on its first claim, split it and park it; once every partition completed, merge
+/// them; in between (a restarted parent whose partitions run again), park it again.
+async fn run_parent(store: &dyn TaskStore, kind: &dyn TaskKind, job: JobContext, holder: &Holder) -> RunEnd {
+    let task = job.task().clone();
+    let listing = ListTasksRequest {
+        parent_id: Some(task.id),
+        limit: ListTasksRequest::LIMIT_MAX,
+        ..ListTasksRequest::default()
+    };
+    let mut children = match store.list_tasks(&listing).await {
+        Ok(page) => page.tasks,
+        Err(error) => return RunEnd::Kind(Err(store_failure(&error))),
+    };
+    if children.is_empty() {
+        let params = match kind.split(&job, task.config.partitions).await {
+            Ok(params) => params,
+            Err(error) => return RunEnd::Kind(Err(error)),
+        };
+        let children = match partition_tasks(&task, params) {
+            Ok(children) => children,
+            Err(error) => return RunEnd::Kind(Err(error)),
+        };
+        tracing::info!(partitions = children.len(), "task split into partitions");
+        return match store.split_task(&task.id, holder, &children).await {
+            Ok(()) => RunEnd::Parked,
+            Err(error) => RunEnd::Kind(Err(store_failure(&error))),
+        };
+    }
+    if children.iter().any(|child| child.status != TaskStatus::Completed) {
+        return match store.split_task(&task.id, holder, &[]).await {
+            Ok(()) => RunEnd::Parked,
+            Err(error) => RunEnd::Kind(Err(store_failure(&error))),
+        };
+    }
+    children.sort_by_key(|child| child.partition.map(|partition| partition.index));
+    let mut results = Vec::with_capacity(children.len());
+    for child in children {
+        match store.task_result(&child.id).await {
+            Ok(Some(record)) => results.push(PartitionResult { task: child, result: record.result }),
+            Ok(None) => {
+                let error = TaskError::new(
+                    ErrorCode::StorageError,
+                    format!("partition task {} completed without a stored result", child.id),
+                );
+                return RunEnd::Kind(Err(error));
+            }
+            Err(error) => return RunEnd::Kind(Err(store_failure(&error))),
+        }
+    }
+    tracing::info!(partitions = results.len(), "merging the partitions");
+    RunEnd::Kind(kind.merge(job, results).await)
+}
+
+/// The child tasks of `parent`, one per params object from the kind's split.
+fn partition_tasks(parent: &BatchTask, params: Vec<serde_json::Value>) -> Result<Vec<BatchTask>, TaskError> {
+    let count = u32::try_from(params.len()).unwrap_or(u32::MAX);
+    if count == 0 || count > parent.config.partitions {
+        return Err(TaskError::new(
+            ErrorCode::ProcessingError,
+            format!(
+                "the kind split the task into {count} partitions; 1 to {} expected",
+                parent.config.partitions
+            ),
+        )
+        .not_retryable());
+    }
+    let now = Utc::now();
+    params
+        .into_iter()
+        .zip(0..)
+        .map(|(params, index)| {
+            let request = CreateTaskRequest {
+                task_type: parent.task_type.clone(),
+                config: Some(BatchConfig { partitions: 1, ..parent.config.clone() }),
+                params,
+                metadata: parent.metadata.clone(),
+            };
+            let mut child =
+                BatchTask::new(TaskId::new(), request, now).map_err(|error| TaskError::from(&error))?;
+            child.parent_id = Some(parent.id);
+            child.partition = Some(Partition { index, count });
+            Ok(child)
+        })
+        .collect()
+}
+
+fn store_failure(error: &StoreError) -> TaskError {
+    TaskError::new(error.code(), error.to_string()).not_retryable()
+}
+
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
         (*text).to_owned()
@@ -262,31 +403,30 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Renews the lease every `heartbeat_interval` and picks up stop requests made elsewhere; returns when
-/// the lease is lost (taken over, or not renewable past its expiry), after aborting the run.
+/// the lease is lost (taken over, or not renewable before this process's own deadline for it), after
+/// aborting the run.
 async fn heartbeat(store: Arc<dyn TaskStore>, control: Arc<TaskControl>, settings: RunSettings) {
     loop {
         tokio::time::sleep(settings.heartbeat_interval).await;
-        let now = Utc::now();
-        let lease = LeaseRequest { worker: control.worker.clone(), ttl: settings.lease_ttl, now };
-        match store.heartbeat(&control.id, &lease).await {
+        let sent_at = Instant::now();
+        match store.heartbeat(&control.id, &control.holder, settings.lease_ttl).await {
             Ok(reply) => {
-                let ttl = chrono::TimeDelta::from_std(settings.lease_ttl).unwrap_or(chrono::TimeDelta::MAX);
-                control.renewed(now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC));
+                control.renewed(sent_at + settings.lease_ttl);
                 if reply.stop_requested {
                     // Idempotent; also turns a shutdown into a stop, so the task ends cancelled.
                     control.request_stop(StopReason::Requested { reason: None });
                 }
             }
-            Err(StoreError::LeaseLost { .. }) => {
-                tracing::warn!("lease lost: another worker took the task over; aborting this run");
-                control.lose_lease();
+            Err(error @ StoreError::LeaseLost { .. }) => {
+                control.refused("the heartbeat", &error);
                 return;
             }
             Err(error) => {
-                let expired = control.lease_expires_at().is_some_and(|expires_at| now >= expires_at);
+                let expired = control.lease_deadline().is_some_and(|deadline| Instant::now() >= deadline);
                 tracing::warn!(%error, expired, "heartbeat failed");
                 if expired {
                     // Another worker may take the task over now: stop writing.
+                    tracing::warn!("the lease could not be renewed before it ran out; dropping the task");
                     control.lose_lease();
                     return;
                 }
@@ -308,6 +448,7 @@ async fn settle(
     }
     let now = Utc::now();
     let stop = control.stop_reason();
+    let holder = &control.holder;
     let stopped = match &result {
         Ok(JobOutcome::Stopped) => true,
         // Aborted after a stop's grace period ran out.
@@ -315,7 +456,7 @@ async fn settle(
         Ok(_) => false,
     };
     if stopped && stop == Some(StopReason::Shutdown) {
-        match store.release_task(&task.id, &control.worker, now).await {
+        match store.release_task(&task.id, holder).await {
             Ok(()) => tracing::info!("task released at shutdown; it resumes from its last checkpoint"),
             Err(error) => tracing::warn!(%error, "task not released"),
         }
@@ -368,12 +509,13 @@ async fn settle(
         end_time: Some(now),
         duration: (now - started_at).to_std().unwrap_or_default(),
     };
-    let outcome = TaskOutcome { status, error, result: summary, progress, metrics, at: now };
-    match store.finish_task(&task.id, &control.worker, &outcome).await {
+    let outcome = TaskOutcome { status, error, result: summary, progress, metrics };
+    match store.finish_task(&task.id, holder, &outcome).await {
         Ok(finished) => match &finished.error {
             None => tracing::info!(status = %finished.status, "task finished"),
             Some(error) => tracing::info!(status = %finished.status, %error, "task finished"),
         },
+        Err(error @ StoreError::LeaseLost { .. }) => control.refused("the task's end", &error),
         Err(error) => tracing::warn!(%error, status = %status, "task end not recorded"),
     }
 }

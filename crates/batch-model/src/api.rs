@@ -230,6 +230,9 @@ pub struct ListTasksRequest {
     /// Only tasks of this kind.
     #[serde(default)]
     pub task_type: Option<TaskType>,
+    /// Only the partitions (child tasks) of this task.
+    #[serde(default)]
+    pub parent_id: Option<TaskId>,
     /// Page size, 1 ..= [`LIMIT_MAX`](ListTasksRequest::LIMIT_MAX).
     #[serde(default = "ListTasksRequest::default_limit")]
     pub limit: u32,
@@ -262,16 +265,23 @@ impl ListTasksRequest {
         Ok(())
     }
 
-    /// Whether `task` passes the status and type filters (paging aside).
+    /// Whether `task` passes the status, type and parent filters (paging aside).
     pub fn matches(&self, task: &BatchTask) -> bool {
         self.status.is_none_or(|status| task.status == status)
             && self.task_type.as_ref().is_none_or(|task_type| &task.task_type == task_type)
+            && self.parent_id.is_none_or(|parent_id| task.parent_id == Some(parent_id))
     }
 }
 
 impl Default for ListTasksRequest {
     fn default() -> ListTasksRequest {
-        ListTasksRequest { status: None, task_type: None, limit: Self::DEFAULT_LIMIT, offset: 0 }
+        ListTasksRequest {
+            status: None,
+            task_type: None,
+            parent_id: None,
+            limit: Self::DEFAULT_LIMIT,
+            offset: 0,
+        }
     }
 }
 
@@ -362,16 +372,21 @@ mod tests {
 
     #[test]
     fn list_request_round_trips_with_filters() {
+        let parent: TaskId = "018f3a2b-4c5d-7e6f-8a9b-0c1d2e3f4a5b".parse().unwrap();
         let request = ListTasksRequest {
             status: Some(TaskStatus::Processing),
             task_type: Some(TaskType::Custom("geo".to_owned())),
+            parent_id: Some(parent),
             limit: 10,
             offset: 20,
         };
         let json = serde_json::to_value(&request).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({ "status": "processing", "task_type": "geo", "limit": 10, "offset": 20 })
+            serde_json::json!({
+                "status": "processing", "task_type": "geo", "parent_id": "018f3a2b-4c5d-7e6f-8a9b-0c1d2e3f4a5b",
+                "limit": 10, "offset": 20,
+            })
         );
         assert_eq!(serde_json::from_value::<ListTasksRequest>(json).unwrap(), request);
     }

@@ -42,7 +42,7 @@ impl fmt::Display for Durability {
 /// How a task runs: chunk size, retries, per-attempt timeout, parallelism, failure tolerance, durability.
 ///
 /// The default is `{ batch_size: 10, max_retries: 3, timeout: 30s, concurrency: 2, skip_limit: None,
-/// durability: process }`, the Go original's defaults.
+/// durability: process, partitions: 1 }`, the Go original's defaults (task kinds may have their own).
 ///
 /// # Bounds
 ///
@@ -55,10 +55,12 @@ impl fmt::Display for Durability {
 /// | `timeout`     | 1 ms ..= 24 h              |
 /// | `concurrency` | 1 ..= 1024                 |
 /// | `skip_limit`  | any; `None` means no limit |
+/// | `partitions`  | 1 ..= 256                  |
 ///
 /// The bounds are also constants: [`BATCH_SIZE_MAX`](Self::BATCH_SIZE_MAX),
 /// [`MAX_RETRIES_MAX`](Self::MAX_RETRIES_MAX), [`TIMEOUT_MIN`](Self::TIMEOUT_MIN),
-/// [`TIMEOUT_MAX`](Self::TIMEOUT_MAX), [`CONCURRENCY_MAX`](Self::CONCURRENCY_MAX).
+/// [`TIMEOUT_MAX`](Self::TIMEOUT_MAX), [`CONCURRENCY_MAX`](Self::CONCURRENCY_MAX),
+/// [`PARTITIONS_MAX`](Self::PARTITIONS_MAX).
 ///
 /// A chunk of `batch_size` items is held in memory and committed as one checkpoint, which bounds the
 /// size; more than 1024 parallel attempts per task is a mistake on a machine of any size.
@@ -67,7 +69,7 @@ impl fmt::Display for Durability {
 ///
 /// ```json
 /// { "batch_size": 10, "max_retries": 3, "timeout": "30s", "concurrency": 2, "skip_limit": null,
-///   "durability": "process" }
+///   "durability": "process", "partitions": 1 }
 /// ```
 ///
 /// `timeout` is a humantime string (`"30s"`, `"1m 30s"`, `"500ms"`); an integer number of milliseconds is
@@ -107,6 +109,10 @@ pub struct BatchConfig {
     pub skip_limit: Option<u64>,
     /// What a checkpoint survives.
     pub durability: Durability,
+    /// Split the task's input into this many partitions, each run as its own child task by any worker
+    /// and merged into one result when the last one completes (1: no split). Only kinds that can split
+    /// their input accept more than 1.
+    pub partitions: u32,
 }
 
 impl Default for BatchConfig {
@@ -118,12 +124,14 @@ impl Default for BatchConfig {
             concurrency: 2,
             skip_limit: None,
             durability: Durability::Process,
+            partitions: 1,
         }
     }
 }
 
 /// The settings `from_json` knows, in the order it checks them.
-const FIELDS: [&str; 6] = ["batch_size", "max_retries", "timeout", "concurrency", "skip_limit", "durability"];
+const FIELDS: [&str; 7] =
+    ["batch_size", "max_retries", "timeout", "concurrency", "skip_limit", "durability", "partitions"];
 
 impl BatchConfig {
     /// Largest `batch_size`.
@@ -136,6 +144,8 @@ impl BatchConfig {
     pub const TIMEOUT_MAX: Duration = Duration::from_secs(24 * 60 * 60);
     /// Largest `concurrency`.
     pub const CONCURRENCY_MAX: u32 = 1024;
+    /// Largest `partitions`.
+    pub const PARTITIONS_MAX: u32 = 256;
 
     /// Checks every setting against its bounds (see [Bounds](BatchConfig#bounds)), in declaration order,
     /// and reports the first violation as [`ModelError::InvalidConfig`] naming the setting.
@@ -156,6 +166,7 @@ impl BatchConfig {
         check_range("max_retries", u64::from(self.max_retries), 0, Self::MAX_RETRIES_MAX)?;
         check_timeout(self.timeout)?;
         check_range("concurrency", u64::from(self.concurrency), 1, Self::CONCURRENCY_MAX)?;
+        check_range("partitions", u64::from(self.partitions), 1, Self::PARTITIONS_MAX)?;
         Ok(())
     }
 
@@ -201,6 +212,8 @@ impl BatchConfig {
                 .unwrap_or(defaults.concurrency),
             skip_limit: read_whole_number(object, "skip_limit")?,
             durability: read_durability(object)?.unwrap_or(defaults.durability),
+            partitions: read_u32(object, "partitions", 1, Self::PARTITIONS_MAX)?
+                .unwrap_or(defaults.partitions),
         };
         config.validate()?;
         Ok(config)
@@ -362,7 +375,7 @@ mod tests {
     fn null_settings_take_their_defaults() {
         let json = serde_json::json!({
             "batch_size": null, "max_retries": null, "timeout": null, "concurrency": null,
-            "skip_limit": null, "durability": null,
+            "skip_limit": null, "durability": null, "partitions": null,
         });
         assert_eq!(BatchConfig::from_json(&json).unwrap(), BatchConfig::default());
     }
@@ -376,6 +389,7 @@ mod tests {
             concurrency: BatchConfig::CONCURRENCY_MAX,
             skip_limit: Some(u64::MAX),
             durability: Durability::PowerLoss,
+            partitions: BatchConfig::PARTITIONS_MAX,
         };
         assert_eq!(largest.validate(), Ok(()));
         let smallest = BatchConfig {
@@ -385,6 +399,7 @@ mod tests {
             concurrency: 1,
             skip_limit: Some(0),
             durability: Durability::Process,
+            partitions: 1,
         };
         assert_eq!(smallest.validate(), Ok(()));
     }

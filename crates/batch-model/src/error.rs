@@ -161,6 +161,43 @@ impl fmt::Display for TaskError {
     }
 }
 
+/// An error's message followed by its causes', `a: b: c`, for a [`TaskError`]'s message: each cause
+/// once. A cause whose text is already there (an error that prints its source in its own message
+/// and also returns it as its source) is left out.
+///
+/// ```
+/// use std::fmt;
+///
+/// #[derive(Debug)]
+/// struct Read(std::io::Error);
+/// impl fmt::Display for Read {
+///     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(formatter, "cannot read in.jsonl: {}", self.0) // prints its source...
+///     }
+/// }
+/// impl std::error::Error for Read {
+///     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+///         Some(&self.0) // ...and returns it
+///     }
+/// }
+///
+/// let error = Read(std::io::Error::other("disk on fire"));
+/// assert_eq!(batch_model::message_with_causes(&error), "cannot read in.jsonl: disk on fire");
+/// ```
+pub fn message_with_causes(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        let text = source.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = source.source();
+    }
+    message
+}
+
 impl std::error::Error for TaskError {}
 
 /// What this crate's checks return: a bad configuration, an illegal status change, a malformed name,

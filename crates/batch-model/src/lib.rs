@@ -65,10 +65,10 @@ pub use api::{
 };
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};
-pub use error::{ErrorCode, ModelError, TaskError};
+pub use error::{ErrorCode, ModelError, TaskError, message_with_causes};
 pub use id::TaskId;
 pub use item::{BatchItem, BatchResult};
 pub use metrics::{BatchMetrics, ProcessingMetrics, StatusCount};
 pub use progress::Progress;
 pub use status::{TaskStatus, TransitionCause};
-pub use task::{BatchTask, TaskType};
+pub use task::{AttemptRecord, BatchTask, Partition, TaskType};

@@ -11,12 +11,16 @@ use crate::error::ModelError;
 ///
 /// ```text
 /// pending ──> processing ──> completed | failed | cancelled
-///    │  ^          │
-///    │  └──────────┘  only when the worker's lease expired
-///    └──> cancelled
+///  ^ │  ^          │                      │        │
+///  │ │  └──────────┘  only when the worker's lease expired
+///  │ └──> cancelled                       │        │
+///  └──────────────────────────────────────┴────────┘  only by a restart (a new attempt)
 /// ```
 ///
-/// `completed`, `failed` and `cancelled` are terminal: nothing leaves them. See
+/// `completed`, `failed` and `cancelled` are terminal: nothing changes them in a task's run. A failed
+/// or cancelled task can be *restarted* ([`TransitionCause::Restart`]): it goes back to `pending` as a
+/// new attempt that resumes from its last checkpoint, its earlier attempts kept in its history
+/// ([`BatchTask::attempts`](crate::BatchTask::attempts)). A completed task is final. See
 /// [`TaskStatus::can_transition`] for the exact rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,6 +49,9 @@ pub enum TransitionCause {
     /// The lease of the worker running the task expired (the worker crashed or hung), so the task goes
     /// back to the queue. Allows only `processing -> pending`.
     LeaseExpired,
+    /// Someone restarted a failed or cancelled task: a new attempt continues from its last checkpoint.
+    /// Allows only `failed -> pending` and `cancelled -> pending`.
+    Restart,
 }
 
 impl TaskStatus {
@@ -82,8 +89,9 @@ impl TaskStatus {
     /// | `pending`    | `processing`, `cancelled`          | [`TransitionCause::Requested`]        |
     /// | `processing` | `completed`, `failed`, `cancelled` | [`TransitionCause::Requested`]        |
     /// | `processing` | `pending`                          | [`TransitionCause::LeaseExpired`]     |
+    /// | `failed`, `cancelled` | `pending`                 | [`TransitionCause::Restart`]          |
     ///
-    /// Everything else is illegal, including every change out of a terminal status and every
+    /// Everything else is illegal, including every other change out of a terminal status and every
     /// same-status "change" (`pending -> pending`, `processing -> processing`, ...): a request to set the
     /// status a task already has is reported, not silently accepted, so two workers cannot both believe
     /// they claimed the same task.
@@ -97,6 +105,8 @@ impl TaskStatus {
     /// assert!(TaskStatus::can_transition(Processing, Pending, TransitionCause::LeaseExpired));
     /// assert!(!TaskStatus::can_transition(Processing, Processing, TransitionCause::Requested));
     /// assert!(!TaskStatus::can_transition(Completed, Pending, TransitionCause::LeaseExpired));
+    /// assert!(TaskStatus::can_transition(Failed, Pending, TransitionCause::Restart));
+    /// assert!(!TaskStatus::can_transition(Completed, Pending, TransitionCause::Restart));
     /// ```
     pub fn can_transition(from: TaskStatus, to: TaskStatus, cause: TransitionCause) -> bool {
         use TaskStatus::{Cancelled, Completed, Failed, Pending, Processing};
@@ -106,6 +116,7 @@ impl TaskStatus {
                 (Pending, Processing | Cancelled) | (Processing, Completed | Failed | Cancelled)
             ),
             TransitionCause::LeaseExpired => matches!((from, to), (Processing, Pending)),
+            TransitionCause::Restart => matches!((from, to), (Failed | Cancelled, Pending)),
         }
     }
 
@@ -165,12 +176,35 @@ mod tests {
     }
 
     #[test]
-    fn nothing_leaves_a_terminal_status_for_any_cause() {
+    fn only_a_restart_leaves_a_terminal_status_and_never_a_completed_one() {
+        let causes = [TransitionCause::Requested, TransitionCause::LeaseExpired, TransitionCause::Restart];
         for from in TaskStatus::ALL.into_iter().filter(|status| status.is_terminal()) {
             for to in TaskStatus::ALL {
-                for cause in [TransitionCause::Requested, TransitionCause::LeaseExpired] {
-                    assert!(!TaskStatus::can_transition(from, to, cause), "{from} -> {to} ({cause:?})");
+                for cause in causes {
+                    let restart = cause == TransitionCause::Restart
+                        && to == TaskStatus::Pending
+                        && from != TaskStatus::Completed;
+                    assert_eq!(
+                        TaskStatus::can_transition(from, to, cause),
+                        restart,
+                        "{from} -> {to} ({cause:?})"
+                    );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_restart_applies_only_to_failed_and_cancelled_tasks() {
+        for from in TaskStatus::ALL {
+            for to in TaskStatus::ALL {
+                let legal =
+                    matches!(from, TaskStatus::Failed | TaskStatus::Cancelled) && to == TaskStatus::Pending;
+                assert_eq!(
+                    TaskStatus::can_transition(from, to, TransitionCause::Restart),
+                    legal,
+                    "{from} -> {to}"
+                );
             }
         }
     }
@@ -189,5 +223,6 @@ mod tests {
     fn causes_serialise_in_snake_case() {
         assert_eq!(serde_json::to_value(TransitionCause::LeaseExpired).unwrap(), "lease_expired");
         assert_eq!(serde_json::to_value(TransitionCause::Requested).unwrap(), "requested");
+        assert_eq!(serde_json::to_value(TransitionCause::Restart).unwrap(), "restart");
     }
 }

@@ -185,6 +185,48 @@ pub struct BatchTask {
     pub completed_at: Option<DateTime<Utc>>,
     /// Free-form labels from the creator (owner, source system...). Sorted by key in JSON.
     pub metadata: BTreeMap<String, String>,
+    /// Which attempt this is: 1 for the first run, +1 per [restart](BatchTask::restart).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+    /// The earlier attempts, oldest first: how each ended. Empty until the task is restarted.
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
+    /// The task this one is a partition of, for the child tasks of a partitioned task.
+    #[serde(default)]
+    pub parent_id: Option<TaskId>,
+    /// Which partition of its parent this task runs, for child tasks.
+    #[serde(default)]
+    pub partition: Option<Partition>,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+/// One partition of a partitioned task: the `index`-th (from 0) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Partition {
+    /// From 0.
+    pub index: u32,
+    /// How many partitions the parent has.
+    pub count: u32,
+}
+
+/// How an earlier attempt of a task ended, kept in the task's history when it is restarted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// The attempt's number, from 1.
+    pub attempt: u32,
+    /// How it ended: `failed` or `cancelled`.
+    pub status: TaskStatus,
+    /// Why.
+    pub error: Option<TaskError>,
+    /// When it started, if it did.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Its progress when it ended.
+    pub progress: Progress,
 }
 
 impl BatchTask {
@@ -211,7 +253,48 @@ impl BatchTask {
             started_at: None,
             completed_at: None,
             metadata: request.metadata,
+            attempt: 1,
+            attempts: Vec::new(),
+            parent_id: None,
+            partition: None,
         })
+    }
+
+    /// Starts a new attempt of a failed or cancelled task at `at`: the ended attempt goes into
+    /// [`attempts`](BatchTask::attempts), the task becomes `pending` again with no error, no start and
+    /// no end, and its progress carries on (the new attempt resumes from the last checkpoint).
+    /// [`ModelError::InvalidTransition`] (`INVALID_STATE`) for any other status, the task unchanged.
+    ///
+    /// ```
+    /// use batch_model::{BatchTask, CreateTaskRequest, TaskId, TaskStatus, TaskType, TransitionCause};
+    /// use chrono::Utc;
+    ///
+    /// let now = Utc::now();
+    /// let mut task = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::Train), now)?;
+    /// task.transition(TaskStatus::Processing, TransitionCause::Requested, now)?;
+    /// task.transition(TaskStatus::Failed, TransitionCause::Requested, now)?;
+    /// task.restart(now)?;
+    /// assert_eq!((task.status, task.attempt, task.attempts.len()), (TaskStatus::Pending, 2, 1));
+    /// assert_eq!(task.attempts[0].status, TaskStatus::Failed);
+    /// # Ok::<(), batch_model::ModelError>(())
+    /// ```
+    pub fn restart(&mut self, at: DateTime<Utc>) -> Result<(), ModelError> {
+        let ended = AttemptRecord {
+            attempt: self.attempt,
+            status: self.status,
+            error: self.error.clone(),
+            started_at: self.started_at,
+            ended_at: self.completed_at,
+            progress: self.progress.clone(),
+        };
+        self.status = self.status.transition_to(TaskStatus::Pending, TransitionCause::Restart)?;
+        self.attempts.push(ended);
+        self.attempt = self.attempt.saturating_add(1);
+        self.error = None;
+        self.started_at = None;
+        self.completed_at = None;
+        self.updated_at = at;
+        Ok(())
     }
 
     /// Moves the task to `next` if the state machine allows it for `cause` (see

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use batch_model::{BatchConfig, BatchTask, Checkpoint, Progress, TaskError, TaskType};
+use batch_model::{BatchConfig, BatchTask, Checkpoint, ErrorCode, Progress, TaskError, TaskType};
 use tokio_util::sync::CancellationToken;
+
+use crate::params::{KindDescription, KindSpec};
 
 /// What the manager provides to a running kind: durable checkpoints, progress, stop requests.
 ///
@@ -35,6 +37,7 @@ pub struct JobContext {
     task: BatchTask,
     checkpoint: Option<Checkpoint>,
     control: Arc<dyn JobControl>,
+    epoch: u64,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for JobContext {
         f.debug_struct("JobContext")
             .field("task", &self.task.id)
             .field("checkpoint", &self.checkpoint.as_ref().map(|checkpoint| checkpoint.sequence))
+            .field("epoch", &self.epoch)
             .finish()
     }
 }
@@ -49,7 +53,21 @@ impl std::fmt::Debug for JobContext {
 impl JobContext {
     /// A context for `task`, resuming from `checkpoint` when there is one.
     pub fn new(task: BatchTask, checkpoint: Option<Checkpoint>, control: Arc<dyn JobControl>) -> Self {
-        JobContext { task, checkpoint, control }
+        JobContext { task, checkpoint, control, epoch: 0 }
+    }
+
+    /// The same context for a claim of fencing epoch `epoch` (the store bumps a task's epoch at every
+    /// claim and refuses commits under an older one).
+    #[must_use]
+    pub fn with_epoch(self, epoch: u64) -> Self {
+        JobContext { epoch, ..self }
+    }
+
+    /// The claim's fencing epoch; 0 for an unfenced claim (the default). Kinds that write files stage
+    /// them under names that carry it, so that nothing a stale holder writes reaches the final output
+    /// (see [`records`](crate::records)).
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     /// The task (id, type, config, params).
@@ -93,7 +111,26 @@ pub enum JobOutcome {
     Stopped,
 }
 
+/// One completed partition of a partitioned task, as the kind's [`merge`](TaskKind::merge) sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartitionResult {
+    /// The partition's task (its params say where its outputs are; `partition` says which it is).
+    pub task: BatchTask,
+    /// Its result summary.
+    pub result: serde_json::Value,
+}
+
 /// A task kind: turns a task into a real, resumable pipeline.
+///
+/// # Partitions
+///
+/// A kind that can split one task's input into ranges implements [`can_partition`],
+/// [`split`](TaskKind::split) and [`merge`](TaskKind::merge): the manager creates the partitions
+/// (child tasks of the same kind with the params `split` returns), any worker runs them, and when the
+/// last completes the parent's next holder calls `merge` with their results. The merged output,
+/// dead letters and summary must equal an unpartitioned run's.
+///
+/// [`can_partition`]: TaskKind::can_partition
 #[async_trait]
 pub trait TaskKind: Send + Sync + 'static {
     /// The type this kind runs.
@@ -107,6 +144,51 @@ pub trait TaskKind: Send + Sync + 'static {
     /// records never fail a task: they go to its dead-letter output; a task fails on a source/sink
     /// failure or when failures pass its skip limit.
     async fn run(&self, job: JobContext) -> Result<JobOutcome, TaskError>;
+
+    /// Whether the kind can split a task into partitions (`partitions` > 1 is refused at creation
+    /// otherwise). `false` unless overridden.
+    fn can_partition(&self) -> bool {
+        false
+    }
+
+    /// Splits the task in `job` into at most `partitions` partitions, at record boundaries: the params
+    /// of each child task, in order. Called once per parent, by the worker that claims it first.
+    async fn split(&self, job: &JobContext, partitions: u32) -> Result<Vec<serde_json::Value>, TaskError> {
+        let _ = (job, partitions);
+        Err(TaskError::new(
+            ErrorCode::ConfigurationError,
+            format!("partitions: the {} kind cannot split its input", self.task_type()),
+        )
+        .not_retryable())
+    }
+
+    /// Merges the completed partitions (in partition order) into the parent's outputs and result,
+    /// exactly as an unpartitioned run would have written them.
+    async fn merge(
+        &self,
+        job: JobContext,
+        partitions: Vec<PartitionResult>,
+    ) -> Result<JobOutcome, TaskError> {
+        let _ = (job, partitions);
+        Err(TaskError::new(
+            ErrorCode::ConfigurationError,
+            format!("partitions: the {} kind cannot merge partitions", self.task_type()),
+        )
+        .not_retryable())
+    }
+
+    /// What the kind tells its users: a description, its params, the [`BatchConfig`] settings it
+    /// honours and the config a task gets when its request carries none. Front ends (the `batch`
+    /// command's options, the HTTP API's `GET /api/v1/kinds`, the dashboard's form) are generated
+    /// from it, and the manager creates a task without a config with
+    /// [`KindSpec::default_config`].
+    ///
+    /// The default suits a kind on the standard chunk runner: no params described, every setting
+    /// honoured, [`KindSpec::records_default_config`]. A kind that ignores a setting must leave it
+    /// out, so that front ends refuse it rather than accept it silently.
+    fn spec(&self) -> KindSpec {
+        KindSpec::default()
+    }
 }
 
 /// The task kinds a manager can run, by type name.
@@ -141,5 +223,16 @@ impl Registry {
     /// The registered type names.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.kinds.keys().map(String::as_str)
+    }
+
+    /// The registered kinds, by type name.
+    pub fn kinds(&self) -> impl Iterator<Item = &Arc<dyn TaskKind>> {
+        self.kinds.values()
+    }
+
+    /// Every registered kind's description ([`TaskKind::spec`]), by type name: what
+    /// `GET /api/v1/kinds` serves.
+    pub fn descriptions(&self) -> Vec<KindDescription> {
+        self.kinds.values().map(|kind| KindDescription::new(kind.task_type(), kind.spec())).collect()
     }
 }

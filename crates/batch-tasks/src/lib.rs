@@ -3,7 +3,9 @@
 //! A task kind turns a task's params, config and last checkpoint into a real pipeline over real data
 //! ([`TaskKind::run`]), committing checkpoints through the [`JobContext`] the manager hands it. Kinds
 //! are registered by name in a [`Registry`]; users register their own kinds the same way.
-//! [`builtin_registry`] holds the three built-in kinds.
+//! [`builtin_registry`] holds the three built-in kinds. Each kind describes its params and the
+//! config settings it honours ([`TaskKind::spec`], [`ParamSpec`]), so front ends are generated from
+//! the kind rather than written per kind.
 //!
 //! Most kinds read records from a file and write records to another: [`records`] is the standard,
 //! resumable chunk model they share (a [`records::RecordJob`] run by a [`records::ChunkRunner`]).
@@ -14,9 +16,11 @@
 pub mod batch_process;
 mod builtin;
 mod kind;
+mod params;
 pub mod records;
 pub mod train;
 pub mod youzan;
 
 pub use builtin::builtin_registry;
-pub use kind::{JobContext, JobControl, JobOutcome, Registry, TaskKind};
+pub use kind::{JobContext, JobControl, JobOutcome, PartitionResult, Registry, TaskKind};
+pub use params::{ConfigSetting, KindDescription, KindSpec, ParamRole, ParamSpec, ParamType};

@@ -408,8 +408,10 @@ async fn the_kind_projects_and_dedups_a_json_lines_file_through_the_runner() {
     });
     let (outcome, control) = run_kind(&params, None, None).await;
     let JobOutcome::Completed { summary, .. } = outcome.unwrap() else { panic!("the task did not complete") };
-    assert_eq!(summary, json!({}));
     let expected = expected_projection(&generated, nested_field, &Value::Null);
+    let duplicates = generated.len() - expected.len();
+    assert_eq!(summary, json!({ "dedup": { "distinct_keys": expected.len(), "duplicates": duplicates } }));
+    assert!(!dir.path().join("out.jsonl.keys").exists(), "the key log goes when the task completes");
     assert_rows(&json_lines_of(&output), &expected);
     let last = control.commits.lock().unwrap().last().cloned().unwrap();
     assert_eq!(last.counters.processed, expected.len() as u64);
@@ -439,8 +441,10 @@ async fn the_kind_aggregates_a_csv_file_and_resumes_after_a_stop_to_the_same_res
     let JobOutcome::Completed { summary, .. } = outcome.unwrap() else { panic!("the task did not complete") };
     assert_eq!(summary["rows"], json!(expected_groups));
     assert_eq!(summary["groups"], json!(expected_groups.len()));
+    // The output holds one row per group, written at the end of the input.
+    assert_eq!(json_lines_of(&output), expected_groups);
     let uninterrupted_output = std::fs::read(&output).unwrap();
-    let dead_letters: Vec<DeadLetterRecord> = json_lines_of(&dir.path().join("kept.dead.jsonl"))
+    let dead_letters: Vec<DeadLetterRecord> = json_lines_of(&dir.path().join("kept.dead_letters.jsonl"))
         .into_iter()
         .map(|value| serde_json::from_value(value).unwrap())
         .collect();
@@ -456,7 +460,14 @@ async fn the_kind_aggregates_a_csv_file_and_resumes_after_a_stop_to_the_same_res
     assert_eq!(stopped.unwrap(), JobOutcome::Stopped);
     let checkpoint = control.commits.lock().unwrap().last().cloned().unwrap();
     assert_eq!(checkpoint.sequence, 2);
-    assert!(checkpoint.state["groups"]["groups"].as_array().is_some_and(|groups| !groups.is_empty()));
+    assert!(
+        checkpoint.state["grouping"]["groups"]["groups"].as_array().is_some_and(|groups| !groups.is_empty())
+    );
+    assert!(
+        checkpoint.sink["log"].as_u64().is_some_and(|len| len > 0 && len % 33 == 0),
+        "{}",
+        checkpoint.sink
+    );
     let (resumed, _) = run_kind(&params, Some(checkpoint), None).await;
     let JobOutcome::Completed { summary: resumed_summary, .. } = resumed.unwrap() else {
         panic!("not completed")
@@ -481,8 +492,63 @@ async fn the_kind_fails_fast_on_too_many_dedup_keys_and_reads_bad_lines_as_dead_
     let (outcome, _) = run_kind(&params, None, None).await;
     assert!(matches!(outcome.unwrap(), JobOutcome::Completed { .. }));
     assert_eq!(json_lines_of(&dir.path().join("out.jsonl")), [json!({ "id": 1 }), json!({ "id": 2 })]);
-    let dead: Vec<Value> = json_lines_of(&dir.path().join("out.dead.jsonl"));
+    let dead: Vec<Value> = json_lines_of(&dir.path().join("out.dead_letters.jsonl"));
     let messages: Vec<&str> = dead.iter().map(|letter| letter["message"].as_str().unwrap()).collect();
     assert_eq!(messages[0], "record is an array, not a JSON object");
     assert!(messages[1].starts_with("not a JSON value: "), "{}", messages[1]);
+}
+
+/// Quoted CSV fields holding line breaks, quotes and commas go through pump-core's CSV scanner: the
+/// rows are de-duplicated and grouped as a hand computation says, the group rows are the output, and
+/// a bad row's dead letter names the line it starts on.
+#[tokio::test]
+async fn quoted_multi_line_csv_fields_are_deduplicated_and_grouped_like_a_hand_computation() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("orders.csv");
+    let text = "id,region,amount,note\n\
+                A1,华东,10.50,\"first\nline\"\n\
+                A2,华北,3,\"has \"\"quotes\"\", and commas\"\n\
+                A1,华东,99,dup\n\
+                A3,华东,\"1,5\",bad amount\n\
+                A4,华北,2.25,\"multi\r\nline\nnote\"\n\
+                \n\
+                A5,华北,1\n";
+    std::fs::write(&input, text).unwrap();
+    let output = dir.path().join("groups.jsonl");
+    let params = json!({
+        "input": input,
+        "output": output,
+        "dedup_key": "id",
+        "group_by": "region",
+        "aggregates": ["count", "sum:amount", "min:amount", "avg:amount"],
+    });
+    let (outcome, control) = run_kind(&params, None, None).await;
+    let JobOutcome::Completed { summary, .. } = outcome.unwrap() else { panic!("not completed") };
+    let expected = [
+        json!({ "region": "华东", "count": 1, "sum_amount": "10.50", "min_amount": "10.50", "avg_amount": "10.5" }),
+        json!({ "region": "华北", "count": 2, "sum_amount": "5.25", "min_amount": "2.25", "avg_amount": "2.625" }),
+    ];
+    let written = json_lines_of(&output);
+    assert_eq!(written.len(), 2);
+    for (row, expected) in written.iter().zip(&expected) {
+        for field in ["region", "count", "sum_amount", "min_amount"] {
+            assert_eq!(row[field], expected[field], "{field} of {row}");
+        }
+        let average: Decimal = row["avg_amount"].as_str().unwrap().parse().unwrap();
+        assert_eq!(average, expected["avg_amount"].as_str().unwrap().parse::<Decimal>().unwrap());
+    }
+    assert_eq!(summary["rows"], json!(written));
+    assert_eq!(summary["dedup"], json!({ "distinct_keys": 3, "duplicates": 1 }));
+    let dead: Vec<DeadLetterRecord> = json_lines_of(&dir.path().join("groups.dead_letters.jsonl"))
+        .into_iter()
+        .map(|value| serde_json::from_value(value).unwrap())
+        .collect();
+    let reasons: Vec<(u64, Option<&str>)> =
+        dead.iter().map(|letter| (letter.line, letter.field.as_deref())).collect();
+    // A3's amount is not a number; A5's row has three fields under a header of four.
+    assert_eq!(reasons, [(6, Some("amount")), (11, None)]);
+    assert_eq!(dead[1].message, "found 3 fields, expected 4");
+    let last = control.commits.lock().unwrap().last().cloned().unwrap();
+    assert_eq!((last.counters.processed, last.counters.skipped, last.counters.failed), (3, 1, 2));
+    assert_eq!(last.sink["final"], true, "the group rows are committed by a final checkpoint");
 }

@@ -227,8 +227,15 @@ async fn learns_blobs_from_json_lines_and_scores_an_eval_file() {
     let (summary, _) = complete(&params, &config(50)).await;
     assert_eq!(summary["classes"], json!(["class_0", "class_1", "class_2", "class_3"]));
     assert_eq!(summary["features"], json!(["x0", "x1", "x2", "x3", "x4", "x5"]));
-    assert!(accuracy(&summary, "holdout_accuracy") >= 0.9, "{summary}");
-    assert!(accuracy(&summary, "eval_accuracy") >= 0.9, "{summary}");
+    // With an eval file, no row of the input is held out: all of them train.
+    assert_eq!(summary["holdout_accuracy"], Value::Null);
+    assert_eq!(
+        (summary["rows"]["holdout"].as_u64(), summary["rows"]["train"].as_u64()),
+        (Some(0), Some(3_000))
+    );
+    // The blobs overlap (see BLOB_SEPARATION): four classes are far above chance (0.25), not perfect.
+    let eval_accuracy = accuracy(&summary, "eval_accuracy");
+    assert!((0.65..0.95).contains(&eval_accuracy), "{summary}");
     assert_eq!(summary["rows"]["eval"], 4_000);
 }
 
@@ -344,36 +351,56 @@ async fn a_checkpoint_of_other_params_is_refused() {
 }
 
 #[tokio::test]
-async fn progress_tells_the_pass_epoch_loss_and_accuracy() {
+async fn progress_counts_rows_per_pass_and_tells_the_epoch_and_loss() {
     let dir = tempfile::tempdir().unwrap();
     let params = resumable_task(dir.path(), "progress");
     let recorder = Recorder::new();
     let outcome = run(&params, &config(16), None, Arc::clone(&recorder)).await.unwrap();
     let JobOutcome::Completed { summary, progress: last } = outcome else { panic!("{outcome:?}") };
     let progress = recorder.progress.lock().unwrap().clone();
-    let messages: Vec<&str> = progress.iter().map(|progress| progress.message.as_deref().unwrap()).collect();
-
-    assert!(messages[0].starts_with("scanning ") && messages[0].ends_with(" rows"), "{}", messages[0]);
-    assert_eq!(progress[0].total, None);
-    let train_rows = summary["rows"]["train"].as_u64().unwrap();
-    let epoch_two = progress
-        .iter()
-        .find(|progress| progress.message.as_deref().unwrap().starts_with("epoch 2/3: loss "))
-        .unwrap();
-    assert_eq!(epoch_two.total, Some(3 * train_rows + 3));
-    assert!(epoch_two.processed >= train_rows && epoch_two.processed < 2 * train_rows);
-    assert!(epoch_two.message.as_deref().unwrap().contains(", accuracy 0."));
-    assert!(
-        messages
-            .iter()
-            .any(|message| message.starts_with("evaluating ") && message.ends_with(" held-out rows"))
+    let message = |progress: &Progress| progress.message.clone().unwrap();
+    let rows = &summary["rows"];
+    let (input, train, holdout, bad) = (
+        rows["input"].as_u64().unwrap(),
+        rows["train"].as_u64().unwrap(),
+        rows["holdout"].as_u64().unwrap(),
+        rows["bad"].as_u64().unwrap(),
     );
-    // Processed rows only go up; the failed ones are the bad rows.
-    assert!(progress.windows(2).all(|pair| pair[0].processed <= pair[1].processed));
-    assert_eq!(last.processed, 3 * train_rows);
+    let (eval, eval_bad) = (rows["eval"].as_u64().unwrap(), rows["eval_bad"].as_u64().unwrap());
+
+    // The scan: rows read so far, of a total estimated from the bytes read.
+    let scanning = &progress[0];
+    assert!(
+        message(scanning).starts_with("scanning ") && message(scanning).ends_with(" rows"),
+        "{scanning:?}"
+    );
+    assert!(scanning.processed > 0 && scanning.processed < input);
+    let estimate = scanning.total.unwrap();
+    assert!(estimate.abs_diff(input) * 10 < input, "estimated {estimate} of {input} rows");
+
+    // An epoch: the rows trained in it, of the training rows (bad rows count as failed), never rows
+    // times epochs.
+    let epoch_two: Vec<&Progress> =
+        progress.iter().filter(|progress| message(progress).starts_with("epoch 2/3: loss ")).collect();
+    assert!(!epoch_two.is_empty());
+    for progress in &epoch_two {
+        assert_eq!(progress.total, Some(train + bad));
+        assert!(progress.processed <= train && progress.failed == bad, "{progress:?}");
+        assert!(message(progress).contains(", accuracy 0."));
+    }
+    // The whole run's share only goes up.
+    let shares: Vec<f64> = progress.iter().map(|progress| progress.percentage.unwrap_or(0.0)).collect();
+    assert!(shares.windows(2).all(|pair| pair[0] <= pair[1]), "{shares:?}");
+    assert!(progress.iter().any(|progress| message(progress).starts_with("evaluating ")
+        && message(progress).ends_with(" held-out rows")
+        && progress.total == Some(holdout + bad)));
+
+    // At the end: every row of both files, once.
+    assert_eq!(last.total, Some(input + eval + eval_bad));
+    assert_eq!(last.processed, train + holdout + eval);
     assert_eq!(last.failed, 5);
     assert_eq!(last.percentage, Some(100.0));
-    assert!(last.message.as_deref().unwrap().starts_with("done: holdout accuracy 0."), "{:?}", last.message);
+    assert!(message(&last).starts_with("done: holdout accuracy 0."), "{:?}", last.message);
 }
 
 #[tokio::test]
@@ -402,7 +429,8 @@ async fn bad_rows_go_to_the_dead_letter_file_and_are_counted() {
     text.push_str(&iris_text.lines().skip(101).map(|line| format!("{line}\n")).collect::<String>());
     std::fs::write(&input, &text).unwrap();
     let eval = dir.path().join("eval.csv");
-    std::fs::write(&eval, "petal_width,petal_length,sepal_width,sepal_length,species\n0.2,1.4,3.5,5.1,setosa\n0.2,1.4,3.5,5.1,rose\n").unwrap();
+    let setosas = "0.2,1.4,3.5,5.1,setosa\n".repeat(9);
+    std::fs::write(&eval, format!("petal_width,petal_length,sepal_width,sepal_length,species\n0.2,1.4,3.5,5.1,setosa\n0.2,1.4,3.5,5.1,rose\n{setosas}")).unwrap();
     let params = json!({
         "input": input, "label": "species", "model_out": dir.path().join("model.json"), "eval_input": eval,
         "epochs": 2,
@@ -412,7 +440,7 @@ async fn bad_rows_go_to_the_dead_letter_file_and_are_counted() {
     assert_eq!(summary["rows"]["bad"], 4);
     assert_eq!(summary["rows"]["eval_bad"], 1);
     assert_eq!(summary["bad_rows"], 5);
-    assert_eq!(summary["rows"]["eval"], 1);
+    assert_eq!(summary["rows"]["eval"], 10);
     assert_eq!(summary["eval_accuracy"], 1.0);
     let letters_path = dir.path().join("model.dead_letters.jsonl");
     assert_eq!(summary["dead_letters"], json!(letters_path));
@@ -452,6 +480,111 @@ async fn bad_rows_go_to_the_dead_letter_file_and_are_counted() {
 }
 
 #[tokio::test]
+async fn a_quote_left_open_is_dead_lettered_naming_where_it_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let iris_text = std::fs::read_to_string(iris()).unwrap();
+    let lines: Vec<&str> = iris_text.lines().collect();
+    // Line 141 opens a quote that nothing closes: it and the 10 lines after it are one bad record.
+    let mut broken: Vec<String> = lines.iter().map(|line| (*line).to_owned()).collect();
+    broken[140] = broken[140].replacen(',', ",\"", 1);
+    let input = dir.path().join("broken.csv");
+    std::fs::write(&input, broken.join("\n") + "\n").unwrap();
+    let params =
+        json!({ "input": input, "label": "species", "model_out": dir.path().join("m.json"), "seed": 1 });
+    let (summary, _) = complete(&params, &config(10)).await;
+    assert_eq!((summary["rows"]["input"].as_u64(), summary["rows"]["bad"].as_u64()), (Some(140), Some(1)));
+    let letters = std::fs::read_to_string(dir.path().join("m.dead_letters.jsonl")).unwrap();
+    let letter: Value = serde_json::from_str(letters.trim()).unwrap();
+    assert_eq!(letter["line"], 141);
+    assert_eq!(letter["code"], "VALIDATION_ERROR");
+    assert_eq!(
+        letter["message"],
+        "the quote opened on line 141 is never closed: the record runs to the end of the file (11 lines from there)"
+    );
+
+    // Early in the file, the same mistake leaves too few rows to learn from: the task fails, clearly.
+    broken = lines.iter().map(|line| (*line).to_owned()).collect();
+    broken[4] = broken[4].replacen(',', ",\"", 1);
+    std::fs::write(&input, broken.join("\n") + "\n").unwrap();
+    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::ValidationError);
+    assert_eq!(error.details["purpose"], "train on");
+    assert!(
+        error.message.contains(" usable row(s) to train on (1 bad); at least 10 are needed"),
+        "{}",
+        error.message
+    );
+}
+
+#[tokio::test]
+async fn too_few_rows_to_measure_accuracy_on_fail_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let eval = dir.path().join("eval.csv");
+    std::fs::write(
+        &eval,
+        "sepal_length,sepal_width,petal_length,petal_width,species\n5.1,3.5,1.4,0.2,setosa\n",
+    )
+    .unwrap();
+    let params = json!({ "input": iris(), "label": "species", "model_out": dir.path().join("m.json"), "eval_input": eval });
+    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::ValidationError);
+    assert!(
+        error.message.ends_with("has 1 usable row(s) to evaluate on (0 bad); at least 10 are needed"),
+        "{}",
+        error.message
+    );
+
+    // Thirty rows: a fifth held out is about six, too few to judge a model by.
+    let small = dir.path().join("small.csv");
+    let iris_text = std::fs::read_to_string(iris()).unwrap();
+    let rows: Vec<&str> = iris_text.lines().collect();
+    let picked: Vec<&str> = std::iter::once(rows[0]).chain(rows[1..].iter().step_by(5).copied()).collect();
+    std::fs::write(&small, picked.join("\n") + "\n").unwrap();
+    let params = json!({ "input": small, "label": "species", "model_out": dir.path().join("m.json") });
+    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::ValidationError);
+    assert_eq!(error.details["purpose"], "hold out");
+    assert!(
+        error.message.ends_with("set holdout to 0 (or give eval_input) to train on every row"),
+        "{}",
+        error.message
+    );
+    let params =
+        json!({ "input": small, "label": "species", "model_out": dir.path().join("m.json"), "holdout": 0 });
+    complete(&params, &config(10)).await;
+}
+
+#[tokio::test]
+async fn a_mini_batch_over_the_timeout_is_retried_from_the_last_checkpoint_then_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.csv");
+    Generator::new(GeneratorConfig::binary(20_000, 20, 3)).write_file(&input).unwrap();
+    let params = json!({ "input": input, "label": "label", "model_out": dir.path().join("m.json") });
+    // Reading one mini-batch of 20,000 rows takes far longer than a millisecond.
+    let slow = |max_retries| BatchConfig {
+        batch_size: 20_000,
+        timeout: std::time::Duration::from_millis(1),
+        max_retries,
+        ..config(10)
+    };
+    let started = std::time::Instant::now();
+    let error = run(&params, &slow(2), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::TimeoutError);
+    assert_eq!(error.message, "a mini-batch of the scan took longer than the timeout of 1ms, 3 time(s)");
+    assert_eq!((error.details["attempts"].as_u64(), error.details["pass"].as_str()), (Some(3), Some("scan")));
+    // Two backoffs, 100 ms then 200 ms (less up to a fifth of jitter), between the three attempts.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(240), "{:?}", started.elapsed());
+
+    let error = run(&params, &slow(0), None, Recorder::new()).await.unwrap_err();
+    assert_eq!(error.details["attempts"], 1);
+    // A generous timeout lets the same task complete.
+    let relaxed = BatchConfig { timeout: std::time::Duration::from_secs(60), ..slow(0) };
+    let params =
+        json!({ "input": input, "label": "label", "model_out": dir.path().join("m.json"), "epochs": 2 });
+    complete(&params, &relaxed).await;
+}
+
+#[tokio::test]
 async fn more_bad_rows_than_the_skip_limit_fail_the_task() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("data.csv");
@@ -468,7 +601,7 @@ async fn more_bad_rows_than_the_skip_limit_fail_the_task() {
 async fn a_dataset_without_two_classes_or_the_label_fails_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("one.csv");
-    std::fs::write(&input, "a,y\n1,p\n2,p\n").unwrap();
+    std::fs::write(&input, format!("a,y\n{}", "1,p\n2,p\n".repeat(6))).unwrap();
     let params =
         json!({ "input": input, "label": "y", "model_out": dir.path().join("m.json"), "holdout": 0.0 });
     let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
@@ -520,7 +653,8 @@ async fn the_same_seed_gives_the_same_bits_whatever_the_concurrency() {
     assert_eq!(first["epochs"], again["epochs"]);
     assert_eq!(first["epochs"], threaded["epochs"]);
     assert_ne!(first["rows"]["holdout"], json!(null));
-    assert!(accuracy(&other_seed, "holdout_accuracy") >= 0.9);
+    let holdout = accuracy(&other_seed, "holdout_accuracy");
+    assert!((0.4..0.95).contains(&holdout), "ten overlapping blobs: hold-out accuracy {holdout}");
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -65,7 +65,10 @@ pub mod prelude {
         BatchConfig, BatchMetrics, BatchTask, CreateTaskRequest, Durability, ErrorCode, ListTasksRequest,
         ProcessingMetrics, Progress, StopTaskRequest, TaskError, TaskId, TaskStatus, TaskType,
     };
-    pub use batch_tasks::{JobContext, JobControl, JobOutcome, Registry, TaskKind, builtin_registry};
+    pub use batch_tasks::{
+        ConfigSetting, JobContext, JobControl, JobOutcome, KindSpec, ParamSpec, ParamType, Registry,
+        TaskKind, builtin_registry,
+    };
     pub use pump_core::{
         BatchProcessor, Ctx, DeadLetter, DeadLetters, ErrorPolicy, Flow, FlowExt, Graph, OverflowStrategy,
         PipelineError, RetryPolicy, Sink, SinkExt, Source, SourceExt, flow, sink, source,

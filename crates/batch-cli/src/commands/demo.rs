@@ -1,20 +1,20 @@
 //! `batch demo`: generates sample data for the three kinds and runs them side by side on
-//! `DIR/batch.db`, with live progress, then summarises each task.
+//! `DIR/batch.db` (or the store `--db` names), with live progress, then summarises each task.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use batch::model::{BatchConfig, CreateTaskRequest, TaskType};
+use batch::model::{CreateTaskRequest, ErrorCode, TaskType};
 use serde_json::json;
 
 use crate::cli::{DemoArgs, GenArgs, GenKind};
 use crate::commands::generate::write_sample;
 use crate::commands::run::absolute;
 use crate::commands::{announce, print, report_unfinished};
-use crate::failure::ManagerResultExt;
+use crate::failure::{ManagerResultExt, coded};
 use crate::follow::{View, follow};
 use crate::report::{Finished, documents};
-use crate::store::open_manager;
+use crate::store::{Access, StoreAddress, open_manager};
 
 /// YouZan trades in the demo (5% malformed).
 const TRADES: u64 = 30_000;
@@ -23,7 +23,8 @@ const TRAIN_ROWS: u64 = 20_000;
 /// Generic records in the demo.
 const RECORDS: u64 = 50_000;
 
-pub(crate) async fn demo(args: DemoArgs, view: View) -> anyhow::Result<ExitCode> {
+/// Runs the demo in `args.dir`, on the store `db` when given (else `DIR/batch.db`).
+pub(crate) async fn demo(args: DemoArgs, db: Option<&StoreAddress>, view: View) -> anyhow::Result<ExitCode> {
     if !(args.scale > 0.0 && args.scale <= 100.0) {
         return Err(crate::failure::configuration(format!(
             "--scale must be greater than 0 and at most 100, got {}",
@@ -47,55 +48,50 @@ pub(crate) async fn demo(args: DemoArgs, view: View) -> anyhow::Result<ExitCode>
         };
         write_sample(kind, &args, ratio)
     };
-    sample(GenKind::Youzan, scaled(TRADES), "trades.jsonl", 0.05)?;
+    sample(GenKind::YouzanOrder, scaled(TRADES), "trades.jsonl", 0.05)?;
     sample(GenKind::Train, scaled(TRAIN_ROWS), "train.csv", 0.001)?;
-    sample(GenKind::Records, scaled(RECORDS), "records.jsonl", 0.02)?;
+    sample(GenKind::BatchProcess, scaled(RECORDS), "records.jsonl", 0.02)?;
     let path = |folder: &Path, file: &str| folder.join(file);
 
     let requests = [
         (
             "train",
-            CreateTaskRequest::new(TaskType::Train)
-                .with_config(BatchConfig { batch_size: 64, concurrency: 2, ..BatchConfig::default() })
-                .with_params(json!({
-                    "input": path(&data, "train.csv"),
-                    "label": "label",
-                    "model_out": path(&out, "model.json"),
-                    "epochs": 5,
-                    "seed": 1,
-                })),
+            CreateTaskRequest::new(TaskType::Train).with_params(json!({
+                "input": path(&data, "train.csv"),
+                "label": "label",
+                "model_out": path(&out, "model.json"),
+                "epochs": 5,
+                "seed": 1,
+            })),
         ),
         (
             "youzan_order",
-            CreateTaskRequest::new(TaskType::YouzanOrder)
-                .with_config(BatchConfig { batch_size: 1000, concurrency: 2, ..BatchConfig::default() })
-                .with_params(json!({
-                    "input": path(&data, "trades.jsonl"),
-                    "output": path(&out, "orders.enriched.jsonl"),
-                    "dead_letter": path(&out, "orders.dead_letters.jsonl"),
-                })),
+            CreateTaskRequest::new(TaskType::YouzanOrder).with_params(json!({
+                "input": path(&data, "trades.jsonl"),
+                "output": path(&out, "orders.enriched.jsonl"),
+                "dead_letter": path(&out, "orders.dead_letters.jsonl"),
+            })),
         ),
         (
             "batch_process",
-            CreateTaskRequest::new(TaskType::BatchProcess)
-                .with_config(BatchConfig { batch_size: 1000, concurrency: 2, ..BatchConfig::default() })
-                .with_params(json!({
-                    "input": path(&data, "records.jsonl"),
-                    "output": path(&out, "records.big.jsonl"),
-                    "dead_letters": path(&out, "records.dead.jsonl"),
-                    "filter": "amount >= 100",
-                    "dedup_key": "id",
-                    "group_by": "region",
-                    "aggregates": ["count", "sum:amount", "avg:amount"],
-                })),
+            CreateTaskRequest::new(TaskType::BatchProcess).with_params(json!({
+                "input": path(&data, "records.jsonl"),
+                "output": path(&out, "records.big.jsonl"),
+                "dead_letter": path(&out, "records.dead_letters.jsonl"),
+                "filter": "amount >= 100",
+                "dedup_key": "id",
+                "group_by": "region",
+                "aggregates": ["count", "sum:amount", "avg:amount"],
+            })),
         ),
     ];
-    std::fs::create_dir_all(&out)
-        .map_err(|error| anyhow::anyhow!("cannot create the output folder {}: {error}", out.display()))?;
+    std::fs::create_dir_all(&out).map_err(|error| {
+        coded(ErrorCode::StorageError, format!("cannot create the output folder {}: {error}", out.display()))
+    })?;
 
-    let db = dir.join("batch.db");
-    let manager = open_manager(&db)?;
-    announce(&format!("task store {}", db.display()));
+    let db = db.cloned().unwrap_or_else(|| StoreAddress::Sqlite(dir.join("batch.db")));
+    let manager = open_manager(&db, Access::Create)?;
+    announce(&format!("task store {db}"));
     let mut followed = Vec::new();
     for (label, request) in requests {
         let created = manager.create_task(request).await.coded()?;
@@ -114,9 +110,9 @@ pub(crate) async fn demo(args: DemoArgs, view: View) -> anyhow::Result<ExitCode>
         print(&serde_json::to_string_pretty(&documents(&finished))?);
     } else {
         for one in &finished {
-            print(&one.summary());
+            print(&one.summary(false));
         }
-        print(&format!("see the tasks again with: batch tasks list --db {}", db.display()));
+        print(&format!("see the tasks again with: batch tasks list --db {db}"));
     }
     for one in &finished {
         report_unfinished(one);

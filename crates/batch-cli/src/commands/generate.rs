@@ -1,4 +1,5 @@
-//! `batch gen youzan|train|records`: deterministic sample data files from the kinds' generators.
+//! `batch gen youzan_order|train|batch_process`: deterministic sample data files from the kinds'
+//! generators.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, BufWriter, Write as _};
@@ -15,8 +16,8 @@ use crate::failure::{coded, configuration};
 
 pub(crate) fn gen_command(args: &GenArgs) -> anyhow::Result<ExitCode> {
     let ratio = args.invalid_ratio.unwrap_or(match args.kind {
-        GenKind::Youzan => 0.05,
-        GenKind::Records => 0.02,
+        GenKind::YouzanOrder => 0.05,
+        GenKind::BatchProcess => 0.02,
         GenKind::Train => 0.0,
     });
     if !(0.0..=1.0).contains(&ratio) {
@@ -34,7 +35,7 @@ pub(crate) fn write_sample(kind: GenKind, args: &GenArgs, ratio: f64) -> anyhow:
         std::fs::create_dir_all(parent).map_err(|error| cannot_write(output, &error))?;
     }
     match kind {
-        GenKind::Youzan => {
+        GenKind::YouzanOrder => {
             let file = File::create(output).map_err(|error| cannot_write(output, &error))?;
             let config = youzan::generator::GeneratorConfig {
                 count: args.count,
@@ -66,7 +67,7 @@ pub(crate) fn write_sample(kind: GenKind, args: &GenArgs, ratio: f64) -> anyhow:
             }
             Ok(args.count)
         }
-        GenKind::Records => {
+        GenKind::BatchProcess => {
             let records = usize::try_from(args.count)
                 .map_err(|_| configuration(format!("--count is too large: {}", args.count)))?;
             let config = batch_process::GeneratorConfig {

@@ -14,16 +14,18 @@ use batch::prelude::BatchManager;
 use crate::follow::{View, follow};
 use crate::report::Finished;
 
-/// A line for the user on stderr (ids, notices), apart from the results on stdout.
-#[allow(clippy::print_stderr, reason = "notices go to stderr")]
+/// A line for the user on stderr (ids, notices), apart from the results on stdout and above any
+/// progress bars.
 pub(crate) fn announce(line: &str) {
-    eprintln!("{line}");
+    crate::terminal::eprint_line(line);
 }
 
-/// A result on stdout.
-#[allow(clippy::print_stdout, reason = "results go to stdout")]
+/// A result on stdout. A closed stdout (`batch tasks list | head -1`) ends the output quietly
+/// rather than in a panic, as `println!` would.
 pub(crate) fn print(text: &str) {
-    println!("{text}");
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
 }
 
 /// Follows task `id` until it ends, prints it (`json`: one document), and maps its end to the exit
@@ -43,7 +45,7 @@ pub(crate) async fn finish_following(
     if json {
         print(&serde_json::to_string_pretty(&finished.document())?);
     } else {
-        print(&finished.summary());
+        print(&finished.summary(false));
     }
     report_unfinished(&finished);
     Ok(finished.exit_code())

@@ -1,11 +1,10 @@
 //! `batch tasks list|show|stop|resume` and `batch metrics`: the store's tasks, looked at and
 //! controlled from any process.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use batch::model::{ListTasksRequest, StopTaskRequest, TaskId, TaskStatus, TaskType};
+use batch::model::{ListTasksRequest, StopTaskRequest, TaskId, TaskStatus};
 use batch::prelude::ManagerError;
 
 use crate::cli::{JsonFlag, ListArgs, ResumeArgs, StopArgs, TaskIdArgs};
@@ -13,32 +12,23 @@ use crate::commands::{announce, finish_following, print};
 use crate::failure::{CodedError, ManagerResultExt};
 use crate::follow::{View, done};
 use crate::report::Finished;
-use crate::store::{LEASE_TTL, POLL_INTERVAL, open_manager};
+use crate::store::{Access, LEASE_TTL, POLL_INTERVAL, StoreAddress, open_manager};
 
 fn parse_id(id: &str) -> anyhow::Result<TaskId> {
     id.parse::<TaskId>().map_err(|error| anyhow::Error::new(CodedError::from(error)))
 }
 
-pub(crate) async fn list(db: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let status = match &args.status {
-        Some(status) => Some(
-            status
-                .parse::<TaskStatus>()
-                .map_err(|error| crate::failure::configuration(format!("--status: {error}")))?,
-        ),
-        None => None,
+pub(crate) async fn list(db: &StoreAddress, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let (status, task_type) = (args.status, args.task_type);
+    let request = ListTasksRequest {
+        status,
+        task_type,
+        limit: args.limit,
+        offset: args.offset,
+        ..ListTasksRequest::default()
     };
-    let task_type = match &args.task_type {
-        Some(task_type) => Some(
-            task_type
-                .parse::<TaskType>()
-                .map_err(|error| crate::failure::configuration(format!("--type: {error}")))?,
-        ),
-        None => None,
-    };
-    let request = ListTasksRequest { status, task_type, limit: args.limit, offset: args.offset };
     request.validate().map_err(|error| anyhow::Error::new(CodedError::from(error)))?;
-    let manager = open_manager(db)?;
+    let manager = open_manager(db, Access::Existing)?;
     let page = manager.list_tasks(request).await.coded()?;
     if args.json {
         print(&serde_json::to_string_pretty(&page)?);
@@ -66,15 +56,15 @@ pub(crate) async fn list(db: &Path, args: ListArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn show(db: &Path, args: TaskIdArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn show(db: &StoreAddress, args: TaskIdArgs) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db)?;
+    let manager = open_manager(db, Access::Existing)?;
     let task = manager.get_task(&id).await.coded()?;
     let finished = Finished::load(&manager, task).await?;
     if args.json {
         print(&serde_json::to_string_pretty(&finished.document())?);
     } else {
-        print(&finished.summary());
+        print(&finished.summary(true));
         print(&format!("  params       {}", finished.task.params));
         print(&format!("  created      {}", finished.task.created_at.to_rfc3339()));
     }
@@ -82,9 +72,9 @@ pub(crate) async fn show(db: &Path, args: TaskIdArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn stop(db: &Path, args: StopArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn stop(db: &StoreAddress, args: StopArgs) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db)?;
+    let manager = open_manager(db, Access::Existing)?;
     let reason = args.reason.unwrap_or_else(|| "stopped with `batch tasks stop`".to_owned());
     let response = manager.stop_task(StopTaskRequest { id, reason: Some(reason) }).await.coded()?;
     match response.status {
@@ -98,9 +88,9 @@ pub(crate) async fn stop(db: &Path, args: StopArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) async fn resume(db: &Path, args: ResumeArgs, view: View) -> anyhow::Result<ExitCode> {
+pub(crate) async fn resume(db: &StoreAddress, args: ResumeArgs, view: View) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db)?;
+    let manager = open_manager(db, Access::Existing)?;
     let deadline = Instant::now() + LEASE_TTL * 2;
     let task = loop {
         match manager.resume_task(&id).await {
@@ -125,8 +115,8 @@ fn lease_may_expire(error: &ManagerError) -> bool {
     matches!(error, ManagerError::NotRunnable { status: TaskStatus::Processing, .. })
 }
 
-pub(crate) async fn metrics(db: &Path, args: JsonFlag) -> anyhow::Result<ExitCode> {
-    let manager = open_manager(db)?;
+pub(crate) async fn metrics(db: &StoreAddress, args: JsonFlag) -> anyhow::Result<ExitCode> {
+    let manager = open_manager(db, Access::Existing)?;
     let metrics = manager.metrics().await.coded()?;
     if args.json {
         print(&serde_json::to_string_pretty(&metrics)?);

@@ -1,12 +1,12 @@
 //! `batch tasks list|show|stop|resume` and `batch metrics` across processes: a stop from a second
-//! process, and a resume after the running process was killed with SIGKILL.
+//! process, Ctrl-C twice, and a resume after the running process was killed with SIGKILL.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Sandbox, read, task_id_in};
+use crate::support::{Sandbox, interrupt, read, task_id_in};
 
 /// Reads the child's stderr on a thread, line by line.
 fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
@@ -58,13 +58,26 @@ fn made_progress(line: &str) -> bool {
 #[test]
 fn list_show_and_metrics_report_the_store() {
     let sandbox = Sandbox::new();
-    sandbox.generate("records", 100, "r.jsonl", &[]);
+    sandbox.generate("batch_process", 100, "r.jsonl", &[]);
+    sandbox.generate("youzan_order", 100, "t.jsonl", &["--invalid-ratio", "0.5"]);
     let run = |output: &str| sandbox.run(&["run", "batch_process", "--input", "r.jsonl", "--output", output]);
     let first = run("a.jsonl");
     assert_eq!(first.code, 0, "{}", first.stderr);
     assert!(first.stdout.contains("completed"), "{}", first.stdout);
-    let second = sandbox.run(&["run", "youzan_order", "--input", "missing.jsonl", "--output", "b.jsonl"]);
-    assert_eq!(second.code, 1);
+    // A task that fails: more bad trades than its skip limit.
+    let second = sandbox.run(&[
+        "run",
+        "youzan_order",
+        "--input",
+        "t.jsonl",
+        "--output",
+        "b.jsonl",
+        "--dead-letter",
+        "b.dead.jsonl",
+        "--skip-limit",
+        "0",
+    ]);
+    assert_eq!(second.code, 1, "{}", second.stderr);
 
     let listing = sandbox.run(&["tasks", "list", "--json"]).json();
     assert_eq!(listing["total"], 2);
@@ -100,7 +113,9 @@ fn list_show_and_metrics_report_the_store() {
 #[test]
 fn a_stop_from_another_process_cancels_the_running_task() {
     let sandbox = Sandbox::new();
-    sandbox.generate("train", 2000, "train.csv", &["--features", "4"]);
+    // train stops by itself once its loss settles (its stopping rule), whatever --epochs says: the
+    // file's size is what keeps this run going until the stop arrives.
+    sandbox.generate("train", 200_000, "train.csv", &["--features", "4"]);
     let mut child = sandbox.spawn(&[
         "run",
         "train",
@@ -139,7 +154,7 @@ fn a_stop_from_another_process_cancels_the_running_task() {
 #[test]
 fn a_killed_run_is_resumed_to_byte_identical_output() {
     let sandbox = Sandbox::new();
-    sandbox.generate("youzan", 6000, "trades.jsonl", &["--invalid-ratio", "0.05"]);
+    sandbox.generate("youzan_order", 6000, "trades.jsonl", &["--invalid-ratio", "0.05"]);
     let args = |output: &str, dead: &str| -> Vec<String> {
         ["run", "youzan_order", "--input", "trades.jsonl", "--output", output, "--dead-letter", dead]
             .into_iter()
@@ -173,4 +188,69 @@ fn a_killed_run_is_resumed_to_byte_identical_output() {
     assert_eq!(read(&sandbox.path("resumed.dead.jsonl")), read(&sandbox.path("whole.dead.jsonl")));
     let again = sandbox.run(&["tasks", "resume", &id]);
     assert_eq!(again.code, 2, "a finished task cannot be resumed: {}", again.stderr);
+}
+
+/// Opens the FIFO at `path` for writing (which waits for its reader), writes `bytes`, and keeps it
+/// open — the reader sees no end of input — until `close` is sent or dropped.
+fn feed_fifo(path: std::path::PathBuf, bytes: Vec<u8>) -> mpsc::Sender<()> {
+    let (close, closed) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        use std::io::Write as _;
+        let mut fifo = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        // The reader may be gone (the test failed); nothing to do about it here.
+        let _ = fifo.write_all(&bytes).and_then(|()| fifo.flush());
+        let _ = closed.recv();
+    });
+    close
+}
+
+#[test]
+fn a_second_ctrl_c_aborts_a_stopping_task_at_once() {
+    let sandbox = Sandbox::new();
+    // 1024 records (the file source's hand-over chunk), then an input that never ends: after its
+    // first chunk the task waits for records that do not come, so a stop has no chunk boundary to
+    // stop at and would wait out its whole grace period (10 s).
+    sandbox.generate("batch_process", 1024, "records.jsonl", &["--invalid-ratio", "0"]);
+    let fifo = sandbox.path("input.jsonl");
+    rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR).unwrap();
+    let close = feed_fifo(fifo, std::fs::read(sandbox.path("records.jsonl")).unwrap());
+    let mut child = sandbox.spawn(&[
+        "run",
+        "batch_process",
+        "--input",
+        "input.jsonl",
+        "--output",
+        "out.jsonl",
+        "--format",
+        "json_lines",
+        "--progress-interval",
+        "100ms",
+    ]);
+    let lines = stderr_lines(&mut child);
+    let id = task_id_in(&wait_for_line(&lines, |line| task_id_in(line).is_some())).unwrap();
+    wait_for_line(&lines, |line| line.contains("processing: 1024/"));
+
+    let first = Instant::now();
+    interrupt(&child);
+    wait_for_line(&lines, |line| line.starts_with(&format!("stopping task {id} at its next chunk")));
+    interrupt(&child);
+    wait_for_line(&lines, |line| line.starts_with(&format!("aborting the in-flight work of task {id}")));
+    assert_eq!(wait_exit(&mut child), 1, "a cancelled task is not a success");
+    let took = first.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "the second Ctrl-C did not cut the 10 s grace period short: {took:?}"
+    );
+    drop(close);
+
+    // Recorded as a stop whose grace ran out: cancelled, the last checkpoint kept, nothing more.
+    let task = sandbox.show(&id);
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert_eq!(task["error"]["code"], "CANCELLED");
+    let message = task["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("interrupted (Ctrl-C); in-flight work was aborted"), "{message}");
+    assert_eq!(task["progress"]["processed"], 1024);
+    // Unfinished output stays staged under the claim's epoch (1) until a restart completes it.
+    assert!(!sandbox.path("out.jsonl").exists(), "nothing is published before the task completes");
+    assert_eq!(read(&sandbox.path("out.jsonl.e1.part")).lines().count(), 1024);
 }

@@ -5,5 +5,7 @@
 mod demo;
 mod errors;
 mod lifecycle;
+mod logs;
 mod run;
 mod support;
+mod terminal;

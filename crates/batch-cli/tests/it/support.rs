@@ -56,9 +56,10 @@ impl Sandbox {
         self.dir.path().join(name)
     }
 
+    /// `batch args...` in the sandbox, with none of the caller's `BATCH_DB` or `RUST_LOG`.
     pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_batch"));
-        command.current_dir(self.dir.path()).args(args);
+        command.current_dir(self.dir.path()).args(args).env_remove("BATCH_DB").env_remove("RUST_LOG");
         command
     }
 
@@ -67,12 +68,18 @@ impl Sandbox {
         Ran::from(self.command(args).output().unwrap())
     }
 
+    /// Runs `batch args...` to its end with the environment variables `env` set.
+    pub(crate) fn run_with(&self, env: &[(&str, &str)], args: &[&str]) -> Ran {
+        Ran::from(self.command(args).envs(env.iter().copied()).output().unwrap())
+    }
+
     /// Starts `batch args...` with stdout and stderr piped.
     pub(crate) fn spawn(&self, args: &[&str]) -> Child {
         self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
 
-    /// `batch gen kind --count n --output file` (plus `extra`), asserting success.
+    /// `batch gen kind --count n --output file` (plus `extra`), asserting success. `kind` is a kind's
+    /// name: `youzan_order`, `train`, `batch_process`.
     pub(crate) fn generate(&self, kind: &str, count: u64, file: &str, extra: &[&str]) {
         let count = count.to_string();
         let mut args = vec!["gen", kind, "--count", &count, "--output", file];
@@ -89,4 +96,25 @@ impl Sandbox {
 
 pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+impl Ran {
+    /// Asserts that the command failed with exit `exit` and said so in exactly one line on stderr,
+    /// `error: CODE: message`, with the code once; returns the message.
+    pub(crate) fn one_error_line(&self, exit: i32, code: &str) -> String {
+        assert_eq!(self.code, exit, "stderr: {}", self.stderr);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line on stderr, not: {}", self.stderr);
+        let message = lines[0]
+            .strip_prefix(&format!("error: {code}: "))
+            .unwrap_or_else(|| panic!("not `error: {code}: ...`: {}", lines[0]));
+        assert!(!message.contains(code), "the code twice: {}", lines[0]);
+        message.to_owned()
+    }
+}
+
+/// Sends SIGINT (a Ctrl-C) to `child`.
+pub(crate) fn interrupt(child: &Child) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
 }

@@ -2,15 +2,29 @@
 //!
 //! The trait is written for many workers in many processes on many machines sharing one store: every
 //! change that depends on the current state is a compare-and-set (a status change names the status it
-//! expects; a checkpoint names the worker that must hold the lease), tasks are *claimed* atomically with
-//! a time-limited lease that a heartbeat renews, and a task whose lease expired (its worker died) can be
-//! claimed by another worker, which resumes from the last checkpoint. Times come from the caller
-//! (`now` arguments) so that tests can drive a clock and a PostgreSQL store may substitute its own.
+//! expects; a write by a worker names the lease it holds), tasks are *claimed* atomically with a
+//! time-limited lease that a heartbeat renews, and a task whose lease expired (its worker died) can be
+//! claimed by another worker, which resumes from the last checkpoint.
+//!
+//! **Time is the store's.** Lease expiry, `started_at`, `completed_at` and `updated_at` are judged and
+//! stamped by the store's own clock — the database server's for PostgreSQL, a [`Clock`] for the
+//! in-memory and SQLite stores (the system clock unless a test gives a [`ManualClock`]) — never by a
+//! worker's wall clock, so clock skew between machines cannot cause an early or late takeover.
+//!
+//! **Every write is fenced.** Each claim bumps the task's *epoch*; every write a worker makes under its
+//! lease (heartbeat, checkpoint, progress, finish, release, split) presents its [`Holder`] — worker and
+//! epoch — and is refused with [`StoreError::LeaseLost`] once another claim has bumped the epoch, so a
+//! worker that was paused past its lease can change nothing when it wakes up.
 
+pub mod clock;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod feed;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod rules;
+#[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 use std::time::Duration;
@@ -25,6 +39,9 @@ use batch_model::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use feed::{TaskChange, TaskChanges};
+
 /// Identifies one worker (a manager in one process). Unique across processes and machines, e.g.
 /// `host:pid:random`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -36,15 +53,42 @@ impl std::fmt::Display for WorkerId {
     }
 }
 
-/// What a worker asks for when it claims or renews a lease.
+/// What a worker asks for when it claims a task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
     /// The worker.
     pub worker: WorkerId,
-    /// How long the lease lasts from `now` unless renewed.
+    /// How long the lease lasts, from the store's now, unless renewed.
     pub ttl: Duration,
-    /// The current time.
-    pub now: DateTime<Utc>,
+    /// Quarantine: a task whose workers were lost this many times in a row without a new checkpoint
+    /// in between (it probably crashes its process) is not handed out again but ends `failed`
+    /// (`PROCESSING_ERROR`) at the claim that would have been the next loss. 0 turns quarantine off.
+    pub max_lost_leases: u32,
+}
+
+impl LeaseRequest {
+    /// Lease losses without progress before a task is quarantined, unless set otherwise.
+    pub const DEFAULT_MAX_LOST_LEASES: u32 = 3;
+
+    /// A request for `worker` with `ttl` and the default quarantine threshold.
+    pub fn new(worker: WorkerId, ttl: Duration) -> LeaseRequest {
+        LeaseRequest { worker, ttl, max_lost_leases: Self::DEFAULT_MAX_LOST_LEASES }
+    }
+}
+
+/// Who may write to a claimed task: the worker and the epoch of its claim (the fencing token).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Holder {
+    /// The worker.
+    pub worker: WorkerId,
+    /// The task's epoch at the claim: bumped by every claim, so an older claim's writes are refused.
+    pub epoch: u64,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (epoch {})", self.worker, self.epoch)
+    }
 }
 
 /// A worker's hold on a processing task.
@@ -52,8 +96,17 @@ pub struct LeaseRequest {
 pub struct Lease {
     /// The holder.
     pub worker: WorkerId,
-    /// When the lease lapses unless renewed.
+    /// The claim's epoch (fencing token).
+    pub epoch: u64,
+    /// When the lease lapses unless renewed, on the store's clock.
     pub expires_at: DateTime<Utc>,
+}
+
+impl Lease {
+    /// The token the holder presents with every write.
+    pub fn holder(&self) -> Holder {
+        Holder { worker: self.worker.clone(), epoch: self.epoch }
+    }
 }
 
 /// A task a worker now holds, with its last checkpoint.
@@ -85,8 +138,6 @@ pub struct StatusUpdate {
     pub cause: TransitionCause,
     /// The error to record (failed or cancelled only).
     pub error: Option<TaskError>,
-    /// When.
-    pub at: DateTime<Utc>,
 }
 
 /// How a claimed task ended.
@@ -102,8 +153,6 @@ pub struct TaskOutcome {
     pub progress: Progress,
     /// Final item counters and timings.
     pub metrics: ProcessingMetrics,
-    /// When.
-    pub at: DateTime<Utc>,
 }
 
 /// What a heartbeat learns.
@@ -111,6 +160,8 @@ pub struct TaskOutcome {
 pub struct HeartbeatReply {
     /// Someone asked the task to stop (`stop_task`, possibly from another process).
     pub stop_requested: bool,
+    /// The renewed lease's expiry, on the store's clock.
+    pub expires_at: DateTime<Utc>,
 }
 
 /// One page of a task listing.
@@ -154,13 +205,14 @@ pub enum StoreError {
         /// The status asked for.
         to: TaskStatus,
     },
-    /// The worker no longer holds the task's lease: another worker took it over (`INVALID_STATE`).
-    #[error("worker {worker} no longer holds the lease of task {id}")]
+    /// The worker no longer holds the task's lease under this epoch: another claim took the task
+    /// over, or the task ended (`INVALID_STATE`).
+    #[error("worker {holder} no longer holds the lease of task {id}")]
     LeaseLost {
         /// The task.
         id: TaskId,
-        /// The worker that thought it held it.
-        worker: WorkerId,
+        /// The worker and epoch that thought they held it.
+        holder: Holder,
     },
     /// A checkpoint's sequence is not the previous checkpoint's + 1: a stale or duplicated commit
     /// (`INVALID_STATE`).
@@ -207,6 +259,62 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// `count` copies of this error, for callers that share one failure (a bulk insert whose
+    /// transaction failed). Store errors are not `Clone`: the copies of a storage error share its
+    /// cause.
+    pub(crate) fn copies(self, count: usize) -> Vec<StoreError> {
+        let shared = match self {
+            StoreError::Storage { location, message, source } => StoreError::Storage {
+                location,
+                message,
+                source: source.map(|source| Box::new(SharedCause(std::sync::Arc::from(source))) as _),
+            },
+            other => other,
+        };
+        (0..count).map(|_| shared.copy()).collect()
+    }
+
+    /// A copy; the cause of a storage error is kept only when it is shared already.
+    fn copy(&self) -> StoreError {
+        match self {
+            StoreError::NotFound { id } => StoreError::NotFound { id: *id },
+            StoreError::Conflict { id, expected, actual, to } => {
+                StoreError::Conflict { id: *id, expected: *expected, actual: *actual, to: *to }
+            }
+            StoreError::LeaseLost { id, holder } => StoreError::LeaseLost { id: *id, holder: holder.clone() },
+            StoreError::CheckpointOutOfOrder { id, expected, got } => {
+                StoreError::CheckpointOutOfOrder { id: *id, expected: *expected, got: *got }
+            }
+            StoreError::Duplicate { id } => StoreError::Duplicate { id: *id },
+            StoreError::Storage { location, message, source } => StoreError::Storage {
+                location: location.clone(),
+                message: message.clone(),
+                source: source
+                    .as_deref()
+                    .and_then(|source| source.downcast_ref::<SharedCause>())
+                    .map(|cause| Box::new(cause.clone()) as _),
+            },
+        }
+    }
+}
+
+/// The cause of a storage error shared by several copies of it.
+#[derive(Debug, Clone)]
+struct SharedCause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 fn conflict_message(id: &TaskId, expected: TaskStatus, actual: TaskStatus, to: TaskStatus) -> String {
     if expected == actual {
         format!("task {id} is {actual}: it cannot change to {to}")
@@ -217,19 +325,46 @@ fn conflict_message(id: &TaskId, expected: TaskStatus, actual: TaskStatus, to: T
 
 /// Durable storage of tasks, leases, checkpoints and results.
 ///
-/// Implementations: [`memory::MemoryStore`] (tests, one process) and [`sqlite::SqliteStore`] (the
-/// embedded default, one file, WAL). Every method is atomic; methods that depend on the current state
-/// check it in the same transaction. Both implementations share one set of rules, so they behave alike.
+/// Implementations: [`memory::MemoryStore`] (tests, one process), [`sqlite::SqliteStore`] (the
+/// embedded default, one file, WAL; feature `sqlite`) and `postgres::PgStore` (a shared database for
+/// worker fleets on many machines; feature `postgres`). Every method is atomic; methods that depend on
+/// the current state check it in the same transaction. The stores share one set of rules and one
+/// conformance suite ([`conformance`], feature `conformance`), so they behave alike.
 ///
-/// # Leases
+/// # Leases and epochs
 ///
-/// A `processing` task is *held* by the worker named in its lease. A worker keeps holding the task
-/// until it finishes or releases it, or another worker takes it over, even after the lease's expiry
-/// time passed: a late heartbeat still renews a lapsed lease that nobody took over. A task is
-/// *claimable* when it is `pending`, or `processing` with no holder (released, or set `processing`
-/// through [`update_status`](TaskStore::update_status)) or with a lease that expired strictly before
-/// the claimer's `now`. Expiry is compared to the nanosecond (timestamps are clamped to the years
-/// 1677–2262 for the comparison).
+/// A `processing` task is *held* by the worker named in its lease, under the epoch of that claim. A
+/// worker keeps holding the task until it finishes or releases it, or another claim takes it over,
+/// even after the lease's expiry time passed: a late heartbeat still renews a lapsed lease that nobody
+/// took over. A task is *claimable* when it is `pending`, or `processing` with no holder (released, or
+/// set `processing` through [`update_status`](TaskStore::update_status)) or with a lease that expired
+/// strictly before the store's now — unless it is a partitioned parent waiting for its partitions.
+/// Every claim bumps the epoch; every write under a lease names its [`Holder`] and is refused with
+/// [`StoreError::LeaseLost`] if the epoch moved on or the task left `processing`.
+///
+/// # Time
+///
+/// Expiry and the record's timestamps come from the store's clock (see the [module docs](self)),
+/// kept to [`time_resolution`](TaskStore::time_resolution): the nanosecond in memory and SQLite, the
+/// microsecond in PostgreSQL.
+///
+/// # Quarantine
+///
+/// A takeover of a task whose lease expired (not one that was released) counts as a *lost lease*;
+/// a committed checkpoint resets the count. A claim that would be the task's
+/// [`max_lost_leases`](LeaseRequest::max_lost_leases)-th lost lease in a row ends the task `failed`
+/// with `PROCESSING_ERROR` instead, and the claim gets nothing.
+///
+/// # Partitions
+///
+/// A partitioned task (the *parent*) is claimed like any task; its holder splits it with
+/// [`split_task`](TaskStore::split_task), which stores the child tasks (its partitions, `pending`,
+/// `parent_id` set) and *parks* the parent: still `processing`, no holder, not claimable. The
+/// parent's progress is the sum of its partitions'. When the last partition completes, the parent
+/// becomes claimable again and its next holder merges the partitions' results and finishes it. When a
+/// partition fails or is cancelled, the parent ends the same way and its other partitions are asked
+/// to stop; stopping the parent stops every partition; restarting it restarts its failed and cancelled
+/// partitions.
 ///
 /// # Order
 ///
@@ -244,10 +379,11 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task, as given (normally `pending`). `Duplicate` if the id exists.
     async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError>;
 
-    /// Stores many new tasks, each as [`insert_task`](TaskStore::insert_task) would, and returns each
-    /// one's outcome in order (`Duplicate` for an id that exists or came earlier in `tasks`). Stores
-    /// with a faster way (one transaction, a bulk copy) override the default, which inserts one by
-    /// one.
+    /// Stores several new tasks, each as [`insert_task`](TaskStore::insert_task) would, and returns
+    /// each one's outcome in order: a failing task (`Duplicate` for an id that exists or came earlier
+    /// in `tasks`) does not keep the others out. Stores may do it in fewer round trips (one
+    /// transaction, a bulk copy); the default inserts one by one. When the storage fails as a whole,
+    /// every task not known to be stored gets the error.
     async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
         let mut outcomes = Vec::with_capacity(tasks.len());
         for task in tasks {
@@ -259,23 +395,25 @@ pub trait TaskStore: Send + Sync + 'static {
     /// The task, if it exists.
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError>;
 
-    /// Tasks matching the request's status and type filters, newest first, `request.limit` tasks
-    /// after skipping `request.offset`; with the total count of matching tasks. The request is not
-    /// validated here (the manager does that).
+    /// Tasks matching the request's status, type and parent filters, newest first, `request.limit`
+    /// tasks after skipping `request.offset`; with the total count of matching tasks. The request is
+    /// not validated here (the manager does that).
     async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError>;
 
     /// Changes a task's status if it is still `update.from` and the state machine allows it
     /// (`Conflict` otherwise; `NotFound` for an unknown task). Sets `started_at`/`completed_at` as
     /// [`BatchTask::transition`] does, and records `update.error` when moving to `failed` or
     /// `cancelled`. Clears the lease and the stop flag when the task leaves `processing`; a task moved
-    /// to `processing` here has no holder, so it is claimable.
+    /// to `processing` here has no holder, so it is claimable. A restart goes through
+    /// [`restart_task`](TaskStore::restart_task), not here.
     async fn update_status(&self, update: &StatusUpdate) -> Result<BatchTask, StoreError>;
 
     /// Claims the task for `lease.worker`: a `pending` task becomes `processing`; a claimable
-    /// `processing` task (see [Leases](TaskStore#leases)) is taken over (`resumed = true`; it passes
-    /// through `pending` by [`TransitionCause::LeaseExpired`]). The lease lasts `lease.ttl` from
-    /// `lease.now`. `Ok(None)` when the task is not claimable (terminal, or held by a live lease);
-    /// `NotFound` for an unknown task.
+    /// `processing` task (see [Leases](TaskStore#leases-and-epochs)) is taken over (`resumed = true`;
+    /// it passes through `pending` by [`TransitionCause::LeaseExpired`]). The epoch is bumped; the lease
+    /// lasts `lease.ttl` from the store's now. `Ok(None)` when the task is not claimable (terminal, held
+    /// by a live lease, a parked parent) or was quarantined by this claim; `NotFound` for an unknown
+    /// task.
     async fn claim_task(&self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError>;
 
     /// Claims the oldest claimable task whose type is in `task_types` (any type when empty);
@@ -306,26 +444,31 @@ pub trait TaskStore: Send + Sync + 'static {
         Ok(claimed)
     }
 
-    /// Renews the lease held by `lease.worker` until `lease.now + lease.ttl` (`LeaseLost` if it no
-    /// longer holds it) and reports whether a stop was requested.
-    async fn heartbeat(&self, id: &TaskId, lease: &LeaseRequest) -> Result<HeartbeatReply, StoreError>;
+    /// Renews the lease of `holder` until the store's now + `ttl` (`LeaseLost` if it no longer holds
+    /// it) and reports whether a stop was requested.
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> Result<HeartbeatReply, StoreError>;
 
-    /// Commits a checkpoint and the progress in one transaction, if `worker` holds the lease
+    /// Commits a checkpoint and the progress in one transaction, if `holder` holds the lease
     /// (`LeaseLost` otherwise). `checkpoint.sequence` must be the previous sequence + 1, 1 for the
     /// first (`CheckpointOutOfOrder` otherwise). Only the latest checkpoint is kept.
     async fn commit_checkpoint(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError>;
 
-    /// Updates the live progress only (between checkpoints), if `worker` holds the lease.
+    /// Updates the live progress only (between checkpoints), if `holder` holds the lease.
     async fn update_progress(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         progress: &Progress,
     ) -> Result<(), StoreError>;
 
@@ -334,30 +477,44 @@ pub trait TaskStore: Send + Sync + 'static {
 
     /// Ends a claimed task (`processing` -> `outcome.status`, which must be terminal: `Conflict`
     /// otherwise), storing result, metrics, progress and error, and releasing the lease; `LeaseLost`
-    /// if `worker` no longer holds it.
+    /// if `holder` no longer holds it. A partition's end settles its parent (see
+    /// [Partitions](TaskStore#partitions)).
     async fn finish_task(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         outcome: &TaskOutcome,
     ) -> Result<BatchTask, StoreError>;
 
     /// Hands a claimed task back without finishing it (shutdown): it stays `processing` with no holder
-    /// and its lease expired at `now`, so any worker can claim and resume it from its checkpoint at
-    /// once; `LeaseLost` if `worker` no longer holds it.
-    async fn release_task(
-        &self,
-        id: &TaskId,
-        worker: &WorkerId,
-        now: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    /// and its lease expired at the store's now, so any worker can claim and resume it from its
+    /// checkpoint at once (not a lost lease); `LeaseLost` if `holder` no longer holds it.
+    async fn release_task(&self, id: &TaskId, holder: &Holder) -> Result<(), StoreError>;
 
     /// Asks for a task to stop. A `pending` task is cancelled at once (with a `CANCELLED` error); a
     /// `processing` task held by a live lease is flagged for its worker (seen at its next heartbeat or
-    /// claim); a `processing` task that is claimable at `now` (its worker is gone) is cancelled at
-    /// once, keeping its last checkpoint. Returns the task as it now is; `Conflict` for a terminal
-    /// task.
-    async fn request_stop(&self, id: &TaskId, now: DateTime<Utc>) -> Result<BatchTask, StoreError>;
+    /// claim); a `processing` task that nobody holds (its worker is gone, or a parent waiting for its
+    /// partitions) is cancelled at once, keeping its last checkpoint. A parent's partitions are asked to
+    /// stop too. Returns the task as it now is; `Conflict` for a terminal task.
+    async fn request_stop(&self, id: &TaskId) -> Result<BatchTask, StoreError>;
+
+    /// Starts a new attempt of a `failed` or `cancelled` task (see [`BatchTask::restart`]): it becomes
+    /// `pending` with its checkpoint kept, so the next claim resumes from it. A parent's failed and
+    /// cancelled partitions are restarted with it. `Conflict` for any other status, or for a parent one
+    /// of whose partitions is still running.
+    async fn restart_task(&self, id: &TaskId) -> Result<BatchTask, StoreError>;
+
+    /// Splits the partitioned task `id`, held by `holder`, into `children` (new `pending` tasks whose
+    /// `parent_id` is `id`; none when the partitions exist already) and parks it: it stays
+    /// `processing`, released, and is not claimable until its last partition completes. `LeaseLost` if
+    /// `holder` no longer holds it; `Duplicate` if a child exists; `Conflict` if a child is not a
+    /// pending task of this parent.
+    async fn split_task(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        children: &[BatchTask],
+    ) -> Result<(), StoreError>;
 
     /// The result summary and metrics of a finished task (`None` before [`finish_task`]).
     ///
@@ -367,4 +524,15 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Counts by status and durations of finished tasks, equal to [`BatchMetrics::from_tasks`] over
     /// every stored task.
     async fn metrics(&self) -> Result<BatchMetrics, StoreError>;
+
+    /// A feed of changes to tasks: every task this store handle changes, and (where the backend can
+    /// see them) changes made by other processes — or [`TaskChange::Resync`] when it can only tell that
+    /// something changed. Best effort: a receiver that falls behind gets `Lagged` and should re-read
+    /// what it shows. Used to wake idle workers and to push live updates.
+    fn subscribe(&self) -> TaskChanges;
+
+    /// How finely the store keeps times (the nanosecond unless overridden).
+    fn time_resolution(&self) -> Duration {
+        Duration::from_nanos(1)
+    }
 }

@@ -186,6 +186,25 @@ fn kill(child: &mut Child) {
     assert!(!status.success(), "the child was killed, it did not finish: {status}");
 }
 
+/// The staged file of `path` that `checkpoint` says holds its committed bytes.
+fn staged(path: &Path, checkpoint: &batch_model::Checkpoint) -> std::path::PathBuf {
+    batch_tasks::records::staged_path(path, checkpoint.sink["epoch"].as_u64().unwrap_or(0))
+}
+
+/// The staged file of `path` with the highest epoch (the last claim's).
+fn newest_staged(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let epoch = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .filter_map(|entry| {
+            let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+            file.strip_prefix(&format!("{name}.e"))?.strip_suffix(".part")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap_or(0);
+    batch_tasks::records::staged_path(path, epoch)
+}
+
 fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |metadata| metadata.len())
 }
@@ -227,16 +246,25 @@ async fn a_task_killed_at_seven_points_resumes_to_byte_identical_output_with_exa
         let task = store.task(&id).await.unwrap().unwrap();
         assert_eq!(task.status, TaskStatus::Processing, "killed at {point:?}");
         assert!(checkpoint.sequence >= before.sequence, "checkpoints never go back");
-        // A kill leaves each file at least as long as its checkpoint says; the resume truncates it.
+        // A kill leaves the staged file the checkpoint names at least as long as the checkpoint says;
+        // the next claim copies that much into its own staged file.
         let committed = checkpoint.sink["output"].as_u64().unwrap();
-        assert!(file_len(&crashed.output) >= committed, "killed at {point:?}");
+        let committed_file = staged(&crashed.output, &checkpoint);
+        assert!(file_len(&committed_file) >= committed, "killed at {point:?}");
+        assert!(
+            !crashed.output.exists(),
+            "nothing is published before the task completes: {:?}",
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>()
+        );
         if let Some(hold) = &hold {
-            // Killed between a chunk's write and its checkpoint: the file holds a chunk the store
-            // does not know of, which the next resume must cut off and write again.
+            // Killed between a chunk's write and its checkpoint: the killed claim's staged file holds
+            // a chunk the store does not know of, which is never adopted.
             assert_eq!(checkpoint.sequence, hold.sequence - 1);
-            assert!(file_len(&crashed.output) > committed, "the held chunk was written and flushed");
+            let newest = newest_staged(&crashed.output);
+            let adopted = if newest == committed_file { committed } else { 0 };
+            assert!(file_len(&newest) > adopted, "the held chunk was written and flushed");
         }
-        log.push((point, checkpoint.sequence, file_len(&crashed.output) - committed));
+        log.push((point, checkpoint.sequence, file_len(&committed_file) - committed));
     }
 
     // The last resume, in this process, once the last child's lease expired.
@@ -268,7 +296,18 @@ async fn a_task_killed_at_seven_points_resumes_to_byte_identical_output_with_exa
     );
     assert_eq!(task.progress.processed + task.progress.failed, RECORDS);
     let checkpoint = store.checkpoint(&id).await.unwrap().unwrap();
-    assert_eq!(checkpoint.sequence, RECORDS / 1000, "each chunk committed once, whatever the kills");
+    assert_eq!(
+        checkpoint.sequence,
+        RECORDS / 1000 + 1,
+        "each chunk committed once, whatever the kills, then the final checkpoint"
+    );
+    assert_eq!(checkpoint.sink["final"], true);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "staged files left behind: {leftovers:?}");
     assert_eq!((checkpoint.counters.processed, checkpoint.counters.failed), (processed, failed));
     // No record written twice: the ids in the output strictly increase.
     let text = read(&crashed.output);
@@ -304,25 +343,25 @@ async fn an_output_shorter_than_its_checkpoint_stops_the_resume_with_a_storage_e
     // checkpoint that the store kept.
     let checkpoint = store.checkpoint(&id).await.unwrap().unwrap();
     let committed = checkpoint.sink["output"].as_u64().unwrap();
-    let file = std::fs::OpenOptions::new().write(true).open(&params.output).unwrap();
+    let output = staged(&params.output, &checkpoint);
+    let dead_letters = staged(&params.dead_letters, &checkpoint);
+    let file = std::fs::OpenOptions::new().write(true).open(&output).unwrap();
     file.set_len(committed - 100).unwrap();
     drop(file);
-    let output_before = std::fs::read(&params.output).unwrap();
-    let dead_before = std::fs::read(&params.dead_letters).unwrap();
+    let output_before = std::fs::read(&output).unwrap();
+    let dead_before = std::fs::read(&dead_letters).unwrap();
 
     claim(&parent, &id).await;
     let task = parent.wait(&id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Failed);
     let error = task.error.unwrap();
     assert_eq!(error.code, ErrorCode::StorageError);
-    let expected = format!(
-        "the output {} is shorter than its checkpoint: {} bytes, expected at least {committed}",
-        params.output.display(),
-        committed - 100
-    );
-    assert!(error.message.starts_with(&expected), "{}", error.message);
-    assert!(std::fs::read(&params.output).unwrap() == output_before, "the short output was changed");
-    assert!(std::fs::read(&params.dead_letters).unwrap() == dead_before, "the dead letters were changed");
+    let expected = format!("{} bytes, expected at least {committed}", committed - 100);
+    assert!(error.message.contains("shorter than its checkpoint"), "{}", error.message);
+    assert!(error.message.contains(&expected), "{}", error.message);
+    assert!(error.message.contains(&output.display().to_string()), "{}", error.message);
+    assert!(std::fs::read(&output).unwrap() == output_before, "the short output was changed");
+    assert!(std::fs::read(&dead_letters).unwrap() == dead_before, "the dead letters were changed");
     assert_eq!(store.checkpoint(&id).await.unwrap().unwrap().sequence, checkpoint.sequence);
     parent.shutdown().await;
 }

@@ -202,6 +202,7 @@ impl TaskKind for LinesKind {
             Some(hold) => {
                 let control = HoldingControl { inner: Arc::clone(job.control()), hold: hold.clone() };
                 JobContext::new(job.task().clone(), job.checkpoint().cloned(), Arc::new(control))
+                    .with_epoch(job.epoch())
             }
             None => job,
         };
@@ -409,6 +410,13 @@ pub(crate) async fn checkpoint_reaching(store: &dyn TaskStore, id: &TaskId, sequ
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// The staged file of `path` that the task's last checkpoint names: where a fenced task that did not
+/// complete keeps its committed output.
+pub(crate) async fn committed_file(store: &dyn TaskStore, id: &TaskId, path: &Path) -> std::path::PathBuf {
+    let checkpoint = store.checkpoint(id).await.unwrap().expect("a checkpoint");
+    batch_tasks::records::staged_path(path, checkpoint.sink["epoch"].as_u64().unwrap_or(0))
 }
 
 pub(crate) fn read(path: &Path) -> String {

@@ -7,6 +7,7 @@ mod crash;
 mod fixtures;
 mod kinds;
 mod manager_lifecycle;
+mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
 #[cfg(feature = "postgres")]

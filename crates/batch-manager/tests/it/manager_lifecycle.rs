@@ -96,8 +96,8 @@ async fn a_task_runs_to_completion_with_its_summary_progress_and_metrics() {
     assert_eq!(result.metrics.start_time, task.started_at);
     assert_eq!(
         store.checkpoint(&created.id).await.unwrap().unwrap().sequence,
-        16,
-        "1000 records in chunks of 64"
+        17,
+        "1000 records in chunks of 64, then the final checkpoint"
     );
 
     let status = manager.get_task_status(&created.id).await.unwrap();
@@ -266,6 +266,7 @@ async fn list_tasks_pages_newest_first_and_filters_by_status_and_type() {
         task_type: Some(other.clone()),
         limit: 2,
         offset: 1,
+        ..ListTasksRequest::default()
     };
     let page = manager.list_tasks(both).await.unwrap();
     // Of the other kind (0, 5, 10, 15, 20), pending ones are 5, 10, 20 (0 and 15 were cancelled).
@@ -442,4 +443,30 @@ async fn a_panicking_kind_fails_its_task_not_the_manager() {
     );
     assert!(manager.running_tasks().is_empty());
     manager.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_task_created_without_a_config_gets_its_kinds_default_config() {
+    let probe = Arc::new(Probe::default());
+    let store = memory();
+    let dir = tempfile::tempdir().unwrap();
+    let mut request = LinesParams::new(&dir.path().join("in.jsonl"), "t").request(config(7));
+    request.config = None;
+    // A kind that describes nothing gets the records default: chunks of 1,000, not the model's 10.
+    let created = manager(&store, &probe, "w").create_task(request).await.unwrap();
+    let task = store.task(&created.id).await.unwrap().unwrap();
+    assert_eq!(task.config, batch_tasks::KindSpec::records_default_config());
+    assert_eq!(task.config.batch_size, 1000);
+
+    // A built-in kind with its own default (train: mini-batches of 64).
+    let builtin =
+        BatchManager::new(Arc::clone(&store), batch_tasks::builtin_registry(), ManagerConfig::default())
+            .unwrap();
+    let train = CreateTaskRequest::new(TaskType::Train)
+        .with_params(serde_json::json!({ "input": "a.csv", "label": "y", "model_out": "m.json" }));
+    let created = builtin.create_task(train).await.unwrap();
+    let task = store.task(&created.id).await.unwrap().unwrap();
+    let train_kind = batch_tasks::builtin_registry().get(&TaskType::Train).unwrap();
+    assert_eq!(task.config, train_kind.spec().default_config);
+    assert_eq!(task.config.batch_size, 64);
 }

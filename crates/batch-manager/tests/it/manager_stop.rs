@@ -12,8 +12,8 @@ use batch_model::{
 };
 
 use crate::kinds::{
-    Faults, LinesParams, Probe, checkpoint_reaching, expected_counts, expected_output, manager, read,
-    write_sales,
+    Faults, LinesParams, Probe, checkpoint_reaching, committed_file, expected_counts, expected_output,
+    manager, read, write_sales,
 };
 
 /// 500 records in chunks of 100, two in flight at a time, each attempt waiting for the gate.
@@ -68,7 +68,8 @@ async fn stop_task_mid_run_ends_cancelled_within_one_chunk_and_keeps_its_checkpo
     assert_eq!(checkpoint.sequence, 3, "the chunk in flight when the stop came is the last one");
     let counters = checkpoint.counters;
     assert_eq!(counters.processed + counters.failed + counters.skipped, 300);
-    assert_eq!(read(&gated.params.output), output_of(300));
+    assert_eq!(read(&committed_file(&*gated.store, &gated.id, &gated.params.output).await), output_of(300));
+    assert!(!gated.params.output.exists(), "a cancelled task publishes nothing");
     assert_eq!(task.progress.done(), 300);
 }
 
@@ -88,7 +89,29 @@ async fn a_task_that_does_not_stop_within_its_grace_period_is_aborted_and_cancel
     assert_eq!(error.code, ErrorCode::Cancelled);
     assert!(error.message.starts_with("stopped by request; in-flight work was aborted"), "{}", error.message);
     assert_eq!(gated.store.checkpoint(&gated.id).await.unwrap().unwrap().sequence, 2);
-    assert_eq!(read(&gated.params.output), output_of(200), "the aborted chunk was never written");
+    let committed = committed_file(&*gated.store, &gated.id, &gated.params.output).await;
+    assert_eq!(read(&committed), output_of(200), "the aborted chunk was never written");
+}
+
+#[tokio::test(start_paused = true)]
+async fn abort_task_cuts_a_stops_grace_period_short_and_records_what_the_stop_would() {
+    let gated = gated_task().await;
+    gated.probe.open_gate(250);
+    checkpoint_reaching(&*gated.store, &gated.id, 2).await;
+    let stopped_at = tokio::time::Instant::now();
+    let request = StopTaskRequest { id: gated.id, reason: Some("interrupted".to_owned()) };
+    gated.manager.stop_task(request).await.unwrap();
+    assert!(gated.manager.abort_task(&gated.id, None).await, "the task runs here");
+
+    let task = gated.manager.wait(&gated.id).await.unwrap();
+    assert!(stopped_at.elapsed() < Duration::from_secs(1), "aborted after {:?}", stopped_at.elapsed());
+    assert_eq!(task.status, TaskStatus::Cancelled);
+    let error = task.error.unwrap();
+    assert_eq!(error.code, ErrorCode::Cancelled);
+    assert!(error.message.starts_with("interrupted; in-flight work was aborted"), "{}", error.message);
+    assert_eq!(gated.store.checkpoint(&gated.id).await.unwrap().unwrap().sequence, 2);
+    let committed = committed_file(&*gated.store, &gated.id, &gated.params.output).await;
+    assert_eq!(read(&committed), output_of(200), "the aborted chunk was never written");
 }
 
 #[tokio::test(start_paused = true)]
@@ -106,7 +129,7 @@ async fn a_stop_requested_through_another_manager_reaches_the_task_at_its_heartb
     let task = elsewhere.wait(&gated.id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Cancelled);
     assert_eq!(gated.store.checkpoint(&gated.id).await.unwrap().unwrap().sequence, 3);
-    assert_eq!(read(&gated.params.output), output_of(300));
+    assert_eq!(read(&committed_file(&*gated.store, &gated.id, &gated.params.output).await), output_of(300));
 }
 
 #[tokio::test(start_paused = true)]

@@ -11,12 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::fixtures::{at, lease, task_at};
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
-use batch_manager::store::{Checkpoint, Counters, StoreError, TaskOutcome, TaskStore};
+use batch_manager::store::{Checkpoint, Clock, Counters, ManualClock, StoreError, TaskOutcome, TaskStore};
 use batch_model::{ErrorCode, ListTasksRequest, ProcessingMetrics, Progress, TaskStatus};
-use chrono::TimeDelta;
-
-use crate::fixtures::{at, lease, task_at, worker};
 
 /// Set in a child process to the role it plays (see [`child_process`]).
 const CHILD_ROLE: &str = "BATCH_MANAGER_TEST_CHILD_ROLE";
@@ -63,7 +61,12 @@ fn child_process() {
     match role.as_str() {
         "hold-exclusive-lock" => hold_lock(&db, "PRAGMA journal_mode = DELETE; BEGIN EXCLUSIVE;"),
         "hold-write-lock" => hold_lock(&db, "BEGIN IMMEDIATE;"),
-        "open-and-write" => open_and_write(&db),
+        "open-and-write" => open_and_write(&db, Duration::from_millis(200)),
+        "open-and-write-when-told" => {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            open_and_write(&db, SqliteOptions::default().busy_timeout);
+        }
         other => panic!("unknown child role {other}"),
     }
 }
@@ -81,9 +84,9 @@ fn hold_lock(db: &str, sql: &str) {
 }
 
 /// Opens the store and inserts a task; prints `outcome: ok` or `outcome: <stage> <code> <message>`.
-fn open_and_write(db: &str) {
+fn open_and_write(db: &str, busy_timeout: Duration) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let outcome = match SqliteStore::open(db, options_with_busy_timeout(Duration::from_millis(200))) {
+    let outcome = match SqliteStore::open(db, options_with_busy_timeout(busy_timeout)) {
         Err(error) => format!("open {} {error}", error.code()),
         Ok(store) => match runtime.block_on(store.insert_task(&task_at(at(0)))) {
             Err(error) => format!("write {} {error}", error.code()),
@@ -241,7 +244,7 @@ async fn a_schema_from_a_newer_version_is_refused() {
     let message = expect_storage_error(SqliteStore::open(&path, SqliteOptions::default()), &path);
     assert!(message.contains("schema version 99"), "{message}");
     assert!(message.contains("newer version"), "{message}");
-    assert!(message.contains("knows versions up to 1"), "{message}");
+    assert!(message.contains("knows versions up to 2"), "{message}");
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -434,7 +437,7 @@ async fn concurrent_calls_share_transactions() {
         calls.spawn(async move {
             let task = task_at(at(idx));
             store.insert_task(&task).await.unwrap();
-            let claimed = store.claim_task(&task.id, &lease("w", at(1000))).await.unwrap();
+            let claimed = store.claim_task(&task.id, &lease("w")).await.unwrap();
             assert!(claimed.is_some());
         });
     }
@@ -445,20 +448,106 @@ async fn concurrent_calls_share_transactions() {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Processes racing to create a store.
+
+#[test]
+fn processes_opening_a_new_file_at_the_same_moment_all_succeed() {
+    // The race is narrow (a check between two reads), so several rounds on fresh files.
+    for _ in 0..8 {
+        processes_race_to_open_a_new_file(12);
+    }
+}
+
+fn processes_race_to_open_a_new_file(processes: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.db");
+    let mut children: Vec<Child> = (0..processes)
+        .map(|_| {
+            child_command("open-and-write-when-told", &path)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Every child is started and waiting; let them all go at once.
+    for child in &mut children {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+    }
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", output.status);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let outcome = stdout.lines().find_map(|line| line.strip_prefix(OUTCOME)).unwrap_or("no outcome");
+        assert_eq!(outcome, "ok", "a racing process failed: {stdout}");
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let page = runtime.block_on(store.list_tasks(&ListTasksRequest::default())).unwrap();
+    assert_eq!(page.total, processes, "each process stored its task");
+}
+
+#[tokio::test]
+async fn a_version_1_store_is_migrated_with_its_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tasks.db");
+    // A store as version 1 wrote it: the first migration only.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tasks (
+                id TEXT NOT NULL PRIMARY KEY, task_type TEXT NOT NULL, status TEXT NOT NULL,
+                created_at INTEGER NOT NULL, lease_owner TEXT, lease_expires_at INTEGER,
+                stop_requested INTEGER NOT NULL DEFAULT 0, run_seconds INTEGER, run_nanos INTEGER,
+                record TEXT NOT NULL) STRICT;
+             CREATE TABLE checkpoints (task_id TEXT NOT NULL PRIMARY KEY, sequence INTEGER NOT NULL,
+                record TEXT NOT NULL) STRICT;
+             CREATE TABLE results (task_id TEXT NOT NULL PRIMARY KEY, result TEXT NOT NULL,
+                metrics TEXT NOT NULL) STRICT;
+             PRAGMA application_id = 1886743920; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+        let task = task_at(at(0));
+        let mut record = serde_json::to_value(&task).unwrap();
+        for field in ["attempt", "attempts", "parent_id", "partition"] {
+            record.as_object_mut().unwrap().remove(field);
+        }
+        conn.execute(
+            "INSERT INTO tasks (id, task_type, status, created_at, record) VALUES (?1, ?2, 'pending', 0, ?3)",
+            rusqlite::params![task.id.to_string(), task.task_type.as_str(), record.to_string()],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let page = store.list_tasks(&ListTasksRequest::default()).await.unwrap();
+    assert_eq!(page.total, 1);
+    assert_eq!((page.tasks[0].attempt, page.tasks[0].parent_id), (1, None));
+    let claimed = store.claim_next(&[], &lease("w")).await.unwrap().unwrap();
+    assert_eq!(claimed.lease.epoch, 1);
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Reopening.
 
 #[tokio::test]
 async fn everything_survives_close_and_reopen_and_migrations_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tasks.db");
-    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+    let clock = Arc::new(ManualClock::new(at(10)));
+    let open = || {
+        SqliteStore::open_with_clock(&path, SqliteOptions::default(), Arc::clone(&clock) as Arc<dyn Clock>)
+    };
+    let store = open().unwrap();
     let running = task_at(at(0));
     let finished = task_at(at(1));
     let pending = task_at(at(2));
     for task in [&running, &finished, &pending] {
         store.insert_task(task).await.unwrap();
     }
-    store.claim_task(&running.id, &lease("a", at(10))).await.unwrap().unwrap();
+    let holder = store.claim_task(&running.id, &lease("a")).await.unwrap().unwrap().lease.holder();
     let saved = Checkpoint {
         sequence: 1,
         source: serde_json::json!({ "offset": 4096 }),
@@ -469,18 +558,19 @@ async fn everything_survives_close_and_reopen_and_migrations_run_once() {
     };
     let mut progress = Progress::compute(Some(100), 10, 0, 0, Duration::from_secs(1));
     progress.updated_at = at(11);
-    store.commit_checkpoint(&running.id, &worker("a"), &saved, &progress).await.unwrap();
-    store.claim_task(&finished.id, &lease("a", at(10))).await.unwrap().unwrap();
+    store.commit_checkpoint(&running.id, &holder, &saved, &progress).await.unwrap();
+    let finisher = store.claim_task(&finished.id, &lease("a")).await.unwrap().unwrap().lease.holder();
     let outcome = TaskOutcome {
         status: TaskStatus::Completed,
         error: None,
         result: serde_json::json!({ "rows": 10 }),
         progress: progress.clone(),
         metrics: ProcessingMetrics::default(),
-        at: at(12),
     };
-    store.finish_task(&finished.id, &worker("a"), &outcome).await.unwrap();
-    store.request_stop(&running.id, at(13)).await.unwrap();
+    clock.set(at(12));
+    store.finish_task(&finished.id, &finisher, &outcome).await.unwrap();
+    clock.set(at(13));
+    store.request_stop(&running.id).await.unwrap();
     let everything = ListTasksRequest::default();
     let before = store.list_tasks(&everything).await.unwrap();
     let metrics_before = store.metrics().await.unwrap();
@@ -490,23 +580,26 @@ async fn everything_survives_close_and_reopen_and_migrations_run_once() {
     assert!(error.to_string().contains("closed"), "{error}");
 
     for _ in 0..3 {
-        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let store = open().unwrap();
         assert_eq!(store.list_tasks(&everything).await.unwrap(), before);
         assert_eq!(store.metrics().await.unwrap(), metrics_before);
         assert_eq!(store.checkpoint(&running.id).await.unwrap(), Some(saved.clone()));
         let result = store.task_result(&finished.id).await.unwrap().unwrap();
         assert_eq!(result.result, outcome.result);
-        // The lease and the stop flag survive too: the holder still holds the task and is told to stop.
-        let reply = store.heartbeat(&running.id, &lease("a", at(14))).await.unwrap();
+        // The lease, its epoch and the stop flag survive too: the holder still holds the task and is
+        // told to stop.
+        clock.set(at(14));
+        let reply = store.heartbeat(&running.id, &holder, crate::fixtures::TTL).await.unwrap();
         assert!(reply.stop_requested);
-        assert_eq!(store.claim_task(&running.id, &lease("b", at(20))).await.unwrap(), None);
+        clock.set(at(20));
+        assert_eq!(store.claim_task(&running.id, &lease("b")).await.unwrap(), None);
         store.close().await.unwrap();
     }
     let version: i64 = rusqlite::Connection::open(&path)
         .unwrap()
         .pragma_query_value(None, "user_version", |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 1);
+    assert_eq!(version, 2);
 }
 
 #[tokio::test]
@@ -515,10 +608,14 @@ async fn a_takeover_after_reopen_resumes_where_the_dead_process_left_off() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tasks.db");
     let task = task_at(at(0));
+    let clock = Arc::new(ManualClock::new(at(1)));
+    let open = || {
+        SqliteStore::open_with_clock(&path, SqliteOptions::default(), Arc::clone(&clock) as Arc<dyn Clock>)
+    };
     {
-        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let store = open().unwrap();
         store.insert_task(&task).await.unwrap();
-        store.claim_task(&task.id, &lease("dead", at(1))).await.unwrap().unwrap();
+        let holder = store.claim_task(&task.id, &lease("dead")).await.unwrap().unwrap().lease.holder();
         let saved = Checkpoint {
             sequence: 1,
             source: serde_json::json!({ "offset": 10 }),
@@ -528,11 +625,13 @@ async fn a_takeover_after_reopen_resumes_where_the_dead_process_left_off() {
             committed_at: at(2),
         };
         let progress = Progress::zero(at(2));
-        store.commit_checkpoint(&task.id, &worker("dead"), &saved, &progress).await.unwrap();
+        store.commit_checkpoint(&task.id, &holder, &saved, &progress).await.unwrap();
         // Dropped without close.
     }
-    let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-    let taken = store.claim_next(&[], &lease("new", at(2) + TimeDelta::seconds(60))).await.unwrap().unwrap();
+    clock.set(at(62));
+    let store = open().unwrap();
+    let taken = store.claim_next(&[], &lease("new")).await.unwrap().unwrap();
     assert!(taken.resumed);
+    assert_eq!(taken.lease.epoch, 2);
     assert_eq!(taken.checkpoint.map(|checkpoint| checkpoint.sequence), Some(1));
 }

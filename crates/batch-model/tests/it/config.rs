@@ -192,7 +192,7 @@ fn from_json_rejects_unknown_settings_by_name() {
         json!({ "batchsize": 10 }),
         "batchsize",
         "invalid configuration: batchsize is not a known setting \
-         (expected one of batch_size, max_retries, timeout, concurrency, skip_limit, durability)",
+         (expected one of batch_size, max_retries, timeout, concurrency, skip_limit, durability, partitions)",
     );
 }
 
@@ -214,6 +214,7 @@ fn from_json_reads_every_setting() {
         "concurrency": 8,
         "skip_limit": 25,
         "durability": "power_loss",
+        "partitions": 4,
     }))
     .unwrap();
     assert_eq!(
@@ -225,6 +226,7 @@ fn from_json_reads_every_setting() {
             concurrency: 8,
             skip_limit: Some(25),
             durability: Durability::PowerLoss,
+            partitions: 4,
         }
     );
 }

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use batch_model::{
-    BatchConfig, BatchMetrics, BatchTask, CreateTaskResponse, Durability, ErrorCode, ListTasksResponse,
-    Progress, StopTaskResponse, TaskError, TaskId, TaskStatus, TaskStatusResponse, TaskType,
+    AttemptRecord, BatchConfig, BatchMetrics, BatchTask, CreateTaskResponse, Durability, ErrorCode,
+    ListTasksResponse, Partition, Progress, StopTaskResponse, TaskError, TaskId, TaskStatus,
+    TaskStatusResponse, TaskType,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
@@ -31,6 +32,7 @@ fn failed_task() -> BatchTask {
             concurrency: 4,
             skip_limit: Some(10),
             durability: Durability::PowerLoss,
+            partitions: 1,
         },
         params: json!({ "input": "data/iris.csv", "epochs": 20 }),
         progress: Progress {
@@ -56,6 +58,23 @@ fn failed_task() -> BatchTask {
         started_at: Some(at(2)),
         completed_at: Some(at(12)),
         metadata: BTreeMap::from([("owner".to_owned(), "ml-team".to_owned())]),
+        attempt: 2,
+        attempts: vec![AttemptRecord {
+            attempt: 1,
+            status: TaskStatus::Cancelled,
+            error: Some(TaskError {
+                code: ErrorCode::Cancelled,
+                message: "stopped by request".to_owned(),
+                details: serde_json::Value::Null,
+                timestamp: at(1),
+                retryable: false,
+            }),
+            started_at: Some(at(0)),
+            ended_at: Some(at(1)),
+            progress: Progress::zero(at(1)),
+        }],
+        parent_id: Some("018f3a2b-4c5d-7e6f-8a9b-0c1d2e3f4a00".parse().unwrap()),
+        partition: Some(Partition { index: 1, count: 4 }),
     }
 }
 
@@ -71,6 +90,7 @@ fn failed_task_json() -> serde_json::Value {
             "concurrency": 4,
             "skip_limit": 10,
             "durability": "power_loss",
+            "partitions": 1,
         },
         "params": { "input": "data/iris.csv", "epochs": 20 },
         "progress": {
@@ -96,7 +116,40 @@ fn failed_task_json() -> serde_json::Value {
         "started_at": "2024-05-01T12:00:02Z",
         "completed_at": "2024-05-01T12:00:12Z",
         "metadata": { "owner": "ml-team" },
+        "attempt": 2,
+        "attempts": [{
+            "attempt": 1,
+            "status": "cancelled",
+            "error": {
+                "code": "CANCELLED",
+                "message": "stopped by request",
+                "details": null,
+                "timestamp": "2024-05-01T12:00:01Z",
+                "retryable": false,
+            },
+            "started_at": "2024-05-01T12:00:00Z",
+            "ended_at": "2024-05-01T12:00:01Z",
+            "progress": {
+                "total": null, "processed": 0, "failed": 0, "skipped": 0, "percentage": null,
+                "message": null, "throughput": null, "eta": null, "updated_at": "2024-05-01T12:00:01Z",
+            },
+        }],
+        "parent_id": "018f3a2b-4c5d-7e6f-8a9b-0c1d2e3f4a00",
+        "partition": { "index": 1, "count": 4 },
     })
+}
+
+#[test]
+fn a_record_written_before_attempts_and_partitions_reads_with_their_defaults() {
+    let mut old = failed_task_json();
+    let object = old.as_object_mut().unwrap();
+    for field in ["attempt", "attempts", "parent_id", "partition"] {
+        object.remove(field);
+    }
+    object["config"].as_object_mut().unwrap().remove("partitions");
+    let task: BatchTask = serde_json::from_value(old).unwrap();
+    assert_eq!((task.attempt, task.attempts.len()), (1, 0));
+    assert_eq!((task.parent_id, task.partition, task.config.partitions), (None, None, 1));
 }
 
 #[test]
@@ -128,7 +181,7 @@ fn a_pending_task_writes_absent_values_as_null() {
         json["config"],
         json!({
             "batch_size": 10, "max_retries": 3, "timeout": "30s", "concurrency": 2,
-            "skip_limit": null, "durability": "process",
+            "skip_limit": null, "durability": "process", "partitions": 1,
         })
     );
     assert_eq!(

@@ -22,10 +22,21 @@ fn valid_config() -> impl Strategy<Value = BatchConfig> {
         1..=BatchConfig::CONCURRENCY_MAX,
         proptest::option::of(any::<u64>()),
         prop_oneof![Just(Durability::Process), Just(Durability::PowerLoss)],
+        1..=BatchConfig::PARTITIONS_MAX,
     )
-        .prop_map(|(batch_size, max_retries, timeout, concurrency, skip_limit, durability)| {
-            BatchConfig { batch_size, max_retries, timeout, concurrency, skip_limit, durability }
-        })
+        .prop_map(
+            |(batch_size, max_retries, timeout, concurrency, skip_limit, durability, partitions)| {
+                BatchConfig {
+                    batch_size,
+                    max_retries,
+                    timeout,
+                    concurrency,
+                    skip_limit,
+                    durability,
+                    partitions,
+                }
+            },
+        )
 }
 
 fn timestamp() -> impl Strategy<Value = DateTime<Utc>> {

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 
-use rust_decimal::Decimal;
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -29,6 +29,11 @@ use crate::batch_process::config::{AggregateFunction, AggregateSpec, GroupConfig
 use crate::batch_process::error::{BatchProcessError, RecordIssue, short_json};
 use crate::batch_process::key;
 use crate::batch_process::number::Number;
+
+/// The digits after the decimal point of an average (`avg`): the exact mean, rounded half away from
+/// zero to 6 places (`5033.196996`); shorter means keep their own digits (`7.25`). Sums, minima and
+/// maxima are exact, never rounded.
+pub const AVG_SCALE: u32 = 6;
 
 /// The group-by stage: its settings and the groups so far.
 ///
@@ -42,10 +47,13 @@ use crate::batch_process::number::Number;
 ///     groups.add(&row).unwrap().unwrap();
 /// }
 /// assert!(groups.add(&json!({ "region": "华北", "amount": "n/a" })).unwrap().is_err());
+/// groups.add(&json!({ "region": "华北", "amount": "1" })).unwrap().unwrap();
+/// groups.add(&json!({ "region": "华北", "amount": "1" })).unwrap().unwrap();
+/// groups.add(&json!({ "region": "华北", "amount": "0" })).unwrap().unwrap();
 /// // Sorted by the key's canonical JSON text: "华东" before "华北" (东 U+4E1C < 北 U+5317).
 /// assert_eq!(groups.finish(), [
 ///     json!({ "region": "华东", "count": 2, "sum_amount": "14.50", "avg_amount": "7.25" }),
-///     json!({ "region": "华北", "count": 1, "sum_amount": "0", "avg_amount": null }),
+///     json!({ "region": "华北", "count": 4, "sum_amount": "2", "avg_amount": "0.666667" }),
 /// ]);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -185,7 +193,11 @@ impl Accumulator {
                 if *n == 0 {
                     return Value::Null;
                 }
-                sum.checked_div(Decimal::from(*n)).map_or(Value::Null, text)
+                sum.checked_div(Decimal::from(*n))
+                    .map(|mean| {
+                        mean.round_dp_with_strategy(AVG_SCALE, RoundingStrategy::MidpointAwayFromZero)
+                    })
+                    .map_or(Value::Null, text)
             }
         }
     }
@@ -350,7 +362,7 @@ impl GroupBy {
 
     /// The group rows, sorted by key: the `group_by` fields (as nested objects for dotted paths),
     /// then each aggregate under its name — counts as JSON numbers; sums, minima, maxima and
-    /// averages as decimal strings (exact; an average keeps up to 28 significant digits);
+    /// averages as decimal strings (exact; an average rounded to [`AVG_SCALE`] places);
     /// `null` for a minimum, maximum or average over no values.
     pub fn finish(&self) -> Vec<Value> {
         self.groups

@@ -16,9 +16,10 @@ use crate::batch_process::expr::Filter;
 use crate::batch_process::path::FieldPath;
 
 /// Every param the kind knows, in the order they are checked.
-pub(crate) const PARAMS: [&str; 12] = [
+pub(crate) const PARAMS: [&str; 13] = [
     "input",
     "output",
+    "dead_letter",
     "dead_letters",
     "format",
     "filter",
@@ -275,7 +276,7 @@ impl BatchProcessConfig {
     /// }))
     /// .unwrap();
     /// assert_eq!(config.format, Format::Csv);
-    /// assert_eq!(config.dead_letters, std::path::Path::new("big.dead.jsonl"));
+    /// assert_eq!(config.dead_letters, std::path::Path::new("big.dead_letters.jsonl"));
     /// assert_eq!(config.grouping.unwrap().aggregates[1].name, "total");
     ///
     /// let error = BatchProcessConfig::from_params(&json!({ "input": "a.csv", "output": "b.csv", "select": [] }));
@@ -295,12 +296,17 @@ impl BatchProcessConfig {
         if input == output {
             return Err(invalid("output", "must differ from input".to_owned()));
         }
-        let dead_letters = match params.get("dead_letters") {
-            Some(_) => params.file("dead_letters")?,
-            None => output.with_extension("dead.jsonl"),
+        // `dead_letter` is the name every kind takes; `dead_letters` is accepted as its alias.
+        let dead_letters = match (params.get("dead_letter"), params.get("dead_letters")) {
+            (Some(_), Some(_)) => {
+                return Err(invalid("dead_letter", "is also given as dead_letters; give one".to_owned()));
+            }
+            (Some(_), None) => params.file("dead_letter")?,
+            (None, Some(_)) => params.file("dead_letters")?,
+            (None, None) => crate::records::dead_letters_beside(&output),
         };
         if dead_letters == input || dead_letters == output {
-            return Err(invalid("dead_letters", "must differ from input and output".to_owned()));
+            return Err(invalid("dead_letter", "must differ from input and output".to_owned()));
         }
         let format = match params.get("format") {
             Some(value) => params.format("format", value)?,

@@ -50,6 +50,13 @@ pub struct Dedup {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DedupKey(u128);
 
+impl DedupKey {
+    /// The key's stable 128-bit hash (what a dedup key log stores).
+    pub fn hash(self) -> u128 {
+        self.0
+    }
+}
+
 /// What [`Dedup`] puts in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct DedupState {

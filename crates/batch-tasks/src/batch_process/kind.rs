@@ -3,36 +3,40 @@
 //!
 //! # How the stages map onto the runner
 //!
-//! The runner reads the input line by line, calls the job's pure [`RecordJob::process`] on each line
-//! (several at a time, in any order), writes the outputs in input order as JSON lines, and keeps an
-//! in-order [`Summary`] in every checkpoint. So:
+//! The runner reads the input (JSON lines with pump-core's `text_lines`; CSV with pump-core's
+//! quote-aware CSV source, each row handed over as a JSON object of its cells), calls the job's
+//! pure [`RecordJob::process`] on each record (several at a time, in any order), and then passes
+//! every output through the summary's in-order step ([`Summary::admit`]) before it writes it:
 //!
-//! * **filter, select, rename** are [`BatchProcess::process_record`], inside `process`. A line that
-//!   is not a JSON object (or, for CSV, not a row of the header's width) is a `VALIDATION_ERROR` dead
-//!   letter; a record the filter drops is skipped.
-//! * **de-duplication** stays pure and order-proof through a *pre-pass*: before the runner starts,
-//!   the job reads the whole input once and notes, for each key, the byte offset of the first record
-//!   that would be kept with it (at most `dedup_max_keys` keys, else the task fails with
-//!   `CONFIGURATION_ERROR` before writing anything). `process` then keeps a record only if it is at
-//!   its key's first offset, and skips the others. The pre-pass gives the same answer on every run
-//!   of the same file, so a resumed run decides exactly as the first one did, and no dedup state
-//!   goes into checkpoints. It costs one more read and parse of the input.
-//! * **group-by** runs in the [`Summary`]: `process` checks the aggregated fields (a non-numeric
-//!   value is a dead letter naming the field) and the summary adds each written row to its group,
-//!   in order; the groups are the checkpoint's state and the task's result summary
-//!   (`{"groups": n, "rows": [...]}`, every group row). The output file holds the rows that were
-//!   aggregated. Passing `max_groups`, or a sum leaving the decimal range, fails the task with
-//!   `PROCESSING_ERROR` at the next checkpoint.
+//! * **filter, select, rename** are [`BatchProcess::process_record`], inside `process`. A record
+//!   that is not a JSON object (or, for CSV, a row of another width than the header, or a quote left
+//!   open at the end of the file) is a `VALIDATION_ERROR` dead letter; a record the filter drops is
+//!   skipped. `process` also computes the dedup key (a row without one is a dead letter) and the
+//!   group input (a non-numeric aggregated value is a dead letter naming the field).
+//! * **de-duplication** is in order, in `admit`: the first row of each key is kept, later ones are
+//!   skipped. The keys seen are a set of 128-bit hashes; each new key is appended to a *state log*
+//!   beside the output (`<output>.keys`, 33 bytes a key), committed with every checkpoint (its length
+//!   is in the checkpoint), and read back on resume, so a checkpoint carries no key set however many
+//!   keys there are. The bound: `dedup_max_keys` distinct keys (default 1,000,000: about 40 MB of
+//!   memory and 33 MB of log); one more fails the task with `CONFIGURATION_ERROR` at that record,
+//!   after the last committed checkpoint, so nothing inexact is ever written. The log is removed when
+//!   the task completes.
+//! * **group-by** is in order too: each row is absorbed into its group (counted as processed, not
+//!   written), and at the end of the input the runner writes one row per group (sorted by key) to
+//!   the output, then commits a final checkpoint. The groups are the checkpoint's state (bounded by
+//!   `max_groups`, default 100,000; one more group, or a sum leaving the decimal range, fails the task
+//!   with `PROCESSING_ERROR`). The task's result summary holds the group count and the first
+//!   [`SUMMARY_ROWS`](super::SUMMARY_ROWS) group rows.
 //!
 //! # CSV input
 //!
-//! The first non-blank line is the header (it counts as one skipped record). Each later line is one
-//! row: quoted fields may hold commas and doubled quotes, but not line breaks — such a row is a dead
-//! letter, since the runner reads lines.
+//! The header row names the fields; it is not a record. Each later row (quoted fields may hold the
+//! delimiter, doubled quotes and line breaks) is a record of strings keyed by the header's names,
+//! whose line is the line it starts on. A rejected row's dead letter holds the row as that JSON
+//! object (`raw`), a row that could not be split holds its text.
 
-use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead as _, BufReader};
+use std::collections::HashSet;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -40,16 +44,18 @@ use async_trait::async_trait;
 use batch_model::{BatchConfig, ErrorCode, TaskError, TaskType};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use crate::batch_process::config::{BatchProcessConfig, Format, GroupConfig};
+use crate::batch_process::config::{BatchProcessConfig, DedupConfig, Format, GroupConfig};
 use crate::batch_process::dedup::{Dedup, DedupKey};
 use crate::batch_process::error::{BatchProcessError, RecordIssue};
 use crate::batch_process::{
-    AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, record_from_csv,
+    AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, SUMMARY_ROWS,
 };
 use crate::kind::{JobContext, JobOutcome, TaskKind};
-use crate::records::{ChunkRunner, FilePosition, ItemError, Record, RecordJob, RunnerOptions, Summary};
+use crate::records::{
+    Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, Record,
+    RecordJob, RunnerOptions, Summary, TextLinesInput, check_input_file, check_output_folder,
+};
 
 /// The `batch_process` task kind: filter, project, de-duplicate and aggregate the records of a
 /// JSON-lines or CSV file (params in the [`batch_process`](crate::batch_process) module docs).
@@ -85,141 +91,93 @@ impl TaskKind for BatchProcessKind {
         TaskType::BatchProcess
     }
 
+    fn spec(&self) -> crate::KindSpec {
+        crate::batch_process::params::spec()
+    }
+
+    /// Checks the config and the params, then the files: the input must be a readable file and the
+    /// output's and dead-letter file's folders must exist (`CONFIGURATION_ERROR` naming the param).
     fn validate(&self, params: &Value, config: &BatchConfig) -> Result<(), TaskError> {
         config.validate().map_err(|error| TaskError::from(&error))?;
-        BatchProcessConfig::from_params(params).map(drop).map_err(|error| TaskError::from(&error))
+        let config = BatchProcessConfig::from_params(params).map_err(|error| TaskError::from(&error))?;
+        check_files(&config).map_err(|error| TaskError::from(&error))
     }
 
     async fn run(&self, job: JobContext) -> Result<JobOutcome, TaskError> {
         let config =
             BatchProcessConfig::from_params(job.params()).map_err(|error| TaskError::from(&error))?;
-        let token = job.control().cancellation_token();
-        let prepared =
-            tokio::task::spawn_blocking(move || BatchProcessJob::prepare(config, &token)).await.map_err(
-                |error| TaskError::new(ErrorCode::ProcessingError, format!("the pre-pass failed: {error}")),
-            )??;
-        ChunkRunner::new(self.options.clone()).run(Arc::new(prepared), &job).await
+        let format = config.format;
+        let log = config.dedup.is_some().then(|| keys_path(&config.output));
+        let output = JsonLinesFile::new(config.output.clone(), "output");
+        let dead_letters =
+            JsonLinesFile::<DeadLetterRecord>::new(config.dead_letters.clone(), "dead-letter file");
+        let input = config.input.clone();
+        let work = Arc::new(BatchProcessJob::new(config, log.clone()));
+        let runner = ChunkRunner::new(self.options.clone());
+        let outcome = match format {
+            Format::JsonLines => {
+                let endpoints = Endpoints { source: TextLinesInput::new(input), output, dead_letters };
+                runner.run_with(work, endpoints, &job).await?
+            }
+            Format::Csv => {
+                let endpoints = Endpoints { source: CsvRowsInput::new(input), output, dead_letters };
+                runner.run_with(work, endpoints, &job).await?
+            }
+        };
+        if let (JobOutcome::Completed { .. }, Some(log)) = (&outcome, log) {
+            // The key log served resumes; a completed task needs it no more.
+            if let Err(error) = std::fs::remove_file(&log)
+                && error.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(path = %log.display(), %error, "cannot remove the dedup key log");
+            }
+        }
+        Ok(outcome)
     }
 }
 
-/// The job the chunk runner runs: the checked params, the CSV header, the dedup pre-pass's result.
+/// The state log of a task de-duplicating into `output`: `<output>.keys`.
+pub(crate) fn keys_path(output: &Path) -> PathBuf {
+    let mut name = output.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(".keys");
+    output.with_file_name(name)
+}
+
+/// The input is a readable file; the output's and dead-letter file's folders exist.
+fn check_files(config: &BatchProcessConfig) -> Result<(), BatchProcessError> {
+    let invalid =
+        |param: &'static str| move |reason: String| BatchProcessError::InvalidParam { param, reason };
+    check_input_file(&config.input).map_err(invalid("input"))?;
+    check_output_folder(&config.output).map_err(invalid("output"))?;
+    check_output_folder(&config.dead_letters).map_err(invalid("dead_letter"))
+}
+
+/// The job the chunk runner runs: the checked params and the stages that read rows.
 #[derive(Debug)]
 struct BatchProcessJob {
     process: BatchProcess,
-    /// The CSV header's names and the offset of its line; `None` for JSON lines.
-    header: Option<(Vec<String>, u64)>,
+    /// What every output carries to the in-order step.
+    settings: Arc<Settings>,
     /// De-duplication: computes each row's key.
     dedup: Option<Dedup>,
-    /// The offset of each key's first kept record (from the pre-pass).
-    first_offsets: HashMap<DedupKey, u64>,
-    /// Grouping: the settings (shared with every output) and a stage used only to read rows.
-    grouping: Option<(Arc<GroupConfig>, GroupBy)>,
+    /// Grouping: a stage used only to read rows.
+    group_by: Option<GroupBy>,
+    log: Option<PathBuf>,
 }
 
-/// A line run through the pure stages.
-struct Prepared {
-    row: Value,
-    key: Option<DedupKey>,
-    group: Option<GroupInput>,
+/// The settings of the in-order step, shared by every output.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Settings {
+    dedup: Option<DedupConfig>,
+    grouping: Option<GroupConfig>,
 }
 
 impl BatchProcessJob {
-    /// Reads the CSV header and runs the dedup pre-pass (blocking I/O).
-    fn prepare(config: BatchProcessConfig, token: &CancellationToken) -> Result<BatchProcessJob, TaskError> {
-        let header = match config.format {
-            Format::Csv => read_header(&config.input)?,
-            Format::JsonLines => None,
-        };
+    fn new(config: BatchProcessConfig, log: Option<PathBuf>) -> BatchProcessJob {
+        let settings = Arc::new(Settings { dedup: config.dedup.clone(), grouping: config.grouping.clone() });
         let dedup = config.dedup.clone().map(Dedup::new);
-        let grouping =
-            config.grouping.clone().map(|grouping| (Arc::new(grouping.clone()), GroupBy::new(grouping)));
-        let mut job = BatchProcessJob {
-            process: BatchProcess::new(config),
-            header,
-            dedup,
-            first_offsets: HashMap::new(),
-            grouping,
-        };
-        if let Some(dedup) = &job.dedup {
-            job.first_offsets = job.first_offsets_of(dedup, token)?;
-        }
-        Ok(job)
-    }
-
-    /// The pre-pass: for each key, the offset of the first record that the pure stages keep.
-    fn first_offsets_of(
-        &self,
-        dedup: &Dedup,
-        token: &CancellationToken,
-    ) -> Result<HashMap<DedupKey, u64>, TaskError> {
-        let input = self.process.config().input.clone();
-        let file = File::open(&input).map_err(|error| read_error(&input, &error))?;
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
-        let mut first = HashMap::new();
-        let mut line = Vec::new();
-        let mut position = FilePosition::START;
-        loop {
-            if position.line.is_multiple_of(4096) && token.is_cancelled() {
-                return Err(
-                    TaskError::new(ErrorCode::Cancelled, "the dedup pre-pass was aborted").not_retryable()
-                );
-            }
-            line.clear();
-            let read = reader.read_until(b'\n', &mut line).map_err(|error| read_error(&input, &error))?;
-            if read == 0 {
-                return Ok(first);
-            }
-            let start = position;
-            position = FilePosition { offset: position.offset + read as u64, line: position.line + 1 };
-            // Lines as the runner's `text_lines` hands them over: without `\n` or a trailing `\r`.
-            let text = line.strip_suffix(b"\n").unwrap_or(&line);
-            let text = text.strip_suffix(b"\r").unwrap_or(text);
-            let Ok(text) = std::str::from_utf8(text) else {
-                continue;
-            };
-            let record =
-                Record { value: text.to_owned(), line: start.line, offset: start.offset, end: position };
-            if let Ok(Some(Prepared { key: Some(key), .. })) = self.stages(&record) {
-                let known = first.len();
-                first.entry(key).or_insert(start.offset);
-                if first.len() > known && first.len() > dedup.config().max_keys {
-                    let error = BatchProcessError::TooManyKeys { max_keys: dedup.config().max_keys };
-                    return Err(TaskError::from(&error));
-                }
-            }
-        }
-    }
-
-    /// The pure stages on one line: parse, filter, select, rename, the dedup key, the group input.
-    fn stages(&self, record: &Record<String>) -> Result<Option<Prepared>, ItemError> {
-        let value = match &self.header {
-            None => serde_json::from_str::<Value>(&record.value)
-                .map_err(|error| ItemError::validation(format!("not a JSON value: {error}")))?,
-            Some((_, header_offset)) if record.offset == *header_offset => return Ok(None),
-            Some((names, _)) => {
-                let cells = csv_cells_of(&record.value).map_err(ItemError::validation)?;
-                if cells.len() != names.len() {
-                    return Err(ItemError::validation(format!(
-                        "found {} fields, expected {} (the header's)",
-                        cells.len(),
-                        names.len()
-                    )));
-                }
-                record_from_csv(names.iter().cloned().zip(cells))
-            }
-        };
-        let Some(row) = self.process.process_record(value).map_err(|issue| item_error(&issue))? else {
-            return Ok(None);
-        };
-        let key = match &self.dedup {
-            Some(dedup) => Some(dedup.key(&row).map_err(|issue| item_error(&issue))?),
-            None => None,
-        };
-        let group = match &self.grouping {
-            Some((_, group_by)) => Some(group_by.input(&row).map_err(|issue| item_error(&issue))?),
-            None => None,
-        };
-        Ok(Some(Prepared { row, key, group }))
+        let group_by = config.grouping.clone().map(GroupBy::new);
+        BatchProcessJob { process: BatchProcess::new(config), settings, dedup, group_by, log }
     }
 }
 
@@ -227,32 +185,26 @@ impl RecordJob for BatchProcessJob {
     type Output = ProcessedRow;
     type Summary = BatchSummary;
 
-    fn input(&self) -> &Path {
-        &self.process.config().input
+    fn state_log(&self) -> Option<&Path> {
+        self.log.as_deref()
     }
 
-    fn output(&self) -> &Path {
-        &self.process.config().output
-    }
-
-    fn dead_letters(&self) -> &Path {
-        &self.process.config().dead_letters
-    }
-
+    /// The pure stages on one record: parse, filter, select, rename, the dedup key, the group input.
     fn process(&self, record: &Record<String>) -> Result<Option<ProcessedRow>, ItemError> {
-        let Some(prepared) = self.stages(record)? else {
+        let value = serde_json::from_str::<Value>(&record.value)
+            .map_err(|error| ItemError::validation(format!("not a JSON value: {error}")))?;
+        let Some(row) = self.process.process_record(value).map_err(|issue| item_error(&issue))? else {
             return Ok(None);
         };
-        if let Some(key) = prepared.key
-            && self.first_offsets.get(&key) != Some(&record.offset)
-        {
-            return Ok(None);
-        }
-        let group = match (&self.grouping, prepared.group) {
-            (Some((config, _)), Some(input)) => Some((Arc::clone(config), input)),
-            _ => None,
+        let key = match &self.dedup {
+            Some(dedup) => Some(dedup.key(&row).map_err(|issue| item_error(&issue))?),
+            None => None,
         };
-        Ok(Some(ProcessedRow { row: prepared.row, group }))
+        let group = match &self.group_by {
+            Some(group_by) => Some(group_by.input(&row).map_err(|issue| item_error(&issue))?),
+            None => None,
+        };
+        Ok(Some(ProcessedRow { row, key, group, settings: Arc::clone(&self.settings) }))
     }
 }
 
@@ -265,62 +217,21 @@ fn item_error(issue: &RecordIssue) -> ItemError {
     }
 }
 
-fn read_error(path: &Path, error: &std::io::Error) -> TaskError {
-    TaskError::new(ErrorCode::StorageError, format!("cannot read the input {}: {error}", path.display()))
-        .with_details(json!({ "path": path }))
-        .not_retryable()
-}
-
-/// The CSV header: the first non-blank line's fields, and the line's offset. `None` for an empty
-/// file.
-fn read_header(path: &PathBuf) -> Result<Option<(Vec<String>, u64)>, TaskError> {
-    let file = File::open(path).map_err(|error| read_error(path, &error))?;
-    let mut reader = BufReader::new(file);
-    let mut offset = 0u64;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let read = reader.read_line(&mut line).map_err(|error| read_error(path, &error))?;
-        if read == 0 {
-            return Ok(None);
-        }
-        if !line.trim().is_empty() {
-            let text = line.trim_end_matches(['\n', '\r']);
-            let names = csv_cells_of(text).map_err(|reason| {
-                TaskError::new(
-                    ErrorCode::ValidationError,
-                    format!("the CSV header of {} cannot be read: {reason}", path.display()),
-                )
-                .not_retryable()
-            })?;
-            return Ok(Some((names, offset)));
-        }
-        offset += read as u64;
-    }
-}
-
-/// The fields of one CSV line (`,`-separated, `"`-quoted with `""` for a quote).
-fn csv_cells_of(line: &str) -> Result<Vec<String>, String> {
-    // In a line of well-formed CSV, quotes pair up; an odd count leaves a quoted field open.
-    if line.bytes().filter(|byte| *byte == b'"').count() % 2 == 1 {
-        return Err("a quoted field does not end on its line (line breaks inside fields are not supported)"
-            .to_owned());
-    }
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(line.as_bytes());
-    let mut record = csv::StringRecord::new();
-    match reader.read_record(&mut record) {
-        Ok(true) => Ok(record.iter().map(str::to_owned).collect()),
-        Ok(false) => Ok(Vec::new()),
-        Err(error) => Err(error.to_string()),
-    }
-}
-
-/// One output of the job: the row, written as one JSON line, and (when grouping) what the summary
-/// adds to its group.
+/// One output of the job: the row, written as one JSON line, and what the in-order step needs (its
+/// dedup key, its group input).
 #[derive(Debug)]
 pub struct ProcessedRow {
     row: Value,
-    group: Option<(Arc<GroupConfig>, GroupInput)>,
+    key: Option<DedupKey>,
+    group: Option<GroupInput>,
+    settings: Arc<Settings>,
+}
+
+impl ProcessedRow {
+    /// The row as it is written.
+    pub fn row(&self) -> &Value {
+        &self.row
+    }
 }
 
 impl Serialize for ProcessedRow {
@@ -329,44 +240,120 @@ impl Serialize for ProcessedRow {
     }
 }
 
-/// The job's summary: the groups when grouping (the checkpoint's state and the task's result).
+/// The job's in-order state and result: the dedup keys seen (kept in the state log, not in
+/// checkpoints), the duplicates dropped, and the groups.
 #[derive(Debug, Default)]
 pub struct BatchSummary {
+    /// The hashes of the keys seen.
+    seen: HashSet<u128>,
+    duplicates: u64,
+    /// Whether the task de-duplicates (known from the first row, or from the checkpoint).
+    deduplicates: bool,
     group_by: Option<GroupBy>,
-    /// Why aggregation stopped (a bound passed, a sum overflowing): fails the next checkpoint.
-    failure: Option<String>,
 }
 
+/// One state-log entry: a key hash as 32 hex digits and a newline.
+const KEY_ENTRY_LEN: usize = 33;
+
 impl Summary<ProcessedRow> for BatchSummary {
-    fn add(&mut self, output: &ProcessedRow) {
-        let (Some((config, input)), None) = (&output.group, &self.failure) else {
-            return;
-        };
-        let group_by = self.group_by.get_or_insert_with(|| GroupBy::new(GroupConfig::clone(config)));
-        if let Err(error) = group_by.apply(input.clone()) {
-            self.failure = Some(error.to_string());
+    const SELECTS: bool = true;
+
+    fn add(&mut self, _output: &ProcessedRow) {}
+
+    fn admit(&mut self, output: &ProcessedRow, log: &mut Vec<u8>) -> Result<Admission, TaskError> {
+        if let (Some(key), Some(config)) = (output.key, &output.settings.dedup) {
+            self.deduplicates = true;
+            let hash = key.hash();
+            if self.seen.contains(&hash) {
+                self.duplicates += 1;
+                return Ok(Admission::Skip);
+            }
+            if self.seen.len() >= config.max_keys {
+                return Err(TaskError::from(&BatchProcessError::TooManyKeys { max_keys: config.max_keys }));
+            }
+            self.seen.insert(hash);
+            let _infallible = std::io::Write::write_fmt(log, format_args!("{hash:032x}\n"));
         }
+        let (Some(input), Some(config)) = (&output.group, &output.settings.grouping) else {
+            return Ok(Admission::Write);
+        };
+        let group_by = self.group_by.get_or_insert_with(|| GroupBy::new(config.clone()));
+        group_by.apply(input.clone()).map_err(|error| TaskError::from(&error))?;
+        Ok(Admission::Absorb)
+    }
+
+    fn replay(&mut self, log: &mut dyn BufRead) -> Result<(), TaskError> {
+        let mut entry = Vec::with_capacity(KEY_ENTRY_LEN);
+        loop {
+            entry.clear();
+            let read = log.read_until(b'\n', &mut entry).map_err(|error| {
+                TaskError::new(ErrorCode::StorageError, format!("cannot read the dedup key log: {error}"))
+            })?;
+            if read == 0 {
+                return Ok(());
+            }
+            let hash = std::str::from_utf8(&entry)
+                .ok()
+                .and_then(|text| text.strip_suffix('\n'))
+                .and_then(|digits| u128::from_str_radix(digits, 16).ok())
+                .ok_or_else(|| {
+                    TaskError::new(
+                        ErrorCode::StorageError,
+                        "the dedup key log holds an entry that is not a key hash",
+                    )
+                })?;
+            self.seen.insert(hash);
+            self.deduplicates = true;
+        }
+    }
+
+    fn tail(&mut self, _log: &mut Vec<u8>) -> Result<Vec<ProcessedRow>, TaskError> {
+        let Some(group_by) = &self.group_by else {
+            return Ok(Vec::new());
+        };
+        let settings = Arc::new(Settings { dedup: None, grouping: None });
+        Ok(group_by
+            .finish()
+            .into_iter()
+            .map(|row| ProcessedRow { row, key: None, group: None, settings: Arc::clone(&settings) })
+            .collect())
     }
 
     fn finish(self, _counters: &batch_model::Counters) -> Result<Value, serde_json::Error> {
-        if let Some(failure) = self.failure {
-            return Err(serde::ser::Error::custom(failure));
+        let mut summary = serde_json::Map::new();
+        if self.deduplicates {
+            summary.insert(
+                "dedup".to_owned(),
+                json!({ "distinct_keys": self.seen.len(), "duplicates": self.duplicates }),
+            );
         }
-        Ok(match self.group_by {
-            Some(group_by) => {
-                let rows = group_by.finish();
-                json!({ "groups": rows.len(), "rows": rows })
-            }
-            None => json!({}),
-        })
+        if let Some(group_by) = &self.group_by {
+            let rows = group_by.finish();
+            summary.insert("groups".to_owned(), json!(rows.len()));
+            summary.insert("rows_truncated".to_owned(), json!(rows.len() > SUMMARY_ROWS));
+            summary.insert("rows".to_owned(), Value::Array(rows.into_iter().take(SUMMARY_ROWS).collect()));
+        }
+        Ok(Value::Object(summary))
     }
 }
 
-/// The summary as checkpoint state: the grouping settings (so that a resumed run can finish even if
-/// it writes nothing more) and the groups.
+/// The summary as checkpoint state: the duplicates dropped, and the grouping settings (so that a
+/// resumed run can finish even if it reads nothing more) with the groups. The keys seen are in the
+/// state log.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoredSummary {
+    #[serde(default)]
+    duplicates: u64,
+    #[serde(default)]
+    deduplicates: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grouping: Option<StoredGroups>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredGroups {
     group_by: Vec<String>,
     aggregates: Vec<String>,
     max_groups: usize,
@@ -375,42 +362,49 @@ struct StoredSummary {
 
 impl Serialize for BatchSummary {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        if let Some(failure) = &self.failure {
-            return Err(serde::ser::Error::custom(failure));
-        }
-        let stored = self.group_by.as_ref().map(|group_by| {
+        let grouping = self.group_by.as_ref().map(|group_by| {
             let config = group_by.config();
-            StoredSummary {
+            StoredGroups {
                 group_by: config.group_by.iter().map(ToString::to_string).collect(),
                 aggregates: config.aggregates.iter().map(spec_text).collect(),
                 max_groups: config.max_groups,
                 groups: group_by.state(),
             }
         });
-        stored.serialize(serializer)
+        StoredSummary { duplicates: self.duplicates, deduplicates: self.deduplicates, grouping }
+            .serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for BatchSummary {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<BatchSummary, D::Error> {
-        let Some(stored) = Option::<StoredSummary>::deserialize(deserializer)? else {
-            return Ok(BatchSummary::default());
+        let stored = StoredSummary::deserialize(deserializer)?;
+        let group_by = match stored.grouping {
+            None => None,
+            Some(stored) => {
+                let group_by = stored
+                    .group_by
+                    .iter()
+                    .map(|text| {
+                        FieldPath::parse(text)
+                            .ok_or_else(|| serde::de::Error::custom(format!("bad path {text:?}")))
+                    })
+                    .collect::<Result<Vec<_>, D::Error>>()?;
+                let aggregates = stored
+                    .aggregates
+                    .iter()
+                    .map(|text| AggregateSpec::parse(text).map_err(serde::de::Error::custom))
+                    .collect::<Result<Vec<_>, D::Error>>()?;
+                let config = GroupConfig::new(group_by, aggregates).with_max_groups(stored.max_groups);
+                Some(GroupBy::restore(config, &stored.groups).map_err(serde::de::Error::custom)?)
+            }
         };
-        let group_by = stored
-            .group_by
-            .iter()
-            .map(|text| {
-                FieldPath::parse(text).ok_or_else(|| serde::de::Error::custom(format!("bad path {text:?}")))
-            })
-            .collect::<Result<Vec<_>, D::Error>>()?;
-        let aggregates = stored
-            .aggregates
-            .iter()
-            .map(|text| AggregateSpec::parse(text).map_err(serde::de::Error::custom))
-            .collect::<Result<Vec<_>, D::Error>>()?;
-        let config = GroupConfig::new(group_by, aggregates).with_max_groups(stored.max_groups);
-        let group_by = GroupBy::restore(config, &stored.groups).map_err(serde::de::Error::custom)?;
-        Ok(BatchSummary { group_by: Some(group_by), failure: None })
+        Ok(BatchSummary {
+            seen: HashSet::new(),
+            duplicates: stored.duplicates,
+            deduplicates: stored.deduplicates,
+            group_by,
+        })
     }
 }
 

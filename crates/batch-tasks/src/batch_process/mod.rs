@@ -21,10 +21,9 @@
 //! rows are aggregated, and [`ProcessState::finish`] gives one row per group.
 //!
 //! [`BatchProcessKind`] is the task kind on the records [`ChunkRunner`](crate::records::ChunkRunner),
-//! which calls a pure per-record function concurrently and keeps only an in-order summary: there,
-//! de-duplication is decided by a deterministic pre-pass over the input, group-by runs in the
-//! summary, the output holds the rows kept (and aggregated), and the group rows are the task's result
-//! summary. See its docs.
+//! which calls the pure per-record step concurrently and then the in-order step (de-duplication,
+//! grouping) on each output in input order: without grouping the output holds the rows kept; with
+//! it, one row per group, written at the end of the input. See its docs.
 //!
 //! A runner that decides in input order before it writes drives the core like this:
 //!
@@ -72,7 +71,7 @@
 //! |---|---|---|
 //! | `input` | the file to read | required |
 //! | `output` | the JSON-lines file kept rows go to (must differ from `input`) | required |
-//! | `dead_letters` | the JSON-lines file rejected records go to | `output` with extension `.dead.jsonl` |
+//! | `dead_letter` (alias `dead_letters`) | the JSON-lines file rejected records go to | `output` with extension `.dead_letters.jsonl` |
 //! | `format` | the input's format: `json_lines` or `csv` | by `input`'s extension: `.csv`; `.jsonl`, `.ndjson`, `.json` |
 //! | `filter` | an expression (below); empty means none | keep every record |
 //! | `select` | a field path or a list of them | keep whole records |
@@ -166,6 +165,7 @@ mod generator;
 mod key;
 mod kind;
 mod number;
+mod params;
 mod path;
 mod project;
 #[cfg(test)]
@@ -174,7 +174,7 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use aggregate::{GroupBy, GroupInput, GroupState};
+pub use aggregate::{AVG_SCALE, GroupBy, GroupInput, GroupState};
 pub use config::{
     AggregateFunction, AggregateSpec, BatchProcessConfig, DedupConfig, Format, GroupConfig, Rename,
 };

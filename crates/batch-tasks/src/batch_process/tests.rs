@@ -80,15 +80,15 @@ fn check_params(params: Value, expect: &str) {
 fn valid_params() {
     check_params(
         json!({ "input": "in.csv", "output": "out.jsonl" }),
-        "csv in.csv -> out.jsonl, out.dead.jsonl",
+        "csv in.csv -> out.jsonl, out.dead_letters.jsonl",
     );
     check_params(
         json!({ "input": "in.NDJSON", "output": "out.txt" }),
-        "json_lines in.NDJSON -> out.txt, out.dead.jsonl",
+        "json_lines in.NDJSON -> out.txt, out.dead_letters.jsonl",
     );
     check_params(
         json!({ "input": "in.txt", "output": "out.txt", "format": "csv" }),
-        "csv in.txt -> out.txt, out.dead.jsonl",
+        "csv in.txt -> out.txt, out.dead_letters.jsonl",
     );
     check_params(
         json!({ "input": "in.csv", "output": "out.jsonl", "dead_letters": "bad.jsonl" }),
@@ -96,7 +96,7 @@ fn valid_params() {
     );
     check_params(
         params(json!({ "filter": "  ", "select": null })),
-        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl",
+        "json_lines in.jsonl -> out.jsonl, out.dead_letters.jsonl",
     );
     check_params(
         params(json!({
@@ -109,23 +109,23 @@ fn valid_params() {
             "aggregates": ["count", "sum:total", "n=count:total", "avg:total"],
             "max_groups": 50,
         })),
-        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; filter ((amount >= 100) && (region == \"华东\")); \
+        "json_lines in.jsonl -> out.jsonl, out.dead_letters.jsonl; filter ((amount >= 100) && (region == \"华东\")); \
          select id,region,amount,customer.address.city; rename customer.address.city=city,amount=total; \
          dedup id max 10; group [region,city] count=count,sum_total=sum:total,n=count:total,avg_total=avg:total max 50",
     );
     check_params(
         params(json!({ "rename": { "b": "c", "a": "b" }, "dedup_key": ["b", "c"] })),
-        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; rename a=b,b=c; dedup b,c max 1000000",
+        "json_lines in.jsonl -> out.jsonl, out.dead_letters.jsonl; rename a=b,b=c; dedup b,c max 1000000",
     );
     check_params(
         params(
             json!({ "select": ["customer"], "rename": ["customer.name=name"], "group_by": "customer.city" }),
         ),
-        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; select customer; rename customer.name=name; group [customer.city] count=count max 100000",
+        "json_lines in.jsonl -> out.jsonl, out.dead_letters.jsonl; select customer; rename customer.name=name; group [customer.city] count=count max 100000",
     );
     check_params(
         params(json!({ "aggregates": "sum:customer.spent" })),
-        "json_lines in.jsonl -> out.jsonl, out.dead.jsonl; group [] sum_customer_spent=sum:customer.spent max 100000",
+        "json_lines in.jsonl -> out.jsonl, out.dead_letters.jsonl; group [] sum_customer_spent=sum:customer.spent max 100000",
     );
 }
 
@@ -134,7 +134,7 @@ fn invalid_params_name_the_param() {
     check_params(json!([1]), "error: params must be a JSON object, got an array");
     check_params(
         params(json!({ "fitler": "a" })),
-        "error: unknown param `fitler`; the known params are input, output, dead_letters, format, filter, select, \
+        "error: unknown param `fitler`; the known params are input, output, dead_letter, dead_letters, format, filter, select, \
          rename, dedup_key, dedup_max_keys, group_by, aggregates, max_groups",
     );
     check_params(json!({ "output": "out.csv" }), "error: input: missing; set it to a file path");
@@ -156,7 +156,7 @@ fn invalid_params_name_the_param() {
     );
     check_params(
         params(json!({ "dead_letters": "in.jsonl" })),
-        "error: dead_letters: must differ from input and output",
+        "error: dead_letter: must differ from input and output",
     );
     check_params(params(json!({ "filter": 5 })), "error: filter: must be a string, got a number");
     check_params(
@@ -444,7 +444,7 @@ fn aggregates_are_exact_and_skip_values_that_are_absent() {
         &[],
         &["avg:v"],
         &[json!({ "v": 1 }), json!({ "v": 2 }), json!({ "v": 2 })],
-        r#"{"avg_v":"1.6666666666666666666666666667"}"#,
+        r#"{"avg_v":"1.666667"}"#,
     );
 }
 

@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use futures::StreamExt as _;
 use pump_core::Ctx;
-use pump_core::sink::JsonLinesWriter;
-use pump_core::source::{FilePosition, Record, RecordError};
+use pump_core::source::{Record, RecordError};
 
 use super::config::RetrySchedule;
 use super::dead_letter::DeadLetterRecord;
-use super::job::{ItemError, RecordJob};
+use super::job::{ItemError, RecordJob, Summary};
+use super::sink::CommitSink;
+use super::source::{RecordSource, SourceElement};
 
 /// A record of an async kind after every attempt it gets, with the source position right after it.
-pub(crate) type Settled<O> = Ctx<FilePosition, Item<O>>;
+pub(crate) type Settled<O, P> = Ctx<P, Item<O>>;
 
 /// What became of one input record.
 #[derive(Debug)]
@@ -47,14 +48,18 @@ pub(crate) enum Outcome<O> {
 
 /// A chunk of records on its way to the writer, in input order.
 #[derive(Debug)]
-pub(crate) struct Chunk<O> {
+pub(crate) struct Chunk<O, P> {
     /// Each record's result.
     pub(crate) items: Vec<Item<O>>,
     /// The source position right after the chunk's last record: its checkpoint's position.
-    pub(crate) end: FilePosition,
-    /// The outputs as JSON lines, rendered on the worker thread, when every output of the chunk
-    /// rendered there (the writer then only copies bytes); `None` makes the writer render them.
+    pub(crate) end: P,
+    /// The outputs as the output sink renders them, rendered on the worker thread, when every
+    /// output of the chunk rendered there (the writer then only copies bytes); `None` makes the
+    /// writer write them one by one.
     pub(crate) rendered: Option<Vec<u8>>,
+    /// When the summary selects outputs ([`Summary::SELECTS`]) and `rendered` is set: where each
+    /// output's rendering ends in `rendered`, so that the writer can leave some out.
+    pub(crate) rendered_ends: Vec<usize>,
     /// The failures as dead-letter JSON lines, rendered on the worker thread when no record of the
     /// chunk is due a retry (their items then keep only their outcome, not their text).
     pub(crate) dead_letters: Option<Vec<u8>>,
@@ -73,12 +78,20 @@ pub(crate) struct Retry {
     error: ItemError,
 }
 
-impl<O> Chunk<O> {
+impl<O, P> Chunk<O, P> {
     /// The chunk of an async kind's settled records (`None` for no records).
-    pub(crate) fn from_settled(settled: Vec<Settled<O>>) -> Option<Chunk<O>> {
-        let end = settled.last()?.context;
-        let items = settled.into_iter().map(|settled| settled.value).collect();
-        Some(Chunk { items, end, rendered: None, dead_letters: None, retries: Vec::new() })
+    pub(crate) fn from_settled(mut settled: Vec<Settled<O, P>>) -> Option<Chunk<O, P>> {
+        let end = settled.pop()?;
+        let mut items: Vec<Item<O>> = settled.into_iter().map(|settled| settled.value).collect();
+        items.push(end.value);
+        Some(Chunk {
+            items,
+            end: end.context,
+            rendered: None,
+            rendered_ends: Vec::new(),
+            dead_letters: None,
+            retries: Vec::new(),
+        })
     }
 }
 
@@ -104,24 +117,31 @@ pub(crate) fn timed_process<J: RecordJob>(
 }
 
 /// The first attempts at a batch of source elements, on a worker thread: each record is settled
-/// there unless a retry is due, and the outputs are rendered as JSON lines while the chunk is still
-/// in one thread's cache, so that the writer only copies bytes.
-pub(crate) fn attempt_chunk<J: RecordJob>(
+/// there unless a retry is due, and the outputs are rendered (by the output sink's `O::render`, JSON
+/// lines for files) while the chunk is still in one thread's cache, so that the writer only copies
+/// bytes. `batch` is never empty (pump-core's `batch` emits no empty batch).
+pub(crate) fn attempt_chunk<J, S, O, D>(
     job: &J,
+    source: &S,
     schedule: &RetrySchedule,
-    batch: Vec<Result<Record<String>, RecordError>>,
-) -> Chunk<J::Output> {
-    let end = match batch.last() {
-        Some(Ok(record)) => record.end,
-        Some(Err(error)) => error.end,
-        None => FilePosition::default(),
-    };
+    batch: Vec<SourceElement>,
+) -> Chunk<J::Output, S::Position>
+where
+    J: RecordJob,
+    S: RecordSource,
+    O: CommitSink<J::Output>,
+    D: CommitSink<DeadLetterRecord>,
+{
+    // Batches are never empty; an empty one would be a chunk of nothing, which the writer skips.
+    let end = batch.last().map(|last| source.position_after(last)).unwrap_or_default();
     let mut items = Vec::with_capacity(batch.len());
     let mut retries = Vec::new();
     // Outputs are usually about as long as their input lines: start there, to grow rarely.
     let input_bytes: usize =
         batch.iter().map(|element| element.as_ref().map_or(0, |record| record.value.len() + 1)).sum();
-    let mut rendered = Some(Vec::with_capacity(input_bytes));
+    let mut rendered = O::RENDERS.then(|| Vec::with_capacity(input_bytes));
+    let selects = <J::Summary as Summary<J::Output>>::SELECTS;
+    let mut rendered_ends = Vec::new();
     for element in batch {
         let record = match element {
             Err(error) => {
@@ -141,33 +161,42 @@ pub(crate) fn attempt_chunk<J: RecordJob>(
             }
             result => {
                 let item = settled(record, result, 0);
-                if let (Some(lines), Outcome::Output(output)) = (&mut rendered, &item.outcome)
-                    && JsonLinesWriter::render(output, lines).is_err()
-                {
-                    // The writer meets the same error and reports it with the record's number.
-                    rendered = None;
+                if let (Some(lines), Outcome::Output(output)) = (&mut rendered, &item.outcome) {
+                    if O::render(output, lines).is_err() {
+                        // The writer meets the same error and reports it with the record's number.
+                        rendered = None;
+                    } else if selects {
+                        rendered_ends.push(lines.len());
+                    }
                 }
                 items.push(item);
             }
         }
     }
-    let dead_letters = retries.is_empty().then(|| render_dead_letters(&mut items));
-    Chunk { items, end, rendered, dead_letters, retries }
+    let dead_letters = if retries.is_empty() { render_dead_letters::<_, D>(&mut items) } else { None };
+    if rendered.is_none() {
+        rendered_ends = Vec::new();
+    }
+    Chunk { items, end, rendered, rendered_ends, dead_letters, retries }
 }
 
-/// Renders the failures of `items` as dead-letter JSON lines, moving their texts into the lines (so
-/// they are freed on this thread, not the writer's).
-fn render_dead_letters<O>(items: &mut [Item<O>]) -> Vec<u8> {
+/// Renders the failures of `items` as the dead-letter sink renders them, moving their texts into
+/// the rendering (so they are freed on this thread, not the writer's); `None` when the sink does not
+/// render apart (the writer then writes each dead letter).
+fn render_dead_letters<O, D: CommitSink<DeadLetterRecord>>(items: &mut [Item<O>]) -> Option<Vec<u8>> {
+    if !D::RENDERS {
+        return None;
+    }
     let mut lines = Vec::new();
     for item in items {
         if let Outcome::Failed { error, raw } = &mut item.outcome {
             let error = std::mem::replace(error, ItemError::new(error.code, String::new()));
             let record = DeadLetterRecord::new(item.line, item.offset, error, std::mem::take(raw));
-            // A dead letter is strings and numbers: rendering it cannot fail.
-            let _ = JsonLinesWriter::render(&record, &mut lines);
+            // A dead letter is strings and numbers: a sink that renders, renders it.
+            let _ = D::render(&record, &mut lines);
         }
     }
-    lines
+    Some(lines)
 }
 
 /// A line that could not be read as a record: a `VALIDATION_ERROR` dead letter.
@@ -198,12 +227,12 @@ fn retry_due(result: &Result<impl Sized, ItemError>, retries: u32, schedule: &Re
 /// Settles a chunk after its first attempts: as it is when no record in it is due for a retry;
 /// otherwise the retries run on the blocking pool, at most `concurrency` at a time, each after its
 /// backoff, while its error is retryable and retries remain.
-pub(crate) async fn settle_chunk<J: RecordJob>(
+pub(crate) async fn settle_chunk<J: RecordJob, P>(
     job: Arc<J>,
     schedule: Arc<RetrySchedule>,
     concurrency: usize,
-    mut chunk: Chunk<J::Output>,
-) -> Chunk<J::Output> {
+    mut chunk: Chunk<J::Output, P>,
+) -> Chunk<J::Output, P> {
     if chunk.retries.is_empty() {
         return chunk;
     }
@@ -260,16 +289,15 @@ async fn retry_blocking<J: RecordJob>(
 /// Settles a record of an [`Execution::Async`](super::Execution::Async) kind: every attempt bounded
 /// by the task's timeout (and cancelled past it), retried after its backoff while its error is
 /// retryable and retries remain.
-pub(crate) async fn settle_async<J: RecordJob>(
+pub(crate) async fn settle_async<J: RecordJob, S: RecordSource>(
     job: Arc<J>,
+    source: Arc<S>,
     schedule: Arc<RetrySchedule>,
-    element: Result<Record<String>, RecordError>,
-) -> Settled<J::Output> {
+    element: SourceElement,
+) -> Settled<J::Output, S::Position> {
+    let end = source.position_after(&element);
     let record = match element {
-        Err(error) => {
-            let end = error.end;
-            return Ctx::new(end, malformed(error));
-        }
+        Err(error) => return Ctx::new(end, malformed(error)),
         Ok(record) => record,
     };
     let mut retries = 0;
@@ -279,7 +307,6 @@ pub(crate) async fn settle_async<J: RecordJob>(
             Err(_elapsed) => Err(timeout_error(schedule.timeout)),
         };
         if !retry_due(&result, retries, &schedule) {
-            let end = record.end;
             return Ctx::new(end, settled(record, result, retries));
         }
         retries += 1;

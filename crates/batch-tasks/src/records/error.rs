@@ -7,6 +7,8 @@ use batch_model::{ErrorCode, TaskError};
 use pump_core::PipelineError;
 use pump_core::sink::WriteError;
 
+use super::source::SourceFailure;
+
 /// Why a run of the [`ChunkRunner`](super::ChunkRunner) ended without completing. Every variant maps to
 /// an [`ErrorCode`] ([`RunError::code`]); [`RunError::to_task_error`] records it on the task with the
 /// whole chain of causes in the message.
@@ -22,6 +24,13 @@ pub enum RunError {
         second: &'static str,
         /// The path both name.
         path: PathBuf,
+    },
+    /// A job run with [`ChunkRunner::run`](super::ChunkRunner::run) names no file for a role
+    /// (`CONFIGURATION_ERROR`).
+    #[error("the job names no {role}")]
+    MissingPath {
+        /// The role (`input`, `output`, `dead-letter file`).
+        role: &'static str,
     },
     /// The task's last checkpoint was not written by the chunk runner (`STORAGE_ERROR`).
     #[error("checkpoint {sequence} has no valid {part} for a records task")]
@@ -64,13 +73,24 @@ pub enum RunError {
         source: WriteError,
     },
     /// The input could not be opened or read (`STORAGE_ERROR`).
-    #[error("cannot read the input {}", path.display())]
+    #[error("cannot read {input}")]
     Read {
-        /// The input file.
-        path: PathBuf,
-        /// The pipeline's error.
+        /// What was read (`the input /data/in.jsonl`).
+        input: String,
+        /// The operating system's error.
         #[source]
-        source: PipelineError,
+        source: std::io::Error,
+    },
+    /// A source failed as a whole with a code of its own (an API refusing the token:
+    /// `PROCESSING_ERROR`).
+    #[error(transparent)]
+    Source(#[from] SourceFailure),
+    /// The kind's in-order step refused to go on (a bound passed, a sum overflowing), with the
+    /// kind's code.
+    #[error("{}", error.message)]
+    Kind {
+        /// The kind's error.
+        error: TaskError,
     },
     /// The kind's summary does not serialize to JSON (`PROCESSING_ERROR`).
     #[error("cannot store the task's summary")]
@@ -112,10 +132,12 @@ impl RunError {
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            RunError::SamePath { .. } => ErrorCode::ConfigurationError,
+            RunError::SamePath { .. } | RunError::MissingPath { .. } => ErrorCode::ConfigurationError,
             RunError::BadCheckpoint { .. }
             | RunError::ShorterThanCheckpoint { .. }
             | RunError::Read { .. } => ErrorCode::StorageError,
+            RunError::Source(failure) => failure.code,
+            RunError::Kind { error } => error.code,
             RunError::Write { source: WriteError::Serialize { .. }, .. } => ErrorCode::ProcessingError,
             RunError::Write { .. } => ErrorCode::StorageError,
             RunError::Summary { .. } | RunError::SkipLimit { .. } | RunError::Pipeline { .. } => {
@@ -130,9 +152,9 @@ impl RunError {
     /// offending path or counts as details. Never retryable: the manager does not retry whole tasks.
     pub fn to_task_error(&self) -> TaskError {
         let details = match self {
-            RunError::SamePath { path, .. } | RunError::Read { path, .. } => {
-                serde_json::json!({ "path": path })
-            }
+            RunError::SamePath { path, .. } => serde_json::json!({ "path": path }),
+            RunError::Read { input, .. } => serde_json::json!({ "input": input }),
+            RunError::Kind { error } => error.details.clone(),
             RunError::ShorterThanCheckpoint { path, expected, actual, .. } => {
                 serde_json::json!({ "path": path, "expected": expected, "actual": actual })
             }
@@ -141,24 +163,16 @@ impl RunError {
                 serde_json::json!({ "sequence": sequence })
             }
             RunError::Write { .. }
+            | RunError::MissingPath { .. }
+            | RunError::Source(_)
             | RunError::Summary { .. }
             | RunError::Aborted
             | RunError::Pipeline { .. } => serde_json::Value::Null,
         };
-        TaskError::new(self.code(), error_chain(self)).with_details(details).not_retryable()
+        TaskError::new(self.code(), batch_model::message_with_causes(self))
+            .with_details(details)
+            .not_retryable()
     }
-}
-
-/// An error's message followed by the messages of its causes: `a: b: c`.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(source) = cause {
-        message.push_str(": ");
-        message.push_str(&source.to_string());
-        cause = source.source();
-    }
-    message
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use async_trait::async_trait;
-use batch_model::{Counters, ErrorCode};
+use batch_model::{Counters, ErrorCode, TaskError};
 use pump_core::source::Record;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -74,8 +74,13 @@ pub trait RecordJob: Send + Sync + 'static {
     type Summary: Summary<Self::Output>;
 
     /// The input file: text, one record per line (blank lines are skipped, unless
-    /// [`keep_blank_lines`](RecordJob::keep_blank_lines) says otherwise).
-    fn input(&self) -> &Path;
+    /// [`keep_blank_lines`](RecordJob::keep_blank_lines) says otherwise). Read by
+    /// [`ChunkRunner::run`](super::ChunkRunner::run); a job run with explicit endpoints
+    /// ([`ChunkRunner::run_with`](super::ChunkRunner::run_with)) need not name one (the default is
+    /// empty, which `run` refuses).
+    fn input(&self) -> &Path {
+        Path::new("")
+    }
 
     /// Whether a blank line is a record too, handed to [`process`](RecordJob::process) as empty
     /// text with its line number and offset (for formats where a blank line is an invalid record
@@ -84,11 +89,23 @@ pub trait RecordJob: Send + Sync + 'static {
         false
     }
 
-    /// The output file (JSON lines), created or resumed by the runner.
-    fn output(&self) -> &Path;
+    /// The output file (JSON lines), created or resumed by [`ChunkRunner::run`](super::ChunkRunner::run)
+    /// (empty by default, like [`input`](RecordJob::input)).
+    fn output(&self) -> &Path {
+        Path::new("")
+    }
 
-    /// The dead-letter file (JSON lines of [`DeadLetterRecord`](super::DeadLetterRecord)).
-    fn dead_letters(&self) -> &Path;
+    /// The dead-letter file (JSON lines of [`DeadLetterRecord`](super::DeadLetterRecord)), for
+    /// [`ChunkRunner::run`](super::ChunkRunner::run) (empty by default, like [`input`](RecordJob::input)).
+    fn dead_letters(&self) -> &Path {
+        Path::new("")
+    }
+
+    /// A file for the summary's state log ([`Summary::admit`] appends to it, [`Summary::replay`] reads
+    /// it back on resume), staged and committed like the output; `None` (the default) keeps no log.
+    fn state_log(&self) -> Option<&Path> {
+        None
+    }
 
     /// Processes one record: `Ok(Some(output))` writes it, `Ok(None)` skips it (filtered, counted
     /// as skipped), `Err` rejects it. A retryable error (`PROCESSING_ERROR`, `TIMEOUT_ERROR`) is tried
@@ -112,13 +129,49 @@ pub trait RecordJob: Send + Sync + 'static {
     }
 }
 
-/// A task's accumulated result: updated with each written output, stored (as JSON) in each checkpoint
-/// and restored on resume, finalised into the task's result summary.
+/// A task's accumulated result and in-order state: updated with each output in input order, stored
+/// (as JSON) in each checkpoint and restored on resume, finalised into the task's result summary.
+///
+/// Beside accumulating ([`add`](Summary::add)), a summary is the runner's **in-order step**: the
+/// workers process records in any order, but [`admit`](Summary::admit) sees every output in input
+/// order and decides whether it is written, skipped (a duplicate) or absorbed (into an aggregate);
+/// at the end of the input [`tail`](Summary::tail) gives the rows to write last (one per group).
+/// State that only grows (a set of keys seen) can go to a state log instead of the checkpoint:
+/// `admit` appends entries, the runner commits the log's length with each checkpoint, and
+/// [`replay`](Summary::replay) rebuilds the state from the committed entries on resume.
 ///
 /// `()` is the summary of a kind that keeps none.
 pub trait Summary<Output>: Serialize + DeserializeOwned + Default + Send + 'static {
+    /// Whether [`admit`](Summary::admit) may hold outputs back; `false` (the default) lets the runner
+    /// write each chunk's rendered lines whole.
+    const SELECTS: bool = false;
+
     /// Accounts for one written output.
     fn add(&mut self, output: &Output);
+
+    /// Decides, in input order, what becomes of a processed output; `log` collects state-log
+    /// entries (kept when the job has a [`state_log`](RecordJob::state_log)). An error fails the
+    /// task (a bound passed). Called only when [`SELECTS`](Summary::SELECTS) is `true`; the
+    /// default writes everything.
+    fn admit(&mut self, output: &Output, log: &mut Vec<u8>) -> Result<Admission, TaskError> {
+        let _ = (output, log);
+        Ok(Admission::Write)
+    }
+
+    /// Rebuilds state from the committed part of the state log, read once on resume before any
+    /// record (the checkpoint's own state is already restored).
+    fn replay(&mut self, log: &mut dyn std::io::BufRead) -> Result<(), TaskError> {
+        let _ = log;
+        Ok(())
+    }
+
+    /// At the end of the input: rows to write after every record (e.g. one per group), with their
+    /// state-log entries in `log`. Called once; a resume after the final checkpoint does not call it
+    /// again.
+    fn tail(&mut self, log: &mut Vec<u8>) -> Result<Vec<Output>, TaskError> {
+        let _ = log;
+        Ok(Vec::new())
+    }
 
     /// The task's result summary, once every record is done; `counters` are the task's final counts.
     /// The default is the summary itself as JSON.
@@ -126,6 +179,18 @@ pub trait Summary<Output>: Serialize + DeserializeOwned + Default + Send + 'stat
         let _ = counters;
         serde_json::to_value(self)
     }
+}
+
+/// What [`Summary::admit`] decided for one output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Write it (and [`add`](Summary::add) it); counted as processed.
+    Write,
+    /// Taken into the summary's state, not written (a row aggregated into its group); counted as
+    /// processed.
+    Absorb,
+    /// Dropped (a later duplicate); counted as skipped.
+    Skip,
 }
 
 impl<Output> Summary<Output> for () {

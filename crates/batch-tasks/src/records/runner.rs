@@ -1,9 +1,8 @@
 //! The chunk runner: the records pipeline (read, process in order, cut chunks) and its sink, which
 //! writes each chunk, makes it durable, then commits its checkpoint.
 
-use std::fs::File;
 use std::future::Future;
-use std::io;
+use std::io::{self, BufReader, Read as _};
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::pin::Pin;
@@ -14,16 +13,17 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt as _};
 use pump_core::StageContext;
 use pump_core::flow::MapBlocking;
-use pump_core::sink::{JsonLinesWriter, RecordWriter, WriteError};
-use pump_core::source::{FilePosition, text_lines};
+use pump_core::source::file::ReadError;
 use pump_core::{CancellationToken, Graph, PipelineError, RunOutcome, Sink, Source, SourceExt as _};
 
 use super::attempt::{Chunk, Outcome, attempt_chunk, settle_async, settle_chunk};
 use super::config::{RetrySchedule, RunnerOptions};
 use super::dead_letter::DeadLetterRecord;
 use super::error::RunError;
-use super::job::{Execution, RecordJob, Summary};
-use super::position::{SinkPosition, resume_point};
+use super::job::{Admission, Execution, RecordJob, Summary};
+use super::position::{ResumePoint, SinkPositions, resume_point};
+use super::sink::{CommitSink, JsonLinesFile, LogTarget, Resume, SinkTarget};
+use super::source::{RecordSource, SourceFailure, TextLinesInput};
 use crate::kind::{JobContext, JobControl, JobOutcome};
 
 /// Runs [`RecordJob`]s: the standard chunk model. See the [module docs](super) for what a run does and
@@ -43,6 +43,33 @@ pub struct ChunkRunner {
     options: RunnerOptions,
 }
 
+/// Where a run's records come from and where its outputs and dead letters go: the runner's two
+/// seams, a [`RecordSource`] and two [`SinkTarget`]s.
+///
+/// ```
+/// use batch_tasks::records::{DeadLetterRecord, Endpoints, JsonLinesFile, TextLinesInput};
+///
+/// let endpoints = Endpoints {
+///     source: TextLinesInput::new("in.jsonl"),
+///     output: JsonLinesFile::<serde_json::Value>::new("out.jsonl", "output"),
+///     dead_letters: JsonLinesFile::<DeadLetterRecord>::new("out.dead_letters.jsonl", "dead-letter file"),
+/// };
+/// # let _ = endpoints;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Endpoints<S, O, D> {
+    /// The records.
+    pub source: S,
+    /// The outputs.
+    pub output: O,
+    /// The dead letters.
+    pub dead_letters: D,
+}
+
+/// The file endpoints of a job's own paths.
+type FileEndpoints<J> =
+    Endpoints<TextLinesInput, JsonLinesFile<<J as RecordJob>::Output>, JsonLinesFile<DeadLetterRecord>>;
+
 impl ChunkRunner {
     /// A runner with `options`.
     pub fn new(options: RunnerOptions) -> ChunkRunner {
@@ -54,9 +81,10 @@ impl ChunkRunner {
         &self.options
     }
 
-    /// Runs `job` for the task in `context`, from its last checkpoint (or the start) to the end of the
-    /// input, a stop request, or a failure; the failure as the task will record it
-    /// ([`RunError::to_task_error`]).
+    /// Runs `job` for the task in `context` over the job's own files ([`RecordJob::input`], a text
+    /// file read line by line; [`RecordJob::output`] and [`RecordJob::dead_letters`], JSON lines),
+    /// from its last checkpoint (or the start) to the end of the input, a stop request, or a failure;
+    /// the failure as the task will record it ([`RunError::to_task_error`]).
     pub async fn run<J: RecordJob>(
         &self,
         job: Arc<J>,
@@ -75,7 +103,40 @@ impl ChunkRunner {
         job: Arc<J>,
         context: &JobContext,
     ) -> Result<JobOutcome, RunError> {
-        check_paths(&*job)?;
+        let endpoints = file_endpoints(&*job)?;
+        self.try_run_with(job, endpoints, context).await
+    }
+
+    /// Runs `job` for the task in `context` from `endpoints`' source to its sinks (files, an API, a
+    /// table...), as [`run`](ChunkRunner::run) does for files.
+    pub async fn run_with<J, S, O, D>(
+        &self,
+        job: Arc<J>,
+        endpoints: Endpoints<S, O, D>,
+        context: &JobContext,
+    ) -> Result<JobOutcome, TaskError>
+    where
+        J: RecordJob,
+        S: RecordSource,
+        O: SinkTarget<J::Output>,
+        D: SinkTarget<DeadLetterRecord>,
+    {
+        self.try_run_with(job, endpoints, context).await.map_err(|error| error.to_task_error())
+    }
+
+    /// [`run_with`](ChunkRunner::run_with), with the failure as a [`RunError`].
+    pub async fn try_run_with<J, S, O, D>(
+        &self,
+        job: Arc<J>,
+        endpoints: Endpoints<S, O, D>,
+        context: &JobContext,
+    ) -> Result<JobOutcome, RunError>
+    where
+        J: RecordJob,
+        S: RecordSource,
+        O: SinkTarget<J::Output>,
+        D: SinkTarget<DeadLetterRecord>,
+    {
         let config = context.config().clone();
         let control = Arc::clone(context.control());
         let token = control.cancellation_token();
@@ -85,36 +146,88 @@ impl ChunkRunner {
         if control.stop_requested() {
             return Ok(JobOutcome::Stopped);
         }
-        let resume = resume_point::<J>(context.checkpoint())?;
+        let resume = resume_point::<
+            J::Summary,
+            S::Position,
+            <O::Sink as CommitSink<J::Output>>::Position,
+            <D::Sink as CommitSink<DeadLetterRecord>>::Position,
+        >(context.checkpoint())?;
+        let ResumePoint { sequence, source: source_position, sinks, counters, mut summary } = resume;
         let durable = config.durability == Durability::PowerLoss;
-        let (output, dead_letters) = open_writers(&*job, resume.sink, durable)?;
+        let epoch = context.epoch();
+        let is_final = sinks.as_ref().is_some_and(|sinks| sinks.is_final);
+        // Every sink checks its committed position before any is changed, so a refused resume
+        // leaves every file as it was.
+        let output = endpoints.output.open(
+            sinks.as_ref().map(|sinks| Resume {
+                position: sinks.output.clone(),
+                epoch: sinks.epoch,
+                is_final,
+            }),
+            epoch,
+            durable,
+        )?;
+        let dead_letters = endpoints.dead_letters.open(
+            sinks.as_ref().map(|sinks| Resume {
+                position: sinks.dead_letters.clone(),
+                epoch: sinks.epoch,
+                is_final,
+            }),
+            epoch,
+            durable,
+        )?;
+        let log = match job.state_log() {
+            None => None,
+            Some(path) => {
+                let target = LogTarget::new(path, "state log");
+                let resume = sinks.as_ref().map(|sinks| Resume {
+                    position: sinks.log.unwrap_or(0),
+                    epoch: sinks.epoch,
+                    is_final,
+                });
+                let sink = target.open(resume, epoch, durable)?;
+                if let Some(len) = resume.map(|resume| resume.position).filter(|len| *len > 0) {
+                    replay(&mut summary, &super::sink::staged_path(path, epoch), len)?;
+                }
+                Some(sink)
+            }
+        };
         let started_at = context.task().started_at.unwrap_or_else(Utc::now);
         tracing::debug!(
             task_id = %context.task().id,
-            sequence = resume.sequence,
-            position = %resume.source,
+            sequence,
+            epoch,
+            position = ?source_position,
             "records run starts"
         );
-        let sink = ChunkSink::<J> {
+        let source = Arc::new(endpoints.source);
+        let sink = ChunkSink::<J, S, O::Sink, D::Sink> {
             token: token.clone(),
             control,
+            source: Arc::clone(&source),
             output,
             dead_letters,
+            log,
+            log_bytes: Vec::new(),
             durable,
-            sequence: resume.sequence,
-            counters: resume.counters,
-            summary: resume.summary,
+            epoch,
+            sequence,
+            counters,
+            summary,
             skip_limit: config.skip_limit,
-            input_len: std::fs::metadata(job.input()).ok().map(|metadata| metadata.len()),
             started_at,
+            last_position: source_position.clone().unwrap_or_default(),
             pending: None,
         };
+        if is_final {
+            // Every record was done and committed by an earlier claim: only publishing is left.
+            return sink.complete().await;
+        }
         let schedule = Arc::new(RetrySchedule::new(&config, &self.options));
         let concurrency = non_zero(config.concurrency);
         let chunk_size = non_zero(config.batch_size);
         let max_wait = self.options.chunk_max_wait;
-        let source = text_lines(job.input()).start_at(resume.source);
-        let source = if job.keep_blank_lines() { source.keep_blank_lines() } else { source };
+        let records = source.open(source_position.as_ref());
         let ended = match job.execution() {
             Execution::Blocking => {
                 // Records are cut into chunks first, so each hand-off to a worker thread carries whole
@@ -123,8 +236,9 @@ impl ChunkRunner {
                 // hand-off at most, as for a plain `map_blocking`.
                 let per_hand_off = non_zero(u32::try_from(HAND_OFF_RECORDS / chunk_size.get()).unwrap_or(1));
                 let attempt = {
-                    let (job, schedule) = (Arc::clone(&job), Arc::clone(&schedule));
-                    move |batch| attempt_chunk(&*job, &schedule, batch)
+                    let (job, source, schedule) =
+                        (Arc::clone(&job), Arc::clone(&source), Arc::clone(&schedule));
+                    move |batch| attempt_chunk::<J, S, O::Sink, D::Sink>(&*job, &*source, &schedule, batch)
                 };
                 let settle = {
                     let job = Arc::clone(&job);
@@ -132,7 +246,7 @@ impl ChunkRunner {
                         settle_chunk(Arc::clone(&job), Arc::clone(&schedule), concurrency.get(), chunk)
                     }
                 };
-                let graph = source
+                let graph = records
                     .batch(chunk_size, max_wait)
                     .via(MapBlocking::new(concurrency, attempt).max_chunk(per_hand_off))
                     .map_async(concurrency, settle)
@@ -142,10 +256,12 @@ impl ChunkRunner {
             }
             Execution::Async => {
                 let settle = {
-                    let job = Arc::clone(&job);
-                    move |element| settle_async(Arc::clone(&job), Arc::clone(&schedule), element)
+                    let (job, source) = (Arc::clone(&job), Arc::clone(&source));
+                    move |element| {
+                        settle_async(Arc::clone(&job), Arc::clone(&source), Arc::clone(&schedule), element)
+                    }
                 };
-                let graph = source
+                let graph = records
                     .map_async(concurrency, settle)
                     .batch(chunk_size, max_wait)
                     .filter_map(Chunk::from_settled)
@@ -156,25 +272,65 @@ impl ChunkRunner {
         };
         match ended {
             Ok(outcome) => match outcome.value {
-                SinkEnd::Completed { counters, summary } => {
-                    let summary = summary.finish(&counters).map_err(|source| RunError::Summary { source })?;
-                    let mut progress = progress_of(&counters, None, started_at);
-                    progress.total = Some(progress.done());
-                    progress.percentage = Some(100.0);
-                    Ok(JobOutcome::Completed { summary, progress })
-                }
+                SinkEnd::Completed(outcome) => Ok(outcome),
                 SinkEnd::Stopped => Ok(JobOutcome::Stopped),
                 SinkEnd::Failed(error) => Err(error),
             },
             Err(_) if token.is_cancelled() => Err(RunError::Aborted),
             Err(PipelineError::Aborted) => Err(RunError::Aborted),
             // The sink reports its own failures as values: an I/O error of the run is the source's.
-            Err(source @ PipelineError::Io { .. }) => {
-                Err(RunError::Read { path: job.input().to_owned(), source })
-            }
+            Err(PipelineError::Io { source: cause, .. }) => Err(source_error(&*source, cause)),
             Err(source) => Err(RunError::Pipeline { source }),
         }
     }
+}
+
+/// A source's failure as the run's error, its cause said once: a file's read error with the
+/// operating system's reason, a [`SourceFailure`] with its code.
+fn source_error<S: RecordSource>(source: &S, cause: pump_core::BoxError) -> RunError {
+    let cause = match cause.downcast::<ReadError>() {
+        Ok(read) => return RunError::Read { input: source.describe(), source: read.source },
+        Err(cause) => cause,
+    };
+    match cause.downcast::<SourceFailure>() {
+        Ok(failure) => RunError::Source(*failure),
+        Err(cause) => RunError::Read { input: source.describe(), source: io::Error::other(cause) },
+    }
+}
+
+/// The job's own files as endpoints; every path must be named and the three must differ (with the
+/// state log, four).
+fn file_endpoints<J: RecordJob>(job: &J) -> Result<FileEndpoints<J>, RunError> {
+    let mut files =
+        vec![("input", job.input()), ("output", job.output()), ("dead-letter file", job.dead_letters())];
+    if let Some(log) = job.state_log() {
+        files.push(("state log", log));
+    }
+    for (role, path) in &files {
+        if path.as_os_str().is_empty() {
+            return Err(RunError::MissingPath { role });
+        }
+    }
+    for (idx, (first, first_path)) in files.iter().enumerate() {
+        for (second, second_path) in &files[idx + 1..] {
+            if first_path == second_path {
+                return Err(RunError::SamePath { first, second, path: first_path.to_path_buf() });
+            }
+        }
+    }
+    Ok(Endpoints {
+        source: TextLinesInput::new(job.input()).keep_blank_lines(job.keep_blank_lines()),
+        output: JsonLinesFile::new(job.output(), "output"),
+        dead_letters: JsonLinesFile::new(job.dead_letters(), "dead-letter file"),
+    })
+}
+
+/// Feeds the committed part of the state log (`len` bytes of `path`) to the summary.
+fn replay<S: Summary<O>, O>(summary: &mut S, path: &Path, len: u64) -> Result<(), RunError> {
+    let file = std::fs::File::open(path)
+        .map_err(|source| RunError::Read { input: format!("the state log {}", path.display()), source })?;
+    let mut reader = BufReader::with_capacity(256 * 1024, file.take(len));
+    summary.replay(&mut reader).map_err(|error| RunError::Kind { error })
 }
 
 /// The most records a blocking kind hands to a worker thread at once (in whole chunks).
@@ -207,94 +363,6 @@ where
     }
 }
 
-/// The input, output and dead-letter file must be three different paths.
-fn check_paths<J: RecordJob>(job: &J) -> Result<(), RunError> {
-    let files = [("input", job.input()), ("output", job.output()), ("dead-letter file", job.dead_letters())];
-    for (idx, (first, first_path)) in files.iter().enumerate() {
-        for (second, second_path) in &files[idx + 1..] {
-            if first_path == second_path {
-                return Err(RunError::SamePath { first, second, path: first_path.to_path_buf() });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Opens both writers at the checkpoint's lengths, after checking that neither file is shorter than
-/// its checkpoint (so that a refused resume leaves both files untouched).
-fn open_writers<J: RecordJob>(
-    job: &J,
-    sink: SinkPosition,
-    durable: bool,
-) -> Result<(JsonLinesWriter<J::Output>, JsonLinesWriter<DeadLetterRecord>), RunError> {
-    check_length("output", job.output(), sink.output)?;
-    check_length("dead-letter file", job.dead_letters(), sink.dead_letters)?;
-    let output = JsonLinesWriter::resume(job.output(), sink.output)
-        .map_err(|source| resume_error("output", source))?;
-    let dead_letters = JsonLinesWriter::resume(job.dead_letters(), sink.dead_letters)
-        .map_err(|source| resume_error("dead-letter file", source))?;
-    if durable {
-        // A file created now survives power loss only once its directory entry is on the disk too.
-        sync_parent("output", job.output())?;
-        sync_parent("dead-letter file", job.dead_letters())?;
-    }
-    Ok((output, dead_letters))
-}
-
-/// Refuses a file shorter than `expected` (a missing file has length 0).
-fn check_length(file: &'static str, path: &Path, expected: u64) -> Result<(), RunError> {
-    if expected == 0 {
-        return Ok(());
-    }
-    let actual = match std::fs::metadata(path) {
-        Ok(metadata) => metadata.len(),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
-        Err(source) => {
-            return Err(RunError::Write { file, source: WriteError::Io { path: path.to_owned(), source } });
-        }
-    };
-    if actual < expected {
-        return Err(RunError::ShorterThanCheckpoint { file, path: path.to_owned(), expected, actual });
-    }
-    Ok(())
-}
-
-fn resume_error(file: &'static str, source: WriteError) -> RunError {
-    match source {
-        WriteError::ShorterThanCheckpoint { path, expected, actual } => {
-            RunError::ShorterThanCheckpoint { file, path, expected, actual }
-        }
-        source => RunError::Write { file, source },
-    }
-}
-
-fn sync_parent(file: &'static str, path: &Path) -> Result<(), RunError> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(parent).and_then(|directory| directory.sync_all()).map_err(|source| RunError::Write {
-        file,
-        source: WriteError::Io { path: parent.to_owned(), source },
-    })
-}
-
-/// The expected number of records in the whole input, from the records done so far and how far
-/// into the file they reach (`offset`, of `input_len` bytes): a straight-line estimate, exact once
-/// the end is reached. Counting the lines instead would read the whole input a second time, which
-/// costs as much as a worker on a 2-core machine. `None` before anything is done.
-fn estimated_total(done: u64, offset: u64, input_len: Option<u64>) -> Option<u64> {
-    let input_len = input_len?;
-    if done == 0 || offset == 0 {
-        return None;
-    }
-    if offset >= input_len {
-        return Some(done);
-    }
-    let estimate = (u128::from(done) * u128::from(input_len)).div_ceil(u128::from(offset));
-    Some(u64::try_from(estimate).unwrap_or(u64::MAX).max(done))
-}
-
 /// A task's progress from its counters; `total` when known.
 fn progress_of(counters: &Counters, total: Option<u64>, started_at: DateTime<Utc>) -> Progress {
     let elapsed = (Utc::now() - started_at).to_std().unwrap_or_default();
@@ -302,9 +370,9 @@ fn progress_of(counters: &Counters, total: Option<u64>, started_at: DateTime<Utc
 }
 
 /// How the sink ended.
-enum SinkEnd<S> {
-    /// The input is exhausted and every chunk committed.
-    Completed { counters: Counters, summary: S },
+enum SinkEnd {
+    /// The input is exhausted, every chunk committed, the outputs published.
+    Completed(JobOutcome),
     /// A stop was requested; the last chunk is committed.
     Stopped,
     /// A write, commit or skip-limit failure.
@@ -312,20 +380,28 @@ enum SinkEnd<S> {
 }
 
 /// Writes chunks, makes them durable, commits their checkpoints.
-struct ChunkSink<J: RecordJob> {
+struct ChunkSink<J: RecordJob, S: RecordSource, O, D> {
     /// Checked before each chunk, so that an abort is prompt even when the pipeline never waits.
     token: CancellationToken,
     control: Arc<dyn JobControl>,
-    output: JsonLinesWriter<J::Output>,
-    dead_letters: JsonLinesWriter<DeadLetterRecord>,
+    /// For progress estimates.
+    source: Arc<S>,
+    output: O,
+    dead_letters: D,
+    /// The state log, when the job keeps one.
+    log: Option<<LogTarget as SinkTarget<serde_json::Value>>::Sink>,
+    /// State-log entries of the current chunk (reused).
+    log_bytes: Vec<u8>,
     durable: bool,
+    /// The claim's epoch, recorded in each checkpoint (the staged files that hold its bytes).
+    epoch: u64,
     sequence: u64,
     counters: Counters,
     summary: J::Summary,
     skip_limit: Option<u64>,
-    /// The input's length, for progress estimates (`None` if it could not be read: the run says why).
-    input_len: Option<u64>,
     started_at: DateTime<Utc>,
+    /// The source position of the last checkpoint (for the final one).
+    last_position: S::Position,
     /// The last checkpoint's commit, while the store works on it.
     pending: Option<PendingCommit>,
 }
@@ -333,8 +409,14 @@ struct ChunkSink<J: RecordJob> {
 /// A checkpoint commit in flight: its sequence and the store's answer.
 type PendingCommit = Pin<Box<dyn Future<Output = (u64, Result<(), TaskError>)> + Send>>;
 
-impl<J: RecordJob> ChunkSink<J> {
-    /// Writes one chunk, flushes (or syncs) both files, waits for the previous checkpoint's commit,
+impl<J, S, O, D> ChunkSink<J, S, O, D>
+where
+    J: RecordJob,
+    S: RecordSource,
+    O: CommitSink<J::Output>,
+    D: CommitSink<DeadLetterRecord>,
+{
+    /// Writes one chunk, flushes (or syncs) every file, waits for the previous checkpoint's commit,
     /// starts this one's, then checks the skip limit and the stop flag. `Some` ends the run.
     ///
     /// The commit is left in flight: the store works on it while the pipeline brings the next chunk
@@ -343,68 +425,82 @@ impl<J: RecordJob> ChunkSink<J> {
     /// (the output may run ahead of the last committed checkpoint, and a resume truncates it).
     async fn write_chunk(
         &mut self,
-        chunk: Chunk<J::Output>,
-    ) -> Result<Option<SinkEnd<J::Summary>>, RunError> {
+        chunk: Chunk<J::Output, S::Position>,
+    ) -> Result<Option<SinkEnd>, RunError> {
         if self.token.is_cancelled() {
             return Err(RunError::Aborted);
         }
-        let Chunk { items, end, rendered, dead_letters, retries: _ } = chunk;
+        let Chunk { items, end, rendered, rendered_ends, dead_letters, retries: _ } = chunk;
         if items.is_empty() {
             return Ok(None);
         }
+        let selects = <J::Summary as Summary<J::Output>>::SELECTS;
         let (processed_before, failed_before) = (self.counters.processed, self.counters.failed);
+        // With a selecting summary and rendered lines: the byte ranges of the lines kept.
+        let mut kept: Vec<(usize, usize)> = Vec::new();
+        let mut output_index = 0usize;
         for item in items {
             self.counters.retried += u64::from(item.retries);
             match item.outcome {
                 Outcome::Output(output) => {
-                    if rendered.is_none() {
-                        self.output
-                            .write(&output)
-                            .map_err(|source| RunError::Write { file: "output", source })?;
+                    let admission = if selects {
+                        self.summary
+                            .admit(&output, &mut self.log_bytes)
+                            .map_err(|error| RunError::Kind { error })?
+                    } else {
+                        Admission::Write
+                    };
+                    match admission {
+                        Admission::Write => {
+                            match &rendered {
+                                None => self.output.write(&output)?,
+                                Some(_) if selects => {
+                                    let start =
+                                        output_index.checked_sub(1).map_or(0, |before| rendered_ends[before]);
+                                    let stop = rendered_ends[output_index];
+                                    match kept.last_mut() {
+                                        Some(last) if last.1 == start => last.1 = stop,
+                                        _ => kept.push((start, stop)),
+                                    }
+                                }
+                                Some(_) => {}
+                            }
+                            self.summary.add(&output);
+                            self.counters.processed += 1;
+                        }
+                        Admission::Absorb => self.counters.processed += 1,
+                        Admission::Skip => self.counters.skipped += 1,
                     }
-                    self.summary.add(&output);
-                    self.counters.processed += 1;
+                    output_index += 1;
                 }
                 Outcome::Skipped => self.counters.skipped += 1,
                 Outcome::Failed { error, raw } => {
                     if dead_letters.is_none() {
                         let record = DeadLetterRecord::new(item.line, item.offset, error, raw);
-                        self.dead_letters
-                            .write(&record)
-                            .map_err(|source| RunError::Write { file: "dead-letter file", source })?;
+                        self.dead_letters.write(&record)?;
                     }
                     self.counters.failed += 1;
                 }
             }
         }
-        // Lines the workers rendered go in whole, counted by the loop above.
+        // Lines the workers rendered go in whole (or the kept ranges), counted by the loop above.
         if let Some(lines) = &rendered {
-            self.output
-                .write_rendered(lines, self.counters.processed - processed_before)
-                .map_err(|source| RunError::Write { file: "output", source })?;
+            if selects {
+                for (start, stop) in kept {
+                    self.output.write_rendered(&lines[start..stop], 0)?;
+                }
+            } else {
+                self.output.write_rendered(lines, self.counters.processed - processed_before)?;
+            }
         }
         if let Some(lines) = &dead_letters {
-            self.dead_letters
-                .write_rendered(lines, self.counters.failed - failed_before)
-                .map_err(|source| RunError::Write { file: "dead-letter file", source })?;
+            self.dead_letters.write_rendered(lines, self.counters.failed - failed_before)?;
         }
-        let sink = self.make_durable(self.counters.failed > failed_before)?;
-        self.sequence += 1;
-        let checkpoint = batch_model::Checkpoint {
-            sequence: self.sequence,
-            source: position_json(end),
-            sink: serde_json::json!({ "output": sink.output, "dead_letters": sink.dead_letters }),
-            counters: self.counters,
-            state: serde_json::to_value(&self.summary).map_err(|source| RunError::Summary { source })?,
-            committed_at: Utc::now(),
-        };
+        self.write_log()?;
         let done = self.counters.processed + self.counters.failed + self.counters.skipped;
-        let total = estimated_total(done, end.offset, self.input_len);
+        let total = self.source.estimated_total(done, &end);
         let progress = progress_of(&self.counters, total, self.started_at);
-        self.land_commit().await?;
-        let (control, sequence) = (Arc::clone(&self.control), self.sequence);
-        self.pending = Some(Box::pin(async move { (sequence, control.commit(checkpoint, progress).await) }));
-        tracing::trace!(sequence = self.sequence, position = %end, "chunk written, commit started");
+        self.start_commit(end, progress, false).await?;
         if let Some(limit) = self.skip_limit
             && self.counters.failed > limit
         {
@@ -418,26 +514,104 @@ impl<J: RecordJob> ChunkSink<J> {
         Ok(None)
     }
 
+    /// Appends the chunk's state-log entries.
+    fn write_log(&mut self) -> Result<(), RunError> {
+        if self.log_bytes.is_empty() {
+            return Ok(());
+        }
+        if let Some(log) = &mut self.log {
+            log.write_rendered(&self.log_bytes, 0)?;
+        }
+        self.log_bytes.clear();
+        Ok(())
+    }
+
+    /// Makes every sink durable, waits for the previous commit, and starts the commit of the
+    /// checkpoint at source position `end` (`is_final`: the task's last).
+    async fn start_commit(
+        &mut self,
+        end: S::Position,
+        progress: Progress,
+        is_final: bool,
+    ) -> Result<(), RunError> {
+        let output = self.output.prepare_commit(self.durable)?;
+        let dead_letters = self.dead_letters.prepare_commit(self.durable)?;
+        let log = match &mut self.log {
+            Some(log) => Some(log.prepare_commit(self.durable)?),
+            None => None,
+        };
+        let sinks = SinkPositions { output, dead_letters, epoch: self.epoch, log, is_final };
+        self.sequence += 1;
+        let checkpoint = batch_model::Checkpoint {
+            sequence: self.sequence,
+            source: serde_json::to_value(&end).map_err(|source| RunError::Summary { source })?,
+            sink: serde_json::to_value(&sinks).map_err(|source| RunError::Summary { source })?,
+            counters: self.counters,
+            state: serde_json::to_value(&self.summary).map_err(|source| RunError::Summary { source })?,
+            committed_at: Utc::now(),
+        };
+        self.land_commit().await?;
+        let (control, sequence) = (Arc::clone(&self.control), self.sequence);
+        self.pending = Some(Box::pin(async move { (sequence, control.commit(checkpoint, progress).await) }));
+        tracing::trace!(sequence = self.sequence, position = %end, "chunk written, commit started");
+        self.last_position = end;
+        Ok(())
+    }
+
     /// Waits for the commit in flight, if any.
     async fn land_commit(&mut self) -> Result<(), RunError> {
         match self.pending.take() {
-            Some(pending) => committed(pending.await),
+            Some(pending) => {
+                committed(pending.await)?;
+                self.output.committed();
+                self.dead_letters.committed();
+                if let Some(log) = &mut self.log {
+                    log.committed();
+                }
+                Ok(())
+            }
             None => Ok(()),
         }
     }
 
-    /// Hands both files' new bytes to the operating system (durability `process`) or to the disk
-    /// (`power_loss`; the dead-letter file only if it grew), and returns their committed lengths.
-    fn make_durable(&mut self, dead_letters_grew: bool) -> Result<SinkPosition, RunError> {
-        let output = if self.durable { self.output.sync() } else { self.output.flush() }
-            .map_err(|source| RunError::Write { file: "output", source })?;
-        let dead_letters = if self.durable && dead_letters_grew {
-            self.dead_letters.sync()
-        } else {
-            self.dead_letters.flush()
+    /// The end of the input: the summary's tail rows, the final checkpoint when fencing or a tail
+    /// asks for one, then the outputs published under their final names.
+    async fn finish_input(&mut self) -> Result<(), RunError> {
+        self.land_commit().await?;
+        let tail = self.summary.tail(&mut self.log_bytes).map_err(|error| RunError::Kind { error })?;
+        for output in &tail {
+            self.output.write(output)?;
         }
-        .map_err(|source| RunError::Write { file: "dead-letter file", source })?;
-        Ok(SinkPosition { output, dead_letters })
+        self.write_log()?;
+        if !tail.is_empty() || self.epoch != 0 {
+            // Publishing must wait for a checkpoint that says every record is done, committed
+            // under this claim's epoch: a stale holder's commit is refused there, before it could
+            // publish anything.
+            let progress = self.final_progress();
+            let end = self.last_position.clone();
+            self.start_commit(end, progress, true).await?;
+            self.land_commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes the outputs and builds the outcome.
+    async fn complete(mut self) -> Result<JobOutcome, RunError> {
+        self.output.publish(self.durable)?;
+        self.dead_letters.publish(self.durable)?;
+        if let Some(log) = &mut self.log {
+            log.publish(self.durable)?;
+        }
+        let progress = self.final_progress();
+        let summary = self.summary.finish(&self.counters).map_err(|source| RunError::Summary { source })?;
+        Ok(JobOutcome::Completed { summary, progress })
+    }
+
+    fn final_progress(&self) -> Progress {
+        let mut progress = progress_of(&self.counters, None, self.started_at);
+        progress.total = Some(progress.done());
+        progress.percentage = Some(100.0);
+        progress
     }
 }
 
@@ -446,21 +620,22 @@ fn committed((sequence, result): (u64, Result<(), TaskError>)) -> Result<(), Run
     result.map_err(|error| RunError::Commit { sequence, error })
 }
 
-/// A source position as a checkpoint stores it: `{"offset": .., "line": ..}`.
-fn position_json(position: FilePosition) -> serde_json::Value {
-    serde_json::json!({ "offset": position.offset, "line": position.line })
-}
+impl<J, S, O, D> Sink<Chunk<J::Output, S::Position>> for ChunkSink<J, S, O, D>
+where
+    J: RecordJob,
+    S: RecordSource,
+    O: CommitSink<J::Output>,
+    D: CommitSink<DeadLetterRecord>,
+{
+    type Output = SinkEnd;
 
-impl<J: RecordJob> Sink<Chunk<J::Output>> for ChunkSink<J> {
-    type Output = SinkEnd<J::Summary>;
-
-    fn consume<S>(
+    fn consume<St>(
         mut self,
-        input: S,
+        input: St,
         ctx: &StageContext,
-    ) -> impl Future<Output = Result<SinkEnd<J::Summary>, PipelineError>> + Send + 'static
+    ) -> impl Future<Output = Result<SinkEnd, PipelineError>> + Send + 'static
     where
-        S: Stream<Item = Chunk<J::Output>> + Send + 'static,
+        St: Stream<Item = Chunk<J::Output, S::Position>> + Send + 'static,
     {
         let stage = ctx.register("records_chunks");
         let mut probe = stage.probe();
@@ -475,6 +650,11 @@ impl<J: RecordJob> Sink<Chunk<J::Output>> for ChunkSink<J> {
                             self.pending = None;
                             if let Err(error) = committed(answer) {
                                 return Ok(SinkEnd::Failed(error));
+                            }
+                            self.output.committed();
+                            self.dead_letters.committed();
+                            if let Some(log) = &mut self.log {
+                                log.committed();
                             }
                             if self.control.stop_requested() {
                                 return Ok(SinkEnd::Stopped);
@@ -493,17 +673,20 @@ impl<J: RecordJob> Sink<Chunk<J::Output>> for ChunkSink<J> {
                     Err(error) => return Ok(SinkEnd::Failed(error)),
                 }
             }
-            if let Err(error) = self.land_commit().await {
+            if let Err(error) = self.finish_input().await {
                 return Ok(SinkEnd::Failed(error));
             }
-            Ok(SinkEnd::Completed { counters: self.counters, summary: self.summary })
+            Ok(match self.complete().await {
+                Ok(outcome) => SinkEnd::Completed(outcome),
+                Err(error) => SinkEnd::Failed(error),
+            })
         }
     }
 }
 
 #[cfg(test)]
 mod estimate_tests {
-    use super::estimated_total;
+    use super::super::source::estimated_file_total as estimated_total;
 
     #[test]
     fn the_total_is_extrapolated_from_the_bytes_read_and_exact_at_the_end() {

@@ -30,6 +30,9 @@ struct TestControl {
     abort_after: Option<u64>,
     refuse: Option<TaskError>,
     token: CancellationToken,
+    /// The store's current epoch for the task and the epoch this control's claim holds: a commit
+    /// under an older epoch is refused, as a fencing store refuses it.
+    fence: Option<(Arc<std::sync::atomic::AtomicU64>, u64)>,
 }
 
 #[async_trait]
@@ -37,6 +40,11 @@ impl JobControl for TestControl {
     async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError> {
         if let Some(error) = &self.refuse {
             return Err(error.clone());
+        }
+        if let Some((current, held)) = &self.fence
+            && current.load(Ordering::SeqCst) != *held
+        {
+            return Err(TaskError::new(ErrorCode::InvalidState, format!("epoch {held} lost the lease")));
         }
         let sequence = checkpoint.sequence;
         let mut commits = self.commits.lock().unwrap();
@@ -107,6 +115,8 @@ struct Doubler {
     sleep_first: Option<(u32, Duration)>,
     attempts: Mutex<HashMap<u64, u32>>,
     attempt_times: Mutex<Vec<(u64, tokio::time::Instant)>>,
+    /// The first (async) attempt at this line waits for a permit (a worker paused mid-chunk).
+    gate: Option<(u64, Arc<tokio::sync::Semaphore>)>,
 }
 
 impl Doubler {
@@ -181,6 +191,12 @@ impl RecordJob for Doubler {
     async fn attempt(&self, record: &Record<String>) -> Result<Option<Doubled>, ItemError> {
         self.attempt_times.lock().unwrap().push((record.line, tokio::time::Instant::now()));
         let attempt = self.count_attempt(record);
+        if let Some((line, gate)) = &self.gate
+            && *line == record.line
+            && attempt == 1
+        {
+            let _permit = gate.acquire().await;
+        }
         if let Some((hanging, sleep)) = self.sleep_first
             && attempt <= hanging
         {
@@ -231,7 +247,19 @@ async fn run_job(
     checkpoint: Option<Checkpoint>,
     control: &Arc<TestControl>,
 ) -> Result<JobOutcome, TaskError> {
-    let context = JobContext::new(task.clone(), checkpoint, Arc::clone(control) as Arc<dyn JobControl>);
+    run_epoch(job, task, checkpoint, control, 0).await
+}
+
+/// [`run_job`] for a claim of fencing epoch `epoch`.
+async fn run_epoch(
+    job: &Arc<Doubler>,
+    task: &BatchTask,
+    checkpoint: Option<Checkpoint>,
+    control: &Arc<TestControl>,
+    epoch: u64,
+) -> Result<JobOutcome, TaskError> {
+    let context = JobContext::new(task.clone(), checkpoint, Arc::clone(control) as Arc<dyn JobControl>)
+        .with_epoch(epoch);
     ChunkRunner::new(options()).run(Arc::clone(job), &context).await
 }
 
@@ -569,4 +597,215 @@ async fn power_loss_durability_syncs_and_writes_the_same_files() {
     let last = control.checkpoints().pop().unwrap();
     assert_eq!(last.sink["output"].as_u64().unwrap(), read(&job.output).len() as u64);
     assert_eq!(last.sink["dead_letters"].as_u64().unwrap(), read(&job.dead_letters).len() as u64);
+}
+
+/// The staged files (`*.part`) left in `dir`.
+fn staged_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|entry| entry.unwrap().file_name().into_string().ok())
+        .filter(|name| name.ends_with(".part"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// An uninterrupted, unfenced run of `job`: its output and dead letters.
+async fn reference_run(job: &Arc<Doubler>, task: &BatchTask) -> (String, String) {
+    run_job(job, task, None, &Arc::new(TestControl::default())).await.unwrap();
+    let files = (read(&job.output), read(&job.dead_letters));
+    std::fs::remove_file(&job.output).unwrap();
+    std::fs::remove_file(&job.dead_letters).unwrap();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fenced_run_stages_its_files_and_publishes_them_after_a_final_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(100)).unwrap();
+    let task = task(config(10));
+    let (reference_output, reference_dead) = reference_run(&job, &task).await;
+
+    // Stopped after three chunks: the bytes are in the epoch's staged files, not under the final names.
+    let first = Arc::new(TestControl { stop_after: Some(3), ..TestControl::default() });
+    assert_eq!(run_epoch(&job, &task, None, &first, 4).await.unwrap(), JobOutcome::Stopped);
+    assert!(!job.output.exists() && !job.dead_letters.exists());
+    assert_eq!(staged_files(dir.path()), ["dead.jsonl.e4.part", "out.jsonl.e4.part"]);
+    let checkpoint = first.checkpoints().pop().unwrap();
+    assert_eq!(checkpoint.sink["epoch"], 4);
+    let staged_output = read(&dir.path().join("out.jsonl.e4.part"));
+    assert_eq!(staged_output.len() as u64, checkpoint.sink["output"].as_u64().unwrap());
+    assert!(reference_output.starts_with(&staged_output));
+
+    // The next claim copies the committed prefix, finishes, commits a final checkpoint, publishes.
+    let second = Arc::new(TestControl {
+        commits: Mutex::new(vec![(checkpoint, Progress::zero(chrono::Utc::now()))]),
+        ..TestControl::default()
+    });
+    let outcome = run_epoch(&job, &task, second.checkpoints().pop(), &second, 5).await.unwrap();
+    assert!(matches!(outcome, JobOutcome::Completed { .. }));
+    assert_eq!(read(&job.output), reference_output);
+    assert_eq!(read(&job.dead_letters), reference_dead);
+    assert_eq!(staged_files(dir.path()), Vec::<String>::new(), "the adopted and own staged files are gone");
+    let last = second.checkpoints().pop().unwrap();
+    assert_eq!(
+        (last.sink["final"].clone(), last.sink["epoch"].clone()),
+        (serde_json::json!(true), serde_json::json!(5))
+    );
+    assert_eq!(last.sink["output"].as_u64().unwrap(), reference_output.len() as u64);
+}
+
+/// A worker of epoch 1 pauses in the middle of a chunk; its task is taken over (epoch 2) and finished;
+/// then the stale worker wakes up and writes on. Nothing it writes reaches the final files, which are
+/// byte-identical to an uninterrupted run's, and its commits are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_writer_that_keeps_appending_after_a_takeover_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut doubler = Doubler::new(dir.path());
+    doubler.execution = Execution::Async;
+    // Line 55 is in the 6th chunk of 10: the stale worker commits 5 checkpoints, then pauses there.
+    doubler.gate = Some((55, Arc::clone(&gate)));
+    let job = Arc::new(doubler);
+    std::fs::write(&job.input, sales(100)).unwrap();
+    let task = task(config(10));
+    let (reference_output, reference_dead) = reference_run(&Arc::new(Doubler::new(dir.path())), &task).await;
+
+    let store_epoch = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let stale_control =
+        Arc::new(TestControl { fence: Some((Arc::clone(&store_epoch), 1)), ..TestControl::default() });
+    let stale = {
+        let (job, task, control) = (Arc::clone(&job), task.clone(), Arc::clone(&stale_control));
+        tokio::spawn(async move { run_epoch(&job, &task, None, &control, 1).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while stale_control.checkpoints().len() < 5 || job.attempts_at(55) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the stale worker never reached its pause");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let taken_over = stale_control.checkpoints().pop().unwrap();
+    assert_eq!(taken_over.sequence, 5, "the sixth chunk waits at line 55");
+    // What a paused writer may have flushed past its checkpoint: garbage after the committed prefix.
+    let stale_output = dir.path().join("out.jsonl.e1.part");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&stale_output).unwrap();
+    std::io::Write::write_all(&mut file, b"{\"stale\":true}\n").unwrap();
+    drop(file);
+
+    // The takeover: the store's epoch moves to 2; the new holder resumes from checkpoint 5.
+    store_epoch.store(2, Ordering::SeqCst);
+    let fresh = Arc::new(TestControl {
+        commits: Mutex::new(vec![(taken_over.clone(), Progress::zero(chrono::Utc::now()))]),
+        fence: Some((Arc::clone(&store_epoch), 2)),
+        ..TestControl::default()
+    });
+    let outcome = run_epoch(&job, &task, Some(taken_over), &fresh, 2).await.unwrap();
+    assert!(matches!(outcome, JobOutcome::Completed { .. }));
+    assert_eq!(read(&job.output), reference_output);
+
+    // The stale worker wakes up, writes its sixth chunk into its own file, and is refused.
+    gate.add_permits(1);
+    let error = stale.await.unwrap().unwrap_err();
+    assert_eq!(error.code, ErrorCode::InvalidState, "{error:?}");
+    assert_eq!(read(&job.output), reference_output, "a stale write reached the output");
+    assert_eq!(read(&job.dead_letters), reference_dead);
+    assert_eq!(stale_control.checkpoints().len(), 5, "no commit of the stale worker was accepted");
+    assert_eq!(staged_files(dir.path()), Vec::<String>::new());
+}
+
+/// Stopped and taken over under a new epoch again and again, with garbage appended to each staged
+/// file after its checkpoint (as a killed writer leaves it): the final files are the uninterrupted
+/// run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumes_under_new_epochs_after_crashes_give_identical_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(200)).unwrap();
+    let task = task(config(9));
+    let (reference_output, reference_dead) = reference_run(&job, &task).await;
+
+    let mut checkpoint = None;
+    // Epoch 0 first (an unfenced claim, files in place), then fenced claims: each adopts the last.
+    for (round, epoch) in [0u64, 3, 4, 9, 10].into_iter().enumerate() {
+        let stop_after = checkpoint.as_ref().map_or(0, |checkpoint: &Checkpoint| checkpoint.sequence) + 4;
+        let commits = checkpoint
+            .iter()
+            .map(|checkpoint: &Checkpoint| (checkpoint.clone(), Progress::zero(chrono::Utc::now())))
+            .collect();
+        let last_round = round == 4;
+        let control = Arc::new(TestControl {
+            commits: Mutex::new(commits),
+            stop_after: (!last_round).then_some(stop_after),
+            ..TestControl::default()
+        });
+        let outcome = run_epoch(&job, &task, checkpoint.clone(), &control, epoch).await.unwrap();
+        if last_round {
+            assert!(matches!(outcome, JobOutcome::Completed { .. }));
+            break;
+        }
+        assert_eq!(outcome, JobOutcome::Stopped);
+        checkpoint = control.checkpoints().pop();
+        for file in [&job.output, &job.dead_letters] {
+            let staged = staged_path(file, epoch);
+            let mut handle = std::fs::OpenOptions::new().append(true).open(&staged).unwrap();
+            std::io::Write::write_all(&mut handle, b"{\"half a li").unwrap();
+        }
+    }
+    assert_eq!(read(&job.output), reference_output);
+    assert_eq!(read(&job.dead_letters), reference_dead);
+    assert_eq!(staged_files(dir.path()), Vec::<String>::new());
+}
+
+/// The holder that committed the final checkpoint died before (or while) renaming: the next claim
+/// finishes the publication, and a second one finds nothing left to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_after_the_final_checkpoint_finishes_the_publication() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    std::fs::write(&job.input, sales(60)).unwrap();
+    let task = task(config(10));
+    let control = Arc::new(TestControl::default());
+    run_epoch(&job, &task, None, &control, 1).await.unwrap();
+    let (output, dead) = (read(&job.output), read(&job.dead_letters));
+    let last = control.checkpoints().pop().unwrap();
+    assert_eq!(last.sink["final"], true);
+    // As if the holder had died between the final commit and its renames: both files still staged.
+    std::fs::rename(&job.output, staged_path(&job.output, 1)).unwrap();
+    std::fs::rename(&job.dead_letters, staged_path(&job.dead_letters, 1)).unwrap();
+    let attempts_before = job.attempts.lock().unwrap().values().sum::<u32>();
+
+    let again = Arc::new(TestControl::default());
+    let outcome = run_epoch(&job, &task, Some(last.clone()), &again, 2).await.unwrap();
+    let JobOutcome::Completed { summary, progress } = outcome else { panic!("not completed") };
+    assert_eq!(summary["count"], output.lines().count());
+    assert_eq!(progress.total, Some(60));
+    assert_eq!((read(&job.output), read(&job.dead_letters)), (output.clone(), dead.clone()));
+    assert!(again.checkpoints().is_empty(), "nothing more to commit");
+    assert_eq!(
+        job.attempts.lock().unwrap().values().sum::<u32>(),
+        attempts_before,
+        "no record processed again"
+    );
+    assert_eq!(staged_files(dir.path()), Vec::<String>::new());
+
+    // Only the dead letters were still staged (the output renamed before the holder died).
+    std::fs::rename(&job.dead_letters, staged_path(&job.dead_letters, 1)).unwrap();
+    run_epoch(&job, &task, Some(last.clone()), &Arc::new(TestControl::default()), 3).await.unwrap();
+    assert_eq!((read(&job.output), read(&job.dead_letters)), (output, dead));
+    assert_eq!(staged_files(dir.path()), Vec::<String>::new());
+}
+
+/// An input that vanished between the task's creation and its run: one line, its cause once, no
+/// internal stage names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_error_at_run_time_says_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = Arc::new(Doubler::new(dir.path()));
+    let error = run_job(&job, &task(config(10)), None, &Arc::new(TestControl::default())).await.unwrap_err();
+    assert_eq!(error.code, ErrorCode::StorageError);
+    assert_eq!(
+        error.message,
+        format!("cannot read the input {}: No such file or directory (os error 2)", job.input.display())
+    );
+    assert_eq!(error.details["input"], format!("the input {}", job.input.display()));
 }

@@ -10,11 +10,13 @@ use serde_json::{Map, Value};
 use crate::train::error::TrainError;
 
 /// The params `from_json` knows, in the order it reads them.
-const PARAMS: [&str; 14] = [
+const PARAMS: [&str; 16] = [
     "input",
     "label",
     "features",
     "epochs",
+    "tolerance",
+    "patience",
     "learning_rate",
     "l2",
     "seed",
@@ -32,6 +34,24 @@ pub const SHUFFLE_ROWS_MAX: u64 = 1_000_000;
 
 /// The most epochs a task may ask for.
 pub const EPOCHS_MAX: u32 = 100_000;
+
+/// The defaults of the params, in one place (the table at [`TrainParams`] shows them too).
+pub mod defaults {
+    /// The most passes over the training rows (the stopping rule usually ends training sooner).
+    pub const EPOCHS: u32 = 100;
+    /// The least improvement of the epoch's objective that counts as progress.
+    pub const TOLERANCE: f64 = 1e-4;
+    /// Epochs in a row without progress after which training stops.
+    pub const PATIENCE: u32 = 5;
+    /// AdaGrad's base step size.
+    pub const LEARNING_RATE: f64 = 0.3;
+    /// The share of `input` held out when there is no `eval_input`.
+    pub const HOLDOUT: f64 = 0.2;
+    /// Mini-batches per shuffle window (capped at 1,000,000 rows).
+    pub const SHUFFLE_BATCHES: u64 = 10;
+    /// Mini-batches read between two checkpoints, at least.
+    pub const CHECKPOINT_BATCHES: u64 = 100;
+}
 
 /// The layout of a data file, from its extension or the `format` param.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -88,17 +108,32 @@ impl fmt::Display for DataFormat {
 /// | `input`              | path              | required                        | `.csv`, `.jsonl`, `.ndjson` unless `format` |
 /// | `label`              | column name       | required                        | not a feature             |
 /// | `features`           | column names      | every other numeric column      | non-empty, distinct       |
-/// | `epochs`             | integer           | 10                              | 1 ..= 100,000             |
-/// | `learning_rate`      | number            | 0.1                             | > 0, finite               |
-/// | `l2`                 | number            | 0.0001                          | ≥ 0, finite               |
+/// | `epochs`             | integer           | 100 (the most; see `patience`)  | 1 ..= 100,000             |
+/// | `tolerance`          | number            | 0.0001                          | ≥ 0, finite               |
+/// | `patience`           | integer           | 5 (0: run every epoch)          | ≥ 0                       |
+/// | `learning_rate`      | number            | 0.3 (AdaGrad's base step)       | > 0, finite               |
+/// | `l2`                 | number            | 1 / training rows               | ≥ 0, finite               |
 /// | `seed`               | integer           | 0                               | 0 ..= 2^64 − 1            |
-/// | `holdout`            | number            | 0.2                             | 0 ≤ holdout < 1           |
+/// | `holdout`            | number            | 0.2, or 0 with `eval_input`     | 0 ≤ holdout < 1           |
 /// | `eval_input`         | path              | none                            | same formats as `input`   |
 /// | `model_out`          | path              | required                        |                           |
 /// | `dead_letter`        | path              | `<model_out stem>.dead_letters.jsonl` beside `model_out` | |
 /// | `format`             | `csv` or `jsonl`  | from each file's extension      |                           |
 /// | `shuffle_batches`    | integer           | 10 (capped at 1,000,000 rows)   | ≥ 1; × `batch_size` ≤ 1,000,000 |
 /// | `checkpoint_batches` | integer           | 100                             | ≥ 1                       |
+///
+/// # How training converges with these defaults
+///
+/// The objective is the mean log-loss plus `l2/2 · ‖W‖²` (biases are not penalised). Its default
+/// `l2 = 1/n` for `n` training rows makes it exactly the objective of scikit-learn's
+/// `LogisticRegression()` (`C = 1`) on standardised features, so a run with the defaults ends near
+/// the same model (`docs/BENCHMARKS.md`, "train quality", compares them on public datasets).
+/// Each mini-batch step is AdaGrad's: every weight's step is `learning_rate / √(sum of its squared
+/// gradients so far)`, a step size that shrinks as training goes and so converges, whatever the
+/// batch size or the scale of the data. Training stops when the epoch's objective (its mean loss as
+/// SGD met the rows, plus the penalty) has not improved on the best so far by more than `tolerance`
+/// for `patience` epochs in a row, or after `epochs` epochs. With an `eval_input`, no row of `input`
+/// is held out unless `holdout` says so.
 ///
 /// `features` default: the columns other than the label whose values are numbers in more than half
 /// of the first 100 rows (CSV: in header order; JSON lines: in order of first appearance). A row
@@ -122,7 +157,7 @@ impl fmt::Display for DataFormat {
 ///     &BatchConfig::default(),
 /// )?;
 /// assert_eq!(params.format, DataFormat::Csv);
-/// assert_eq!((params.epochs, params.learning_rate, params.holdout), (50, 0.1, 0.2));
+/// assert_eq!((params.epochs, params.learning_rate, params.l2, params.holdout), (50, 0.3, None, 0.2));
 /// assert_eq!(params.dead_letter, std::path::Path::new("iris.dead_letters.jsonl"));
 ///
 /// let error = TrainParams::from_json(
@@ -143,13 +178,17 @@ pub struct TrainParams {
     pub label: String,
     /// The feature columns; `None` for every other numeric column.
     pub features: Option<Vec<String>>,
-    /// Passes over the training rows.
+    /// The most passes over the training rows.
     pub epochs: u32,
-    /// The SGD step size.
+    /// The least improvement of the epoch's objective that counts as progress.
+    pub tolerance: f64,
+    /// Epochs in a row without progress after which training stops; 0 runs every epoch.
+    pub patience: u32,
+    /// AdaGrad's base step size.
     pub learning_rate: f64,
     /// The L2 penalty `λ`: the objective is the mean log-loss plus `λ/2 · ‖W‖²` (biases are not
-    /// penalised).
-    pub l2: f64,
+    /// penalised); `None` for `1 / training rows`.
+    pub l2: Option<f64>,
     /// Seeds the hold-out split and the shuffle.
     pub seed: u64,
     /// The share of rows held out of training to measure accuracy on.
@@ -189,21 +228,32 @@ impl TrainParams {
         if features.as_ref().is_some_and(|features| features.contains(&label)) {
             return Err(invalid("features", format!("must not contain the label `{label}`")));
         }
-        let epochs = optional_integer(object, "epochs", 1, u64::from(EPOCHS_MAX))?.unwrap_or(10);
-        let learning_rate = optional_number(object, "learning_rate")?.unwrap_or(0.1);
+        let epochs = optional_integer(object, "epochs", 1, u64::from(EPOCHS_MAX))?
+            .unwrap_or(u64::from(defaults::EPOCHS));
+        let tolerance = optional_number(object, "tolerance")?.unwrap_or(defaults::TOLERANCE);
+        if tolerance < 0.0 {
+            return Err(invalid("tolerance", format!("must not be negative, got {tolerance:?}")));
+        }
+        let patience = optional_integer(object, "patience", 0, u64::from(EPOCHS_MAX))?
+            .unwrap_or(u64::from(defaults::PATIENCE));
+        let learning_rate = optional_number(object, "learning_rate")?.unwrap_or(defaults::LEARNING_RATE);
         if learning_rate <= 0.0 {
             return Err(invalid("learning_rate", format!("must be greater than 0, got {learning_rate:?}")));
         }
-        let l2 = optional_number(object, "l2")?.unwrap_or(0.0001);
-        if l2 < 0.0 {
+        let l2 = optional_number(object, "l2")?;
+        if let Some(l2) = l2.filter(|l2| *l2 < 0.0) {
             return Err(invalid("l2", format!("must not be negative, got {l2:?}")));
         }
         let seed = optional_integer(object, "seed", 0, u64::MAX)?.unwrap_or(0);
-        let holdout = optional_number(object, "holdout")?.unwrap_or(0.2);
+        let eval_input = optional_path(object, "eval_input")?;
+        let holdout = optional_number(object, "holdout")?.unwrap_or(if eval_input.is_some() {
+            0.0
+        } else {
+            defaults::HOLDOUT
+        });
         if !(0.0..1.0).contains(&holdout) {
             return Err(invalid("holdout", format!("must be at least 0 and less than 1, got {holdout:?}")));
         }
-        let eval_input = optional_path(object, "eval_input")?;
         let model_out = required_path(object, "model_out")?;
         let dead_letter =
             optional_path(object, "dead_letter")?.unwrap_or_else(|| dead_letter_beside(&model_out));
@@ -224,16 +274,18 @@ impl TrainParams {
                 ));
             }
             Some(batches) => batches,
-            None => (SHUFFLE_ROWS_MAX / batch_size).clamp(1, 10),
+            None => (SHUFFLE_ROWS_MAX / batch_size).clamp(1, defaults::SHUFFLE_BATCHES),
         };
-        let checkpoint_batches =
-            optional_integer(object, "checkpoint_batches", 1, u64::from(u32::MAX))?.unwrap_or(100);
+        let checkpoint_batches = optional_integer(object, "checkpoint_batches", 1, u64::from(u32::MAX))?
+            .unwrap_or(defaults::CHECKPOINT_BATCHES);
         Ok(TrainParams {
             input,
             format,
             label,
             features,
             epochs: to_u32(epochs),
+            tolerance,
+            patience: to_u32(patience),
             learning_rate,
             l2,
             seed,

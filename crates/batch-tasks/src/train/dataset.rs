@@ -1,31 +1,31 @@
 //! Streaming the rows of a CSV or JSON-lines dataset, one record at a time, with exact positions.
 //!
-//! # Why not pump-core's file sources
+//! # Records come from pump-core's scanners
 //!
-//! pump-core's `source::csv` and `source::json_lines` deserialize each record into an owned `T`
-//! through serde on a reader thread and hand records to an async pipeline. Training wants something
-//! narrower and faster: a synchronous reader it can own across checkpoints and epochs, that parses
-//! the few columns it needs straight into a reused `f64` slice (no allocation per row, no per-field
-//! `String`), and that it can rewind to the start of the data or seek to a checkpointed position.
-//! The positions follow the same rules as pump-core's ([`FilePosition`]: the byte offset and 1-based
-//! line where the next record starts; blank lines skipped but counted), so a checkpoint reads the
-//! same way in both.
+//! Records are found by pump-core's synchronous scanners — [`CsvScanner`] (quote-aware, records
+//! spanning lines) and [`LineScanner`] — the very readers behind its `csv` and `json_lines`
+//! sources, so a record, a line number and a byte offset mean the same here as in every other kind.
+//! This module adds what training needs on top: it binds the feature and label columns once, parses
+//! a row's values straight into a reused `f64` slice (a plain CSV record is read in place, without
+//! splitting it into fields first; see [`plain_decimal_field`]), and names what is wrong with a bad
+//! row. Positions are [`FilePosition`]s: a checkpoint stores one and [`RowReader::seek`] returns to
+//! it.
 //!
 //! # Records
 //!
-//! A JSON-lines record is one line holding a JSON object. A CSV record is one line, or several when a
-//! quoted field holds a newline: a `"` opens a quoted field only at the start of a field, and `""`
-//! inside one is a literal quote (RFC 4180). The first record of a CSV file is its header row. A
-//! trailing `\r` is dropped; a UTF-8 byte-order mark at the start of a file is skipped. A record
-//! longer than [`MAX_RECORD_LEN`] is a bad row (its beginning is kept for the dead letter).
+//! A JSON-lines record is one line holding a JSON object; blank lines are skipped. A CSV record is
+//! one line, or several when a quoted field holds a newline (RFC 4180 quoting); the first record is
+//! the header row; a quote still open at the end of the file makes its record bad, with a message
+//! naming the line it opened on. A record longer than [`MAX_RECORD_LEN`] is a bad row (its beginning
+//! is kept for the dead letter).
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read as _, Seek, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 
-use pump_core::source::FilePosition;
+use pump_core::source::file::ReadError;
+use pump_core::source::{CsvFields, CsvScanner, FilePosition, LineScanner, RecordError};
 use serde::de::{self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, Visitor};
 
 use crate::train::config::DataFormat;
@@ -37,21 +37,14 @@ pub const MAX_RECORD_LEN: usize = 1024 * 1024;
 /// How many rows decide which columns are numeric when `features` is not given.
 pub const SNIFF_ROWS: usize = 100;
 
-/// The capacity of the reader's `BufReader`.
-const READ_BUFFER_LEN: usize = 256 * 1024;
-
 /// How much of a bad record a dead letter keeps.
 const RAW_LIMIT: usize = 1024;
 
 /// How much of a bad value a row problem quotes.
 const VALUE_LIMIT: usize = 64;
 
-/// A UTF-8 byte-order mark.
-const BOM: &[u8] = b"\xEF\xBB\xBF";
-
-/// The CSV delimiter and quote.
+/// The CSV delimiter.
 const DELIMITER: u8 = b',';
-const QUOTE: u8 = b'"';
 
 /// Where a column's value goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,40 +70,30 @@ pub struct Row {
     pub problem: Option<RowProblem>,
 }
 
-/// What a reader found at the end of a physical line.
-#[derive(Debug, Clone, Copy)]
-struct LineRead {
-    terminated: bool,
-    truncated: bool,
+/// The scanner of one file's records. (One reader holds one for its whole life, so the size
+/// difference between the two does not matter.)
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant, reason = "one per reader, never moved in a hot path")]
+enum Scanner {
+    Csv(CsvScanner),
+    Lines(LineScanner),
 }
 
 /// A streaming reader of a dataset's rows, holding one record at a time.
 ///
-/// A JSON-lines record is one line holding a JSON object. A CSV record is one line, or several when
-/// a quoted field holds a newline (RFC 4180 quoting: a `"` opens a quoted field only at the start of
-/// a field, `""` inside one is a literal quote); the first record is the header row. Blank lines are
-/// skipped but counted, a trailing `\r` is dropped, a UTF-8 byte-order mark is skipped. Positions are
-/// [`FilePosition`]s: the byte offset and 1-based line where a record starts, as in pump-core's file
-/// sources. A record longer than [`MAX_RECORD_LEN`] is a bad row.
+/// Records come from pump-core's [`CsvScanner`] or [`LineScanner`].
+/// Positions are [`FilePosition`]s: the byte offset and 1-based line where a record starts. A
+/// record longer than [`MAX_RECORD_LEN`] is a bad row.
 pub struct RowReader {
     path: PathBuf,
     format: DataFormat,
-    input: BufReader<File>,
-    /// Where the next record starts.
-    position: FilePosition,
+    scanner: Scanner,
     /// Where the first data record starts (after a CSV header).
     data_start: FilePosition,
     /// The CSV header's column names; empty for JSON lines.
     header: Vec<String>,
-    /// The current record's bytes.
-    record: Vec<u8>,
-    record_too_long: bool,
-    /// The current CSV record contains a quote, so it is split the slow way.
-    record_quoted: bool,
-    /// Unquoted CSV fields when `record_quoted`.
-    scratch: Vec<u8>,
-    /// Field bounds into `record` (or `scratch` when `record_quoted`).
-    fields: Vec<(usize, usize)>,
+    /// The current record's text (its first 1 KiB), kept only for a bad row.
+    raw: String,
     /// What each CSV column is.
     csv_slots: Vec<Slot>,
     /// What each JSON key is.
@@ -126,7 +109,7 @@ impl fmt::Debug for RowReader {
         f.debug_struct("RowReader")
             .field("path", &self.path)
             .field("format", &self.format)
-            .field("position", &self.position)
+            .field("position", &self.position())
             .field("features", &self.feature_names)
             .field("label", &self.label)
             .finish()
@@ -137,29 +120,48 @@ impl RowReader {
     /// Opens `path` and, for CSV, reads its header row. The reader is positioned at the first data
     /// record; [`bind`](Self::bind) it to the feature and label columns before reading rows.
     pub fn open(path: &Path, format: DataFormat) -> Result<RowReader, TrainError> {
-        let file = File::open(path).map_err(|source| read_error(path, source))?;
-        let mut reader = RowReader {
+        let header_error =
+            |reason: String| TrainError::Header { path: path.to_owned(), reason: reason.to_owned() };
+        let (scanner, header, data_start) = match format {
+            DataFormat::Csv => {
+                let scanner =
+                    CsvScanner::options().max_record_len(MAX_RECORD_LEN).open(path).map_err(|error| {
+                        match error.source.kind() {
+                            io::ErrorKind::InvalidData => header_error(error.source.to_string()),
+                            _ => read_error(error),
+                        }
+                    })?;
+                let Some(fields) = scanner.headers() else {
+                    return Err(header_error("the file is empty".to_owned()));
+                };
+                let mut names = Vec::with_capacity(fields.len());
+                for field in fields.iter() {
+                    match std::str::from_utf8(field) {
+                        Ok(name) => names.push(name.trim().to_owned()),
+                        Err(_) => return Err(header_error("it is not valid UTF-8".to_owned())),
+                    }
+                }
+                let data_start = scanner.data_start();
+                (Scanner::Csv(scanner), names, data_start)
+            }
+            DataFormat::JsonLines => {
+                let scanner = LineScanner::open(path).map_err(read_error)?.max_record_len(MAX_RECORD_LEN);
+                (Scanner::Lines(scanner), Vec::new(), FilePosition::START)
+            }
+        };
+        Ok(RowReader {
             path: path.to_owned(),
             format,
-            input: BufReader::with_capacity(READ_BUFFER_LEN, file),
-            position: FilePosition::START,
-            data_start: FilePosition::START,
-            header: Vec::new(),
-            record: Vec::new(),
-            record_too_long: false,
-            record_quoted: false,
-            scratch: Vec::new(),
-            fields: Vec::new(),
+            scanner,
+            data_start,
+            header,
+            raw: String::new(),
             csv_slots: Vec::new(),
             json_slots: HashMap::new(),
             feature_names: Vec::new(),
             label: String::new(),
             seen: Vec::new(),
-        };
-        if format == DataFormat::Csv {
-            reader.read_header()?;
-        }
-        Ok(reader)
+        })
     }
 
     /// The file being read.
@@ -169,7 +171,10 @@ impl RowReader {
 
     /// Where the next record starts.
     pub fn position(&self) -> FilePosition {
-        self.position
+        match &self.scanner {
+            Scanner::Csv(scanner) => scanner.position(),
+            Scanner::Lines(scanner) => scanner.position(),
+        }
     }
 
     /// Where the first data record starts: after the CSV header, at the start of a JSON-lines file.
@@ -186,9 +191,11 @@ impl RowReader {
     /// a position before the first data record means the first data record.
     pub fn seek(&mut self, position: FilePosition) -> Result<(), TrainError> {
         let position = if position.offset < self.data_start.offset { self.data_start } else { position };
-        self.input.seek(SeekFrom::Start(position.offset)).map_err(|source| read_error(&self.path, source))?;
-        self.position = position;
-        Ok(())
+        match &mut self.scanner {
+            Scanner::Csv(scanner) => scanner.seek(position),
+            Scanner::Lines(scanner) => scanner.seek(position),
+        }
+        .map_err(read_error)
     }
 
     /// Moves back to the first data record.
@@ -245,28 +252,84 @@ impl RowReader {
     /// Reads the next record into `row`: `Ok(false)` at the end of the file. A bad record is a row
     /// with a `problem`, not an error; only a failing read is an error.
     pub fn next_row(&mut self, row: &mut Row) -> Result<bool, TrainError> {
-        let Some(start) = self.next_record()? else {
-            return Ok(false);
-        };
-        row.start = start;
         row.problem = None;
         row.label.clear();
         row.features.resize(self.feature_names.len(), 0.0);
-        if self.record_too_long {
-            row.problem = Some(RowProblem::TooLong { limit: MAX_RECORD_LEN });
-            return Ok(true);
-        }
-        row.problem = match self.format {
-            DataFormat::Csv => self.parse_csv(row).err(),
-            DataFormat::JsonLines => self.parse_json(row).err(),
+        let outcome = match &mut self.scanner {
+            Scanner::Csv(scanner) => {
+                let Some(scanned) = scanner.next_record().map_err(read_error)? else {
+                    return Ok(false);
+                };
+                match scanned {
+                    Ok(mut record) => {
+                        row.start = record.start();
+                        let parsed =
+                            if record.is_plain() && parse_plain_csv(&self.csv_slots, record.bytes(), row) {
+                                Ok(())
+                            } else {
+                                row.label.clear();
+                                match record.fields() {
+                                    Ok(fields) => parse_split_csv(
+                                        fields,
+                                        &self.csv_slots,
+                                        &self.feature_names,
+                                        &self.label,
+                                        row,
+                                    ),
+                                    Err(error) => Err(RowProblem::Malformed { reason: error.reason }),
+                                }
+                            };
+                        if parsed.is_err() {
+                            self.raw = raw_text(record.bytes());
+                        }
+                        parsed
+                    }
+                    Err(error) => Err(self.record_error(error, row)),
+                }
+            }
+            Scanner::Lines(scanner) => loop {
+                let Some(scanned) = scanner.next_line().map_err(read_error)? else {
+                    return Ok(false);
+                };
+                match scanned {
+                    Ok(line) if line.value.iter().all(u8::is_ascii_whitespace) => continue,
+                    Ok(line) => {
+                        row.start = FilePosition { offset: line.offset, line: line.line };
+                        let parsed = parse_json(
+                            line.value,
+                            &self.json_slots,
+                            &self.feature_names,
+                            &self.label,
+                            &mut self.seen,
+                            row,
+                        );
+                        if parsed.is_err() {
+                            self.raw = raw_text(line.value);
+                        }
+                        break parsed;
+                    }
+                    Err(error) => {
+                        row.start = FilePosition { offset: error.offset, line: error.line };
+                        self.raw = error.raw;
+                        break Err(RowProblem::Malformed { reason: error.reason });
+                    }
+                }
+            },
         };
+        row.problem = outcome.err();
         Ok(true)
     }
 
-    /// The current record's text (its first 1 KiB, invalid UTF-8 replaced), for a dead letter.
+    /// A record the scanner refused (too long, a quote never closed) as a bad row.
+    fn record_error(&mut self, error: RecordError, row: &mut Row) -> RowProblem {
+        row.start = FilePosition { offset: error.offset, line: error.line };
+        self.raw = error.raw;
+        RowProblem::Malformed { reason: error.reason }
+    }
+
+    /// The last bad record's text (its first 1 KiB, invalid UTF-8 replaced), for a dead letter.
     pub fn raw_text(&self) -> String {
-        let cut = self.record.len().min(RAW_LIMIT);
-        String::from_utf8_lossy(&self.record[..cut]).into_owned()
+        self.raw.clone()
     }
 
     /// The feature columns of the rows that decide them when `features` is not given: every column
@@ -293,8 +356,9 @@ impl RowReader {
 
     /// Whether any record follows the reader's position (which it keeps).
     fn has_records(&mut self) -> Result<bool, TrainError> {
-        let position = self.position;
-        let found = self.next_record()?.is_some();
+        let position = self.position();
+        let mut row = Row::default();
+        let found = self.next_row(&mut row)?;
         self.seek(position)?;
         Ok(found)
     }
@@ -321,23 +385,27 @@ impl RowReader {
         if !self.header.iter().any(|column| column == label) {
             return Err(self.column_error("label", label, "is not in the header"));
         }
+        let Scanner::Csv(scanner) = &mut self.scanner else {
+            return Ok((Vec::new(), 0));
+        };
         let mut numeric = vec![0_usize; self.header.len()];
         let mut rows = 0;
         while rows < SNIFF_ROWS {
-            if self.next_record()?.is_none() {
+            let Some(scanned) = scanner.next_record().map_err(read_error)? else {
                 break;
-            }
-            if self.record_too_long {
+            };
+            let Ok(mut record) = scanned else {
                 continue;
-            }
-            self.split_csv();
-            if self.fields.len() != self.header.len() {
+            };
+            let Ok(fields) = record.fields() else {
+                continue;
+            };
+            if fields.len() != self.header.len() {
                 continue;
             }
             rows += 1;
-            for (column, &(start, end)) in self.fields.iter().enumerate() {
-                let buffer = if self.record_quoted { &self.scratch } else { &self.record };
-                if parse_number(&buffer[start..end]).is_ok() {
+            for (column, field) in fields.iter().enumerate() {
+                if parse_number(field).is_ok() {
                     numeric[column] += 1;
                 }
             }
@@ -356,18 +424,24 @@ impl RowReader {
     /// Every key of the first JSON objects in order of first appearance, with how many rows had a
     /// number under it; and how many rows were objects.
     fn sniff_json_keys(&mut self) -> Result<(Vec<(String, usize)>, usize), TrainError> {
+        let Scanner::Lines(scanner) = &mut self.scanner else {
+            return Ok((Vec::new(), 0));
+        };
         let mut seen: Vec<(String, usize)> = Vec::new();
         let mut rows = 0;
         let mut object = Vec::new();
         while rows < SNIFF_ROWS {
-            if self.next_record()?.is_none() {
+            let Some(scanned) = scanner.next_line().map_err(read_error)? else {
                 break;
-            }
-            if self.record_too_long {
+            };
+            let Ok(line) = scanned else {
+                continue;
+            };
+            if line.value.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
             object.clear();
-            let mut deserializer = serde_json::Deserializer::from_slice(&self.record);
+            let mut deserializer = serde_json::Deserializer::from_slice(line.value);
             let parsed = (&mut deserializer)
                 .deserialize_map(KeysVisitor { keys: &mut object })
                 .and_then(|()| deserializer.end());
@@ -384,309 +458,136 @@ impl RowReader {
         }
         Ok((seen, rows))
     }
+}
 
-    // -----------------------------------------------------------------------------------------------
-    // Records.
-
-    fn read_header(&mut self) -> Result<(), TrainError> {
-        let header_error = |reader: &RowReader, reason: &str| TrainError::Header {
-            path: reader.path.clone(),
-            reason: reason.to_owned(),
-        };
-        if self.next_record()?.is_none() {
-            return Err(header_error(self, "the file is empty"));
-        }
-        if self.record_too_long {
-            return Err(header_error(self, &format!("it is longer than {MAX_RECORD_LEN} bytes")));
-        }
-        self.split_csv();
-        let buffer = if self.record_quoted { &self.scratch } else { &self.record };
-        let mut names = Vec::with_capacity(self.fields.len());
-        for &(start, end) in &self.fields {
-            match std::str::from_utf8(&buffer[start..end]) {
-                Ok(name) => names.push(name.trim().to_owned()),
-                Err(_) => return Err(header_error(self, "it is not valid UTF-8")),
-            }
-        }
-        self.header = names;
-        self.data_start = self.position;
-        Ok(())
+/// Reads a CSV record by its split fields: the careful way, for quoted records and for naming a
+/// record's problem.
+fn parse_split_csv(
+    fields: CsvFields<'_>,
+    slots: &[Slot],
+    feature_names: &[String],
+    label: &str,
+    row: &mut Row,
+) -> Result<(), RowProblem> {
+    if fields.len() != slots.len() {
+        return Err(RowProblem::FieldCount { found: fields.len(), expected: slots.len() });
     }
-
-    /// Reads the next non-blank record into `self.record`; returns where it starts, or `None` at the
-    /// end of the file.
-    fn next_record(&mut self) -> Result<Option<FilePosition>, TrainError> {
-        self.next_record_io().map_err(|source| read_error(&self.path, source))
-    }
-
-    fn next_record_io(&mut self) -> io::Result<Option<FilePosition>> {
-        loop {
-            self.record.clear();
-            if self.record.capacity() > 4 * MAX_RECORD_LEN {
-                self.record.shrink_to(MAX_RECORD_LEN);
-            }
-            let start = self.position;
-            let Some(mut line) = self.read_line(MAX_RECORD_LEN)? else {
-                return Ok(None);
-            };
-            if start.offset == 0 && self.record.starts_with(BOM) {
-                self.record.drain(..BOM.len());
-            }
-            self.record_too_long = line.truncated;
-            self.record_quoted = false;
-            if !line.truncated && is_blank(&self.record) {
-                continue;
-            }
-            if self.format == DataFormat::Csv && !line.truncated && self.record.contains(&QUOTE) {
-                self.record_quoted = true;
-                let mut quoting = Quoting::FieldStart.after(&self.record);
-                // A newline inside a quoted field is data: the record goes on on the next line.
-                while quoting == Quoting::Quoted && line.terminated {
-                    if self.record.len() >= MAX_RECORD_LEN {
-                        self.record_too_long = true;
-                        break;
-                    }
-                    self.record.push(b'\n');
-                    let from = self.record.len();
-                    match self.read_line(MAX_RECORD_LEN - from)? {
-                        Some(next) if next.truncated => {
-                            self.record_too_long = true;
-                            break;
-                        }
-                        Some(next) => {
-                            quoting = quoting.after(&self.record[from..]);
-                            line = next;
-                        }
-                        None => break,
-                    }
+    for (bytes, &slot) in fields.iter().zip(slots) {
+        match slot {
+            Slot::Feature(idx) => match parse_number(bytes) {
+                Ok(value) => row.features[idx] = value,
+                Err(problem) => return Err(problem.into_row_problem(&feature_names[idx], bytes)),
+            },
+            Slot::Label => {
+                let text = bytes.trim_ascii();
+                if text.is_empty() {
+                    return Err(RowProblem::MissingLabel { label: label.to_owned() });
+                }
+                match std::str::from_utf8(text) {
+                    Ok(text) => row.label.push_str(text),
+                    Err(_) => return Err(RowProblem::NotUtf8 { column: label.to_owned() }),
                 }
             }
-            if !self.record_too_long && self.record.last() == Some(&b'\r') {
-                self.record.pop();
-            }
-            return Ok(Some(start));
+            Slot::Ignored => {}
         }
     }
+    Ok(())
+}
 
-    /// Appends the next physical line to `self.record` without its `\n`, keeping at most `room`
-    /// bytes of it (the rest is skipped); `None` at the end of the file.
-    fn read_line(&mut self, room: usize) -> io::Result<Option<LineRead>> {
-        let kept_before = self.record.len();
-        let limit = room.saturating_add(1);
-        let read = (&mut self.input).take(limit as u64).read_until(b'\n', &mut self.record)?;
-        if read == 0 {
-            return Ok(None);
-        }
-        let mut consumed = read as u64;
-        let mut terminated = self.record.last() == Some(&b'\n');
-        let mut truncated = false;
-        if terminated {
-            self.record.pop();
-        } else if read == limit {
-            // The line goes on past the room: keep its beginning, skip the rest of it.
-            truncated = true;
-            self.record.truncate(kept_before + room);
-            let (skipped, found_newline) = skip_line(&mut self.input)?;
-            consumed += skipped;
-            terminated = found_newline;
-        }
-        self.position.offset += consumed;
-        if terminated {
-            self.position.line += 1;
-        }
-        Ok(Some(LineRead { terminated, truncated }))
-    }
-
-    // -----------------------------------------------------------------------------------------------
-    // Fields.
-
-    /// Splits the current CSV record into `self.fields`.
-    fn split_csv(&mut self) {
-        self.fields.clear();
-        if !self.record_quoted {
-            let mut start = 0;
-            for (idx, &byte) in self.record.iter().enumerate() {
-                if byte == DELIMITER {
-                    self.fields.push((start, idx));
-                    start = idx + 1;
+/// The fast path for a CSV record without quotes: reads its fields in one pass over the bytes,
+/// feature values straight into `row` (see [`plain_decimal_field`]). `false` when the record has a
+/// problem: then the caller reads it again the careful way, which names the problem.
+fn parse_plain_csv(slots: &[Slot], record: &[u8], row: &mut Row) -> bool {
+    let last = slots.len().saturating_sub(1);
+    let mut start = 0;
+    for (column, &slot) in slots.iter().enumerate() {
+        let rest = &record[start..];
+        let len = match slot {
+            Slot::Feature(idx) => match plain_decimal_field(rest) {
+                Some((value, len)) => {
+                    row.features[idx] = value;
+                    len
                 }
-            }
-            self.fields.push((start, self.record.len()));
-            return;
-        }
-        self.scratch.clear();
-        let mut state = Quoting::FieldStart;
-        let mut start = 0;
-        for &byte in &self.record {
-            state = match (state, byte) {
-                (Quoting::Quoted, QUOTE) => Quoting::QuoteInQuoted,
-                (Quoting::Quoted, _) => {
-                    self.scratch.push(byte);
-                    Quoting::Quoted
-                }
-                (Quoting::QuoteInQuoted, QUOTE) => {
-                    self.scratch.push(QUOTE);
-                    Quoting::Quoted
-                }
-                (Quoting::FieldStart, QUOTE) => Quoting::Quoted,
-                (_, DELIMITER) => {
-                    self.fields.push((start, self.scratch.len()));
-                    start = self.scratch.len();
-                    Quoting::FieldStart
-                }
-                (_, _) => {
-                    self.scratch.push(byte);
-                    Quoting::Unquoted
-                }
-            };
-        }
-        self.fields.push((start, self.scratch.len()));
-    }
-
-    fn parse_csv(&mut self, row: &mut Row) -> Result<(), RowProblem> {
-        if !self.record_quoted && self.parse_plain_csv(row) {
-            return Ok(());
-        }
-        row.label.clear();
-        self.parse_split_csv(row)
-    }
-
-    /// Reads the current CSV record by splitting it into fields first: the careful way, for quoted
-    /// records and for naming a record's problem.
-    fn parse_split_csv(&mut self, row: &mut Row) -> Result<(), RowProblem> {
-        self.split_csv();
-        if self.fields.len() != self.header.len() {
-            return Err(RowProblem::FieldCount { found: self.fields.len(), expected: self.header.len() });
-        }
-        let buffer = if self.record_quoted { &self.scratch } else { &self.record };
-        for (&(start, end), &slot) in self.fields.iter().zip(&self.csv_slots) {
-            let bytes = &buffer[start..end];
-            match slot {
-                Slot::Feature(idx) => match parse_number(bytes) {
-                    Ok(value) => row.features[idx] = value,
-                    Err(problem) => return Err(problem.into_row_problem(&self.feature_names[idx], bytes)),
-                },
-                Slot::Label => {
-                    let text = bytes.trim_ascii();
-                    if text.is_empty() {
-                        return Err(RowProblem::MissingLabel { label: self.label.clone() });
-                    }
-                    match std::str::from_utf8(text) {
-                        Ok(text) => row.label.push_str(text),
-                        Err(_) => return Err(RowProblem::NotUtf8 { column: self.label.clone() }),
-                    }
-                }
-                Slot::Ignored => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// The fast path for an unquoted CSV record: reads its fields in one pass over the bytes, feature
-    /// values straight into `row` (see [`plain_decimal_field`]). `false` when the record has a
-    /// problem: then the caller reads it again the careful way, which names the problem.
-    fn parse_plain_csv(&self, row: &mut Row) -> bool {
-        let record = self.record.as_slice();
-        let last = self.csv_slots.len().saturating_sub(1);
-        let mut start = 0;
-        for (column, &slot) in self.csv_slots.iter().enumerate() {
-            let rest = &record[start..];
-            let len = match slot {
-                Slot::Feature(idx) => match plain_decimal_field(rest) {
-                    Some((value, len)) => {
-                        row.features[idx] = value;
-                        len
-                    }
-                    None => {
-                        let len = field_len(rest);
-                        match parse_number(&rest[..len]) {
-                            Ok(value) => row.features[idx] = value,
-                            Err(_) => return false,
-                        }
-                        len
-                    }
-                },
-                Slot::Label => {
+                None => {
                     let len = field_len(rest);
-                    match std::str::from_utf8(rest[..len].trim_ascii()) {
-                        Ok(text) if !text.is_empty() => row.label.push_str(text),
-                        _ => return false,
+                    match parse_number(&rest[..len]) {
+                        Ok(value) => row.features[idx] = value,
+                        Err(_) => return false,
                     }
                     len
                 }
-                Slot::Ignored => field_len(rest),
-            };
-            start += len;
-            // Between fields a delimiter; after the last one, the end of the record.
-            match record.get(start) {
-                Some(&DELIMITER) if column < last => start += 1,
-                None if column == last => return true,
-                _ => return false,
+            },
+            Slot::Label => {
+                let len = field_len(rest);
+                match std::str::from_utf8(rest[..len].trim_ascii()) {
+                    Ok(text) if !text.is_empty() => row.label.push_str(text),
+                    _ => return false,
+                }
+                len
             }
-        }
-        false
-    }
-
-    fn parse_json(&mut self, row: &mut Row) -> Result<(), RowProblem> {
-        self.seen.fill(false);
-        let mut label_seen = false;
-        let mut problem = None;
-        let mut deserializer = serde_json::Deserializer::from_slice(&self.record);
-        let visitor = RowVisitor {
-            slots: &self.json_slots,
-            names: &self.feature_names,
-            features: &mut row.features,
-            seen: &mut self.seen,
-            label: &mut row.label,
-            label_seen: &mut label_seen,
-            problem: &mut problem,
+            Slot::Ignored => field_len(rest),
         };
-        if let Err(error) = (&mut deserializer).deserialize_map(visitor).and_then(|()| deserializer.end()) {
-            return Err(RowProblem::Json { reason: error.to_string() });
+        start += len;
+        // Between fields a delimiter; after the last one, the end of the record.
+        match record.get(start) {
+            Some(&DELIMITER) if column < last => start += 1,
+            None if column == last => return true,
+            _ => return false,
         }
-        if let Some(problem) = problem {
-            return Err(problem);
-        }
-        if let Some(idx) = self.seen.iter().position(|seen| !seen) {
-            return Err(RowProblem::MissingFeature { feature: self.feature_names[idx].clone() });
-        }
-        if !label_seen {
-            return Err(RowProblem::MissingLabel { label: self.label.clone() });
-        }
-        Ok(())
     }
+    false
+}
+
+/// Reads one JSON-lines record's feature and label values into `row`.
+fn parse_json(
+    record: &[u8],
+    slots: &HashMap<String, Slot>,
+    feature_names: &[String],
+    label: &str,
+    seen: &mut [bool],
+    row: &mut Row,
+) -> Result<(), RowProblem> {
+    seen.fill(false);
+    let mut label_seen = false;
+    let mut problem = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(record);
+    let visitor = RowVisitor {
+        slots,
+        names: feature_names,
+        features: &mut row.features,
+        seen,
+        label: &mut row.label,
+        label_seen: &mut label_seen,
+        problem: &mut problem,
+    };
+    if let Err(error) = (&mut deserializer).deserialize_map(visitor).and_then(|()| deserializer.end()) {
+        return Err(RowProblem::Json { reason: error.to_string() });
+    }
+    if let Some(problem) = problem {
+        return Err(problem);
+    }
+    if let Some(idx) = seen.iter().position(|seen| !seen) {
+        return Err(RowProblem::MissingFeature { feature: feature_names[idx].clone() });
+    }
+    if !label_seen {
+        return Err(RowProblem::MissingLabel { label: label.to_owned() });
+    }
+    Ok(())
+}
+
+/// The first [`RAW_LIMIT`] bytes of a record as text, invalid UTF-8 replaced.
+fn raw_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(RAW_LIMIT)]);
+    text.into_owned()
+}
+
+fn read_error(error: ReadError) -> TrainError {
+    TrainError::Read { path: error.path, source: error.source }
 }
 
 /// The length of the unquoted field at the start of `bytes`: up to the first delimiter or the end.
 fn field_len(bytes: &[u8]) -> usize {
     bytes.iter().position(|&byte| byte == DELIMITER).unwrap_or(bytes.len())
-}
-
-fn read_error(path: &Path, source: io::Error) -> TrainError {
-    TrainError::Read { path: path.to_owned(), source }
-}
-
-/// Whether a record holds nothing but whitespace (a blank line, skipped).
-fn is_blank(record: &[u8]) -> bool {
-    record.iter().all(u8::is_ascii_whitespace)
-}
-
-/// Consumes the rest of a line: the bytes skipped (newline included) and whether a newline ended it.
-fn skip_line(input: &mut BufReader<File>) -> io::Result<(u64, bool)> {
-    let mut skipped = 0_u64;
-    loop {
-        let available = input.fill_buf()?;
-        if available.is_empty() {
-            return Ok((skipped, false));
-        }
-        if let Some(idx) = available.iter().position(|&byte| byte == b'\n') {
-            input.consume(idx + 1);
-            return Ok((skipped + idx as u64 + 1, true));
-        }
-        let len = available.len();
-        input.consume(len);
-        skipped += len as u64;
-    }
 }
 
 /// Why a field is not a feature value.
@@ -785,36 +686,6 @@ fn plain_decimal_field(bytes: &[u8]) -> Option<(f64, usize)> {
     }
     let value = mantissa as f64 / *POWERS_OF_TEN.get(fraction_digits)?;
     Some((if negative { -value } else { value }, idx))
-}
-
-// ---------------------------------------------------------------------------------------------------
-// CSV quoting.
-
-/// Where the CSV quoting rules are, between two bytes of a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quoting {
-    /// At the start of a field: a quote here opens a quoted field.
-    FieldStart,
-    /// Inside an unquoted field (or after a closed quoted one): quotes are literal.
-    Unquoted,
-    /// Inside a quoted field: delimiters and newlines are data.
-    Quoted,
-    /// Just after a quote inside a quoted field: a second quote is a literal quote, anything else
-    /// means the first one closed the field.
-    QuoteInQuoted,
-}
-
-impl Quoting {
-    /// The state after `bytes`.
-    fn after(self, bytes: &[u8]) -> Quoting {
-        bytes.iter().fold(self, |state, &byte| match (state, byte) {
-            (Quoting::Quoted, QUOTE) => Quoting::QuoteInQuoted,
-            (Quoting::Quoted, _) => Quoting::Quoted,
-            (Quoting::FieldStart | Quoting::QuoteInQuoted, QUOTE) => Quoting::Quoted,
-            (_, DELIMITER) => Quoting::FieldStart,
-            _ => Quoting::Unquoted,
-        })
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1109,6 +980,24 @@ mod tests {
     }
 
     #[test]
+    fn a_quote_left_open_is_one_bad_row_naming_the_line_it_opened_on() {
+        let text = "a,b,y\n1,2,p\n3,\"4,q\n5,6,r\n7,8,s\n";
+        let (_dir, mut reader) = open_text(text, DataFormat::Csv);
+        reader.bind(&["a".to_owned(), "b".to_owned()], "y", None).unwrap();
+        let mut row = Row::default();
+        assert!(reader.next_row(&mut row).unwrap() && row.problem.is_none());
+        assert!(reader.next_row(&mut row).unwrap());
+        assert_eq!((row.start.line, row.start.offset), (3, 12));
+        assert_eq!(
+            row.problem.as_ref().unwrap().to_string(),
+            "the quote opened on line 3 is never closed: the record runs to the end of the file (3 lines from \
+             there)"
+        );
+        assert_eq!(reader.raw_text(), "3,\"4,q\n5,6,r\n7,8,s\n");
+        assert!(!reader.next_row(&mut row).unwrap());
+    }
+
+    #[test]
     fn seeking_to_a_reported_position_reads_the_same_rows() {
         let text = "a,b,y\r\n1,2,p\r\n\r\n\"3\",4,\"q\nq\"\r\n5,6,r\r\n7,8,s";
         let (_dir, mut reader) = open_text(text, DataFormat::Csv);
@@ -1182,15 +1071,20 @@ mod tests {
                 )),
         ) {
             let line = fields.join(",");
-            let (_dir, mut reader) = open_text(&format!("a,b,y\n{line}\n"), DataFormat::Csv);
-            reader.bind(&["a".to_owned(), "b".to_owned()], "y", None).unwrap();
-            // A line of nothing but blanks is skipped, not read.
-            proptest::prop_assume!(reader.next_record().unwrap().is_some());
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("data.csv");
+            std::fs::write(&path, format!("a,b,y\n{line}\n")).unwrap();
+            let mut scanner = CsvScanner::open(&path).unwrap();
+            // A blank line is skipped, not read.
+            let Some(scanned) = scanner.next_record().unwrap() else { return Ok(()) };
+            let mut record = scanned.unwrap();
+            let slots = [Slot::Feature(0), Slot::Feature(1), Slot::Label];
+            let names = ["a".to_owned(), "b".to_owned()];
             let (mut fast, mut careful) = (Row::default(), Row::default());
             fast.features.resize(2, 0.0);
             careful.features.resize(2, 0.0);
-            let one_pass = reader.parse_plain_csv(&mut fast);
-            let split = reader.parse_split_csv(&mut careful);
+            let one_pass = parse_plain_csv(&slots, record.bytes(), &mut fast);
+            let split = parse_split_csv(record.fields().unwrap(), &slots, &names, "y", &mut careful);
             if one_pass {
                 proptest::prop_assert_eq!(split, Ok(()));
                 proptest::prop_assert_eq!(fast.features.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),

@@ -11,7 +11,9 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use batch_model::{BatchConfig, Checkpoint, Counters, Durability, ErrorCode, Progress};
 use chrono::Utc;
@@ -30,11 +32,56 @@ use crate::train::scaler::{Scaler, Welford};
 use crate::train::sgd::Sgd;
 use crate::train::shuffle::{ShuffleWindow, is_held_out, window_seed};
 use crate::train::state::{
-    Cursor, Phase, Resumed, RowCounts, STATE_VERSION, ScanState, SinkState, TrainState,
+    Cursor, Phase, Resumed, RowCounts, STATE_VERSION, ScanState, SinkState, Stopping, TrainState,
 };
 
 /// The most classes a label column may have.
 pub const MAX_CLASSES: usize = 1000;
+
+/// The fewest training rows a task learns from: with fewer (say, a file that an unclosed quote
+/// turned into one bad record) the task fails with `VALIDATION_ERROR` rather than write a model
+/// that means nothing.
+pub const MIN_TRAINING_ROWS: u64 = 10;
+
+/// The fewest rows an accuracy is measured on (held-out rows, or the good rows of `eval_input`):
+/// with fewer, the task fails with `VALIDATION_ERROR` rather than report an accuracy that means
+/// nothing.
+pub const MIN_EVALUATION_ROWS: u64 = 10;
+
+/// How a running [`Engine`] shows it is making progress, and how it is told to give up: the async
+/// side watches `beats` to bound each mini-batch by the task's `timeout`, and sets `abandon` when a
+/// mini-batch overran it.
+#[derive(Debug, Default)]
+pub(super) struct Heartbeat {
+    beats: AtomicU64,
+    abandon: AtomicBool,
+}
+
+impl Heartbeat {
+    /// Beats so far.
+    pub(super) fn beats(&self) -> u64 {
+        self.beats.load(Ordering::Relaxed)
+    }
+
+    /// Tells the engine to stop at its next look (within 256 records or one mini-batch step).
+    pub(super) fn abandon(&self) {
+        self.abandon.store(true, Ordering::Relaxed);
+    }
+
+    /// A mini-batch's worth of work is done.
+    fn beat(&self) -> Result<(), TrainError> {
+        self.beats.fetch_add(1, Ordering::Relaxed);
+        self.check()
+    }
+
+    /// Fails with [`TrainError::Abandoned`] when told to give up.
+    fn check(&self) -> Result<(), TrainError> {
+        if self.abandon.load(Ordering::Relaxed) { Err(TrainError::Abandoned) } else { Ok(()) }
+    }
+}
+
+/// How often (in records read) a pass looks whether it was abandoned.
+const ABANDON_CHECK_RECORDS: u64 = 256;
 
 /// Why [`Engine::advance`] handed control back.
 #[derive(Debug)]
@@ -50,6 +97,29 @@ pub(super) enum Pause {
         /// The final progress.
         progress: Progress,
     },
+}
+
+/// An estimate of the records of a file of `len` bytes, `read` of which were found in its first
+/// `offset` bytes; `None` before any.
+fn estimate_records(read: u64, offset: u64, len: Option<u64>) -> Option<u64> {
+    let len = len?;
+    if read == 0 || offset == 0 {
+        return None;
+    }
+    let estimate = (read as f64 * len as f64 / offset as f64).round() as u64;
+    Some(estimate.max(read))
+}
+
+/// After `read` records of a window: a beat every `batch_size` records, and a look whether the run
+/// was abandoned every [`ABANDON_CHECK_RECORDS`].
+fn pace(heartbeat: &Heartbeat, read: u64, batch_size: u64) -> Result<(), TrainError> {
+    if read.is_multiple_of(batch_size.max(1)) {
+        heartbeat.beat()
+    } else if read.is_multiple_of(ABANDON_CHECK_RECORDS) {
+        heartbeat.check()
+    } else {
+        Ok(())
+    }
 }
 
 /// One dead-letter record: a bad row of `file`.
@@ -88,6 +158,10 @@ pub(super) struct Engine {
     window: Option<ShuffleWindow>,
     sgd: Option<Sgd>,
     started: Instant,
+    /// Records read by this run (since it started or resumed), for the throughput.
+    records_read: u64,
+    /// Beats once per mini-batch of records read and per mini-batch step.
+    heartbeat: Arc<Heartbeat>,
 }
 
 impl Engine {
@@ -97,6 +171,7 @@ impl Engine {
         params: TrainParams,
         config: &BatchConfig,
         checkpoint: Option<&Checkpoint>,
+        heartbeat: Arc<Heartbeat>,
     ) -> Result<Engine, TrainError> {
         let fingerprint = fingerprint(&params, config);
         let (cursor, state, sink, sequence, reader) = match checkpoint {
@@ -114,6 +189,9 @@ impl Engine {
                     scaler: None,
                     classes: Vec::new(),
                     model: None,
+                    squares: Vec::new(),
+                    l2: 0.0,
+                    stopping: Stopping::default(),
                     running: Default::default(),
                     epochs: Vec::new(),
                     holdout: Default::default(),
@@ -156,6 +234,8 @@ impl Engine {
             window: None,
             sgd: None,
             started: Instant::now(),
+            records_read: 0,
+            heartbeat,
         })
     }
 
@@ -193,21 +273,88 @@ impl Engine {
         }
     }
 
-    /// The progress so far.
+    /// The progress so far, in rows as a user thinks of them (see the module docs, "Progress"):
+    /// `processed`/`total` count the rows of the current pass (the scan, one epoch, the hold-out,
+    /// the eval file), bad rows counted as `failed` in every pass; at the end, every row of both
+    /// files once. `percentage` and `eta` are of the whole run, each epoch one pass (counted at the
+    /// most, `epochs`, until the stopping rule ends training); `throughput` is rows read per second
+    /// over all passes.
     pub(super) fn progress(&self) -> Progress {
         let rows = &self.state.rows;
-        let scanned = self.cursor.phase != Phase::Scan;
-        let epochs = u64::from(self.params.epochs);
-        let total = scanned.then(|| epochs.saturating_mul(rows.train).saturating_add(rows.bad));
-        let processed = match self.cursor.phase {
-            Phase::Scan => 0,
-            Phase::Train { epoch } => u64::from(epoch) * rows.train + self.state.running.rows,
-            Phase::Holdout | Phase::Eval | Phase::Done => epochs * rows.train,
-        };
         let failed = rows.bad + rows.eval_bad;
-        let mut progress = Progress::compute(total, processed, failed, 0, self.started.elapsed());
+        let (processed, total) = match self.cursor.phase {
+            Phase::Scan => {
+                let read = rows.input;
+                (read - rows.bad, estimate_records(read, self.cursor.offset, self.file_len(Phase::Scan)))
+            }
+            Phase::Train { .. } => (self.state.running.rows, Some(rows.train + rows.bad)),
+            Phase::Holdout => (self.state.holdout.rows, Some(rows.holdout + rows.bad)),
+            Phase::Eval => {
+                let read = self.state.eval.rows + rows.eval_bad;
+                let estimate = estimate_records(read, self.cursor.offset, self.file_len(Phase::Eval));
+                (self.state.eval.rows, estimate.map(|estimate| estimate + rows.bad))
+            }
+            Phase::Done => {
+                let all = rows.input + self.state.eval.rows + rows.eval_bad;
+                (rows.train + rows.holdout + self.state.eval.rows, Some(all))
+            }
+        };
+        let elapsed = self.started.elapsed();
+        let mut progress = Progress::compute(total, processed, failed, 0, elapsed);
+        // The whole run's share done: the passes before this one, and this one's share.
+        let epochs = u64::from(self.params.epochs);
+        let has_holdout = self.params.holdout > 0.0;
+        let has_eval = self.params.eval_input.is_some();
+        let passes = 1 + epochs + u64::from(has_holdout) + u64::from(has_eval);
+        let passes_before = match self.cursor.phase {
+            Phase::Scan => 0,
+            Phase::Train { epoch } => 1 + u64::from(epoch),
+            Phase::Holdout => 1 + epochs,
+            Phase::Eval => 1 + epochs + u64::from(has_holdout),
+            Phase::Done => passes,
+        };
+        let in_pass = match (self.cursor.phase, progress.percentage) {
+            (Phase::Done, _) | (_, None) => 0.0,
+            (_, Some(percentage)) => percentage / 100.0,
+        };
+        let share = ((passes_before as f64 + in_pass) / passes as f64).min(1.0);
+        progress.percentage = Some(share * 100.0);
+        let seconds = elapsed.as_secs_f64();
+        progress.throughput = (seconds > 0.0).then(|| self.records_read as f64 / seconds);
+        progress.eta = if share >= 1.0 {
+            Some(Duration::ZERO)
+        } else if share > 0.0 {
+            Some(elapsed.mul_f64((1.0 - share) / share))
+        } else {
+            None
+        };
         progress.message = Some(self.message());
         progress
+    }
+
+    /// The heartbeat the run beats.
+    pub(super) fn heartbeat(&self) -> Arc<Heartbeat> {
+        Arc::clone(&self.heartbeat)
+    }
+
+    /// The pass the run is in, as an error message names it.
+    pub(super) fn pass_name(&self) -> String {
+        match self.cursor.phase {
+            Phase::Scan => "scan".to_owned(),
+            Phase::Train { epoch } => format!("epoch {}", epoch + 1),
+            Phase::Holdout => "hold-out pass".to_owned(),
+            Phase::Eval => "eval pass".to_owned(),
+            Phase::Done => "end".to_owned(),
+        }
+    }
+
+    /// The length of the file a pass reads, when it can be known.
+    fn file_len(&self, phase: Phase) -> Option<u64> {
+        let path = match phase {
+            Phase::Eval => self.params.eval_input.as_deref()?,
+            _ => &self.params.input,
+        };
+        std::fs::metadata(path).ok().map(|metadata| metadata.len())
     }
 
     fn message(&self) -> String {
@@ -303,6 +450,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             self.state.rows.input += 1;
             if let Some(problem) = self.row.problem.take() {
                 self.state.rows.bad += 1;
@@ -327,6 +475,7 @@ impl Engine {
             }
         }
         self.rows_since_commit += read as u64;
+        self.records_read += read as u64;
         Ok(ended)
     }
 
@@ -337,6 +486,8 @@ impl Engine {
         else {
             return Err(TrainError::Checkpoint { reason: "a training pass has no model".to_owned() });
         };
+        let squares = &mut self.state.squares;
+        let l2 = self.state.l2;
         let window = self.window.get_or_insert_with(|| ShuffleWindow::new(model.features, self.window_rows));
         let sgd = self.sgd.get_or_insert_with(|| Sgd::new(model, self.batch_size, self.concurrency));
         window.clear();
@@ -348,6 +499,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read, self.batch_size as u64)?;
             if self.row.problem.is_some()
                 || is_held_out(self.params.seed, self.row.start.line, self.params.holdout)
             {
@@ -366,15 +518,17 @@ impl Engine {
             for batch in window.order().chunks(self.batch_size) {
                 let outcome = sgd.step(
                     model,
+                    squares,
                     window.values(),
                     window.labels(),
                     batch,
                     self.params.learning_rate,
-                    self.params.l2,
+                    l2,
                 );
                 running.loss += outcome.loss;
                 running.correct += outcome.correct;
                 running.rows += batch.len() as u64;
+                self.heartbeat.beat()?;
             }
             if !running.loss.is_finite() || !model.is_finite() {
                 return Err(TrainError::Diverged {
@@ -384,6 +538,7 @@ impl Engine {
             }
         }
         self.rows_since_commit += read;
+        self.records_read += read;
         Ok(ended)
     }
 
@@ -403,6 +558,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             if self.row.problem.is_some()
                 || !is_held_out(self.params.seed, self.row.start.line, self.params.holdout)
             {
@@ -417,6 +573,7 @@ impl Engine {
             self.state.holdout.correct += u64::from(predicted == class);
         }
         self.rows_since_commit += read as u64;
+        self.records_read += read as u64;
         Ok(ended)
     }
 
@@ -438,6 +595,7 @@ impl Engine {
                 break;
             }
             read += 1;
+            pace(&self.heartbeat, read as u64, self.batch_size as u64)?;
             let problem = match self.row.problem.take() {
                 Some(problem) => Some(problem),
                 None => match self.state.classes.binary_search(&self.row.label) {
@@ -458,6 +616,7 @@ impl Engine {
         }
         self.state.rows.eval = self.state.eval.rows;
         self.rows_since_commit += read as u64;
+        self.records_read += read as u64;
         Ok(ended)
     }
 
@@ -471,20 +630,41 @@ impl Engine {
             Phase::Train { epoch } => {
                 let running = std::mem::take(&mut self.state.running);
                 let rows = running.rows.max(1) as f64;
+                let loss = running.loss / rows;
+                let penalty = self.state.model.as_ref().map_or(0.0, LinearModel::weight_norm_squared);
+                let objective = loss + self.state.l2 / 2.0 * penalty;
                 self.state.epochs.push(EpochMetrics {
                     epoch: epoch + 1,
-                    loss: running.loss / rows,
+                    loss,
+                    objective,
                     accuracy: running.correct as f64 / rows,
                     rows: running.rows,
                 });
-                if epoch + 1 < self.params.epochs {
+                let converged = self.stopping_rule(objective);
+                if converged && epoch + 1 < self.params.epochs {
+                    self.state.stopping.stopped_early = true;
+                }
+                if epoch + 1 < self.params.epochs && !converged {
                     Phase::Train { epoch: epoch + 1 }
                 } else {
                     self.after_training()
                 }
             }
             Phase::Holdout => self.after_holdout(),
-            Phase::Eval | Phase::Done => Phase::Done,
+            Phase::Eval => {
+                if self.state.eval.rows < MIN_EVALUATION_ROWS {
+                    return Err(TrainError::TooFewRows {
+                        path: self.params.eval_input.clone().unwrap_or_default(),
+                        purpose: "evaluate on".to_owned(),
+                        rows: self.state.eval.rows,
+                        needed: MIN_EVALUATION_ROWS,
+                        bad_rows: self.state.rows.eval_bad,
+                        hint: String::new(),
+                    });
+                }
+                Phase::Done
+            }
+            Phase::Done => Phase::Done,
         };
         if matches!(next, Phase::Eval | Phase::Done) {
             self.reader = None;
@@ -495,6 +675,21 @@ impl Engine {
             self.cursor.set_position(reader.position());
         }
         Ok(())
+    }
+
+    /// Records an epoch's objective with the stopping rule; `true` when training should stop: the
+    /// objective has not improved on the best by more than `tolerance` for `patience` epochs in a
+    /// row.
+    fn stopping_rule(&mut self, objective: f64) -> bool {
+        let stopping = &mut self.state.stopping;
+        match stopping.best {
+            Some(best) if objective >= best - self.params.tolerance => stopping.stale += 1,
+            _ => stopping.stale = 0,
+        }
+        if stopping.best.is_none_or(|best| objective < best) {
+            stopping.best = Some(objective);
+        }
+        self.params.patience > 0 && stopping.stale >= self.params.patience
     }
 
     fn after_training(&self) -> Phase {
@@ -515,13 +710,6 @@ impl Engine {
             return Err(TrainError::Checkpoint { reason: "the scan pass has no statistics".to_owned() });
         };
         let rows = self.state.rows;
-        if scan.classes.len() < 2 {
-            return Err(TrainError::TooFewClasses {
-                path: self.params.input.clone(),
-                label: self.params.label.clone(),
-                classes: scan.classes.len(),
-            });
-        }
         if rows.train == 0 {
             return Err(TrainError::NoTrainingRows {
                 path: self.params.input.clone(),
@@ -529,9 +717,40 @@ impl Engine {
                 holdout_rows: rows.holdout,
             });
         }
+        if rows.train < MIN_TRAINING_ROWS {
+            let hint = if rows.holdout > 0 { ": lower holdout, or give more rows" } else { "" };
+            return Err(TrainError::TooFewRows {
+                path: self.params.input.clone(),
+                purpose: "train on".to_owned(),
+                rows: rows.train,
+                needed: MIN_TRAINING_ROWS,
+                bad_rows: rows.bad,
+                hint: hint.to_owned(),
+            });
+        }
+        if self.params.holdout > 0.0 && rows.holdout < MIN_EVALUATION_ROWS {
+            return Err(TrainError::TooFewRows {
+                path: self.params.input.clone(),
+                purpose: "hold out".to_owned(),
+                rows: rows.holdout,
+                needed: MIN_EVALUATION_ROWS,
+                bad_rows: rows.bad,
+                hint: ": set holdout to 0 (or give eval_input) to train on every row".to_owned(),
+            });
+        }
+        if scan.classes.len() < 2 {
+            return Err(TrainError::TooFewClasses {
+                path: self.params.input.clone(),
+                label: self.params.label.clone(),
+                classes: scan.classes.len(),
+            });
+        }
         self.state.scaler = Some(scan.welford.scaler());
         self.state.classes = scan.classes.into_iter().collect();
-        self.state.model = Some(LinearModel::zeros(self.state.classes.len(), self.state.features.len()));
+        let model = LinearModel::zeros(self.state.classes.len(), self.state.features.len());
+        self.state.squares = vec![0.0; model.weights.len() + model.biases.len()];
+        self.state.model = Some(model);
+        self.state.l2 = self.params.l2.unwrap_or(1.0 / rows.train as f64);
         Ok(())
     }
 
@@ -590,6 +809,9 @@ impl Engine {
             "classes": model.classes,
             "features": model.features,
             "epochs": model.metrics.epochs,
+            "epochs_run": model.training.epochs_run,
+            "stopped_early": model.training.stopped_early,
+            "l2": model.training.l2,
             "holdout_accuracy": model.metrics.holdout_accuracy,
             "eval_accuracy": model.metrics.eval_accuracy,
             "rows": {
@@ -627,8 +849,12 @@ impl Engine {
             training: TrainingInfo {
                 input: self.params.input.display().to_string(),
                 epochs: self.params.epochs,
+                epochs_run: self.state.epochs.len() as u32,
+                stopped_early: self.state.stopping.stopped_early,
+                tolerance: self.params.tolerance,
+                patience: self.params.patience,
                 learning_rate: self.params.learning_rate,
-                l2: self.params.l2,
+                l2: self.state.l2,
                 seed: self.params.seed,
                 batch_size: self.batch_size as u32,
                 holdout: self.params.holdout,
@@ -656,6 +882,8 @@ fn fingerprint(params: &TrainParams, config: &BatchConfig) -> Value {
         "label": params.label,
         "features": params.features,
         "epochs": params.epochs,
+        "tolerance": params.tolerance,
+        "patience": params.patience,
         "learning_rate": params.learning_rate,
         "l2": params.l2,
         "seed": params.seed,

@@ -93,6 +93,24 @@ pub enum TrainError {
         /// Rows held out for evaluation.
         holdout_rows: u64,
     },
+    /// Too few usable rows are left to learn from, or to measure accuracy on, for the result to mean
+    /// anything (see [`MIN_TRAINING_ROWS`](crate::train::MIN_TRAINING_ROWS) and
+    /// [`MIN_EVALUATION_ROWS`](crate::train::MIN_EVALUATION_ROWS)). `VALIDATION_ERROR`.
+    #[error("{} has {rows} usable row(s) to {purpose} ({bad_rows} bad); at least {needed} are needed{hint}", path.display())]
+    TooFewRows {
+        /// The file (`input` or `eval_input`).
+        path: PathBuf,
+        /// `train on`, `hold out`, `evaluate on`.
+        purpose: String,
+        /// Usable rows for that purpose.
+        rows: u64,
+        /// The least that makes sense.
+        needed: u64,
+        /// Bad rows of that file (in the dead-letter file).
+        bad_rows: u64,
+        /// What to change, starting with `: ` (or empty).
+        hint: String,
+    },
     /// More bad rows than the task's `skip_limit` allows. `VALIDATION_ERROR`.
     #[error("{failed} bad rows exceed the skip limit of {limit} (see {})", dead_letters.display())]
     SkipLimit {
@@ -154,6 +172,27 @@ pub enum TrainError {
         /// What does not match.
         reason: String,
     },
+    /// A mini-batch — reading its rows, or its step — took longer than the task's `timeout`, in
+    /// every one of its attempts (the first, then `max_retries` more, each from the last
+    /// checkpoint). `TIMEOUT_ERROR`.
+    #[error(
+        "a mini-batch of the {pass} took longer than the timeout of {timeout:?}, {attempts} time(s){}",
+        if *unstoppable { "; the overrunning work did not stop, so it was not retried" } else { "" }
+    )]
+    TimedOut {
+        /// The pass (`scan`, `epoch 3`, `hold-out`, `eval`).
+        pass: String,
+        /// The task's `timeout`.
+        timeout: std::time::Duration,
+        /// Attempts made.
+        attempts: u32,
+        /// The overrunning work did not stop when told to, so no retry was safe.
+        unstoppable: bool,
+    },
+    /// The async side gave up on a run whose mini-batch overran the timeout, and told it to stop.
+    /// Internal: never the task's outcome (the task fails with [`TrainError::TimedOut`] or retries).
+    #[error("the run was abandoned after a timeout")]
+    Abandoned,
     /// The run was cancelled (the stop's grace period ran out, or the lease was lost). `CANCELLED`.
     #[error("training was cancelled")]
     Cancelled,
@@ -176,6 +215,7 @@ impl TrainError {
             | TrainError::TooFewClasses { .. }
             | TrainError::TooManyClasses { .. }
             | TrainError::NoTrainingRows { .. }
+            | TrainError::TooFewRows { .. }
             | TrainError::SkipLimit { .. } => ErrorCode::ValidationError,
             TrainError::Read { source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 ErrorCode::NotFound
@@ -186,6 +226,7 @@ impl TrainError {
             }
             TrainError::Diverged { .. } | TrainError::Internal { .. } => ErrorCode::ProcessingError,
             TrainError::Checkpoint { .. } => ErrorCode::InvalidState,
+            TrainError::TimedOut { .. } | TrainError::Abandoned => ErrorCode::TimeoutError,
             TrainError::Cancelled => ErrorCode::Cancelled,
         }
     }
@@ -211,6 +252,9 @@ impl TrainError {
             TrainError::NoTrainingRows { path, bad_rows, holdout_rows } => {
                 json!({ "path": path, "bad_rows": bad_rows, "holdout_rows": holdout_rows })
             }
+            TrainError::TooFewRows { path, purpose, rows, needed, bad_rows, .. } => {
+                json!({ "path": path, "purpose": purpose, "rows": rows, "needed": needed, "bad_rows": bad_rows })
+            }
             TrainError::SkipLimit { failed, limit, dead_letters } => {
                 json!({ "failed": failed, "skip_limit": limit, "dead_letters": dead_letters })
             }
@@ -225,7 +269,13 @@ impl TrainError {
             TrainError::Checkpoint { reason } | TrainError::Internal { reason } => {
                 json!({ "reason": reason })
             }
-            TrainError::Cancelled => serde_json::Value::Null,
+            TrainError::TimedOut { pass, timeout, attempts, unstoppable } => json!({
+                "pass": pass,
+                "timeout_ms": timeout.as_millis(),
+                "attempts": attempts,
+                "unstoppable": unstoppable,
+            }),
+            TrainError::Cancelled | TrainError::Abandoned => serde_json::Value::Null,
         }
     }
 }
@@ -301,11 +351,12 @@ pub enum RowProblem {
         /// Columns in the header.
         expected: usize,
     },
-    /// A record longer than the reader holds in memory.
-    #[error("record longer than {limit} bytes")]
-    TooLong {
-        /// The limit in bytes.
-        limit: usize,
+    /// A record the scanner could not read as a record: longer than the reader holds in memory, or a
+    /// CSV record whose quote is never closed (the message names the line the quote opened on).
+    #[error("{reason}")]
+    Malformed {
+        /// What the scanner found.
+        reason: String,
     },
     /// A JSON-lines record that is not a JSON object, or not valid JSON.
     #[error("not a JSON object: {reason}")]

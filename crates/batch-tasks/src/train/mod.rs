@@ -4,19 +4,26 @@
 //!
 //! # What a run does
 //!
-//! 1. **Scan**: one streaming pass over `input`. Bad rows (a missing or non-numeric feature, a
-//!    missing label, a malformed record) go to the dead-letter file; the labels of the good rows
-//!    make the class set (as strings, sorted); Welford's algorithm accumulates each feature's mean
-//!    and standard deviation over the training rows (held-out rows are left out, so nothing of them
-//!    leaks into the model).
-//! 2. **Epochs**: `epochs` passes over `input`. Training rows, standardised, fill a *shuffle window*
-//!    of `shuffle_batches × batch_size` rows; the window is shuffled and trained on in mini-batches
-//!    of `batch_size` rows, each an SGD step `W ← W − lr·(∇ mean log-loss + l2·W)` (biases are not
-//!    penalised). Each epoch records its mean loss and accuracy as SGD met the rows.
+//! 1. **Scan**: one streaming pass over `input`, read through pump-core's record scanners (the same
+//!    `CsvScanner` and `LineScanner` as the other kinds' sources). Bad rows (a missing or
+//!    non-numeric feature, a missing label, a malformed record such as a CSV quote never closed)
+//!    go to the dead-letter file; the labels of the good rows make the class set (as strings,
+//!    sorted); Welford's algorithm accumulates each feature's mean and standard deviation over the
+//!    training rows (held-out rows are left out, so nothing of them leaks into the model). Fewer
+//!    than [`MIN_TRAINING_ROWS`] training rows, or (when a share is held out) fewer than
+//!    [`MIN_EVALUATION_ROWS`] held-out rows, fail the task with `VALIDATION_ERROR`.
+//! 2. **Epochs**: up to `epochs` passes over `input`. Training rows, standardised, fill a *shuffle
+//!    window* of `shuffle_batches × batch_size` rows; the window is shuffled and trained on in
+//!    mini-batches of `batch_size` rows, each an AdaGrad step on the mean log-loss plus
+//!    `l2/2·‖W‖²` (biases are not penalised; `l2` defaults to `1/n`, scikit-learn's `C = 1`). Each
+//!    epoch records its mean loss, objective and accuracy as SGD met the rows; training stops early
+//!    when the objective has not improved by `tolerance` for `patience` epochs (see
+//!    [`TrainParams`], "How training converges").
 //! 3. **Hold-out**: the final model's accuracy on the held-out rows. A seeded hash of each row's line
 //!    number decides whether it is held out, so the same rows are held out in every epoch and run.
 //! 4. **Eval**: the final model's accuracy on `eval_input`, if given; its bad rows, and rows whose
-//!    label is not a trained class, go to the dead-letter file.
+//!    label is not a trained class, go to the dead-letter file; fewer than [`MIN_EVALUATION_ROWS`]
+//!    good rows fail the task with `VALIDATION_ERROR`.
 //! 5. **Model**: the weights, biases, scaler, classes, feature names and metrics, as JSON
 //!    ([`TrainedModel`]), written to `model_out` atomically (a temporary file, synced, renamed).
 //!
@@ -35,9 +42,11 @@
 //! - `sink`: the dead-letter file's committed length (flushed, or synced with
 //!   `durability: power_loss`, before the commit); a resumed run truncates the file back to it;
 //! - `state`: the feature list, the scan's Welford accumulators and class set (during the scan), the
-//!   scaler, classes and weights (after it), the epoch's running loss and hits, the finished
-//!   epochs' metrics, hold-out and eval hits, row counts, and a fingerprint of the params that
-//!   decide the result (a checkpoint of other params is refused with `INVALID_STATE`).
+//!   scaler, classes, weights, AdaGrad's sums of squared gradients and the `l2` in use (after it),
+//!   the stopping rule's best objective and count of epochs without progress, the epoch's running
+//!   loss and hits, the finished epochs' metrics, hold-out and eval hits, row counts, and a
+//!   fingerprint of the params that decide the result (a checkpoint of other params is refused with
+//!   `INVALID_STATE`).
 //!
 //! Everything after a window boundary is a function of that state and the file alone:
 //!
@@ -62,13 +71,37 @@
 //! resume. (The shuffle uses `fastrand`, whose sequence for a seed is fixed by the version in
 //! `Cargo.lock`.)
 //!
-//! # The task's config
+//! # The task's config: every setting is honoured
 //!
-//! `batch_size` is the mini-batch size; `concurrency` the gradient threads; `skip_limit` the bad rows
-//! (of `input` and `eval_input`) tolerated before the task fails with `VALIDATION_ERROR`;
-//! `durability: power_loss` syncs the dead-letter file at each checkpoint and the model's folder at
-//! the end. `timeout` and `max_retries` do not apply: a step is deterministic CPU work, and a retry
-//! would only repeat it.
+//! - `batch_size`: the mini-batch size (rows per gradient step).
+//! - `concurrency`: the threads a mini-batch's gradient is split across (when it is large enough to
+//!   pay for them; the result is the same bits whatever the number).
+//! - `timeout`: bounds each mini-batch's work — reading its `batch_size` rows (in any pass), or its
+//!   gradient step. The run beats a heartbeat after each; when none comes for `timeout`, the
+//!   mini-batch has overrun it: the run is told to stop (it looks every 256 rows), and the attempt
+//!   fails with `TIMEOUT_ERROR`. A blocking read cannot be interrupted, so an attempt whose work
+//!   does not stop within `timeout` + 1 s is given up on, and not retried.
+//! - `max_retries`: an attempt that overran the timeout is retried from the last committed
+//!   checkpoint (exactly as a resume: same bits), after a backoff of 100 ms doubling up to 30 s
+//!   (less a random fifth at most), up to `max_retries` times; then the task fails with
+//!   `TIMEOUT_ERROR` naming the pass and the attempts. Nothing else is retried: every other failure
+//!   (a bad param, too few rows, divergence, an unreadable file) would fail the same way again.
+//! - `skip_limit`: the bad rows (of `input` and `eval_input`) tolerated before the task fails with
+//!   `VALIDATION_ERROR`.
+//! - `durability: power_loss` syncs the dead-letter file at each checkpoint and the model's folder at
+//!   the end.
+//!
+//! # Progress
+//!
+//! `processed` and `total` count rows as a user thinks of them, per pass: during the scan, the rows
+//! read of an estimate from the bytes read; during an epoch, the rows trained in that epoch of the
+//! training rows; then the held-out rows, then the rows of `eval_input`. Bad rows count as `failed`
+//! (so `processed + failed` reaches `total` at the end of each pass). At the end, every row of both
+//! files is counted once: `processed` the good ones, `failed` the bad ones. `percentage` and `eta`
+//! are of the whole run (each epoch a pass, counted at the most, `epochs`, until the stopping rule
+//! ends training, when it jumps to 100); `throughput` is rows read per second over every pass. The
+//! message names the pass: `scanning FILE: N rows`, `epoch 3/100: loss 0.3120, accuracy 0.9010`,
+//! `evaluating N held-out rows`, `done: holdout accuracy …`.
 //!
 //! # Dead letters
 //!
@@ -82,6 +115,7 @@ mod engine;
 mod error;
 mod generator;
 mod model;
+mod params;
 mod scaler;
 mod sgd;
 mod shuffle;
@@ -90,18 +124,20 @@ mod state;
 mod tests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use batch_model::{BatchConfig, TaskError, TaskType};
+use batch_model::{BatchConfig, Checkpoint, TaskError, TaskType};
+use pump_core::RetryPolicy;
 
 use crate::kind::{JobContext, JobOutcome, TaskKind};
-use crate::train::engine::{Engine, Pause};
+use crate::train::engine::{Engine, Heartbeat, Pause};
 
-pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams};
+pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams, defaults};
 pub use dataset::{MAX_RECORD_LEN, Row, RowReader, SNIFF_ROWS};
-pub use engine::MAX_CLASSES;
+pub use engine::{MAX_CLASSES, MIN_EVALUATION_ROWS, MIN_TRAINING_ROWS};
 pub use error::{RowProblem, TrainError};
-pub use generator::{Generator, GeneratorConfig, LABEL};
+pub use generator::{BLOB_SEPARATION, Generator, GeneratorConfig, LABEL};
 pub use model::{
     EpochMetrics, LinearModel, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo,
 };
@@ -165,6 +201,10 @@ impl TaskKind for TrainKind {
         TaskType::Train
     }
 
+    fn spec(&self) -> crate::KindSpec {
+        crate::train::params::spec()
+    }
+
     fn validate(&self, params: &serde_json::Value, config: &BatchConfig) -> Result<(), TaskError> {
         TrainParams::from_json(params, config).map(|_| ()).map_err(TaskError::from)
     }
@@ -173,29 +213,59 @@ impl TaskKind for TrainKind {
         let config = job.config().clone();
         let params = TrainParams::from_json(job.params(), &config)?;
         let control = Arc::clone(job.control());
-        let checkpoint = job.checkpoint().cloned();
+        let mut last_checkpoint = job.checkpoint().cloned();
         let task_id = job.task().id;
         tracing::info!(
             %task_id,
             input = %params.input.display(),
-            resumed_from = checkpoint.as_ref().map(|checkpoint| checkpoint.sequence),
+            resumed_from = last_checkpoint.as_ref().map(|checkpoint| checkpoint.sequence),
             "train task starting"
         );
-        let mut engine = blocking(move || Engine::open(params, &config, checkpoint.as_ref())).await?;
+        let retries = RetryPolicy::exponential(config.max_retries.saturating_add(1), RETRY_BACKOFF)
+            .with_max_backoff(RETRY_BACKOFF_MAX);
+        let mut attempts = 1_u32;
+        let mut engine = open_engine(&params, &config, last_checkpoint.as_ref()).await?;
         loop {
+            let pass = engine.pass_name();
             let segment_control = Arc::clone(&control);
-            let (returned, pause) = blocking(move || {
+            let heartbeat = engine.heartbeat();
+            let handle = tokio::task::spawn_blocking(move || {
                 let pause = engine.advance(segment_control.as_ref());
-                Ok((engine, pause))
-            })
-            .await?;
+                (engine, pause)
+            });
+            let (returned, pause) = match supervise(handle, &heartbeat, config.timeout).await {
+                Supervised::Finished(Ok(finished)) => finished,
+                Supervised::Finished(Err(join_error)) => {
+                    return Err(TaskError::from(TrainError::Internal { reason: join_error.to_string() }));
+                }
+                Supervised::Stalled(handle) => {
+                    // Tell the overrunning work to stop, and wait a little for it: only once it has
+                    // stopped can a retry reopen the dead-letter file safely.
+                    heartbeat.abandon();
+                    let stopped = tokio::time::timeout(config.timeout + ABANDON_GRACE, handle).await.is_ok();
+                    tracing::warn!(%task_id, %pass, attempts, stopped, "a train mini-batch overran the timeout");
+                    if !stopped || attempts > config.max_retries {
+                        return Err(TaskError::from(TrainError::TimedOut {
+                            pass,
+                            timeout: config.timeout,
+                            attempts,
+                            unstoppable: !stopped,
+                        }));
+                    }
+                    tokio::time::sleep(retries.backoff(attempts)).await;
+                    attempts += 1;
+                    engine = open_engine(&params, &config, last_checkpoint.as_ref()).await?;
+                    continue;
+                }
+            };
             engine = returned;
             match pause.map_err(|error| {
                 tracing::warn!(%task_id, %error, "train task failed");
                 TaskError::from(error)
             })? {
                 Pause::Checkpoint(checkpoint, progress) => {
-                    control.commit(*checkpoint, progress).await?;
+                    control.commit(Checkpoint::clone(&checkpoint), progress).await?;
+                    last_checkpoint = Some(*checkpoint);
                     if control.stop_requested() {
                         return Ok(JobOutcome::Stopped);
                     }
@@ -208,6 +278,59 @@ impl TaskKind for TrainKind {
                 Pause::Finished { summary, progress } => {
                     tracing::info!(%task_id, holdout_accuracy = ?summary["holdout_accuracy"], "train task completed");
                     return Ok(JobOutcome::Completed { summary, progress });
+                }
+            }
+        }
+    }
+}
+
+/// The first wait before a retry after a timeout; doubled for each further retry.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait before a retry.
+const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// How long, beyond the timeout, a run that overran it may take to stop before it is given up on.
+const ABANDON_GRACE: Duration = Duration::from_secs(1);
+
+/// Opens an engine from `checkpoint` (or from scratch) on the blocking pool.
+async fn open_engine(
+    params: &TrainParams,
+    config: &BatchConfig,
+    checkpoint: Option<&Checkpoint>,
+) -> Result<Engine, TaskError> {
+    let (params, config, checkpoint) = (params.clone(), config.clone(), checkpoint.cloned());
+    blocking(move || Engine::open(params, &config, checkpoint.as_ref(), Arc::new(Heartbeat::default()))).await
+}
+
+/// How a supervised segment of work ended.
+enum Supervised<T> {
+    /// It returned (or panicked).
+    Finished(Result<T, tokio::task::JoinError>),
+    /// It went a whole `timeout` without a beat: a mini-batch overran it.
+    Stalled(tokio::task::JoinHandle<T>),
+}
+
+/// Waits for `handle`, watching `heartbeat`: when no beat comes for `timeout` (looked at every
+/// quarter of it, at least every millisecond), the work is declared stalled.
+async fn supervise<T>(
+    mut handle: tokio::task::JoinHandle<T>,
+    heartbeat: &Heartbeat,
+    timeout: Duration,
+) -> Supervised<T> {
+    let look = (timeout / 4).max(Duration::from_millis(1));
+    let mut beats = heartbeat.beats();
+    let mut since = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            joined = &mut handle => return Supervised::Finished(joined),
+            () = tokio::time::sleep(look) => {
+                let now = heartbeat.beats();
+                if now != beats {
+                    beats = now;
+                    since = tokio::time::Instant::now();
+                } else if since.elapsed() >= timeout {
+                    return Supervised::Stalled(handle);
                 }
             }
         }

@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::train::error::TrainError;
 use crate::train::scaler::Scaler;
 
+/// Added to AdaGrad's root of summed squares, so that a parameter whose gradients were all zero does
+/// not divide by zero.
+const ADAGRAD_EPSILON: f64 = 1e-8;
+
 /// The spelling of [`TrainedModel::format`] this version writes and reads.
 pub const MODEL_FORMAT: &str = "batch-tasks/train-model/v1";
 
@@ -130,23 +134,43 @@ impl LinearModel {
         }
     }
 
-    /// One SGD step from the summed gradient of `rows` rows: `W ← W − lr·(G/rows + l2·W)`,
-    /// `b ← b − lr·g_b/rows`.
-    pub fn step(
+    /// One AdaGrad step from the summed gradient of `rows` rows. Each parameter's gradient is
+    /// `g = G/rows + l2·w` (biases: `g = g_b/rows`, not penalised); its running sum of squares
+    /// `s ← s + g²` (in `squares`: the weights' then the biases', as laid out in the model) sets its
+    /// step: `w ← w − learning_rate · g / (√s + 1e-8)`. The step of a parameter shrinks as its
+    /// gradients add up, which is what makes the run converge.
+    ///
+    /// # Panics
+    ///
+    /// If `squares` does not hold one value per weight and bias (a bug in the caller).
+    pub fn adagrad_step(
         &mut self,
         weight_gradient: &[f64],
         bias_gradient: &[f64],
         rows: usize,
         learning_rate: f64,
         l2: f64,
+        squares: &mut [f64],
     ) {
+        assert_eq!(squares.len(), self.weights.len() + self.biases.len(), "one square per parameter");
         let rows = rows as f64;
-        for (weight, &gradient) in self.weights.iter_mut().zip(weight_gradient) {
-            *weight -= learning_rate * (gradient / rows + l2 * *weight);
+        let (weight_squares, bias_squares) = squares.split_at_mut(self.weights.len());
+        for ((weight, &gradient), square) in self.weights.iter_mut().zip(weight_gradient).zip(weight_squares)
+        {
+            let g = gradient / rows + l2 * *weight;
+            *square += g * g;
+            *weight -= learning_rate * g / (square.sqrt() + ADAGRAD_EPSILON);
         }
-        for (bias, &gradient) in self.biases.iter_mut().zip(bias_gradient) {
-            *bias -= learning_rate * (gradient / rows);
+        for ((bias, &gradient), square) in self.biases.iter_mut().zip(bias_gradient).zip(bias_squares) {
+            let g = gradient / rows;
+            *square += g * g;
+            *bias -= learning_rate * g / (square.sqrt() + ADAGRAD_EPSILON);
         }
+    }
+
+    /// `‖W‖²`, the weights' squared norm (biases left out, as in the penalty).
+    pub fn weight_norm_squared(&self) -> f64 {
+        self.weights.iter().map(|weight| weight * weight).sum()
     }
 
     /// Whether every weight and bias is a finite number.
@@ -217,6 +241,8 @@ pub struct EpochMetrics {
     pub epoch: u32,
     /// The mean log-loss over the epoch's training rows (without the L2 term).
     pub loss: f64,
+    /// The objective the stopping rule watches: `loss` plus `l2/2 · ‖W‖²` at the epoch's end.
+    pub objective: f64,
     /// The share of the epoch's training rows predicted right.
     pub accuracy: f64,
     /// Training rows in the epoch.
@@ -239,11 +265,19 @@ pub struct ModelMetrics {
 pub struct TrainingInfo {
     /// The input dataset.
     pub input: String,
-    /// Epochs run.
+    /// The most epochs allowed.
     pub epochs: u32,
-    /// The SGD step size.
+    /// Epochs run: fewer than `epochs` when the stopping rule ended training.
+    pub epochs_run: u32,
+    /// Whether the stopping rule ended training before `epochs`.
+    pub stopped_early: bool,
+    /// The stopping rule's tolerance.
+    pub tolerance: f64,
+    /// The stopping rule's patience (0: off).
+    pub patience: u32,
+    /// AdaGrad's base step size.
     pub learning_rate: f64,
-    /// The L2 penalty.
+    /// The L2 penalty used (the `l2` param, or `1 / train_rows`).
     pub l2: f64,
     /// The seed of the split and the shuffle.
     pub seed: u64,

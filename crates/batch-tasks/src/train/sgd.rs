@@ -1,5 +1,5 @@
 //! Mini-batch SGD: the summed gradient of a mini-batch, computed on up to `concurrency` threads, and
-//! the step.
+//! the (AdaGrad) step.
 //!
 //! # Bit-identical whatever the concurrency
 //!
@@ -177,10 +177,13 @@ impl Sgd {
         &self.biases
     }
 
-    /// One SGD step on the rows `rows`: their gradient, then `model.step` with their mean gradient.
+    /// One step on the rows `rows`: their gradient, then [`LinearModel::adagrad_step`] with it and
+    /// the running sums of squared gradients `squares`.
+    #[allow(clippy::too_many_arguments, reason = "the step's inputs, each used once")]
     pub fn step(
         &mut self,
         model: &mut LinearModel,
+        squares: &mut [f64],
         values: &[f64],
         labels: &[u32],
         rows: &[u32],
@@ -191,7 +194,7 @@ impl Sgd {
             return BatchOutcome::default();
         }
         let outcome = self.gradient(model, values, labels, rows);
-        model.step(&self.weights, &self.biases, rows.len(), learning_rate, l2);
+        model.adagrad_step(&self.weights, &self.biases, rows.len(), learning_rate, l2, squares);
         outcome
     }
 }

@@ -19,7 +19,7 @@ use crate::train::model::{EpochMetrics, LinearModel};
 use crate::train::scaler::{Scaler, Welford};
 
 /// The version of the checkpoint layout this code writes and reads.
-pub(super) const STATE_VERSION: u32 = 1;
+pub(super) const STATE_VERSION: u32 = 2;
 
 /// The passes a run makes, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +93,17 @@ pub(super) struct Running {
     pub(super) rows: u64,
 }
 
+/// The stopping rule's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub(super) struct Stopping {
+    /// The lowest epoch objective so far.
+    pub(super) best: Option<f64>,
+    /// Epochs in a row whose objective did not improve on `best` by more than the tolerance.
+    pub(super) stale: u32,
+    /// The rule ended training before `epochs`.
+    pub(super) stopped_early: bool,
+}
+
 /// Hits of an evaluation pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub(super) struct Hits {
@@ -143,6 +154,15 @@ pub(super) struct TrainState {
     pub(super) classes: Vec<String>,
     /// The weights, once the first pass is done.
     pub(super) model: Option<LinearModel>,
+    /// AdaGrad's running sums of squared gradients, one per weight then per bias (with the model).
+    #[serde(default)]
+    pub(super) squares: Vec<f64>,
+    /// The L2 penalty in use (the param, or `1 / training rows`), once the first pass is done.
+    #[serde(default)]
+    pub(super) l2: f64,
+    /// The stopping rule: the best epoch objective so far, and epochs in a row without progress.
+    #[serde(default)]
+    pub(super) stopping: Stopping,
     /// The current epoch's loss and hits so far.
     pub(super) running: Running,
     /// The finished epochs' metrics.

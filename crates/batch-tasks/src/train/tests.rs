@@ -89,7 +89,7 @@ fn the_softmax_gradient_matches_finite_differences() {
 }
 
 #[test]
-fn a_step_moves_against_the_mean_gradient_plus_the_l2_term() {
+fn an_adagrad_step_scales_each_gradient_by_the_root_of_its_summed_squares() {
     let (values, labels) = data(10, 3, 3, 5);
     let mut model = random_model(3, 3, 6);
     let before = model.clone();
@@ -97,18 +97,31 @@ fn a_step_moves_against_the_mean_gradient_plus_the_l2_term() {
     let mut sgd = Sgd::new(&model, 10, 1);
     sgd.gradient(&before, &values, &labels, &rows);
     let (weights, biases) = (sgd.weight_gradient().to_vec(), sgd.bias_gradient().to_vec());
-    sgd.step(&mut model, &values, &labels, &rows, 0.5, 0.1);
-    for ((after, before), gradient) in model.weights.iter().zip(&before.weights).zip(&weights) {
-        let expected = before - 0.5 * (gradient / 10.0 + 0.1 * before);
-        assert_eq!(after.to_bits(), expected.to_bits());
+    let mut squares = vec![0.5; weights.len() + biases.len()];
+    sgd.step(&mut model, &mut squares, &values, &labels, &rows, 0.5, 0.1);
+    for (((after, before), gradient), square) in
+        model.weights.iter().zip(&before.weights).zip(&weights).zip(&squares)
+    {
+        let g = gradient / 10.0 + 0.1 * before;
+        assert_eq!(square.to_bits(), (0.5 + g * g).to_bits());
+        assert_eq!(after.to_bits(), (before - 0.5 * g / (square.sqrt() + 1e-8)).to_bits());
     }
-    for ((after, before), gradient) in model.biases.iter().zip(&before.biases).zip(&biases) {
-        assert_eq!(after.to_bits(), (before - 0.5 * (gradient / 10.0)).to_bits());
+    for (((after, before), gradient), square) in
+        model.biases.iter().zip(&before.biases).zip(&biases).zip(&squares[weights.len()..])
+    {
+        let g = gradient / 10.0;
+        assert_eq!(after.to_bits(), (before - 0.5 * g / (square.sqrt() + 1e-8)).to_bits());
     }
-    // And a step lowers the objective at a small learning rate.
-    let mut small = before.clone();
-    sgd.step(&mut small, &values, &labels, &rows, 0.01, 0.1);
-    assert!(objective(&small, &values, &labels, 0.1) < objective(&before, &values, &labels, 0.1));
+    // Steps lower the objective, by less and less: the step size shrinks as gradients add up.
+    let mut squares = vec![0.0; squares.len()];
+    let mut model = before.clone();
+    let mut objectives = vec![objective(&model, &values, &labels, 0.1)];
+    for _ in 0..50 {
+        sgd.step(&mut model, &mut squares, &values, &labels, &rows, 0.1, 0.1);
+        objectives.push(objective(&model, &values, &labels, 0.1));
+    }
+    assert!(objectives.windows(2).all(|pair| pair[1] < pair[0]), "{objectives:?}");
+    assert!(objectives[1] - objectives[2] > objectives[49] - objectives[50]);
 }
 
 #[test]
@@ -215,8 +228,10 @@ proptest! {
         let mut threaded_model = model.clone();
         let mut sequential = Sgd::new(&model, rows, 1);
         let mut threaded = Sgd::new(&model, rows, threads).with_parallel_min_work(0);
-        let one = sequential.step(&mut sequential_model, &values, &labels, &order, 0.3, 0.01);
-        let many = threaded.step(&mut threaded_model, &values, &labels, &order, 0.3, 0.01);
+        let parameters = model.weights.len() + model.biases.len();
+        let (mut sequential_squares, mut threaded_squares) = (vec![0.0; parameters], vec![0.0; parameters]);
+        let one = sequential.step(&mut sequential_model, &mut sequential_squares, &values, &labels, &order, 0.3, 0.01);
+        let many = threaded.step(&mut threaded_model, &mut threaded_squares, &values, &labels, &order, 0.3, 0.01);
         prop_assert_eq!(one.loss.to_bits(), many.loss.to_bits());
         prop_assert_eq!(one.correct, many.correct);
         let bits = |model: &LinearModel| model.weights.iter().chain(&model.biases).map(|w| w.to_bits()).collect::<Vec<_>>();

@@ -29,13 +29,14 @@ use crate::youzan::provinces::Provinces;
 /// assert_eq!(error.to_string(), "invalid parameter input: must not be empty");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct YouzanParams {
     /// The JSON-lines file of trades to read.
     pub input: PathBuf,
     /// The JSON-lines file of enriched orders to write.
     pub output: PathBuf,
-    /// The JSON-lines file of invalid records to write.
+    /// The JSON-lines file of invalid records to write (param `dead_letter`, alias `dead_letters`;
+    /// default `<output's stem>.dead_letters.jsonl` beside the output).
+    #[serde(default)]
     pub dead_letter: PathBuf,
     /// A category rules file replacing the compiled-in `categories.json`.
     #[serde(default)]
@@ -46,16 +47,26 @@ pub struct YouzanParams {
 }
 
 impl YouzanParams {
-    /// Reads and checks the params: every path is a non-empty string, `input`, `output` and
-    /// `dead_letter` are present, `output` and `dead_letter` differ from each other and from
-    /// `input`, and no other key is present. Does not touch the files.
+    /// Reads and checks the params: every path is a non-empty string, `input` and `output` are
+    /// present, `output` and `dead_letter` differ from each other and from `input`, and no other
+    /// key is present. Does not touch the files ([`check_files`](YouzanParams::check_files) does).
     pub fn from_json(params: &serde_json::Value) -> Result<YouzanParams, YouzanError> {
         let Some(object) = params.as_object() else {
             return Err(invalid("params", "must be a JSON object"));
         };
-        for (name, required) in
-            [("input", true), ("output", true), ("dead_letter", true), ("rules", false), ("provinces", false)]
+        if object.get("dead_letter").is_some_and(|value| !value.is_null())
+            && object.get("dead_letters").is_some_and(|value| !value.is_null())
         {
+            return Err(invalid("dead_letter", "is also given as dead_letters; give one"));
+        }
+        for (name, required) in [
+            ("input", true),
+            ("output", true),
+            ("dead_letter", false),
+            ("dead_letters", false),
+            ("rules", false),
+            ("provinces", false),
+        ] {
             match object.get(name) {
                 None | Some(serde_json::Value::Null) if required => return Err(invalid(name, "is required")),
                 None | Some(serde_json::Value::Null) => {}
@@ -66,14 +77,23 @@ impl YouzanParams {
                 Some(_) => return Err(invalid(name, "must be a path (a string)")),
             }
         }
-        if let Some(unknown) = object
-            .keys()
-            .find(|key| !["input", "output", "dead_letter", "rules", "provinces"].contains(&key.as_str()))
-        {
+        if let Some(unknown) = object.keys().find(|key| {
+            !["input", "output", "dead_letter", "dead_letters", "rules", "provinces"].contains(&key.as_str())
+        }) {
             return Err(invalid(unknown, "is not a parameter of youzan_order"));
         }
-        let params =
-            YouzanParams::deserialize(params).map_err(|error| invalid("params", error.to_string()))?;
+        let mut object = object.clone();
+        if let Some(alias) = object.remove("dead_letters") {
+            object.insert("dead_letter".to_owned(), alias);
+        }
+        if object.get("dead_letter").is_none_or(serde_json::Value::is_null) {
+            object.remove("dead_letter");
+        }
+        let mut params = YouzanParams::deserialize(serde_json::Value::Object(object))
+            .map_err(|error| invalid("params", error.to_string()))?;
+        if params.dead_letter.as_os_str().is_empty() {
+            params.dead_letter = crate::records::dead_letters_beside(&params.output);
+        }
         if params.output == params.input {
             return Err(invalid("output", "must differ from input"));
         }
@@ -81,6 +101,15 @@ impl YouzanParams {
             return Err(invalid("dead_letter", "must differ from input and output"));
         }
         Ok(params)
+    }
+
+    /// Checks the files when the task is created: `input` is a readable file, the folders of
+    /// `output` and `dead_letter` exist. The error names the param.
+    pub fn check_files(&self) -> Result<(), YouzanError> {
+        crate::records::check_input_file(&self.input).map_err(|reason| invalid("input", reason))?;
+        crate::records::check_output_folder(&self.output).map_err(|reason| invalid("output", reason))?;
+        crate::records::check_output_folder(&self.dead_letter)
+            .map_err(|reason| invalid("dead_letter", reason))
     }
 
     /// Loads the tables: the user's `rules` and `provinces` files when given (read and checked),

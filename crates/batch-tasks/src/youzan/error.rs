@@ -199,14 +199,7 @@ impl YouzanError {
 /// ```
 impl From<&YouzanError> for TaskError {
     fn from(error: &YouzanError) -> TaskError {
-        let mut message = error.to_string();
-        let mut cause = std::error::Error::source(error);
-        while let Some(inner) = cause {
-            message.push_str(": ");
-            message.push_str(&inner.to_string());
-            cause = inner.source();
-        }
-        TaskError::new(error.code(), message)
+        TaskError::new(error.code(), batch_model::message_with_causes(error))
             .with_details(serde_json::json!({ "param": error.param() }))
             .not_retryable()
     }

@@ -21,7 +21,8 @@ use crate::youzan::summary::{OrderTally, Summary};
 /// ([`DeadLetterRecord`](crate::records::DeadLetterRecord), code `VALIDATION_ERROR`, the field named),
 /// checkpointing per chunk, and completes with the [`Summary`] as its result.
 ///
-/// Params ([`YouzanParams`]): `input`, `output`, `dead_letter`, and optionally `rules` (a
+/// Params ([`YouzanParams`]): `input`, `output`, optionally `dead_letter` (alias `dead_letters`;
+/// default `<output's stem>.dead_letters.jsonl`), `rules` (a
 /// `categories.json`-shaped file) and `provinces` (a `cn-provinces.csv`-shaped file) replacing the
 /// compiled-in tables. The task's `concurrency` is the number of records processed at once.
 ///
@@ -32,10 +33,11 @@ use crate::youzan::summary::{OrderTally, Summary};
 ///
 /// let kind = YouzanOrderKind::default();
 /// assert_eq!(kind.task_type(), TaskType::YouzanOrder);
-/// let params = serde_json::json!({ "input": "trades.jsonl", "output": "enriched.jsonl" });
+/// let params = serde_json::json!({ "input": "/no/such/trades.jsonl", "output": "enriched.jsonl" });
 /// let error = kind.validate(&params, &BatchConfig::default()).unwrap_err();
 /// assert_eq!(error.code, ErrorCode::ConfigurationError);
-/// assert_eq!(error.details["param"], "dead_letter");
+/// assert_eq!(error.details["param"], "input");
+/// assert_eq!(error.message, "invalid parameter input: cannot read /no/such/trades.jsonl: No such file or directory");
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct YouzanOrderKind {
@@ -55,11 +57,17 @@ impl TaskKind for YouzanOrderKind {
         TaskType::YouzanOrder
     }
 
-    /// Checks the config, the params, and the `rules` and `provinces` files when given (read and
-    /// compiled, so a bad table fails the task's creation, not its run).
+    fn spec(&self) -> crate::KindSpec {
+        crate::youzan::params::spec()
+    }
+
+    /// Checks the config, the params, the files (the input is readable, the output folders exist),
+    /// and the `rules` and `provinces` files when given (read and compiled, so a bad table fails the
+    /// task's creation, not its run).
     fn validate(&self, params: &serde_json::Value, config: &BatchConfig) -> Result<(), TaskError> {
         config.validate().map_err(|error| TaskError::from(&error))?;
         let params = YouzanParams::from_json(params).map_err(|error| TaskError::from(&error))?;
+        params.check_files().map_err(|error| TaskError::from(&error))?;
         params.processor().map_err(|error| TaskError::from(&error))?;
         Ok(())
     }

@@ -68,6 +68,7 @@ mod error;
 pub mod generator;
 mod kind;
 mod money;
+mod params;
 mod parse;
 mod provinces;
 mod summary;

@@ -246,21 +246,32 @@ fn a_users_rules_and_provinces_files_replace_the_defaults() {
 #[test]
 fn bad_params_and_tables_are_configuration_errors_naming_the_param() {
     let dir = tempfile::tempdir().unwrap();
-    let base = serde_json::json!({"input": "in.jsonl", "output": "out.jsonl", "dead_letter": "dead.jsonl"});
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let base = serde_json::json!({
+        "input": input, "output": dir.path().join("out.jsonl"), "dead_letter": dir.path().join("dead.jsonl"),
+    });
     let with = |key: &str, value: serde_json::Value| {
         let mut params = base.clone();
         params[key] = value;
         params
     };
+    // `dead_letter` may be left out (beside the output) or spelled `dead_letters`, not both.
     let mut missing = base.clone();
     missing.as_object_mut().unwrap().remove("dead_letter");
+    let defaulted = YouzanParams::from_json(&missing).unwrap();
+    assert_eq!(defaulted.dead_letter, dir.path().join("out.dead_letters.jsonl"));
+    let mut alias = missing.clone();
+    alias["dead_letters"] = serde_json::json!(dir.path().join("d.jsonl"));
+    assert_eq!(YouzanParams::from_json(&alias).unwrap().dead_letter, dir.path().join("d.jsonl"));
+    let both = with("dead_letters", serde_json::json!("other.jsonl"));
     for (params, param) in [
         (serde_json::json!([]), "params"),
-        (missing, "dead_letter"),
+        (both, "dead_letter"),
         (with("input", serde_json::json!(7)), "input"),
         (with("output", serde_json::json!("")), "output"),
-        (with("output", serde_json::json!("in.jsonl")), "output"),
-        (with("dead_letter", serde_json::json!("out.jsonl")), "dead_letter"),
+        (with("output", serde_json::json!(input)), "output"),
+        (with("dead_letter", base["output"].clone()), "dead_letter"),
         (with("rules", serde_json::json!(false)), "rules"),
         (with("batch", serde_json::json!(1)), "batch"),
     ] {
@@ -293,6 +304,23 @@ fn bad_params_and_tables_are_configuration_errors_naming_the_param() {
         (error.code, error.details["field"].as_str()),
         (ErrorCode::ConfigurationError, Some("batch_size"))
     );
+
+    // Files are checked at creation: a missing input, a missing output folder.
+    let kind_error = |params: serde_json::Value| kind.validate(&params, &BatchConfig::default()).unwrap_err();
+    let error = kind_error(with("input", serde_json::json!(dir.path().join("none.jsonl"))));
+    assert_eq!((error.code, error.details["param"].as_str()), (ErrorCode::ConfigurationError, Some("input")));
+    assert_eq!(
+        error.message,
+        format!(
+            "invalid parameter input: cannot read {}: No such file or directory",
+            dir.path().join("none.jsonl").display()
+        )
+    );
+    let error = kind_error(with("output", serde_json::json!(dir.path().join("no/out.jsonl"))));
+    assert_eq!(error.details["param"], "output");
+    let error = kind_error(with("dead_letter", serde_json::json!(dir.path().join("no/dead.jsonl"))));
+    assert_eq!(error.details["param"], "dead_letter");
+    kind.validate(&base, &BatchConfig::default()).unwrap();
 
     let missing_file = dir.path().join("nope.csv");
     let error = YouzanParams::from_json(&with("provinces", serde_json::json!(missing_file)))

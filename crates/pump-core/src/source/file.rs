@@ -524,6 +524,107 @@ impl<R: BufRead> LineReader<R> {
     }
 }
 
+/// What a synchronous scanner ([`LineScanner`], [`CsvScanner`](crate::source::CsvScanner)) found: a
+/// record, or a [`RecordError`] for a bad one (scanning goes on after it).
+pub type Scanned<T> = Result<T, RecordError>;
+
+/// A synchronous, resumable scanner of the lines of a text file, each with the line number and byte
+/// offset where it starts and the position right after it: the line reader of the file sources
+/// (`text_lines`, `json_lines`), for blocking code that wants lines and positions without a
+/// pipeline.
+///
+/// Lines end with `\n` (a trailing `\r` is dropped; the last line may lack its `\n`). Every line is
+/// returned, blank ones included, so the caller decides what a blank line is. A line longer than
+/// [`max_record_len`](Self::max_record_len) is a [`RecordError`] carrying its beginning, and
+/// scanning goes on after it. [`seek`](Self::seek) returns to any position the scanner reported.
+///
+/// ```
+/// use pump_core::source::LineScanner;
+/// let dir = tempfile::tempdir().unwrap();
+/// let path = dir.path().join("rows.jsonl");
+/// std::fs::write(&path, "{\"a\":1}\r\n\n{\"a\":2}").unwrap();
+/// let mut scanner = LineScanner::open(&path).unwrap();
+/// let first = scanner.next_line().unwrap().unwrap().unwrap();
+/// assert_eq!((first.value, first.line, first.offset), (&b"{\"a\":1}"[..], 1, 0));
+/// let resume_at = first.end;
+/// let blank = scanner.next_line().unwrap().unwrap().unwrap();
+/// assert_eq!((blank.value, blank.line), (&b""[..], 2));
+/// assert_eq!(scanner.next_line().unwrap().unwrap().unwrap().line, 3);
+/// assert!(scanner.next_line().unwrap().is_none());
+/// scanner.seek(resume_at).unwrap();
+/// assert_eq!(scanner.next_line().unwrap().unwrap().unwrap().line, 2);
+/// ```
+pub struct LineScanner {
+    path: PathBuf,
+    lines: LineReader<BufReader<File>>,
+    max_len: usize,
+    buffer: Vec<u8>,
+}
+
+impl fmt::Debug for LineScanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineScanner")
+            .field("path", &self.path)
+            .field("position", &self.lines.position())
+            .field("max_len", &self.max_len)
+            .finish()
+    }
+}
+
+impl LineScanner {
+    /// Opens `path` at its start, with lines of at most [`DEFAULT_MAX_RECORD_LEN`] bytes.
+    pub fn open(path: impl AsRef<Path>) -> Result<LineScanner, ReadError> {
+        let path = path.as_ref();
+        let lines = LineReader::open(path, FilePosition::START)
+            .map_err(|source| ReadError { path: path.to_owned(), source })?;
+        Ok(LineScanner { path: path.to_owned(), lines, max_len: DEFAULT_MAX_RECORD_LEN, buffer: Vec::new() })
+    }
+
+    /// The same scanner, holding lines of at most `max_len` bytes.
+    #[must_use]
+    pub fn max_record_len(mut self, max_len: usize) -> LineScanner {
+        self.max_len = max_len;
+        self
+    }
+
+    /// The file being scanned.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the next line starts.
+    pub fn position(&self) -> FilePosition {
+        self.lines.position()
+    }
+
+    /// Moves to `position`, which must be the start of a line (a position this scanner or a file
+    /// source reported); line numbers continue from it.
+    pub fn seek(&mut self, position: FilePosition) -> Result<(), ReadError> {
+        self.lines.seek(position).map_err(|source| ReadError { path: self.path.clone(), source })
+    }
+
+    /// The next line, without its line end: `Ok(None)` at the end of the file, `Ok(Some(Err(_)))`
+    /// for a line longer than the limit (scanning goes on after it), `Err(_)` when the file cannot
+    /// be read.
+    pub fn next_line(&mut self) -> Result<Option<Scanned<Record<&[u8]>>>, ReadError> {
+        let line = match self.lines.next_line(&mut self.buffer, self.max_len) {
+            Ok(Some(line)) => line,
+            Ok(None) => return Ok(None),
+            Err(source) => return Err(ReadError { path: self.path.clone(), source }),
+        };
+        if line.too_long {
+            let reason = format!("line longer than {} bytes", self.max_len);
+            return Ok(Some(Err(RecordError::new(line.start, line.end, reason, &self.buffer))));
+        }
+        Ok(Some(Ok(Record {
+            value: &self.buffer,
+            line: line.start.line,
+            offset: line.start.offset,
+            end: line.end,
+        })))
+    }
+}
+
 /// Reads line-per-record files: each non-blank line is parsed by `parse` (which returns the value or
 /// the reason it was rejected) and pushed as a record or a record error.
 pub(crate) fn read_line_records<T: Send + 'static>(

@@ -29,9 +29,9 @@ use crate::stage::StageContext;
 pub use boxed::BoxSource;
 pub use channel::{Channel, ReceiverStream, channel};
 #[cfg(feature = "csv")]
-pub use csv::{CsvSource, csv};
+pub use csv::{CsvFields, CsvRecord, CsvScanOptions, CsvScanner, CsvSource, csv};
 #[cfg(any(feature = "json", feature = "csv"))]
-pub use file::{FilePosition, Record, RecordError, TextLinesSource, text_lines};
+pub use file::{FilePosition, LineScanner, Record, RecordError, Scanned, TextLinesSource, text_lines};
 pub use interval::{Interval, interval};
 pub use iter::{Iter, iter};
 #[cfg(feature = "json")]

@@ -504,3 +504,19 @@ async fn a_panic_while_parsing_fails_the_run() {
     assert!(stage.ends_with(":json_lines"), "{stage}");
     assert_eq!(message, "cannot deserialize 3");
 }
+
+#[tokio::test]
+async fn a_csv_quote_left_open_is_an_error_naming_the_line_it_opened_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rows.csv");
+    std::fs::write(&path, "id,name,score\n1,a,1\n2,\"b,2\n3,c,3\n4,d,4\n").unwrap();
+    let outcome = source::csv::<Row>(&path).to(sink::collect()).run().await.unwrap();
+    assert_eq!(outcome.value.len(), 2);
+    assert_eq!(outcome.value[0].as_ref().unwrap().value.id, 1);
+    let error = outcome.value[1].as_ref().unwrap_err();
+    assert_eq!((error.line, error.offset), (3, 20));
+    assert_eq!(
+        error.reason,
+        "the quote opened on line 3 is never closed: the record runs to the end of the file (3 lines from there)"
+    );
+}

@@ -24,9 +24,15 @@
 //!   every request of the group gets the error and the thread goes on with the next group. Reads go
 //!   through the same thread: they see every change answered before them, and are cheap beside a
 //!   commit.
-//! - **Many processes, many machines.** Every operation that depends on the current state reads and
+//! - **Many processes, one host.** Every operation that depends on the current state reads and
 //!   changes it in one `BEGIN IMMEDIATE` transaction, so two processes sharing the file cannot both
-//!   claim a task; the `busy_timeout` bounds how long one waits for the other.
+//!   claim a task; the `busy_timeout` bounds how long one waits for the other. WAL needs shared memory
+//!   between the processes, so they must run on the same host (not over a network file system); a
+//!   fleet of workers on many machines uses the PostgreSQL store. Leases are judged by the store's
+//!   [`Clock`] — the host's system clock, the same for every process.
+//! - **A change feed.** Changes made through this handle are published at once; changes by other
+//!   processes are noticed by a watcher (`PRAGMA data_version`, every `watch_interval` while anyone
+//!   subscribes) and published as [`TaskChange::Resync`].
 //! - **Errors that say what to do.** Every SQLite failure becomes [`StoreError::Storage`]
 //!   (`STORAGE_ERROR`) naming the file, what was being done, and what to fix: a corrupt file, one
 //!   that is not a database, a read-only file or directory, a database locked by another process.
@@ -37,16 +43,21 @@ mod schema;
 mod writer;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use batch_model::{BatchMetrics, BatchTask, Durability, ListTasksRequest, Progress, TaskId, TaskType};
+use batch_model::{
+    BatchMetrics, BatchTask, Durability, ListTasksRequest, Progress, TaskId, TaskStatus, TaskType,
+};
 use chrono::{DateTime, Utc};
 
-use super::rules::{TaskRow, time_key};
+use super::clock::{Clock, SystemClock};
+use super::feed::{ChangeFeed, TaskChange};
+use super::rules::{ClaimResult, Family, TaskRow, check_children, time_key};
 use super::{
-    Checkpoint, ClaimedTask, HeartbeatReply, LeaseRequest, StatusUpdate, StoreError, TaskOutcome, TaskPage,
-    TaskResultRecord, TaskStore, WorkerId,
+    Checkpoint, ClaimedTask, HeartbeatReply, Holder, LeaseRequest, StatusUpdate, StoreError, TaskChanges,
+    TaskOutcome, TaskPage, TaskResultRecord, TaskStore,
 };
 use queries::Db;
 use writer::Writer;
@@ -65,6 +76,9 @@ pub struct SqliteOptions {
     /// Requests that may wait for the writer thread before callers are made to wait (default 1024;
     /// 0 counts as 1).
     pub queue_capacity: usize,
+    /// How often the change feed looks for changes made by other processes while someone subscribes
+    /// (default 250 ms).
+    pub watch_interval: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -74,6 +88,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(5),
             max_group: 256,
             queue_capacity: 1024,
+            watch_interval: Duration::from_millis(250),
         }
     }
 }
@@ -117,12 +132,27 @@ pub struct StoreStats {
 /// ```
 #[derive(Debug)]
 pub struct SqliteStore {
-    writer: Writer,
+    writer: Arc<Writer>,
+    clock: Arc<dyn Clock>,
+    feed: ChangeFeed,
+    watch_interval: Duration,
+    /// Set once a watcher for other processes' changes runs.
+    watching: std::sync::atomic::AtomicBool,
+}
+
+/// Tasks a request changed, with their statuses after it and whether they are claimable, to publish
+/// once it committed.
+type Changed = Vec<(TaskId, TaskStatus, bool)>;
+
+/// What [`Changed`] records of a row at `now`.
+fn changed(row: &TaskRow, now: DateTime<Utc>) -> (TaskId, TaskStatus, bool) {
+    (row.task.id, row.task.status, row.is_claimable(now))
 }
 
 impl SqliteStore {
     /// Opens the database at `path`, creating the file if it does not exist, and applies the schema
-    /// migrations it lacks.
+    /// migrations it lacks. Safe when several processes open a new file at once: the check of what
+    /// the file holds and the migration run in one exclusive transaction.
     ///
     /// Fails with [`StoreError::Storage`] (`STORAGE_ERROR`) when the file is not a database or is
     /// corrupt, is read-only or in a read-only directory, belongs to another application, has a newer
@@ -131,9 +161,26 @@ impl SqliteStore {
     /// Blocking: it reads (and may write) the file on the calling thread; in async code call it at
     /// start-up or through `tokio::task::spawn_blocking`.
     pub fn open(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_clock(path, options, Arc::new(SystemClock))
+    }
+
+    /// [`open`](SqliteStore::open), reading the time from `clock` (tests pass a
+    /// [`ManualClock`](super::ManualClock)). Every process sharing the file must read the same
+    /// clock: on one host, the system clock.
+    pub fn open_with_clock(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<SqliteStore, StoreError> {
         let db = schema::open(path.as_ref(), &options)?;
         let writer = Writer::start(db, options.queue_capacity, options.max_group)?;
-        Ok(SqliteStore { writer })
+        Ok(SqliteStore {
+            writer: Arc::new(writer),
+            clock,
+            feed: ChangeFeed::default(),
+            watch_interval: options.watch_interval,
+            watching: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Counters of the writer thread: transactions committed and failed, requests waiting and
@@ -148,43 +195,162 @@ impl SqliteStore {
         self.writer.close().await
     }
 
-    /// Loads the task's row, applies `change` to it and saves it, in one request.
-    async fn change<T, F>(&self, id: &TaskId, change: F) -> Result<T, StoreError>
+    fn publish(&self, changed: &Changed) {
+        for (id, status, claimable) in changed {
+            self.feed.task(*id, *status, *claimable);
+        }
+    }
+
+    /// Loads the task's row, applies `change` to it with the store's now and saves it, in one
+    /// request; then, for a partition, settles its family in the same transaction. Publishes what
+    /// changed once it committed.
+    async fn change<T, F>(&self, id: &TaskId, change: F) -> Result<(T, BatchTask), StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Db, &mut TaskRow) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Db, &mut TaskRow, DateTime<Utc>) -> Result<T, StoreError> + Send + 'static,
     {
         let id = *id;
-        self.writer
+        let now = self.clock.now();
+        let (answer, task, changed) = self
+            .writer
             .call(true, move |db| {
                 let mut row = db.load_existing(&id)?;
-                change(db, &mut row)
+                let answer = change(db, &mut row, now)?;
+                db.save(&row)?;
+                let mut changed = vec![changed(&row, now)];
+                if let Some(parent_id) = row.task.parent_id {
+                    changed.extend(with_family(db, &parent_id, now, |family| Ok(family.settle(now)))?);
+                }
+                Ok((answer, row.task, changed))
             })
-            .await
+            .await?;
+        self.publish(&changed);
+        Ok((answer, task))
+    }
+
+    /// Starts, once, a task that asks SQLite every `watch_interval` whether another connection
+    /// changed the file (`PRAGMA data_version`), and publishes [`TaskChange::Resync`] when one did. It
+    /// runs while anyone subscribes and the store is open.
+    fn watch_other_processes(&self) {
+        use std::sync::atomic::Ordering;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.watching.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let writer = Arc::downgrade(&self.writer);
+        let feed = self.feed.clone();
+        let interval = self.watch_interval;
+        runtime.spawn(async move {
+            let mut last = None;
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(writer) = writer.upgrade() else { return };
+                if !feed.has_subscribers() {
+                    // Nobody listens now; keep the last version so a later subscriber starts fresh.
+                    last = None;
+                    continue;
+                }
+                match writer.call(false, Db::data_version).await {
+                    Ok(version) => {
+                        if last.is_some_and(|last| last != version) {
+                            feed.publish(TaskChange::Resync);
+                        }
+                        last = Some(version);
+                    }
+                    Err(_) => return,
+                }
+            }
+        });
     }
 }
 
-/// Claims the loaded row for the lease; saves it and completes the claim with the checkpoint.
-fn claim(db: &Db, mut row: TaskRow, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError> {
-    let Some(claim) = row.claim(lease) else {
-        return Ok(None);
-    };
-    db.save(&row)?;
-    let checkpoint = db.checkpoint(&row.task.id)?;
-    Ok(Some(ClaimedTask {
-        task: row.task,
-        lease: claim.lease,
-        checkpoint,
-        resumed: claim.resumed,
-        stop_requested: claim.stop_requested,
-    }))
+/// Loads the family of `parent_id`, applies `change`, and saves the parent and every child it
+/// changed. The statuses of the tasks it saved.
+fn with_family(
+    db: &Db,
+    parent_id: &TaskId,
+    now: DateTime<Utc>,
+    change: impl FnOnce(&mut Family) -> Result<Vec<usize>, StoreError>,
+) -> Result<Changed, StoreError> {
+    let parent = db.load_existing(parent_id)?;
+    let mut family = Family::new(parent, db.load_children(parent_id)?);
+    let changed_children = change(&mut family)?;
+    db.save(&family.parent)?;
+    let mut saved = vec![changed(&family.parent, now)];
+    for idx in changed_children {
+        let child = &family.children[idx];
+        db.save(child)?;
+        saved.push(changed(child, now));
+    }
+    Ok(saved)
+}
+
+/// Claims the loaded row for the lease at `now`; saves it and completes the claim with the checkpoint.
+fn claim(
+    db: &Db,
+    mut row: TaskRow,
+    lease: &LeaseRequest,
+    now: DateTime<Utc>,
+) -> Result<(Option<ClaimedTask>, Changed), StoreError> {
+    match row.claim(lease, now) {
+        ClaimResult::NotClaimable => Ok((None, Vec::new())),
+        ClaimResult::Quarantined => {
+            db.save(&row)?;
+            let mut saved = vec![changed(&row, now)];
+            if let Some(parent_id) = row.task.parent_id {
+                saved.extend(with_family(db, &parent_id, now, |family| Ok(family.settle(now)))?);
+            }
+            Ok((None, saved))
+        }
+        ClaimResult::Claimed(claim) => {
+            db.save(&row)?;
+            let checkpoint = db.checkpoint(&row.task.id)?;
+            let changed = vec![changed(&row, now)];
+            let claimed = ClaimedTask {
+                task: row.task,
+                lease: claim.lease,
+                checkpoint,
+                resumed: claim.resumed,
+                stop_requested: claim.stop_requested,
+            };
+            Ok((Some(claimed), changed))
+        }
+    }
 }
 
 #[async_trait]
 impl TaskStore for SqliteStore {
     async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError> {
-        let task = task.clone();
-        self.writer.call(true, move |db| db.insert(&task)).await
+        let inserted = task.clone();
+        self.writer.call(true, move |db| db.insert(&inserted)).await?;
+        self.feed.task(task.id, task.status, task.status == TaskStatus::Pending);
+        Ok(())
+    }
+
+    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        if tasks.is_empty() {
+            return Vec::new();
+        }
+        // One request, one transaction: a refused task (a duplicate id) inserts nothing and leaves
+        // the others in.
+        let inserted = tasks.to_vec();
+        let outcomes = self
+            .writer
+            .call(true, move |db| Ok(inserted.iter().map(|task| db.insert(task)).collect::<Vec<_>>()))
+            .await;
+        match outcomes {
+            Ok(outcomes) => {
+                for (task, outcome) in tasks.iter().zip(&outcomes) {
+                    if outcome.is_ok() {
+                        self.feed.task(task.id, task.status, task.status == TaskStatus::Pending);
+                    }
+                }
+                outcomes
+            }
+            Err(error) => error.copies(tasks.len()).into_iter().map(Err).collect(),
+        }
     }
 
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError> {
@@ -199,17 +365,17 @@ impl TaskStore for SqliteStore {
 
     async fn update_status(&self, update: &StatusUpdate) -> Result<BatchTask, StoreError> {
         let (id, update) = (update.id, update.clone());
-        self.change(&id, move |db, row| {
-            row.update_status(&update)?;
-            db.save(row)?;
-            Ok(row.task.clone())
-        })
-        .await
+        let ((), task) = self.change(&id, move |_, row, now| row.update_status(&update, now)).await?;
+        Ok(task)
     }
 
     async fn claim_task(&self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError> {
         let (id, lease) = (*id, lease.clone());
-        self.writer.call(true, move |db| claim(db, db.load_existing(&id)?, &lease)).await
+        let now = self.clock.now();
+        let (claimed, changed) =
+            self.writer.call(true, move |db| claim(db, db.load_existing(&id)?, &lease, now)).await?;
+        self.publish(&changed);
+        Ok(claimed)
     }
 
     async fn claim_next(
@@ -219,55 +385,72 @@ impl TaskStore for SqliteStore {
     ) -> Result<Option<ClaimedTask>, StoreError> {
         let task_types = task_types.to_vec();
         let lease = lease.clone();
-        self.writer
+        let now = self.clock.now();
+        let (claimed, changed) = self
+            .writer
             .call(true, move |db| {
-                let Some(id) = db.oldest_claimable(&task_types, time_key(lease.now))? else {
-                    return Ok(None);
-                };
-                claim(db, db.load_existing(&id)?, &lease)
+                let mut changed = Vec::new();
+                loop {
+                    let Some(id) = db.oldest_claimable(&task_types, time_key(now))? else {
+                        return Ok((None, changed));
+                    };
+                    let (claimed, more) = claim(db, db.load_existing(&id)?, &lease, now)?;
+                    changed.extend(more);
+                    if claimed.is_some() {
+                        return Ok((claimed, changed));
+                    }
+                }
             })
-            .await
+            .await?;
+        self.publish(&changed);
+        Ok(claimed)
     }
 
-    async fn heartbeat(&self, id: &TaskId, lease: &LeaseRequest) -> Result<HeartbeatReply, StoreError> {
-        let lease = lease.clone();
-        self.change(id, move |db, row| {
-            let reply = row.heartbeat(&lease)?;
-            db.save_lease(row)?;
-            Ok(reply)
-        })
-        .await
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> Result<HeartbeatReply, StoreError> {
+        let (id, holder) = (*id, holder.clone());
+        let now = self.clock.now();
+        // A renewal changes nothing anyone watches: no change published.
+        self.writer
+            .call(true, move |db| {
+                let mut row = db.load_existing(&id)?;
+                let reply = row.heartbeat(&holder, ttl, now)?;
+                db.save_lease(&row)?;
+                Ok(reply)
+            })
+            .await
     }
 
     async fn commit_checkpoint(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError> {
-        let (worker, checkpoint, progress) = (worker.clone(), checkpoint.clone(), progress.clone());
-        self.change(id, move |db, row| {
+        let (holder, checkpoint, progress) = (holder.clone(), checkpoint.clone(), progress.clone());
+        self.change(id, move |db, row, now| {
             let previous = db.checkpoint_sequence(&row.task.id)?;
-            row.commit_checkpoint(&worker, previous, &checkpoint, &progress)?;
-            db.save(row)?;
+            row.commit_checkpoint(&holder, previous, &checkpoint, &progress, now)?;
             db.save_checkpoint(&row.task.id, &checkpoint)
         })
-        .await
+        .await?;
+        Ok(())
     }
 
     async fn update_progress(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         progress: &Progress,
     ) -> Result<(), StoreError> {
-        let (worker, progress) = (worker.clone(), progress.clone());
-        self.change(id, move |db, row| {
-            row.update_progress(&worker, &progress)?;
-            db.save(row)
-        })
-        .await
+        let (holder, progress) = (holder.clone(), progress.clone());
+        self.change(id, move |_, row, now| row.update_progress(&holder, &progress, now)).await?;
+        Ok(())
     }
 
     async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError> {
@@ -278,41 +461,99 @@ impl TaskStore for SqliteStore {
     async fn finish_task(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         outcome: &TaskOutcome,
     ) -> Result<BatchTask, StoreError> {
-        let (worker, outcome) = (worker.clone(), outcome.clone());
-        self.change(id, move |db, row| {
-            row.finish(&worker, &outcome)?;
-            db.save(row)?;
-            let record = TaskResultRecord { result: outcome.result, metrics: outcome.metrics };
-            db.save_result(&row.task.id, &record)?;
-            Ok(row.task.clone())
-        })
-        .await
+        let (holder, outcome) = (holder.clone(), outcome.clone());
+        let ((), task) = self
+            .change(id, move |db, row, now| {
+                row.finish(&holder, &outcome, now)?;
+                let record = TaskResultRecord { result: outcome.result, metrics: outcome.metrics };
+                db.save_result(&row.task.id, &record)
+            })
+            .await?;
+        Ok(task)
     }
 
-    async fn release_task(
+    async fn release_task(&self, id: &TaskId, holder: &Holder) -> Result<(), StoreError> {
+        let holder = holder.clone();
+        self.change(id, move |_, row, now| row.release(&holder, now)).await?;
+        Ok(())
+    }
+
+    async fn request_stop(&self, id: &TaskId) -> Result<BatchTask, StoreError> {
+        let id = *id;
+        let now = self.clock.now();
+        let (task, changed) = self
+            .writer
+            .call(true, move |db| {
+                let mut row = db.load_existing(&id)?;
+                row.request_stop(now)?;
+                db.save(&row)?;
+                let mut saved = vec![changed(&row, now)];
+                if let Some(parent_id) = row.task.parent_id {
+                    saved.extend(with_family(db, &parent_id, now, |family| Ok(family.settle(now)))?);
+                }
+                if db.has_children(&id)? {
+                    saved.extend(with_family(db, &id, now, |family| Ok(family.stop_children(now)))?);
+                }
+                Ok((row.task, saved))
+            })
+            .await?;
+        self.publish(&changed);
+        Ok(task)
+    }
+
+    async fn restart_task(&self, id: &TaskId) -> Result<BatchTask, StoreError> {
+        let id = *id;
+        let now = self.clock.now();
+        let (task, changed) = self
+            .writer
+            .call(true, move |db| {
+                let mut row = db.load_existing(&id)?;
+                row.restart(now)?;
+                if db.has_children(&id)? {
+                    let saved = with_family(db, &id, now, |family| {
+                        let restarted = family.restart_children(now)?;
+                        family.parent = row.clone();
+                        Ok(restarted)
+                    })?;
+                    return Ok((row.task, saved));
+                }
+                db.save(&row)?;
+                let saved = vec![changed(&row, now)];
+                Ok((row.task, saved))
+            })
+            .await?;
+        self.publish(&changed);
+        Ok(task)
+    }
+
+    async fn split_task(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
-        now: DateTime<Utc>,
+        holder: &Holder,
+        children: &[BatchTask],
     ) -> Result<(), StoreError> {
-        let worker = worker.clone();
-        self.change(id, move |db, row| {
-            row.release(&worker, now)?;
-            db.save_lease(row)
-        })
-        .await
-    }
-
-    async fn request_stop(&self, id: &TaskId, now: DateTime<Utc>) -> Result<BatchTask, StoreError> {
-        self.change(id, move |db, row| {
-            row.request_stop(now)?;
-            db.save(row)?;
-            Ok(row.task.clone())
-        })
-        .await
+        let (id, holder, children) = (*id, holder.clone(), children.to_vec());
+        let now = self.clock.now();
+        let changed = self
+            .writer
+            .call(true, move |db| {
+                let parent = db.load_existing(&id)?;
+                parent.check_holder(&holder)?;
+                check_children(&parent, &children)?;
+                let mut saved = Vec::new();
+                for child in &children {
+                    db.insert(child)?;
+                    saved.push((child.id, child.status, true));
+                }
+                saved.extend(with_family(db, &id, now, |family| family.park(&holder, now))?);
+                Ok(saved)
+            })
+            .await?;
+        self.publish(&changed);
+        Ok(())
     }
 
     async fn task_result(&self, id: &TaskId) -> Result<Option<TaskResultRecord>, StoreError> {
@@ -322,5 +563,11 @@ impl TaskStore for SqliteStore {
 
     async fn metrics(&self) -> Result<BatchMetrics, StoreError> {
         self.writer.call(false, Db::metrics).await
+    }
+
+    fn subscribe(&self) -> TaskChanges {
+        let changes = self.feed.subscribe();
+        self.watch_other_processes();
+        changes
     }
 }

@@ -12,6 +12,35 @@ use super::error::{corrupt_record, sqlite_error};
 use crate::store::rules::TaskRow;
 use crate::store::{Checkpoint, StoreError, TaskPage, TaskResultRecord, WorkerId};
 
+/// The columns [`StoredRow::read`] reads, in its order.
+const ROW_COLUMNS: &str =
+    "record, lease_owner, lease_expires_at, stop_requested, epoch, lost_leases, waiting";
+
+/// A `tasks` row as read, before its record is parsed.
+struct StoredRow {
+    record: String,
+    lease_owner: Option<String>,
+    lease_expires: Option<i64>,
+    stop_requested: bool,
+    epoch: i64,
+    lost_leases: i64,
+    waiting: bool,
+}
+
+impl StoredRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+        Ok(StoredRow {
+            record: row.get(0)?,
+            lease_owner: row.get(1)?,
+            lease_expires: row.get(2)?,
+            stop_requested: row.get(3)?,
+            epoch: row.get(4)?,
+            lost_leases: row.get(5)?,
+            waiting: row.get(6)?,
+        })
+    }
+}
+
 /// The write connection, with what its errors need to say where and how long they waited.
 #[derive(Debug)]
 pub(super) struct Db {
@@ -57,8 +86,8 @@ impl Db {
             .conn
             .prepare_cached(
                 "INSERT INTO tasks (id, task_type, status, created_at, lease_owner, lease_expires_at, \
-                 stop_requested, run_seconds, run_nanos, record) \
-                 VALUES (?1, ?2, ?3, ?4, NULL, NULL, 0, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                 stop_requested, run_seconds, run_nanos, record, parent_id) \
+                 VALUES (?1, ?2, ?3, ?4, NULL, NULL, 0, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -69,6 +98,7 @@ impl Db {
                     run_seconds,
                     run_nanos,
                     record,
+                    task.parent_id.map(|parent_id| parent_id.to_string()),
                 ])
             })
             .map_err(|error| self.error("inserting a task", error))?;
@@ -82,27 +112,51 @@ impl Db {
     pub(super) fn load(&self, id: &TaskId) -> Result<Option<TaskRow>, StoreError> {
         let stored = self
             .conn
-            .prepare_cached(
-                "SELECT record, lease_owner, lease_expires_at, stop_requested FROM tasks WHERE id = ?1",
-            )
-            .and_then(|mut statement| {
-                statement
-                    .query_row([id.to_string()], |row| {
-                        Ok((
-                            row.get::<_, String>(0)?,
-                            row.get::<_, Option<String>>(1)?,
-                            row.get::<_, Option<i64>>(2)?,
-                            row.get::<_, bool>(3)?,
-                        ))
-                    })
-                    .optional()
-            })
+            .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM tasks WHERE id = ?1"))
+            .and_then(|mut statement| statement.query_row([id.to_string()], StoredRow::read).optional())
             .map_err(|error| self.error("reading a task", error))?;
-        let Some((record, lease_owner, lease_expires, stop_requested)) = stored else {
-            return Ok(None);
-        };
-        let task: BatchTask = self.parse_json(&format!("the record of task {id}"), &record)?;
-        Ok(Some(TaskRow { task, lease_owner: lease_owner.map(WorkerId), lease_expires, stop_requested }))
+        stored.map(|stored| self.row_of(stored)).transpose()
+    }
+
+    /// The rows of the partitions of `parent_id`.
+    pub(super) fn load_children(&self, parent_id: &TaskId) -> Result<Vec<TaskRow>, StoreError> {
+        let stored: Vec<StoredRow> = self
+            .conn
+            .prepare_cached(&format!("SELECT {ROW_COLUMNS} FROM tasks WHERE parent_id = ?1"))
+            .and_then(|mut statement| {
+                statement.query_map([parent_id.to_string()], StoredRow::read)?.collect()
+            })
+            .map_err(|error| self.error("reading the partitions of a task", error))?;
+        stored.into_iter().map(|stored| self.row_of(stored)).collect()
+    }
+
+    /// Whether `parent_id` has partitions.
+    pub(super) fn has_children(&self, parent_id: &TaskId) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1)")
+            .and_then(|mut statement| statement.query_row([parent_id.to_string()], |row| row.get(0)))
+            .map_err(|error| self.error("reading the partitions of a task", error))
+    }
+
+    fn row_of(&self, stored: StoredRow) -> Result<TaskRow, StoreError> {
+        let task: BatchTask = self.parse_json("the record of a task", &stored.record)?;
+        Ok(TaskRow {
+            task,
+            lease_owner: stored.lease_owner.map(WorkerId),
+            lease_expires: stored.lease_expires,
+            stop_requested: stored.stop_requested,
+            epoch: u64::try_from(stored.epoch).unwrap_or(0),
+            lost_leases: u32::try_from(stored.lost_leases).unwrap_or(u32::MAX),
+            waiting: stored.waiting,
+        })
+    }
+
+    /// SQLite's count of commits by *other* connections to the file (`PRAGMA data_version`): it changes
+    /// when another process wrote.
+    pub(super) fn data_version(&self) -> Result<i64, StoreError> {
+        self.conn
+            .pragma_query_value(None, "data_version", |row| row.get(0))
+            .map_err(|error| self.error("reading the data version", error))
     }
 
     /// The task's row; `NotFound` if it does not exist.
@@ -117,7 +171,8 @@ impl Db {
         self.conn
             .prepare_cached(
                 "UPDATE tasks SET status = ?2, lease_owner = ?3, lease_expires_at = ?4, stop_requested = ?5, \
-                 run_seconds = ?6, run_nanos = ?7, record = ?8 WHERE id = ?1",
+                 run_seconds = ?6, run_nanos = ?7, record = ?8, epoch = ?9, lost_leases = ?10, waiting = ?11 \
+                 WHERE id = ?1",
             )
             .and_then(|mut statement| {
                 statement.execute(params![
@@ -129,6 +184,9 @@ impl Db {
                     run_seconds,
                     run_nanos,
                     record,
+                    i64::try_from(row.epoch).unwrap_or(i64::MAX),
+                    i64::from(row.lost_leases),
+                    row.waiting,
                 ])
             })
             .map_err(|error| self.error("saving a task", error))?;
@@ -161,6 +219,10 @@ impl Db {
         if let Some(task_type) = &request.task_type {
             values.push(Value::Text(task_type.as_str().to_owned()));
             filters.push(format!("task_type = ?{}", values.len()));
+        }
+        if let Some(parent_id) = &request.parent_id {
+            values.push(Value::Text(parent_id.to_string()));
+            filters.push(format!("parent_id = ?{}", values.len()));
         }
         let filter =
             if filters.is_empty() { String::new() } else { format!("WHERE {}", filters.join(" AND ")) };
@@ -217,7 +279,7 @@ impl Db {
              ORDER BY created_at, id LIMIT 1"
         );
         let abandoned = format!(
-            "SELECT created_at, id FROM tasks WHERE status = 'processing' \
+            "SELECT created_at, id FROM tasks WHERE status = 'processing' AND waiting = 0 \
              AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at < {now}) {type_filter} \
              ORDER BY created_at, id LIMIT 1"
         );

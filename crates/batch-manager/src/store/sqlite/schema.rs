@@ -16,7 +16,7 @@ pub(super) const APPLICATION_ID: i32 = 0x7075_6d70;
 
 /// The migrations, in order: migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 /// Released migrations never change; a schema change is a new migration at the end.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: tasks (the filtered and ordered fields as columns, the whole record as JSON), the latest
     // checkpoint per task, and finished tasks' results.
     "CREATE TABLE tasks (
@@ -48,6 +48,14 @@ const MIGRATIONS: [&str; 1] = [
         result  TEXT NOT NULL,
         metrics TEXT NOT NULL
     ) STRICT;",
+    // 2: fencing epochs, quarantine counts, partitions (the parent of a child task; a parent waiting
+    // for its partitions). Claims look at pending and processing rows only.
+    "ALTER TABLE tasks ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN lost_leases INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE tasks ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0 CHECK (waiting IN (0, 1));
+    ALTER TABLE tasks ADD COLUMN parent_id TEXT;
+    CREATE INDEX tasks_by_parent ON tasks (parent_id, created_at, id) WHERE parent_id IS NOT NULL;
+    CREATE INDEX tasks_claimable ON tasks (created_at, id) WHERE status IN ('pending', 'processing');",
 ];
 
 /// The schema version this build writes and understands.
@@ -80,8 +88,13 @@ fn configure(db: &Db, options: &SqliteOptions) -> Result<(), StoreError> {
                 .to_owned(),
         ));
     }
-    // Look before changing anything: a file of another application or version is left as it is.
-    check_known(db, user_version(db)?)?;
+    // Look before changing anything: a file of another application or version is left as it is. One
+    // read transaction, so that the version and the tables are seen from one snapshot even while
+    // another process is creating the schema.
+    db.conn.execute_batch("BEGIN DEFERRED").map_err(|error| db.error("reading the database", error))?;
+    let checked = user_version(db).and_then(|version| check_known(db, version));
+    let _ = db.conn.execute_batch("COMMIT");
+    checked?;
     let journal_mode: String = conn
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(|error| db.error("reading the database (switching it to WAL mode)", error))?;

@@ -1,0 +1,106 @@
+//! The `batch_process` kind described for its users ([`spec`]): its params as
+//! [`BatchProcessConfig::from_params`](super::BatchProcessConfig::from_params) reads them (see the
+//! module docs for their rules), and its default config.
+
+use crate::batch_process::config::{DedupConfig, Format, GroupConfig};
+use crate::params::{KindSpec, ParamSpec, ParamType};
+
+/// What `batch_process` tells front ends: every [`BatchConfig`](batch_model::BatchConfig) setting
+/// honoured (the chunk runner), chunks of 1,000 records.
+pub(crate) fn spec() -> KindSpec {
+    KindSpec::new("Filter, project, de-duplicate and aggregate the records of a JSON-lines or CSV file.")
+        .with_params(vec![
+            ParamSpec::new(
+                "input",
+                ParamType::Path,
+                "The records to read: JSON lines or CSV with a header row.",
+            )
+            .required()
+            .input(),
+            ParamSpec::new("output", ParamType::Path, "Where the kept rows are written (JSON lines).")
+                .required()
+                .output(),
+            ParamSpec::new(
+                "dead_letter",
+                ParamType::Path,
+                "Where rejected records are written (JSON lines) with their line, code and reason; default: \
+                 beside the output, <output stem>.dead_letters.jsonl.",
+            )
+            .with_alias("dead_letters")
+            .output(),
+            ParamSpec::new(
+                "format",
+                ParamType::Choice,
+                "The input's format; default: from its extension (.csv; .jsonl, .ndjson, .json).",
+            )
+            .with_choices([Format::JsonLines, Format::Csv].map(Format::as_str)),
+            ParamSpec::new(
+                "filter",
+                ParamType::String,
+                "Keep the records matching this expression, e.g. amount >= 100 && region == \"华东\".",
+            ),
+            ParamSpec::new(
+                "select",
+                ParamType::StringList,
+                "Keep only these fields (dotted paths), in this order.",
+            ),
+            ParamSpec::new("rename", ParamType::StringList, "Rename fields after select: from=to pairs."),
+            ParamSpec::new(
+                "dedup_key",
+                ParamType::StringList,
+                "Keep the first record of each key made of these fields.",
+            ),
+            ParamSpec::new(
+                "dedup_max_keys",
+                ParamType::Integer,
+                "The most distinct keys remembered; one more fails the task (needs dedup_key).",
+            )
+            .with_default(DedupConfig::DEFAULT_MAX_KEYS),
+            ParamSpec::new("group_by", ParamType::StringList, "Group the rows by these fields."),
+            ParamSpec::new(
+                "aggregates",
+                ParamType::StringList,
+                "Aggregates per group, [alias=]function[:field] with count, sum, min, max or avg; default: \
+             count when grouping.",
+            ),
+            ParamSpec::new(
+                "max_groups",
+                ParamType::Integer,
+                "The most groups kept; one more fails the task (needs group_by or aggregates).",
+            )
+            .with_default(GroupConfig::DEFAULT_MAX_GROUPS),
+        ])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+mod tests {
+    use crate::batch_process::config::PARAMS;
+
+    #[test]
+    fn every_param_the_parser_knows_is_described_and_no_other() {
+        let spec = super::spec();
+        let mut described: Vec<&str> = spec
+            .params
+            .iter()
+            .flat_map(|param| std::iter::once(&param.name).chain(&param.aliases))
+            .map(String::as_str)
+            .collect();
+        described.sort_unstable();
+        let mut known = PARAMS.to_vec();
+        known.sort_unstable();
+        assert_eq!(described, known);
+    }
+
+    #[test]
+    fn constant_defaults_are_the_parsers() {
+        let spec = super::spec();
+        let config = crate::batch_process::BatchProcessConfig::from_params(&serde_json::json!({
+            "input": "in.jsonl", "output": "out.jsonl", "dedup_key": "id", "group_by": "region",
+        }))
+        .unwrap();
+        let default = |name: &str| spec.param(name).unwrap().default.clone().unwrap();
+        assert_eq!(default("dedup_max_keys"), config.dedup.unwrap().max_keys);
+        assert_eq!(default("max_groups"), config.grouping.unwrap().max_groups);
+    }
+}
