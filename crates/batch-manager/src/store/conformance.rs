@@ -636,10 +636,7 @@ pub async fn check_claim_many_takes_the_oldest_claimable_in_order(ctx: &Context)
     ctx.set(0);
     let gone = ctx.claim(&abandoned.id, "gone").await.unwrap().lease.holder();
     ctx.set(1);
-    store
-        .commit_checkpoint(&abandoned.id, &gone, &ctx.checkpoint(1, 1), &ctx.progress(10, 1))
-        .await
-        .unwrap();
+    store.commit_checkpoint(&abandoned.id, &gone, &ctx.checkpoint(1, 1), &ctx.progress(10, 1)).await.unwrap();
     ctx.set(50);
     ctx.claim(&live.id, "alive").await.unwrap();
 
@@ -1302,7 +1299,9 @@ pub async fn check_concurrent_claims_take_each_task_once(ctx: &Context) {
     for chunk in tasks.chunks(50) {
         let store = Arc::clone(&ctx.store);
         let chunk = chunk.to_vec();
-        inserts.spawn(async move { store.insert_tasks(&chunk).await.into_iter().for_each(|outcome| outcome.unwrap()) });
+        inserts.spawn(async move {
+            store.insert_tasks(&chunk).await.into_iter().for_each(|outcome| outcome.unwrap())
+        });
     }
     inserts.join_all().await;
     ctx.set(5000);

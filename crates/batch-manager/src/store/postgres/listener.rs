@@ -1,9 +1,9 @@
-//! The change feed: one dedicated connection per store that LISTENs for task changes and forwards
-//! them to subscribers ([`StoreEvent`]), reconnecting with backoff.
+//! The change feed's listener: one dedicated connection per store that LISTENs for task changes
+//! and publishes them on the store's [`ChangeFeed`], reconnecting with backoff.
 //!
 //! Notifications are a hint, never the guarantee: they are lost while the connection is down, and a
 //! subscriber that falls behind loses the oldest. So after every reconnect the feed sends
-//! [`StoreEvent::Resync`] ("look again now"), and a subscriber that lags
+//! [`TaskChange::Resync`] ("look again now"), and a subscriber that lags
 //! ([`tokio::sync::broadcast::error::RecvError::Lagged`]) should do the same; polling stays the
 //! fallback.
 
@@ -11,42 +11,39 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use batch_model::{TaskId, TaskStatus};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::error::PgLocation;
 use super::queries;
+use crate::store::feed::{ChangeFeed, TaskChange};
 
-/// A task that changed: inserted (`pending`), stopped, released, finished, or its status set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TaskChange {
-    /// The task.
-    pub id: TaskId,
-    /// Its status after the change.
-    pub status: TaskStatus,
+/// One line of a notification payload: `"<id> <status> <1|0>"` (the last field: claimable).
+pub(super) fn payload_line(id: &TaskId, status: TaskStatus, claimable: bool) -> String {
+    format!("{id} {status} {}", u8::from(claimable))
 }
 
-/// What the change feed sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreEvent {
-    /// One task changed.
-    Changed(TaskChange),
-    /// Changes may have been missed (the listener reconnected, or many tasks changed at once): look
-    /// at the store again.
-    Resync,
-}
-
-/// Parses a notification payload: `"<id> <status>"`, or `"*"` for a resync.
-pub(super) fn parse_payload(payload: &str) -> Option<StoreEvent> {
+/// Parses a notification payload: lines of [`payload_line`], or `"*"` for a resync. Malformed lines
+/// are skipped.
+pub(super) fn parse_payload(payload: &str) -> Vec<TaskChange> {
     if payload == "*" {
-        return Some(StoreEvent::Resync);
+        return vec![TaskChange::Resync];
     }
-    let (id, status) = payload.split_once(' ')?;
-    Some(StoreEvent::Changed(TaskChange {
-        id: TaskId::from_str(id).ok()?,
-        status: TaskStatus::from_str(status).ok()?,
-    }))
+    payload
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let id = TaskId::from_str(fields.next()?).ok()?;
+            let status = TaskStatus::from_str(fields.next()?).ok()?;
+            let claimable = match fields.next()? {
+                "1" => true,
+                "0" => false,
+                _ => return None,
+            };
+            fields.next().is_none().then_some(TaskChange::Task { id, status, claimable })
+        })
+        .collect()
 }
 
 /// The first wait after a lost connection; doubled per failed attempt up to [`MAX_BACKOFF`].
@@ -57,7 +54,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(super) async fn run(
     config: tokio_postgres::Config,
     location: PgLocation,
-    events: broadcast::Sender<StoreEvent>,
+    feed: ChangeFeed,
     listening: watch::Sender<bool>,
     stop: CancellationToken,
 ) {
@@ -66,7 +63,7 @@ pub(super) async fn run(
     let mut failures: u32 = 0;
     loop {
         let session = tokio::select! {
-            session = listen(&config, &events, &listening, connected_before) => session,
+            session = listen(&config, &feed, &listening, connected_before) => session,
             () = stop.cancelled() => return,
         };
         let _ = listening.send(false);
@@ -99,19 +96,15 @@ pub(super) async fn run(
 /// session that was listening ended; `Err` when it could not start.
 async fn listen(
     config: &tokio_postgres::Config,
-    events: &broadcast::Sender<StoreEvent>,
+    feed: &ChangeFeed,
     listening: &watch::Sender<bool>,
     reconnect: bool,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
     let forward = |message: AsyncMessage| {
         if let AsyncMessage::Notification(notification) = message {
-            match parse_payload(notification.payload()) {
-                // No subscriber is not an error.
-                Some(event) => drop(events.send(event)),
-                None => {
-                    tracing::debug!(payload = notification.payload(), "ignored a malformed task notification")
-                }
+            for change in parse_payload(notification.payload()) {
+                feed.publish(change);
             }
         }
     };
@@ -135,7 +128,7 @@ async fn listen(
     let _ = listening.send(true);
     if reconnect {
         // Changes made while the listener was away were not heard: everyone looks again.
-        let _ = events.send(StoreEvent::Resync);
+        feed.publish(TaskChange::Resync);
     }
     loop {
         match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -154,15 +147,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads_parse_into_events() {
-        let id = TaskId::new();
+    fn payloads_parse_into_changes() {
+        let (first, second) = (TaskId::new(), TaskId::new());
+        let payload = [
+            payload_line(&first, TaskStatus::Completed, false),
+            payload_line(&second, TaskStatus::Processing, true),
+        ]
+        .join("\n");
         assert_eq!(
-            parse_payload(&format!("{id} completed")),
-            Some(StoreEvent::Changed(TaskChange { id, status: TaskStatus::Completed }))
+            parse_payload(&payload),
+            vec![
+                TaskChange::Task { id: first, status: TaskStatus::Completed, claimable: false },
+                TaskChange::Task { id: second, status: TaskStatus::Processing, claimable: true },
+            ]
         );
-        assert_eq!(parse_payload("*"), Some(StoreEvent::Resync));
-        assert_eq!(parse_payload("not-an-id pending"), None);
-        assert_eq!(parse_payload(&format!("{id} sleeping")), None);
-        assert_eq!(parse_payload(""), None);
+        assert_eq!(parse_payload("*"), vec![TaskChange::Resync]);
+        assert_eq!(parse_payload("not-an-id pending 1"), vec![]);
+        assert_eq!(parse_payload(&format!("{first} sleeping 1")), vec![]);
+        assert_eq!(parse_payload(&format!("{first} pending")), vec![]);
+        assert_eq!(parse_payload(&format!("{first} pending 2")), vec![]);
+        assert_eq!(parse_payload(&format!("{first} pending 1 extra")), vec![]);
+        assert_eq!(parse_payload(""), vec![]);
     }
 }

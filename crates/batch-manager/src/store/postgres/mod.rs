@@ -8,33 +8,42 @@
 //!   are numbered and applied on connect under a transaction-scoped advisory lock, so that many
 //!   processes starting at once on an empty database migrate it once; a schema newer than this build
 //!   knows is refused (`STORAGE_ERROR`).
-//! - **The same rules.** A call that changes a task loads its row `FOR UPDATE`, applies the rule the
-//!   memory and SQLite stores apply (`store/rules.rs`) in Rust, and saves it in the same
-//!   transaction, so the three stores behave alike.
+//! - **The same rules.** A call that changes a task locks its row `FOR UPDATE` — with its family
+//!   when it is a partition or a parent, the parent first, then the partitions in id order — applies
+//!   the rules the memory and SQLite stores apply (`store/rules.rs`: `TaskRow`, `Family`) in Rust,
+//!   and saves every changed row in the same transaction, so the three stores behave alike.
 //! - **The database's clock.** Lease expiry is judged, and every time the store stamps (claims,
-//!   status changes, finishes, releases, stops) is read, on the database's clock (`now()` of the
-//!   transaction) at **microsecond** resolution; the callers' `now` and `at` arguments are ignored.
-//!   Lease expiry times are kept in microseconds (rounded down). Times the caller sets in records
-//!   (`created_at`, a checkpoint's `committed_at`, a progress's `updated_at`) are kept as given. Tests
-//!   shift the store's view of the clock through [`PgStore::clock`] ([`DbClock`]).
+//!   status changes, finishes, releases, stops) is read, on the database's clock
+//!   (`clock_timestamp()` once the group's rows are locked) at **microsecond** resolution, never on a
+//!   worker's; lease expiry times are kept in whole microseconds (rounded down). Times the caller
+//!   sets in records (`created_at`, a checkpoint's `committed_at`, a progress's `updated_at`) are kept
+//!   as given. Tests give the store a [`Clock`] instead ([`PgOptions::clock`]), whose time is sent
+//!   with each statement that needs it.
+//! - **Fencing.** Every claim bumps the task's `epoch`; every write names the [`Holder`] it acts for
+//!   and is refused (`LeaseLost`) unless it holds the task under that epoch.
 //! - **Group commit.** Calls that change tasks are gathered into one transaction per group, up to
 //!   [`PgOptions::writers`] groups at once, each group two pipelined round trips (see `writer.rs`);
 //!   reads use pooled connections directly. No transaction stays open beyond one group: never while
-//!   a task runs.
+//!   a task runs. A group whose connection is lost, or that meets a restarting server, is tried
+//!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
+//!   way, the store first asks the server whether it committed, so a group never applies twice.
 //! - **Claims.** `FOR UPDATE SKIP LOCKED`, oldest first, from partial indexes that cover only
-//!   claimable rows (`pending`, `processing`), so finished tasks cost a claim nothing and two workers
-//!   never get one task. Every claim bumps the task's `epoch` (a fencing token, column `epoch`).
-//! - **Change feed.** Inserts, stops, releases, finishes and status changes NOTIFY
-//!   `batch_task_changes` with `"<id> <status>"` in their transaction; one dedicated connection per
-//!   store LISTENs (pooled connections would drop notifications), reconnects with backoff, and sends
-//!   [`StoreEvent::Resync`] after a reconnect. [`PgStore::subscribe`] hands out receivers.
+//!   claimable rows (`pending`, and `processing` but not waiting for partitions), so finished tasks
+//!   cost a claim nothing and two workers never get one task.
+//! - **Change feed.** Each group sends one NOTIFY statement on `batch_task_changes` whose payloads
+//!   carry a line per changed task — id, status, claimable — for inserts, claims, checkpoints,
+//!   progress, finishes, releases, stops, restarts and splits (heartbeats are not changes). One
+//!   dedicated connection per store LISTENs (pooled connections would drop notifications), reconnects
+//!   with backoff, and publishes [`TaskChange::Resync`] after a reconnect. [`TaskStore::subscribe`]
+//!   hands out receivers.
+//! - **An audit trail.** `batch.task_events` gets a row for each claim, checkpoint, end, release,
+//!   split, quarantine and restart, in the transaction that made it: [`PgStore::task_events`].
 //! - **Client.** tokio-postgres (pipelining, cached prepared statements, binary COPY for bulk inserts)
 //!   and deadpool-postgres; connections are made without TLS.
 //! - **Errors that say what to do.** A failure is [`StoreError::Storage`] (`STORAGE_ERROR`) naming
 //!   `postgres://user@host:port/database` (never the password) and what to fix: a refused connection,
 //!   a bad password, an unknown database, a missing privilege.
 
-mod clock;
 mod error;
 mod listener;
 mod queries;
@@ -42,6 +51,7 @@ mod schema;
 mod writer;
 
 use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,22 +60,21 @@ use batch_model::{
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio_postgres::types::Json;
 use tokio_util::sync::CancellationToken;
 
-pub use clock::DbClock;
-pub use listener::{StoreEvent, TaskChange};
-
+use super::clock::Clock;
+use super::feed::{ChangeFeed, TaskChange};
 use super::{
-    Checkpoint, ClaimedTask, HeartbeatReply, LeaseRequest, StatusUpdate, StoreError, TaskOutcome, TaskPage,
-    TaskResultRecord, TaskStore, WorkerId,
+    Checkpoint, ClaimedTask, HeartbeatReply, Holder, LeaseRequest, StatusUpdate, StoreError, TaskChanges,
+    TaskOutcome, TaskPage, TaskResultRecord, TaskStore, WorkerId,
 };
 use error::{PgLocation, corrupt_record, storage};
-use writer::{Answer, Op, Writer};
+use writer::{Answer, Limits, Op, Shared, Writer};
 
 /// How to connect a [`PgStore`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PgOptions {
     /// Most pooled connections (default 8; at least `writers + 1`). The change feed's connection
     /// comes on top.
@@ -78,8 +87,16 @@ pub struct PgOptions {
     pub queue_capacity: usize,
     /// How long to wait for a connection (default 10 s).
     pub connect_timeout: Duration,
-    /// Whether to run the change feed's listener (default true).
+    /// How long a group keeps trying when the connection is lost or the server is restarting, before
+    /// its calls fail with `STORAGE_ERROR` (default 30 s).
+    pub retry_for: Duration,
+    /// Whether to run the change feed's listener (default true). Without it, the feed carries only
+    /// this handle's own changes.
     pub listen: bool,
+    /// The clock that judges leases and stamps tasks: `None` (the default) for the database's, as
+    /// every process sharing the database must; tests give a
+    /// [`ManualClock`](crate::store::ManualClock), whose time is sent with each call.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for PgOptions {
@@ -90,7 +107,9 @@ impl Default for PgOptions {
             max_group: 512,
             queue_capacity: 4096,
             connect_timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(30),
             listen: true,
+            clock: None,
         }
     }
 }
@@ -113,12 +132,81 @@ pub struct PgStats {
 /// Bulk inserts of at least this many tasks go through binary COPY.
 const COPY_THRESHOLD: usize = 1000;
 
-/// Bulk inserts that notify each task; larger ones send one [`StoreEvent::Resync`].
+/// Bulk inserts that notify each task; larger ones send one [`TaskChange::Resync`].
 const NOTIFY_EACH_UP_TO: usize = 100;
 
-/// `key` (ns since the epoch) rounded down to a whole microsecond: what PostgreSQL keeps.
-pub(super) fn micros_floor(key: i64) -> i64 {
-    key - key.rem_euclid(1000)
+/// One entry of a task's audit trail (see [`PgStore::task_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    /// What happened.
+    pub kind: TaskEventKind,
+    /// The task's epoch at the event: for a claim, the epoch it started.
+    pub epoch: u64,
+    /// The worker whose call it was; `None` for a change nobody held the task for (a stop, a
+    /// restart, an end that a partition's end caused).
+    pub worker: Option<WorkerId>,
+    /// The sequence of the task's last checkpoint after the event (for a claim: the checkpoint it
+    /// resumes from); `None` before the first.
+    pub sequence: Option<u64>,
+    /// When, on the store's clock (the transaction's time).
+    pub at: DateTime<Utc>,
+}
+
+/// What a [`TaskEvent`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskEventKind {
+    /// A worker claimed (or took over) the task.
+    Claimed,
+    /// Its holder committed a checkpoint.
+    Checkpoint,
+    /// The task ended `completed`.
+    Completed,
+    /// The task ended `failed`.
+    Failed,
+    /// The task ended `cancelled`.
+    Cancelled,
+    /// Its holder handed it back.
+    Released,
+    /// Its holder split it into partitions.
+    Split,
+    /// It ended `failed` because its workers kept getting lost (see [`LeaseRequest::max_lost_leases`]).
+    Quarantined,
+    /// A new attempt of it started.
+    Restarted,
+}
+
+impl TaskEventKind {
+    /// The name stored in `batch.task_events.event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskEventKind::Claimed => "claimed",
+            TaskEventKind::Checkpoint => "checkpoint",
+            TaskEventKind::Completed => "completed",
+            TaskEventKind::Failed => "failed",
+            TaskEventKind::Cancelled => "cancelled",
+            TaskEventKind::Released => "released",
+            TaskEventKind::Split => "split",
+            TaskEventKind::Quarantined => "quarantined",
+            TaskEventKind::Restarted => "restarted",
+        }
+    }
+
+    fn parse(name: &str) -> Option<TaskEventKind> {
+        [
+            TaskEventKind::Claimed,
+            TaskEventKind::Checkpoint,
+            TaskEventKind::Completed,
+            TaskEventKind::Failed,
+            TaskEventKind::Cancelled,
+            TaskEventKind::Released,
+            TaskEventKind::Split,
+            TaskEventKind::Quarantined,
+            TaskEventKind::Restarted,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
 }
 
 /// The PostgreSQL [`TaskStore`]. See the [module docs](self) for the design.
@@ -142,8 +230,10 @@ pub struct PgStore {
     pool: Pool,
     location: PgLocation,
     writer: Writer,
-    clock: DbClock,
-    events: broadcast::Sender<StoreEvent>,
+    clock: Option<Arc<dyn Clock>>,
+    feed: ChangeFeed,
+    /// Whether a listener runs (else the feed is fed by this handle itself).
+    listen: bool,
     listening: watch::Receiver<bool>,
     stop: CancellationToken,
 }
@@ -157,7 +247,8 @@ impl Drop for PgStore {
 
 impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or the
-    /// `key=value` form), checks it can be used, and applies the schema migrations it lacks.
+    /// `key=value` form), checks it can be used, and applies the schema migrations it lacks. Must be
+    /// called within a tokio runtime (the store's writer and listener run on it).
     ///
     /// Fails with [`StoreError::Storage`] (`STORAGE_ERROR`) naming the server and database and what to
     /// fix when the URL is malformed, the server refuses the connection or the password, the database
@@ -194,23 +285,23 @@ impl PgStore {
         schema::migrate(&mut client, &location).await?;
         drop(client);
 
-        let clock = DbClock::default();
-        let writer = Writer::start(
-            pool.clone(),
-            location.clone(),
-            clock.clone(),
-            writers,
-            options.max_group,
-            options.queue_capacity,
-        );
-        let (events, _) = broadcast::channel(1024);
+        let feed = ChangeFeed::default();
+        let shared = Shared {
+            pool: pool.clone(),
+            location: location.clone(),
+            clock: options.clock.clone(),
+            local_feed: (!options.listen).then(|| feed.clone()),
+            retry_for: options.retry_for,
+        };
+        let limits = Limits { writers, max_group: options.max_group, queue_capacity: options.queue_capacity };
+        let writer = Writer::start(shared, limits);
         let (listening_sender, mut listening) = watch::channel(false);
         let stop = CancellationToken::new();
         if options.listen {
             tokio::spawn(listener::run(
                 config,
                 location.clone(),
-                events.clone(),
+                feed.clone(),
                 listening_sender,
                 stop.clone(),
             ));
@@ -218,31 +309,66 @@ impl PgStore {
             let _ = tokio::time::timeout(options.connect_timeout, listening.wait_for(|listening| *listening))
                 .await;
         }
-        Ok(PgStore { pool, location, writer, clock, events, listening, stop })
+        Ok(PgStore {
+            pool,
+            location,
+            writer,
+            clock: options.clock,
+            feed,
+            listen: options.listen,
+            listening,
+            stop,
+        })
     }
 
-    /// The store's view of the database clock: shift it in tests (see [`DbClock`]).
-    pub fn clock(&self) -> &DbClock {
-        &self.clock
-    }
-
-    /// The store's current time: the database's clock as this store sees it (with the
-    /// [`DbClock`]'s offset or pin).
-    pub async fn database_time(&self) -> Result<DateTime<Utc>, StoreError> {
+    /// The store's current time: the database's clock (or the clock the store was given).
+    pub async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
         let client = self.client().await?;
-        let (pinned, offset) = self.clock.params();
+        let given = self.clock.as_ref().map(|clock| clock.now());
         let row = client
-            .query_one(queries::NOW, &[&pinned, &offset])
+            .query_one(queries::NOW, &[&given])
             .await
             .map_err(|error| self.location.error("reading the database time", error))?;
         row.try_get(0).map_err(|error| corrupt_record(&self.location, "the database time", error))
     }
 
-    /// A receiver of the change feed: each task inserted, stopped, released, finished or given a new
-    /// status, and [`StoreEvent::Resync`] whenever changes may have been missed. A receiver that falls
-    /// more than 1024 events behind gets `Lagged` and should look at the store again.
-    pub fn subscribe(&self) -> broadcast::Receiver<StoreEvent> {
-        self.events.subscribe()
+    /// The task's audit trail, oldest first: each claim, checkpoint, end, release, split, quarantine
+    /// and restart, with the epoch and worker it happened under, written in the transaction that
+    /// made the change. Empty for an unknown task.
+    ///
+    /// Fleet tests prove with it that each task completed exactly once and that no write of a stale
+    /// epoch was accepted; operators read a task's history in it.
+    pub async fn task_events(&self, id: &TaskId) -> Result<Vec<TaskEvent>, StoreError> {
+        let client = self.client().await?;
+        let reading = |error| self.location.error("reading a task's events", error);
+        let statement = client.prepare_cached(queries::GET_EVENTS).await.map_err(reading)?;
+        let rows = client.query(&statement, &[&id.to_string()]).await.map_err(reading)?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |error| corrupt_record(&self.location, &format!("an event of task {id}"), error);
+                let epoch: i64 = row.try_get(0).map_err(corrupt)?;
+                let worker: Option<String> = row.try_get(1).map_err(corrupt)?;
+                let name: String = row.try_get(2).map_err(corrupt)?;
+                let sequence: Option<i64> = row.try_get(3).map_err(corrupt)?;
+                let at: DateTime<Utc> = row.try_get(4).map_err(corrupt)?;
+                let kind = TaskEventKind::parse(&name).ok_or_else(|| {
+                    storage(
+                        &self.location,
+                        format!(
+                            "an event of task {id} has the unknown kind {name:?}: the database was written by \
+                             a newer version of batch or another program"
+                        ),
+                    )
+                })?;
+                Ok(TaskEvent {
+                    kind,
+                    epoch: u64::try_from(epoch).unwrap_or(0),
+                    worker: worker.map(WorkerId),
+                    sequence: sequence.map(|sequence| u64::try_from(sequence).unwrap_or(0)),
+                    at,
+                })
+            })
+            .collect()
     }
 
     /// Whether the change feed's listener is connected and listening now.
@@ -314,7 +440,7 @@ impl PgStore {
             .copy_in(queries::COPY_IMPORT)
             .await
             .map_err(|error| location.error("starting the COPY of new tasks", error))?;
-        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::JSON];
+        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::JSON, Type::TEXT];
         let writer = BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
         for task in tasks {
@@ -322,9 +448,18 @@ impl PgStore {
             let created = super::rules::time_key(task.created_at);
             let run_nanos = writer::run_nanos(&super::rules::TaskRow::new(task.clone()));
             let record = Json(task);
+            let parent = task.parent_id.map(|parent| parent.to_string());
             writer
                 .as_mut()
-                .write(&[&id, &task.task_type.as_str(), &task.status.as_str(), &created, &run_nanos, &record])
+                .write(&[
+                    &id,
+                    &task.task_type.as_str(),
+                    &task.status.as_str(),
+                    &created,
+                    &run_nanos,
+                    &record,
+                    &parent,
+                ])
                 .await
                 .map_err(|error| location.error("copying new tasks", error))?;
         }
@@ -349,22 +484,43 @@ impl PgStore {
                 }
             })
             .collect();
-        let notifications: Vec<String> =
+        let changes: Vec<TaskChange> =
             if outcomes.iter().filter(|outcome| outcome.is_ok()).count() > NOTIFY_EACH_UP_TO {
-                vec!["*".to_owned()]
+                vec![TaskChange::Resync]
             } else {
                 tasks
                     .iter()
                     .zip(&outcomes)
                     .filter(|(_, outcome)| outcome.is_ok())
-                    .map(|(task, _)| format!("{} {}", task.id, task.status))
+                    .map(|(task, _)| TaskChange::Task {
+                        id: task.id,
+                        status: task.status,
+                        // A new task has no holder: its time does not matter.
+                        claimable: super::rules::TaskRow::new(task.clone())
+                            .is_claimable(DateTime::<Utc>::MIN_UTC),
+                    })
                     .collect()
             };
-        transaction
-            .execute(queries::NOTIFY, &[&notifications])
-            .await
-            .map_err(|error| location.error("notifying new tasks", error))?;
+        let payload = changes
+            .iter()
+            .map(|change| match change {
+                TaskChange::Task { id, status, claimable } => listener::payload_line(id, *status, *claimable),
+                _ => "*".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !payload.is_empty() {
+            transaction
+                .execute(queries::NOTIFY, &[&vec![payload]])
+                .await
+                .map_err(|error| location.error("notifying new tasks", error))?;
+        }
         transaction.commit().await.map_err(|error| location.error("committing new tasks", error))?;
+        if !self.listen {
+            for change in changes {
+                self.feed.publish(change);
+            }
+        }
         Ok(outcomes)
     }
 }
@@ -385,6 +541,9 @@ impl TaskStore for PgStore {
     }
 
     async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        if tasks.is_empty() {
+            return Vec::new();
+        }
         let outcome = if tasks.len() >= COPY_THRESHOLD {
             self.copy_insert(tasks).await
         } else {
@@ -396,10 +555,7 @@ impl TaskStore for PgStore {
         };
         match outcome {
             Ok(outcomes) => outcomes,
-            Err(error) => {
-                let failure = error::GroupFailure::new(error);
-                tasks.iter().map(|_| Err(failure.to_error())).collect()
-            }
+            Err(error) => error.copies(tasks.len()).into_iter().map(Err).collect(),
         }
     }
 
@@ -420,6 +576,7 @@ impl TaskStore for PgStore {
         let client = self.client().await?;
         let status = request.status.map(TaskStatus::as_str);
         let task_type = request.task_type.as_ref().map(TaskType::as_str);
+        let parent = request.parent_id.map(|parent| parent.to_string());
         let limit = i64::from(request.limit);
         let offset = i64::try_from(request.offset).unwrap_or(i64::MAX);
         let listing = |error| self.location.error("listing tasks", error);
@@ -428,9 +585,9 @@ impl TaskStore for PgStore {
             client.prepare_cached(queries::LIST_TASKS)
         )
         .map_err(listing)?;
-        let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&status, &task_type];
-        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-            [&status, &task_type, &limit, &offset];
+        let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&status, &task_type, &parent];
+        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&status, &task_type, &parent, &limit, &offset];
         let (total, rows) =
             tokio::try_join!(client.query_one(&count, &count_params), client.query(&page, &page_params))
                 .map_err(listing)?;
@@ -469,8 +626,13 @@ impl TaskStore for PgStore {
         self.claimed(Op::ClaimNext { task_types: task_types.to_vec(), lease: lease.clone(), max }).await
     }
 
-    async fn heartbeat(&self, id: &TaskId, lease: &LeaseRequest) -> Result<HeartbeatReply, StoreError> {
-        match self.call(Op::Heartbeat { id: *id, lease: lease.clone() }).await? {
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> Result<HeartbeatReply, StoreError> {
+        match self.call(Op::Heartbeat { id: *id, holder: holder.clone(), ttl }).await? {
             Answer::Heartbeat(reply) => Ok(reply),
             other => Err(self.unexpected(&other)),
         }
@@ -479,13 +641,13 @@ impl TaskStore for PgStore {
     async fn commit_checkpoint(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError> {
         self.done(Op::CommitCheckpoint {
             id: *id,
-            worker: worker.clone(),
+            holder: holder.clone(),
             checkpoint: checkpoint.clone(),
             progress: progress.clone(),
         })
@@ -495,10 +657,10 @@ impl TaskStore for PgStore {
     async fn update_progress(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         progress: &Progress,
     ) -> Result<(), StoreError> {
-        self.done(Op::UpdateProgress { id: *id, worker: worker.clone(), progress: progress.clone() }).await
+        self.done(Op::UpdateProgress { id: *id, holder: holder.clone(), progress: progress.clone() }).await
     }
 
     async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError> {
@@ -517,23 +679,31 @@ impl TaskStore for PgStore {
     async fn finish_task(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
+        holder: &Holder,
         outcome: &TaskOutcome,
     ) -> Result<BatchTask, StoreError> {
-        self.task_answer(Op::Finish { id: *id, worker: worker.clone(), outcome: outcome.clone() }).await
+        self.task_answer(Op::Finish { id: *id, holder: holder.clone(), outcome: outcome.clone() }).await
     }
 
-    async fn release_task(
+    async fn release_task(&self, id: &TaskId, holder: &Holder) -> Result<(), StoreError> {
+        self.done(Op::Release { id: *id, holder: holder.clone() }).await
+    }
+
+    async fn request_stop(&self, id: &TaskId) -> Result<BatchTask, StoreError> {
+        self.task_answer(Op::RequestStop { id: *id }).await
+    }
+
+    async fn restart_task(&self, id: &TaskId) -> Result<BatchTask, StoreError> {
+        self.task_answer(Op::Restart { id: *id }).await
+    }
+
+    async fn split_task(
         &self,
         id: &TaskId,
-        worker: &WorkerId,
-        _now: DateTime<Utc>,
+        holder: &Holder,
+        children: &[BatchTask],
     ) -> Result<(), StoreError> {
-        self.done(Op::Release { id: *id, worker: worker.clone() }).await
-    }
-
-    async fn request_stop(&self, id: &TaskId, _now: DateTime<Utc>) -> Result<BatchTask, StoreError> {
-        self.task_answer(Op::RequestStop { id: *id }).await
+        self.done(Op::Split { id: *id, holder: holder.clone(), children: children.to_vec() }).await
     }
 
     async fn task_result(&self, id: &TaskId) -> Result<Option<TaskResultRecord>, StoreError> {
@@ -579,5 +749,14 @@ impl TaskStore for PgStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(BatchMetrics::from_counts(counts))
+    }
+
+    fn subscribe(&self) -> TaskChanges {
+        self.feed.subscribe()
+    }
+
+    /// PostgreSQL keeps microseconds.
+    fn time_resolution(&self) -> Duration {
+        Duration::from_micros(1)
     }
 }

@@ -11,7 +11,7 @@ const MIGRATION_LOCK: i64 = 0x7075_6d70;
 
 /// The migrations, in order: migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 /// Released migrations never change; a schema change is a new migration at the end.
-const MIGRATIONS: [&str; 1] = [
+const MIGRATIONS: [&str; 2] = [
     // 1: tasks (the searched fields as columns, the whole BatchTask as JSON), the latest checkpoint
     // per task, and finished tasks' results.
     "CREATE TABLE batch.tasks (
@@ -47,6 +47,33 @@ const MIGRATIONS: [&str; 1] = [
         result  json NOT NULL,
         metrics json NOT NULL
     );",
+    // 2: quarantine counts, partitions (the parent of a child task; a parent waiting for its
+    // partitions, which claims skip), the last checkpoint's sequence beside the row (so that a row
+    // lock gives the current one), and the audit trail of claims, checkpoints, ends, releases,
+    // splits and quarantines.
+    "ALTER TABLE batch.tasks
+        ADD COLUMN lost_leases    integer NOT NULL DEFAULT 0,
+        ADD COLUMN waiting        boolean NOT NULL DEFAULT false,
+        ADD COLUMN parent_id      uuid,
+        ADD COLUMN checkpoint_seq bigint;
+    UPDATE batch.tasks t SET checkpoint_seq = c.sequence FROM batch.checkpoints c WHERE c.task_id = t.id;
+    CREATE INDEX tasks_by_parent ON batch.tasks (parent_id, created_key, id) WHERE parent_id IS NOT NULL;
+    DROP INDEX batch.tasks_processing;
+    CREATE INDEX tasks_processing ON batch.tasks (created_key, id) WHERE status = 'processing' AND NOT waiting;
+    CREATE TABLE batch.task_events (
+        id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        task_id  uuid        NOT NULL,
+        -- The task's epoch at the event (the claim's own for a claim).
+        epoch    bigint      NOT NULL,
+        -- The worker that made the change; NULL for a change nobody held the task for.
+        worker   text,
+        event    text        NOT NULL,
+        -- The task's checkpoint sequence after the event (NULL before the first checkpoint).
+        sequence bigint,
+        -- The store's time of the transaction.
+        at       timestamptz NOT NULL
+    );
+    CREATE INDEX task_events_by_task ON batch.task_events (task_id, id);",
 ];
 
 /// The schema version this build writes and understands.

@@ -4,39 +4,51 @@
 //! `max_group`) runs on a pooled connection, up to `writers` groups at once. A group is two pipelined
 //! round trips:
 //!
-//! 1. `BEGIN`; insert the group's new tasks; lock the rows its calls name (`FOR UPDATE`, in id order,
-//!    so two groups never deadlock); read the store's time; load the checkpoints claims hand out; pick
+//! 1. `BEGIN`; insert the group's new tasks; lock the rows its calls name and the parents of those
+//!    that are partitions (one statement, in the global lock order of `queries.rs`), then the
+//!    partitions of every locked row (a second statement, whose snapshot sees every committed split);
+//!    read the store's time and the transaction's id; load the checkpoints claims hand out; pick
 //!    claim candidates (`FOR UPDATE SKIP LOCKED`, oldest first, from the partial indexes).
-//! 2. The calls are applied in order to the rows in memory by the same rules as the other stores
-//!    ([`TaskRow`]); a call that fails leaves its rows as they were and gets its error. Then: the changed
-//!    rows, leases, checkpoints and results written with one statement each, the notifications queued,
-//!    `COMMIT`.
+//! 2. The calls are applied in order to the rows in memory by the rules every store applies
+//!    ([`TaskRow`], [`Family`]); a call that fails leaves the rows as they were and gets its error.
+//!    Then the changed rows, leases, checkpoints, results and audit events are written with one
+//!    statement each, the group's notifications queued in one statement, and `COMMIT`.
 //!
 //! Each caller is answered after the commit, so an `Ok` means committed. A deadlock or serialization
-//! failure retries the group; any other failure of the transaction is every call's error.
+//! failure retries the group at once; a lost connection or a server that is restarting retries it
+//! with backoff for up to `retry_for`. When the connection is lost while the commit may have been on
+//! its way, the group asks the server (on a new connection) whether its transaction committed
+//! (`txid_status`) before it retries, so a group is never applied twice.
+//!
+//! Rare cases cost an extra round trip: a candidate whose checkpoint changed after the claim
+//! statement's snapshot has it loaded again (under the row lock it now holds), and a claim that
+//! quarantines a partition whose family was not loaded locks the family and applies the calls again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use batch_model::{BatchTask, Checkpoint, Progress, TaskId, TaskStatus, TaskType};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::clock::DbClock;
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
-use super::queries;
-use super::{PgStats, micros_floor};
-use crate::store::rules::{TaskRow, time_key};
+use super::listener::payload_line;
+use super::{PgStats, queries};
+use crate::store::clock::Clock;
+use crate::store::feed::ChangeFeed;
+use crate::store::rules::{ClaimResult, Family, TaskRow, check_children, time_key};
 use crate::store::{
-    ClaimedTask, HeartbeatReply, Lease, LeaseRequest, StatusUpdate, StoreError, TaskOutcome,
+    ClaimedTask, HeartbeatReply, Holder, Lease, LeaseRequest, StatusUpdate, StoreError, TaskOutcome,
     TaskResultRecord, WorkerId,
 };
 
@@ -47,27 +59,31 @@ pub(super) enum Op {
     UpdateStatus(StatusUpdate),
     ClaimTask { id: TaskId, lease: LeaseRequest },
     ClaimNext { task_types: Vec<TaskType>, lease: LeaseRequest, max: usize },
-    Heartbeat { id: TaskId, lease: LeaseRequest },
-    CommitCheckpoint { id: TaskId, worker: WorkerId, checkpoint: Checkpoint, progress: Progress },
-    UpdateProgress { id: TaskId, worker: WorkerId, progress: Progress },
-    Finish { id: TaskId, worker: WorkerId, outcome: TaskOutcome },
-    Release { id: TaskId, worker: WorkerId },
+    Heartbeat { id: TaskId, holder: Holder, ttl: Duration },
+    CommitCheckpoint { id: TaskId, holder: Holder, checkpoint: Checkpoint, progress: Progress },
+    UpdateProgress { id: TaskId, holder: Holder, progress: Progress },
+    Finish { id: TaskId, holder: Holder, outcome: TaskOutcome },
+    Release { id: TaskId, holder: Holder },
     RequestStop { id: TaskId },
+    Restart { id: TaskId },
+    Split { id: TaskId, holder: Holder, children: Vec<BatchTask> },
 }
 
 impl Op {
-    /// The task whose row the op needs locked, if it names one.
-    fn target(&self) -> Option<&TaskId> {
+    /// The task whose row (and family) the op needs locked, if it names one.
+    fn target(&self) -> Option<TaskId> {
         match self {
             Op::Insert(_) | Op::ClaimNext { .. } => None,
-            Op::UpdateStatus(update) => Some(&update.id),
+            Op::UpdateStatus(update) => Some(update.id),
             Op::ClaimTask { id, .. }
             | Op::Heartbeat { id, .. }
             | Op::CommitCheckpoint { id, .. }
             | Op::UpdateProgress { id, .. }
             | Op::Finish { id, .. }
             | Op::Release { id, .. }
-            | Op::RequestStop { id } => Some(id),
+            | Op::RequestStop { id }
+            | Op::Restart { id }
+            | Op::Split { id, .. } => Some(*id),
         }
     }
 }
@@ -117,30 +133,36 @@ pub(super) struct Writer {
     pub(super) counters: Arc<Counters>,
 }
 
-/// What a group needs besides its requests.
+/// What every group needs besides its requests.
 #[derive(Debug, Clone)]
-struct Shared {
-    pool: Pool,
-    location: PgLocation,
-    clock: DbClock,
-    counters: Arc<Counters>,
+pub(super) struct Shared {
+    pub(super) pool: Pool,
+    pub(super) location: PgLocation,
+    /// The clock the store was given (tests); `None`: the database's.
+    pub(super) clock: Option<Arc<dyn Clock>>,
+    /// Where committed changes are published when no listener hears the notifications.
+    pub(super) local_feed: Option<ChangeFeed>,
+    /// How long a group keeps retrying a lost connection or a restarting server.
+    pub(super) retry_for: Duration,
+}
+
+/// The writer's limits.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    pub(super) writers: usize,
+    pub(super) max_group: usize,
+    pub(super) queue_capacity: usize,
 }
 
 impl Writer {
     /// Starts the dispatcher on the current tokio runtime. It ends when the writer is dropped (after
     /// the groups in flight).
-    pub(super) fn start(
-        pool: Pool,
-        location: PgLocation,
-        clock: DbClock,
-        writers: usize,
-        max_group: usize,
-        queue_capacity: usize,
-    ) -> Writer {
-        let (sender, receiver) = mpsc::channel(queue_capacity.max(1));
+    pub(super) fn start(shared: Shared, limits: Limits) -> Writer {
+        let (sender, receiver) = mpsc::channel(limits.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
-        let shared = Shared { pool, location: location.clone(), clock, counters: Arc::clone(&counters) };
-        tokio::spawn(dispatch(shared, receiver, writers.max(1), max_group.max(1)));
+        let location = shared.location.clone();
+        let group = Group { shared: Arc::new(shared), counters: Arc::clone(&counters) };
+        tokio::spawn(dispatch(group, receiver, limits.writers.max(1), limits.max_group.max(1)));
         Writer { sender, location, counters }
     }
 
@@ -154,22 +176,28 @@ impl Writer {
     }
 }
 
-async fn dispatch(shared: Shared, mut receiver: mpsc::Receiver<Request>, writers: usize, max_group: usize) {
+#[derive(Clone)]
+struct Group {
+    shared: Arc<Shared>,
+    counters: Arc<Counters>,
+}
+
+async fn dispatch(group: Group, mut receiver: mpsc::Receiver<Request>, writers: usize, max_group: usize) {
     let lanes = Arc::new(Semaphore::new(writers));
     loop {
         // A free lane first: while every lane is busy, requests queue and the next group grows.
         let Ok(permit) = Arc::clone(&lanes).acquire_owned().await else { return };
         let Some(first) = receiver.recv().await else { return };
-        let mut group = vec![first];
-        while group.len() < max_group {
+        let mut requests = vec![first];
+        while requests.len() < max_group {
             match receiver.try_recv() {
-                Ok(request) => group.push(request),
+                Ok(request) => requests.push(request),
                 Err(_) => break,
             }
         }
-        let shared = shared.clone();
+        let group = group.clone();
         tokio::spawn(async move {
-            execute(&shared, group).await;
+            execute(&group, requests).await;
             drop(permit);
         });
     }
@@ -177,33 +205,54 @@ async fn dispatch(shared: Shared, mut receiver: mpsc::Receiver<Request>, writers
 
 /// Why an attempt at a group failed.
 enum Failure {
-    /// A deadlock or serialization failure, or a dead pooled connection: try the group again.
-    Retry(StoreError),
+    /// Try the group again: at once (a deadlock, a serialization failure, a race on a new id) or
+    /// after a pause (a lost connection, a server that is restarting).
+    Retry { error: StoreError, pause: bool },
     /// Every request of the group gets this error.
     Fatal(StoreError),
 }
 
-async fn execute(shared: &Shared, group: Vec<Request>) {
-    let counters = &shared.counters;
-    counters.largest_group.fetch_max(group.len() as u64, Ordering::Relaxed);
-    counters.requests.fetch_add(group.len() as u64, Ordering::Relaxed);
-    let ops: Vec<&Op> = group.iter().map(|request| &request.op).collect();
-    let mut attempts = 0;
+/// A committed group: the answers and what to publish.
+struct Committed {
+    answers: Vec<Result<Answer, StoreError>>,
+    changes: Vec<(TaskId, TaskStatus, bool)>,
+}
+
+async fn execute(group: &Group, requests: Vec<Request>) {
+    let counters = &group.counters;
+    counters.largest_group.fetch_max(requests.len() as u64, Ordering::Relaxed);
+    counters.requests.fetch_add(requests.len() as u64, Ordering::Relaxed);
+    let ops: Vec<&Op> = requests.iter().map(|request| &request.op).collect();
+    let deadline = Instant::now() + group.shared.retry_for;
+    let mut pause = Duration::from_millis(50);
+    let mut immediate_retries = 0;
     let outcome = loop {
-        attempts += 1;
-        match attempt(shared, &ops).await {
-            Ok(answers) => break Ok(answers),
-            Err(Failure::Retry(error)) if attempts < 4 => {
+        match attempt(&group.shared, &ops, deadline).await {
+            Ok(committed) => break Ok(committed),
+            Err(Failure::Retry { error, pause: wait })
+                if Instant::now() < deadline && (wait || immediate_retries < 8) =>
+            {
                 counters.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(%error, attempts, "retrying a task store group");
+                tracing::debug!(%error, "retrying a task store group");
+                if wait {
+                    tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                } else {
+                    immediate_retries += 1;
+                }
             }
-            Err(Failure::Retry(error) | Failure::Fatal(error)) => break Err(error),
+            Err(Failure::Retry { error, .. } | Failure::Fatal(error)) => break Err(error),
         }
     };
     match outcome {
-        Ok(answers) => {
+        Ok(committed) => {
             counters.committed.fetch_add(1, Ordering::Relaxed);
-            for (request, answer) in group.into_iter().zip(answers) {
+            if let Some(feed) = &group.shared.local_feed {
+                for (id, status, claimable) in &committed.changes {
+                    feed.task(*id, *status, *claimable);
+                }
+            }
+            for (request, answer) in requests.into_iter().zip(committed.answers) {
                 // The caller may have stopped waiting; the change stands regardless.
                 let _ = request.reply.send(answer);
             }
@@ -211,7 +260,7 @@ async fn execute(shared: &Shared, group: Vec<Request>) {
         Err(error) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
             let failure = GroupFailure::new(error);
-            for request in group {
+            for request in requests {
                 let _ = request.reply.send(Err(failure.to_error()));
             }
         }
@@ -258,14 +307,44 @@ fn first_error(results: &mut [Result<Vec<Row>, tokio_postgres::Error>]) -> Optio
     echo
 }
 
+/// Whether the error means the connection (or the server behind it) is gone or not ready: the
+/// statement may not have reached the server, or its answer did not come back.
+fn is_connection_trouble(error: &tokio_postgres::Error) -> bool {
+    match error.code() {
+        Some(code) => {
+            code.code().starts_with("08")
+                || matches!(
+                    code,
+                    &SqlState::ADMIN_SHUTDOWN | &SqlState::CRASH_SHUTDOWN | &SqlState::CANNOT_CONNECT_NOW
+                )
+        }
+        // No SQLSTATE: a client-side failure (closed connection, I/O error, timeout).
+        None => true,
+    }
+}
+
 fn classify(shared: &Shared, doing: &str, error: tokio_postgres::Error) -> Failure {
-    let retry = error.is_closed()
-        || matches!(
-            error.code(),
-            Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
-        );
+    let immediate = matches!(
+        error.code(),
+        Some(
+            &SqlState::T_R_DEADLOCK_DETECTED
+                | &SqlState::T_R_SERIALIZATION_FAILURE
+                | &SqlState::UNIQUE_VIOLATION
+        )
+    );
+    let pause = is_connection_trouble(&error);
     let error = shared.location.error(doing, error);
-    if retry { Failure::Retry(error) } else { Failure::Fatal(error) }
+    if immediate || pause { Failure::Retry { error, pause } } else { Failure::Fatal(error) }
+}
+
+fn pool_failure(shared: &Shared, error: deadpool_postgres::PoolError) -> Failure {
+    match error {
+        deadpool_postgres::PoolError::Backend(error) => classify(shared, "connecting", error),
+        deadpool_postgres::PoolError::Timeout(_) => {
+            Failure::Retry { error: shared.location.pool_error("getting a connection", error), pause: true }
+        }
+        other => Failure::Fatal(shared.location.pool_error("getting a connection", other)),
+    }
 }
 
 /// Ends a failed transaction; a connection that cannot roll back is not given back to the pool.
@@ -275,17 +354,8 @@ async fn abandon(client: Object) {
     }
 }
 
-/// A loaded row with what the PostgreSQL store keeps beside it.
-#[derive(Debug, Clone)]
-struct PgRow {
-    row: TaskRow,
-    /// The fencing token, bumped by every claim.
-    epoch: i64,
-    /// The sequence of the task's last checkpoint.
-    checkpoint_sequence: Option<u64>,
-}
-
-fn decode_row(location: &PgLocation, row: &Row) -> Result<(String, PgRow), StoreError> {
+/// A loaded row and the sequence of its last checkpoint.
+fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
     let id: String = row.try_get(0).map_err(corrupt)?;
     let Json(task): Json<BatchTask> = row
@@ -295,14 +365,19 @@ fn decode_row(location: &PgLocation, row: &Row) -> Result<(String, PgRow), Store
     let lease_expires: Option<DateTime<Utc>> = row.try_get(3).map_err(corrupt)?;
     let epoch: i64 = row.try_get(4).map_err(corrupt)?;
     let stop_requested: bool = row.try_get(5).map_err(corrupt)?;
-    let sequence: Option<i64> = row.try_get(6).map_err(corrupt)?;
+    let lost_leases: i32 = row.try_get(6).map_err(corrupt)?;
+    let waiting: bool = row.try_get(7).map_err(corrupt)?;
+    let sequence: Option<i64> = row.try_get(8).map_err(corrupt)?;
     let row = TaskRow {
         task,
         lease_owner: lease_owner.map(WorkerId),
         lease_expires: lease_expires.map(time_key),
         stop_requested,
+        epoch: u64::try_from(epoch).unwrap_or(0),
+        lost_leases: u32::try_from(lost_leases).unwrap_or(0),
+        waiting,
     };
-    Ok((id, PgRow { row, epoch, checkpoint_sequence: sequence.map(|sequence| sequence.max(0) as u64) }))
+    Ok((row, sequence.map(|sequence| u64::try_from(sequence).unwrap_or(0))))
 }
 
 /// The type filter of a claim as the SQL takes it (NULL for any type) and as a grouping key.
@@ -316,90 +391,271 @@ fn type_key(task_types: &[TaskType]) -> Option<Vec<String>> {
     Some(names)
 }
 
-/// The group's view of its rows while its calls are applied.
-struct GroupState<'a> {
-    location: &'a PgLocation,
-    now: DateTime<Utc>,
-    rows: HashMap<String, PgRow>,
-    full_dirty: BTreeSet<String>,
-    lease_dirty: BTreeSet<String>,
-    loaded_checkpoints: HashMap<String, Checkpoint>,
-    new_checkpoints: HashMap<String, Checkpoint>,
-    results: HashMap<String, TaskResultRecord>,
-    notifications: Vec<String>,
+/// `key` (ns since the epoch) rounded down to a whole microsecond: what PostgreSQL keeps.
+fn micros_floor(key: i64) -> i64 {
+    key - key.rem_euclid(1000)
 }
 
-impl GroupState<'_> {
-    fn notify(&mut self, id: &TaskId, status: TaskStatus) {
-        self.notifications.push(format!("{id} {status}"));
-    }
+/// An entry of the audit trail, written with the group.
+#[derive(Debug, Clone)]
+struct Event {
+    id: TaskId,
+    epoch: u64,
+    worker: Option<WorkerId>,
+    event: &'static str,
+    sequence: Option<u64>,
+}
 
-    /// Applies `change` to a copy of the task's row and keeps the copy only if it succeeds.
-    fn change<T>(
-        &mut self,
-        id: &TaskId,
-        lease_only: bool,
-        change: impl FnOnce(&mut PgRow, DateTime<Utc>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let key = id.to_string();
-        let current = self.rows.get(&key).ok_or(StoreError::NotFound { id: *id })?;
-        let mut copy = current.clone();
-        let answer = change(&mut copy, self.now)?;
-        self.rows.insert(key.clone(), copy);
-        if lease_only {
-            self.lease_dirty.insert(key);
-        } else {
-            self.full_dirty.insert(key);
+/// How a changed row is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// The whole row.
+    Full,
+    /// Only its lease, and published (a release).
+    Lease,
+    /// Only its lease, not published (a heartbeat).
+    Renewal,
+}
+
+/// The call a row change belongs to, for the audit trail of the row's end.
+#[derive(Debug, Clone, Copy)]
+struct Caller<'a> {
+    /// The task the call names.
+    id: TaskId,
+    /// The worker making the call.
+    worker: Option<&'a WorkerId>,
+    /// The name of the task's end event if the call ends it (default: its status).
+    end: Option<&'static str>,
+}
+
+/// Why an op could not be applied.
+enum OpError {
+    /// Its answer.
+    Store(StoreError),
+    /// It needs the family of this parent, which the group did not load: load it and apply again.
+    MissingFamily(TaskId),
+}
+
+impl From<StoreError> for OpError {
+    fn from(error: StoreError) -> OpError {
+        OpError::Store(error)
+    }
+}
+
+/// What round trip 1 loaded: the starting point of every application of the group's calls.
+#[derive(Debug, Clone, Default)]
+struct Loaded {
+    rows: HashMap<TaskId, TaskRow>,
+    sequences: HashMap<TaskId, Option<u64>>,
+    /// The partitions loaded of each parent.
+    children: HashMap<TaskId, BTreeSet<TaskId>>,
+    /// Parents (and other tasks) whose partitions are all loaded and locked.
+    families: HashSet<TaskId>,
+    /// Loaded checkpoints, for claims.
+    checkpoints: HashMap<TaskId, Checkpoint>,
+    /// Ids the group's inserts stored.
+    inserted: BTreeSet<TaskId>,
+    /// Partition ids a split offers that exist already.
+    existing: HashSet<TaskId>,
+    /// Claim candidates per type filter, oldest first.
+    candidates: HashMap<Option<Vec<String>>, Vec<TaskId>>,
+}
+
+impl Loaded {
+    fn add(&mut self, row: TaskRow, sequence: Option<u64>) {
+        let id = row.task.id;
+        if let Some(parent) = row.task.parent_id {
+            self.children.entry(parent).or_default().insert(id);
         }
-        Ok(answer)
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.rows.entry(id) {
+            slot.insert(row);
+            self.sequences.insert(id, sequence);
+        }
+    }
+}
+
+/// The group's rows while its calls are applied, and what it will write.
+struct State<'a> {
+    location: &'a PgLocation,
+    now: DateTime<Utc>,
+    loaded: Loaded,
+    cursors: HashMap<Option<Vec<String>>, usize>,
+    full: BTreeSet<TaskId>,
+    leases: BTreeSet<TaskId>,
+    /// Partitions a split adds, inserted before the rows are updated.
+    new_rows: Vec<BatchTask>,
+    checkpoints: BTreeMap<TaskId, Checkpoint>,
+    results: BTreeMap<TaskId, TaskResultRecord>,
+    events: Vec<Event>,
+    /// Tasks to publish, in the order they changed.
+    notify: Vec<TaskId>,
+    notified: HashSet<TaskId>,
+}
+
+impl<'a> State<'a> {
+    fn new(location: &'a PgLocation, now: DateTime<Utc>, loaded: Loaded) -> State<'a> {
+        State {
+            location,
+            now,
+            loaded,
+            cursors: HashMap::new(),
+            full: BTreeSet::new(),
+            leases: BTreeSet::new(),
+            new_rows: Vec::new(),
+            checkpoints: BTreeMap::new(),
+            results: BTreeMap::new(),
+            events: Vec::new(),
+            notify: Vec::new(),
+            notified: HashSet::new(),
+        }
     }
 
-    /// Claims the row `key` if it is claimable now.
-    fn claim(&mut self, key: &str, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError> {
-        let Some(current) = self.rows.get(key) else { return Ok(None) };
-        let lease = LeaseRequest { now: self.now, ..lease.clone() };
-        let mut copy = current.clone();
-        let Some(claim) = copy.row.claim(&lease) else { return Ok(None) };
-        copy.epoch = copy.epoch.saturating_add(1);
-        let expires = micros_floor(copy.row.lease_expires.unwrap_or(i64::MAX));
-        copy.row.lease_expires = Some(expires);
-        let checkpoint = match self.new_checkpoints.get(key).or_else(|| self.loaded_checkpoints.get(key)) {
-            Some(checkpoint) => Some(checkpoint.clone()),
-            None if copy.checkpoint_sequence.is_some() => {
-                return Err(storage(
-                    self.location,
-                    format!(
-                        "the checkpoint of task {key} was not loaded with its claim (a bug in the store)"
-                    ),
-                ));
-            }
-            None => None,
+    fn row(&self, id: &TaskId) -> Result<TaskRow, StoreError> {
+        self.loaded.rows.get(id).cloned().ok_or(StoreError::NotFound { id: *id })
+    }
+
+    fn sequence(&self, id: &TaskId) -> Option<u64> {
+        self.loaded.sequences.get(id).copied().flatten()
+    }
+
+    fn event(&mut self, row: &TaskRow, worker: Option<&WorkerId>, event: &'static str) {
+        self.events.push(Event {
+            id: row.task.id,
+            epoch: row.epoch,
+            worker: worker.cloned(),
+            event,
+            sequence: self.sequence(&row.task.id),
+        });
+    }
+
+    fn publish(&mut self, id: TaskId) {
+        if self.notified.insert(id) {
+            self.notify.push(id);
+        }
+    }
+
+    /// Whether the task has partitions; `MissingFamily` if they were not loaded.
+    fn has_children(&self, id: &TaskId) -> Result<bool, OpError> {
+        if !self.loaded.families.contains(id) {
+            return Err(OpError::MissingFamily(*id));
+        }
+        Ok(self.loaded.children.get(id).is_some_and(|children| !children.is_empty()))
+    }
+
+    /// The family of `parent` as stored, with `updated` rows in place of their stored versions.
+    fn family(&self, parent: &TaskId, updated: &[TaskRow]) -> Result<Family, OpError> {
+        if !self.loaded.families.contains(parent) {
+            return Err(OpError::MissingFamily(*parent));
+        }
+        let get = |id: &TaskId| {
+            updated.iter().find(|row| row.task.id == *id).or_else(|| self.loaded.rows.get(id)).cloned()
         };
-        let task = copy.row.task.clone();
-        self.rows.insert(key.to_owned(), copy);
-        self.full_dirty.insert(key.to_owned());
-        Ok(Some(ClaimedTask {
-            task,
-            lease: Lease { worker: claim.lease.worker, expires_at: DateTime::from_timestamp_nanos(expires) },
-            checkpoint,
-            resumed: claim.resumed,
-            stop_requested: claim.stop_requested,
-        }))
+        let parent_row = get(parent).ok_or_else(|| {
+            storage(self.location, format!("the parent task {parent} was not loaded (a bug in the store)"))
+        })?;
+        let children = self.loaded.children.get(parent).into_iter().flatten().filter_map(get).collect();
+        Ok(Family::new(parent_row, children))
     }
 
-    fn apply(
-        &mut self,
-        op: &Op,
-        inserted: &mut BTreeSet<String>,
-        candidates: &mut HashMap<Option<Vec<String>>, (Vec<String>, usize)>,
-    ) -> Result<Answer, StoreError> {
+    /// `row` after its change, and, if it is a partition, its family settled: every row to store.
+    fn settled(&self, row: TaskRow) -> Result<Vec<TaskRow>, OpError> {
+        let Some(parent) = row.task.parent_id else { return Ok(vec![row]) };
+        let mut family = self.family(&parent, std::slice::from_ref(&row))?;
+        family.settle(self.now);
+        Ok(family_rows(family))
+    }
+
+    /// Stores changed rows: marks them for writing and publishing, and records the ends of tasks in
+    /// the audit trail. `caller`'s own row is written as `write`; every other row whole.
+    fn store(&mut self, rows: Vec<TaskRow>, write: Write, caller: Caller<'_>) {
+        for row in rows {
+            let id = row.task.id;
+            let before = self.loaded.rows.get(&id);
+            if before == Some(&row) {
+                continue;
+            }
+            let was_running = before.is_some_and(|before| !before.task.status.is_terminal());
+            let is_caller = id == caller.id;
+            if was_running && row.task.status.is_terminal() {
+                let (worker, event) = if is_caller {
+                    (caller.worker, caller.end.unwrap_or(row.task.status.as_str()))
+                } else {
+                    (None, row.task.status.as_str())
+                };
+                self.event(&row, worker, event);
+            }
+            match if is_caller { write } else { Write::Full } {
+                Write::Full => {
+                    self.full.insert(id);
+                    self.publish(id);
+                }
+                Write::Lease => {
+                    self.leases.insert(id);
+                    self.publish(id);
+                }
+                Write::Renewal => {
+                    self.leases.insert(id);
+                }
+            }
+            self.loaded.rows.insert(id, row);
+        }
+    }
+
+    /// The last checkpoint of a task being claimed.
+    fn checkpoint_for(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError> {
+        let Some(sequence) = self.sequence(id) else { return Ok(None) };
+        match self.loaded.checkpoints.get(id) {
+            Some(checkpoint) if checkpoint.sequence == sequence => Ok(Some(checkpoint.clone())),
+            _ => Err(storage(
+                self.location,
+                format!("the checkpoint of task {id} was not loaded with its claim (a bug in the store)"),
+            )),
+        }
+    }
+
+    /// Claims the row `id` if it is claimable now (or quarantines it).
+    fn claim(&mut self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, OpError> {
+        let Some(mut row) = self.loaded.rows.get(id).cloned() else { return Ok(None) };
+        let caller = Caller { id: *id, worker: Some(&lease.worker), end: Some("quarantined") };
+        match row.claim(lease, self.now) {
+            ClaimResult::NotClaimable => Ok(None),
+            ClaimResult::Quarantined => {
+                let rows = self.settled(row)?;
+                self.store(rows, Write::Full, caller);
+                Ok(None)
+            }
+            ClaimResult::Claimed(claim) => {
+                let expires = micros_floor(row.lease_expires.unwrap_or(i64::MAX));
+                row.lease_expires = Some(expires);
+                let checkpoint = self.checkpoint_for(id)?;
+                self.event(&row, Some(&lease.worker), "claimed");
+                let task = row.task.clone();
+                self.store(vec![row], Write::Full, caller);
+                Ok(Some(ClaimedTask {
+                    task,
+                    lease: Lease {
+                        worker: claim.lease.worker,
+                        epoch: claim.lease.epoch,
+                        expires_at: DateTime::from_timestamp_nanos(expires),
+                    },
+                    checkpoint,
+                    resumed: claim.resumed,
+                    stop_requested: claim.stop_requested,
+                }))
+            }
+        }
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<Answer, OpError> {
+        let now = self.now;
         match op {
             Op::Insert(tasks) => {
                 let outcomes = tasks
                     .iter()
                     .map(|task| {
-                        if inserted.remove(&task.id.to_string()) {
-                            self.notify(&task.id, task.status);
+                        if self.loaded.inserted.remove(&task.id) {
+                            self.loaded.add(TaskRow::new(task.clone()), None);
+                            self.publish(task.id);
                             Ok(())
                         } else {
                             Err(StoreError::Duplicate { id: task.id })
@@ -409,104 +665,213 @@ impl GroupState<'_> {
                 Ok(Answer::Inserted(outcomes))
             }
             Op::UpdateStatus(update) => {
-                let update = StatusUpdate { at: self.now, ..update.clone() };
-                let task = self.change(&update.id, false, |row, _| {
-                    row.row.update_status(&update)?;
-                    Ok(row.row.task.clone())
-                })?;
-                self.notify(&task.id, task.status);
+                let mut row = self.row(&update.id)?;
+                row.update_status(update, now)?;
+                let task = row.task.clone();
+                let rows = self.settled(row)?;
+                self.store(rows, Write::Full, Caller { id: update.id, worker: None, end: None });
                 Ok(Answer::Task(Box::new(task)))
             }
             Op::ClaimTask { id, lease } => {
-                let key = id.to_string();
-                if !self.rows.contains_key(&key) {
-                    return Err(StoreError::NotFound { id: *id });
+                if !self.loaded.rows.contains_key(id) {
+                    return Err(StoreError::NotFound { id: *id }.into());
                 }
-                Ok(Answer::Claimed(self.claim(&key, lease)?.into_iter().collect()))
+                Ok(Answer::Claimed(self.claim(id, lease)?.into_iter().collect()))
             }
             Op::ClaimNext { task_types, lease, max } => {
+                let key = type_key(task_types);
+                let candidates = self.loaded.candidates.get(&key).cloned().unwrap_or_default();
+                let mut cursor = self.cursors.get(&key).copied().unwrap_or(0);
                 let mut claimed = Vec::new();
-                let Some((keys, cursor)) = candidates.get_mut(&type_key(task_types)) else {
-                    return Ok(Answer::Claimed(claimed));
-                };
-                let keys = std::mem::take(keys);
-                while claimed.len() < *max && *cursor < keys.len() {
-                    let key = &keys[*cursor];
-                    *cursor += 1;
-                    if let Some(task) = self.claim(key, lease)? {
+                while claimed.len() < *max && cursor < candidates.len() {
+                    let id = candidates[cursor];
+                    cursor += 1;
+                    if let Some(task) = self.claim(&id, lease)? {
                         claimed.push(task);
                     }
                 }
-                if let Some((slot, _)) = candidates.get_mut(&type_key(task_types)) {
-                    *slot = keys;
-                }
+                self.cursors.insert(key, cursor);
                 Ok(Answer::Claimed(claimed))
             }
-            Op::Heartbeat { id, lease } => self.change(id, true, |row, now| {
-                let lease = LeaseRequest { now, ..lease.clone() };
-                let reply = row.row.heartbeat(&lease)?;
-                row.row.lease_expires = row.row.lease_expires.map(micros_floor);
+            Op::Heartbeat { id, holder, ttl } => {
+                let mut row = self.row(id)?;
+                let mut reply = row.heartbeat(holder, *ttl, now)?;
+                let expires = micros_floor(row.lease_expires.unwrap_or(i64::MAX));
+                row.lease_expires = Some(expires);
+                reply.expires_at = DateTime::from_timestamp_nanos(expires);
+                self.store(vec![row], Write::Renewal, Caller { id: *id, worker: None, end: None });
                 Ok(Answer::Heartbeat(reply))
-            }),
-            Op::CommitCheckpoint { id, worker, checkpoint, progress } => {
-                let key = id.to_string();
-                let previous = match self.new_checkpoints.get(&key) {
-                    Some(previous) => Some(previous.sequence),
-                    None => self.rows.get(&key).and_then(|row| row.checkpoint_sequence),
-                };
-                self.change(id, false, |row, _| {
-                    row.row.commit_checkpoint(worker, previous, checkpoint, progress)?;
-                    row.checkpoint_sequence = Some(checkpoint.sequence);
-                    Ok(())
-                })?;
-                self.new_checkpoints.insert(key, checkpoint.clone());
+            }
+            Op::CommitCheckpoint { id, holder, checkpoint, progress } => {
+                let mut row = self.row(id)?;
+                row.commit_checkpoint(holder, self.sequence(id), checkpoint, progress, now)?;
+                let rows = self.settled(row.clone())?;
+                self.loaded.sequences.insert(*id, Some(checkpoint.sequence));
+                self.loaded.checkpoints.insert(*id, checkpoint.clone());
+                self.checkpoints.insert(*id, checkpoint.clone());
+                self.event(&row, Some(&holder.worker), "checkpoint");
+                self.store(rows, Write::Full, Caller { id: *id, worker: Some(&holder.worker), end: None });
                 Ok(Answer::Done)
             }
-            Op::UpdateProgress { id, worker, progress } => {
-                self.change(id, false, |row, _| row.row.update_progress(worker, progress))?;
+            Op::UpdateProgress { id, holder, progress } => {
+                let mut row = self.row(id)?;
+                row.update_progress(holder, progress, now)?;
+                let rows = self.settled(row)?;
+                self.store(rows, Write::Full, Caller { id: *id, worker: Some(&holder.worker), end: None });
                 Ok(Answer::Done)
             }
-            Op::Finish { id, worker, outcome } => {
-                let outcome = TaskOutcome { at: self.now, ..outcome.clone() };
-                let task = self.change(id, false, |row, _| {
-                    row.row.finish(worker, &outcome)?;
-                    Ok(row.row.task.clone())
-                })?;
-                let record = TaskResultRecord { result: outcome.result, metrics: outcome.metrics };
-                self.results.insert(id.to_string(), record);
-                self.notify(id, task.status);
+            Op::Finish { id, holder, outcome } => {
+                let mut row = self.row(id)?;
+                row.finish(holder, outcome, now)?;
+                let task = row.task.clone();
+                let rows = self.settled(row)?;
+                let record =
+                    TaskResultRecord { result: outcome.result.clone(), metrics: outcome.metrics.clone() };
+                self.results.insert(*id, record);
+                self.store(rows, Write::Full, Caller { id: *id, worker: Some(&holder.worker), end: None });
                 Ok(Answer::Task(Box::new(task)))
             }
-            Op::Release { id, worker } => {
-                self.change(id, true, |row, now| row.row.release(worker, now))?;
-                self.notify(id, TaskStatus::Processing);
+            Op::Release { id, holder } => {
+                let mut row = self.row(id)?;
+                row.release(holder, now)?;
+                let rows = self.settled(row.clone())?;
+                self.event(&row, Some(&holder.worker), "released");
+                self.store(rows, Write::Lease, Caller { id: *id, worker: Some(&holder.worker), end: None });
                 Ok(Answer::Done)
             }
             Op::RequestStop { id } => {
-                let task = self.change(id, false, |row, now| {
-                    row.row.request_stop(now)?;
-                    Ok(row.row.task.clone())
-                })?;
-                self.notify(id, task.status);
+                let mut row = self.row(id)?;
+                row.request_stop(now)?;
+                let task = row.task.clone();
+                let mut rows = self.settled(row)?;
+                if self.has_children(id)? {
+                    let mut family = self.family(id, &rows)?;
+                    family.stop_children(now);
+                    let stopped = family_rows(family);
+                    rows.retain(|row| !stopped.iter().any(|other| other.task.id == row.task.id));
+                    rows.extend(stopped);
+                }
+                self.store(rows, Write::Full, Caller { id: *id, worker: None, end: None });
                 Ok(Answer::Task(Box::new(task)))
+            }
+            Op::Restart { id } => {
+                let mut row = self.row(id)?;
+                row.restart(now)?;
+                let task = row.task.clone();
+                let rows = if self.has_children(id)? {
+                    let mut family = self.family(id, &[])?;
+                    family.restart_children(now)?;
+                    family.parent = row;
+                    family_rows(family)
+                } else {
+                    vec![row]
+                };
+                for restarted in &rows {
+                    let was = self.loaded.rows.get(&restarted.task.id).map(|row| row.task.status);
+                    if was.is_some_and(|was| was != restarted.task.status) {
+                        self.event(restarted, None, "restarted");
+                    }
+                }
+                self.store(rows, Write::Full, Caller { id: *id, worker: None, end: None });
+                Ok(Answer::Task(Box::new(task)))
+            }
+            Op::Split { id, holder, children } => {
+                let parent = self.row(id)?;
+                parent.check_holder(holder)?;
+                check_children(&parent, children)?;
+                let mut offered = HashSet::new();
+                for child in children {
+                    let exists = self.loaded.existing.contains(&child.id)
+                        || self.loaded.rows.contains_key(&child.id)
+                        || !offered.insert(child.id);
+                    if exists {
+                        return Err(StoreError::Duplicate { id: child.id }.into());
+                    }
+                }
+                let new_rows: Vec<TaskRow> =
+                    children.iter().map(|child| TaskRow::new(child.clone())).collect();
+                let mut family = self.family(id, &[])?;
+                family.children.extend(new_rows.iter().cloned());
+                let mut family = Family::new(family.parent, family.children);
+                family.park(holder, now)?;
+                for child in children {
+                    self.loaded.existing.insert(child.id);
+                    self.loaded.children.entry(*id).or_default().insert(child.id);
+                    self.new_rows.push(child.clone());
+                    // Stored as given first (inserted), then as the split left it (updated).
+                    self.loaded.sequences.insert(child.id, None);
+                    self.full.insert(child.id);
+                    self.publish(child.id);
+                }
+                let rows = family_rows(family);
+                self.event(&parent, Some(&holder.worker), "split");
+                self.store(rows, Write::Full, Caller { id: *id, worker: Some(&holder.worker), end: None });
+                Ok(Answer::Done)
             }
         }
     }
+
+    /// Each published task with its status and whether it is claimable now.
+    fn changes(&self) -> Vec<(TaskId, TaskStatus, bool)> {
+        self.notify
+            .iter()
+            .filter_map(|id| {
+                let row = self.loaded.rows.get(id)?;
+                Some((*id, row.task.status, row.is_claimable(self.now)))
+            })
+            .collect()
+    }
+}
+
+/// The rows of a family, parent first.
+fn family_rows(family: Family) -> Vec<TaskRow> {
+    let mut rows = Vec::with_capacity(family.children.len() + 1);
+    rows.push(family.parent);
+    rows.extend(family.children);
+    rows
+}
+
+/// The group's state after its calls, and their answers.
+type Applied<'a> = (State<'a>, Vec<Result<Answer, StoreError>>);
+
+/// Applies every op to a fresh copy of what was loaded. `Err` with the parents whose families must be
+/// loaded first.
+fn apply_all<'a>(
+    location: &'a PgLocation,
+    now: DateTime<Utc>,
+    loaded: &Loaded,
+    ops: &[&Op],
+) -> Result<Applied<'a>, BTreeSet<TaskId>> {
+    let mut state = State::new(location, now, loaded.clone());
+    let mut missing = BTreeSet::new();
+    let mut answers = Vec::with_capacity(ops.len());
+    for op in ops {
+        match state.apply(op) {
+            Ok(answer) => answers.push(Ok(answer)),
+            Err(OpError::Store(error)) => answers.push(Err(error)),
+            Err(OpError::MissingFamily(parent)) => {
+                missing.insert(parent);
+                answers.push(Err(storage(location, "not applied".to_owned())));
+            }
+        }
+    }
+    if missing.is_empty() { Ok((state, answers)) } else { Err(missing) }
 }
 
 /// Serialised columns of the rows to insert.
 #[derive(Default)]
 pub(super) struct InsertColumns<'a> {
-    ids: Vec<String>,
-    types: Vec<&'a str>,
-    statuses: Vec<&'a str>,
-    created: Vec<i64>,
-    run_nanos: Vec<Option<i64>>,
-    records: Vec<Json<&'a BatchTask>>,
+    pub(super) ids: Vec<String>,
+    pub(super) types: Vec<&'a str>,
+    pub(super) statuses: Vec<&'a str>,
+    pub(super) created: Vec<i64>,
+    pub(super) run_nanos: Vec<Option<i64>>,
+    pub(super) records: Vec<Json<&'a BatchTask>>,
+    pub(super) parents: Vec<Option<String>>,
 }
 
 impl<'a> InsertColumns<'a> {
-    fn of(tasks: impl Iterator<Item = &'a BatchTask>) -> InsertColumns<'a> {
+    pub(super) fn of(tasks: impl Iterator<Item = &'a BatchTask>) -> InsertColumns<'a> {
         let mut columns = InsertColumns::default();
         for task in tasks {
             columns.ids.push(task.id.to_string());
@@ -515,8 +880,13 @@ impl<'a> InsertColumns<'a> {
             columns.created.push(time_key(task.created_at));
             columns.run_nanos.push(run_nanos(&TaskRow::new(task.clone())));
             columns.records.push(Json(task));
+            columns.parents.push(task.parent_id.map(|parent| parent.to_string()));
         }
         columns
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [&self.ids, &self.types, &self.statuses, &self.created, &self.run_nanos, &self.records, &self.parents]
     }
 }
 
@@ -531,13 +901,43 @@ struct ClaimQuery {
     limit: i64,
 }
 
-async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, StoreError>>, Failure> {
+fn ids_text(ids: impl IntoIterator<Item = TaskId>) -> Vec<String> {
+    ids.into_iter().map(|id| id.to_string()).collect()
+}
+
+fn parse_id(location: &PgLocation, row: &Row) -> Result<TaskId, StoreError> {
+    let text: String = row.try_get(0).map_err(|error| corrupt_record(location, "a task id", error))?;
+    TaskId::from_str(&text).map_err(|error| corrupt_record(location, "a task id", error))
+}
+
+fn decode_checkpoints(location: &PgLocation, rows: &[Row], into: &mut Loaded) -> Result<(), StoreError> {
+    for row in rows {
+        let id = parse_id(location, row)?;
+        let Json(checkpoint): Json<Checkpoint> = row
+            .try_get(1)
+            .map_err(|error| corrupt_record(location, &format!("the checkpoint of task {id}"), error))?;
+        into.checkpoints.insert(id, checkpoint);
+    }
+    Ok(())
+}
+
+async fn attempt(shared: &Shared, ops: &[&Op], deadline: Instant) -> Result<Committed, Failure> {
+    let client = shared.pool.get().await.map_err(|error| pool_failure(shared, error))?;
+    let outcome = run_group(shared, &client, ops, deadline).await;
+    if outcome.is_err() {
+        abandon(client).await;
+    }
+    outcome
+}
+
+async fn run_group(
+    shared: &Shared,
+    client: &Object,
+    ops: &[&Op],
+    deadline: Instant,
+) -> Result<Committed, Failure> {
     let location = &shared.location;
-    let client = shared.pool.get().await.map_err(|error| {
-        let error = location.pool_error("getting a connection", error);
-        Failure::Fatal(error)
-    })?;
-    let (pinned, offset) = shared.clock.params();
+    let clock_now: Option<DateTime<Utc>> = shared.clock.as_ref().map(|clock| clock.now());
 
     // What the group needs loaded.
     let insert_tasks: Vec<&BatchTask> = ops
@@ -548,19 +948,24 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
         })
         .flatten()
         .collect();
-    let mut lock_ids: Vec<String> =
-        ops.iter().filter_map(|op| op.target()).map(ToString::to_string).collect();
-    lock_ids.sort();
-    lock_ids.dedup();
-    let mut claim_targets: Vec<String> = ops
+    let targets: BTreeSet<TaskId> = ops.iter().filter_map(|op| op.target()).collect();
+    let lock_ids = ids_text(targets.iter().copied());
+    let claim_targets: BTreeSet<TaskId> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::ClaimTask { id, .. } => Some(id.to_string()),
+            Op::ClaimTask { id, .. } => Some(*id),
             _ => None,
         })
         .collect();
-    claim_targets.sort();
-    claim_targets.dedup();
+    let claim_ids = ids_text(claim_targets.iter().copied());
+    let offered_ids: Vec<String> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Split { children, .. } => Some(children.iter().map(|child| child.id.to_string())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
     let mut claim_queries: Vec<ClaimQuery> = Vec::new();
     for op in ops {
         if let Op::ClaimNext { task_types, max, .. } = op {
@@ -573,28 +978,29 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
         }
     }
     // Candidates another call of the group takes first would leave a claim short: ask for a few more.
-    let slack = i64::try_from(lock_ids.len()).unwrap_or(0);
+    let slack = i64::try_from(targets.len()).unwrap_or(0);
     for query in &mut claim_queries {
         query.limit = query.limit.saturating_add(slack);
     }
 
-    let prepare = |sql: &'static str| {
-        let client = &client;
-        async move {
-            client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
-        }
+    let prepare = |sql: &'static str| async move {
+        client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
     };
     let (
         insert_statement,
         lock_statement,
+        children_statement,
         now_statement,
+        existing_statement,
         checkpoints_statement,
         pending_statement,
         abandoned_statement,
     ) = tokio::try_join!(
         prepare(queries::INSERT_TASKS),
         prepare(queries::LOCK_TASKS),
-        prepare(queries::NOW),
+        prepare(queries::LOCK_CHILDREN),
+        prepare(queries::NOW_AND_XID),
+        prepare(queries::EXISTING_IDS),
         prepare(queries::CHECKPOINTS_OF),
         prepare(queries::CLAIM_PENDING),
         prepare(queries::CLAIM_ABANDONED),
@@ -602,15 +1008,13 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
 
     // Round trip 1: begin, insert, lock, time, checkpoints, claim candidates.
     let insert = InsertColumns::of(insert_tasks.iter().copied());
-    let insert_params: [&(dyn ToSql + Sync); 6] =
-        [&insert.ids, &insert.types, &insert.statuses, &insert.created, &insert.run_nanos, &insert.records];
+    let insert_params = insert.params();
     let lock_params: [&(dyn ToSql + Sync); 1] = [&lock_ids];
-    let now_params: [&(dyn ToSql + Sync); 2] = [&pinned, &offset];
-    let checkpoint_params: [&(dyn ToSql + Sync); 1] = [&claim_targets];
-    let claim_params: Vec<[&(dyn ToSql + Sync); 4]> = claim_queries
-        .iter()
-        .map(|query| [&query.key as _, &query.limit as _, &pinned as _, &offset as _])
-        .collect();
+    let now_params: [&(dyn ToSql + Sync); 1] = [&clock_now];
+    let existing_params: [&(dyn ToSql + Sync); 1] = [&offered_ids];
+    let checkpoint_params: [&(dyn ToSql + Sync); 1] = [&claim_ids];
+    let claim_params: Vec<[&(dyn ToSql + Sync); 3]> =
+        claim_queries.iter().map(|query| [&query.key as _, &query.limit as _, &clock_now as _]).collect();
 
     let mut first: Vec<RowsFuture<'_>> = vec![statement_done(client.batch_execute("BEGIN"))];
     let insert_at = (!insert.ids.is_empty()).then(|| {
@@ -619,11 +1023,17 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
     });
     let lock_at = (!lock_ids.is_empty()).then(|| {
         first.push(boxed(client.query(&lock_statement, &lock_params)));
-        first.len() - 1
+        first.push(boxed(client.query(&children_statement, &lock_params)));
+        first.len() - 2
     });
+    // The time is read once the locks are held, so that waiting for them does not age it.
     first.push(boxed(client.query(&now_statement, &now_params)));
     let now_at = first.len() - 1;
-    let checkpoints_at = (!claim_targets.is_empty()).then(|| {
+    let existing_at = (!offered_ids.is_empty()).then(|| {
+        first.push(boxed(client.query(&existing_statement, &existing_params)));
+        first.len() - 1
+    });
+    let checkpoints_at = (!claim_ids.is_empty()).then(|| {
         first.push(boxed(client.query(&checkpoints_statement, &checkpoint_params)));
         first.len() - 1
     });
@@ -634,100 +1044,271 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
     }
     let mut results = pipeline(first).await;
     if let Some(error) = first_error(&mut results) {
-        let failure = classify(shared, "loading the tasks of a group", error);
-        abandon(client).await;
-        return Err(failure);
+        return Err(classify(shared, "loading the tasks of a group", error));
     }
-    let mut take =
-        |idx: Option<usize>| idx.and_then(|idx| std::mem::replace(&mut results[idx], Ok(Vec::new())).ok());
+    let mut take = |idx: Option<usize>| {
+        idx.and_then(|idx| std::mem::replace(&mut results[idx], Ok(Vec::new())).ok()).unwrap_or_default()
+    };
 
-    let loaded = (|| -> Result<_, StoreError> {
-        let now: DateTime<Utc> = take(Some(now_at))
-            .and_then(|rows| rows.into_iter().next())
-            .ok_or_else(|| storage(location, "the database did not tell its time".to_owned()))?
-            .try_get(0)
-            .map_err(|error| corrupt_record(location, "the database time", error))?;
-        let inserted: BTreeSet<String> = take(insert_at)
-            .unwrap_or_default()
-            .iter()
-            .map(|row| row.try_get::<_, String>(0))
-            .collect::<Result<_, _>>()
-            .map_err(|error| corrupt_record(location, "an inserted id", error))?;
-        let mut state = GroupState {
-            location,
-            now,
-            rows: HashMap::new(),
-            full_dirty: BTreeSet::new(),
-            lease_dirty: BTreeSet::new(),
-            loaded_checkpoints: HashMap::new(),
-            new_checkpoints: HashMap::new(),
-            results: HashMap::new(),
-            notifications: Vec::new(),
-        };
-        for row in take(lock_at).unwrap_or_default() {
-            let (id, row) = decode_row(location, &row)?;
-            state.rows.insert(id, row);
+    let mut loaded = Loaded::default();
+    let time_row = take(Some(now_at));
+    let time = time_row
+        .first()
+        .ok_or_else(|| Failure::Fatal(storage(location, "the database did not tell its time".to_owned())))?;
+    let now: DateTime<Utc> = time
+        .try_get(0)
+        .map_err(|error| Failure::Fatal(corrupt_record(location, "the database time", error)))?;
+    let xid: i64 = time
+        .try_get(1)
+        .map_err(|error| Failure::Fatal(corrupt_record(location, "the transaction id", error)))?;
+    let decoded = (|| -> Result<(), StoreError> {
+        for row in take(insert_at) {
+            loaded.inserted.insert(parse_id(location, &row)?);
         }
-        for row in take(checkpoints_at).unwrap_or_default() {
-            let id: String =
-                row.try_get(0).map_err(|error| corrupt_record(location, "a checkpoint", error))?;
-            let Json(checkpoint): Json<Checkpoint> = row
-                .try_get(1)
-                .map_err(|error| corrupt_record(location, &format!("the checkpoint of task {id}"), error))?;
-            state.loaded_checkpoints.insert(id, checkpoint);
+        for row in take(lock_at) {
+            let (row, sequence) = decode_row(location, &row)?;
+            // Its partitions are loaded by the next statement (none for a task that has none).
+            loaded.families.insert(row.task.id);
+            loaded.add(row, sequence);
         }
-        let mut candidates: HashMap<Option<Vec<String>>, (Vec<String>, usize)> = HashMap::new();
+        for row in take(lock_at.map(|idx| idx + 1)) {
+            let (row, sequence) = decode_row(location, &row)?;
+            loaded.add(row, sequence);
+        }
+        for row in take(existing_at) {
+            loaded.existing.insert(parse_id(location, &row)?);
+        }
+        decode_checkpoints(location, &take(checkpoints_at), &mut loaded)?;
         for (idx, query) in claim_queries.iter().enumerate() {
-            let mut found: Vec<(i64, TaskId, String)> = Vec::new();
+            let mut found: Vec<(i64, TaskId)> = Vec::new();
             for at in [claims_at + 2 * idx, claims_at + 2 * idx + 1] {
-                for row in take(Some(at)).unwrap_or_default() {
-                    let (id, decoded) = decode_row(location, &row)?;
-                    let checkpoint: Option<Json<Checkpoint>> = row.try_get(7).map_err(|error| {
+                for row in take(Some(at)) {
+                    let (decoded, sequence) = decode_row(location, &row)?;
+                    let id = decoded.task.id;
+                    let checkpoint: Option<Json<Checkpoint>> = row.try_get(9).map_err(|error| {
                         corrupt_record(location, &format!("the checkpoint of task {id}"), error)
                     })?;
                     if let Some(Json(checkpoint)) = checkpoint {
-                        state.loaded_checkpoints.insert(id.clone(), checkpoint);
+                        loaded.checkpoints.entry(id).or_insert(checkpoint);
                     }
-                    let task_id = TaskId::from_str(&id)
-                        .map_err(|error| corrupt_record(location, "a task id", error))?;
-                    found.push((time_key(decoded.row.task.created_at), task_id, id.clone()));
-                    state.rows.entry(id).or_insert(decoded);
+                    found.push((time_key(decoded.task.created_at), id));
+                    loaded.add(decoded, sequence);
                 }
             }
             found.sort();
             found.dedup();
-            candidates.insert(query.key.clone(), (found.into_iter().map(|(_, _, id)| id).collect(), 0));
+            loaded.candidates.insert(query.key.clone(), found.into_iter().map(|(_, id)| id).collect());
         }
-        Ok((state, inserted, candidates))
+        Ok(())
     })();
-    let (mut state, mut inserted, mut candidates) = match loaded {
-        Ok(loaded) => loaded,
-        Err(error) => {
-            abandon(client).await;
-            return Err(Failure::Fatal(error));
-        }
-    };
+    decoded.map_err(Failure::Fatal)?;
 
-    // The calls, in order, on the rows in memory.
-    let answers: Vec<Result<Answer, StoreError>> =
-        ops.iter().map(|op| state.apply(op, &mut inserted, &mut candidates)).collect();
+    // A candidate whose checkpoint was committed after its claim statement's snapshot was read with
+    // the older checkpoint: read it again, now that the row is locked.
+    let stale: Vec<String> = loaded
+        .candidates
+        .values()
+        .flatten()
+        .chain(claim_targets.iter())
+        .filter(|id| {
+            let sequence = loaded.sequences.get(id).copied().flatten();
+            sequence.is_some() && loaded.checkpoints.get(id).map(|checkpoint| checkpoint.sequence) != sequence
+        })
+        .map(ToString::to_string)
+        .collect();
+    if !stale.is_empty() {
+        let rows = client
+            .query(&checkpoints_statement, &[&stale])
+            .await
+            .map_err(|error| classify(shared, "loading checkpoints", error))?;
+        for row in &rows {
+            let id = parse_id(location, row).map_err(Failure::Fatal)?;
+            loaded.checkpoints.remove(&id);
+        }
+        decode_checkpoints(location, &rows, &mut loaded).map_err(Failure::Fatal)?;
+    }
+
+    // The calls, in order, on the rows in memory; again after loading a family a claim needed.
+    let mut applied = apply_all(location, now, &loaded, ops);
+    for _ in 0..3 {
+        let Err(missing) = &applied else { break };
+        load_families(shared, client, missing, &mut loaded).await?;
+        applied = apply_all(location, now, &loaded, ops);
+    }
+    let (state, answers) = applied.map_err(|missing| {
+        Failure::Fatal(storage(
+            location,
+            format!("the families of tasks {missing:?} could not be loaded (a bug in the store)"),
+        ))
+    })?;
 
     // Round trip 2: the writes and the commit.
-    let written = Writes::of(&state);
-    let (update_statement, leases_statement, checkpoints_statement, results_statement, notify_statement) = tokio::try_join!(
+    write(shared, client, &state, xid, deadline).await?;
+    Ok(Committed { answers, changes: state.changes() })
+}
+
+/// Locks and loads the families of `parents` (parents first, then their partitions).
+async fn load_families(
+    shared: &Shared,
+    client: &Object,
+    parents: &BTreeSet<TaskId>,
+    loaded: &mut Loaded,
+) -> Result<(), Failure> {
+    let location = &shared.location;
+    let ids = ids_text(parents.iter().copied());
+    let loading = |error| classify(shared, "loading the partitions of a task", error);
+    let parents_statement = client.prepare_cached(queries::LOCK_PARENTS).await.map_err(loading)?;
+    let children_statement = client.prepare_cached(queries::LOCK_CHILDREN_OF).await.map_err(loading)?;
+    let parent_rows = client.query(&parents_statement, &[&ids]).await.map_err(loading)?;
+    let child_rows = client.query(&children_statement, &[&ids]).await.map_err(loading)?;
+    for row in parent_rows.iter().chain(&child_rows) {
+        let (row, sequence) = decode_row(location, row).map_err(Failure::Fatal)?;
+        // A row loaded before keeps its loaded version (the same: this group holds its lock).
+        loaded.add(row, sequence);
+    }
+    loaded.families.extend(parents.iter().copied());
+    Ok(())
+}
+
+/// The columns of the group's writes.
+#[derive(Default)]
+struct Writes<'a> {
+    ids: Vec<String>,
+    statuses: Vec<&'a str>,
+    lease_owners: Vec<Option<&'a str>>,
+    lease_expiries: Vec<Option<DateTime<Utc>>>,
+    epochs: Vec<i64>,
+    stop_flags: Vec<bool>,
+    lost_leases: Vec<i32>,
+    waiting: Vec<bool>,
+    sequences: Vec<Option<i64>>,
+    run_nanos: Vec<Option<i64>>,
+    records: Vec<Json<&'a BatchTask>>,
+    lease_ids: Vec<String>,
+    lease_only_owners: Vec<Option<&'a str>>,
+    lease_only_expiries: Vec<Option<DateTime<Utc>>>,
+    checkpoint_ids: Vec<String>,
+    checkpoint_sequences: Vec<i64>,
+    checkpoints: Vec<Json<&'a Checkpoint>>,
+    result_ids: Vec<String>,
+    results: Vec<Json<&'a serde_json::Value>>,
+    metrics: Vec<Json<&'a batch_model::ProcessingMetrics>>,
+    event_ids: Vec<String>,
+    event_epochs: Vec<i64>,
+    event_workers: Vec<Option<&'a str>>,
+    event_names: Vec<&'a str>,
+    event_sequences: Vec<Option<i64>>,
+    notifications: Vec<String>,
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// Most bytes of one notification payload (PostgreSQL's limit is 8000).
+const PAYLOAD_LIMIT: usize = 7900;
+
+impl<'a> Writes<'a> {
+    fn of(state: &'a State<'_>) -> Writes<'a> {
+        let mut writes = Writes::default();
+        for id in &state.full {
+            let Some(row) = state.loaded.rows.get(id) else { continue };
+            writes.ids.push(id.to_string());
+            writes.statuses.push(row.task.status.as_str());
+            writes.lease_owners.push(row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
+            writes.lease_expiries.push(row.lease_expires.map(DateTime::from_timestamp_nanos));
+            writes.epochs.push(to_i64(row.epoch));
+            writes.stop_flags.push(row.stop_requested);
+            writes.lost_leases.push(i32::try_from(row.lost_leases).unwrap_or(i32::MAX));
+            writes.waiting.push(row.waiting);
+            writes.sequences.push(state.sequence(id).map(to_i64));
+            writes.run_nanos.push(run_nanos(row));
+            writes.records.push(Json(&row.task));
+        }
+        for id in state.leases.difference(&state.full) {
+            let Some(row) = state.loaded.rows.get(id) else { continue };
+            writes.lease_ids.push(id.to_string());
+            writes.lease_only_owners.push(row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
+            writes.lease_only_expiries.push(row.lease_expires.map(DateTime::from_timestamp_nanos));
+        }
+        for (id, checkpoint) in &state.checkpoints {
+            writes.checkpoint_ids.push(id.to_string());
+            writes.checkpoint_sequences.push(to_i64(checkpoint.sequence));
+            writes.checkpoints.push(Json(checkpoint));
+        }
+        for (id, record) in &state.results {
+            writes.result_ids.push(id.to_string());
+            writes.results.push(Json(&record.result));
+            writes.metrics.push(Json(&record.metrics));
+        }
+        for event in &state.events {
+            writes.event_ids.push(event.id.to_string());
+            writes.event_epochs.push(to_i64(event.epoch));
+            writes.event_workers.push(event.worker.as_ref().map(|worker| worker.0.as_str()));
+            writes.event_names.push(event.event);
+            writes.event_sequences.push(event.sequence.map(to_i64));
+        }
+        // One NOTIFY statement: the changes packed into as few payloads as fit.
+        let mut payload = String::new();
+        for (id, status, claimable) in state.changes() {
+            let line = payload_line(&id, status, claimable);
+            if !payload.is_empty() && payload.len() + 1 + line.len() > PAYLOAD_LIMIT {
+                writes.notifications.push(std::mem::take(&mut payload));
+            }
+            if !payload.is_empty() {
+                payload.push('\n');
+            }
+            payload.push_str(&line);
+        }
+        if !payload.is_empty() {
+            writes.notifications.push(payload);
+        }
+        writes
+    }
+}
+
+/// Round trip 2: writes the group's changes and commits. A connection lost on the way leaves the
+/// outcome unknown: [`committed`] finds it out.
+async fn write(
+    shared: &Shared,
+    client: &Object,
+    state: &State<'_>,
+    xid: i64,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let written = Writes::of(state);
+    let prepare = |sql: &'static str| async move {
+        client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
+    };
+    let (
+        children_statement,
+        update_statement,
+        leases_statement,
+        checkpoints_statement,
+        results_statement,
+        events_statement,
+        notify_statement,
+    ) = tokio::try_join!(
+        prepare(queries::INSERT_CHILDREN),
         prepare(queries::UPDATE_TASKS),
         prepare(queries::UPDATE_LEASES),
         prepare(queries::UPSERT_CHECKPOINTS),
         prepare(queries::UPSERT_RESULTS),
+        prepare(queries::INSERT_EVENTS),
         prepare(queries::NOTIFY),
     )?;
-    let update_params: [&(dyn ToSql + Sync); 8] = [
+    let children = InsertColumns::of(state.new_rows.iter());
+    let children_params = children.params();
+    let update_params: [&(dyn ToSql + Sync); 11] = [
         &written.ids,
         &written.statuses,
         &written.lease_owners,
         &written.lease_expiries,
         &written.epochs,
         &written.stop_flags,
+        &written.lost_leases,
+        &written.waiting,
+        &written.sequences,
         &written.run_nanos,
         &written.records,
     ];
@@ -736,8 +1317,19 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
     let checkpoint_params: [&(dyn ToSql + Sync); 3] =
         [&written.checkpoint_ids, &written.checkpoint_sequences, &written.checkpoints];
     let result_params: [&(dyn ToSql + Sync); 3] = [&written.result_ids, &written.results, &written.metrics];
-    let notify_params: [&(dyn ToSql + Sync); 1] = [&state.notifications];
+    let event_params: [&(dyn ToSql + Sync); 6] = [
+        &written.event_ids,
+        &written.event_epochs,
+        &written.event_workers,
+        &written.event_names,
+        &written.event_sequences,
+        &state.now,
+    ];
+    let notify_params: [&(dyn ToSql + Sync); 1] = [&written.notifications];
     let mut second: Vec<RowsFuture<'_>> = Vec::new();
+    if !children.ids.is_empty() {
+        second.push(boxed(client.query(&children_statement, &children_params)));
+    }
     if !written.ids.is_empty() {
         second.push(boxed(client.query(&update_statement, &update_params)));
     }
@@ -750,73 +1342,54 @@ async fn attempt(shared: &Shared, ops: &[&Op]) -> Result<Vec<Result<Answer, Stor
     if !written.result_ids.is_empty() {
         second.push(boxed(client.query(&results_statement, &result_params)));
     }
-    if !state.notifications.is_empty() {
+    if !written.event_ids.is_empty() {
+        second.push(boxed(client.query(&events_statement, &event_params)));
+    }
+    if !written.notifications.is_empty() {
         second.push(boxed(client.query(&notify_statement, &notify_params)));
     }
     second.push(statement_done(client.batch_execute("COMMIT")));
     let mut results = pipeline(second).await;
-    if let Some(error) = first_error(&mut results) {
-        // A failed statement turns the COMMIT into a rollback; a lost connection leaves the outcome
-        // unknown, which the error says.
-        let failure = classify(shared, "committing a group of task changes", error);
-        abandon(client).await;
-        return Err(failure);
+    let Some(error) = first_error(&mut results) else { return Ok(()) };
+    if !is_connection_trouble(&error) {
+        // The server refused a statement: the transaction was rolled back (COMMIT answers ROLLBACK).
+        return Err(classify(shared, "committing a group of task changes", error));
     }
-    Ok(answers)
+    // The connection was lost while the COMMIT may have been on its way: ask whether it committed.
+    let lost = shared.location.error("committing a group of task changes", error);
+    match committed(shared, xid, deadline).await {
+        Some(true) => Ok(()),
+        Some(false) => Err(Failure::Retry { error: lost, pause: true }),
+        None => Err(Failure::Fatal(storage(
+            &shared.location,
+            format!(
+                "{lost}; whether the transaction committed could not be learned before the retry period \
+                 ended: check the tasks it changed"
+            ),
+        ))),
+    }
 }
 
-/// The columns of the group's writes.
-#[derive(Default)]
-struct Writes<'a> {
-    ids: Vec<&'a str>,
-    statuses: Vec<&'a str>,
-    lease_owners: Vec<Option<&'a str>>,
-    lease_expiries: Vec<Option<DateTime<Utc>>>,
-    epochs: Vec<i64>,
-    stop_flags: Vec<bool>,
-    run_nanos: Vec<Option<i64>>,
-    records: Vec<Json<&'a BatchTask>>,
-    lease_ids: Vec<&'a str>,
-    lease_only_owners: Vec<Option<&'a str>>,
-    lease_only_expiries: Vec<Option<DateTime<Utc>>>,
-    checkpoint_ids: Vec<&'a str>,
-    checkpoint_sequences: Vec<i64>,
-    checkpoints: Vec<Json<&'a Checkpoint>>,
-    result_ids: Vec<&'a str>,
-    results: Vec<Json<&'a serde_json::Value>>,
-    metrics: Vec<Json<&'a batch_model::ProcessingMetrics>>,
-}
-
-impl<'a> Writes<'a> {
-    fn of(state: &'a GroupState<'_>) -> Writes<'a> {
-        let mut writes = Writes::default();
-        for key in &state.full_dirty {
-            let Some(row) = state.rows.get(key) else { continue };
-            writes.ids.push(key.as_str());
-            writes.statuses.push(row.row.task.status.as_str());
-            writes.lease_owners.push(row.row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
-            writes.lease_expiries.push(row.row.lease_expires.map(DateTime::from_timestamp_nanos));
-            writes.epochs.push(row.epoch);
-            writes.stop_flags.push(row.row.stop_requested);
-            writes.run_nanos.push(run_nanos(&row.row));
-            writes.records.push(Json(&row.row.task));
+/// Whether transaction `xid` committed, asked on new connections until the server answers or the
+/// deadline passes (`None`).
+async fn committed(shared: &Shared, xid: i64, deadline: Instant) -> Option<bool> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if let Ok(client) = shared.pool.get().await {
+            match client.query_one(queries::TXID_STATUS, &[&xid]).await {
+                Ok(row) => match row.try_get::<_, Option<String>>(0) {
+                    Ok(Some(status)) if status == "committed" => return Some(true),
+                    Ok(Some(status)) if status == "aborted" => return Some(false),
+                    // Still in progress: the server has not noticed the lost connection yet.
+                    Ok(_) | Err(_) => {}
+                },
+                Err(_) => drop(Object::take(client)),
+            }
         }
-        for key in state.lease_dirty.difference(&state.full_dirty) {
-            let Some(row) = state.rows.get(key) else { continue };
-            writes.lease_ids.push(key.as_str());
-            writes.lease_only_owners.push(row.row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
-            writes.lease_only_expiries.push(row.row.lease_expires.map(DateTime::from_timestamp_nanos));
+        if Instant::now() >= deadline {
+            return None;
         }
-        for (key, checkpoint) in &state.new_checkpoints {
-            writes.checkpoint_ids.push(key.as_str());
-            writes.checkpoint_sequences.push(i64::try_from(checkpoint.sequence).unwrap_or(i64::MAX));
-            writes.checkpoints.push(Json(checkpoint));
-        }
-        for (key, record) in &state.results {
-            writes.result_ids.push(key.as_str());
-            writes.results.push(Json(&record.result));
-            writes.metrics.push(Json(&record.metrics));
-        }
-        writes
+        tokio::time::sleep(pause.min(deadline.saturating_duration_since(Instant::now()))).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
     }
 }
