@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
-use batch_manager::store::TaskStore;
-use batch_manager::store::postgres::{PgOptions, PgStore, StoreEvent};
+use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{CreateTaskRequest, TaskStatus, TaskType};
@@ -99,19 +99,19 @@ async fn create_all(submitter: &BatchManager) {
 
 /// Waits for every task to complete: the completions heard on the change feed, or the metrics
 /// whenever the feed may have missed something (a resync, a lag, a quiet moment).
-async fn wait_pg(store: &PgStore, events: &mut tokio::sync::broadcast::Receiver<StoreEvent>) {
+async fn wait_pg(store: &PgStore, events: &mut TaskChanges) {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut heard = std::collections::HashSet::new();
     loop {
         assert!(Instant::now() < deadline, "the tasks did not complete within 300 s ({} heard)", heard.len());
         let recheck = match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
-            Ok(Ok(StoreEvent::Changed(change))) => {
-                if change.status == TaskStatus::Completed {
-                    heard.insert(change.id);
+            Ok(Ok(TaskChange::Task { id, status, .. })) => {
+                if status == TaskStatus::Completed {
+                    heard.insert(id);
                 }
                 false
             }
-            Ok(Ok(StoreEvent::Resync) | Err(_)) | Err(_) => true,
+            Ok(Ok(_) | Err(_)) | Err(_) => true,
         };
         if heard.len() >= M3_TASKS {
             return;

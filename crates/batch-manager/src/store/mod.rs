@@ -259,6 +259,7 @@ impl StoreError {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl StoreError {
     /// `count` copies of this error, for callers that share one failure (a bulk insert whose
     /// transaction failed). Store errors are not `Clone`: the copies of a storage error share its
@@ -300,15 +301,18 @@ impl StoreError {
 }
 
 /// The cause of a storage error shared by several copies of it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[derive(Debug, Clone)]
 struct SharedCause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl std::fmt::Display for SharedCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 impl std::error::Error for SharedCause {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.0.source()

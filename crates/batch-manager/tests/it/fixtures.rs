@@ -54,6 +54,18 @@ pub(crate) mod pg {
         store_with(test, PgOptions::default()).await
     }
 
+    /// `count` stores on one fresh database (standing for as many processes), or `None` (the test
+    /// skips) without PostgreSQL.
+    pub(crate) async fn stores(test: &str, count: usize) -> Option<Vec<PgStore>> {
+        let cluster = batch_testkit::shared_or_skip(test)?;
+        let database = cluster.create_database().await.unwrap();
+        let mut stores = Vec::with_capacity(count);
+        for _ in 0..count {
+            stores.push(PgStore::connect(&database.url, PgOptions::default()).await.unwrap());
+        }
+        Some(stores)
+    }
+
     /// A store with `options` on a fresh database, or `None` (the test skips) without PostgreSQL.
     pub(crate) async fn store_with(test: &str, options: PgOptions) -> Option<PgStore> {
         let cluster = batch_testkit::shared_or_skip(test)?;
