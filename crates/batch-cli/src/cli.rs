@@ -57,6 +57,10 @@ pub(crate) enum Command {
     Gen(GenArgs),
     /// Run one task to its end, showing its progress.
     Run(RunArgs),
+    /// Create a pending task without running it, for workers to run (prints its id on stdout).
+    Submit(SubmitArgs),
+    /// Claim and run tasks from the store until SIGINT or SIGTERM: one of a fleet of workers.
+    Worker(WorkerArgs),
     /// List, show, stop and resume tasks.
     #[command(subcommand)]
     Tasks(TasksCommand),
@@ -152,6 +156,51 @@ impl Args for RunArgs {
     }
 }
 
+/// The kind and options of `batch submit <kind>`: the same as `batch run <kind>`.
+#[derive(Debug, Clone)]
+pub(crate) struct SubmitArgs(pub(crate) RunArgs);
+
+impl FromArgMatches for SubmitArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<SubmitArgs, clap::Error> {
+        RunArgs::from_arg_matches(matches).map(SubmitArgs)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = SubmitArgs::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Args for SubmitArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        crate::kinds::run_subcommands(command)
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        SubmitArgs::augment_args(command)
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    /// Tasks this worker runs at once (task slots).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) concurrency: u32,
+    /// Only claim tasks of these kinds (comma-separated) [default: every kind].
+    #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = kind_parser())]
+    pub(crate) types: Vec<TaskType>,
+    /// This worker's name in leases and logs; unique in the fleet [default: HOST:PID:RANDOM].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) name: Option<String>,
+    /// How long a claim lasts without a heartbeat: a dead worker's tasks are taken over this long
+    /// after its last heartbeat (renewed every third of it).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub(crate) lease_ttl: Duration,
+    /// How often the worker logs a status line.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) status_interval: Duration,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum TasksCommand {
     /// List tasks, newest first.
@@ -162,6 +211,11 @@ pub(crate) enum TasksCommand {
     Stop(StopArgs),
     /// Take over a task whose process died (its lease expired) and finish it, with progress.
     Resume(ResumeArgs),
+    /// Continue a cancelled or failed task from its last checkpoint, as a new attempt (run here with
+    /// progress, or left for a worker with --detach).
+    Restart(RestartArgs),
+    /// Wait for a task to end, wherever it runs; exit codes as `run`.
+    Wait(TaskIdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -222,6 +276,16 @@ pub(crate) struct ResumeArgs {
     #[arg(long)]
     pub(crate) wait: bool,
     /// Print one JSON document at the end, as `run --json` does.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestartArgs {
+    pub(crate) id: String,
+    /// Only make it pending again, for a worker to run, instead of running it here.
+    #[arg(long)]
+    pub(crate) detach: bool,
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -65,8 +65,12 @@ fn parse() -> Result<(Cli, bool), ExitCode> {
     let cli = Cli::from_arg_matches(&matches).map_err(|error| usage_error(&error))?;
     let db_given = given_on_command_line(&matches, "db");
     let rust_log = std::env::var("RUST_LOG").ok();
-    logging::init(logging::level(cli.verbose, cli.quiet), rust_log.as_deref(), cli.log_format)
-        .map_err(|error| failure::report(&error))?;
+    // A worker's log is its output: one line per task start and end, and a status line.
+    let level = match cli.command {
+        Command::Worker(_) if cli.verbose == 0 && !cli.quiet => logging::level(2, false),
+        _ => logging::level(cli.verbose, cli.quiet),
+    };
+    logging::init(level, rust_log.as_deref(), cli.log_format).map_err(|error| failure::report(&error))?;
     Ok((cli, db_given))
 }
 
@@ -117,10 +121,14 @@ async fn dispatch(cli: Cli, db_given: bool) -> anyhow::Result<ExitCode> {
             commands::generate::gen_command(&args)
         }
         Command::Run(args) => commands::run::run(&db()?, &args, view).await,
+        Command::Submit(args) => commands::run::submit(&db()?, &args).await,
+        Command::Worker(args) => commands::worker::worker(&db()?, args).await,
         Command::Tasks(TasksCommand::List(args)) => commands::tasks::list(&db()?, args).await,
         Command::Tasks(TasksCommand::Show(args)) => commands::tasks::show(&db()?, args).await,
         Command::Tasks(TasksCommand::Stop(args)) => commands::tasks::stop(&db()?, args).await,
         Command::Tasks(TasksCommand::Resume(args)) => commands::tasks::resume(&db()?, args, view).await,
+        Command::Tasks(TasksCommand::Restart(args)) => commands::tasks::restart(&db()?, args, view).await,
+        Command::Tasks(TasksCommand::Wait(args)) => commands::tasks::wait(&db()?, args).await,
         Command::Metrics(args) => commands::tasks::metrics(&db()?, args).await,
     }
 }

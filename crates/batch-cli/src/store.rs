@@ -90,9 +90,28 @@ pub(crate) enum Access {
     Existing,
 }
 
+/// The manager settings of the command line: a 3 s lease renewed every second, a 10 s stop grace
+/// period, a 100 ms poll.
+pub(crate) fn command_line_config() -> ManagerConfig {
+    ManagerConfig::default()
+        .with_lease_ttl(LEASE_TTL)
+        .with_stop_grace_period(STOP_GRACE_PERIOD)
+        .with_poll_interval(POLL_INTERVAL)
+}
+
 /// A manager over the store at `address` running the built-in kinds, with the command line's lease
 /// timings. The one way every command opens a store.
 pub(crate) fn open_manager(address: &StoreAddress, access: Access) -> anyhow::Result<BatchManager> {
+    open_manager_with(address, access, crate::kinds::registry(), command_line_config())
+}
+
+/// [`open_manager`] with the kinds of `registry` and the settings `config`.
+pub(crate) fn open_manager_with(
+    address: &StoreAddress,
+    access: Access,
+    registry: batch::tasks::Registry,
+    config: ManagerConfig,
+) -> anyhow::Result<BatchManager> {
     let path = match address {
         StoreAddress::Sqlite(path) => path,
         StoreAddress::Postgres(_) => {
@@ -113,11 +132,7 @@ pub(crate) fn open_manager(address: &StoreAddress, access: Access) -> anyhow::Re
             format!("cannot open the task store {} (set it with --db): {error}", path.display()),
         )
     })?;
-    let config = ManagerConfig::default()
-        .with_lease_ttl(LEASE_TTL)
-        .with_stop_grace_period(STOP_GRACE_PERIOD)
-        .with_poll_interval(POLL_INTERVAL);
-    BatchManager::new(Arc::new(store), crate::kinds::registry(), config).coded()
+    BatchManager::new(Arc::new(store), registry, config).coded()
 }
 
 fn create_folder(db: &Path) -> anyhow::Result<()> {

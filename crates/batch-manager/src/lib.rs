@@ -84,4 +84,4 @@ pub mod store;
 
 pub use config::ManagerConfig;
 pub use error::ManagerError;
-pub use manager::BatchManager;
+pub use manager::{BatchManager, RunCounts};

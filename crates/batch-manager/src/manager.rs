@@ -1,7 +1,7 @@
 //! The [`BatchManager`]: the task lifecycle's API over a [`TaskStore`] and a [`Registry`] of kinds.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use batch_model::{
@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 
 use crate::config::ManagerConfig;
 use crate::error::ManagerError;
-use crate::run::{RunSettings, StopReason, TaskControl, is_parent, run_claimed};
+use crate::run::{RunSettings, Settled, StopReason, TaskControl, run_claimed};
 use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskChange, TaskResultRecord, TaskStore};
 
 /// Most tasks the worker loop claims in one call.
@@ -52,6 +52,66 @@ struct Inner {
     shutting_down: AtomicBool,
     /// Cancelled at shutdown: wakes the worker loop.
     shutdown: CancellationToken,
+    /// How the runs of this manager ended.
+    counts: RunCounters,
+}
+
+/// How the runs of a manager ended, since it was made (see [`BatchManager::run_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RunCounts {
+    /// Runs started here (claims, first runs and resumes).
+    pub started: u64,
+    /// Runs that ended their task `completed`.
+    pub completed: u64,
+    /// Runs that ended their task `failed`.
+    pub failed: u64,
+    /// Runs that ended their task `cancelled`.
+    pub cancelled: u64,
+    /// Runs that handed their task back at a shutdown.
+    pub released: u64,
+    /// Partitioned tasks split here (they now wait for their partitions).
+    pub parked: u64,
+    /// Runs that lost their task to another worker (a stale claim) or could not record its end.
+    pub dropped: u64,
+}
+
+/// Atomic counters behind [`RunCounts`].
+#[derive(Debug, Default)]
+struct RunCounters {
+    started: AtomicU64,
+    completed: AtomicU64,
+    failed: AtomicU64,
+    cancelled: AtomicU64,
+    released: AtomicU64,
+    parked: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl RunCounters {
+    fn settled(&self, settled: Settled) {
+        let counter = match settled {
+            Settled::Finished(TaskStatus::Completed) => &self.completed,
+            Settled::Finished(TaskStatus::Failed) => &self.failed,
+            Settled::Finished(_) => &self.cancelled,
+            Settled::Released => &self.released,
+            Settled::Parked => &self.parked,
+            Settled::Dropped => &self.dropped,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> RunCounts {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        RunCounts {
+            started: read(&self.started),
+            completed: read(&self.completed),
+            failed: read(&self.failed),
+            cancelled: read(&self.cancelled),
+            released: read(&self.released),
+            parked: read(&self.parked),
+            dropped: read(&self.dropped),
+        }
+    }
 }
 
 /// A task this manager runs now.
@@ -132,6 +192,7 @@ impl BatchManager {
                 running: Mutex::new(HashMap::new()),
                 shutting_down: AtomicBool::new(false),
                 shutdown: CancellationToken::new(),
+                counts: RunCounters::default(),
             }),
         })
     }
@@ -369,9 +430,12 @@ impl BatchManager {
         let guard =
             RunGuard { inner: Arc::clone(&self.inner), id, finished: finished_sender, _permit: permit };
         let store = Arc::clone(&self.inner.store);
+        self.inner.counts.started.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::clone(&self.inner);
         tokio::spawn(
             async move {
-                run_claimed(store, claimed, kind, control, settings, claimed_at).await;
+                let settled = run_claimed(store, claimed, kind, control, settings, claimed_at).await;
+                inner.counts.settled(settled);
                 drop(guard);
             }
             .instrument(span),
@@ -487,6 +551,18 @@ impl BatchManager {
         }
     }
 
+    /// Cuts a [`shutdown`](BatchManager::shutdown) short: aborts the in-flight work of every task this
+    /// manager runs now instead of letting it reach its next chunk boundary. The tasks are handed back
+    /// from their last checkpoints as the shutdown would (a task asked to stop still ends
+    /// `cancelled`); only the work since those checkpoints is done again by the next holder.
+    pub fn abort_running(&self) {
+        let running: Vec<Arc<TaskControl>> =
+            self.inner.running().values().map(|running| Arc::clone(&running.control)).collect();
+        for control in running {
+            control.abort_now(StopReason::Shutdown);
+        }
+    }
+
     /// Waits until the task is finished (`completed`, `failed` or `cancelled`) and returns it. A task
     /// this manager runs is awaited directly; one running elsewhere is followed through the store's
     /// change feed, and looked at every `poll_interval` in case a change was missed. A task nobody
@@ -549,6 +625,53 @@ impl BatchManager {
         Ok(self.inner.store.metrics().await?)
     }
 
+    /// Runs the partitions of the partitioned task `parent` here, and its merge once they are all
+    /// done, until the parent ends (returned) or this manager shuts down: what a single process (the
+    /// `batch run` command) does for a partitioned task after starting it with
+    /// [`process_task`](BatchManager::process_task). Partitions and the merge go through the same
+    /// claims as in a worker loop, so other workers may run some of them meanwhile; tasks of other
+    /// families are left alone. Uses this manager's slots (`max_concurrent_tasks` at once).
+    pub async fn run_partitions(&self, parent: &TaskId) -> Result<BatchTask, ManagerError> {
+        let mut changes = self.inner.store.subscribe();
+        let mut starts = tokio::task::JoinSet::new();
+        loop {
+            let task = self.get_task(parent).await?;
+            if task.status.is_terminal() || self.inner.is_shutting_down() {
+                starts.shutdown().await;
+                return Ok(task);
+            }
+            let listing = ListTasksRequest {
+                parent_id: Some(*parent),
+                status: Some(TaskStatus::Pending),
+                limit: ListTasksRequest::LIMIT_MAX,
+                ..ListTasksRequest::default()
+            };
+            for child in self.list_tasks(listing).await?.tasks {
+                if self.inner.running().contains_key(&child.id) {
+                    continue;
+                }
+                let manager = self.clone();
+                // A partition another worker claimed first is refused here: that is fine.
+                starts.spawn(async move { manager.process_task(&child.id).await.map(drop) });
+            }
+            if task.status == TaskStatus::Processing && !self.inner.running().contains_key(parent) {
+                // Claimable only once every partition completed (or after its holder died): the merge.
+                let manager = self.clone();
+                let id = *parent;
+                starts.spawn(async move { manager.resume_task(&id).await.map(drop) });
+            }
+            tokio::select! {
+                () = self.changed(&mut changes, Some(parent)) => {}
+                Some(_) = starts.join_next(), if !starts.is_empty() => {}
+            }
+        }
+    }
+
+    /// How the runs of this manager ended so far (a worker's status line shows them).
+    pub fn run_counts(&self) -> RunCounts {
+        self.inner.counts.snapshot()
+    }
+
     /// The ids of the tasks this manager runs now.
     pub fn running_tasks(&self) -> Vec<TaskId> {
         self.inner.running().keys().copied().collect()
@@ -591,12 +714,7 @@ impl BatchManager {
                     for claimed in claimed {
                         let Some(permit) = permits.pop() else { break };
                         match self.inner.registry.get(&claimed.task.task_type) {
-                            Some(kind) => {
-                                if !is_parent(&claimed.task) {
-                                    tracing::info!(task_id = %claimed.task.id, task_type = %claimed.task.task_type, "task started");
-                                }
-                                self.spawn_run(claimed, kind, permit, claimed_at);
-                            }
+                            Some(kind) => self.spawn_run(claimed, kind, permit, claimed_at),
                             None => {
                                 // Filtered by type, so this does not happen; hand the task back if it does.
                                 let holder = claimed.lease.holder();

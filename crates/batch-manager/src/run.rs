@@ -215,7 +215,20 @@ pub(crate) struct RunSettings {
     pub(crate) heartbeat_interval: Duration,
 }
 
-/// How a run ended.
+/// How a run ended, as the manager counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// The task ended with this status (recorded in the store).
+    Finished(TaskStatus),
+    /// It was handed back at a shutdown.
+    Released,
+    /// A partitioned parent now waits for its partitions.
+    Parked,
+    /// The lease was lost, or the end could not be recorded: another worker owns the task now.
+    Dropped,
+}
+
+/// How a kind's run ended.
 enum RunEnd {
     /// The kind (or a parent's merge) returned.
     Kind(Result<JobOutcome, TaskError>),
@@ -235,7 +248,7 @@ pub(crate) async fn run_claimed(
     control: Arc<TaskControl>,
     settings: RunSettings,
     claimed_at: Instant,
-) {
+) -> Settled {
     let ClaimedTask { task, lease, checkpoint, resumed, stop_requested } = claimed;
     control.renewed(claimed_at + settings.lease_ttl);
     tracing::info!(
@@ -247,9 +260,9 @@ pub(crate) async fn run_claimed(
     if stop_requested {
         // Stopped while no worker held it: end it without running the kind.
         control.request_stop(StopReason::Requested { reason: None });
-        settle(&*store, &task, &control, Ok(JobOutcome::Stopped)).await;
+        let settled = settle(&*store, &task, &control, Ok(JobOutcome::Stopped)).await;
         control.finished.cancel();
-        return;
+        return settled;
     }
     let job = JobContext::new(task.clone(), checkpoint, Arc::clone(&control) as Arc<dyn JobControl>)
         .with_epoch(lease.epoch);
@@ -282,7 +295,7 @@ pub(crate) async fn run_claimed(
         Ok(RunEnd::Parked) => {
             tracing::info!("task waits for its partitions");
             control.finished.cancel();
-            return;
+            return Settled::Parked;
         }
         Err(join_error) => {
             let message = match join_error.try_into_panic() {
@@ -293,8 +306,9 @@ pub(crate) async fn run_claimed(
                 .not_retryable())
         }
     };
-    settle(&*store, &task, &control, result).await;
+    let settled = settle(&*store, &task, &control, result).await;
     control.finished.cancel();
+    settled
 }
 
 /// Whether `task` is the parent of a partitioned task.
@@ -441,10 +455,10 @@ async fn settle(
     task: &BatchTask,
     control: &TaskControl,
     result: Result<JobOutcome, TaskError>,
-) {
+) -> Settled {
     if control.has_lost_lease() {
         tracing::warn!("the task's lease was lost; its new holder records its end");
-        return;
+        return Settled::Dropped;
     }
     let now = Utc::now();
     let stop = control.stop_reason();
@@ -456,11 +470,16 @@ async fn settle(
         Ok(_) => false,
     };
     if stopped && stop == Some(StopReason::Shutdown) {
-        match store.release_task(&task.id, holder).await {
-            Ok(()) => tracing::info!("task released at shutdown; it resumes from its last checkpoint"),
-            Err(error) => tracing::warn!(%error, "task not released"),
-        }
-        return;
+        return match store.release_task(&task.id, holder).await {
+            Ok(()) => {
+                tracing::info!("task released at shutdown; it resumes from its last checkpoint");
+                Settled::Released
+            }
+            Err(error) => {
+                tracing::warn!(%error, "task not released");
+                Settled::Dropped
+            }
+        };
     }
     let (counters, last_progress) = {
         let observed = control.observed();
@@ -511,12 +530,21 @@ async fn settle(
     };
     let outcome = TaskOutcome { status, error, result: summary, progress, metrics };
     match store.finish_task(&task.id, holder, &outcome).await {
-        Ok(finished) => match &finished.error {
-            None => tracing::info!(status = %finished.status, "task finished"),
-            Some(error) => tracing::info!(status = %finished.status, %error, "task finished"),
-        },
-        Err(error @ StoreError::LeaseLost { .. }) => control.refused("the task's end", &error),
-        Err(error) => tracing::warn!(%error, status = %status, "task end not recorded"),
+        Ok(finished) => {
+            match &finished.error {
+                None => tracing::info!(status = %finished.status, "task finished"),
+                Some(error) => tracing::info!(status = %finished.status, %error, "task finished"),
+            }
+            Settled::Finished(finished.status)
+        }
+        Err(error @ StoreError::LeaseLost { .. }) => {
+            control.refused("the task's end", &error);
+            Settled::Dropped
+        }
+        Err(error) => {
+            tracing::warn!(%error, status = %status, "task end not recorded");
+            Settled::Dropped
+        }
     }
 }
 

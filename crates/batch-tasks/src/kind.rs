@@ -215,6 +215,12 @@ impl Registry {
         self
     }
 
+    /// Registers a kind shared with another registry (e.g. one kind of a larger registry).
+    pub fn register_shared(&mut self, kind: Arc<dyn TaskKind>) -> &mut Self {
+        self.kinds.insert(kind.task_type().as_str().to_owned(), kind);
+        self
+    }
+
     /// The kind for `task_type`.
     pub fn get(&self, task_type: &TaskType) -> Option<Arc<dyn TaskKind>> {
         self.kinds.get(task_type.as_str()).cloned()

@@ -208,11 +208,26 @@ pub enum ConfigSetting {
     SkipLimit,
     /// [`BatchConfig::durability`].
     Durability,
+    /// [`BatchConfig::partitions`]: honoured only by kinds that can split their input
+    /// ([`TaskKind::can_partition`](crate::TaskKind::can_partition)).
+    Partitions,
 }
 
 impl ConfigSetting {
     /// Every setting, in the order of [`BatchConfig`]'s fields.
-    pub const ALL: [ConfigSetting; 6] = [
+    pub const ALL: [ConfigSetting; 7] = [
+        ConfigSetting::BatchSize,
+        ConfigSetting::MaxRetries,
+        ConfigSetting::Timeout,
+        ConfigSetting::Concurrency,
+        ConfigSetting::SkipLimit,
+        ConfigSetting::Durability,
+        ConfigSetting::Partitions,
+    ];
+
+    /// The settings a kind on the standard chunk runner honours: all but
+    /// [`Partitions`](ConfigSetting::Partitions), which a kind must add when it can split its input.
+    pub const RECORDS: [ConfigSetting; 6] = [
         ConfigSetting::BatchSize,
         ConfigSetting::MaxRetries,
         ConfigSetting::Timeout,
@@ -230,6 +245,7 @@ impl ConfigSetting {
             ConfigSetting::Concurrency => "concurrency",
             ConfigSetting::SkipLimit => "skip_limit",
             ConfigSetting::Durability => "durability",
+            ConfigSetting::Partitions => "partitions",
         }
     }
 
@@ -291,6 +307,11 @@ impl ConfigSetting {
                 "What a checkpoint survives: process (a killed process) or power_loss (fsync at every \
                  checkpoint; slower).",
             ),
+            ConfigSetting::Partitions => (
+                ParamType::Integer,
+                "Split the input into this many partitions, run as separate tasks by any workers and \
+                 merged into one output when the last completes (1: no split).",
+            ),
         };
         let spec = ParamSpec::new(self.name(), param_type, help);
         let spec = match self {
@@ -329,7 +350,7 @@ impl Default for KindSpec {
         KindSpec {
             description: String::new(),
             params: Vec::new(),
-            settings: ConfigSetting::ALL.to_vec(),
+            settings: ConfigSetting::RECORDS.to_vec(),
             default_config: KindSpec::records_default_config(),
         }
     }
@@ -399,7 +420,9 @@ impl KindSpec {
 /// let train = descriptions.iter().find(|kind| kind.task_type.as_str() == "train").unwrap();
 /// let json = serde_json::to_value(train)?;
 /// assert_eq!(json["params"][0]["name"], "input");
-/// assert!(json["settings"].as_array().unwrap().iter().all(|setting| setting["name"] != "timeout"));
+/// let settings = json["settings"].as_array().unwrap();
+/// assert!(settings.iter().any(|setting| setting["name"] == "timeout"));
+/// assert!(settings.iter().all(|setting| setting["name"] != "partitions"), "train cannot split its input");
 /// assert_eq!(json["default_config"]["batch_size"], 64);
 /// # Ok::<(), serde_json::Error>(())
 /// ```

@@ -5,6 +5,7 @@ pub(crate) mod demo;
 pub(crate) mod generate;
 pub(crate) mod run;
 pub(crate) mod tasks;
+pub(crate) mod worker;
 
 use std::process::ExitCode;
 

@@ -1,14 +1,14 @@
-//! `batch tasks list|show|stop|resume` and `batch metrics`: the store's tasks, looked at and
-//! controlled from any process.
+//! `batch tasks list|show|stop|resume|restart|wait` and `batch metrics`: the store's tasks, looked at
+//! and controlled from any process.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use batch::model::{ListTasksRequest, StopTaskRequest, TaskId, TaskStatus};
-use batch::prelude::ManagerError;
+use batch::prelude::{BatchManager, ManagerError};
 
-use crate::cli::{JsonFlag, ListArgs, ResumeArgs, StopArgs, TaskIdArgs};
-use crate::commands::{announce, finish_following, print};
+use crate::cli::{JsonFlag, ListArgs, RestartArgs, ResumeArgs, StopArgs, TaskIdArgs};
+use crate::commands::{announce, finish_following, print, report_unfinished};
 use crate::failure::{CodedError, ManagerResultExt};
 use crate::follow::{View, done};
 use crate::report::Finished;
@@ -106,6 +106,66 @@ pub(crate) async fn resume(db: &StoreAddress, args: ResumeArgs, view: View) -> a
     };
     announce(&format!("task {} resumed ({})", task.id, task.task_type));
     let exit = finish_following(&manager, id, &task.task_type.to_string(), args.json, view).await;
+    manager.shutdown().await;
+    exit
+}
+
+/// `batch tasks restart ID`: a cancelled or failed task continues from its last checkpoint as a new
+/// attempt, run here with progress (a partitioned task's restarted partitions and merge too), or
+/// left pending for a worker with `--detach`.
+pub(crate) async fn restart(db: &StoreAddress, args: RestartArgs, view: View) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&args.id)?;
+    let manager = open_manager(db, Access::Existing)?;
+    let exit = restart_with(&manager, id, &args, view).await;
+    manager.shutdown().await;
+    exit
+}
+
+async fn restart_with(
+    manager: &BatchManager,
+    id: TaskId,
+    args: &RestartArgs,
+    view: View,
+) -> anyhow::Result<ExitCode> {
+    let task = manager.restart_task(&id).await.coded()?;
+    announce(&format!("task {id} restarted as attempt {} ({})", task.attempt, task.task_type));
+    if args.detach {
+        if args.json {
+            print(&serde_json::to_string_pretty(&task)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let started = manager.process_task(&id).await.coded()?;
+    let partitions = (started.config.partitions > 1).then(|| {
+        let manager = manager.clone();
+        tokio::spawn(async move { manager.run_partitions(&id).await })
+    });
+    let exit = finish_following(manager, id, &task.task_type.to_string(), args.json, view).await;
+    if let Some(partitions) = partitions {
+        partitions.abort();
+    }
+    exit
+}
+
+/// `batch tasks wait ID`: waits for the task to end wherever it runs (through the store's change
+/// feed), prints it as `show` does, and exits as `run` would for it.
+pub(crate) async fn wait(db: &StoreAddress, args: TaskIdArgs) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&args.id)?;
+    let manager = open_manager(db, Access::Existing)?;
+    let waited = manager.wait(&id).await.coded();
+    let exit = match waited {
+        Ok(task) => {
+            let finished = Finished::load(&manager, task).await?;
+            if args.json {
+                print(&serde_json::to_string_pretty(&finished.document())?);
+            } else {
+                print(&finished.summary(false));
+            }
+            report_unfinished(&finished);
+            Ok(finished.exit_code())
+        }
+        Err(error) => Err(error),
+    };
     manager.shutdown().await;
     exit
 }

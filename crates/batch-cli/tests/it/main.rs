@@ -4,6 +4,7 @@
 
 mod demo;
 mod errors;
+mod fleet;
 mod lifecycle;
 mod logs;
 mod run;

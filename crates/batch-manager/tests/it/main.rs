@@ -12,5 +12,6 @@ mod manager_retries;
 mod manager_stop;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod quarantine;
 mod sqlite_faults;
 mod store_conformance;

@@ -321,3 +321,25 @@ async fn partitions_are_refused_for_a_kind_that_cannot_split() {
     assert_eq!(error.code(), ErrorCode::ConfigurationError);
     assert!(error.to_string().contains("partitions: the test_lines kind cannot split its input"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_manager_runs_a_partitioned_task_with_run_partitions_and_leaves_other_tasks_alone() {
+    let store: Arc<dyn TaskStore> = Arc::new(MemoryStore::new());
+    let manager = worker(&store, "solo");
+    let bystander = manager.create_task(request(10, 1, None)).await.unwrap();
+    let created = manager.create_task(request(5_000, 3, None)).await.unwrap();
+    manager.process_task(&created.id).await.unwrap();
+    let parent = tokio::time::timeout(Duration::from_secs(30), manager.run_partitions(&created.id))
+        .await
+        .expect("the family ends within 30 s")
+        .unwrap();
+    assert_eq!(parent.status, TaskStatus::Completed, "{:?}", parent.error);
+    let result = manager.task_result(&created.id).await.unwrap().unwrap().result;
+    assert_eq!(result["sum"], (0..5_000u64).sum::<u64>());
+    assert_eq!(
+        manager.get_task(&bystander.id).await.unwrap().status,
+        TaskStatus::Pending,
+        "not this family's"
+    );
+    manager.shutdown().await;
+}

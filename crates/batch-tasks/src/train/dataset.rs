@@ -35,7 +35,7 @@ use crate::train::error::{RowProblem, TrainError};
 pub const MAX_RECORD_LEN: usize = 1024 * 1024;
 
 /// How many rows decide which columns are numeric when `features` is not given.
-pub const SNIFF_ROWS: usize = 100;
+pub(super) const SNIFF_ROWS: usize = 100;
 
 /// How much of a bad record a dead letter keeps.
 const RAW_LIMIT: usize = 1024;
@@ -59,7 +59,7 @@ enum Slot {
 /// Reused from row to row: reading a row overwrites it without allocating (once the label has
 /// reached its longest length).
 #[derive(Debug, Clone, Default)]
-pub struct Row {
+pub(super) struct Row {
     /// The features, in the order of the feature list; meaningful only when `problem` is `None`.
     pub features: Vec<f64>,
     /// The label as text.
@@ -84,7 +84,7 @@ enum Scanner {
 /// Records come from pump-core's [`CsvScanner`] or [`LineScanner`].
 /// Positions are [`FilePosition`]s: the byte offset and 1-based line where a record starts. A
 /// record longer than [`MAX_RECORD_LEN`] is a bad row.
-pub struct RowReader {
+pub(super) struct RowReader {
     path: PathBuf,
     format: DataFormat,
     scanner: Scanner,
@@ -119,7 +119,7 @@ impl fmt::Debug for RowReader {
 impl RowReader {
     /// Opens `path` and, for CSV, reads its header row. The reader is positioned at the first data
     /// record; [`bind`](Self::bind) it to the feature and label columns before reading rows.
-    pub fn open(path: &Path, format: DataFormat) -> Result<RowReader, TrainError> {
+    pub(super) fn open(path: &Path, format: DataFormat) -> Result<RowReader, TrainError> {
         let header_error =
             |reason: String| TrainError::Header { path: path.to_owned(), reason: reason.to_owned() };
         let (scanner, header, data_start) = match format {
@@ -165,12 +165,12 @@ impl RowReader {
     }
 
     /// The file being read.
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
     /// Where the next record starts.
-    pub fn position(&self) -> FilePosition {
+    pub(super) fn position(&self) -> FilePosition {
         match &self.scanner {
             Scanner::Csv(scanner) => scanner.position(),
             Scanner::Lines(scanner) => scanner.position(),
@@ -178,18 +178,14 @@ impl RowReader {
     }
 
     /// Where the first data record starts: after the CSV header, at the start of a JSON-lines file.
-    pub fn data_start(&self) -> FilePosition {
+    pub(super) fn data_start(&self) -> FilePosition {
         self.data_start
     }
 
-    /// The CSV header's column names (empty for JSON lines).
-    pub fn header(&self) -> &[String] {
-        &self.header
-    }
 
     /// Moves to `position`, which must be the start of a record (a position this reader reported);
     /// a position before the first data record means the first data record.
-    pub fn seek(&mut self, position: FilePosition) -> Result<(), TrainError> {
+    pub(super) fn seek(&mut self, position: FilePosition) -> Result<(), TrainError> {
         let position = if position.offset < self.data_start.offset { self.data_start } else { position };
         match &mut self.scanner {
             Scanner::Csv(scanner) => scanner.seek(position),
@@ -199,7 +195,7 @@ impl RowReader {
     }
 
     /// Moves back to the first data record.
-    pub fn rewind(&mut self) -> Result<(), TrainError> {
+    pub(super) fn rewind(&mut self) -> Result<(), TrainError> {
         self.seek(self.data_start)
     }
 
@@ -207,7 +203,7 @@ impl RowReader {
     /// in the header exactly once: a missing or doubled column is a [`TrainError::Column`] naming
     /// `file_param` when given (`eval_input`), else the param that chose the column (`features`,
     /// `label`).
-    pub fn bind(
+    pub(super) fn bind(
         &mut self,
         features: &[String],
         label: &str,
@@ -251,7 +247,7 @@ impl RowReader {
 
     /// Reads the next record into `row`: `Ok(false)` at the end of the file. A bad record is a row
     /// with a `problem`, not an error; only a failing read is an error.
-    pub fn next_row(&mut self, row: &mut Row) -> Result<bool, TrainError> {
+    pub(super) fn next_row(&mut self, row: &mut Row) -> Result<bool, TrainError> {
         row.problem = None;
         row.label.clear();
         row.features.resize(self.feature_names.len(), 0.0);
@@ -328,7 +324,7 @@ impl RowReader {
     }
 
     /// The last bad record's text (its first 1 KiB, invalid UTF-8 replaced), for a dead letter.
-    pub fn raw_text(&self) -> String {
+    pub(super) fn raw_text(&self) -> String {
         self.raw.clone()
     }
 
@@ -338,7 +334,7 @@ impl RowReader {
     /// Also checks that the label column exists (`TrainError::Column` naming `label` otherwise) and
     /// that there is a record at all ([`TrainError::NoTrainingRows`]). Leaves the reader at the first
     /// data record.
-    pub fn sniff_features(&mut self, label: &str) -> Result<Vec<String>, TrainError> {
+    pub(super) fn sniff_features(&mut self, label: &str) -> Result<Vec<String>, TrainError> {
         let (columns, rows) = match self.format {
             DataFormat::Csv => self.sniff_csv(label)?,
             DataFormat::JsonLines => self.sniff_json(label)?,
@@ -365,7 +361,7 @@ impl RowReader {
 
     /// Checks that a JSON-lines file's first rows have `columns` (CSV headers are checked by
     /// [`bind`](Self::bind)). Leaves the reader at the first data record.
-    pub fn check_json_columns(&mut self, columns: &[String], param: &str) -> Result<(), TrainError> {
+    pub(super) fn check_json_columns(&mut self, columns: &[String], param: &str) -> Result<(), TrainError> {
         if self.format != DataFormat::JsonLines {
             return Ok(());
         }

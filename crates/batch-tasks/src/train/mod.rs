@@ -133,17 +133,19 @@ use pump_core::RetryPolicy;
 use crate::kind::{JobContext, JobOutcome, TaskKind};
 use crate::train::engine::{Engine, Heartbeat, Pause};
 
+// The public surface: what a user needs to create train tasks (typed params, their defaults and
+// bounds), to read the model a task writes back (and use it to predict), to make demo data, and the
+// errors. The engine's parts (the row reader, the SGD steps, the shuffle window, the scan's
+// accumulators) stay inside the crate.
 pub use config::{DataFormat, EPOCHS_MAX, SHUFFLE_ROWS_MAX, TrainParams, defaults};
-pub use dataset::{MAX_RECORD_LEN, Row, RowReader, SNIFF_ROWS};
+pub use dataset::MAX_RECORD_LEN;
 pub use engine::{MAX_CLASSES, MIN_EVALUATION_ROWS, MIN_TRAINING_ROWS};
 pub use error::{RowProblem, TrainError};
 pub use generator::{BLOB_SEPARATION, Generator, GeneratorConfig, LABEL};
 pub use model::{
     EpochMetrics, LinearModel, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo,
 };
-pub use scaler::{Scaler, Welford};
-pub use sgd::{BLOCK_ROWS, BatchOutcome, PARALLEL_MIN_WORK, Sgd};
-pub use shuffle::{ShuffleWindow, is_held_out, window_seed};
+pub use scaler::Scaler;
 
 /// The `train` task kind. See the [module docs](self) for what a run does and how it resumes.
 ///

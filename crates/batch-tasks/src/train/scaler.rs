@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Running per-feature mean and sum of squared deviations (Welford's online algorithm).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Welford {
+pub(super) struct Welford {
     /// Rows seen.
     pub count: u64,
     /// The running mean of each feature.
@@ -21,7 +21,7 @@ pub struct Welford {
 
 impl Welford {
     /// An accumulator for `features` features, nothing seen yet.
-    pub fn new(features: usize) -> Welford {
+    pub(super) fn new(features: usize) -> Welford {
         Welford { count: 0, means: vec![0.0; features], squares: vec![0.0; features] }
     }
 
@@ -30,7 +30,7 @@ impl Welford {
     /// # Panics
     ///
     /// If `row` does not have one value per feature (a bug in the caller).
-    pub fn push(&mut self, row: &[f64]) {
+    pub(super) fn push(&mut self, row: &[f64]) {
         assert_eq!(row.len(), self.means.len(), "a row has one value per feature");
         self.count += 1;
         let count = self.count as f64;
@@ -45,18 +45,7 @@ impl Welford {
     /// no spread (or no rows) gets a standard deviation of 1, so it maps to 0 rather than to a
     /// division by zero.
     ///
-    /// ```
-    /// use batch_tasks::train::Welford;
-    ///
-    /// let mut stats = Welford::new(2);
-    /// for row in [[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]] {
-    ///     stats.push(&row);
-    /// }
-    /// let scaler = stats.scaler();
-    /// assert_eq!(scaler.means, [2.0, 5.0]);
-    /// assert_eq!(scaler.stds, [(2.0_f64 / 3.0).sqrt(), 1.0]);
-    /// ```
-    pub fn scaler(&self) -> Scaler {
+    pub(super) fn scaler(&self) -> Scaler {
         let count = self.count as f64;
         let stds = self
             .squares
@@ -90,5 +79,21 @@ impl Scaler {
         for (((out, &value), &mean), &std) in out.iter_mut().zip(raw).zip(&self.means).zip(&self.stds) {
             *out = (value - mean) / std;
         }
+    }
+}
+
+#[cfg(test)]
+mod welford_tests {
+    use super::Welford;
+
+    #[test]
+    fn a_constant_feature_gets_a_unit_deviation() {
+        let mut stats = Welford::new(2);
+        for row in [[1.0, 5.0], [2.0, 5.0], [3.0, 5.0]] {
+            stats.push(&row);
+        }
+        let scaler = stats.scaler();
+        assert_eq!(scaler.means, [2.0, 5.0]);
+        assert_eq!(scaler.stds, [(2.0_f64 / 3.0).sqrt(), 1.0]);
     }
 }

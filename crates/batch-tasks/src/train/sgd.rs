@@ -20,10 +20,10 @@
 use crate::train::model::LinearModel;
 
 /// Rows per gradient block: the fixed unit of summation.
-pub const BLOCK_ROWS: usize = 64;
+pub(super) const BLOCK_ROWS: usize = 64;
 
 /// The least work (rows × outputs × features) for which a mini-batch is split across threads.
-pub const PARALLEL_MIN_WORK: usize = 1 << 19;
+pub(super) const PARALLEL_MIN_WORK: usize = 1 << 19;
 
 /// One block's summed gradient, loss and hits, with its own scratch.
 #[derive(Debug, Clone)]
@@ -71,7 +71,7 @@ impl BlockGradient {
 
 /// A mini-batch's loss and hits, as SGD met its rows (before the step).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct BatchOutcome {
+pub(super) struct BatchOutcome {
     /// The summed log-loss of the rows.
     pub loss: f64,
     /// Rows predicted right.
@@ -80,7 +80,7 @@ pub struct BatchOutcome {
 
 /// Computes mini-batch gradients and applies SGD steps; holds every buffer it needs, allocated once.
 #[derive(Debug, Clone)]
-pub struct Sgd {
+pub(super) struct Sgd {
     blocks: Vec<BlockGradient>,
     weights: Vec<f64>,
     biases: Vec<f64>,
@@ -90,7 +90,7 @@ pub struct Sgd {
 
 impl Sgd {
     /// Buffers for mini-batches of up to `batch_size` rows of `model`, on up to `concurrency` threads.
-    pub fn new(model: &LinearModel, batch_size: usize, concurrency: usize) -> Sgd {
+    pub(super) fn new(model: &LinearModel, batch_size: usize, concurrency: usize) -> Sgd {
         let blocks = batch_size.div_ceil(BLOCK_ROWS).max(1);
         Sgd {
             blocks: (0..blocks).map(|_| BlockGradient::new(model)).collect(),
@@ -103,7 +103,8 @@ impl Sgd {
 
     /// The same, splitting across threads from `work` multiply-adds on (for tests of the threaded
     /// path on small batches).
-    pub fn with_parallel_min_work(mut self, work: usize) -> Sgd {
+    #[cfg(test)]
+    pub(super) fn with_parallel_min_work(mut self, work: usize) -> Sgd {
         self.parallel_min_work = work;
         self
     }
@@ -116,7 +117,7 @@ impl Sgd {
     ///
     /// If `rows` holds more rows than the `batch_size` this was built for, or an index out of
     /// `labels` (bugs in the caller).
-    pub fn gradient(
+    pub(super) fn gradient(
         &mut self,
         model: &LinearModel,
         values: &[f64],
@@ -168,19 +169,21 @@ impl Sgd {
     }
 
     /// The weight gradient summed by the last [`gradient`](Self::gradient), row-major like the model.
-    pub fn weight_gradient(&self) -> &[f64] {
+    #[cfg(test)]
+    pub(super) fn weight_gradient(&self) -> &[f64] {
         &self.weights
     }
 
     /// The bias gradient summed by the last [`gradient`](Self::gradient).
-    pub fn bias_gradient(&self) -> &[f64] {
+    #[cfg(test)]
+    pub(super) fn bias_gradient(&self) -> &[f64] {
         &self.biases
     }
 
     /// One step on the rows `rows`: their gradient, then [`LinearModel::adagrad_step`] with it and
     /// the running sums of squared gradients `squares`.
     #[allow(clippy::too_many_arguments, reason = "the step's inputs, each used once")]
-    pub fn step(
+    pub(super) fn step(
         &mut self,
         model: &mut LinearModel,
         squares: &mut [f64],

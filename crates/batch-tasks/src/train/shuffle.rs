@@ -18,7 +18,7 @@
 /// Randomises the order of training rows within one window. Rows are kept as standardised `f64`
 /// features in one flat buffer, with their class index.
 #[derive(Debug, Clone)]
-pub struct ShuffleWindow {
+pub(super) struct ShuffleWindow {
     features: usize,
     capacity: usize,
     values: Vec<f64>,
@@ -28,7 +28,7 @@ pub struct ShuffleWindow {
 
 impl ShuffleWindow {
     /// A window of `capacity` rows of `features` features. Its buffers are allocated once, here.
-    pub fn new(features: usize, capacity: usize) -> ShuffleWindow {
+    pub(super) fn new(features: usize, capacity: usize) -> ShuffleWindow {
         ShuffleWindow {
             features,
             capacity,
@@ -38,23 +38,19 @@ impl ShuffleWindow {
         }
     }
 
-    /// Rows held.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
 
     /// Whether the window holds no row.
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }
 
     /// Whether the window holds `capacity` rows.
-    pub fn is_full(&self) -> bool {
+    pub(super) fn is_full(&self) -> bool {
         self.labels.len() >= self.capacity
     }
 
     /// Adds a row of class `label` and returns its feature slots to fill.
-    pub fn push(&mut self, label: u32) -> &mut [f64] {
+    pub(super) fn push(&mut self, label: u32) -> &mut [f64] {
         self.labels.push(label);
         let start = self.values.len();
         self.values.resize(start + self.features, 0.0);
@@ -63,29 +59,29 @@ impl ShuffleWindow {
 
     /// Shuffles the rows held with an RNG seeded by `seed` (see [`window_seed`]); [`order`](Self::order)
     /// then lists them in their new order.
-    pub fn shuffle(&mut self, seed: u64) {
+    pub(super) fn shuffle(&mut self, seed: u64) {
         self.order.clear();
         self.order.extend(0..self.labels.len() as u32);
         fastrand::Rng::with_seed(seed).shuffle(&mut self.order);
     }
 
     /// The rows' indices in training order (after [`shuffle`](Self::shuffle)).
-    pub fn order(&self) -> &[u32] {
+    pub(super) fn order(&self) -> &[u32] {
         &self.order
     }
 
     /// All rows' features, row after row.
-    pub fn values(&self) -> &[f64] {
+    pub(super) fn values(&self) -> &[f64] {
         &self.values
     }
 
     /// All rows' class indices.
-    pub fn labels(&self) -> &[u32] {
+    pub(super) fn labels(&self) -> &[u32] {
         &self.labels
     }
 
     /// Empties the window, keeping its buffers.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.values.clear();
         self.labels.clear();
         self.order.clear();
@@ -93,21 +89,13 @@ impl ShuffleWindow {
 }
 
 /// The RNG seed of window `window` of epoch `epoch` (both from 0) of a run seeded with `seed`.
-pub fn window_seed(seed: u64, epoch: u32, window: u64) -> u64 {
+pub(super) fn window_seed(seed: u64, epoch: u32, window: u64) -> u64 {
     mix(mix(mix(seed) ^ u64::from(epoch)) ^ window)
 }
 
 /// Whether the row starting on line `line` is held out of training, for a `fraction` of rows held
 /// out: a hash of `(seed, line)` mapped to `[0, 1)` and compared with `fraction`.
-///
-/// ```
-/// use batch_tasks::train::is_held_out;
-///
-/// let held_out = (1..=100_000).filter(|&line| is_held_out(7, line, 0.2)).count();
-/// assert!((19_000..21_000).contains(&held_out));
-/// assert!((1..=1000).all(|line| !is_held_out(7, line, 0.0)));
-/// ```
-pub fn is_held_out(seed: u64, line: u64, fraction: f64) -> bool {
+pub(super) fn is_held_out(seed: u64, line: u64, fraction: f64) -> bool {
     const HOLDOUT_SALT: u64 = 0x6a09_e667_f3bc_c909;
     let hash = mix(mix(seed ^ HOLDOUT_SALT) ^ line);
     // The top 53 bits as a fraction in [0, 1).
@@ -120,4 +108,16 @@ fn mix(value: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod held_out_tests {
+    use super::is_held_out;
+
+    #[test]
+    fn about_the_fraction_asked_is_held_out() {
+        let held_out = (1..=100_000).filter(|&line| is_held_out(7, line, 0.2)).count();
+        assert!((19_000..21_000).contains(&held_out));
+        assert!((1..=1000).all(|line| !is_held_out(7, line, 0.0)));
+    }
 }
