@@ -652,3 +652,57 @@ async fn a_quarantine_is_recorded_in_the_audit_trail() {
         ]
     );
 }
+
+/// A partition whose workers keep getting lost is quarantined by a `claim_next` (which found it
+/// among its candidates, without its family): the group locks the family and settles it, so the
+/// parent fails naming the partition and its sibling is stopped.
+#[tokio::test]
+async fn a_partition_quarantined_by_claim_next_fails_its_parent() {
+    let Some(store) = pg::store("a_partition_quarantined_by_claim_next_fails_its_parent").await else {
+        return;
+    };
+    let mut parent = task_at(Utc::now());
+    parent.config.partitions = 2;
+    store.insert_task(&parent).await.unwrap();
+    let splitter = store.claim_task(&parent.id, &lease("splitter")).await.unwrap().unwrap();
+    let children: Vec<BatchTask> = (0..2)
+        .map(|index| {
+            let mut child = task_at(Utc::now() + TimeDelta::milliseconds(i64::from(index)));
+            child.parent_id = Some(parent.id);
+            child.partition = Some(Partition { index, count: 2 });
+            child
+        })
+        .collect();
+    store.split_task(&parent.id, &splitter.lease.holder(), &children).await.unwrap();
+    let sibling = store.claim_task(&children[1].id, &lease("sibling")).await.unwrap().unwrap();
+
+    let short = |name: &str| LeaseRequest {
+        max_lost_leases: 2,
+        ..LeaseRequest::new(worker(name), Duration::from_millis(1))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut claims = 0;
+    while store.task(&children[0].id).await.unwrap().unwrap().status != TaskStatus::Failed {
+        assert!(tokio::time::Instant::now() < deadline, "never quarantined after {claims} claims");
+        if store.claim_next(&[], &short(&format!("c{claims}"))).await.unwrap().is_some() {
+            claims += 1;
+        } else {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    assert_eq!(claims, 2, "claimed, taken over once, then quarantined");
+    let failed = store.task(&parent.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let error = failed.error.unwrap();
+    assert!(
+        error.message.starts_with("partition 1 of 2 failed: PROCESSING_ERROR: quarantined"),
+        "{}",
+        error.message
+    );
+    let reply = store.heartbeat(&children[1].id, &sibling.lease.holder(), TTL).await.unwrap();
+    assert!(reply.stop_requested, "the sibling is asked to stop");
+    assert_eq!(store.stats().transactions_failed, 0);
+    let trail = store.task_events(&parent.id).await.unwrap();
+    let kinds: Vec<TaskEventKind> = trail.iter().map(|event| event.kind).collect();
+    assert_eq!(kinds, vec![TaskEventKind::Claimed, TaskEventKind::Split, TaskEventKind::Failed]);
+}

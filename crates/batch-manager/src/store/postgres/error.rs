@@ -75,7 +75,8 @@ fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
-fn io_kind(error: &tokio_postgres::Error) -> Option<std::io::ErrorKind> {
+/// The kind of the I/O error behind `error`, if one is.
+pub(super) fn io_kind(error: &tokio_postgres::Error) -> Option<std::io::ErrorKind> {
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
         if let Some(io) = cause.downcast_ref::<std::io::Error>() {

@@ -3,8 +3,9 @@
 //! Conventions: everything lives in the schema `batch`; task ids travel as text and are cast to
 //! `uuid` in SQL (`$1::text[]::uuid[]`), so no UUID type mapping is needed; batches of rows travel as
 //! parallel arrays expanded with `unnest`, one statement per batch. The store's time is always
-//! `COALESCE($n::timestamptz, now())`: the time of the clock the store was given (tests), or the
-//! database's (`now()`, the transaction's start, so every statement of a group agrees on it).
+//! `COALESCE($n::timestamptz, clock_timestamp())`: the time of the clock the store was given
+//! (tests), or the database server's. A group reads it once, after its row locks are held (so that
+//! waiting for a lock does not age it), and judges every row by that one time.
 //!
 //! Locks: a statement that waits for row locks takes them in one global order — a partitioned
 //! task's family together, the parent first, then its partitions by id; families and other tasks
@@ -25,10 +26,10 @@ macro_rules! row_columns {
 
 /// The store's time (`$1` the given clock's time, or NULL for the database's) and the transaction's
 /// id (to learn after a lost connection whether the group committed).
-pub(super) const NOW_AND_XID: &str = "SELECT COALESCE($1::timestamptz, now()), txid_current()";
+pub(super) const NOW_AND_XID: &str = "SELECT COALESCE($1::timestamptz, clock_timestamp()), txid_current()";
 
 /// The store's time, outside a group.
-pub(super) const NOW: &str = "SELECT COALESCE($1::timestamptz, now())";
+pub(super) const NOW: &str = "SELECT COALESCE($1::timestamptz, clock_timestamp())";
 
 /// Whether a transaction committed: `committed`, `aborted`, `in progress`, or NULL when too old.
 pub(super) const TXID_STATUS: &str = "SELECT txid_status($1::int8)";
@@ -134,7 +135,7 @@ pub(super) const CLAIM_PENDING: &str = concat!(
 );
 
 /// The oldest processing tasks nobody holds (released, or a lease that expired strictly before the
-/// store's time `COALESCE($3, now())`), not parents waiting for their partitions, at most `$2`,
+/// store's time `COALESCE($3, clock_timestamp())`, no earlier than the group's), not parents waiting for their partitions, at most `$2`,
 /// locked, with their last checkpoints; rows another transaction holds are skipped. Served by the
 /// partial index `tasks_processing`.
 pub(super) const CLAIM_ABANDONED: &str = concat!(
@@ -144,7 +145,7 @@ pub(super) const CLAIM_ABANDONED: &str = concat!(
      WHERE t.status = 'processing' AND NOT t.waiting \
        AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
        AND (t.lease_owner IS NULL OR t.lease_expires_at IS NULL \
-            OR t.lease_expires_at < COALESCE($3::timestamptz, now())) \
+            OR t.lease_expires_at < COALESCE($3::timestamptz, clock_timestamp())) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 

@@ -318,8 +318,13 @@ fn is_connection_trouble(error: &tokio_postgres::Error) -> bool {
                     &SqlState::ADMIN_SHUTDOWN | &SqlState::CRASH_SHUTDOWN | &SqlState::CANNOT_CONNECT_NOW
                 )
         }
-        // No SQLSTATE: a client-side failure (closed connection, I/O error, timeout).
-        None => true,
+        // No SQLSTATE: a closed connection, an I/O error or a timeout (and not, say, a value that
+        // cannot be converted, which no retry mends).
+        None => {
+            error.is_closed()
+                || super::error::io_kind(error).is_some()
+                || error.to_string().starts_with("timeout")
+        }
     }
 }
 
@@ -574,7 +579,8 @@ impl<'a> State<'a> {
             if before == Some(&row) {
                 continue;
             }
-            let was_running = before.is_some_and(|before| !before.task.status.is_terminal());
+            // A new row (a partition a split adds) counts as running before.
+            let was_running = before.is_none_or(|before| !before.task.status.is_terminal());
             let is_caller = id == caller.id;
             if was_running && row.task.status.is_terminal() {
                 let (worker, event) = if is_caller {
@@ -839,10 +845,10 @@ type Applied<'a> = (State<'a>, Vec<Result<Answer, StoreError>>);
 fn apply_all<'a>(
     location: &'a PgLocation,
     now: DateTime<Utc>,
-    loaded: &Loaded,
+    loaded: Loaded,
     ops: &[&Op],
 ) -> Result<Applied<'a>, BTreeSet<TaskId>> {
-    let mut state = State::new(location, now, loaded.clone());
+    let mut state = State::new(location, now, loaded);
     let mut missing = BTreeSet::new();
     let mut answers = Vec::with_capacity(ops.len());
     for op in ops {
@@ -1128,13 +1134,27 @@ async fn run_group(
         decode_checkpoints(location, &rows, &mut loaded).map_err(Failure::Fatal)?;
     }
 
-    // The calls, in order, on the rows in memory; again after loading a family a claim needed.
-    let mut applied = apply_all(location, now, &loaded, ops);
-    for _ in 0..3 {
-        let Err(missing) = &applied else { break };
-        load_families(shared, client, missing, &mut loaded).await?;
-        applied = apply_all(location, now, &loaded, ops);
-    }
+    // The calls, in order, on the rows in memory. Only a claim that quarantines a partition can need
+    // a family the group did not load; when one may, the calls run on a copy, so that they can run
+    // again once the family is loaded.
+    let may_need_families = loaded.candidates.values().flatten().any(|id| {
+        loaded
+            .rows
+            .get(id)
+            .and_then(|row| row.task.parent_id)
+            .is_some_and(|parent| !loaded.families.contains(&parent))
+    });
+    let applied = if may_need_families {
+        let mut applied = apply_all(location, now, loaded.clone(), ops);
+        for _ in 0..3 {
+            let Err(missing) = &applied else { break };
+            load_families(shared, client, missing, &mut loaded).await?;
+            applied = apply_all(location, now, loaded.clone(), ops);
+        }
+        applied
+    } else {
+        apply_all(location, now, loaded, ops)
+    };
     let (state, answers) = applied.map_err(|missing| {
         Failure::Fatal(storage(
             location,
