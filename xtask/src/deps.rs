@@ -75,6 +75,36 @@ pub(crate) fn check(root: &Path) -> Result<()> {
         }
     }
 
+    if members.contains("batch-manager") {
+        // Store backends weigh only on those who use them: SQLite is the default store (feature
+        // `sqlite`), PostgreSQL an option (feature `postgres`), and neither pulls in the other.
+        let deps = normal_deps(root, "batch-manager", &[])?;
+        for client in ["tokio-postgres", "deadpool-postgres", "postgres", "sqlx"] {
+            if deps.contains(client) {
+                problems.push(format!(
+                    "batch-manager without feature `postgres` depends on {client}; it must be optional"
+                ));
+            }
+        }
+        if !deps.contains("rusqlite") {
+            problems.push(
+                "batch-manager by default lacks rusqlite: SQLite must stay the default store".to_owned(),
+            );
+        }
+        let postgres_only =
+            normal_deps(root, "batch-manager", &["--no-default-features", "--features", "postgres"])?;
+        for sqlite in ["rusqlite", "libsqlite3-sys"] {
+            if postgres_only.contains(sqlite) {
+                problems.push(format!(
+                    "batch-manager with only feature `postgres` depends on {sqlite}; it must come with `sqlite` only"
+                ));
+            }
+        }
+        if !postgres_only.contains("tokio-postgres") {
+            problems.push("batch-manager with feature `postgres` lacks tokio-postgres".to_owned());
+        }
+    }
+
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("deps: {problem}");

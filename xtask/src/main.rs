@@ -4,6 +4,10 @@
 //! the tidy checks, the dependency-direction checks, all tests (doctests included), schemathesis
 //! against the HTTP server's OpenAPI document, rustdoc with warnings denied, and a compile of every
 //! benchmark. If it passes locally, CI passes.
+//!
+//! The test steps share one throwaway PostgreSQL cluster, started here (its address exported as
+//! `PUMP_TEST_PG_URL`) and stopped and removed afterwards, also when a step fails. Without PostgreSQL
+//! installed the PostgreSQL tests skip, visibly; with `PUMP_REQUIRE_PG=1` (CI) that is an error.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -52,11 +56,25 @@ fn ci(root: &Path) -> Result<()> {
             &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
         )
     })?;
-    step("tests", || run(root, "cargo", &["test", "--workspace", "--all-features", "--no-fail-fast"]))?;
+    let postgres = test_cluster()?;
+    let pg_env: Vec<(&str, String)> =
+        postgres.iter().map(|cluster| ("PUMP_TEST_PG_URL", cluster.url("postgres"))).collect();
+    let pg_env: Vec<(&str, &str)> = pg_env.iter().map(|(key, value)| (*key, value.as_str())).collect();
+    let tests = step("tests", || {
+        run_env(root, "cargo", &["test", "--workspace", "--all-features", "--no-fail-fast"], &pg_env)
+    });
+    if tests.is_err()
+        && let Some(cluster) = &postgres
+    {
+        println!("--- the test cluster's server log (last lines) ---\n{}", cluster.log_tail(40));
+    }
+    tests?;
     step("tests without default features", || {
         run(root, "cargo", &["test", "-p", "pump-core", "--no-default-features", "--lib", "--tests"])
     })?;
     step("api fuzzing (schemathesis)", || fuzz::run(root))?;
+    // Stops the server and removes its directory.
+    drop(postgres);
     step("docs", || {
         run_env(
             root,
@@ -71,6 +89,25 @@ fn ci(root: &Path) -> Result<()> {
     step("benches compile", || run(root, "cargo", &["build", "--workspace", "--benches", "--all-features"]))?;
     println!("xtask ci: all checks passed in {:.0?}", started.elapsed());
     Ok(())
+}
+
+/// The throwaway PostgreSQL cluster the test steps share, or `None` (after one line saying so) when
+/// PostgreSQL is not installed and `PUMP_REQUIRE_PG` is not `1`.
+fn test_cluster() -> Result<Option<batch_testkit::PgCluster>> {
+    match batch_testkit::PgCluster::start() {
+        Ok(cluster) => {
+            println!("xtask ci: test PostgreSQL cluster on 127.0.0.1:{}", cluster.port());
+            Ok(Some(cluster))
+        }
+        Err(error) if error.is_not_installed() && !batch_testkit::pg_required() => {
+            println!(
+                "xtask ci: PostgreSQL is not installed, so the PostgreSQL tests will skip: install it with \
+                 `apt-get install postgresql`"
+            );
+            Ok(None)
+        }
+        Err(error) => Err(anyhow::Error::new(error).context("cannot start the test PostgreSQL cluster")),
+    }
 }
 
 fn step(name: &str, f: impl FnOnce() -> Result<()>) -> Result<()> {

@@ -10,7 +10,7 @@ use batch_model::{
     TaskType, TransitionCause, UpdateTaskStatusRequest,
 };
 use batch_tasks::{Registry, TaskKind};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +20,9 @@ use crate::config::ManagerConfig;
 use crate::error::ManagerError;
 use crate::run::{RunSettings, Settled, StopReason, TaskControl, run_claimed};
 use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskChange, TaskResultRecord, TaskStore};
+
+/// Most tasks the worker loop claims in one call.
+const CLAIM_BATCH: usize = 128;
 
 /// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
 ///
@@ -215,6 +218,37 @@ impl BatchManager {
     /// usually `CONFIGURATION_ERROR` naming the parameter). A request without a config gets its
     /// kind's default config ([`KindSpec::default_config`](batch_tasks::KindSpec::default_config)).
     pub async fn create_task(&self, request: CreateTaskRequest) -> Result<CreateTaskResponse, ManagerError> {
+        let task = self.new_task(request, Utc::now())?;
+        self.inner.store.insert_task(&task).await?;
+        tracing::info!(task_id = %task.id, task_type = %task.task_type, "task created");
+        Ok(CreateTaskResponse::from(&task))
+    }
+
+    /// Creates many `pending` tasks at once, each validated as by [`create_task`]; nothing is stored
+    /// unless every request is valid (the first invalid one's error). The store inserts them in one
+    /// go where it can ([`TaskStore::insert_tasks`]: one transaction on SQLite and PostgreSQL). If the
+    /// store refuses some, the first refusal is returned; the others stay stored.
+    ///
+    /// [`create_task`]: BatchManager::create_task
+    pub async fn create_tasks(
+        &self,
+        requests: Vec<CreateTaskRequest>,
+    ) -> Result<Vec<CreateTaskResponse>, ManagerError> {
+        let now = Utc::now();
+        let tasks =
+            requests.into_iter().map(|request| self.new_task(request, now)).collect::<Result<Vec<_>, _>>()?;
+        let outcomes = self.inner.store.insert_tasks(&tasks).await;
+        let stored = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+        tracing::info!(tasks = stored, "tasks created");
+        for outcome in outcomes {
+            outcome?;
+        }
+        Ok(tasks.iter().map(CreateTaskResponse::from).collect())
+    }
+
+    /// A new pending task from a validated request: the kind's default config when the request has
+    /// none, partitions only for kinds that can split their input, params checked by the kind.
+    fn new_task(&self, request: CreateTaskRequest, now: DateTime<Utc>) -> Result<BatchTask, ManagerError> {
         request.validate()?;
         let kind = self.kind(&request.task_type)?;
         // A request without a config gets the kind's default (`TaskKind::spec`), not the model's.
@@ -237,10 +271,7 @@ impl BatchManager {
         if let Err(error) = kind.validate(&request.params, &config) {
             return Err(ManagerError::InvalidParams { task_type: request.task_type, error });
         }
-        let task = BatchTask::new(TaskId::new(), request, Utc::now())?;
-        self.inner.store.insert_task(&task).await?;
-        tracing::info!(task_id = %task.id, task_type = %task.task_type, "task created");
-        Ok(CreateTaskResponse::from(&task))
+        Ok(BatchTask::new(TaskId::new(), request, now)?)
     }
 
     /// Creates a `train` task from typed `params` (serialized to the task's JSON params).
@@ -674,22 +705,35 @@ impl BatchManager {
             if self.inner.is_shutting_down() {
                 return Ok(());
             }
+            // Every free slot at once (up to a batch): one claim call instead of one per slot.
+            let mut permits = vec![permit];
+            while permits.len() < CLAIM_BATCH {
+                match Arc::clone(&self.inner.slots).try_acquire_owned() {
+                    Ok(permit) => permits.push(permit),
+                    Err(_) => break,
+                }
+            }
             let claimed_at = tokio::time::Instant::now();
-            match self.inner.store.claim_next(&task_types, &self.lease_request()).await {
-                Ok(Some(claimed)) => match self.inner.registry.get(&claimed.task.task_type) {
-                    Some(kind) => self.spawn_run(claimed, kind, permit, claimed_at),
-                    None => {
-                        // Filtered by type, so this does not happen; hand the task back if it does.
-                        let holder = claimed.lease.holder();
-                        let _ = self.inner.store.release_task(&claimed.task.id, &holder).await;
+            match self.inner.store.claim_many(&task_types, &self.lease_request(), permits.len()).await {
+                Ok(claimed) if !claimed.is_empty() => {
+                    for claimed in claimed {
+                        let Some(permit) = permits.pop() else { break };
+                        match self.inner.registry.get(&claimed.task.task_type) {
+                            Some(kind) => self.spawn_run(claimed, kind, permit, claimed_at),
+                            None => {
+                                // Filtered by type, so this does not happen; hand the task back if it does.
+                                let holder = claimed.lease.holder();
+                                let _ = self.inner.store.release_task(&claimed.task.id, &holder).await;
+                            }
+                        }
                     }
-                },
-                Ok(None) => {
-                    drop(permit);
+                }
+                Ok(_) => {
+                    drop(permits);
                     self.changed(&mut changes, None).await;
                 }
                 Err(error) => {
-                    drop(permit);
+                    drop(permits);
                     tracing::warn!(%error, "worker cannot claim tasks");
                     self.idle(self.inner.config.poll_interval).await;
                 }

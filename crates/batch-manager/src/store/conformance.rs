@@ -260,6 +260,7 @@ macro_rules! store_conformance_tests {
             check_takeover_after_expiry_fences_the_old_epoch,
             check_a_worker_that_claims_again_is_fenced_by_its_own_new_epoch,
             check_claim_next_takes_the_oldest_claimable_of_the_wanted_types,
+            check_claim_many_takes_the_oldest_claimable_in_order,
             check_heartbeat_renews_only_for_the_holder,
             check_checkpoint_sequence_is_enforced,
             check_progress_updates_need_the_lease,
@@ -309,21 +310,35 @@ pub async fn check_insert_get_and_duplicate(ctx: &Context) {
     assert_eq!(store.task(&TaskId::new()).await.unwrap(), None);
 }
 
-/// `insert_tasks` stores each task, stopping at the first duplicate with the earlier ones kept.
+/// `insert_tasks` stores each task and answers for each, in order: a duplicate (of a stored task or
+/// of one earlier in the batch) is refused without keeping the others out.
 pub async fn check_insert_tasks_stores_each_in_order(ctx: &Context) {
     let store = &*ctx.store;
     let tasks: Vec<BatchTask> = (0..5).map(|idx| ctx.task_at(idx)).collect();
-    store.insert_tasks(&tasks).await.unwrap();
+    let outcomes = store.insert_tasks(&tasks).await;
+    assert_eq!(outcomes.len(), 5);
+    outcomes.into_iter().for_each(|outcome| outcome.unwrap());
     for task in &tasks {
         assert_eq!(ctx.stored(&task.id).await, *task);
     }
     let fresh = ctx.task_at(10);
-    let batch = vec![fresh.clone(), tasks[2].clone(), ctx.task_at(11)];
-    let error = assert_code(store.insert_tasks(&batch).await, ErrorCode::InvalidState);
-    assert!(matches!(error, StoreError::Duplicate { id } if id == tasks[2].id), "{error:?}");
-    assert_eq!(ctx.stored(&fresh.id).await, fresh, "the tasks before the duplicate are stored");
-    assert_eq!(store.task(&batch[2].id).await.unwrap(), None, "the tasks after it are not");
-    store.insert_tasks(&[]).await.unwrap();
+    let later = ctx.task_at(11);
+    let mut twin = ctx.task_at(12);
+    twin.id = later.id;
+    let batch = vec![fresh.clone(), tasks[2].clone(), later.clone(), twin];
+    let outcomes = store.insert_tasks(&batch).await;
+    assert_eq!(outcomes.len(), 4);
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+    for (idx, duplicate) in [(1, tasks[2].id), (3, later.id)] {
+        let error = outcomes[idx].as_ref().expect_err("a duplicate is refused");
+        assert_eq!(error.code(), ErrorCode::InvalidState, "{error}");
+        assert!(matches!(error, StoreError::Duplicate { id } if *id == duplicate), "{error:?}");
+    }
+    assert_eq!(ctx.stored(&fresh.id).await, fresh, "the tasks around a duplicate are stored");
+    assert_eq!(ctx.stored(&later.id).await, later, "the first of two with one id is stored");
+    assert_eq!(ctx.stored(&tasks[2].id).await, tasks[2], "a duplicate changes nothing");
+    assert!(store.insert_tasks(&[]).await.is_empty());
+    assert_eq!(store.metrics().await.unwrap().pending_tasks, 7);
 }
 
 /// Listing filters by status, type and parent; pages hold whole records.
@@ -601,6 +616,55 @@ pub async fn check_claim_next_takes_the_oldest_claimable_of_the_wanted_types(ctx
     let third = store.claim_next(&[TaskType::YouzanOrder], &lease("w")).await.unwrap().unwrap();
     assert_eq!(third.task.id, old_pending.id);
     assert_eq!(store.claim_next(&[], &lease("w")).await.unwrap(), None);
+}
+
+/// `claim_many` claims up to `max` of the oldest claimable tasks of the wanted types, oldest first,
+/// each as `claim_next` would (a takeover resumes from its checkpoint); fewer when there are fewer.
+pub async fn check_claim_many_takes_the_oldest_claimable_in_order(ctx: &Context) {
+    let store = &*ctx.store;
+    let abandoned = ctx.task_of(TaskType::Train, 0);
+    let live = ctx.task_of(TaskType::Train, 1);
+    ctx.insert(&abandoned).await;
+    ctx.insert(&live).await;
+    let pending: Vec<BatchTask> = (2..7)
+        .map(|seconds| {
+            let task_type = if seconds == 4 { TaskType::YouzanOrder } else { TaskType::Train };
+            ctx.task_of(task_type, seconds)
+        })
+        .collect();
+    store.insert_tasks(&pending).await.into_iter().for_each(|outcome| outcome.unwrap());
+    ctx.set(0);
+    let gone = ctx.claim(&abandoned.id, "gone").await.unwrap().lease.holder();
+    ctx.set(1);
+    store.commit_checkpoint(&abandoned.id, &gone, &ctx.checkpoint(1, 1), &ctx.progress(10, 1)).await.unwrap();
+    ctx.set(50);
+    ctx.claim(&live.id, "alive").await.unwrap();
+
+    assert_eq!(store.claim_many(&[], &lease("w"), 0).await.unwrap(), vec![]);
+    // At 60 s the first task's lease (to 30 s) has lapsed, the second's (to 80 s) has not.
+    let now = ctx.set(60);
+    let wanted = [TaskType::Train];
+    let first = store.claim_many(&wanted, &lease("w"), 3).await.unwrap();
+    let ids: Vec<TaskId> = first.iter().map(|claimed| claimed.task.id).collect();
+    assert_eq!(ids, vec![abandoned.id, pending[0].id, pending[1].id], "oldest first, youzan_order skipped");
+    assert_eq!((first[0].resumed, first[0].lease.epoch), (true, 2));
+    assert_eq!(first[0].checkpoint, Some(ctx.checkpoint(1, 1)));
+    for claimed in &first[1..] {
+        assert_eq!((claimed.resumed, claimed.lease.epoch, claimed.checkpoint.clone()), (false, 1, None));
+        assert_eq!(claimed.task.started_at, Some(now));
+    }
+    for claimed in &first {
+        assert_eq!(claimed.lease.worker, worker("w"));
+        assert_eq!(claimed.lease.expires_at, now + TimeDelta::from_std(TTL).unwrap());
+        assert_eq!(ctx.stored(&claimed.task.id).await, claimed.task);
+    }
+    // Fewer left than asked for: what there is.
+    let rest = store.claim_many(&wanted, &lease("v"), 10).await.unwrap();
+    let ids: Vec<TaskId> = rest.iter().map(|claimed| claimed.task.id).collect();
+    assert_eq!(ids, vec![pending[3].id, pending[4].id]);
+    assert_eq!(store.claim_many(&wanted, &lease("v"), 10).await.unwrap(), vec![]);
+    let any = store.claim_many(&[], &lease("v"), 10).await.unwrap();
+    assert_eq!(any.iter().map(|claimed| claimed.task.id).collect::<Vec<_>>(), vec![pending[2].id]);
 }
 
 /// Heartbeats renew the holder's lease from the store's now; a late one still renews a lapsed lease
@@ -1235,7 +1299,9 @@ pub async fn check_concurrent_claims_take_each_task_once(ctx: &Context) {
     for chunk in tasks.chunks(50) {
         let store = Arc::clone(&ctx.store);
         let chunk = chunk.to_vec();
-        inserts.spawn(async move { store.insert_tasks(&chunk).await.unwrap() });
+        inserts.spawn(async move {
+            store.insert_tasks(&chunk).await.into_iter().for_each(|outcome| outcome.unwrap())
+        });
     }
     inserts.join_all().await;
     ctx.set(5000);

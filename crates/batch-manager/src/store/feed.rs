@@ -59,6 +59,7 @@ impl ChangeFeed {
     }
 
     /// Whether anyone listens.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn has_subscribers(&self) -> bool {
         self.sender.receiver_count() > 0
     }

@@ -217,6 +217,25 @@ impl TaskStore for MemoryStore {
         Ok(())
     }
 
+    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        let mut state = self.state();
+        let mut inserted = Vec::new();
+        let outcomes = tasks
+            .iter()
+            .map(|task| {
+                if state.tasks.contains_key(&task.id) {
+                    return Err(StoreError::Duplicate { id: task.id });
+                }
+                let entry = Entry { row: TaskRow::new(task.clone()), checkpoint: None, result: None };
+                state.tasks.insert(task.id, entry);
+                inserted.push(task.id);
+                Ok(())
+            })
+            .collect();
+        self.publish(&state, &inserted);
+        outcomes
+    }
+
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError> {
         Ok(self.state().tasks.get(id).map(|entry| entry.row.task.clone()))
     }

@@ -21,6 +21,8 @@ pub mod clock;
 pub mod conformance;
 mod feed;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -257,6 +259,66 @@ impl StoreError {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl StoreError {
+    /// `count` copies of this error, for callers that share one failure (a bulk insert whose
+    /// transaction failed). Store errors are not `Clone`: the copies of a storage error share its
+    /// cause.
+    pub(crate) fn copies(self, count: usize) -> Vec<StoreError> {
+        let shared = match self {
+            StoreError::Storage { location, message, source } => StoreError::Storage {
+                location,
+                message,
+                source: source.map(|source| Box::new(SharedCause(std::sync::Arc::from(source))) as _),
+            },
+            other => other,
+        };
+        (0..count).map(|_| shared.copy()).collect()
+    }
+
+    /// A copy; the cause of a storage error is kept only when it is shared already.
+    fn copy(&self) -> StoreError {
+        match self {
+            StoreError::NotFound { id } => StoreError::NotFound { id: *id },
+            StoreError::Conflict { id, expected, actual, to } => {
+                StoreError::Conflict { id: *id, expected: *expected, actual: *actual, to: *to }
+            }
+            StoreError::LeaseLost { id, holder } => StoreError::LeaseLost { id: *id, holder: holder.clone() },
+            StoreError::CheckpointOutOfOrder { id, expected, got } => {
+                StoreError::CheckpointOutOfOrder { id: *id, expected: *expected, got: *got }
+            }
+            StoreError::Duplicate { id } => StoreError::Duplicate { id: *id },
+            StoreError::Storage { location, message, source } => StoreError::Storage {
+                location: location.clone(),
+                message: message.clone(),
+                source: source
+                    .as_deref()
+                    .and_then(|source| source.downcast_ref::<SharedCause>())
+                    .map(|cause| Box::new(cause.clone()) as _),
+            },
+        }
+    }
+}
+
+/// The cause of a storage error shared by several copies of it.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[derive(Debug, Clone)]
+struct SharedCause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl std::fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl std::error::Error for SharedCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
 fn conflict_message(id: &TaskId, expected: TaskStatus, actual: TaskStatus, to: TaskStatus) -> String {
     if expected == actual {
         format!("task {id} is {actual}: it cannot change to {to}")
@@ -321,14 +383,17 @@ pub trait TaskStore: Send + Sync + 'static {
     /// Stores a new task, as given (normally `pending`). `Duplicate` if the id exists.
     async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError>;
 
-    /// Stores several new tasks; each as [`insert_task`](TaskStore::insert_task) would, in order,
-    /// stopping at the first error (the tasks before it stay stored). Stores may do it in fewer round
-    /// trips.
-    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Result<(), StoreError> {
+    /// Stores several new tasks, each as [`insert_task`](TaskStore::insert_task) would, and returns
+    /// each one's outcome in order: a failing task (`Duplicate` for an id that exists or came earlier
+    /// in `tasks`) does not keep the others out. Stores may do it in fewer round trips (one
+    /// transaction, a bulk copy); the default inserts one by one. When the storage fails as a whole,
+    /// every task not known to be stored gets the error.
+    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        let mut outcomes = Vec::with_capacity(tasks.len());
         for task in tasks {
-            self.insert_task(task).await?;
+            outcomes.push(self.insert_task(task).await);
         }
-        Ok(())
+        outcomes
     }
 
     /// The task, if it exists.
@@ -362,6 +427,26 @@ pub trait TaskStore: Send + Sync + 'static {
         task_types: &[TaskType],
         lease: &LeaseRequest,
     ) -> Result<Option<ClaimedTask>, StoreError>;
+
+    /// Claims up to `max` of the oldest claimable tasks whose type is in `task_types`, as that many
+    /// [`claim_next`](TaskStore::claim_next) calls would, oldest first; fewer (or none) when there are
+    /// fewer. Stores that can claim a batch in one transaction override the default, which claims one
+    /// by one.
+    async fn claim_many(
+        &self,
+        task_types: &[TaskType],
+        lease: &LeaseRequest,
+        max: usize,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        let mut claimed = Vec::new();
+        while claimed.len() < max {
+            match self.claim_next(task_types, lease).await? {
+                Some(task) => claimed.push(task),
+                None => break,
+            }
+        }
+        Ok(claimed)
+    }
 
     /// Renews the lease of `holder` until the store's now + `ttl` (`LeaseLost` if it no longer holds
     /// it) and reports whether a stop was requested.

@@ -104,6 +104,7 @@ impl TaskRow {
 
     /// The run time that counts in [`BatchMetrics`](batch_model::BatchMetrics): from `started_at` to
     /// `completed_at` of a finished task (zero if the clock went backwards), `None` otherwise.
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn run_time(&self) -> Option<Duration> {
         let task = &self.task;
         match (task.status.is_terminal(), task.started_at, task.completed_at) {

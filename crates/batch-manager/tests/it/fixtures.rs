@@ -43,3 +43,33 @@ pub(crate) fn sqlite_store() -> (tempfile::TempDir, SqliteStore) {
     let store = SqliteStore::open(dir.path().join("tasks.db"), SqliteOptions::default()).unwrap();
     (dir, store)
 }
+
+/// PostgreSQL stores on fresh databases of the shared test cluster.
+#[cfg(feature = "postgres")]
+pub(crate) mod pg {
+    use batch_manager::store::postgres::{PgOptions, PgStore};
+
+    /// A store on a fresh database, or `None` (the test skips) without PostgreSQL.
+    pub(crate) async fn store(test: &str) -> Option<PgStore> {
+        store_with(test, PgOptions::default()).await
+    }
+
+    /// `count` stores on one fresh database (standing for as many processes), or `None` (the test
+    /// skips) without PostgreSQL.
+    pub(crate) async fn stores(test: &str, count: usize) -> Option<Vec<PgStore>> {
+        let cluster = batch_testkit::shared_or_skip(test)?;
+        let database = cluster.create_database().await.unwrap();
+        let mut stores = Vec::with_capacity(count);
+        for _ in 0..count {
+            stores.push(PgStore::connect(&database.url, PgOptions::default()).await.unwrap());
+        }
+        Some(stores)
+    }
+
+    /// A store with `options` on a fresh database, or `None` (the test skips) without PostgreSQL.
+    pub(crate) async fn store_with(test: &str, options: PgOptions) -> Option<PgStore> {
+        let cluster = batch_testkit::shared_or_skip(test)?;
+        let database = cluster.create_database().await.unwrap();
+        Some(PgStore::connect(&database.url, options).await.unwrap())
+    }
+}

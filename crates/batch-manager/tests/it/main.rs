@@ -10,6 +10,8 @@ mod manager_lifecycle;
 mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod quarantine;
 mod sqlite_faults;
 mod store_conformance;

@@ -342,13 +342,14 @@ async fn batch_metrics_count_statuses_success_rate_and_durations() {
     manager.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_sharing_a_store_run_each_task_exactly_once() {
-    let (_db, store) = sqlite_store();
-    let store: Arc<dyn TaskStore> = Arc::new(store);
+/// Two workers, each on its own store handle, share 60 tasks: each runs exactly once. The ids.
+async fn two_workers_run_each_task_once(
+    first: &Arc<dyn TaskStore>,
+    second: &Arc<dyn TaskStore>,
+) -> Vec<TaskId> {
     let probe = Arc::new(Probe::default());
-    let first = manager(&store, &probe, "first");
-    let second = manager(&store, &probe, "second");
+    let first = manager(first, &probe, "first");
+    let second = manager(second, &probe, "second");
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("sales.jsonl");
     write_sales(&input, 30, Faults::SOME);
@@ -377,13 +378,53 @@ async fn workers_sharing_a_store_run_each_task_exactly_once() {
     for worker in workers {
         worker.await.unwrap().unwrap();
     }
-    let ids: HashSet<TaskId> = ids.into_iter().collect();
-    assert_eq!(ids.len(), 60);
+    let distinct: HashSet<TaskId> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), 60);
     assert_eq!(
         first.process_task(&TaskId::new()).await.unwrap_err().code(),
         ErrorCode::InvalidState,
         "shut down"
     );
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_sharing_a_store_run_each_task_exactly_once() {
+    let (_db, store) = sqlite_store();
+    let store: Arc<dyn TaskStore> = Arc::new(store);
+    two_workers_run_each_task_once(&store, &store).await;
+}
+
+/// The same on PostgreSQL, two store handles standing for two processes; the audit trail shows
+/// each task claimed and completed once, its checkpoints under its one epoch.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_postgres_run_each_task_exactly_once_as_the_audit_trail_shows() {
+    use batch_manager::store::postgres::TaskEventKind;
+    let test = "workers_on_postgres_run_each_task_exactly_once";
+    let Some(mut stores) = crate::fixtures::pg::stores(test, 2).await else { return };
+    let (second, first) = (Arc::new(stores.pop().unwrap()), Arc::new(stores.pop().unwrap()));
+    let handles: (Arc<dyn TaskStore>, Arc<dyn TaskStore>) = (first.clone(), second.clone());
+    let ids = two_workers_run_each_task_once(&handles.0, &handles.1).await;
+    for id in &ids {
+        let events = first.task_events(id).await.unwrap();
+        let kinds: Vec<TaskEventKind> = events.iter().map(|event| event.kind).collect();
+        assert_eq!(kinds.first(), Some(&TaskEventKind::Claimed), "{id}: {kinds:?}");
+        assert_eq!(kinds.last(), Some(&TaskEventKind::Completed), "{id}: {kinds:?}");
+        let count = |kind| kinds.iter().filter(|seen| **seen == kind).count();
+        assert_eq!(
+            (count(TaskEventKind::Claimed), count(TaskEventKind::Completed)),
+            (1, 1),
+            "{id}: {kinds:?}"
+        );
+        let sequences: Vec<u64> = events
+            .iter()
+            .filter(|event| event.kind == TaskEventKind::Checkpoint)
+            .filter_map(|event| event.sequence)
+            .collect();
+        assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>(), "{id}");
+        assert!(events.iter().all(|event| event.epoch == 1 && event.worker == events[0].worker), "{id}");
+    }
 }
 
 #[tokio::test]

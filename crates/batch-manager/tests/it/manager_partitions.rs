@@ -151,11 +151,12 @@ async fn wait_for(manager: &BatchManager, id: &batch_model::TaskId) -> batch_mod
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_partitioned_task_runs_on_two_workers_and_merges_exactly() {
-    let (_dir, store) = sqlite_store();
-    let store: Arc<dyn TaskStore> = Arc::new(store);
-    let (first, second) = (worker(&store, "w1"), worker(&store, "w2"));
+/// A 4-partition task on two workers, each on its own store handle (as two processes would be).
+async fn a_partitioned_task_on_two_workers(
+    first_store: &Arc<dyn TaskStore>,
+    second_store: &Arc<dyn TaskStore>,
+) {
+    let (first, second) = (worker(first_store, "w1"), worker(second_store, "w2"));
     let created = first.create_task(request(10_000, 4, None)).await.unwrap();
     let loops = [
         tokio::spawn({
@@ -190,6 +191,23 @@ async fn a_partitioned_task_runs_on_two_workers_and_merges_exactly() {
     for handle in loops {
         handle.await.unwrap().unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_task_runs_on_two_workers_and_merges_exactly() {
+    let (_dir, store) = sqlite_store();
+    let store: Arc<dyn TaskStore> = Arc::new(store);
+    a_partitioned_task_on_two_workers(&store, &store).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_task_runs_on_two_postgres_workers_and_merges_exactly() {
+    let test = "a_partitioned_task_runs_on_two_postgres_workers_and_merges_exactly";
+    let Some(mut stores) = crate::fixtures::pg::stores(test, 2).await else { return };
+    let (second, first) = (stores.pop().unwrap(), stores.pop().unwrap());
+    let (first, second): (Arc<dyn TaskStore>, Arc<dyn TaskStore>) = (Arc::new(first), Arc::new(second));
+    a_partitioned_task_on_two_workers(&first, &second).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,7 @@
 //! The `TaskStore` contract (`batch_manager::store::conformance`) run against every store of this
-//! crate: in memory, and SQLite in a temporary directory; plus what only SQLite can show (two handles
-//! on one file standing for two processes).
+//! crate: in memory, SQLite in a temporary directory, and (feature `postgres`) PostgreSQL on a fresh
+//! database of the shared test cluster; plus what only SQLite can show (two handles on one file
+//! standing for two processes).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -38,8 +39,30 @@ impl Harness for Sqlite {
     }
 }
 
+/// PostgreSQL stores, each on a fresh database of the shared test cluster, reading the checks'
+/// clock instead of the database's; skipped (with one line) when PostgreSQL is not installed.
+#[cfg(feature = "postgres")]
+struct Postgres;
+
+#[cfg(feature = "postgres")]
+#[async_trait]
+impl Harness for Postgres {
+    async fn open(&self, clock: Arc<dyn Clock>) -> Option<Arc<dyn TaskStore>> {
+        use batch_manager::store::postgres::{PgOptions, PgStore};
+        let cluster = batch_testkit::shared_or_skip("the store conformance checks on PostgreSQL")?;
+        let database = cluster.create_database().await.unwrap();
+        let options = PgOptions { clock: Some(clock), ..PgOptions::default() };
+        Some(Arc::new(PgStore::connect(&database.url, options).await.unwrap()))
+    }
+}
+
 mod memory {
     batch_manager::store_conformance_tests!(super::Memory);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    batch_manager::store_conformance_tests!(super::Postgres);
 }
 
 mod sqlite {

@@ -329,24 +329,28 @@ impl TaskStore for SqliteStore {
         Ok(())
     }
 
-    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Result<(), StoreError> {
+    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        if tasks.is_empty() {
+            return Vec::new();
+        }
+        // One request, one transaction: a refused task (a duplicate id) inserts nothing and leaves
+        // the others in.
         let inserted = tasks.to_vec();
-        let result = self
+        let outcomes = self
             .writer
-            .call(true, move |db| {
-                let mut done = Vec::new();
-                for task in &inserted {
-                    if let Err(error) = db.insert(task) {
-                        return Ok((done, Some(error)));
+            .call(true, move |db| Ok(inserted.iter().map(|task| db.insert(task)).collect::<Vec<_>>()))
+            .await;
+        match outcomes {
+            Ok(outcomes) => {
+                for (task, outcome) in tasks.iter().zip(&outcomes) {
+                    if outcome.is_ok() {
+                        self.feed.task(task.id, task.status, task.status == TaskStatus::Pending);
                     }
-                    done.push((task.id, task.status, task.status == TaskStatus::Pending));
                 }
-                Ok((done, None))
-            })
-            .await?;
-        let (done, error) = result;
-        self.publish(&done);
-        error.map_or(Ok(()), Err)
+                outcomes
+            }
+            Err(error) => error.copies(tasks.len()).into_iter().map(Err).collect(),
+        }
     }
 
     async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError> {

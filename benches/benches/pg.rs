@@ -1,0 +1,254 @@
+//! PostgreSQL benchmarks: how many tasks per second the PostgreSQL store turns over, beside a peer.
+//!
+//! - `m3_pg_task_throughput`: 10,000 empty tasks (the no-op kind `bench_empty`) created (in batches
+//!   of 1,000 through `BatchManager::create_tasks`), claimed, run and completed by `BatchManager`
+//!   workers (`run_worker`, 256 slots each, each worker with its own `PgStore` as a separate process
+//!   would have) on a throwaway PostgreSQL server started by the test kit with default settings
+//!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers`; the peer
+//!   `apalis_postgres` (apalis-postgres 1.0 from crates.io: 10,000 no-op jobs pushed and worked by
+//!   one worker, batch size 100, on the same server in the same run); and `batch_sqlite_1_worker`,
+//!   the same flow on the SQLite store, as a second baseline. Each iteration works on a fresh
+//!   database (made outside the timing). Target (issue 11): River's rate, about 15,000 tasks/s on
+//!   this machine, and at least 8x apalis-postgres.
+//!
+//! Run: `cargo bench -p benches --bench pg` (needs PostgreSQL's server binaries: `apt-get install
+//! postgresql`). Figures go to docs/BENCHMARKS.md.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use apalis::prelude::*;
+use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
+use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
+use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
+use batch_manager::{BatchManager, ManagerConfig};
+use batch_model::{CreateTaskRequest, TaskStatus, TaskType};
+use batch_tasks::Registry;
+use batch_testkit::PgCluster;
+use benches::manager_workloads::EmptyKind;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+const M3_TASKS: usize = 10_000;
+const CREATE_BATCH: usize = 1_000;
+const SLOTS_PER_WORKER: usize = 256;
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => panic!("cannot build the tokio runtime: {error}"),
+    }
+}
+
+fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, doing: &str) -> T {
+    match result {
+        Ok(value) => value,
+        Err(error) => panic!("{doing}: {error}"),
+    }
+}
+
+fn manager_on(store: Arc<dyn TaskStore>, name: &str) -> BatchManager {
+    let mut registry = Registry::new();
+    registry.register(EmptyKind);
+    let config = ManagerConfig::default()
+        .with_worker_id(name)
+        .with_max_concurrent_tasks(SLOTS_PER_WORKER)
+        .with_poll_interval(Duration::from_millis(10));
+    or_panic(BatchManager::new(store, registry, config), "building a manager")
+}
+
+fn empty_requests() -> Vec<CreateTaskRequest> {
+    (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned()))).collect()
+}
+
+/// Workers on their own stores, each running `run_worker` in the background.
+struct Workers {
+    managers: Vec<BatchManager>,
+    loops: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(managers: Vec<BatchManager>) -> Workers {
+        let loops = managers
+            .iter()
+            .map(|manager| {
+                let manager = manager.clone();
+                tokio::spawn(async move { or_panic(manager.run_worker().await, "a worker loop failed") })
+            })
+            .collect();
+        Workers { managers, loops }
+    }
+
+    async fn stop(self) {
+        for manager in &self.managers {
+            manager.shutdown().await;
+        }
+        for handle in self.loops {
+            or_panic(handle.await, "a worker loop panicked");
+        }
+    }
+}
+
+/// Creates the tasks through `submitter` and returns once `completed` says all are done.
+async fn create_all(submitter: &BatchManager) {
+    for _ in 0..M3_TASKS / CREATE_BATCH {
+        or_panic(submitter.create_tasks(empty_requests()).await, "creating tasks");
+    }
+}
+
+/// Waits for every task to complete: the completions heard on the change feed, or the metrics
+/// whenever the feed may have missed something (a resync, a lag, a quiet moment).
+async fn wait_pg(store: &PgStore, events: &mut TaskChanges) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut heard = std::collections::HashSet::new();
+    loop {
+        assert!(Instant::now() < deadline, "the tasks did not complete within 300 s ({} heard)", heard.len());
+        let recheck = match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
+            Ok(Ok(TaskChange::Task { id, status, .. })) => {
+                if status == TaskStatus::Completed {
+                    heard.insert(id);
+                }
+                false
+            }
+            Ok(Ok(_) | Err(_)) | Err(_) => true,
+        };
+        if heard.len() >= M3_TASKS {
+            return;
+        }
+        if recheck && or_panic(store.metrics().await, "reading metrics").completed_tasks >= M3_TASKS as u64 {
+            return;
+        }
+    }
+}
+
+async fn run_batch_pg(cluster: &PgCluster, workers: usize) -> Duration {
+    let database = or_panic(cluster.create_database().await, "creating a database");
+    let connect = || async {
+        Arc::new(or_panic(PgStore::connect(&database.url, PgOptions::default()).await, "connecting"))
+    };
+    let submitter_store = connect().await;
+    let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter");
+    let mut managers = Vec::new();
+    for idx in 0..workers {
+        managers.push(manager_on(connect().await as Arc<dyn TaskStore>, &format!("worker-{idx}")));
+    }
+    let running = Workers::start(managers);
+    let mut events = submitter_store.subscribe();
+
+    let started = Instant::now();
+    create_all(&submitter).await;
+    wait_pg(&submitter_store, &mut events).await;
+    let elapsed = started.elapsed();
+    running.stop().await;
+    let metrics = or_panic(submitter_store.metrics().await, "reading metrics");
+    assert_eq!(metrics.completed_tasks, M3_TASKS as u64, "{metrics:?}");
+    elapsed
+}
+
+async fn run_batch_sqlite() -> Duration {
+    let dir = or_panic(tempfile::tempdir(), "creating a temporary directory");
+    let store: Arc<dyn TaskStore> = Arc::new(or_panic(
+        SqliteStore::open(dir.path().join("tasks.db"), SqliteOptions::default()),
+        "opening SQLite",
+    ));
+    let submitter = manager_on(Arc::clone(&store), "submitter");
+    let running = Workers::start(vec![manager_on(Arc::clone(&store), "worker-0")]);
+
+    let started = Instant::now();
+    create_all(&submitter).await;
+    loop {
+        let metrics = or_panic(store.metrics().await, "reading metrics");
+        if metrics.completed_tasks == M3_TASKS as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    running.stop().await;
+    elapsed
+}
+
+/// Jobs the apalis worker has finished in the current iteration.
+static APALIS_DONE: AtomicUsize = AtomicUsize::new(0);
+
+async fn apalis_job(_job: u64, worker: WorkerContext) -> Result<(), BoxDynError> {
+    if APALIS_DONE.fetch_add(1, Ordering::SeqCst) + 1 == M3_TASKS {
+        worker.stop()?;
+    }
+    Ok(())
+}
+
+async fn run_apalis(cluster: &PgCluster) -> Duration {
+    let database = or_panic(cluster.create_database().await, "creating a database");
+    let pool = or_panic(apalis_postgres::PgPool::connect(&database.url).await, "connecting apalis");
+    or_panic(PostgresStorage::setup(&pool).await, "migrating apalis");
+    let config = ApalisConfig::default().queue("m3").batch_size(100);
+    let mut backend = PostgresStorage::new(&pool).with_config(config);
+    APALIS_DONE.store(0, Ordering::SeqCst);
+
+    let started = Instant::now();
+    let mut jobs = futures::stream::iter((0..M3_TASKS as u64).map(|job| TaskBuilder::new(job).build()));
+    or_panic(backend.push_all(&mut jobs).await, "pushing apalis jobs");
+    let worker = WorkerBuilder::new("m3-apalis").backend(backend).parallelize(tokio::spawn).build(apalis_job);
+    or_panic(worker.run().await, "running the apalis worker");
+    let elapsed = started.elapsed();
+    assert_eq!(APALIS_DONE.load(Ordering::SeqCst), M3_TASKS);
+    pool.close().await;
+    elapsed
+}
+
+fn m3_pg_task_throughput(c: &mut Criterion) {
+    let cluster = match PgCluster::start() {
+        Ok(cluster) => cluster,
+        Err(error) if error.is_not_installed() && !batch_testkit::pg_required() => {
+            #[allow(clippy::print_stderr, reason = "a skipped bench says why, once")]
+            {
+                eprintln!("skipped m3_pg_task_throughput: {error}");
+            }
+            return;
+        }
+        Err(error) => panic!("cannot start PostgreSQL: {error}"),
+    };
+    let cluster = &cluster;
+    let rt = runtime();
+    let mut group = c.benchmark_group("m3_pg_task_throughput");
+    group.throughput(Throughput::Elements(M3_TASKS as u64));
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    for workers in [1, 4] {
+        let name =
+            if workers == 1 { "batch_pg_1_worker".to_owned() } else { format!("batch_pg_{workers}_workers") };
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += run_batch_pg(cluster, workers).await;
+                }
+                total
+            })
+        });
+    }
+    group.bench_function("apalis_postgres", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += run_apalis(cluster).await;
+            }
+            total
+        })
+    });
+    group.bench_function("batch_sqlite_1_worker", |b| {
+        b.to_async(&rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += run_batch_sqlite().await;
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, m3_pg_task_throughput);
+criterion_main!(benches);

@@ -1,0 +1,172 @@
+//! The change feed's listener: one dedicated connection per store that LISTENs for task changes
+//! and publishes them on the store's [`ChangeFeed`], reconnecting with backoff.
+//!
+//! Notifications are a hint, never the guarantee: they are lost while the connection is down, and a
+//! subscriber that falls behind loses the oldest. So after every reconnect the feed sends
+//! [`TaskChange::Resync`] ("look again now"), and a subscriber that lags
+//! ([`tokio::sync::broadcast::error::RecvError::Lagged`]) should do the same; polling stays the
+//! fallback.
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use batch_model::{TaskId, TaskStatus};
+use tokio::sync::watch;
+use tokio_postgres::AsyncMessage;
+use tokio_util::sync::CancellationToken;
+
+use super::error::PgLocation;
+use super::queries;
+use crate::store::feed::{ChangeFeed, TaskChange};
+
+/// One line of a notification payload: `"<id> <status> <1|0>"` (the last field: claimable).
+pub(super) fn payload_line(id: &TaskId, status: TaskStatus, claimable: bool) -> String {
+    format!("{id} {status} {}", u8::from(claimable))
+}
+
+/// Parses a notification payload: lines of [`payload_line`], or `"*"` for a resync. Malformed lines
+/// are skipped.
+pub(super) fn parse_payload(payload: &str) -> Vec<TaskChange> {
+    if payload == "*" {
+        return vec![TaskChange::Resync];
+    }
+    payload
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let id = TaskId::from_str(fields.next()?).ok()?;
+            let status = TaskStatus::from_str(fields.next()?).ok()?;
+            let claimable = match fields.next()? {
+                "1" => true,
+                "0" => false,
+                _ => return None,
+            };
+            fields.next().is_none().then_some(TaskChange::Task { id, status, claimable })
+        })
+        .collect()
+}
+
+/// The first wait after a lost connection; doubled per failed attempt up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Runs the listener until `stop` is cancelled. `listening` tells whether LISTEN is in force.
+pub(super) async fn run(
+    config: tokio_postgres::Config,
+    location: PgLocation,
+    feed: ChangeFeed,
+    listening: watch::Sender<bool>,
+    stop: CancellationToken,
+) {
+    let mut backoff = FIRST_BACKOFF;
+    let mut connected_before = false;
+    let mut failures: u32 = 0;
+    loop {
+        let session = tokio::select! {
+            session = listen(&config, &feed, &listening, connected_before) => session,
+            () = stop.cancelled() => return,
+        };
+        let _ = listening.send(false);
+        match session {
+            Ok(()) => {
+                connected_before = true;
+                backoff = FIRST_BACKOFF;
+                failures = 0;
+                tracing::warn!(location = %location.shown, "task change listener lost its connection; reconnecting");
+            }
+            Err(error) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 || failures.is_power_of_two() {
+                    let error = location.error("listening for task changes", error);
+                    tracing::warn!(%error, failures, "task change listener cannot connect; retrying");
+                }
+            }
+        }
+        // Jitter spreads the reconnects of many workers after a server restart.
+        let jitter = backoff.mul_f64(fastrand::f64() * 0.25);
+        tokio::select! {
+            () = tokio::time::sleep(backoff + jitter) => {}
+            () = stop.cancelled() => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// One session: connect, LISTEN, forward notifications until the connection ends. `Ok` when a
+/// session that was listening ended; `Err` when it could not start.
+async fn listen(
+    config: &tokio_postgres::Config,
+    feed: &ChangeFeed,
+    listening: &watch::Sender<bool>,
+    reconnect: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(tokio_postgres::NoTls).await?;
+    let forward = |message: AsyncMessage| {
+        if let AsyncMessage::Notification(notification) = message {
+            for change in parse_payload(notification.payload()) {
+                feed.publish(change);
+            }
+        }
+    };
+    let command = format!("LISTEN {}", queries::CHANNEL);
+    let subscribe = client.batch_execute(&command);
+    tokio::pin!(subscribe);
+    // The connection must be driven while LISTEN runs.
+    loop {
+        tokio::select! {
+            done = &mut subscribe => {
+                done?;
+                break;
+            }
+            message = std::future::poll_fn(|cx| connection.poll_message(cx)) => match message {
+                Some(Ok(message)) => forward(message),
+                Some(Err(error)) => return Err(error),
+                None => return Ok(()),
+            },
+        }
+    }
+    let _ = listening.send(true);
+    if reconnect {
+        // Changes made while the listener was away were not heard: everyone looks again.
+        feed.publish(TaskChange::Resync);
+    }
+    loop {
+        match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            Some(Ok(message)) => forward(message),
+            Some(Err(error)) => {
+                tracing::debug!(%error, "task change listener connection failed");
+                return Ok(());
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_parse_into_changes() {
+        let (first, second) = (TaskId::new(), TaskId::new());
+        let payload = [
+            payload_line(&first, TaskStatus::Completed, false),
+            payload_line(&second, TaskStatus::Processing, true),
+        ]
+        .join("\n");
+        assert_eq!(
+            parse_payload(&payload),
+            vec![
+                TaskChange::Task { id: first, status: TaskStatus::Completed, claimable: false },
+                TaskChange::Task { id: second, status: TaskStatus::Processing, claimable: true },
+            ]
+        );
+        assert_eq!(parse_payload("*"), vec![TaskChange::Resync]);
+        assert_eq!(parse_payload("not-an-id pending 1"), vec![]);
+        assert_eq!(parse_payload(&format!("{first} sleeping 1")), vec![]);
+        assert_eq!(parse_payload(&format!("{first} pending")), vec![]);
+        assert_eq!(parse_payload(&format!("{first} pending 2")), vec![]);
+        assert_eq!(parse_payload(&format!("{first} pending 1 extra")), vec![]);
+        assert_eq!(parse_payload(""), vec![]);
+    }
+}

@@ -1,0 +1,762 @@
+//! PostgreSQL task store (feature `postgres`): many worker processes on many machines sharing one
+//! database.
+//!
+//! # Design
+//!
+//! - **Its own schema.** Everything lives in the schema `batch` (`batch.tasks`, `batch.checkpoints`,
+//!   `batch.results`, `batch.schema_migrations`), so a user's database is not cluttered. Migrations
+//!   are numbered and applied on connect under a transaction-scoped advisory lock, so that many
+//!   processes starting at once on an empty database migrate it once; a schema newer than this build
+//!   knows is refused (`STORAGE_ERROR`).
+//! - **The same rules.** A call that changes a task locks its row `FOR UPDATE` — with its family
+//!   when it is a partition or a parent, the parent first, then the partitions in id order — applies
+//!   the rules the memory and SQLite stores apply (`store/rules.rs`: `TaskRow`, `Family`) in Rust,
+//!   and saves every changed row in the same transaction, so the three stores behave alike.
+//! - **The database's clock.** Lease expiry is judged, and every time the store stamps (claims,
+//!   status changes, finishes, releases, stops) is read, on the database's clock
+//!   (`clock_timestamp()` once the group's rows are locked) at **microsecond** resolution, never on a
+//!   worker's; lease expiry times are kept in whole microseconds (rounded down). Times the caller
+//!   sets in records (`created_at`, a checkpoint's `committed_at`, a progress's `updated_at`) are kept
+//!   as given. Tests give the store a [`Clock`] instead ([`PgOptions::clock`]), whose time is sent
+//!   with each statement that needs it.
+//! - **Fencing.** Every claim bumps the task's `epoch`; every write names the [`Holder`] it acts for
+//!   and is refused (`LeaseLost`) unless it holds the task under that epoch.
+//! - **Group commit.** Calls that change tasks are gathered into one transaction per group, up to
+//!   [`PgOptions::writers`] groups at once, each group two pipelined round trips (see `writer.rs`);
+//!   reads use pooled connections directly. No transaction stays open beyond one group: never while
+//!   a task runs. A group whose connection is lost, or that meets a restarting server, is tried
+//!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
+//!   way, the store first asks the server whether it committed, so a group never applies twice.
+//! - **Claims.** `FOR UPDATE SKIP LOCKED`, oldest first, from partial indexes that cover only
+//!   claimable rows (`pending`, and `processing` but not waiting for partitions), so finished tasks
+//!   cost a claim nothing and two workers never get one task.
+//! - **Change feed.** Each group sends one NOTIFY statement on `batch_task_changes` whose payloads
+//!   carry a line per changed task — id, status, claimable — for inserts, claims, checkpoints,
+//!   progress, finishes, releases, stops, restarts and splits (heartbeats are not changes). One
+//!   dedicated connection per store LISTENs (pooled connections would drop notifications), reconnects
+//!   with backoff, and publishes [`TaskChange::Resync`] after a reconnect. [`TaskStore::subscribe`]
+//!   hands out receivers.
+//! - **An audit trail.** `batch.task_events` gets a row for each claim, checkpoint, end, release,
+//!   split, quarantine and restart, in the transaction that made it: [`PgStore::task_events`].
+//! - **Client.** tokio-postgres (pipelining, cached prepared statements, binary COPY for bulk inserts)
+//!   and deadpool-postgres; connections are made without TLS.
+//! - **Errors that say what to do.** A failure is [`StoreError::Storage`] (`STORAGE_ERROR`) naming
+//!   `postgres://user@host:port/database` (never the password) and what to fix: a refused connection,
+//!   a bad password, an unknown database, a missing privilege.
+
+mod error;
+mod listener;
+mod queries;
+mod schema;
+mod writer;
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use batch_model::{
+    BatchMetrics, BatchTask, ListTasksRequest, Progress, StatusCount, TaskId, TaskStatus, TaskType,
+};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio::sync::watch;
+use tokio_postgres::types::Json;
+use tokio_util::sync::CancellationToken;
+
+use super::clock::Clock;
+use super::feed::{ChangeFeed, TaskChange};
+use super::{
+    Checkpoint, ClaimedTask, HeartbeatReply, Holder, LeaseRequest, StatusUpdate, StoreError, TaskChanges,
+    TaskOutcome, TaskPage, TaskResultRecord, TaskStore, WorkerId,
+};
+use error::{PgLocation, corrupt_record, storage};
+use writer::{Answer, Limits, Op, Shared, Writer};
+
+/// How to connect a [`PgStore`].
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Most pooled connections (default 8; at least `writers + 1`). The change feed's connection
+    /// comes on top.
+    pub max_connections: usize,
+    /// Most group transactions at once (default 4; 0 counts as 1).
+    pub writers: usize,
+    /// Most calls in one group transaction (default 512; 0 counts as 1).
+    pub max_group: usize,
+    /// Calls that may wait for a group before callers are made to wait (default 4096; 0 counts as 1).
+    pub queue_capacity: usize,
+    /// How long to wait for a connection (default 10 s).
+    pub connect_timeout: Duration,
+    /// How long a group keeps trying when the connection is lost or the server is restarting, before
+    /// its calls fail with `STORAGE_ERROR` (default 30 s).
+    pub retry_for: Duration,
+    /// Whether to run the change feed's listener (default true). Without it, the feed carries only
+    /// this handle's own changes.
+    pub listen: bool,
+    /// The clock that judges leases and stamps tasks: `None` (the default) for the database's, as
+    /// every process sharing the database must; tests give a
+    /// [`ManualClock`](crate::store::ManualClock), whose time is sent with each call.
+    pub clock: Option<Arc<dyn Clock>>,
+}
+
+impl Default for PgOptions {
+    fn default() -> PgOptions {
+        PgOptions {
+            max_connections: 8,
+            writers: 4,
+            max_group: 512,
+            queue_capacity: 4096,
+            connect_timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(30),
+            listen: true,
+            clock: None,
+        }
+    }
+}
+
+/// What the store's writer has done so far (see [`PgStore::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PgStats {
+    /// Group transactions committed.
+    pub transactions_committed: u64,
+    /// Group transactions that failed as a whole (every call in them got the error).
+    pub transactions_failed: u64,
+    /// Group transactions tried again after a deadlock, serialization failure or dead connection.
+    pub transactions_retried: u64,
+    /// Calls that went through the writer.
+    pub requests: u64,
+    /// Most calls in one group.
+    pub largest_group: u64,
+}
+
+/// Bulk inserts of at least this many tasks go through binary COPY.
+const COPY_THRESHOLD: usize = 1000;
+
+/// Bulk inserts that notify each task; larger ones send one [`TaskChange::Resync`].
+const NOTIFY_EACH_UP_TO: usize = 100;
+
+/// One entry of a task's audit trail (see [`PgStore::task_events`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskEvent {
+    /// What happened.
+    pub kind: TaskEventKind,
+    /// The task's epoch at the event: for a claim, the epoch it started.
+    pub epoch: u64,
+    /// The worker whose call it was; `None` for a change nobody held the task for (a stop, a
+    /// restart, an end that a partition's end caused).
+    pub worker: Option<WorkerId>,
+    /// The sequence of the task's last checkpoint after the event (for a claim: the checkpoint it
+    /// resumes from); `None` before the first.
+    pub sequence: Option<u64>,
+    /// When, on the store's clock (the transaction's time).
+    pub at: DateTime<Utc>,
+}
+
+/// What a [`TaskEvent`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TaskEventKind {
+    /// A worker claimed (or took over) the task.
+    Claimed,
+    /// Its holder committed a checkpoint.
+    Checkpoint,
+    /// The task ended `completed`.
+    Completed,
+    /// The task ended `failed`.
+    Failed,
+    /// The task ended `cancelled`.
+    Cancelled,
+    /// Its holder handed it back.
+    Released,
+    /// Its holder split it into partitions.
+    Split,
+    /// It ended `failed` because its workers kept getting lost (see [`LeaseRequest::max_lost_leases`]).
+    Quarantined,
+    /// A new attempt of it started.
+    Restarted,
+}
+
+impl TaskEventKind {
+    /// The name stored in `batch.task_events.event`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskEventKind::Claimed => "claimed",
+            TaskEventKind::Checkpoint => "checkpoint",
+            TaskEventKind::Completed => "completed",
+            TaskEventKind::Failed => "failed",
+            TaskEventKind::Cancelled => "cancelled",
+            TaskEventKind::Released => "released",
+            TaskEventKind::Split => "split",
+            TaskEventKind::Quarantined => "quarantined",
+            TaskEventKind::Restarted => "restarted",
+        }
+    }
+
+    fn parse(name: &str) -> Option<TaskEventKind> {
+        [
+            TaskEventKind::Claimed,
+            TaskEventKind::Checkpoint,
+            TaskEventKind::Completed,
+            TaskEventKind::Failed,
+            TaskEventKind::Cancelled,
+            TaskEventKind::Released,
+            TaskEventKind::Split,
+            TaskEventKind::Quarantined,
+            TaskEventKind::Restarted,
+        ]
+        .into_iter()
+        .find(|kind| kind.as_str() == name)
+    }
+}
+
+/// The PostgreSQL [`TaskStore`]. See the [module docs](self) for the design.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use batch_manager::store::TaskStore;
+/// use batch_manager::store::postgres::{PgOptions, PgStore};
+/// use batch_model::{BatchTask, CreateTaskRequest, TaskId, TaskType};
+/// use chrono::Utc;
+///
+/// let store = PgStore::connect("postgres://batch@127.0.0.1:5432/batch", PgOptions::default()).await?;
+/// let task = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::Train), Utc::now())?;
+/// store.insert_task(&task).await?;
+/// assert_eq!(store.task(&task.id).await?.map(|stored| stored.id), Some(task.id));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct PgStore {
+    pool: Pool,
+    location: PgLocation,
+    writer: Writer,
+    clock: Option<Arc<dyn Clock>>,
+    feed: ChangeFeed,
+    /// Whether a listener runs (else the feed is fed by this handle itself).
+    listen: bool,
+    listening: watch::Receiver<bool>,
+    stop: CancellationToken,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Stops the listener; the writer stops when its channel closes.
+        self.stop.cancel();
+    }
+}
+
+impl PgStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`, or the
+    /// `key=value` form), checks it can be used, and applies the schema migrations it lacks. Must be
+    /// called within a tokio runtime (the store's writer and listener run on it).
+    ///
+    /// Fails with [`StoreError::Storage`] (`STORAGE_ERROR`) naming the server and database and what to
+    /// fix when the URL is malformed, the server refuses the connection or the password, the database
+    /// does not exist, the user may not create the schema, or the schema is newer than this build.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
+        let mut config = tokio_postgres::Config::from_str(url).map_err(|error| StoreError::Storage {
+            location: "postgres".to_owned(),
+            message: format!(
+                "the database address is not a valid PostgreSQL URL ({error}): write it as \
+                 postgres://user:password@host:port/database"
+            ),
+            source: None,
+        })?;
+        config.connect_timeout(options.connect_timeout);
+        config.keepalives_idle(Duration::from_secs(30));
+        if config.get_application_name().is_none() {
+            config.application_name("batch");
+        }
+        let location = PgLocation::new(&config);
+        let writers = options.writers.max(1);
+        let manager = Manager::from_config(
+            config.clone(),
+            tokio_postgres::NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.max_connections.max(writers + 1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.connect_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(|error| storage(&location, format!("cannot build the connection pool: {error}")))?;
+        let mut client = pool.get().await.map_err(|error| location.pool_error("connecting", error))?;
+        schema::migrate(&mut client, &location).await?;
+        drop(client);
+
+        let feed = ChangeFeed::default();
+        let shared = Shared {
+            pool: pool.clone(),
+            location: location.clone(),
+            clock: options.clock.clone(),
+            local_feed: (!options.listen).then(|| feed.clone()),
+            retry_for: options.retry_for,
+        };
+        let limits = Limits { writers, max_group: options.max_group, queue_capacity: options.queue_capacity };
+        let writer = Writer::start(shared, limits);
+        let (listening_sender, mut listening) = watch::channel(false);
+        let stop = CancellationToken::new();
+        if options.listen {
+            tokio::spawn(listener::run(
+                config,
+                location.clone(),
+                feed.clone(),
+                listening_sender,
+                stop.clone(),
+            ));
+            // Subscribers made right after connect hear every later change.
+            let _ = tokio::time::timeout(options.connect_timeout, listening.wait_for(|listening| *listening))
+                .await;
+        }
+        Ok(PgStore {
+            pool,
+            location,
+            writer,
+            clock: options.clock,
+            feed,
+            listen: options.listen,
+            listening,
+            stop,
+        })
+    }
+
+    /// The store's current time: the database's clock (or the clock the store was given).
+    pub async fn now(&self) -> Result<DateTime<Utc>, StoreError> {
+        let client = self.client().await?;
+        let given = self.clock.as_ref().map(|clock| clock.now());
+        let row = client
+            .query_one(queries::NOW, &[&given])
+            .await
+            .map_err(|error| self.location.error("reading the database time", error))?;
+        row.try_get(0).map_err(|error| corrupt_record(&self.location, "the database time", error))
+    }
+
+    /// The task's audit trail, oldest first: each claim, checkpoint, end, release, split, quarantine
+    /// and restart, with the epoch and worker it happened under, written in the transaction that
+    /// made the change. Empty for an unknown task.
+    ///
+    /// Fleet tests prove with it that each task completed exactly once and that no write of a stale
+    /// epoch was accepted; operators read a task's history in it.
+    pub async fn task_events(&self, id: &TaskId) -> Result<Vec<TaskEvent>, StoreError> {
+        let client = self.client().await?;
+        let reading = |error| self.location.error("reading a task's events", error);
+        let statement = client.prepare_cached(queries::GET_EVENTS).await.map_err(reading)?;
+        let rows = client.query(&statement, &[&id.to_string()]).await.map_err(reading)?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |error| corrupt_record(&self.location, &format!("an event of task {id}"), error);
+                let epoch: i64 = row.try_get(0).map_err(corrupt)?;
+                let worker: Option<String> = row.try_get(1).map_err(corrupt)?;
+                let name: String = row.try_get(2).map_err(corrupt)?;
+                let sequence: Option<i64> = row.try_get(3).map_err(corrupt)?;
+                let at: DateTime<Utc> = row.try_get(4).map_err(corrupt)?;
+                let kind = TaskEventKind::parse(&name).ok_or_else(|| {
+                    storage(
+                        &self.location,
+                        format!(
+                            "an event of task {id} has the unknown kind {name:?}: the database was written by \
+                             a newer version of batch or another program"
+                        ),
+                    )
+                })?;
+                Ok(TaskEvent {
+                    kind,
+                    epoch: u64::try_from(epoch).unwrap_or(0),
+                    worker: worker.map(WorkerId),
+                    sequence: sequence.map(|sequence| u64::try_from(sequence).unwrap_or(0)),
+                    at,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether the change feed's listener is connected and listening now.
+    pub fn is_listening(&self) -> bool {
+        *self.listening.borrow()
+    }
+
+    /// Counters of the group-commit writer.
+    pub fn stats(&self) -> PgStats {
+        self.writer.counters.snapshot()
+    }
+
+    /// The database address as shown in errors and logs (no password).
+    pub fn location(&self) -> &str {
+        &self.location.shown
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|error| self.location.pool_error("getting a connection", error))
+    }
+
+    async fn call(&self, op: Op) -> Result<Answer, StoreError> {
+        self.writer.call(op).await
+    }
+
+    fn unexpected(&self, answer: &Answer) -> StoreError {
+        storage(
+            &self.location,
+            format!("the writer answered {answer:?} to another call (a bug in the store)"),
+        )
+    }
+
+    async fn claimed(&self, op: Op) -> Result<Vec<ClaimedTask>, StoreError> {
+        match self.call(op).await? {
+            Answer::Claimed(claimed) => Ok(claimed),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn task_answer(&self, op: Op) -> Result<BatchTask, StoreError> {
+        match self.call(op).await? {
+            Answer::Task(task) => Ok(*task),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn done(&self, op: Op) -> Result<(), StoreError> {
+        match self.call(op).await? {
+            Answer::Done => Ok(()),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    /// Inserts many tasks by binary COPY into a staging table, then one `INSERT ... ON CONFLICT DO
+    /// NOTHING`; each task's outcome in order.
+    async fn copy_insert(&self, tasks: &[BatchTask]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::Type;
+
+        let mut client = self.client().await?;
+        let location = &self.location;
+        let transaction =
+            client.transaction().await.map_err(|error| location.error("starting a bulk insert", error))?;
+        transaction
+            .batch_execute(queries::CREATE_IMPORT_TABLE)
+            .await
+            .map_err(|error| location.error("creating the staging table", error))?;
+        let sink = transaction
+            .copy_in(queries::COPY_IMPORT)
+            .await
+            .map_err(|error| location.error("starting the COPY of new tasks", error))?;
+        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::JSON, Type::TEXT];
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for task in tasks {
+            let id = task.id.to_string();
+            let created = super::rules::time_key(task.created_at);
+            let run_nanos = writer::run_nanos(&super::rules::TaskRow::new(task.clone()));
+            let record = Json(task);
+            let parent = task.parent_id.map(|parent| parent.to_string());
+            writer
+                .as_mut()
+                .write(&[
+                    &id,
+                    &task.task_type.as_str(),
+                    &task.status.as_str(),
+                    &created,
+                    &run_nanos,
+                    &record,
+                    &parent,
+                ])
+                .await
+                .map_err(|error| location.error("copying new tasks", error))?;
+        }
+        writer.finish().await.map_err(|error| location.error("finishing the COPY of new tasks", error))?;
+        let rows = transaction
+            .query(queries::INSERT_IMPORTED, &[])
+            .await
+            .map_err(|error| location.error("inserting the copied tasks", error))?;
+        let mut inserted = std::collections::BTreeSet::new();
+        for row in rows {
+            inserted.insert(
+                row.try_get::<_, String>(0).map_err(|error| corrupt_record(location, "an id", error))?,
+            );
+        }
+        let outcomes: Vec<Result<(), StoreError>> = tasks
+            .iter()
+            .map(|task| {
+                if inserted.remove(&task.id.to_string()) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Duplicate { id: task.id })
+                }
+            })
+            .collect();
+        let changes: Vec<TaskChange> =
+            if outcomes.iter().filter(|outcome| outcome.is_ok()).count() > NOTIFY_EACH_UP_TO {
+                vec![TaskChange::Resync]
+            } else {
+                tasks
+                    .iter()
+                    .zip(&outcomes)
+                    .filter(|(_, outcome)| outcome.is_ok())
+                    .map(|(task, _)| TaskChange::Task {
+                        id: task.id,
+                        status: task.status,
+                        // A new task has no holder: its time does not matter.
+                        claimable: super::rules::TaskRow::new(task.clone())
+                            .is_claimable(DateTime::<Utc>::MIN_UTC),
+                    })
+                    .collect()
+            };
+        let payload = changes
+            .iter()
+            .map(|change| match change {
+                TaskChange::Task { id, status, claimable } => listener::payload_line(id, *status, *claimable),
+                _ => "*".to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !payload.is_empty() {
+            transaction
+                .execute(queries::NOTIFY, &[&vec![payload]])
+                .await
+                .map_err(|error| location.error("notifying new tasks", error))?;
+        }
+        transaction.commit().await.map_err(|error| location.error("committing new tasks", error))?;
+        if !self.listen {
+            for change in changes {
+                self.feed.publish(change);
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+fn decode_task(location: &PgLocation, row: &tokio_postgres::Row) -> Result<BatchTask, StoreError> {
+    let Json(task): Json<BatchTask> =
+        row.try_get(0).map_err(|error| corrupt_record(location, "a task record", error))?;
+    Ok(task)
+}
+
+#[async_trait]
+impl TaskStore for PgStore {
+    async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError> {
+        match self.call(Op::Insert(vec![task.clone()])).await? {
+            Answer::Inserted(mut outcomes) if outcomes.len() == 1 => outcomes.remove(0),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn insert_tasks(&self, tasks: &[BatchTask]) -> Vec<Result<(), StoreError>> {
+        if tasks.is_empty() {
+            return Vec::new();
+        }
+        let outcome = if tasks.len() >= COPY_THRESHOLD {
+            self.copy_insert(tasks).await
+        } else {
+            match self.call(Op::Insert(tasks.to_vec())).await {
+                Ok(Answer::Inserted(outcomes)) if outcomes.len() == tasks.len() => Ok(outcomes),
+                Ok(other) => Err(self.unexpected(&other)),
+                Err(error) => Err(error),
+            }
+        };
+        match outcome {
+            Ok(outcomes) => outcomes,
+            Err(error) => error.copies(tasks.len()).into_iter().map(Err).collect(),
+        }
+    }
+
+    async fn task(&self, id: &TaskId) -> Result<Option<BatchTask>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(queries::GET_TASK)
+            .await
+            .map_err(|error| self.location.error("reading a task", error))?;
+        let row = client
+            .query_opt(&statement, &[&id.to_string()])
+            .await
+            .map_err(|error| self.location.error("reading a task", error))?;
+        row.map(|row| decode_task(&self.location, &row)).transpose()
+    }
+
+    async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError> {
+        let client = self.client().await?;
+        let status = request.status.map(TaskStatus::as_str);
+        let task_type = request.task_type.as_ref().map(TaskType::as_str);
+        let parent = request.parent_id.map(|parent| parent.to_string());
+        let limit = i64::from(request.limit);
+        let offset = i64::try_from(request.offset).unwrap_or(i64::MAX);
+        let listing = |error| self.location.error("listing tasks", error);
+        let (count, page) = tokio::try_join!(
+            client.prepare_cached(queries::COUNT_TASKS),
+            client.prepare_cached(queries::LIST_TASKS)
+        )
+        .map_err(listing)?;
+        let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&status, &task_type, &parent];
+        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
+            [&status, &task_type, &parent, &limit, &offset];
+        let (total, rows) =
+            tokio::try_join!(client.query_one(&count, &count_params), client.query(&page, &page_params))
+                .map_err(listing)?;
+        let total: i64 =
+            total.try_get(0).map_err(|error| corrupt_record(&self.location, "a count", error))?;
+        let tasks = rows.iter().map(|row| decode_task(&self.location, row)).collect::<Result<_, _>>()?;
+        Ok(TaskPage { tasks, total: u64::try_from(total).unwrap_or(0) })
+    }
+
+    async fn update_status(&self, update: &StatusUpdate) -> Result<BatchTask, StoreError> {
+        self.task_answer(Op::UpdateStatus(update.clone())).await
+    }
+
+    async fn claim_task(&self, id: &TaskId, lease: &LeaseRequest) -> Result<Option<ClaimedTask>, StoreError> {
+        Ok(self.claimed(Op::ClaimTask { id: *id, lease: lease.clone() }).await?.pop())
+    }
+
+    async fn claim_next(
+        &self,
+        task_types: &[TaskType],
+        lease: &LeaseRequest,
+    ) -> Result<Option<ClaimedTask>, StoreError> {
+        let op = Op::ClaimNext { task_types: task_types.to_vec(), lease: lease.clone(), max: 1 };
+        Ok(self.claimed(op).await?.pop())
+    }
+
+    async fn claim_many(
+        &self,
+        task_types: &[TaskType],
+        lease: &LeaseRequest,
+        max: usize,
+    ) -> Result<Vec<ClaimedTask>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.claimed(Op::ClaimNext { task_types: task_types.to_vec(), lease: lease.clone(), max }).await
+    }
+
+    async fn heartbeat(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        ttl: Duration,
+    ) -> Result<HeartbeatReply, StoreError> {
+        match self.call(Op::Heartbeat { id: *id, holder: holder.clone(), ttl }).await? {
+            Answer::Heartbeat(reply) => Ok(reply),
+            other => Err(self.unexpected(&other)),
+        }
+    }
+
+    async fn commit_checkpoint(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        checkpoint: &Checkpoint,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
+        self.done(Op::CommitCheckpoint {
+            id: *id,
+            holder: holder.clone(),
+            checkpoint: checkpoint.clone(),
+            progress: progress.clone(),
+        })
+        .await
+    }
+
+    async fn update_progress(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        progress: &Progress,
+    ) -> Result<(), StoreError> {
+        self.done(Op::UpdateProgress { id: *id, holder: holder.clone(), progress: progress.clone() }).await
+    }
+
+    async fn checkpoint(&self, id: &TaskId) -> Result<Option<Checkpoint>, StoreError> {
+        let client = self.client().await?;
+        let reading = |error| self.location.error("reading a checkpoint", error);
+        let statement = client.prepare_cached(queries::GET_CHECKPOINT).await.map_err(reading)?;
+        let row = client.query_opt(&statement, &[&id.to_string()]).await.map_err(reading)?;
+        row.map(|row| {
+            row.try_get::<_, Json<Checkpoint>>(0).map(|Json(checkpoint)| checkpoint).map_err(|error| {
+                corrupt_record(&self.location, &format!("the checkpoint of task {id}"), error)
+            })
+        })
+        .transpose()
+    }
+
+    async fn finish_task(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        outcome: &TaskOutcome,
+    ) -> Result<BatchTask, StoreError> {
+        self.task_answer(Op::Finish { id: *id, holder: holder.clone(), outcome: outcome.clone() }).await
+    }
+
+    async fn release_task(&self, id: &TaskId, holder: &Holder) -> Result<(), StoreError> {
+        self.done(Op::Release { id: *id, holder: holder.clone() }).await
+    }
+
+    async fn request_stop(&self, id: &TaskId) -> Result<BatchTask, StoreError> {
+        self.task_answer(Op::RequestStop { id: *id }).await
+    }
+
+    async fn restart_task(&self, id: &TaskId) -> Result<BatchTask, StoreError> {
+        self.task_answer(Op::Restart { id: *id }).await
+    }
+
+    async fn split_task(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        children: &[BatchTask],
+    ) -> Result<(), StoreError> {
+        self.done(Op::Split { id: *id, holder: holder.clone(), children: children.to_vec() }).await
+    }
+
+    async fn task_result(&self, id: &TaskId) -> Result<Option<TaskResultRecord>, StoreError> {
+        let client = self.client().await?;
+        let reading = |error| self.location.error("reading a result", error);
+        let statement = client.prepare_cached(queries::GET_RESULT).await.map_err(reading)?;
+        let Some(row) = client.query_opt(&statement, &[&id.to_string()]).await.map_err(reading)? else {
+            return Ok(None);
+        };
+        let corrupt =
+            |what: &str, error| corrupt_record(&self.location, &format!("the {what} of task {id}"), error);
+        let Json(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
+        let Json(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
+        Ok(Some(TaskResultRecord { result, metrics }))
+    }
+
+    async fn metrics(&self) -> Result<BatchMetrics, StoreError> {
+        let client = self.client().await?;
+        let computing = |error| self.location.error("computing metrics", error);
+        let statement = client.prepare_cached(queries::METRICS).await.map_err(computing)?;
+        let rows = client.query(&statement, &[]).await.map_err(computing)?;
+        let counts = rows
+            .iter()
+            .map(|row| {
+                let corrupt = |error| corrupt_record(&self.location, "a metrics row", error);
+                let status: String = row.try_get(0).map_err(corrupt)?;
+                let tasks: i64 = row.try_get(1).map_err(corrupt)?;
+                let timed: i64 = row.try_get(2).map_err(corrupt)?;
+                let nanos: String = row.try_get(3).map_err(corrupt)?;
+                let status = TaskStatus::from_str(&status)
+                    .map_err(|error| corrupt_record(&self.location, "a task status", error))?;
+                let nanos: u128 = nanos.parse().unwrap_or(0);
+                let run_time = Duration::new(
+                    u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX),
+                    (nanos % 1_000_000_000) as u32,
+                );
+                Ok(StatusCount {
+                    status,
+                    tasks: u64::try_from(tasks).unwrap_or(0),
+                    timed_tasks: u64::try_from(timed).unwrap_or(0),
+                    run_time,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(BatchMetrics::from_counts(counts))
+    }
+
+    fn subscribe(&self) -> TaskChanges {
+        self.feed.subscribe()
+    }
+
+    /// PostgreSQL keeps microseconds.
+    fn time_resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+}

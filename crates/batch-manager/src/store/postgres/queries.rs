@@ -1,0 +1,230 @@
+//! Every SQL statement of the PostgreSQL store, named, in one place (as River keeps its driver SQL).
+//!
+//! Conventions: everything lives in the schema `batch`; task ids travel as text and are cast to
+//! `uuid` in SQL (`$1::text[]::uuid[]`), so no UUID type mapping is needed; batches of rows travel as
+//! parallel arrays expanded with `unnest`, one statement per batch. The store's time is always
+//! `COALESCE($n::timestamptz, clock_timestamp())`: the time of the clock the store was given
+//! (tests), or the database server's. A group reads it once, after its row locks are held (so that
+//! waiting for a lock does not age it), and judges every row by that one time.
+//!
+//! Locks: a statement that waits for row locks takes them in one global order — a partitioned
+//! task's family together, the parent first, then its partitions by id; families and other tasks
+//! by the parent's (or the task's own) id — so two groups never wait for each other in a circle.
+//! Claims take what is free (`SKIP LOCKED`) and never wait.
+
+/// The LISTEN/NOTIFY channel of task changes. A payload is one line per task,
+/// `"<task id> <status> <1 if claimable, else 0>"`, or `"*"` for "many tasks changed: look again".
+pub(super) const CHANNEL: &str = "batch_task_changes";
+
+/// The columns of a task row as [`decode_row`](super::writer) reads them, in order.
+macro_rules! row_columns {
+    () => {
+        "t.id::text, t.record, t.lease_owner, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
+         t.waiting, t.checkpoint_seq"
+    };
+}
+
+/// The store's time (`$1` the given clock's time, or NULL for the database's) and the transaction's
+/// id (to learn after a lost connection whether the group committed).
+pub(super) const NOW_AND_XID: &str = "SELECT COALESCE($1::timestamptz, clock_timestamp()), txid_current()";
+
+/// The store's time, outside a group.
+pub(super) const NOW: &str = "SELECT COALESCE($1::timestamptz, clock_timestamp())";
+
+/// Whether a transaction committed: `committed`, `aborted`, `in progress`, or NULL when too old.
+pub(super) const TXID_STATUS: &str = "SELECT txid_status($1::int8)";
+
+/// Inserts new tasks (arrays: id, type, status, creation key, run time in ns, record, parent id); an
+/// existing id is skipped. Returns the ids inserted.
+pub(super) const INSERT_TASKS: &str = "\
+INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
+SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::json[], $7::text[])
+     AS i(id, task_type, status, created_key, run_nanos, record, parent_id)
+ON CONFLICT (id) DO NOTHING
+RETURNING id::text";
+
+/// Inserts the partitions a split adds (the arrays of [`INSERT_TASKS`]); an id that exists fails the
+/// statement (and the group, which is then tried again and answers `Duplicate`).
+pub(super) const INSERT_CHILDREN: &str = "\
+INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
+SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::json[], $7::text[])
+     AS i(id, task_type, status, created_key, run_nanos, record, parent_id)";
+
+/// A session-local staging table for binary COPY of many new tasks, dropped at commit.
+pub(super) const CREATE_IMPORT_TABLE: &str = "\
+CREATE TEMPORARY TABLE batch_import (
+    id text, task_type text, status text, created_key int8, run_nanos int8, record json, parent_id text
+) ON COMMIT DROP";
+
+/// The COPY into the staging table (binary format).
+pub(super) const COPY_IMPORT: &str = "COPY batch_import (id, task_type, status, created_key, run_nanos, \
+                                      record, parent_id) FROM STDIN (FORMAT binary)";
+
+/// Moves the staged tasks into `tasks`; an existing id (or a repeated one) is skipped. Returns the ids
+/// inserted.
+pub(super) const INSERT_IMPORTED: &str = "\
+INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
+SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
+FROM batch_import i
+ON CONFLICT (id) DO NOTHING
+RETURNING id::text";
+
+/// The tasks named (`$1`) and the parents of those that are partitions.
+macro_rules! named_and_parents {
+    () => {
+        "ARRAY(SELECT unnest($1::text[]::uuid[]) UNION \
+         SELECT p.parent_id FROM batch.tasks p WHERE p.id = ANY($1::text[]::uuid[]) AND p.parent_id IS NOT NULL)"
+    };
+}
+
+/// Locks and loads the tasks named (`$1`) and the parents of those that are partitions, in the
+/// global lock order (parent before partitions; by family).
+pub(super) const LOCK_TASKS: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    " FROM batch.tasks t WHERE t.id = ANY(",
+    named_and_parents!(),
+    ") ORDER BY COALESCE(t.parent_id, t.id), t.parent_id IS NOT NULL, t.id FOR UPDATE OF t"
+);
+
+/// Locks and loads the partitions of the tasks [`LOCK_TASKS`] locked, by id. Run after it, in its own
+/// statement, so that its snapshot is taken once the parents are locked: it sees every partition a
+/// split committed before, and no split can add one until the group ends.
+pub(super) const LOCK_CHILDREN: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    " FROM batch.tasks t WHERE t.parent_id IS NOT NULL AND t.parent_id = ANY(",
+    named_and_parents!(),
+    ") ORDER BY t.parent_id, t.id FOR UPDATE OF t"
+);
+
+/// Locks and loads the families of the given parents (`$1`): the parents in id order, then (the next
+/// statement) their partitions. For the rare claim that quarantines a partition it did not expect.
+pub(super) const LOCK_PARENTS: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    " FROM batch.tasks t WHERE t.id = ANY($1::text[]::uuid[]) ORDER BY t.id FOR UPDATE OF t"
+);
+
+/// The partitions of the given parents (`$1`), locked, by family and id.
+pub(super) const LOCK_CHILDREN_OF: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    " FROM batch.tasks t WHERE t.parent_id IS NOT NULL AND t.parent_id = ANY($1::text[]::uuid[]) \
+     ORDER BY t.parent_id, t.id FOR UPDATE OF t"
+);
+
+/// Which of the given ids exist already (the partitions a split offers).
+pub(super) const EXISTING_IDS: &str = "SELECT id::text FROM batch.tasks WHERE id = ANY($1::text[]::uuid[])";
+
+/// The last checkpoints of the given tasks (claims hand them to the new holder).
+pub(super) const CHECKPOINTS_OF: &str =
+    "SELECT task_id::text, record FROM batch.checkpoints WHERE task_id = ANY($1::text[]::uuid[])";
+
+/// The oldest pending tasks of the given types (all when `$1` is NULL), at most `$2`, locked, with
+/// their last checkpoints; rows another transaction holds are skipped. Served by the partial index
+/// `tasks_pending`.
+pub(super) const CLAIM_PENDING: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    ", c.record FROM batch.tasks t LEFT JOIN batch.checkpoints c ON c.task_id = t.id \
+     WHERE t.status = 'pending' AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
+     ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+);
+
+/// The oldest processing tasks nobody holds (released, or a lease that expired strictly before the
+/// store's time `COALESCE($3, clock_timestamp())`, no earlier than the group's), not parents waiting for their partitions, at most `$2`,
+/// locked, with their last checkpoints; rows another transaction holds are skipped. Served by the
+/// partial index `tasks_processing`.
+pub(super) const CLAIM_ABANDONED: &str = concat!(
+    "SELECT ",
+    row_columns!(),
+    ", c.record FROM batch.tasks t LEFT JOIN batch.checkpoints c ON c.task_id = t.id \
+     WHERE t.status = 'processing' AND NOT t.waiting \
+       AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
+       AND (t.lease_owner IS NULL OR t.lease_expires_at IS NULL \
+            OR t.lease_expires_at < COALESCE($3::timestamptz, clock_timestamp())) \
+     ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
+);
+
+/// Saves changed rows whole (arrays: id, status, lease owner, lease expiry, epoch, stop flag, lost
+/// leases, waiting, checkpoint sequence, run time in ns, record).
+pub(super) const UPDATE_TASKS: &str = "\
+UPDATE batch.tasks AS t
+SET status = u.status, lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, epoch = u.epoch,
+    stop_requested = u.stop_requested, lost_leases = u.lost_leases, waiting = u.waiting,
+    checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
+            $8::bool[], $9::int8[], $10::int8[], $11::json[])
+     AS u(id, status, lease_owner, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
+          checkpoint_seq, run_nanos, record)
+WHERE t.id = u.id::uuid";
+
+/// Saves only the leases of rows whose record did not change (heartbeat, release): no indexed column
+/// changes, so PostgreSQL can update in place (HOT).
+pub(super) const UPDATE_LEASES: &str = "\
+UPDATE batch.tasks AS t
+SET lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at
+FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, lease_owner, lease_expires_at)
+WHERE t.id = u.id::uuid";
+
+/// Replaces the last checkpoints of tasks (arrays: id, sequence, record).
+pub(super) const UPSERT_CHECKPOINTS: &str = "\
+INSERT INTO batch.checkpoints (task_id, sequence, record)
+SELECT c.id::uuid, c.sequence, c.record FROM unnest($1::text[], $2::int8[], $3::json[]) AS c(id, sequence, record)
+ON CONFLICT (task_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record";
+
+/// Stores finished tasks' results (arrays: id, result, metrics).
+pub(super) const UPSERT_RESULTS: &str = "\
+INSERT INTO batch.results (task_id, result, metrics)
+SELECT r.id::uuid, r.result, r.metrics FROM unnest($1::text[], $2::json[], $3::json[]) AS r(id, result, metrics)
+ON CONFLICT (task_id) DO UPDATE SET result = excluded.result, metrics = excluded.metrics";
+
+/// Appends to the audit trail (arrays: task id, epoch, worker, event, sequence; `$6` the group's
+/// time), in order.
+pub(super) const INSERT_EVENTS: &str = "\
+INSERT INTO batch.task_events (task_id, epoch, worker, event, sequence, at)
+SELECT e.id::uuid, e.epoch, e.worker, e.event, e.sequence, $6::timestamptz
+FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[]) AS e(id, epoch, worker, event, sequence)";
+
+/// Queues the group's notifications, sent when the transaction commits.
+pub(super) const NOTIFY: &str = "SELECT pg_notify('batch_task_changes', p) FROM unnest($1::text[]) AS p";
+
+/// One task's record.
+pub(super) const GET_TASK: &str = "SELECT record FROM batch.tasks WHERE id = $1::text::uuid";
+
+/// The filter of a listing: `$1` status, `$2` type, `$3` parent id, each NULL for any.
+macro_rules! list_filter {
+    () => {
+        "($1::text IS NULL OR status = $1::text) AND ($2::text IS NULL OR task_type = $2::text) \
+         AND ($3::text IS NULL OR parent_id = $3::text::uuid)"
+    };
+}
+
+/// How many tasks match a listing's filters.
+pub(super) const COUNT_TASKS: &str = concat!("SELECT count(*) FROM batch.tasks WHERE ", list_filter!());
+
+/// One page of a listing, newest first (`$4` limit, `$5` offset).
+pub(super) const LIST_TASKS: &str = concat!(
+    "SELECT record FROM batch.tasks WHERE ",
+    list_filter!(),
+    " ORDER BY created_key DESC, id DESC LIMIT $4::int8 OFFSET $5::int8"
+);
+
+/// One task's last checkpoint.
+pub(super) const GET_CHECKPOINT: &str = "SELECT record FROM batch.checkpoints WHERE task_id = $1::text::uuid";
+
+/// One finished task's result and metrics.
+pub(super) const GET_RESULT: &str =
+    "SELECT result, metrics FROM batch.results WHERE task_id = $1::text::uuid";
+
+/// One task's audit trail, oldest first.
+pub(super) const GET_EVENTS: &str = "\
+SELECT epoch, worker, event, sequence, at FROM batch.task_events WHERE task_id = $1::text::uuid ORDER BY id";
+
+/// Counts by status, with the number and total run time (ns, as text: the sum may pass 64 bits) of
+/// finished tasks that started.
+pub(super) const METRICS: &str = "\
+SELECT status, count(*), count(run_nanos), COALESCE(sum(run_nanos), 0)::text FROM batch.tasks GROUP BY status";

@@ -1,0 +1,157 @@
+//! The versioned schema migrations, applied on connect under a transaction-scoped advisory lock so
+//! that many processes starting at once on an empty database migrate it once.
+
+use deadpool_postgres::Client;
+
+use super::error::{PgLocation, storage};
+use crate::store::StoreError;
+
+/// The advisory lock key that serialises migrations ("pump" in ASCII, as the SQLite application id).
+const MIGRATION_LOCK: i64 = 0x7075_6d70;
+
+/// The migrations, in order: migration `n` (1-based) takes the schema from version `n - 1` to `n`.
+/// Released migrations never change; a schema change is a new migration at the end.
+const MIGRATIONS: [&str; 2] = [
+    // 1: tasks (the searched fields as columns, the whole BatchTask as JSON), the latest checkpoint
+    // per task, and finished tasks' results.
+    "CREATE TABLE batch.tasks (
+        id               uuid        NOT NULL PRIMARY KEY,
+        task_type        text        NOT NULL,
+        status           text        NOT NULL
+                         CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
+        -- The creation time in ns since the Unix epoch (clamped to 64 bits): ordering only.
+        created_key      bigint      NOT NULL,
+        lease_owner      text,
+        -- On the database's clock, microsecond resolution.
+        lease_expires_at timestamptz,
+        -- The fencing token: bumped by every claim.
+        epoch            bigint      NOT NULL DEFAULT 0,
+        stop_requested   boolean     NOT NULL DEFAULT false,
+        -- Run time of a finished task that started (for metrics), in ns.
+        run_nanos        bigint,
+        -- The whole BatchTask as JSON (text kept as written); the columns above are derived from it.
+        record           json        NOT NULL
+    ) WITH (fillfactor = 80);
+    -- Claims: only claimable rows are indexed, so finished tasks cost a claim nothing.
+    CREATE INDEX tasks_pending ON batch.tasks (created_key, id) WHERE status = 'pending';
+    CREATE INDEX tasks_processing ON batch.tasks (created_key, id) WHERE status = 'processing';
+    -- Listings, newest first.
+    CREATE INDEX tasks_by_created ON batch.tasks (created_key, id);
+    CREATE TABLE batch.checkpoints (
+        task_id  uuid   NOT NULL PRIMARY KEY REFERENCES batch.tasks (id) ON DELETE CASCADE,
+        sequence bigint NOT NULL,
+        record   json   NOT NULL
+    );
+    CREATE TABLE batch.results (
+        task_id uuid NOT NULL PRIMARY KEY REFERENCES batch.tasks (id) ON DELETE CASCADE,
+        result  json NOT NULL,
+        metrics json NOT NULL
+    );",
+    // 2: quarantine counts, partitions (the parent of a child task; a parent waiting for its
+    // partitions, which claims skip), the last checkpoint's sequence beside the row (so that a row
+    // lock gives the current one), and the audit trail of claims, checkpoints, ends, releases,
+    // splits and quarantines.
+    "ALTER TABLE batch.tasks
+        ADD COLUMN lost_leases    integer NOT NULL DEFAULT 0,
+        ADD COLUMN waiting        boolean NOT NULL DEFAULT false,
+        ADD COLUMN parent_id      uuid,
+        ADD COLUMN checkpoint_seq bigint;
+    UPDATE batch.tasks t SET checkpoint_seq = c.sequence FROM batch.checkpoints c WHERE c.task_id = t.id;
+    CREATE INDEX tasks_by_parent ON batch.tasks (parent_id, created_key, id) WHERE parent_id IS NOT NULL;
+    DROP INDEX batch.tasks_processing;
+    CREATE INDEX tasks_processing ON batch.tasks (created_key, id) WHERE status = 'processing' AND NOT waiting;
+    CREATE TABLE batch.task_events (
+        id       bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        task_id  uuid        NOT NULL,
+        -- The task's epoch at the event (the claim's own for a claim).
+        epoch    bigint      NOT NULL,
+        -- The worker that made the change; NULL for a change nobody held the task for.
+        worker   text,
+        event    text        NOT NULL,
+        -- The task's checkpoint sequence after the event (NULL before the first checkpoint).
+        sequence bigint,
+        -- The store's time of the transaction.
+        at       timestamptz NOT NULL
+    );
+    CREATE INDEX task_events_by_task ON batch.task_events (task_id, id);",
+];
+
+/// The schema version this build writes and understands.
+pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The version recorded in `batch.schema_migrations`, 0 when the schema is not there.
+async fn current_version(client: &Client, location: &PgLocation) -> Result<i64, StoreError> {
+    let exists: bool = client
+        .query_one("SELECT to_regclass('batch.schema_migrations') IS NOT NULL", &[])
+        .await
+        .map_err(|error| location.error("reading the schema version", error))?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let row = client
+        .query_one("SELECT COALESCE(max(version), 0)::int8 FROM batch.schema_migrations", &[])
+        .await
+        .map_err(|error| location.error("reading the schema version", error))?;
+    Ok(row.get(0))
+}
+
+fn check_known(location: &PgLocation, version: i64) -> Result<(), StoreError> {
+    if version > SCHEMA_VERSION {
+        return Err(storage(
+            location,
+            format!(
+                "the database's batch schema has version {version}, written by a newer version of batch; this \
+                 build knows versions up to {SCHEMA_VERSION}: use a newer build, or another database"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Brings the schema up to date: a look without a lock first (the common case: nothing to do), then,
+/// under a transaction-scoped advisory lock, the look again and the missing migrations in the same
+/// transaction.
+pub(super) async fn migrate(client: &mut Client, location: &PgLocation) -> Result<(), StoreError> {
+    let version = current_version(client, location).await?;
+    check_known(location, version)?;
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let transaction =
+        client.transaction().await.map_err(|error| location.error("starting the schema migration", error))?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|error| location.error("waiting for the schema migration lock", error))?;
+    transaction
+        .batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS batch;
+             CREATE TABLE IF NOT EXISTS batch.schema_migrations (
+                 version    int8        NOT NULL PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );",
+        )
+        .await
+        .map_err(|error| location.error("creating the batch schema", error))?;
+    // Another process may have migrated between the first look and the lock.
+    let row = transaction
+        .query_one("SELECT COALESCE(max(version), 0)::int8 FROM batch.schema_migrations", &[])
+        .await
+        .map_err(|error| location.error("reading the schema version", error))?;
+    let version: i64 = row.get(0);
+    check_known(location, version)?;
+    let first = usize::try_from(version).unwrap_or(0);
+    for (idx, migration) in MIGRATIONS.iter().enumerate().skip(first) {
+        let number = idx as i64 + 1;
+        transaction
+            .batch_execute(migration)
+            .await
+            .map_err(|error| location.error(&format!("applying schema migration {number}"), error))?;
+        transaction
+            .execute("INSERT INTO batch.schema_migrations (version) VALUES ($1)", &[&number])
+            .await
+            .map_err(|error| location.error("recording the schema version", error))?;
+    }
+    transaction.commit().await.map_err(|error| location.error("committing the schema migration", error))
+}
