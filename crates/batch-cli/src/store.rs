@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use batch::manager::store::TaskStore;
 use batch::model::ErrorCode;
-use batch::prelude::{BatchManager, ManagerConfig, SqliteOptions, SqliteStore};
+use batch::prelude::{BatchManager, ManagerConfig, PgOptions, PgStore, SqliteOptions, SqliteStore};
 
 use crate::failure::{ManagerResultExt, coded, configuration};
 
@@ -121,11 +121,13 @@ pub(crate) async fn open_manager_with(
 pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow::Result<Arc<dyn TaskStore>> {
     let path = match address {
         StoreAddress::Sqlite(path) => path,
-        StoreAddress::Postgres(_) => {
-            return Err(configuration(format!(
-                "--db {address}: the PostgreSQL store is not built into this batch command yet; give a SQLite \
-                 file path"
-            )));
+        StoreAddress::Postgres(url) => {
+            // A database that does not hold the store yet gets its schema (migrations run on
+            // connect, under an advisory lock): the database itself is the operator's to create.
+            let store = PgStore::connect(url, PgOptions::default()).await.map_err(|error| {
+                coded(error.code(), format!("cannot open the task store (set it with --db): {error}"))
+            })?;
+            return Ok(Arc::new(store));
         }
     };
     match access {

@@ -59,6 +59,9 @@ pub use batch_manager as manager;
 /// The names most programs need, from every layer, listed one by one.
 pub mod prelude {
     pub use batch_manager::store::memory::MemoryStore;
+    #[cfg(feature = "postgres")]
+    pub use batch_manager::store::postgres::{PgOptions, PgStore};
+    #[cfg(feature = "sqlite")]
     pub use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
     pub use batch_manager::{BatchManager, ManagerConfig, ManagerError};
     pub use batch_model::{

@@ -22,6 +22,33 @@ pub(crate) const LEASE: Duration = Duration::from_secs(2);
 pub(crate) struct Fleet {
     pub(crate) sandbox: Sandbox,
     pub(crate) db: String,
+    /// On PostgreSQL: a client of the fleet's database, to read the store's audit trail.
+    audit: Option<Audit>,
+}
+
+/// Reads `batch.task_events`, the PostgreSQL store's audit trail (one row per claim, checkpoint,
+/// end and release, written in the transaction that made it).
+struct Audit {
+    runtime: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Audit {
+    /// Per task: its events as `(event, epoch, worker)`, in the order they were committed.
+    fn events(&self) -> BTreeMap<String, Vec<(String, i64, Option<String>)>> {
+        let rows = self
+            .runtime
+            .block_on(self.client.query(
+                "SELECT task_id::text, event, epoch, worker FROM batch.task_events ORDER BY id",
+                &[],
+            ))
+            .unwrap();
+        let mut events: BTreeMap<String, Vec<(String, i64, Option<String>)>> = BTreeMap::new();
+        for row in rows {
+            events.entry(row.get(0)).or_default().push((row.get(1), row.get(2), row.get(3)));
+        }
+        events
+    }
 }
 
 /// One `batch worker` process and what it logged (JSON lines, read as they come).
@@ -37,7 +64,18 @@ impl Fleet {
     pub(crate) fn sqlite() -> Fleet {
         let sandbox = Sandbox::new();
         let db = sandbox.path("fleet.db").display().to_string();
-        Fleet { sandbox, db }
+        Fleet { sandbox, db, audit: None }
+    }
+
+    /// A fleet on a fresh database of the test PostgreSQL server (`None`, said on stderr, when
+    /// PostgreSQL is not installed and not required).
+    pub(crate) fn postgres(test: &str) -> Option<Fleet> {
+        let cluster = batch_testkit::shared_or_skip(test)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let database = runtime.block_on(cluster.create_database()).unwrap();
+        let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
+        let audit = Some(Audit { runtime, client });
+        Some(Fleet { sandbox: Sandbox::new(), db: database.url, audit })
     }
 
     /// `batch args... --db <the store>`, to its end.
@@ -279,6 +317,24 @@ impl Scenarios {
                 .map(|worker| worker.tasks_with("task claimed").iter().filter(|c| *c == id).count())
                 .sum();
             assert_eq!(claims, 1, "task {id} claimed {claims} times");
+        }
+        // On PostgreSQL, the store's own audit trail says the same: per task one claim and one
+        // completion, every checkpoint and the completion under the claim's epoch by its worker.
+        if let Some(audit) = &fleet.audit {
+            let trail = audit.events();
+            for id in &ids {
+                let events = trail.get(id).cloned().unwrap_or_default();
+                let claims: Vec<_> = events.iter().filter(|(event, ..)| event == "claimed").collect();
+                assert_eq!(claims.len(), 1, "task {id}: {events:?}");
+                let (_, epoch, worker) = claims[0].clone();
+                let completions = events.iter().filter(|(event, ..)| event == "completed").count();
+                assert_eq!(completions, 1, "task {id}: {events:?}");
+                for (event, at_epoch, by) in &events {
+                    if event == "checkpoint" || event == "completed" {
+                        assert_eq!((*at_epoch, by), (epoch, &worker), "task {id}: {events:?}");
+                    }
+                }
+            }
         }
         // Exact counts: task idx keeps the records with amount >= idx * 50.
         let records: Vec<Value> = read(&fleet.sandbox.path("records.jsonl"))
@@ -526,4 +582,8 @@ macro_rules! fleet_tests {
 
 mod sqlite {
     fleet_tests!(Some(crate::fleet::Fleet::sqlite()));
+}
+
+mod postgres {
+    fleet_tests!(crate::fleet::Fleet::postgres(module_path!()));
 }
