@@ -208,11 +208,26 @@ pub enum ConfigSetting {
     SkipLimit,
     /// [`BatchConfig::durability`].
     Durability,
+    /// [`BatchConfig::partitions`]: honoured only by kinds that can split their input
+    /// ([`TaskKind::can_partition`](crate::TaskKind::can_partition)).
+    Partitions,
 }
 
 impl ConfigSetting {
     /// Every setting, in the order of [`BatchConfig`]'s fields.
-    pub const ALL: [ConfigSetting; 6] = [
+    pub const ALL: [ConfigSetting; 7] = [
+        ConfigSetting::BatchSize,
+        ConfigSetting::MaxRetries,
+        ConfigSetting::Timeout,
+        ConfigSetting::Concurrency,
+        ConfigSetting::SkipLimit,
+        ConfigSetting::Durability,
+        ConfigSetting::Partitions,
+    ];
+
+    /// The settings of a kind on the standard chunk runner that cannot split its input: every
+    /// setting but [`Partitions`](ConfigSetting::Partitions).
+    pub const RECORDS: [ConfigSetting; 6] = [
         ConfigSetting::BatchSize,
         ConfigSetting::MaxRetries,
         ConfigSetting::Timeout,
@@ -230,6 +245,7 @@ impl ConfigSetting {
             ConfigSetting::Concurrency => "concurrency",
             ConfigSetting::SkipLimit => "skip_limit",
             ConfigSetting::Durability => "durability",
+            ConfigSetting::Partitions => "partitions",
         }
     }
 
@@ -291,6 +307,11 @@ impl ConfigSetting {
                 "What a checkpoint survives: process (a killed process) or power_loss (fsync at every \
                  checkpoint; slower).",
             ),
+            ConfigSetting::Partitions => (
+                ParamType::Integer,
+                "Split the input at record boundaries into up to this many partitions, each run by any \
+                 worker as a task of its own, and merge them at the end into exactly what one run writes.",
+            ),
         };
         let spec = ParamSpec::new(self.name(), param_type, help);
         let spec = match self {
@@ -310,7 +331,8 @@ impl ConfigSetting {
 /// params, the config settings it honours, and the config a task gets when its request carries none.
 ///
 /// [`KindSpec::default`] suits a kind on the standard chunk runner ([`records`](crate::records)):
-/// every setting honoured, and [`KindSpec::records_default_config`] (chunks of 1,000 records).
+/// every setting honoured but `partitions` ([`ConfigSetting::RECORDS`]), and
+/// [`KindSpec::records_default_config`] (chunks of 1,000 records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct KindSpec {
@@ -329,7 +351,7 @@ impl Default for KindSpec {
         KindSpec {
             description: String::new(),
             params: Vec::new(),
-            settings: ConfigSetting::ALL.to_vec(),
+            settings: ConfigSetting::RECORDS.to_vec(),
             default_config: KindSpec::records_default_config(),
         }
     }
@@ -339,8 +361,8 @@ impl KindSpec {
     /// `batch_size` of [`records_default_config`](Self::records_default_config).
     pub const RECORDS_BATCH_SIZE: u32 = 1000;
 
-    /// A kind described by `description`, with no params, every setting honoured and the records
-    /// default config.
+    /// A kind described by `description`, with no params, the settings of the chunk runner
+    /// ([`ConfigSetting::RECORDS`]) honoured and the records default config.
     pub fn new(description: impl Into<String>) -> KindSpec {
         KindSpec { description: description.into(), ..KindSpec::default() }
     }

@@ -10,5 +10,6 @@ mod manager_lifecycle;
 mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
+mod partitioned_kinds;
 mod sqlite_faults;
 mod store_conformance;

@@ -112,6 +112,8 @@ mod config;
 mod dead_letter;
 mod error;
 mod job;
+mod merge;
+mod partition;
 mod position;
 mod runner;
 mod sink;
@@ -119,11 +121,13 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check_input_file, check_output_folder, dead_letters_beside};
+pub use check::{check_input_file, check_output_folder, check_splittable, dead_letters_beside};
 pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
 pub use error::RunError;
 pub use job::{Admission, Execution, ItemError, RecordJob, Summary};
+pub use merge::{MergeFile, MergeTargets, Merged, merge_partitions};
+pub use partition::{InputRange, partition_path, split_csv, split_lines};
 /// The record a [`RecordJob`] processes (a line with its position), re-exported from pump-core.
 pub use pump_core::source::{FilePosition, Record, RecordError};
 pub use runner::{ChunkRunner, Endpoints};

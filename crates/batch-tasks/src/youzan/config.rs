@@ -5,10 +5,15 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::records::InputRange;
 use crate::youzan::categories::Categories;
 use crate::youzan::enrich::YouzanProcessor;
 use crate::youzan::error::YouzanError;
 use crate::youzan::provinces::Provinces;
+
+/// Every param the kind reads (`input_range` is set by the kind's split on its partitions).
+const PARAMS: [&str; 7] =
+    ["input", "output", "dead_letter", "dead_letters", "rules", "provinces", "input_range"];
 
 /// The params of a `youzan_order` task (a JSON object).
 ///
@@ -44,6 +49,10 @@ pub struct YouzanParams {
     /// A provinces CSV file replacing the compiled-in `cn-provinces.csv`.
     #[serde(default)]
     pub provinces: Option<PathBuf>,
+    /// Only the lines of this part of `input` (a partition of a partitioned task: set by the
+    /// kind's split; `{"start": bytes, "line": n, "end": bytes}`).
+    #[serde(default)]
+    pub input_range: Option<InputRange>,
 }
 
 impl YouzanParams {
@@ -77,17 +86,26 @@ impl YouzanParams {
                 Some(_) => return Err(invalid(name, "must be a path (a string)")),
             }
         }
-        if let Some(unknown) = object.keys().find(|key| {
-            !["input", "output", "dead_letter", "dead_letters", "rules", "provinces"].contains(&key.as_str())
-        }) {
+        if let Some(range) = object.get("input_range").filter(|value| !value.is_null()) {
+            let range = InputRange::deserialize(range).map_err(|error| {
+                invalid(
+                    "input_range",
+                    format!("must be {{\"start\": bytes, \"line\": n, \"end\": bytes}}: {error}"),
+                )
+            })?;
+            range.check().map_err(|reason| invalid("input_range", reason))?;
+        }
+        if let Some(unknown) = object.keys().find(|key| !PARAMS.contains(&key.as_str())) {
             return Err(invalid(unknown, "is not a parameter of youzan_order"));
         }
         let mut object = object.clone();
         if let Some(alias) = object.remove("dead_letters") {
             object.insert("dead_letter".to_owned(), alias);
         }
-        if object.get("dead_letter").is_none_or(serde_json::Value::is_null) {
-            object.remove("dead_letter");
+        for name in ["dead_letter", "input_range"] {
+            if object.get(name).is_some_and(serde_json::Value::is_null) {
+                object.remove(name);
+            }
         }
         let mut params = YouzanParams::deserialize(serde_json::Value::Object(object))
             .map_err(|error| invalid("params", error.to_string()))?;

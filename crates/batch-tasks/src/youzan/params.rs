@@ -1,15 +1,16 @@
 //! The `youzan_order` kind described for its users ([`spec`]): its params as
 //! [`YouzanParams::from_json`](super::YouzanParams::from_json) reads them, and its default config.
 
-use crate::params::{KindSpec, ParamSpec, ParamType};
+use crate::params::{ConfigSetting, KindSpec, ParamSpec, ParamType};
 
 /// What `youzan_order` tells front ends: every [`BatchConfig`](batch_model::BatchConfig) setting
-/// honoured (the chunk runner), chunks of 1,000 trades.
+/// honoured (the chunk runner, and `partitions`), chunks of 1,000 trades.
 pub(crate) fn spec() -> KindSpec {
     KindSpec::new(
         "Validate YouZan trades, enrich each order with its region and product categories, and sum \
          orders and GMV per region and category with exact decimal money.",
     )
+    .with_settings(ConfigSetting::ALL)
     .with_params(vec![
         ParamSpec::new(
             "input",
