@@ -20,13 +20,34 @@
 //!   keys there are. The bound: `dedup_max_keys` distinct keys (default 1,000,000: about 40 MB of
 //!   memory and 33 MB of log); one more fails the task with `CONFIGURATION_ERROR` at that record,
 //!   after the last committed checkpoint, so nothing inexact is ever written. The log is removed when
-//!   the task completes.
+//!   the task completes (a partition's, when its parent's merge is done).
 //! * **group-by** is in order too: each row is absorbed into its group (counted as processed, not
 //!   written), and at the end of the input the runner writes one row per group (sorted by key) to
 //!   the output, then commits a final checkpoint. The groups are the checkpoint's state (bounded by
 //!   `max_groups`, default 100,000; one more group, or a sum leaving the decimal range, fails the task
 //!   with `PROCESSING_ERROR`). The task's result summary holds the group count and the first
 //!   [`SUMMARY_ROWS`](super::SUMMARY_ROWS) group rows.
+//!
+//! # Partitions
+//!
+//! With `partitions` > 1 in its config, a task is split (by [`TaskKind::split`]) into at most that
+//! many partitions, ranges of the input that start at record boundaries: line starts for JSON
+//! lines, record ends found by pump-core's quote-aware `CsvScanner` for CSV (a quoted field may span
+//! lines). Each partition is a task of its own that any worker runs through the chunk runner over
+//! its range, numbering lines as in the whole input and, for CSV, reading the header from the
+//! start; it writes `<output stem>.partition-<i>-of-<n>.<ext>` and the same for its dead letters,
+//! beside the task's files. A partition keeps what the merge needs: its key log (`.keys`, one entry
+//! per written row, when de-duplicating) and, when grouping, a log of each admitted row's key and
+//! group input (`.inputs`) instead of groups of its own.
+//!
+//! When every partition completed, [`TaskKind::merge`] writes exactly what one run over the whole
+//! input writes: the rows in input order with the later duplicates across partitions dropped
+//! (the first occurrence in the whole input is kept), or the groups recomputed by applying the
+//! logged group inputs in input order (the same sums, and the same bound failures, as one run)
+//! with one row per group at the end; the dead letters concatenated; the counts and the summary
+//! one run's. The merged files are published under the task's final names after a final
+//! checkpoint under the parent's claim (see [`records::merge_partitions`](crate::records::merge_partitions)),
+//! and the partitions' files are removed.
 //!
 //! # CSV input
 //!

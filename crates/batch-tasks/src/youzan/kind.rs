@@ -15,6 +15,7 @@ use crate::records::{
     self, ChunkRunner, Endpoints, ItemError, JsonLinesFile, MergeTargets, Merged, RecordJob, RunnerOptions,
     TextLinesInput,
 };
+use crate::youzan::api::ApiParams;
 use crate::youzan::config::YouzanParams;
 use crate::youzan::enrich::{EnrichedOrder, YouzanProcessor};
 use crate::youzan::error::YouzanError;
@@ -29,6 +30,31 @@ use crate::youzan::summary::{OrderTally, Summary};
 /// default `<output's stem>.dead_letters.jsonl`), `rules` (a
 /// `categories.json`-shaped file) and `provinces` (a `cn-provinces.csv`-shaped file) replacing the
 /// compiled-in tables. The task's `concurrency` is the number of records processed at once.
+///
+/// # The input: a file or the API
+///
+/// `input` names a JSON-lines file, or the YouZan open API by its base URL
+/// (`https://open.youzan.com`; any `http://` or `https://` URL is taken as the API's). For the API
+/// the task lists the trades of a closed time window through `youzan.trades.sold.get`
+/// ([`ApiParams`](crate::youzan::ApiParams): `token_file` or `token_env`, `start_created`,
+/// `end_created`, and optionally `page_size`, `requests_per_second`, `api_version`,
+/// `trade_status`); each listed trade is a record, numbered by its place in the listing, and each
+/// checkpoint holds the page cursor ([`ApiCursor`](crate::youzan::ApiCursor)), so a resume asks for
+/// the page it stopped in. Page requests keep to `requests_per_second`, each bounded by the task's
+/// `timeout` and retried up to `max_retries` times on HTTP 429 (after its `Retry-After`), 5xx,
+/// timeouts and dropped connections; a refused token fails the task with `PROCESSING_ERROR`. The
+/// API input needs the crate's `youzan-api` feature (the `batch` command has it); without it such
+/// a task is refused when it is created.
+///
+/// # Partitions
+///
+/// A file input can be split: with `partitions` > 1 the task's input is cut at line starts into at
+/// most that many ranges of about equal size (one pass counting newlines), each run as a
+/// partition of its own (`input_range`, set by the split, numbers its lines as in the whole file)
+/// writing `<output stem>.partition-<i>-of-<n>.jsonl` and its dead letters beside the task's files.
+/// The merge concatenates the partitions' files in order, in the kernel (nothing is parsed again),
+/// and adds their summaries: the output, dead letters and summary of one run over the whole file.
+/// The API input is not split.
 ///
 /// ```
 /// use batch_model::{BatchConfig, ErrorCode, TaskType};
@@ -73,8 +99,15 @@ impl TaskKind for YouzanOrderKind {
         config.validate().map_err(|error| TaskError::from(&error))?;
         let params = YouzanParams::from_json(params).map_err(|error| TaskError::from(&error))?;
         params.check_files().map_err(|error| TaskError::from(&error))?;
+        if params.api.is_some() {
+            api_available().map_err(|error| TaskError::from(&error))?;
+        }
         if config.partitions > 1 {
-            records::check_splittable(&params.input).map_err(|reason| {
+            let splittable = match &params.api {
+                Some(_) => Err("the YouZan API input cannot be split; read it in one task".to_owned()),
+                None => records::check_splittable(&params.input),
+            };
+            splittable.map_err(|reason| {
                 TaskError::from(&YouzanError::InvalidParam { param: "partitions".to_owned(), reason })
             })?;
         }
@@ -93,6 +126,9 @@ impl TaskKind for YouzanOrderKind {
             })?
             .map_err(|error| TaskError::from(&error))?;
         let work = Arc::new(YouzanJob::new(&params, processor));
+        if let Some(api) = &params.api {
+            return self.run_api(api, &params, work, &job).await;
+        }
         match params.input_range {
             None => self.runner.run(work, &job).await,
             Some(range) => {
@@ -117,6 +153,13 @@ impl TaskKind for YouzanOrderKind {
     /// the whole input.
     async fn split(&self, job: &JobContext, partitions: u32) -> Result<Vec<serde_json::Value>, TaskError> {
         let params = YouzanParams::from_json(job.params()).map_err(|error| TaskError::from(&error))?;
+        if params.api.is_some() {
+            let reason = "the YouZan API input cannot be split; read it in one task".to_owned();
+            return Err(TaskError::from(&YouzanError::InvalidParam {
+                param: "partitions".to_owned(),
+                reason,
+            }));
+        }
         let (input, within) = (params.input.clone(), params.input_range.unwrap_or_default());
         let ranges = blocking("splitting the input", move || {
             records::split_lines(&input, within, partitions).map_err(|error| error.to_task_error())
@@ -189,6 +232,54 @@ impl TaskKind for YouzanOrderKind {
         })
         .await
     }
+}
+
+impl YouzanOrderKind {
+    /// A run reading the YouZan API (see [`YouzanApiInput`](crate::youzan::YouzanApiInput)).
+    #[cfg(feature = "youzan-api")]
+    async fn run_api(
+        &self,
+        api: &ApiParams,
+        params: &YouzanParams,
+        work: Arc<YouzanJob>,
+        job: &JobContext,
+    ) -> Result<JobOutcome, TaskError> {
+        let token = api.read_token().map_err(|error| TaskError::from(&error))?;
+        let client = crate::youzan::api::ApiClient::new(api, &token, job.config(), self.runner.options())
+            .map_err(|failure| records::RunError::Source(failure).to_task_error())?;
+        let endpoints = Endpoints {
+            source: crate::youzan::YouzanApiInput::new(client, api.page_size, api.requests_per_second),
+            output: JsonLinesFile::new(&params.output, "output"),
+            dead_letters: JsonLinesFile::new(&params.dead_letter, "dead-letter file"),
+        };
+        self.runner.run_with(work, endpoints, job).await
+    }
+
+    /// Without the `youzan-api` feature: refused.
+    #[cfg(not(feature = "youzan-api"))]
+    async fn run_api(
+        &self,
+        _api: &ApiParams,
+        _params: &YouzanParams,
+        _work: Arc<YouzanJob>,
+        _job: &JobContext,
+    ) -> Result<JobOutcome, TaskError> {
+        api_available().map_err(|error| TaskError::from(&error))?;
+        Ok(JobOutcome::Stopped)
+    }
+}
+
+/// Whether this build can read the YouZan API.
+fn api_available() -> Result<(), YouzanError> {
+    if cfg!(feature = "youzan-api") {
+        return Ok(());
+    }
+    Err(YouzanError::InvalidParam {
+        param: "input".to_owned(),
+        reason: "reading the YouZan open API needs batch-tasks built with its youzan-api feature (the batch \
+                 command has it)"
+            .to_owned(),
+    })
 }
 
 /// A path as a JSON string param.

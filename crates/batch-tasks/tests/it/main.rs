@@ -4,3 +4,5 @@
 
 mod partitions;
 mod youzan;
+#[cfg(feature = "youzan-api")]
+mod youzan_api;
