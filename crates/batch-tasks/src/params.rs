@@ -421,7 +421,8 @@ impl KindSpec {
 /// let train = descriptions.iter().find(|kind| kind.task_type.as_str() == "train").unwrap();
 /// let json = serde_json::to_value(train)?;
 /// assert_eq!(json["params"][0]["name"], "input");
-/// assert!(json["settings"].as_array().unwrap().iter().all(|setting| setting["name"] != "timeout"));
+/// // train cannot split its input: `partitions` is not among its settings.
+/// assert!(json["settings"].as_array().unwrap().iter().all(|setting| setting["name"] != "partitions"));
 /// assert_eq!(json["default_config"]["batch_size"], 64);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
