@@ -184,8 +184,10 @@ pub trait TaskKind: Send + Sync + 'static {
     /// [`KindSpec::default_config`].
     ///
     /// The default suits a kind on the standard chunk runner: no params described, every setting
-    /// honoured, [`KindSpec::records_default_config`]. A kind that ignores a setting must leave it
-    /// out, so that front ends refuse it rather than accept it silently.
+    /// honoured but `partitions` ([`ConfigSetting::RECORDS`](crate::ConfigSetting::RECORDS)),
+    /// [`KindSpec::records_default_config`]. A kind that ignores a setting must leave it out, so
+    /// that front ends refuse it rather than accept it silently; a kind that can partition lists
+    /// [`ConfigSetting::Partitions`](crate::ConfigSetting::Partitions).
     fn spec(&self) -> KindSpec {
         KindSpec::default()
     }

@@ -225,8 +225,8 @@ impl ConfigSetting {
         ConfigSetting::Partitions,
     ];
 
-    /// The settings a kind on the standard chunk runner honours: all but
-    /// [`Partitions`](ConfigSetting::Partitions), which a kind must add when it can split its input.
+    /// The settings of a kind on the standard chunk runner that cannot split its input: every
+    /// setting but [`Partitions`](ConfigSetting::Partitions).
     pub const RECORDS: [ConfigSetting; 6] = [
         ConfigSetting::BatchSize,
         ConfigSetting::MaxRetries,
@@ -309,8 +309,8 @@ impl ConfigSetting {
             ),
             ConfigSetting::Partitions => (
                 ParamType::Integer,
-                "Split the input into this many partitions, run as separate tasks by any workers and \
-                 merged into one output when the last completes (1: no split).",
+                "Split the input at record boundaries into up to this many partitions, each run by any \
+                 worker as a task of its own, and merge them at the end into exactly what one run writes.",
             ),
         };
         let spec = ParamSpec::new(self.name(), param_type, help);
@@ -331,7 +331,8 @@ impl ConfigSetting {
 /// params, the config settings it honours, and the config a task gets when its request carries none.
 ///
 /// [`KindSpec::default`] suits a kind on the standard chunk runner ([`records`](crate::records)):
-/// every setting honoured, and [`KindSpec::records_default_config`] (chunks of 1,000 records).
+/// every setting honoured but `partitions` ([`ConfigSetting::RECORDS`]), and
+/// [`KindSpec::records_default_config`] (chunks of 1,000 records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct KindSpec {
@@ -360,8 +361,8 @@ impl KindSpec {
     /// `batch_size` of [`records_default_config`](Self::records_default_config).
     pub const RECORDS_BATCH_SIZE: u32 = 1000;
 
-    /// A kind described by `description`, with no params, every setting honoured and the records
-    /// default config.
+    /// A kind described by `description`, with no params, the settings of the chunk runner
+    /// ([`ConfigSetting::RECORDS`]) honoured and the records default config.
     pub fn new(description: impl Into<String>) -> KindSpec {
         KindSpec { description: description.into(), ..KindSpec::default() }
     }
@@ -420,9 +421,8 @@ impl KindSpec {
 /// let train = descriptions.iter().find(|kind| kind.task_type.as_str() == "train").unwrap();
 /// let json = serde_json::to_value(train)?;
 /// assert_eq!(json["params"][0]["name"], "input");
-/// let settings = json["settings"].as_array().unwrap();
-/// assert!(settings.iter().any(|setting| setting["name"] == "timeout"));
-/// assert!(settings.iter().all(|setting| setting["name"] != "partitions"), "train cannot split its input");
+/// // train cannot split its input: `partitions` is not among its settings.
+/// assert!(json["settings"].as_array().unwrap().iter().all(|setting| setting["name"] != "partitions"));
 /// assert_eq!(json["default_config"]["batch_size"], 64);
 /// # Ok::<(), serde_json::Error>(())
 /// ```

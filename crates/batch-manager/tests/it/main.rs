@@ -10,6 +10,7 @@ mod manager_lifecycle;
 mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
+mod partitioned_kinds;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod quarantine;

@@ -74,6 +74,39 @@ pub struct GroupInput {
     values: Vec<Option<Decimal>>,
 }
 
+/// A group input as a partition logs it for its parent's merge: the key's values and each
+/// aggregated value as its exact decimal text (or `null`).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredInput {
+    key: Vec<Value>,
+    values: Vec<Option<String>>,
+}
+
+impl Serialize for GroupInput {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let values = self.values.iter().map(|value| value.map(|decimal| decimal.to_string())).collect();
+        StoredInput { key: self.key.clone(), values }.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupInput {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<GroupInput, D::Error> {
+        let stored = StoredInput::deserialize(deserializer)?;
+        let values = stored
+            .values
+            .iter()
+            .map(|value| {
+                value
+                    .as_deref()
+                    .map(|text| text.parse::<Decimal>().map_err(serde::de::Error::custom))
+                    .transpose()
+            })
+            .collect::<Result<Vec<_>, D::Error>>()?;
+        Ok(GroupInput { key_text: key::canonical_text(&stored.key), key: stored.key, values })
+    }
+}
+
 /// What [`GroupBy`] puts in a checkpoint. Opaque; read back with [`GroupBy::restore`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct GroupState {

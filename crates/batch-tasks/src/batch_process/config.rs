@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use crate::batch_process::error::BatchProcessError;
 use crate::batch_process::expr::Filter;
 use crate::batch_process::path::FieldPath;
+use crate::records::InputRange;
 
 /// Every param the kind knows, in the order they are checked.
 pub(crate) const PARAMS: [&str; 13] = [
@@ -31,6 +32,10 @@ pub(crate) const PARAMS: [&str; 13] = [
     "aggregates",
     "max_groups",
 ];
+
+/// Params set by the kind itself on the partitions of a partitioned task (accepted, not offered to
+/// users): `input_range`.
+pub(crate) const PARTITION_PARAMS: [&str; 1] = ["input_range"];
 
 /// A record file's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -102,6 +107,9 @@ pub struct BatchProcessConfig {
     pub dedup: Option<DedupConfig>,
     /// Group-by aggregation, after de-duplication.
     pub grouping: Option<GroupConfig>,
+    /// Only the records of this part of `input` (a partition of a partitioned task: set by the
+    /// kind's split).
+    pub input_range: Option<InputRange>,
 }
 
 /// One rename: the field at `from` moves to `to`.
@@ -286,7 +294,10 @@ impl BatchProcessConfig {
         let Value::Object(params) = params else {
             return Err(BatchProcessError::ParamsNotAnObject { found: json_kind(params) });
         };
-        if let Some(name) = params.keys().find(|name| !PARAMS.contains(&name.as_str())) {
+        if let Some(name) = params
+            .keys()
+            .find(|name| !PARAMS.contains(&name.as_str()) && !PARTITION_PARAMS.contains(&name.as_str()))
+        {
             return Err(BatchProcessError::UnknownParam { name: name.clone() });
         }
         let params = Params(params);
@@ -381,6 +392,20 @@ impl BatchProcessConfig {
             })
         };
 
+        let input_range = match params.get("input_range") {
+            None => None,
+            Some(value) => {
+                let range = InputRange::deserialize(value).map_err(|error| {
+                    invalid(
+                        "input_range",
+                        format!("must be {{\"start\": bytes, \"line\": n, \"end\": bytes}}: {error}"),
+                    )
+                })?;
+                range.check().map_err(|reason| invalid("input_range", reason))?;
+                Some(range)
+            }
+        };
+
         Ok(BatchProcessConfig {
             input,
             output,
@@ -391,6 +416,7 @@ impl BatchProcessConfig {
             rename,
             dedup,
             grouping,
+            input_range,
         })
     }
 }

@@ -20,13 +20,34 @@
 //!   keys there are. The bound: `dedup_max_keys` distinct keys (default 1,000,000: about 40 MB of
 //!   memory and 33 MB of log); one more fails the task with `CONFIGURATION_ERROR` at that record,
 //!   after the last committed checkpoint, so nothing inexact is ever written. The log is removed when
-//!   the task completes.
+//!   the task completes (a partition's, when its parent's merge is done).
 //! * **group-by** is in order too: each row is absorbed into its group (counted as processed, not
 //!   written), and at the end of the input the runner writes one row per group (sorted by key) to
 //!   the output, then commits a final checkpoint. The groups are the checkpoint's state (bounded by
 //!   `max_groups`, default 100,000; one more group, or a sum leaving the decimal range, fails the task
 //!   with `PROCESSING_ERROR`). The task's result summary holds the group count and the first
 //!   [`SUMMARY_ROWS`](super::SUMMARY_ROWS) group rows.
+//!
+//! # Partitions
+//!
+//! With `partitions` > 1 in its config, a task is split (by [`TaskKind::split`]) into at most that
+//! many partitions, ranges of the input that start at record boundaries: line starts for JSON
+//! lines, record ends found by pump-core's quote-aware `CsvScanner` for CSV (a quoted field may span
+//! lines). Each partition is a task of its own that any worker runs through the chunk runner over
+//! its range, numbering lines as in the whole input and, for CSV, reading the header from the
+//! start; it writes `<output stem>.partition-<i>-of-<n>.<ext>` and the same for its dead letters,
+//! beside the task's files. A partition keeps what the merge needs: its key log (`.keys`, one entry
+//! per written row, when de-duplicating) and, when grouping, a log of each admitted row's key and
+//! group input (`.inputs`) instead of groups of its own.
+//!
+//! When every partition completed, [`TaskKind::merge`] writes exactly what one run over the whole
+//! input writes: the rows in input order with the later duplicates across partitions dropped
+//! (the first occurrence in the whole input is kept), or the groups recomputed by applying the
+//! logged group inputs in input order (the same sums, and the same bound failures, as one run)
+//! with one row per group at the end; the dead letters concatenated; the counts and the summary
+//! one run's. The merged files are published under the task's final names after a final
+//! checkpoint under the parent's claim (see [`records::merge_partitions`](crate::records::merge_partitions)),
+//! and the partitions' files are removed.
 //!
 //! # CSV input
 //!
@@ -36,12 +57,13 @@
 //! object (`raw`), a row that could not be split holds its text.
 
 use std::collections::HashSet;
-use std::io::BufRead;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use batch_model::{BatchConfig, ErrorCode, TaskError, TaskType};
+use batch_model::{BatchConfig, Counters, ErrorCode, TaskError, TaskType};
+use pump_core::sink::JsonLinesWriter;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 
@@ -51,10 +73,11 @@ use crate::batch_process::error::{BatchProcessError, RecordIssue};
 use crate::batch_process::{
     AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, SUMMARY_ROWS,
 };
-use crate::kind::{JobContext, JobOutcome, TaskKind};
+use crate::kind::{JobContext, JobOutcome, PartitionResult, TaskKind};
 use crate::records::{
-    Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, Record,
-    RecordJob, RunnerOptions, Summary, TextLinesInput, check_input_file, check_output_folder,
+    Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, MergeFile,
+    MergeTargets, Merged, Record, RecordJob, RunnerOptions, Summary, TextLinesInput, check_input_file,
+    check_output_folder, check_splittable, merge_partitions, partition_path, split_csv, split_lines,
 };
 
 /// The `batch_process` task kind: filter, project, de-duplicate and aggregate the records of a
@@ -95,45 +118,300 @@ impl TaskKind for BatchProcessKind {
         crate::batch_process::params::spec()
     }
 
-    /// Checks the config and the params, then the files: the input must be a readable file and the
-    /// output's and dead-letter file's folders must exist (`CONFIGURATION_ERROR` naming the param).
+    /// Checks the config and the params, then the files: the input must be a readable file (a
+    /// regular one when the task is split into partitions) and the output's and dead-letter file's
+    /// folders must exist (`CONFIGURATION_ERROR` naming the param).
     fn validate(&self, params: &Value, config: &BatchConfig) -> Result<(), TaskError> {
         config.validate().map_err(|error| TaskError::from(&error))?;
-        let config = BatchProcessConfig::from_params(params).map_err(|error| TaskError::from(&error))?;
-        check_files(&config).map_err(|error| TaskError::from(&error))
+        let params = BatchProcessConfig::from_params(params).map_err(|error| TaskError::from(&error))?;
+        check_files(&params).map_err(|error| TaskError::from(&error))?;
+        if config.partitions > 1 {
+            check_splittable(&params.input).map_err(|reason| {
+                TaskError::from(&BatchProcessError::InvalidParam { param: "partitions", reason })
+            })?;
+        }
+        Ok(())
     }
 
     async fn run(&self, job: JobContext) -> Result<JobOutcome, TaskError> {
         let config =
             BatchProcessConfig::from_params(job.params()).map_err(|error| TaskError::from(&error))?;
         let format = config.format;
-        let log = config.dedup.is_some().then(|| keys_path(&config.output));
+        // A partition of a partitioned task keeps what its parent's merge needs: its dedup keys and,
+        // when grouping, each row's group input (in order) instead of groups of its own.
+        let partition = job.task().parent_id.is_some();
+        let log = state_log_path(&config, partition);
         let output = JsonLinesFile::new(config.output.clone(), "output");
         let dead_letters =
             JsonLinesFile::<DeadLetterRecord>::new(config.dead_letters.clone(), "dead-letter file");
         let input = config.input.clone();
-        let work = Arc::new(BatchProcessJob::new(config, log.clone()));
+        let range = config.input_range.unwrap_or_default();
+        let work = Arc::new(BatchProcessJob::new(config, log.clone(), partition));
         let runner = ChunkRunner::new(self.options.clone());
         let outcome = match format {
             Format::JsonLines => {
-                let endpoints = Endpoints { source: TextLinesInput::new(input), output, dead_letters };
+                let endpoints =
+                    Endpoints { source: TextLinesInput::new(input).range(range), output, dead_letters };
                 runner.run_with(work, endpoints, &job).await?
             }
             Format::Csv => {
-                let endpoints = Endpoints { source: CsvRowsInput::new(input), output, dead_letters };
+                let endpoints =
+                    Endpoints { source: CsvRowsInput::new(input).range(range), output, dead_letters };
                 runner.run_with(work, endpoints, &job).await?
             }
         };
-        if let (JobOutcome::Completed { .. }, Some(log)) = (&outcome, log) {
-            // The key log served resumes; a completed task needs it no more.
-            if let Err(error) = std::fs::remove_file(&log)
-                && error.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(path = %log.display(), %error, "cannot remove the dedup key log");
-            }
+        if let (JobOutcome::Completed { .. }, Some(log), false) = (&outcome, log, partition) {
+            // The key log served resumes; a completed task needs it no more (a partition's serves
+            // its parent's merge, which removes it).
+            remove_quietly(&log);
         }
         Ok(outcome)
     }
+
+    /// The input is a file of lines or CSV rows: it can be split at record boundaries.
+    fn can_partition(&self) -> bool {
+        true
+    }
+
+    /// Splits the input into at most `partitions` ranges of about equal size at record boundaries
+    /// (JSON lines: at line starts, one pass counting newlines; CSV: where pump-core's quote-aware
+    /// scanner ends a record, so a quoted field spanning lines is never cut). Each partition writes
+    /// its own files beside the task's (`big.partition-2-of-4.jsonl`), numbers its lines as in the
+    /// whole input, and reads the CSV header from the start.
+    async fn split(&self, job: &JobContext, partitions: u32) -> Result<Vec<Value>, TaskError> {
+        let config =
+            BatchProcessConfig::from_params(job.params()).map_err(|error| TaskError::from(&error))?;
+        let (input, format) = (config.input.clone(), config.format);
+        let within = config.input_range.unwrap_or_default();
+        let ranges = tokio::task::spawn_blocking(move || match format {
+            Format::JsonLines => split_lines(&input, within, partitions),
+            Format::Csv => split_csv(&input, b',', within, partitions),
+        })
+        .await
+        .map_err(|error| {
+            TaskError::new(ErrorCode::ProcessingError, format!("splitting the input failed: {error}"))
+        })?
+        .map_err(|error| error.to_task_error())?;
+        let count = u32::try_from(ranges.len()).unwrap_or(u32::MAX);
+        let mut children = Vec::with_capacity(ranges.len());
+        for (index, range) in (0..).zip(ranges) {
+            let mut child = job.params().as_object().cloned().unwrap_or_default();
+            child.remove("dead_letters");
+            let output = partition_path(&config.output, index, count);
+            let dead_letters = partition_path(&config.dead_letters, index, count);
+            child.insert("output".to_owned(), Value::String(output.to_string_lossy().into_owned()));
+            child
+                .insert("dead_letter".to_owned(), Value::String(dead_letters.to_string_lossy().into_owned()));
+            child.insert("input_range".to_owned(), json!(range));
+            children.push(Value::Object(child));
+        }
+        Ok(children)
+    }
+
+    /// Merges the partitions into exactly what one run over the whole input writes: rows in input
+    /// order with later duplicates across partitions dropped (each partition's key log says which
+    /// key each of its rows has), the groups recomputed from the partitions' logged group inputs in
+    /// input order (so even the bounds fail where one run would), the group rows at the end, the dead
+    /// letters concatenated, the counts and the summary as one run's.
+    async fn merge(
+        &self,
+        job: JobContext,
+        partitions: Vec<PartitionResult>,
+    ) -> Result<JobOutcome, TaskError> {
+        let config =
+            BatchProcessConfig::from_params(job.params()).map_err(|error| TaskError::from(&error))?;
+        let mut parts = Vec::with_capacity(partitions.len());
+        for partition in &partitions {
+            let child = BatchProcessConfig::from_params(&partition.task.params)
+                .map_err(|error| TaskError::from(&error))?;
+            let dedup = partition.result.get("dedup");
+            let progress = &partition.task.progress;
+            parts.push(Part {
+                log: state_log_path(&child, true),
+                output: child.output,
+                dead_letters: child.dead_letters,
+                deduplicates: dedup.is_some(),
+                duplicates: dedup.and_then(|dedup| dedup["duplicates"].as_u64()).unwrap_or(0),
+                counters: Counters {
+                    processed: progress.processed,
+                    failed: progress.failed,
+                    skipped: progress.skipped,
+                    retried: 0,
+                },
+            });
+        }
+        let targets = MergeTargets {
+            output: config.output.clone(),
+            dead_letters: config.dead_letters.clone(),
+            partition_files: parts
+                .iter()
+                .flat_map(|part| {
+                    [Some(part.output.clone()), Some(part.dead_letters.clone()), part.log.clone()]
+                })
+                .flatten()
+                .collect(),
+        };
+        let settings = Settings { dedup: config.dedup, grouping: config.grouping, partition: false };
+        merge_partitions(&job, targets, move |output, dead_letters| {
+            merge_parts(&settings, &parts, output, dead_letters)
+        })
+        .await
+    }
+}
+
+/// The state log of a task (or partition) with `config`: `<output>.keys` for the dedup keys; for a
+/// partition that groups, `<output>.inputs` (each row's key and group input); none otherwise.
+fn state_log_path(config: &BatchProcessConfig, partition: bool) -> Option<PathBuf> {
+    if partition && config.grouping.is_some() {
+        return Some(with_suffix(&config.output, ".inputs"));
+    }
+    config.dedup.is_some().then(|| keys_path(&config.output))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(std::ffi::OsStr::to_os_string).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+fn remove_quietly(path: &Path) {
+    if let Err(error) = std::fs::remove_file(path)
+        && error.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %path.display(), %error, "cannot remove a state log");
+    }
+}
+
+/// One completed partition, as the merge reads it.
+#[derive(Debug)]
+struct Part {
+    output: PathBuf,
+    dead_letters: PathBuf,
+    /// Its key log (dedup without grouping) or group-input log (grouping).
+    log: Option<PathBuf>,
+    /// Whether its summary reports de-duplication, and the duplicates it dropped itself.
+    deduplicates: bool,
+    duplicates: u64,
+    counters: Counters,
+}
+
+/// The merge itself (on a blocking thread): see [`BatchProcessKind::merge`].
+fn merge_parts(
+    settings: &Settings,
+    parts: &[Part],
+    output: &mut MergeFile,
+    dead_letters: &mut MergeFile,
+) -> Result<Merged, TaskError> {
+    let mut summary = BatchSummary {
+        deduplicates: parts.iter().any(|part| part.deduplicates),
+        duplicates: parts.iter().map(|part| part.duplicates).sum(),
+        ..BatchSummary::default()
+    };
+    let mut counters = Counters::default();
+    for part in parts {
+        counters.processed += part.counters.processed;
+        counters.failed += part.counters.failed;
+        counters.skipped += part.counters.skipped;
+    }
+    let duplicates_before = summary.duplicates;
+    let max_keys = settings.dedup.as_ref().map_or(usize::MAX, |dedup| dedup.max_keys);
+    match (&settings.grouping, &settings.dedup) {
+        (Some(grouping), _) => {
+            for part in parts {
+                let Some(log) = &part.log else { continue };
+                for_each_line(log, |line| {
+                    let entry: LoggedInput = serde_json::from_slice(line).map_err(|error| {
+                        bad_log(log, &format!("an entry is not a logged group input: {error}"))
+                    })?;
+                    if let Some(key) = &entry.key {
+                        let hash = parse_hash(key.as_bytes())
+                            .ok_or_else(|| bad_log(log, "a key is not a key hash"))?;
+                        if !summary.see(hash, max_keys)? {
+                            return Ok(());
+                        }
+                    }
+                    summary
+                        .group_by
+                        .get_or_insert_with(|| GroupBy::new(grouping.clone()))
+                        .apply(entry.group)
+                        .map_err(|error| TaskError::from(&error))
+                })?;
+            }
+            let mut rendered = Vec::new();
+            for row in summary.group_by.as_ref().map(GroupBy::finish).unwrap_or_default() {
+                JsonLinesWriter::<Value>::render(&row, &mut rendered).map_err(|error| {
+                    TaskError::new(ErrorCode::ProcessingError, format!("cannot write a group row: {error}"))
+                })?;
+            }
+            output.append(&rendered).map_err(|error| error.to_task_error())?;
+        }
+        (None, Some(_)) => {
+            for part in parts {
+                let Some(log) = &part.log else { continue };
+                let mut keys = BufReader::with_capacity(64 * 1024, open(log)?);
+                let mut key = Vec::with_capacity(KEY_ENTRY_LEN);
+                for_each_line(&part.output, |line| {
+                    key.clear();
+                    keys.read_until(b'\n', &mut key).map_err(|error| read_failure(log, &error))?;
+                    let hash = key
+                        .strip_suffix(b"\n")
+                        .and_then(parse_hash)
+                        .ok_or_else(|| bad_log(log, "it holds fewer keys than its output has rows"))?;
+                    if summary.see(hash, max_keys)? {
+                        output.append(line).map_err(|error| error.to_task_error())?;
+                    }
+                    Ok(())
+                })?;
+            }
+        }
+        (None, None) => {
+            for part in parts {
+                output.append_file(&part.output).map_err(|error| error.to_task_error())?;
+            }
+        }
+    }
+    for part in parts {
+        dead_letters.append_file(&part.dead_letters).map_err(|error| error.to_task_error())?;
+    }
+    // A row dropped here as a later duplicate counted as processed in its partition.
+    let dropped = summary.duplicates - duplicates_before;
+    counters.processed -= dropped;
+    counters.skipped += dropped;
+    let summary = summary.finish(&counters).map_err(|error| {
+        TaskError::new(ErrorCode::ProcessingError, format!("cannot write the summary: {error}"))
+    })?;
+    Ok(Merged { counters, summary })
+}
+
+/// Calls `each` with every `\n`-terminated line of the file at `path` (the newline included).
+fn for_each_line(path: &Path, mut each: impl FnMut(&[u8]) -> Result<(), TaskError>) -> Result<(), TaskError> {
+    let mut reader = BufReader::with_capacity(256 * 1024, open(path)?);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).map_err(|error| read_failure(path, &error))? == 0 {
+            return Ok(());
+        }
+        each(&line)?;
+    }
+}
+
+fn open(path: &Path) -> Result<std::fs::File, TaskError> {
+    std::fs::File::open(path).map_err(|error| read_failure(path, &error))
+}
+
+fn read_failure(path: &Path, error: &std::io::Error) -> TaskError {
+    TaskError::new(
+        ErrorCode::StorageError,
+        format!("cannot read the partition file {}: {error}", path.display()),
+    )
+}
+
+fn bad_log(path: &Path, reason: &str) -> TaskError {
+    TaskError::new(
+        ErrorCode::StorageError,
+        format!("the partition log {} is damaged: {reason}", path.display()),
+    )
 }
 
 /// The state log of a task de-duplicating into `output`: `<output>.keys`.
@@ -170,11 +448,15 @@ struct BatchProcessJob {
 pub(crate) struct Settings {
     dedup: Option<DedupConfig>,
     grouping: Option<GroupConfig>,
+    /// A partition of a partitioned task: group inputs are logged for the parent's merge rather
+    /// than aggregated.
+    partition: bool,
 }
 
 impl BatchProcessJob {
-    fn new(config: BatchProcessConfig, log: Option<PathBuf>) -> BatchProcessJob {
-        let settings = Arc::new(Settings { dedup: config.dedup.clone(), grouping: config.grouping.clone() });
+    fn new(config: BatchProcessConfig, log: Option<PathBuf>, partition: bool) -> BatchProcessJob {
+        let settings =
+            Arc::new(Settings { dedup: config.dedup.clone(), grouping: config.grouping.clone(), partition });
         let dedup = config.dedup.clone().map(Dedup::new);
         let group_by = config.grouping.clone().map(GroupBy::new);
         BatchProcessJob { process: BatchProcess::new(config), settings, dedup, group_by, log }
@@ -255,28 +537,73 @@ pub struct BatchSummary {
 /// One state-log entry: a key hash as 32 hex digits and a newline.
 const KEY_ENTRY_LEN: usize = 33;
 
+/// A partition's group-input log entry: the row's dedup key hash (32 hex digits), when the task
+/// de-duplicates, and its group input.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoggedInput {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    group: GroupInput,
+}
+
+/// A key hash from its 32 hex digits.
+fn parse_hash(digits: &[u8]) -> Option<u128> {
+    if digits.len() != KEY_ENTRY_LEN - 1 {
+        return None;
+    }
+    u128::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+impl BatchSummary {
+    /// Takes a row's key hash in: `false` when it was seen before (a duplicate, counted), `true` when
+    /// new; fails when it would be key number `max_keys + 1`.
+    fn see(&mut self, hash: u128, max_keys: usize) -> Result<bool, TaskError> {
+        self.deduplicates = true;
+        if self.seen.contains(&hash) {
+            self.duplicates += 1;
+            return Ok(false);
+        }
+        if self.seen.len() >= max_keys {
+            return Err(TaskError::from(&BatchProcessError::TooManyKeys { max_keys }));
+        }
+        self.seen.insert(hash);
+        Ok(true)
+    }
+}
+
 impl Summary<ProcessedRow> for BatchSummary {
     const SELECTS: bool = true;
 
     fn add(&mut self, _output: &ProcessedRow) {}
 
     fn admit(&mut self, output: &ProcessedRow, log: &mut Vec<u8>) -> Result<Admission, TaskError> {
-        if let (Some(key), Some(config)) = (output.key, &output.settings.dedup) {
-            self.deduplicates = true;
+        let settings = &output.settings;
+        // A partition that groups logs each row's key with its group input, in one entry.
+        let logs_inputs = settings.partition && settings.grouping.is_some();
+        let mut key_hash = None;
+        if let (Some(key), Some(config)) = (output.key, &settings.dedup) {
             let hash = key.hash();
-            if self.seen.contains(&hash) {
-                self.duplicates += 1;
+            if !self.see(hash, config.max_keys)? {
                 return Ok(Admission::Skip);
             }
-            if self.seen.len() >= config.max_keys {
-                return Err(TaskError::from(&BatchProcessError::TooManyKeys { max_keys: config.max_keys }));
+            if !logs_inputs {
+                let _infallible = std::io::Write::write_fmt(log, format_args!("{hash:032x}\n"));
             }
-            self.seen.insert(hash);
-            let _infallible = std::io::Write::write_fmt(log, format_args!("{hash:032x}\n"));
+            key_hash = Some(hash);
         }
-        let (Some(input), Some(config)) = (&output.group, &output.settings.grouping) else {
+        let (Some(input), Some(config)) = (&output.group, &settings.grouping) else {
             return Ok(Admission::Write);
         };
+        if logs_inputs {
+            let entry =
+                LoggedInput { key: key_hash.map(|hash| format!("{hash:032x}")), group: input.clone() };
+            serde_json::to_writer(&mut *log, &entry).map_err(|error| {
+                TaskError::new(ErrorCode::ProcessingError, format!("cannot log a group input: {error}"))
+            })?;
+            log.push(b'\n');
+            return Ok(Admission::Absorb);
+        }
         let group_by = self.group_by.get_or_insert_with(|| GroupBy::new(config.clone()));
         group_by.apply(input.clone()).map_err(|error| TaskError::from(&error))?;
         Ok(Admission::Absorb)
@@ -292,16 +619,23 @@ impl Summary<ProcessedRow> for BatchSummary {
             if read == 0 {
                 return Ok(());
             }
-            let hash = std::str::from_utf8(&entry)
-                .ok()
-                .and_then(|text| text.strip_suffix('\n'))
-                .and_then(|digits| u128::from_str_radix(digits, 16).ok())
-                .ok_or_else(|| {
-                    TaskError::new(
-                        ErrorCode::StorageError,
-                        "the dedup key log holds an entry that is not a key hash",
-                    )
-                })?;
+            let damaged = || {
+                TaskError::new(
+                    ErrorCode::StorageError,
+                    "the dedup key log holds an entry that is not a key hash",
+                )
+            };
+            let line = entry.strip_suffix(b"\n").ok_or_else(damaged)?;
+            let hash = if line.first() == Some(&b'{') {
+                // A partition's group-input entry: only its key matters for resuming.
+                let logged: LoggedInput = serde_json::from_slice(line).map_err(|_| damaged())?;
+                match logged.key {
+                    Some(key) => parse_hash(key.as_bytes()).ok_or_else(damaged)?,
+                    None => continue,
+                }
+            } else {
+                parse_hash(line).ok_or_else(damaged)?
+            };
             self.seen.insert(hash);
             self.deduplicates = true;
         }
@@ -311,7 +645,7 @@ impl Summary<ProcessedRow> for BatchSummary {
         let Some(group_by) = &self.group_by else {
             return Ok(Vec::new());
         };
-        let settings = Arc::new(Settings { dedup: None, grouping: None });
+        let settings = Arc::new(Settings { dedup: None, grouping: None, partition: false });
         Ok(group_by
             .finish()
             .into_iter()

@@ -81,6 +81,10 @@
 //! | `group_by` | a field path or a list of them | no grouping (one group if `aggregates` is set) |
 //! | `aggregates` | a list of `[alias=]count`, `[alias=]count:f`, `sum:f`, `min:f`, `max:f`, `avg:f` | `["count"]` with `group_by` |
 //! | `max_groups` | 1 to 10 000 000 | 100 000 |
+//! | `input_range` | `{"start": bytes, "line": n, "end": bytes}`: only that part of `input` | the whole file |
+//!
+//! `input_range` is set by the kind itself on the partitions of a partitioned task (config
+//! `partitions` > 1; see [`BatchProcessKind`]'s docs); it is not offered to users.
 //!
 //! A bad param is a `CONFIGURATION_ERROR` naming it (`select: `a.b` is inside `a`, which is also
 //! selected`); a bad filter points at the token (`filter: expected a value after '>=', found '&&'

@@ -3,12 +3,13 @@
 //! module docs for their rules), and its default config.
 
 use crate::batch_process::config::{DedupConfig, Format, GroupConfig};
-use crate::params::{KindSpec, ParamSpec, ParamType};
+use crate::params::{ConfigSetting, KindSpec, ParamSpec, ParamType};
 
 /// What `batch_process` tells front ends: every [`BatchConfig`](batch_model::BatchConfig) setting
-/// honoured (the chunk runner), chunks of 1,000 records.
+/// honoured (the chunk runner, and `partitions`), chunks of 1,000 records.
 pub(crate) fn spec() -> KindSpec {
     KindSpec::new("Filter, project, de-duplicate and aggregate the records of a JSON-lines or CSV file.")
+        .with_settings(ConfigSetting::ALL)
         .with_params(vec![
             ParamSpec::new(
                 "input",

@@ -65,6 +65,25 @@ pub fn check_output_folder(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Why the input at `path` cannot be split into partitions (it is not a regular file: a pipe would
+/// be consumed by the split), or `Ok`.
+///
+/// ```
+/// use batch_tasks::records::check_splittable;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::write(dir.path().join("in.jsonl"), "{}\n").unwrap();
+/// assert!(check_splittable(&dir.path().join("in.jsonl")).is_ok());
+/// assert!(check_splittable(dir.path()).unwrap_err().ends_with("is not a regular file, so it cannot be split"));
+/// ```
+pub fn check_splittable(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => Ok(()),
+        Ok(_) => Err(format!("the input {} is not a regular file, so it cannot be split", path.display())),
+        Err(error) => Err(format!("cannot read {}: {}", path.display(), os_reason(&error))),
+    }
+}
+
 /// An I/O error's reason without Rust's `(os error N)` suffix.
 fn os_reason(error: &std::io::Error) -> String {
     let text = error.to_string();

@@ -32,6 +32,13 @@ pub enum RunError {
         /// The role (`input`, `output`, `dead-letter file`).
         role: &'static str,
     },
+    /// A partitioned task's input is not a regular file (a pipe, a device): splitting it would
+    /// consume it (`CONFIGURATION_ERROR`).
+    #[error("partitions: {} is not a regular file, so it cannot be split into partitions", input.display())]
+    NotSplittable {
+        /// The input.
+        input: PathBuf,
+    },
     /// The task's last checkpoint was not written by the chunk runner (`STORAGE_ERROR`).
     #[error("checkpoint {sequence} has no valid {part} for a records task")]
     BadCheckpoint {
@@ -132,7 +139,9 @@ impl RunError {
     /// The stable code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            RunError::SamePath { .. } | RunError::MissingPath { .. } => ErrorCode::ConfigurationError,
+            RunError::SamePath { .. } | RunError::MissingPath { .. } | RunError::NotSplittable { .. } => {
+                ErrorCode::ConfigurationError
+            }
             RunError::BadCheckpoint { .. }
             | RunError::ShorterThanCheckpoint { .. }
             | RunError::Read { .. } => ErrorCode::StorageError,
@@ -153,6 +162,7 @@ impl RunError {
     pub fn to_task_error(&self) -> TaskError {
         let details = match self {
             RunError::SamePath { path, .. } => serde_json::json!({ "path": path }),
+            RunError::NotSplittable { input } => serde_json::json!({ "param": "partitions", "input": input }),
             RunError::Read { input, .. } => serde_json::json!({ "input": input }),
             RunError::Kind { error } => error.details.clone(),
             RunError::ShorterThanCheckpoint { path, expected, actual, .. } => {

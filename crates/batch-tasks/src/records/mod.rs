@@ -99,6 +99,20 @@
 //! uninterrupted run's. A cancelled or failed fenced task keeps its committed output in the staged
 //! files its last checkpoint names, until a restart finishes it.
 //!
+//! # Partitions
+//!
+//! A kind whose input is a file can split one task into partitions ([`TaskKind::split`](crate::TaskKind::split)):
+//! [`split_lines`] and [`split_csv`] cut a file at record boundaries into [`InputRange`]s (the
+//! byte where a range starts, its line number there, and where the next starts); a source reads one
+//! range with `range` ([`TextLinesInput::range`], [`CsvRowsInput::range`]: pump-core's `end_at`
+//! stops the reader thread at the range's end), numbering lines as in the whole file, so a
+//! partition's dead letters name the lines of the whole input. Each partition writes its own files
+//! beside the task's, named by [`partition_path`]. When every partition completed,
+//! [`merge_partitions`] writes the task's own files from theirs (the kind says how: concatenated,
+//! or lines selected), commits a *final* checkpoint under the parent claim's epoch, publishes the
+//! files as a run does, and removes the partitions' files; a merge whose holder died after that
+//! checkpoint is finished from it by the next claim.
+//!
 //! # Progress
 //!
 //! Progress is committed with every checkpoint. Its `total` is an estimate: the records done so far,
@@ -112,6 +126,8 @@ mod config;
 mod dead_letter;
 mod error;
 mod job;
+mod merge;
+mod partition;
 mod position;
 mod runner;
 mod sink;
@@ -119,11 +135,13 @@ mod source;
 #[cfg(test)]
 mod tests;
 
-pub use check::{check_input_file, check_output_folder, dead_letters_beside};
+pub use check::{check_input_file, check_output_folder, check_splittable, dead_letters_beside};
 pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
 pub use error::RunError;
 pub use job::{Admission, Execution, ItemError, RecordJob, Summary};
+pub use merge::{MergeFile, MergeTargets, Merged, merge_partitions};
+pub use partition::{InputRange, partition_path, split_csv, split_lines};
 /// The record a [`RecordJob`] processes (a line with its position), re-exported from pump-core.
 pub use pump_core::source::{FilePosition, Record, RecordError};
 pub use runner::{ChunkRunner, Endpoints};

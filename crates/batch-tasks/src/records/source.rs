@@ -14,6 +14,8 @@ use pump_core::source::{CsvSource, FilePosition, Record, RecordError, TextLinesS
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::partition::InputRange;
+
 /// One element of a record source: a record, or a record that could not be read (a
 /// `VALIDATION_ERROR` dead letter; the source reads on).
 ///
@@ -123,6 +125,7 @@ pub(crate) fn estimated_file_total(done: u64, offset: u64, input_len: Option<u64
 pub struct TextLinesInput {
     path: PathBuf,
     keep_blank_lines: bool,
+    range: InputRange,
     len: Option<u64>,
 }
 
@@ -131,7 +134,13 @@ impl TextLinesInput {
     pub fn new(path: impl Into<PathBuf>) -> TextLinesInput {
         let path = path.into();
         let len = std::fs::metadata(&path).ok().map(|metadata| metadata.len());
-        TextLinesInput { path, keep_blank_lines: false, len }
+        TextLinesInput { path, keep_blank_lines: false, range: InputRange::WHOLE, len }
+    }
+
+    /// Reads only the lines of `range` (one partition of the file), numbered as in the whole file.
+    #[must_use]
+    pub fn range(self, range: InputRange) -> TextLinesInput {
+        TextLinesInput { range, ..self }
     }
 
     /// Whether a blank line is a record too (an empty text with its line number).
@@ -151,7 +160,12 @@ impl RecordSource for TextLinesInput {
     type Source = TextLinesSource;
 
     fn open(&self, position: Option<&FilePosition>) -> TextLinesSource {
-        let source = text_lines(&self.path).start_at(position.copied().unwrap_or(FilePosition::START));
+        let source =
+            text_lines(&self.path).start_at(position.copied().unwrap_or(self.range.start_position()));
+        let source = match self.range.end {
+            Some(end) => source.end_at(end),
+            None => source,
+        };
         if self.keep_blank_lines { source.keep_blank_lines() } else { source }
     }
 
@@ -164,7 +178,7 @@ impl RecordSource for TextLinesInput {
     }
 
     fn estimated_total(&self, done: u64, position: &FilePosition) -> Option<u64> {
-        estimated_file_total(done, position.offset, self.len)
+        estimated_range_total(done, position.offset, self.range, self.len)
     }
 }
 
@@ -194,6 +208,7 @@ impl RecordSource for TextLinesInput {
 pub struct CsvRowsInput {
     path: PathBuf,
     delimiter: u8,
+    range: InputRange,
     len: Option<u64>,
 }
 
@@ -202,7 +217,15 @@ impl CsvRowsInput {
     pub fn new(path: impl Into<PathBuf>) -> CsvRowsInput {
         let path = path.into();
         let len = std::fs::metadata(&path).ok().map(|metadata| metadata.len());
-        CsvRowsInput { path, delimiter: b',', len }
+        CsvRowsInput { path, delimiter: b',', range: InputRange::WHOLE, len }
+    }
+
+    /// Reads only the rows of `range` (one partition of the file, split with
+    /// [`split_csv`](super::split_csv)), numbered as in the whole file; the header row is still read
+    /// from the start.
+    #[must_use]
+    pub fn range(self, range: InputRange) -> CsvRowsInput {
+        CsvRowsInput { range, ..self }
     }
 
     /// The field delimiter (`b'\t'` for TSV).
@@ -227,7 +250,11 @@ impl RecordSource for CsvRowsInput {
     fn open(&self, position: Option<&FilePosition>) -> Self::Source {
         let source = csv::<RowJson>(&self.path)
             .delimiter(self.delimiter)
-            .start_at(position.copied().unwrap_or(FilePosition::START));
+            .start_at(position.copied().unwrap_or(self.range.start_position()));
+        let source = match self.range.end {
+            Some(end) => source.end_at(end),
+            None => source,
+        };
         let to_text: fn(Result<Record<RowJson>, RecordError>) -> SourceElement = |element| {
             element.map(|record| Record {
                 value: record.value.0,
@@ -248,8 +275,17 @@ impl RecordSource for CsvRowsInput {
     }
 
     fn estimated_total(&self, done: u64, position: &FilePosition) -> Option<u64> {
-        estimated_file_total(done, position.offset, self.len)
+        estimated_range_total(done, position.offset, self.range, self.len)
     }
+}
+
+/// [`estimated_file_total`] for the part of a file of `len` bytes that `range` covers.
+fn estimated_range_total(done: u64, offset: u64, range: InputRange, len: Option<u64>) -> Option<u64> {
+    if range == InputRange::WHOLE {
+        return estimated_file_total(done, offset, len);
+    }
+    let range_len = range.len_in(len?);
+    estimated_file_total(done, offset.saturating_sub(range.start), Some(range_len))
 }
 
 /// A CSV row deserialised straight into the text of a JSON object (on the CSV source's reader

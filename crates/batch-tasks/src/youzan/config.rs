@@ -5,10 +5,16 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::records::InputRange;
+use crate::youzan::api::{API_PARAMS, ApiParams, TokenSource};
 use crate::youzan::categories::Categories;
 use crate::youzan::enrich::YouzanProcessor;
 use crate::youzan::error::YouzanError;
 use crate::youzan::provinces::Provinces;
+
+/// Every param the kind reads (`input_range` is set by the kind's split on its partitions).
+const PARAMS: [&str; 7] =
+    ["input", "output", "dead_letter", "dead_letters", "rules", "provinces", "input_range"];
 
 /// The params of a `youzan_order` task (a JSON object).
 ///
@@ -44,6 +50,13 @@ pub struct YouzanParams {
     /// A provinces CSV file replacing the compiled-in `cn-provinces.csv`.
     #[serde(default)]
     pub provinces: Option<PathBuf>,
+    /// Only the lines of this part of `input` (a partition of a partitioned task: set by the
+    /// kind's split; `{"start": bytes, "line": n, "end": bytes}`).
+    #[serde(default)]
+    pub input_range: Option<InputRange>,
+    /// When `input` is the YouZan open API's base URL (`https://…`): what to list, and how.
+    #[serde(skip)]
+    pub api: Option<ApiParams>,
 }
 
 impl YouzanParams {
@@ -77,20 +90,50 @@ impl YouzanParams {
                 Some(_) => return Err(invalid(name, "must be a path (a string)")),
             }
         }
-        if let Some(unknown) = object.keys().find(|key| {
-            !["input", "output", "dead_letter", "dead_letters", "rules", "provinces"].contains(&key.as_str())
-        }) {
+        if let Some(range) = object.get("input_range").filter(|value| !value.is_null()) {
+            let range = InputRange::deserialize(range).map_err(|error| {
+                invalid(
+                    "input_range",
+                    format!("must be {{\"start\": bytes, \"line\": n, \"end\": bytes}}: {error}"),
+                )
+            })?;
+            range.check().map_err(|reason| invalid("input_range", reason))?;
+        }
+        if let Some(unknown) =
+            object.keys().find(|key| !PARAMS.contains(&key.as_str()) && !API_PARAMS.contains(&key.as_str()))
+        {
             return Err(invalid(unknown, "is not a parameter of youzan_order"));
         }
+        let input = object.get("input").and_then(serde_json::Value::as_str).unwrap_or_default();
+        let api = if ApiParams::is_api(input) {
+            if object.get("input_range").is_some_and(|value| !value.is_null()) {
+                return Err(invalid("input_range", "applies to a file input, not to the YouZan API"));
+            }
+            Some(ApiParams::from_params(input, object)?)
+        } else {
+            if let Some(name) =
+                API_PARAMS.iter().find(|name| object.get(**name).is_some_and(|value| !value.is_null()))
+            {
+                return Err(invalid(
+                    name,
+                    "applies only when input is the YouZan open API (an https:// URL such as https://open.youzan.com)",
+                ));
+            }
+            None
+        };
         let mut object = object.clone();
         if let Some(alias) = object.remove("dead_letters") {
             object.insert("dead_letter".to_owned(), alias);
         }
-        if object.get("dead_letter").is_none_or(serde_json::Value::is_null) {
-            object.remove("dead_letter");
+        for name in ["dead_letter", "input_range"] {
+            if object.get(name).is_some_and(serde_json::Value::is_null) {
+                object.remove(name);
+            }
         }
+        object.retain(|key, _| PARAMS.contains(&key.as_str()));
         let mut params = YouzanParams::deserialize(serde_json::Value::Object(object))
             .map_err(|error| invalid("params", error.to_string()))?;
+        params.api = api;
         if params.dead_letter.as_os_str().is_empty() {
             params.dead_letter = crate::records::dead_letters_beside(&params.output);
         }
@@ -103,10 +146,18 @@ impl YouzanParams {
         Ok(params)
     }
 
-    /// Checks the files when the task is created: `input` is a readable file, the folders of
-    /// `output` and `dead_letter` exist. The error names the param.
+    /// Checks the files when the task is created: `input` is a readable file (or, for the API,
+    /// `token_file` is), the folders of `output` and `dead_letter` exist. The error names the param.
     pub fn check_files(&self) -> Result<(), YouzanError> {
-        crate::records::check_input_file(&self.input).map_err(|reason| invalid("input", reason))?;
+        match &self.api {
+            None => {
+                crate::records::check_input_file(&self.input).map_err(|reason| invalid("input", reason))?
+            }
+            Some(ApiParams { token: TokenSource::File(path), .. }) => {
+                crate::records::check_input_file(path).map_err(|reason| invalid("token_file", reason))?;
+            }
+            Some(_) => {}
+        }
         crate::records::check_output_folder(&self.output).map_err(|reason| invalid("output", reason))?;
         crate::records::check_output_folder(&self.dead_letter)
             .map_err(|reason| invalid("dead_letter", reason))

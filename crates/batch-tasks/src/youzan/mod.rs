@@ -9,7 +9,8 @@
 //! [`EnrichedOrder`] as a JSON line and each [`YouzanIssue`] as a dead letter (`VALIDATION_ERROR`,
 //! the field named), and keeps the [`Summary`] in its checkpoints ([`Summary::add`],
 //! [`Summary::add_invalid`]; summaries of parts [`merge`](Summary::merge)). [`YouzanParams`] reads
-//! the task's params and loads the tables they name.
+//! the task's params and loads the tables they name. The input is a file, or the YouZan open API
+//! (`input` = its base URL, [`ApiParams`]; the HTTP client behind the `youzan-api` feature).
 //!
 //! ```
 //! use batch_tasks::youzan::{Summary, YouzanProcessor};
@@ -61,6 +62,7 @@
 //! - **Issues** report the first broken rule in the order of `FORMAT.md`'s list (see
 //!   [`YouzanProcessor::process_line`]).
 
+mod api;
 mod categories;
 mod config;
 mod enrich;
@@ -77,6 +79,9 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "youzan-api")]
+pub use api::YouzanApiInput;
+pub use api::{ApiCursor, ApiParams, TokenSource};
 pub use categories::{Categories, CategoryId, MatchField};
 pub use config::YouzanParams;
 pub use enrich::{EnrichedItem, EnrichedOrder, YouzanProcessor};

@@ -2,4 +2,7 @@
 
 #![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 
+mod partitions;
 mod youzan;
+#[cfg(feature = "youzan-api")]
+mod youzan_api;

@@ -358,3 +358,25 @@ proptest! {
         }
     }
 }
+
+/// Without the `youzan-api` feature, a task naming the API is refused when it is created.
+#[cfg(not(feature = "youzan-api"))]
+#[test]
+fn the_api_input_needs_the_youzan_api_feature() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token.txt");
+    std::fs::write(&token, "secret").unwrap();
+    let params = serde_json::json!({
+        "input": "https://open.youzan.com",
+        "output": dir.path().join("out.jsonl"),
+        "token_file": token,
+        "start_created": "2024-01-01 00:00:00",
+        "end_created": "2024-01-02 00:00:00",
+    });
+    let error = YouzanOrderKind::default().validate(&params, &BatchConfig::default()).unwrap_err();
+    assert_eq!(
+        (error.code, &error.details["param"]),
+        (ErrorCode::ConfigurationError, &serde_json::json!("input"))
+    );
+    assert!(error.message.contains("needs batch-tasks built with its youzan-api feature"), "{error}");
+}

@@ -46,6 +46,7 @@ const KEEP_BUFFER_CAPACITY: usize = 1024 * 1024;
 pub struct CsvSource<T> {
     path: PathBuf,
     start: FilePosition,
+    end: u64,
     options: CsvScanOptions,
     marker: PhantomData<fn() -> T>,
 }
@@ -55,6 +56,7 @@ impl<T> fmt::Debug for CsvSource<T> {
         f.debug_struct("CsvSource")
             .field("path", &self.path)
             .field("start", &self.start)
+            .field("end", &self.end)
             .field("has_headers", &self.options.has_headers)
             .field("delimiter", &char::from(self.options.delimiter))
             .field("max_record_len", &self.options.max_record_len)
@@ -67,6 +69,7 @@ impl<T> Clone for CsvSource<T> {
         CsvSource {
             path: self.path.clone(),
             start: self.start,
+            end: self.end,
             options: self.options.clone(),
             marker: PhantomData,
         }
@@ -108,6 +111,7 @@ pub fn csv<T: DeserializeOwned + Send + 'static>(path: impl Into<PathBuf>) -> Cs
     CsvSource {
         path: path.into(),
         start: FilePosition::START,
+        end: u64::MAX,
         options: CsvScanOptions::default(),
         marker: PhantomData,
     }
@@ -139,6 +143,29 @@ impl<T> CsvSource<T> {
     /// ```
     pub fn start_at(mut self, position: FilePosition) -> Self {
         self.start = position;
+        self
+    }
+
+    /// Ends the source before the first record that starts at or after byte `offset`, which should
+    /// be a record's [`end`](Record::end) (so that consecutive ranges read every record once): one
+    /// range of a file split into parts. The header row is still read from the start.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use pump_core::prelude::*;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("notes.csv");
+    /// std::fs::write(&path, "id,note\n1,\"two\nlines\"\n2,plain\n").unwrap();
+    /// let all = source::csv::<(u32, String)>(&path).to(sink::collect()).run().await.unwrap();
+    /// let boundary = all.value[0].as_ref().unwrap().end;
+    /// let second = source::csv::<(u32, String)>(&path).start_at(boundary).to(sink::collect()).run().await.unwrap();
+    /// let first = source::csv::<(u32, String)>(&path).end_at(boundary.offset).to(sink::collect()).run().await.unwrap();
+    /// assert_eq!(first.value.len() + second.value.len(), 2);
+    /// assert_eq!(second.value[0].as_ref().unwrap().line, 4);
+    /// # }
+    /// ```
+    pub fn end_at(mut self, offset: u64) -> Self {
+        self.end = offset;
         self
     }
 
@@ -227,7 +254,7 @@ fn read_csv<T: DeserializeOwned + Send + 'static>(
     scanner.seek(options.start).map_err(|error| error.source)?;
     let headers = scanner.headers.clone();
     let mut expected_fields = headers.as_ref().map(ByteRecord::len);
-    while chunks.ready() {
+    while scanner.position().offset < options.end && chunks.ready() {
         let Some(scanned) = scanner.next_record().map_err(|error| error.source)? else {
             break;
         };

@@ -626,10 +626,12 @@ impl LineScanner {
 }
 
 /// Reads line-per-record files: each non-blank line is parsed by `parse` (which returns the value or
-/// the reason it was rejected) and pushed as a record or a record error.
+/// the reason it was rejected) and pushed as a record or a record error, up to the first line that
+/// starts at or after byte `end`.
 pub(crate) fn read_line_records<T: Send + 'static>(
     path: &Path,
     start: FilePosition,
+    end: u64,
     max_len: usize,
     is_blank: fn(&[u8]) -> bool,
     mut parse: impl FnMut(&[u8]) -> Result<T, String>,
@@ -637,7 +639,7 @@ pub(crate) fn read_line_records<T: Send + 'static>(
 ) -> io::Result<()> {
     let mut lines = LineReader::open(path, start)?;
     let mut buffer = Vec::new();
-    while chunks.ready() {
+    while lines.position().offset < end && chunks.ready() {
         let Some(line) = lines.next_line(&mut buffer, max_len)? else {
             break;
         };
@@ -680,6 +682,7 @@ pub(crate) fn open_records<T: Send + 'static>(
 pub struct TextLinesSource {
     path: PathBuf,
     start: FilePosition,
+    end: u64,
     max_record_len: usize,
     keep_blank_lines: bool,
 }
@@ -704,6 +707,7 @@ pub fn text_lines(path: impl Into<PathBuf>) -> TextLinesSource {
     TextLinesSource {
         path: path.into(),
         start: FilePosition::START,
+        end: u64::MAX,
         max_record_len: DEFAULT_MAX_RECORD_LEN,
         keep_blank_lines: false,
     }
@@ -732,6 +736,33 @@ impl TextLinesSource {
     /// ```
     pub fn start_at(mut self, position: FilePosition) -> Self {
         self.start = position;
+        self
+    }
+
+    /// Ends the source before the first line that starts at or after byte `offset` (a line start
+    /// itself, so that consecutive ranges `start_at(a).end_at(b)`, `start_at(b)...` read every line
+    /// once): one range of a file split into parts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use pump_core::prelude::*;
+    /// use pump_core::source::FilePosition;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "a\nb\nc\n").unwrap();
+    /// let middle = source::text_lines(&path)
+    ///     .start_at(FilePosition { offset: 2, line: 2 })
+    ///     .end_at(4)
+    ///     .to(sink::collect())
+    ///     .run()
+    ///     .await
+    ///     .unwrap();
+    /// let values: Vec<(u64, String)> = middle.value.into_iter().map(|r| r.unwrap()).map(|r| (r.line, r.value)).collect();
+    /// assert_eq!(values, [(2, "b".to_owned())]);
+    /// # }
+    /// ```
+    pub fn end_at(mut self, offset: u64) -> Self {
+        self.end = offset;
         self
     }
 
@@ -781,11 +812,11 @@ impl Source for TextLinesSource {
     type Stream = SourceStage<RecordStream<String>>;
 
     fn open(self, ctx: &StageContext) -> Self::Stream {
-        let TextLinesSource { path, start, max_record_len, keep_blank_lines } = self;
+        let TextLinesSource { path, start, end, max_record_len, keep_blank_lines } = self;
         let job_path = path.clone();
         let is_blank: fn(&[u8]) -> bool = if keep_blank_lines { |_| false } else { <[u8]>::is_empty };
         let job: ReadJob<Self::Item> = Box::new(move |chunks| {
-            read_line_records(&job_path, start, max_record_len, is_blank, parse_text, chunks)
+            read_line_records(&job_path, start, end, max_record_len, is_blank, parse_text, chunks)
         });
         open_records(ctx, "text_lines", path, job)
     }

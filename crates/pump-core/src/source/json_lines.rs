@@ -128,7 +128,15 @@ impl<T: DeserializeOwned + Send + 'static> Source for JsonLinesSource<T> {
         let JsonLinesSource { path, start, max_record_len, marker: _ } = self;
         let job_path = path.clone();
         let job: ReadJob<Self::Item> = Box::new(move |chunks| {
-            file::read_line_records(&job_path, start, max_record_len, is_blank, parse_json::<T>, chunks)
+            file::read_line_records(
+                &job_path,
+                start,
+                u64::MAX,
+                max_record_len,
+                is_blank,
+                parse_json::<T>,
+                chunks,
+            )
         });
         file::open_records(ctx, "json_lines", path, job)
     }
