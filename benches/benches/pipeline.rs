@@ -25,6 +25,39 @@ fn nz(n: usize) -> NonZeroUsize {
 
 const W1_N: u64 = 1_000_000;
 
+/// The w1 workload with each stage a task, joined by bounded channels of `capacity`.
+async fn w1_channel_per_stage(capacity: usize) -> u64 {
+    let (source_tx, mut map_rx) = mpsc::channel::<u64>(capacity);
+    let (map_tx, mut filter_rx) = mpsc::channel::<u64>(capacity);
+    let (filter_tx, mut fold_rx) = mpsc::channel::<u64>(capacity);
+    tokio::spawn(async move {
+        for x in 0..W1_N {
+            if source_tx.send(x).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = map_rx.recv().await {
+            if map_tx.send(std::hint::black_box(x) * 2).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(x) = filter_rx.recv().await {
+            if x % 3 == 0 && filter_tx.send(x).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut sum = 0u64;
+    while let Some(x) = fold_rx.recv().await {
+        sum = sum.wrapping_add(x);
+    }
+    sum
+}
+
 fn w1_map_filter_fold(c: &mut Criterion) {
     let rt = runtime();
     let expected = w1_hand_loop(W1_N);
@@ -55,40 +88,16 @@ fn w1_map_filter_fold(c: &mut Criterion) {
     });
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(20));
-    group.bench_function("channel_per_stage", |b| {
-        b.to_async(&rt).iter(|| async {
-            // Each stage a task, joined by bounded channels of capacity 1.
-            let (source_tx, mut map_rx) = mpsc::channel::<u64>(1);
-            let (map_tx, mut filter_rx) = mpsc::channel::<u64>(1);
-            let (filter_tx, mut fold_rx) = mpsc::channel::<u64>(1);
-            tokio::spawn(async move {
-                for x in 0..W1_N {
-                    if source_tx.send(x).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                while let Some(x) = map_rx.recv().await {
-                    if map_tx.send(std::hint::black_box(x) * 2).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            tokio::spawn(async move {
-                while let Some(x) = filter_rx.recv().await {
-                    if x % 3 == 0 && filter_tx.send(x).await.is_err() {
-                        return;
-                    }
-                }
-            });
-            let mut sum = 0u64;
-            while let Some(x) = fold_rx.recv().await {
-                sum = sum.wrapping_add(x);
-            }
-            assert_eq!(sum, expected);
-        })
-    });
+    // The same pipeline as one task per stage joined by bounded channels: with capacity-1 channels
+    // (a hand-off per element) and with capacity-1024 channels (stages run ahead in bursts, the
+    // kindest setting for this design).
+    for capacity in [1, 1024] {
+        group.bench_function(BenchmarkId::new("channel_per_stage", format!("capacity_{capacity}")), |b| {
+            b.to_async(&rt).iter(|| async {
+                assert_eq!(w1_channel_per_stage(capacity).await, expected);
+            })
+        });
+    }
     group.finish();
 }
 

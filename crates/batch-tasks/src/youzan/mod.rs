@@ -1,4 +1,4 @@
-//! The `youzan_order` task kind's logic: YouZan (有赞) trade records (`data/youzan/FORMAT.md`) parsed,
+//! The `youzan_order` task kind's logic: YouZan (有赞) trade records (`docs/youzan-format.md`) parsed,
 //! validated, enriched with region and product categories, and summed with exact money.
 //!
 //! # The seam
@@ -34,7 +34,7 @@
 //! assert_eq!(summary.categories["家居日用"].orders, 1);
 //! ```
 //!
-//! # Decisions where `FORMAT.md` leaves room
+//! # Decisions where the format leaves room
 //!
 //! - **Which fields are required.** The validation rules name `order_info`, `pay_info`, `orders`,
 //!   `tid`, `status`, `created`, the money fields and each line item's `title` and `num`. Of the money
@@ -59,7 +59,7 @@
 //! - **Province names** are compared after trimming surrounding whitespace; `areaCode` may be a
 //!   six-digit string or integer. Tid uniqueness is not checked (it would need state across records
 //!   and chunks).
-//! - **Issues** report the first broken rule in the order of `FORMAT.md`'s list (see
+//! - **Issues** report the first broken rule in the order of the format's list (see
 //!   [`YouzanProcessor::process_line`]).
 
 mod api;
