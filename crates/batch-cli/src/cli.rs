@@ -20,7 +20,8 @@ use clap::{ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 #[command(name = "batch", version, about, long_about)]
 pub(crate) struct Cli {
     /// The task store's address: a SQLite file (created by the commands that run tasks; the others
-    /// need it to exist). A postgres:// URL is recognised but not built in yet.
+    /// need it to exist; one host), or a postgres:// or postgresql:// URL of a PostgreSQL database
+    /// shared by workers on many machines (its schema `batch` is created on first use).
     #[arg(long, global = true, value_name = "ADDRESS", env = "BATCH_DB", default_value = "batch.db")]
     pub(crate) db: String,
     /// How often progress is logged when stderr is not a terminal (a terminal gets live bars).

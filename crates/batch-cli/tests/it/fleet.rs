@@ -24,6 +24,8 @@ pub(crate) struct Fleet {
     pub(crate) db: String,
     /// On PostgreSQL: a client of the fleet's database, to read the store's audit trail.
     audit: Option<Audit>,
+    /// A PostgreSQL server of the fleet's own (to restart it), dropped last.
+    server: Option<batch_testkit::PgCluster>,
 }
 
 /// Reads `batch.task_events`, the PostgreSQL store's audit trail (one row per claim, checkpoint,
@@ -36,13 +38,13 @@ struct Audit {
 impl Audit {
     /// Per task: its events as `(event, epoch, worker)`, in the order they were committed.
     fn events(&self) -> BTreeMap<String, Vec<(String, i64, Option<String>)>> {
-        let rows = self
-            .runtime
-            .block_on(self.client.query(
-                "SELECT task_id::text, event, epoch, worker FROM batch.task_events ORDER BY id",
-                &[],
-            ))
-            .unwrap();
+        let rows =
+            self.runtime
+                .block_on(self.client.query(
+                    "SELECT task_id::text, event, epoch, worker FROM batch.task_events ORDER BY id",
+                    &[],
+                ))
+                .unwrap();
         let mut events: BTreeMap<String, Vec<(String, i64, Option<String>)>> = BTreeMap::new();
         for row in rows {
             events.entry(row.get(0)).or_default().push((row.get(1), row.get(2), row.get(3)));
@@ -64,7 +66,7 @@ impl Fleet {
     pub(crate) fn sqlite() -> Fleet {
         let sandbox = Sandbox::new();
         let db = sandbox.path("fleet.db").display().to_string();
-        Fleet { sandbox, db, audit: None }
+        Fleet { sandbox, db, audit: None, server: None }
     }
 
     /// A fleet on a fresh database of the test PostgreSQL server (`None`, said on stderr, when
@@ -75,7 +77,23 @@ impl Fleet {
         let database = runtime.block_on(cluster.create_database()).unwrap();
         let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
         let audit = Some(Audit { runtime, client });
-        Some(Fleet { sandbox: Sandbox::new(), db: database.url, audit })
+        Some(Fleet { sandbox: Sandbox::new(), db: database.url, audit, server: None })
+    }
+
+    /// A fleet on a PostgreSQL server of its own, which the test may stop and start again (`None`,
+    /// said on stderr, when PostgreSQL is not installed and not required).
+    pub(crate) fn postgres_own_server(test: &str) -> Option<Fleet> {
+        let server = match batch_testkit::PgCluster::start() {
+            Ok(server) => server,
+            Err(error) if error.is_not_installed() && !batch_testkit::pg_required() => {
+                eprintln!("skipped {test}: PostgreSQL is not installed ({error})");
+                return None;
+            }
+            Err(error) => panic!("cannot start PostgreSQL: {error}"),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let database = runtime.block_on(server.create_database()).unwrap();
+        Some(Fleet { sandbox: Sandbox::new(), db: database.url, audit: None, server: Some(server) })
     }
 
     /// `batch args... --db <the store>`, to its end.
@@ -256,6 +274,17 @@ fn reference(fleet: &Fleet, input: &str, batch_size: u32) -> (String, String) {
     let ran = reference.run(&all);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     (read(&fleet.sandbox.path("reference.jsonl")), read(&fleet.sandbox.path("reference.dead.jsonl")))
+}
+
+/// Runs `batch run kind args` uninterrupted on a store of its own; the task as `--json` prints it.
+fn reference_run(kind: &str, args: &[String]) -> Value {
+    let reference = Sandbox::new();
+    let mut all = vec!["run", kind];
+    all.extend(strs(args));
+    all.extend(["--db", "reference.db", "--json"]);
+    let ran = reference.run(&all);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    ran.json()
 }
 
 fn output_of(fleet: &Fleet, name: &str) -> (String, String) {
@@ -504,6 +533,121 @@ impl Scenarios {
         assert!(refused.stderr.starts_with("error: INVALID_STATE: "), "{}", refused.stderr);
     }
 
+    /// One task in four partitions over two workers, one of them killed (SIGKILL) while it runs a
+    /// partition and replaced: the parent completes with the output, the dead letters and the result
+    /// of one uninterrupted, unpartitioned run, and the killed worker's partition was taken over.
+    /// `args` are the kind's options writing `name.jsonl` and `name.dead.jsonl`; `reference_args`
+    /// the same writing `reference.*`.
+    fn partitioned_with_a_kill_equals_one_run(
+        fleet: &Fleet,
+        kind: &str,
+        args: &[String],
+        reference_args: &[String],
+        name: &str,
+    ) {
+        let mut first = fleet.worker("first", 1);
+        let second = fleet.worker("second", 1);
+        let mut all = strs(args);
+        all.extend(["--partitions", "4"]);
+        let id = fleet.submit(kind, &all);
+        // A partition `first` runs, once it has committed some of its records.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let partition = loop {
+            let running = first.tasks_with("task claimed").into_iter().filter(|claimed| *claimed != id).find(
+                |claimed| {
+                    let task = fleet.show(claimed);
+                    task["status"] == "processing" && task["progress"]["processed"].as_u64() > Some(300)
+                },
+            );
+            if let Some(partition) = running {
+                break partition;
+            }
+            assert!(Instant::now() < deadline, "worker first never ran a partition: {:#?}", first.events());
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(fleet.show(&partition)["parent_id"], id.as_str());
+        first.signal(rustix::process::Signal::KILL);
+        assert_eq!(first.exit(), None, "killed");
+        let third = fleet.worker("third", 1);
+        let (code, document) = fleet.wait(&id);
+        assert_eq!((code, &document["status"]), (0, &Value::from("completed")), "{document}");
+        let taken_over = [&second, &third].iter().any(|worker| {
+            worker.events().iter().any(|event| {
+                event["message"] == "task claimed"
+                    && event["span"]["task_id"] == partition.as_str()
+                    && event["resumed"] == true
+            })
+        });
+        assert!(taken_over, "the killed worker's partition {partition} was resumed by another worker");
+        let reference = reference_run(kind, reference_args);
+        assert_eq!(output_of(fleet, name), output_of(fleet, "reference"), "byte-identical to one run");
+        assert_eq!(document["result"], reference["result"], "the same result as one run");
+        assert_eq!(document["progress"]["processed"], reference["progress"]["processed"]);
+        assert_eq!(document["progress"]["failed"], reference["progress"]["failed"]);
+    }
+
+    /// `youzan_order` (with invalid records) in four partitions over two workers with a kill.
+    pub(crate) fn a_partitioned_youzan_task_equals_one_run(fleet: &Fleet) {
+        fleet.sandbox.generate("youzan_order", 40_000, "trades.jsonl", &["--invalid-ratio", "0.05"]);
+        let args = youzan_args(fleet, "trades.jsonl", "split", 200);
+        let reference_args = youzan_args(fleet, "trades.jsonl", "reference", 200);
+        Self::partitioned_with_a_kill_equals_one_run(fleet, "youzan_order", &args, &reference_args, "split");
+    }
+
+    /// `batch_process` with a filter, de-duplication and a group-by (and malformed records) in four
+    /// partitions over two workers with a kill.
+    pub(crate) fn a_partitioned_batch_process_task_equals_one_run(fleet: &Fleet) {
+        fleet.sandbox.generate("batch_process", 40_000, "records.jsonl", &["--invalid-ratio", "0.02"]);
+        let args = |name: &str| {
+            let path = |file: String| fleet.sandbox.path(&file).display().to_string();
+            vec![
+                "--input".to_owned(),
+                path("records.jsonl".to_owned()),
+                "--output".to_owned(),
+                path(format!("{name}.jsonl")),
+                "--dead-letter".to_owned(),
+                path(format!("{name}.dead.jsonl")),
+                "--filter".to_owned(),
+                "amount >= 1000 && active == true".to_owned(),
+                "--dedup-key".to_owned(),
+                "id".to_owned(),
+                "--group-by".to_owned(),
+                "region,category".to_owned(),
+                "--aggregates".to_owned(),
+                "orders=count,total=sum:amount,largest=max:amount,avg:quantity".to_owned(),
+                "--batch-size".to_owned(),
+                "200".to_owned(),
+            ]
+        };
+        Self::partitioned_with_a_kill_equals_one_run(
+            fleet,
+            "batch_process",
+            &args("split"),
+            &args("reference"),
+            "split",
+        );
+    }
+
+    /// The PostgreSQL server restarted (fast shutdown: every connection dropped) while two workers
+    /// run a task: they reconnect and the task completes byte-identical to an uninterrupted run.
+    pub(crate) fn the_database_restarted_mid_run(fleet: &Fleet) {
+        let Some(server) = &fleet.server else { panic!("a fleet on a server of its own") };
+        fleet.sandbox.generate("youzan_order", 30_000, "trades.jsonl", &[]);
+        let args = youzan_args(fleet, "trades.jsonl", "restarted", 300);
+        let first = fleet.worker("first", 1);
+        let id = fleet.submit("youzan_order", &strs(&args));
+        claimed(&first, &id, false);
+        let _second = fleet.worker("second", 1);
+        fleet.wait_task(&id, Duration::from_secs(60), |task| {
+            task["progress"]["processed"].as_u64() > Some(2000)
+        });
+        server.stop(batch_testkit::StopMode::Fast).unwrap();
+        server.start_again().unwrap();
+        let (code, document) = fleet.wait(&id);
+        assert_eq!((code, &document["status"]), (0, &Value::from("completed")), "{document}");
+        assert_eq!(output_of(fleet, "restarted"), reference(fleet, "trades.jsonl", 300));
+    }
+
     /// A task submitted with `--json` prints itself; `tasks wait` exits as `run` would.
     pub(crate) fn submit_and_wait_exit_codes(fleet: &Fleet) {
         fleet.sandbox.generate("youzan_order", 300, "small.jsonl", &["--invalid-ratio", "0.5"]);
@@ -572,6 +716,20 @@ macro_rules! fleet_tests {
         }
 
         #[test]
+        fn a_partitioned_youzan_task_over_two_workers_with_a_kill_equals_one_run() {
+            if let Some(fleet) = $fleet {
+                crate::fleet::Scenarios::a_partitioned_youzan_task_equals_one_run(&fleet);
+            }
+        }
+
+        #[test]
+        fn a_partitioned_batch_process_task_over_two_workers_with_a_kill_equals_one_run() {
+            if let Some(fleet) = $fleet {
+                crate::fleet::Scenarios::a_partitioned_batch_process_task_equals_one_run(&fleet);
+            }
+        }
+
+        #[test]
         fn submit_json_and_wait_exit_codes() {
             if let Some(fleet) = $fleet {
                 crate::fleet::Scenarios::submit_and_wait_exit_codes(&fleet);
@@ -586,4 +744,11 @@ mod sqlite {
 
 mod postgres {
     fleet_tests!(crate::fleet::Fleet::postgres(module_path!()));
+
+    #[test]
+    fn the_server_restarted_mid_run_workers_reconnect_and_finish_byte_identical() {
+        if let Some(fleet) = crate::fleet::Fleet::postgres_own_server("the_server_restarted_mid_run") {
+            crate::fleet::Scenarios::the_database_restarted_mid_run(&fleet);
+        }
+    }
 }

@@ -3,7 +3,6 @@
 //! after a few lost leases without a checkpoint the task ends `failed` with a clear error instead of
 //! taking workers down forever, and the workers go on with other work.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, ErrorCode, TaskError, TaskStatus, TaskType};
 use batch_tasks::{JobContext, JobOutcome, Registry, TaskKind};
 
-/// Set in a child process: the store it works on.
+/// Set in a child process: the address of the store it works on (a SQLite path or a PostgreSQL URL).
 const CHILD_ENV: &str = "BATCH_MANAGER_QUARANTINE_CHILD";
 /// The child's test, as the test harness names it.
 const CHILD_TEST: &str = "quarantine::worker_that_crashes";
@@ -62,15 +61,24 @@ fn worker(store: Arc<dyn TaskStore>, name: &str) -> BatchManager {
 /// dies (the crashing kind aborts it) or the parent kills it. Without the variable it passes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_that_crashes() {
-    let Ok(db) = std::env::var(CHILD_ENV) else {
+    let Ok(address) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let store = SqliteStore::open(&db, SqliteOptions::default()).unwrap();
-    let manager = worker(Arc::new(store), &format!("child-{}", std::process::id()));
+    let manager = worker(open(&address).await, &format!("child-{}", std::process::id()));
     manager.run_worker().await.unwrap();
 }
 
-fn spawn_worker(db: &PathBuf) -> std::process::Child {
+/// The store at `address`: PostgreSQL for a `postgres://` URL, else a SQLite file.
+async fn open(address: &str) -> Arc<dyn TaskStore> {
+    #[cfg(feature = "postgres")]
+    if address.starts_with("postgres://") {
+        use batch_manager::store::postgres::{PgOptions, PgStore};
+        return Arc::new(PgStore::connect(address, PgOptions::default()).await.unwrap());
+    }
+    Arc::new(SqliteStore::open(address, SqliteOptions::default()).unwrap())
+}
+
+fn spawn_worker(db: &str) -> std::process::Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", CHILD_TEST, "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, db)
@@ -84,7 +92,21 @@ fn spawn_worker(db: &PathBuf) -> std::process::Child {
 async fn a_task_that_kills_its_worker_every_time_is_quarantined_and_the_fleet_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tasks.db");
-    let store: Arc<dyn TaskStore> = Arc::new(SqliteStore::open(&db, SqliteOptions::default()).unwrap());
+    quarantined_and_the_fleet_goes_on(&db.display().to_string()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_task_that_kills_its_worker_every_time_is_quarantined() {
+    let Some(cluster) = batch_testkit::shared_or_skip("quarantine on PostgreSQL") else { return };
+    let database = cluster.create_database().await.unwrap();
+    quarantined_and_the_fleet_goes_on(&database.url).await;
+}
+
+/// Worker processes on the store at `db` die of a poison task one after another until the store
+/// quarantines it; a surviving worker then runs the next task.
+async fn quarantined_and_the_fleet_goes_on(db: &str) {
+    let store = open(db).await;
     let submitter = worker(Arc::clone(&store), "submitter");
     let poison = submitter.create_task(CreateTaskRequest::new(crashing())).await.unwrap().id;
 
@@ -94,7 +116,7 @@ async fn a_task_that_kills_its_worker_every_time_is_quarantined_and_the_fleet_go
     let mut deaths = 0;
     let mut survivor = loop {
         assert!(Instant::now() < deadline, "the poison task was never quarantined ({deaths} deaths)");
-        let mut child = spawn_worker(&db);
+        let mut child = spawn_worker(db);
         let died = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 assert!(!status.success(), "a worker only ends by the crash here: {status}");
