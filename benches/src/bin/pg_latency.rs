@@ -194,8 +194,14 @@ impl Drop for Worker {
     }
 }
 
-fn batch_command(batch: &Path, db: &str, args: &[&str]) -> Result<String, Failure> {
-    let output = Command::new(batch).args(args).args(["--db", db]).output()?;
+/// `batch args... [--db db]`: its stdout.
+fn batch_command(batch: &Path, db: Option<&str>, args: &[&str]) -> Result<String, Failure> {
+    let mut command = Command::new(batch);
+    command.args(args);
+    if let Some(db) = db {
+        command.args(["--db", db]);
+    }
+    let output = command.output()?;
     if !output.status.success() {
         return Err(format!("batch {args:?}: {}", String::from_utf8_lossy(&output.stderr)).into());
     }
@@ -207,14 +213,14 @@ fn batch_command(batch: &Path, db: &str, args: &[&str]) -> Result<String, Failur
 fn takeover_times(batch: &Path, db: &str, dir: &Path, rounds: usize) -> Result<Vec<Duration>, Failure> {
     let input = dir.join("trades.jsonl");
     let input_text = input.display().to_string();
-    batch_command(batch, db, &["gen", "youzan_order", "--count", "400000", "--output", &input_text])?;
+    batch_command(batch, None, &["gen", "youzan_order", "--count", "400000", "--output", &input_text])?;
     let mut times = Vec::new();
     for round in 0..rounds {
         let mut first = Worker::start(batch, db, &format!("a{round}"))?;
         let output = dir.join(format!("out-{round}.jsonl")).display().to_string();
         let id = batch_command(
             batch,
-            db,
+            Some(db),
             &["submit", "youzan_order", "--input", &input_text, "--output", &output, "--batch-size", "500"],
         )?
         .trim()
@@ -225,7 +231,7 @@ fn takeover_times(batch: &Path, db: &str, dir: &Path, rounds: usize) -> Result<V
         let second = Worker::start(batch, db, &format!("b{round}"))?;
         loop {
             let shown: serde_json::Value =
-                serde_json::from_str(&batch_command(batch, db, &["tasks", "show", &id, "--json"])?)?;
+                serde_json::from_str(&batch_command(batch, Some(db), &["tasks", "show", &id, "--json"])?)?;
             if shown["progress"]["processed"].as_u64().unwrap_or(0) > 0 {
                 break;
             }
@@ -241,7 +247,7 @@ fn takeover_times(batch: &Path, db: &str, dir: &Path, rounds: usize) -> Result<V
                 && event["resumed"] == true
         })?;
         times.push(killed.elapsed());
-        batch_command(batch, db, &["tasks", "stop", &id])?;
+        batch_command(batch, Some(db), &["tasks", "stop", &id])?;
         drop(second);
         eprintln!("round {round}: {}", show(times[times.len() - 1]));
     }
