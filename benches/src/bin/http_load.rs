@@ -87,6 +87,9 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // With feature `youzan-api` anywhere in the build, reqwest is compiled with rustls and no crypto
+    // provider of its own (ring is ours, not its aws-lc-rs): even a plain-HTTP client needs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(settings.connections)

@@ -185,6 +185,9 @@ async fn main() {
         eprintln!("sse_fanout: cannot write {}: {error}", input.display());
         std::process::exit(1);
     }
+    // With feature `youzan-api` anywhere in the build, reqwest is compiled with rustls and no crypto
+    // provider of its own (ring is ours, not its aws-lc-rs): even a plain-HTTP client needs one.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client =
         match reqwest::Client::builder().no_proxy().pool_max_idle_per_host(settings.clients + 1).build() {
             Ok(client) => client,

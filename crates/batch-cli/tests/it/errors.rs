@@ -121,14 +121,19 @@ fn commands_that_read_refuse_a_missing_store_and_say_which_db_to_pass() {
 #[test]
 fn db_is_an_address_and_gen_refuses_it() {
     let sandbox = Sandbox::new();
+    // A PostgreSQL server that is not there: a storage error naming the server, not the password.
     let message = sandbox
-        .run(&["tasks", "list", "--db", "postgres://batch:s3cret@localhost/tasks"])
-        .one_error_line(2, "CONFIGURATION_ERROR");
-    assert!(message.contains("PostgreSQL store is not built into this batch command yet"), "{message}");
+        .run(&["tasks", "list", "--db", "postgres://batch:s3cret@127.0.0.1:1/tasks"])
+        .one_error_line(1, "STORAGE_ERROR");
+    assert!(message.contains("connection refused: is PostgreSQL running on 127.0.0.1:1"), "{message}");
     assert!(
-        message.contains("postgres://batch:***@localhost/tasks") && !message.contains("s3cret"),
+        message.contains("postgres://batch@127.0.0.1:1/tasks") && !message.contains("s3cret"),
         "{message}"
     );
+    let message = sandbox
+        .run(&["tasks", "list", "--db", "mysql://batch:s3cret@localhost/tasks"])
+        .one_error_line(2, "CONFIGURATION_ERROR");
+    assert!(message.contains("unknown store scheme mysql://") && !message.contains("s3cret"), "{message}");
     let message = sandbox
         .run(&["gen", "youzan_order", "--count", "5", "--output", "t.jsonl", "--db", "x.db"])
         .one_error_line(2, "CONFIGURATION_ERROR");

@@ -74,6 +74,9 @@ impl TestServer {
         let handle = tokio::spawn(server.run(async move {
             let _ = stopped.await;
         }));
+        // With feature `youzan-api` anywhere in the build, reqwest is compiled with rustls and no crypto
+        // provider of its own (ring is ours, not its aws-lc-rs): even a plain-HTTP client needs one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder().no_proxy().build().unwrap();
         TestServer { addr, client, data, dir, stop: Some(stop), handle: Some(handle) }
     }
