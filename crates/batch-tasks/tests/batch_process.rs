@@ -3,7 +3,7 @@
 //! CSV files read with pump-core's sources, and the kind end to end through the chunk runner
 //! (including a stop and a resume from its checkpoint).
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! ends with the very same model, bad rows land in the dead-letter file and are counted, the same
 //! seed gives the same bits whatever the concurrency, and bad params are refused by name.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,8 +1,6 @@
 //! Unit tests of the batch process kind: params checking, projection, de-duplication, aggregation
 //! and the stateful stages with their checkpoints.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
-
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};

@@ -1,8 +1,6 @@
 //! Hand-checked cases for every validation and enrichment rule of `FORMAT.md`, each through
 //! [`YouzanProcessor::process_line`] as a user's record would go.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
-
 use serde_json::{Value, json};
 
 use super::*;
