@@ -20,7 +20,7 @@ use batch_model::{
     BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType,
 };
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
-use batch_tasks::youzan::{Summary, YouzanOrderKind};
+use batch_tasks::youzan::{YouzanOrderKind, YouzanSummary};
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use criterion::{Criterion, SamplingMode, Throughput};
 use pump_core::CancellationToken;
@@ -78,7 +78,7 @@ fn task(input: &Path, dir: &Path, concurrency: u32) -> BatchTask {
 }
 
 /// Runs the kind on `task` to completion and returns its summary.
-async fn run_kind(kind: &YouzanOrderKind, task: &BatchTask) -> Summary {
+async fn run_kind(kind: &YouzanOrderKind, task: &BatchTask) -> YouzanSummary {
     let control: Arc<dyn JobControl> = Arc::new(MemoryControl::default());
     match or_panic(kind.run(JobContext::new(task.clone(), None, control)).await, "run the task") {
         JobOutcome::Completed { summary, .. } => {

@@ -184,7 +184,7 @@ pub use config::{
 };
 pub use dedup::{Dedup, DedupKey, DedupState, DedupSummary};
 pub use error::{BatchProcessError, FilterError, FilterErrorKind, RecordIssue};
-pub use expr::Filter;
+pub use expr::FilterExpr;
 pub use generator::{
     CATEGORIES, CSV_COLUMNS, Generated, Generator, GeneratorConfig, REGIONS, generate, write_csv,
     write_json_lines,

@@ -13,7 +13,7 @@ use batch_model::{
 use batch_tasks::records::DeadLetterRecord;
 use batch_tasks::youzan::generator::{GeneratedStats, GeneratorConfig, Malformation, generate};
 use batch_tasks::youzan::{
-    EnrichedOrder, Money, Summary, YouzanError, YouzanOrderKind, YouzanParams, YouzanProcessor,
+    EnrichedOrder, Money, YouzanError, YouzanOrderKind, YouzanParams, YouzanProcessor, YouzanSummary,
 };
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use proptest::prelude::*;
@@ -71,7 +71,7 @@ fn task(params: serde_json::Value, concurrency: u32, batch_size: u32) -> BatchTa
 }
 
 /// Runs the kind on `task` from `checkpoint`; returns the summary and the checkpoints committed.
-async fn run_kind(task: &BatchTask, checkpoint: Option<Checkpoint>) -> (Summary, Vec<Checkpoint>) {
+async fn run_kind(task: &BatchTask, checkpoint: Option<Checkpoint>) -> (YouzanSummary, Vec<Checkpoint>) {
     let kind = YouzanOrderKind::default();
     kind.validate(&task.params, &task.config).unwrap();
     let control = Arc::new(MemoryControl::default());
