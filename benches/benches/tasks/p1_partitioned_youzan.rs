@@ -20,7 +20,7 @@ use batch_manager::store::TaskStore;
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, TaskStatus, TaskType};
-use batch_tasks::youzan::Summary;
+use batch_tasks::youzan::YouzanSummary;
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
 use criterion::{Criterion, SamplingMode, Throughput};
 
