@@ -142,7 +142,7 @@ pub use dataset::MAX_RECORD_LEN;
 pub use engine::{MAX_CLASSES, MIN_EVALUATION_ROWS, MIN_TRAINING_ROWS};
 pub use error::{RowProblem, TrainError};
 pub use generator::{BLOB_SEPARATION, Generator, GeneratorConfig, LABEL};
-pub use model::{EpochMetrics, LinearModel, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo};
+pub use model::{EpochMetrics, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo};
 pub use scaler::Scaler;
 
 /// The `train` task kind. See the [module docs](self) for what a run does and how it resumes.

@@ -299,7 +299,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The kind's [`RecordJob`]: its files and the compiled tables.
 #[derive(Debug)]
-pub struct YouzanJob {
+pub(super) struct YouzanJob {
     input: PathBuf,
     output: PathBuf,
     dead_letter: PathBuf,
@@ -308,7 +308,7 @@ pub struct YouzanJob {
 
 impl YouzanJob {
     /// A job over these files with `processor`'s tables.
-    pub fn new(params: &YouzanParams, processor: YouzanProcessor) -> YouzanJob {
+    pub(super) fn new(params: &YouzanParams, processor: YouzanProcessor) -> YouzanJob {
         YouzanJob {
             input: params.input.clone(),
             output: params.output.clone(),

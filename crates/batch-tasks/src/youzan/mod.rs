@@ -5,7 +5,7 @@
 //!
 //! The per-record work is [`YouzanProcessor::process_line`]: pure, `&self`, thread-safe. The kind,
 //! [`YouzanOrderKind`], hands it to the standard chunk runner ([`crate::records`]) as a
-//! [`YouzanJob`]: the runner calls it on each line (`concurrency` at a time, in order), writes each
+//! [`RecordJob`](crate::records::RecordJob): the runner calls it on each line (`concurrency` at a time, in order), writes each
 //! [`EnrichedOrder`] as a JSON line and each [`YouzanIssue`] as a dead letter (`VALIDATION_ERROR`,
 //! the field named), and keeps the [`YouzanSummary`] in its checkpoints ([`YouzanSummary::add`],
 //! [`YouzanSummary::add_invalid`]; summaries of parts [`merge`](YouzanSummary::merge)). [`YouzanParams`] reads
@@ -86,7 +86,7 @@ pub use categories::{Categories, CategoryId, MatchField};
 pub use config::YouzanParams;
 pub use enrich::{EnrichedItem, EnrichedOrder, YouzanProcessor};
 pub use error::{IssueKind, YouzanError, YouzanIssue};
-pub use kind::{EnrichedLine, YouzanJob, YouzanOrderKind};
+pub use kind::YouzanOrderKind;
 pub use money::{Money, MoneyError};
 pub use provinces::{Province, Provinces, UNKNOWN_REGION};
 pub use summary::{Totals, YouzanSummary};

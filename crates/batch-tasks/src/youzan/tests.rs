@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::youzan::kind::EnrichedLine;
 
 /// A valid trade with every field the task reads, and some it does not.
 fn trade() -> Value {
