@@ -33,6 +33,19 @@ async fn run(kind: &dyn TaskKind, task: &BatchTask, epoch: u64) -> (Value, Progr
     }
 }
 
+/// The partitioned run's files (`many.*`) are byte for byte the single run's (`one.*`), and the
+/// partitions' files are gone.
+fn assert_merged_as_one_run(dir: &Path) {
+    for name in ["jsonl", "dead.jsonl"] {
+        let one = std::fs::read(dir.join(format!("one.{name}"))).unwrap();
+        assert!(one == std::fs::read(dir.join(format!("many.{name}"))).unwrap(), "{name}");
+    }
+    assert_eq!(
+        files_in(dir),
+        ["many.dead.jsonl", "many.jsonl", "one.dead.jsonl", "one.jsonl", "trades.jsonl"]
+    );
+}
+
 fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -86,14 +99,7 @@ async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it
     };
     assert_eq!(summary, one_result);
     assert_eq!(progress.done(), 3_000);
-    for name in ["jsonl", "dead.jsonl"] {
-        let one = std::fs::read(dir.path().join(format!("one.{name}"))).unwrap();
-        assert!(one == std::fs::read(dir.path().join(format!("many.{name}"))).unwrap(), "{name}");
-    }
-    assert_eq!(
-        files_in(dir.path()),
-        ["many.dead.jsonl", "many.jsonl", "one.dead.jsonl", "one.jsonl", "trades.jsonl"]
-    );
+    assert_merged_as_one_run(dir.path());
     let final_checkpoint = control.last_checkpoint().unwrap();
     assert_eq!(final_checkpoint.sink["final"], true);
     assert_eq!(final_checkpoint.sink["epoch"], 3);
@@ -113,14 +119,7 @@ async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it
     };
     assert_eq!(again, one_result);
     assert_eq!(control.checkpoints().len(), commits_before, "nothing more to commit");
-    for name in ["jsonl", "dead.jsonl"] {
-        let one = std::fs::read(dir.path().join(format!("one.{name}"))).unwrap();
-        assert!(one == std::fs::read(dir.path().join(format!("many.{name}"))).unwrap(), "{name}");
-    }
-    assert_eq!(
-        files_in(dir.path()),
-        ["many.dead.jsonl", "many.jsonl", "one.dead.jsonl", "one.jsonl", "trades.jsonl"]
-    );
+    assert_merged_as_one_run(dir.path());
 }
 
 #[tokio::test]
