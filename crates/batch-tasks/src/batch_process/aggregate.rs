@@ -15,8 +15,9 @@
 //! A group's key is the tuple of its `group_by` values (a field without a value is `null`), told
 //! apart by canonical JSON text (see [`key`]); groups come out sorted by that text. The
 //! number of groups is bounded by `max_groups`. [`GroupState`] is the groups as checkpoint state
-//! (decimals as strings, so nothing is lost), and [`GroupBy::merge`] combines the states of two
-//! parts of an input into the state of the whole.
+//! (decimals as strings, so nothing is lost). `GroupBy::merge` (compiled for the tests only: a
+//! partitioned run's merge recomputes the groups in input order instead) checks that the states of
+//! two parts of an input combine into the state of the whole.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
