@@ -20,7 +20,7 @@ use batch_manager::store::TaskStore;
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, TaskStatus, TaskType};
-use batch_tasks::youzan::Summary;
+use batch_tasks::youzan::YouzanSummary;
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
 use criterion::{Criterion, SamplingMode, Throughput};
 
@@ -57,7 +57,7 @@ async fn run_task(
     dir: &Path,
     concurrency: u32,
     partitions: u32,
-    expected: &Summary,
+    expected: &YouzanSummary,
 ) {
     let config = BatchConfig { batch_size: 1_000, concurrency, partitions, ..BatchConfig::default() };
     let params = serde_json::json!({
@@ -70,7 +70,8 @@ async fn run_task(
     let task = or_panic(manager.wait(&id).await, "wait for the task");
     assert_eq!(task.status, TaskStatus::Completed, "{:?}", task.error);
     let result = or_panic(manager.task_result(&id).await, "read the result").map(|record| record.result);
-    let summary: Summary = or_panic(serde_json::from_value(result.unwrap_or_default()), "read the summary");
+    let summary: YouzanSummary =
+        or_panic(serde_json::from_value(result.unwrap_or_default()), "read the summary");
     assert_eq!(&summary, expected);
 }
 

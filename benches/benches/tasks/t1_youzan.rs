@@ -16,14 +16,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType,
-};
+use batch_model::{BatchConfig, BatchTask, CreateTaskRequest, TaskId, TaskType};
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
-use batch_tasks::youzan::{Summary, YouzanOrderKind};
+use batch_tasks::youzan::{YouzanOrderKind, YouzanSummary};
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use criterion::{Criterion, SamplingMode, Throughput};
-use pump_core::CancellationToken;
 
 /// Trades per run.
 const TRADES: u64 = 200_000;
@@ -42,29 +40,6 @@ fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, what: &str) -> T {
     }
 }
 
-/// A job control that accepts every commit and never stops.
-#[derive(Default)]
-struct MemoryControl {
-    token: CancellationToken,
-}
-
-#[async_trait::async_trait]
-impl JobControl for MemoryControl {
-    async fn commit(&self, _checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
-        Ok(())
-    }
-
-    async fn report_progress(&self, _progress: Progress) {}
-
-    fn stop_requested(&self) -> bool {
-        false
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-}
-
 /// A `youzan_order` task over these files with this concurrency.
 fn task(input: &Path, dir: &Path, concurrency: u32) -> BatchTask {
     let params = serde_json::json!({
@@ -78,8 +53,8 @@ fn task(input: &Path, dir: &Path, concurrency: u32) -> BatchTask {
 }
 
 /// Runs the kind on `task` to completion and returns its summary.
-async fn run_kind(kind: &YouzanOrderKind, task: &BatchTask) -> Summary {
-    let control: Arc<dyn JobControl> = Arc::new(MemoryControl::default());
+async fn run_kind(kind: &YouzanOrderKind, task: &BatchTask) -> YouzanSummary {
+    let control: Arc<dyn JobControl> = Arc::new(MemoryControl::new());
     match or_panic(kind.run(JobContext::new(task.clone(), None, control)).await, "run the task") {
         JobOutcome::Completed { summary, .. } => {
             or_panic(serde_json::from_value(summary), "read the summary")

@@ -30,17 +30,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType,
-};
+use batch_model::{BatchConfig, BatchTask, CreateTaskRequest, TaskId, TaskType};
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::train::{Generator, GeneratorConfig, TrainKind};
-use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
+use batch_tasks::{JobContext, JobOutcome, TaskKind};
 use criterion::{Criterion, Throughput};
 use linfa::Dataset;
 use linfa::traits::{Fit, Predict};
 use linfa_logistic::{LogisticRegression, MultiLogisticRegression};
 use ndarray::{Array1, Array2};
-use tokio_util::sync::CancellationToken;
 
 /// Rows trained on.
 const ROWS: u64 = 100_000;
@@ -50,26 +48,6 @@ const TEST_ROWS: u64 = 20_000;
 
 /// Features per row.
 const FEATURES: usize = 20;
-
-/// A manager that commits nowhere and never stops the run.
-struct NoStore;
-
-#[async_trait::async_trait]
-impl JobControl for NoStore {
-    async fn commit(&self, _checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
-        Ok(())
-    }
-
-    async fn report_progress(&self, _progress: Progress) {}
-
-    fn stop_requested(&self) -> bool {
-        false
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        CancellationToken::new()
-    }
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -129,7 +107,7 @@ fn task(files: &Files, model_out: &Path) -> BatchTask {
 
 /// Runs the task to completion: its test accuracy and the epochs it ran.
 async fn train_once(task: BatchTask) -> (f64, u64) {
-    match TrainKind::new().run(JobContext::new(task, None, Arc::new(NoStore))).await {
+    match TrainKind::new().run(JobContext::new(task, None, Arc::new(MemoryControl::new()))).await {
         Ok(JobOutcome::Completed { summary, .. }) => {
             assert_eq!(summary["rows"]["train"].as_u64(), Some(ROWS));
             (summary["eval_accuracy"].as_f64().unwrap_or(0.0), summary["epochs_run"].as_u64().unwrap_or(0))

@@ -169,7 +169,6 @@ fn missing_store(db: &Path) -> anyhow::Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -104,7 +104,6 @@ impl ManagerError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use batch_model::BatchConfig;
 

@@ -407,7 +407,6 @@ impl From<&BatchTask> for TaskSummary {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

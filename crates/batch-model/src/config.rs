@@ -351,7 +351,6 @@ fn read_durability(object: &Map<String, Value>) -> Result<Option<Durability>, Mo
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -103,7 +103,6 @@ pub(crate) mod option {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use std::time::Duration;
 

@@ -322,7 +322,6 @@ impl From<&ModelError> for TaskError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -74,7 +74,6 @@ impl<'de> Deserialize<'de> for TaskId {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
     use crate::ErrorCode;

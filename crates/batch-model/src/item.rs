@@ -84,7 +84,6 @@ impl<T> BatchResult<T> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
     use crate::ErrorCode;

@@ -164,7 +164,6 @@ impl FromStr for TaskStatus {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

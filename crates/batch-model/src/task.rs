@@ -323,7 +323,6 @@ impl BatchTask {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use chrono::TimeDelta;
 

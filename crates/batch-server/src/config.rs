@@ -166,7 +166,6 @@ fn read_token(setting: &str, path: &Path) -> Result<String, ServerError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

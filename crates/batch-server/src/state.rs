@@ -148,7 +148,6 @@ impl AppState {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use std::sync::Arc;
 

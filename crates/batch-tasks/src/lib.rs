@@ -12,12 +12,17 @@
 //!
 //! [`batch_process`] holds the generic kind's logic: a filter language over JSON records, projection,
 //! de-duplication and exact group-by aggregates, with a seeded data generator.
+//!
+//! With the feature `testing`, the module `testing` holds the job control the workspace's tests and benches run
+//! kinds with, in memory.
 
 pub mod batch_process;
 mod builtin;
 mod kind;
 mod params;
 pub mod records;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod train;
 pub mod youzan;
 

@@ -456,7 +456,6 @@ impl KindDescription {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use serde_json::json;
 

@@ -3,29 +3,27 @@
 //! CSV files read with pump-core's sources, and the kind end to end through the chunk runner
 //! (including a stop and a resume from its checkpoint).
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, TaskError, TaskId, TaskType,
 };
 use batch_tasks::batch_process::{
     Admitted, BatchProcess, BatchProcessKind, CSV_COLUMNS, FieldPath, GeneratorConfig, REGIONS, csv_cells,
     generate, record_from_csv, write_csv, write_json_lines,
 };
 use batch_tasks::records::DeadLetterRecord;
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use proptest::prelude::*;
 use pump_core::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 /// The CSV form of a generated record, as a CSV source would read it back.
 fn as_csv_record(record: &Value) -> Value {
@@ -338,36 +336,6 @@ fn bad_params_are_configuration_errors_pointing_at_the_problem() {
     assert_eq!(TaskError::from(&error).details["param"], "aggregates");
 }
 
-/// A job control in memory: keeps every commit; requests a stop after checkpoint `stop_after`.
-#[derive(Default)]
-struct MemoryControl {
-    commits: Mutex<Vec<Checkpoint>>,
-    stop_after: Option<u64>,
-    stop: AtomicBool,
-    token: CancellationToken,
-}
-
-#[async_trait]
-impl JobControl for MemoryControl {
-    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
-        if self.stop_after == Some(checkpoint.sequence) {
-            self.stop.store(true, Ordering::SeqCst);
-        }
-        self.commits.lock().unwrap().push(checkpoint);
-        Ok(())
-    }
-
-    async fn report_progress(&self, _progress: Progress) {}
-
-    fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-}
-
 /// Runs the kind on `params` through the chunk runner, from `checkpoint`: the outcome and the
 /// control (with its commits).
 async fn run_kind(
@@ -381,7 +349,7 @@ async fn run_kind(
     let request =
         CreateTaskRequest::new(TaskType::BatchProcess).with_config(config).with_params(params.clone());
     let task = BatchTask::new(TaskId::new(), request, chrono::Utc::now()).unwrap();
-    let control = Arc::new(MemoryControl { stop_after, ..MemoryControl::default() });
+    let control = Arc::new(stop_after.map_or_else(MemoryControl::new, MemoryControl::stopping_after));
     let context = JobContext::new(task, checkpoint, Arc::clone(&control) as Arc<dyn JobControl>);
     (kind.run(context).await, control)
 }
@@ -413,7 +381,7 @@ async fn the_kind_projects_and_dedups_a_json_lines_file_through_the_runner() {
     assert_eq!(summary, json!({ "dedup": { "distinct_keys": expected.len(), "duplicates": duplicates } }));
     assert!(!dir.path().join("out.jsonl.keys").exists(), "the key log goes when the task completes");
     assert_rows(&json_lines_of(&output), &expected);
-    let last = control.commits.lock().unwrap().last().cloned().unwrap();
+    let last = control.last_checkpoint().unwrap();
     assert_eq!(last.counters.processed, expected.len() as u64);
     assert_eq!(last.counters.skipped, (generated.len() - expected.len()) as u64);
     assert_eq!(last.counters.failed, 0);
@@ -451,14 +419,14 @@ async fn the_kind_aggregates_a_csv_file_and_resumes_after_a_stop_to_the_same_res
     assert_eq!(dead_letters.len(), expected_failed);
     assert!(dead_letters.iter().all(|letter| letter.code == ErrorCode::ValidationError));
     assert!(dead_letters.iter().any(|letter| letter.field.as_deref() == Some("amount")));
-    let last = control.commits.lock().unwrap().last().cloned().unwrap();
+    let last = control.last_checkpoint().unwrap();
     assert_eq!(last.counters.failed, expected_failed as u64);
 
     // Stop after the second checkpoint, then resume from it: same output, same groups.
     std::fs::remove_file(&output).unwrap();
     let (stopped, control) = run_kind(&params, None, Some(2)).await;
     assert_eq!(stopped.unwrap(), JobOutcome::Stopped);
-    let checkpoint = control.commits.lock().unwrap().last().cloned().unwrap();
+    let checkpoint = control.last_checkpoint().unwrap();
     assert_eq!(checkpoint.sequence, 2);
     assert!(
         checkpoint.state["grouping"]["groups"]["groups"].as_array().is_some_and(|groups| !groups.is_empty())
@@ -486,7 +454,7 @@ async fn the_kind_fails_fast_on_too_many_dedup_keys_and_reads_bad_lines_as_dead_
     let error = outcome.unwrap_err();
     assert_eq!(error.code, ErrorCode::ConfigurationError);
     assert_eq!(error.message, "dedup_key: more than 1 distinct keys; raise dedup_max_keys");
-    assert!(control.commits.lock().unwrap().is_empty());
+    assert!(control.checkpoints().is_empty());
 
     let params = json!({ "input": input, "output": dir.path().join("out.jsonl"), "dedup_key": "id" });
     let (outcome, _) = run_kind(&params, None, None).await;
@@ -548,7 +516,7 @@ async fn quoted_multi_line_csv_fields_are_deduplicated_and_grouped_like_a_hand_c
     // A3's amount is not a number; A5's row has three fields under a header of four.
     assert_eq!(reasons, [(6, Some("amount")), (11, None)]);
     assert_eq!(dead[1].message, "found 3 fields, expected 4");
-    let last = control.commits.lock().unwrap().last().cloned().unwrap();
+    let last = control.last_checkpoint().unwrap();
     assert_eq!((last.counters.processed, last.counters.skipped, last.counters.failed), (3, 1, 2));
     assert_eq!(last.sink["final"], true, "the group rows are committed by a final checkpoint");
 }

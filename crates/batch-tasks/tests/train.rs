@@ -3,88 +3,18 @@
 //! ends with the very same model, bad rows land in the dead-letter file and are counted, the same
 //! seed gives the same bits whatever the concurrency, and bad params are refused by name.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use batch_model::{
     BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
 };
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::train::{DataFormat, Generator, GeneratorConfig, TrainKind, TrainedModel};
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
-
-// ---------------------------------------------------------------------------------------------------
-// An in-memory manager: records checkpoints as a store would (through JSON text), can request a stop
-// after some commits, and can "kill" the run at a commit.
-
-#[derive(Default)]
-struct Recorder {
-    checkpoints: Mutex<Vec<Checkpoint>>,
-    progress: Mutex<Vec<Progress>>,
-    commits: AtomicU64,
-    /// The commit (counting from 1) during which the process "dies": it is not recorded and never
-    /// returns.
-    kill_at: Option<u64>,
-    /// A stop is requested once this many commits are recorded.
-    stop_after: Option<u64>,
-    killed: Notify,
-    cancellation: CancellationToken,
-}
-
-impl Recorder {
-    fn new() -> Arc<Recorder> {
-        Arc::new(Recorder::default())
-    }
-
-    fn killing_at(commit: u64) -> Arc<Recorder> {
-        Arc::new(Recorder { kill_at: Some(commit), ..Recorder::default() })
-    }
-
-    fn stopping_after(commits: u64) -> Arc<Recorder> {
-        Arc::new(Recorder { stop_after: Some(commits), ..Recorder::default() })
-    }
-
-    fn checkpoints(&self) -> Vec<Checkpoint> {
-        self.checkpoints.lock().unwrap().clone()
-    }
-
-    fn last_checkpoint(&self) -> Option<Checkpoint> {
-        self.checkpoints.lock().unwrap().last().cloned()
-    }
-}
-
-#[async_trait::async_trait]
-impl JobControl for Recorder {
-    async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError> {
-        let commit = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.kill_at == Some(commit) {
-            self.killed.notify_one();
-            std::future::pending::<()>().await;
-        }
-        // A store keeps JSON text: what a resumed run gets back has been through it.
-        let text = serde_json::to_string(&checkpoint).unwrap();
-        self.checkpoints.lock().unwrap().push(serde_json::from_str(&text).unwrap());
-        self.progress.lock().unwrap().push(progress);
-        Ok(())
-    }
-
-    async fn report_progress(&self, progress: Progress) {
-        self.progress.lock().unwrap().push(progress);
-    }
-
-    fn stop_requested(&self) -> bool {
-        self.stop_after.is_some_and(|after| self.commits.load(Ordering::SeqCst) >= after)
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        self.cancellation.clone()
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Helpers.
@@ -102,14 +32,14 @@ async fn run(
     params: &Value,
     config: &BatchConfig,
     checkpoint: Option<Checkpoint>,
-    control: Arc<Recorder>,
+    control: Arc<MemoryControl>,
 ) -> Result<JobOutcome, TaskError> {
     TrainKind::new().run(JobContext::new(task(params.clone(), config.clone()), checkpoint, control)).await
 }
 
 /// Runs to completion and returns the summary.
-async fn complete(params: &Value, config: &BatchConfig) -> (Value, Arc<Recorder>) {
-    let recorder = Recorder::new();
+async fn complete(params: &Value, config: &BatchConfig) -> (Value, Arc<MemoryControl>) {
+    let recorder = Arc::new(MemoryControl::new());
     match run(params, config, None, Arc::clone(&recorder)).await {
         Ok(JobOutcome::Completed { summary, .. }) => (summary, recorder),
         other => panic!("expected a completed run, got {other:?}"),
@@ -117,13 +47,13 @@ async fn complete(params: &Value, config: &BatchConfig) -> (Value, Arc<Recorder>
 }
 
 /// Runs until the `commit`-th commit, where the process dies; returns what the manager recorded.
-async fn kill_at(params: &Value, config: &BatchConfig, commit: u64) -> Arc<Recorder> {
-    let recorder = Recorder::killing_at(commit);
+async fn kill_at(params: &Value, config: &BatchConfig, commit: u64) -> Arc<MemoryControl> {
+    let recorder = Arc::new(MemoryControl::hanging_at(commit));
     let context =
         JobContext::new(task(params.clone(), config.clone()), None, recorder.clone() as Arc<dyn JobControl>);
     let mut handle = tokio::spawn(async move { TrainKind::new().run(context).await });
     tokio::select! {
-        () = recorder.killed.notified() => handle.abort(),
+        () = recorder.hung() => handle.abort(),
         finished = &mut handle => panic!("the run ended before commit {commit}: {finished:?}"),
     }
     assert!(handle.await.unwrap_err().is_cancelled());
@@ -290,7 +220,7 @@ async fn a_run_killed_after_any_checkpoint_resumes_to_the_same_model() {
 
         // The resumed run may use other threads: the result does not depend on them.
         let resumed_config = BatchConfig { concurrency: 3, ..config.clone() };
-        let recorder = Recorder::new();
+        let recorder = Arc::new(MemoryControl::new());
         let outcome = run(&params, &resumed_config, checkpoint, Arc::clone(&recorder)).await.unwrap();
         let JobOutcome::Completed { summary, .. } = outcome else { panic!("{outcome:?}") };
         if let Some(first) = recorder.checkpoints().first() {
@@ -320,7 +250,7 @@ async fn a_stop_commits_and_a_resume_finishes_the_same_model() {
     let mut stops = 0;
     // Stop after every 7 commits until the task completes.
     loop {
-        let recorder = Recorder::stopping_after(7);
+        let recorder = Arc::new(MemoryControl::stopping_after(7));
         match run(&params, &config, checkpoint.clone(), Arc::clone(&recorder)).await.unwrap() {
             JobOutcome::Stopped => {
                 stops += 1;
@@ -345,7 +275,9 @@ async fn a_checkpoint_of_other_params_is_refused() {
     let killed = kill_at(&params, &config(16), 3).await;
     let mut changed = params.clone();
     changed["seed"] = json!(100);
-    let error = run(&changed, &config(16), killed.last_checkpoint(), Recorder::new()).await.unwrap_err();
+    let error = run(&changed, &config(16), killed.last_checkpoint(), Arc::new(MemoryControl::new()))
+        .await
+        .unwrap_err();
     assert_eq!(error.code, ErrorCode::InvalidState);
     assert!(error.message.contains("seed changed"), "{}", error.message);
 }
@@ -354,10 +286,10 @@ async fn a_checkpoint_of_other_params_is_refused() {
 async fn progress_counts_rows_per_pass_and_tells_the_epoch_and_loss() {
     let dir = tempfile::tempdir().unwrap();
     let params = resumable_task(dir.path(), "progress");
-    let recorder = Recorder::new();
+    let recorder = Arc::new(MemoryControl::new());
     let outcome = run(&params, &config(16), None, Arc::clone(&recorder)).await.unwrap();
     let JobOutcome::Completed { summary, progress: last } = outcome else { panic!("{outcome:?}") };
-    let progress = recorder.progress.lock().unwrap().clone();
+    let progress = recorder.progress();
     let message = |progress: &Progress| progress.message.clone().unwrap();
     let rows = &summary["rows"];
     let (input, train, holdout, bad) = (
@@ -406,8 +338,8 @@ async fn progress_counts_rows_per_pass_and_tells_the_epoch_and_loss() {
 #[tokio::test]
 async fn a_cancelled_run_fails_as_cancelled_without_committing() {
     let dir = tempfile::tempdir().unwrap();
-    let recorder = Recorder::new();
-    recorder.cancellation.cancel();
+    let recorder = Arc::new(MemoryControl::new());
+    recorder.cancellation_token().cancel();
     let error = run(&resumable_task(dir.path(), "cancelled"), &config(16), None, Arc::clone(&recorder))
         .await
         .unwrap_err();
@@ -506,7 +438,7 @@ async fn a_quote_left_open_is_dead_lettered_naming_where_it_opened() {
     broken = lines.iter().map(|line| (*line).to_owned()).collect();
     broken[4] = broken[4].replacen(',', ",\"", 1);
     std::fs::write(&input, broken.join("\n") + "\n").unwrap();
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ValidationError);
     assert_eq!(error.details["purpose"], "train on");
     assert!(
@@ -526,7 +458,7 @@ async fn too_few_rows_to_measure_accuracy_on_fail_the_task() {
     )
     .unwrap();
     let params = json!({ "input": iris(), "label": "species", "model_out": dir.path().join("m.json"), "eval_input": eval });
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ValidationError);
     assert!(
         error.message.ends_with("has 1 usable row(s) to evaluate on (0 bad); at least 10 are needed"),
@@ -541,7 +473,7 @@ async fn too_few_rows_to_measure_accuracy_on_fail_the_task() {
     let picked: Vec<&str> = std::iter::once(rows[0]).chain(rows[1..].iter().step_by(5).copied()).collect();
     std::fs::write(&small, picked.join("\n") + "\n").unwrap();
     let params = json!({ "input": small, "label": "species", "model_out": dir.path().join("m.json") });
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ValidationError);
     assert_eq!(error.details["purpose"], "hold out");
     assert!(
@@ -568,14 +500,14 @@ async fn a_mini_batch_over_the_timeout_is_retried_from_the_last_checkpoint_then_
         ..config(10)
     };
     let started = std::time::Instant::now();
-    let error = run(&params, &slow(2), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &slow(2), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::TimeoutError);
     assert_eq!(error.message, "a mini-batch of the scan took longer than the timeout of 1ms, 3 time(s)");
     assert_eq!((error.details["attempts"].as_u64(), error.details["pass"].as_str()), (Some(3), Some("scan")));
     // Two backoffs, 100 ms then 200 ms (less up to a fifth of jitter), between the three attempts.
     assert!(started.elapsed() >= std::time::Duration::from_millis(240), "{:?}", started.elapsed());
 
-    let error = run(&params, &slow(0), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &slow(0), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.details["attempts"], 1);
     // A generous timeout lets the same task complete.
     let relaxed = BatchConfig { timeout: std::time::Duration::from_secs(60), ..slow(0) };
@@ -592,7 +524,7 @@ async fn more_bad_rows_than_the_skip_limit_fail_the_task() {
     let params =
         json!({ "input": input, "label": "y", "model_out": dir.path().join("m.json"), "holdout": 0.0 });
     let config = BatchConfig { skip_limit: Some(1), ..config(10) };
-    let error = run(&params, &config, None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config, None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ValidationError);
     assert!(error.message.starts_with("2 bad rows exceed the skip limit of 1"), "{}", error.message);
 }
@@ -604,7 +536,7 @@ async fn a_dataset_without_two_classes_or_the_label_fails_clearly() {
     std::fs::write(&input, format!("a,y\n{}", "1,p\n2,p\n".repeat(6))).unwrap();
     let params =
         json!({ "input": input, "label": "y", "model_out": dir.path().join("m.json"), "holdout": 0.0 });
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ValidationError);
     assert!(
         error.message.ends_with("has 1 class(es) in column `y`; training needs at least 2"),
@@ -613,19 +545,19 @@ async fn a_dataset_without_two_classes_or_the_label_fails_clearly() {
     );
 
     let params = json!({ "input": input, "label": "species", "model_out": dir.path().join("m.json") });
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ConfigurationError);
     assert_eq!(error.details["param"], "label");
 
     let empty = dir.path().join("empty.csv");
     std::fs::write(&empty, "a,y\n\n").unwrap();
     let params = json!({ "input": empty, "label": "y", "model_out": dir.path().join("m.json") });
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::ValidationError);
     assert!(error.message.ends_with("has no rows to train on (0 bad, 0 held out)"), "{}", error.message);
 
     let params = json!({ "input": dir.path().join("missing.csv"), "label": "y", "model_out": dir.path().join("m.json") });
-    let error = run(&params, &config(10), None, Recorder::new()).await.unwrap_err();
+    let error = run(&params, &config(10), None, Arc::new(MemoryControl::new())).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::NotFound);
 }
 

@@ -486,7 +486,6 @@ fn free_port() -> Result<u16, TestkitError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -1,6 +1,6 @@
 //! The test kit's own tests: a cluster starts, serves, restarts (fast and immediate), goes away when
 //! dropped; databases of the shared cluster are isolated from each other.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use batch_testkit::{PgCluster, StopMode, TestkitError, pg_required, shared_or_skip};
 

@@ -1,6 +1,6 @@
 //! Fan-in (`merge`, `zip`, `concat`, `interleave`) and fan-out (`broadcast`, `balance`, `partition`):
 //! their invariants as properties, and their pacing, failure and fairness behaviour.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Time operators (`throttle`, `timeout`, `idle_timeout`, `debounce`, `delay`) and restartable
 //! sections (`restart_source`, `restart_flow`), on paused tokio time with exact instants.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,6 +1,6 @@
 //! Window and keyed operators: exact emission instants on paused time, and properties (partition,
 //! coverage, session splits, lateness, key bounds) checked against small reference models.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,6 +1,7 @@
 //! Integration tests of the `batch` binary: each test runs the real command in a temporary folder.
 
-#![allow(clippy::unwrap_used, clippy::print_stderr, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
+#![allow(clippy::print_stderr, reason = "the fleet scenarios report what they measured on stderr")]
 
 mod demo;
 mod errors;

@@ -509,7 +509,6 @@ pub(crate) fn check_children(parent: &TaskRow, children: &[BatchTask]) -> Result
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

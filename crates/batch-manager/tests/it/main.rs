@@ -1,7 +1,7 @@
 //! Integration tests of `batch-manager`: the task-store contract (run against every store), the
 //! SQLite store's behaviour on bad storage, and the manager's lifecycle, stops, retries and crash
 //! recovery with real task kinds over real files.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 mod crash;
 mod fixtures;

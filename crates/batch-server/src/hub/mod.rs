@@ -152,7 +152,6 @@ fn remember(seen: &mut Seen, task: &BatchTask) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use batch_model::{CreateTaskRequest, TaskType, TransitionCause};
 

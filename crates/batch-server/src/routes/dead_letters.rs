@@ -150,7 +150,6 @@ fn parse_record(line: &[u8], cut: bool) -> DeadLetterRecord {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

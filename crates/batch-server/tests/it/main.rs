@@ -1,7 +1,7 @@
 //! Integration tests of `batch serve`: a real server on a loopback port, driven over HTTP (and, in
 //! `browser`, through the system's headless Chromium).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 mod api;
 mod browser;

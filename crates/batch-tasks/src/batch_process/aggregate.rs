@@ -15,8 +15,9 @@
 //! A group's key is the tuple of its `group_by` values (a field without a value is `null`), told
 //! apart by canonical JSON text (see [`key`]); groups come out sorted by that text. The
 //! number of groups is bounded by `max_groups`. [`GroupState`] is the groups as checkpoint state
-//! (decimals as strings, so nothing is lost), and [`GroupBy::merge`] combines the states of two
-//! parts of an input into the state of the whole.
+//! (decimals as strings, so nothing is lost). `GroupBy::merge` (compiled for the tests only: a
+//! partitioned run's merge recomputes the groups in input order instead) checks that the states of
+//! two parts of an input combine into the state of the whole.
 
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
@@ -36,28 +37,8 @@ use crate::batch_process::number::Number;
 pub const AVG_SCALE: u32 = 6;
 
 /// The group-by stage: its settings and the groups so far.
-///
-/// ```
-/// use batch_tasks::batch_process::{AggregateSpec, FieldPath, GroupBy, GroupConfig};
-/// use serde_json::json;
-///
-/// let aggregates = ["count", "sum:amount", "avg:amount"].iter().map(|spec| AggregateSpec::parse(spec).unwrap()).collect();
-/// let mut groups = GroupBy::new(GroupConfig::new(vec![FieldPath::parse("region").unwrap()], aggregates));
-/// for row in [json!({ "region": "华东", "amount": "10.50" }), json!({ "region": "华东", "amount": 4 }), json!({ "region": "华北" })] {
-///     groups.add(&row).unwrap().unwrap();
-/// }
-/// assert!(groups.add(&json!({ "region": "华北", "amount": "n/a" })).unwrap().is_err());
-/// groups.add(&json!({ "region": "华北", "amount": "1" })).unwrap().unwrap();
-/// groups.add(&json!({ "region": "华北", "amount": "1" })).unwrap().unwrap();
-/// groups.add(&json!({ "region": "华北", "amount": "0" })).unwrap().unwrap();
-/// // Sorted by the key's canonical JSON text: "华东" before "华北" (东 U+4E1C < 北 U+5317).
-/// assert_eq!(groups.finish(), [
-///     json!({ "region": "华东", "count": 2, "sum_amount": "14.50", "avg_amount": "7.25" }),
-///     json!({ "region": "华北", "count": 4, "sum_amount": "2", "avg_amount": "0.666667" }),
-/// ]);
-/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct GroupBy {
+pub(crate) struct GroupBy {
     config: GroupConfig,
     /// By the canonical text of the key.
     groups: BTreeMap<String, Group>,
@@ -66,7 +47,7 @@ pub struct GroupBy {
 /// A row read for [`GroupBy::apply`]: its group key and the values of the aggregated fields,
 /// already checked. Built by [`GroupBy::input`].
 #[derive(Debug, Clone, PartialEq)]
-pub struct GroupInput {
+pub(crate) struct GroupInput {
     key_text: String,
     key: Vec<Value>,
     /// One per aggregate: the field's number, or `None` when it has no value. For `count:field`,
@@ -109,7 +90,7 @@ impl<'de> Deserialize<'de> for GroupInput {
 
 /// What [`GroupBy`] puts in a checkpoint. Opaque; read back with [`GroupBy::restore`].
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct GroupState {
+pub(crate) struct GroupState {
     groups: Vec<Group>,
 }
 
@@ -188,6 +169,7 @@ impl Accumulator {
     }
 
     /// The two accumulators combined (of the same function); `None` on overflow or a mismatch.
+    #[cfg(test)]
     fn merged(&self, other: &Accumulator) -> Option<Accumulator> {
         let pick = |left: Option<Decimal>,
                     right: Option<Decimal>,
@@ -238,13 +220,13 @@ impl Accumulator {
 
 impl GroupBy {
     /// A stage with no groups yet.
-    pub fn new(config: GroupConfig) -> GroupBy {
+    pub(crate) fn new(config: GroupConfig) -> GroupBy {
         GroupBy { config, groups: BTreeMap::new() }
     }
 
     /// The stage as a checkpoint left it. Fails with `STORAGE_ERROR` when the state does not fit
     /// the settings (another number of aggregates or key fields, too many groups).
-    pub fn restore(config: GroupConfig, state: &GroupState) -> Result<GroupBy, BatchProcessError> {
+    pub(crate) fn restore(config: GroupConfig, state: &GroupState) -> Result<GroupBy, BatchProcessError> {
         let invalid =
             |reason: String| BatchProcessError::InvalidState { reason: format!("group_by: {reason}") };
         if state.groups.len() > config.max_groups {
@@ -275,12 +257,12 @@ impl GroupBy {
     }
 
     /// The settings.
-    pub fn config(&self) -> &GroupConfig {
+    pub(crate) fn config(&self) -> &GroupConfig {
         &self.config
     }
 
     /// Reads `row`'s group key and aggregated values, or says why the row cannot be aggregated.
-    pub fn input(&self, row: &Value) -> Result<GroupInput, RecordIssue> {
+    pub(crate) fn input(&self, row: &Value) -> Result<GroupInput, RecordIssue> {
         let key: Vec<Value> = self
             .config
             .group_by
@@ -296,7 +278,7 @@ impl GroupBy {
 
     /// Adds a row read by [`input`](GroupBy::input) to its group. Fails when a new group would pass
     /// `max_groups` or a sum would leave the decimal range; the groups are then unchanged.
-    pub fn apply(&mut self, input: GroupInput) -> Result<(), BatchProcessError> {
+    pub(crate) fn apply(&mut self, input: GroupInput) -> Result<(), BatchProcessError> {
         let group_count = self.groups.len();
         let group = match self.groups.entry(input.key_text) {
             Entry::Occupied(entry) => entry.into_mut(),
@@ -330,7 +312,8 @@ impl GroupBy {
 
     /// [`input`](GroupBy::input) then [`apply`](GroupBy::apply): `Ok(Ok(()))` aggregated,
     /// `Ok(Err(issue))` send the row to the dead letters, `Err(error)` fail the task.
-    pub fn add(&mut self, row: &Value) -> Result<Result<(), RecordIssue>, BatchProcessError> {
+    #[cfg(test)]
+    pub(crate) fn add(&mut self, row: &Value) -> Result<Result<(), RecordIssue>, BatchProcessError> {
         match self.input(row) {
             Ok(input) => self.apply(input).map(Ok),
             Err(issue) => Ok(Err(issue)),
@@ -340,7 +323,8 @@ impl GroupBy {
     /// Adds `other`'s groups into these, as if this stage had also seen `other`'s rows. Both must
     /// have the same settings. Fails, leaving `self` unchanged, on a settings mismatch, too many
     /// groups, or an overflowing sum.
-    pub fn merge(&mut self, other: &GroupBy) -> Result<(), BatchProcessError> {
+    #[cfg(test)]
+    pub(crate) fn merge(&mut self, other: &GroupBy) -> Result<(), BatchProcessError> {
         if self.config != other.config {
             return Err(BatchProcessError::InvalidState {
                 reason: "group_by: cannot merge groups made with different settings".to_owned(),
@@ -378,18 +362,8 @@ impl GroupBy {
         Ok(())
     }
 
-    /// The number of groups.
-    pub fn len(&self) -> usize {
-        self.groups.len()
-    }
-
-    /// Whether there are no groups yet.
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
-    }
-
     /// The checkpoint state.
-    pub fn state(&self) -> GroupState {
+    pub(crate) fn state(&self) -> GroupState {
         GroupState { groups: self.groups.values().cloned().collect() }
     }
 
@@ -397,7 +371,7 @@ impl GroupBy {
     /// then each aggregate under its name — counts as JSON numbers; sums, minima, maxima and
     /// averages as decimal strings (exact; an average rounded to [`AVG_SCALE`] places);
     /// `null` for a minimum, maximum or average over no values.
-    pub fn finish(&self) -> Vec<Value> {
+    pub(crate) fn finish(&self) -> Vec<Value> {
         self.groups
             .values()
             .map(|group| {

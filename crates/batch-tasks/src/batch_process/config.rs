@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::batch_process::error::BatchProcessError;
-use crate::batch_process::expr::Filter;
+use crate::batch_process::expr::FilterExpr;
 use crate::batch_process::path::FieldPath;
 use crate::records::InputRange;
 
@@ -98,7 +98,7 @@ pub struct BatchProcessConfig {
     /// The input's format.
     pub format: Format,
     /// Records failing it are skipped; `None` keeps every record.
-    pub filter: Option<Filter>,
+    pub filter: Option<FilterExpr>,
     /// The fields kept, in order; empty keeps the whole record.
     pub select: Vec<FieldPath>,
     /// Fields moved to new names, after `select`.
@@ -336,7 +336,7 @@ impl BatchProcessConfig {
             None => None,
             Some(Value::String(text)) if text.trim().is_empty() => None,
             Some(Value::String(text)) => {
-                Some(Filter::parse(text).map_err(|error| BatchProcessError::Filter { error })?)
+                Some(FilterExpr::parse(text).map_err(|error| BatchProcessError::Filter { error })?)
             }
             Some(other) => return Err(wrong_type("filter", "a string", other)),
         };

@@ -28,19 +28,8 @@ use crate::batch_process::error::{BatchProcessError, RecordIssue};
 use crate::batch_process::key;
 
 /// The de-duplication stage: its key fields, its bound and the keys seen so far.
-///
-/// ```
-/// use batch_tasks::batch_process::{Dedup, DedupConfig, FieldPath, RecordIssue};
-/// use serde_json::json;
-///
-/// let mut dedup = Dedup::new(DedupConfig::new(vec![FieldPath::parse("id").unwrap()]));
-/// assert_eq!(dedup.add(&json!({ "id": "R1", "amount": 5 })), Ok(Ok(true)));
-/// assert_eq!(dedup.add(&json!({ "id": "R1", "amount": 7 })), Ok(Ok(false))); // first one wins
-/// assert!(matches!(dedup.add(&json!({ "amount": 9 })), Ok(Err(RecordIssue::MissingKey { .. }))));
-/// assert_eq!((dedup.len(), dedup.duplicates()), (1, 1));
-/// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct Dedup {
+pub(crate) struct Dedup {
     config: DedupConfig,
     seen: HashSet<u128>,
     duplicates: u64,
@@ -48,18 +37,18 @@ pub struct Dedup {
 
 /// A row's key, computed by [`Dedup::key`] and remembered by [`Dedup::insert`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DedupKey(u128);
+pub(crate) struct DedupKey(u128);
 
 impl DedupKey {
     /// The key's stable 128-bit hash (what a dedup key log stores).
-    pub fn hash(self) -> u128 {
+    pub(crate) fn hash(self) -> u128 {
         self.0
     }
 }
 
 /// What [`Dedup`] puts in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct DedupState {
+pub(crate) struct DedupState {
     /// The hashes of the keys seen, sorted, each as 32 lowercase hex digits, concatenated.
     pub hashes: String,
     /// Rows dropped as duplicates so far.
@@ -68,7 +57,7 @@ pub struct DedupState {
 
 /// What de-duplication did, for the task's summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DedupSummary {
+pub(crate) struct DedupSummary {
     /// Distinct keys seen (rows kept).
     pub distinct_keys: u64,
     /// Rows dropped as duplicates.
@@ -77,13 +66,13 @@ pub struct DedupSummary {
 
 impl Dedup {
     /// A stage that has seen nothing yet.
-    pub fn new(config: DedupConfig) -> Dedup {
+    pub(crate) fn new(config: DedupConfig) -> Dedup {
         Dedup { config, seen: HashSet::new(), duplicates: 0 }
     }
 
     /// The stage as a checkpoint left it. Fails with `STORAGE_ERROR` when the state is malformed
     /// or holds more keys than the bound.
-    pub fn restore(config: DedupConfig, state: &DedupState) -> Result<Dedup, BatchProcessError> {
+    pub(crate) fn restore(config: DedupConfig, state: &DedupState) -> Result<Dedup, BatchProcessError> {
         let invalid = |reason: String| BatchProcessError::InvalidState { reason: format!("dedup: {reason}") };
         if !state.hashes.len().is_multiple_of(32) || !state.hashes.is_ascii() {
             return Err(invalid("the key hashes are not a list of 32-digit hex numbers".to_owned()));
@@ -102,15 +91,10 @@ impl Dedup {
         Ok(Dedup { config, seen, duplicates: state.duplicates })
     }
 
-    /// The settings.
-    pub fn config(&self) -> &DedupConfig {
-        &self.config
-    }
-
     /// The key of `row`: the values of the key fields. A key field without a value (missing,
     /// `null`, blank) is a [`RecordIssue::MissingKey`]: such a row cannot be de-duplicated and goes
     /// to the dead letters.
-    pub fn key(&self, row: &Value) -> Result<DedupKey, RecordIssue> {
+    pub(crate) fn key(&self, row: &Value) -> Result<DedupKey, RecordIssue> {
         let mut values = Vec::with_capacity(self.config.key.len());
         for path in &self.config.key {
             match path.present(row) {
@@ -123,7 +107,7 @@ impl Dedup {
 
     /// Remembers `key`: `true` the first time (keep the row), `false` after (drop it). Fails when
     /// a new key would pass `max_keys`; the set is then unchanged.
-    pub fn insert(&mut self, key: DedupKey) -> Result<bool, BatchProcessError> {
+    pub(crate) fn insert(&mut self, key: DedupKey) -> Result<bool, BatchProcessError> {
         if self.seen.contains(&key.0) {
             self.duplicates += 1;
             return Ok(false);
@@ -143,7 +127,8 @@ impl Dedup {
     /// [`key`](Dedup::key) then [`insert`](Dedup::insert): `Ok(Ok(true))` keep the row,
     /// `Ok(Ok(false))` drop it as a duplicate, `Ok(Err(issue))` send it to the dead letters,
     /// `Err(error)` fail the task.
-    pub fn add(&mut self, row: &Value) -> Result<Result<bool, RecordIssue>, BatchProcessError> {
+    #[cfg(test)]
+    pub(crate) fn add(&mut self, row: &Value) -> Result<Result<bool, RecordIssue>, BatchProcessError> {
         match self.key(row) {
             Ok(key) => self.insert(key).map(Ok),
             Err(issue) => Ok(Err(issue)),
@@ -151,22 +136,19 @@ impl Dedup {
     }
 
     /// Distinct keys seen.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.seen.len()
     }
 
-    /// Whether no key was seen yet.
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
     /// Rows dropped as duplicates.
-    pub fn duplicates(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn duplicates(&self) -> u64 {
         self.duplicates
     }
 
     /// The checkpoint state (deterministic: hashes sorted).
-    pub fn state(&self) -> DedupState {
+    pub(crate) fn state(&self) -> DedupState {
         let mut hashes: Vec<u128> = self.seen.iter().copied().collect();
         hashes.sort_unstable();
         let mut text = String::with_capacity(hashes.len() * 32);
@@ -177,7 +159,7 @@ impl Dedup {
     }
 
     /// What the stage did.
-    pub fn finish(&self) -> DedupSummary {
+    pub(crate) fn finish(&self) -> DedupSummary {
         DedupSummary { distinct_keys: self.seen.len() as u64, duplicates: self.duplicates }
     }
 }

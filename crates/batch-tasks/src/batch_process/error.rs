@@ -274,9 +274,9 @@ impl FilterError {
     /// on the next, one column per character.
     ///
     /// ```
-    /// use batch_tasks::batch_process::Filter;
+    /// use batch_tasks::batch_process::FilterExpr;
     ///
-    /// let error = Filter::parse("region = \"华东\"").unwrap_err();
+    /// let error = FilterExpr::parse("region = \"华东\"").unwrap_err();
     /// assert_eq!(error.to_string(), "unexpected character '=' (did you mean '=='?) at column 8");
     /// assert_eq!(error.caret(), "region = \"华东\"\n       ^");
     /// ```

@@ -502,18 +502,11 @@ fn item_error(issue: &RecordIssue) -> ItemError {
 /// One output of the job: the row, written as one JSON line, and what the in-order step needs (its
 /// dedup key, its group input).
 #[derive(Debug)]
-pub struct ProcessedRow {
+pub(super) struct ProcessedRow {
     row: Value,
     key: Option<DedupKey>,
     group: Option<GroupInput>,
     settings: Arc<Settings>,
-}
-
-impl ProcessedRow {
-    /// The row as it is written.
-    pub fn row(&self) -> &Value {
-        &self.row
-    }
 }
 
 impl Serialize for ProcessedRow {
@@ -525,7 +518,7 @@ impl Serialize for ProcessedRow {
 /// The job's in-order state and result: the dedup keys seen (kept in the state log, not in
 /// checkpoints), the duplicates dropped, and the groups.
 #[derive(Debug, Default)]
-pub struct BatchSummary {
+pub(super) struct BatchSummary {
     /// The hashes of the keys seen.
     seen: HashSet<u128>,
     duplicates: u64,

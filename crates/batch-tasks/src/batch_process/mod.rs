@@ -155,10 +155,10 @@
 //!
 //! # De-duplication and aggregates
 //!
-//! See [`Dedup`] (first row of each key wins; a bounded set of 128-bit key hashes; a row whose key
-//! has no value goes to the dead letters) and [`GroupBy`] (exact decimal aggregates; a row with a
-//! non-numeric aggregated value goes to the dead letters with `VALIDATION_ERROR` naming the field;
-//! missing, `null` and blank values are skipped as SQL skips `NULL`).
+//! De-duplication keeps the first row of each key, in a bounded set of 128-bit key hashes; a row
+//! whose key has no value goes to the dead letters. Grouping computes exact decimal aggregates: a
+//! row with a non-numeric aggregated value goes to the dead letters with `VALIDATION_ERROR` naming
+//! the field; missing, `null` and blank values are skipped as SQL skips `NULL`.
 
 mod aggregate;
 mod config;
@@ -178,18 +178,19 @@ mod tests;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-pub use aggregate::{AVG_SCALE, GroupBy, GroupInput, GroupState};
+pub use aggregate::AVG_SCALE;
+pub(crate) use aggregate::{GroupBy, GroupInput, GroupState};
 pub use config::{
     AggregateFunction, AggregateSpec, BatchProcessConfig, DedupConfig, Format, GroupConfig, Rename,
 };
-pub use dedup::{Dedup, DedupKey, DedupState, DedupSummary};
+pub(crate) use dedup::{Dedup, DedupState};
 pub use error::{BatchProcessError, FilterError, FilterErrorKind, RecordIssue};
-pub use expr::Filter;
+pub use expr::FilterExpr;
 pub use generator::{
     CATEGORIES, CSV_COLUMNS, Generated, Generator, GeneratorConfig, REGIONS, generate, write_csv,
     write_json_lines,
 };
-pub use kind::{BatchProcessKind, BatchSummary, ProcessedRow};
+pub use kind::BatchProcessKind;
 pub use path::FieldPath;
 pub use project::{csv_cells, leaf_paths, record_from_csv};
 
@@ -399,13 +400,9 @@ impl ProcessState {
     }
 
     /// The de-duplication stage, if configured.
-    pub fn dedup(&self) -> Option<&Dedup> {
+    #[cfg(test)]
+    pub(crate) fn dedup(&self) -> Option<&Dedup> {
         self.dedup.as_ref()
-    }
-
-    /// The group-by stage, if configured.
-    pub fn group_by(&self) -> Option<&GroupBy> {
-        self.group_by.as_ref()
     }
 
     /// The state as JSON for [`Checkpoint::state`](batch_model::Checkpoint::state): `{"dedup":

@@ -139,7 +139,6 @@ fn exact_decimal(mantissa: &str, exponent: i64) -> Option<Decimal> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -1,8 +1,6 @@
 //! Unit tests of the batch process kind: params checking, projection, de-duplication, aggregation
 //! and the stateful stages with their checkpoints.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
-
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -697,4 +695,41 @@ fn a_failing_group_leaves_the_dedup_key_unremembered() {
     );
     assert_eq!(state, before);
     assert_eq!(state.dedup().unwrap().len(), 1);
+}
+
+#[test]
+fn dedup_keeps_the_first_row_of_a_key_and_dead_letters_a_missing_key() {
+    let mut dedup = Dedup::new(DedupConfig::new(vec![FieldPath::parse("id").unwrap()]));
+    assert_eq!(dedup.add(&json!({ "id": "R1", "amount": 5 })), Ok(Ok(true)));
+    assert_eq!(dedup.add(&json!({ "id": "R1", "amount": 7 })), Ok(Ok(false))); // first one wins
+    assert!(matches!(dedup.add(&json!({ "amount": 9 })), Ok(Err(RecordIssue::MissingKey { .. }))));
+    assert_eq!((dedup.len(), dedup.duplicates()), (1, 1));
+}
+
+#[test]
+fn group_by_sums_and_averages_exactly_per_group_in_key_order() {
+    let aggregates = ["count", "sum:amount", "avg:amount"]
+        .iter()
+        .map(|spec| AggregateSpec::parse(spec).unwrap())
+        .collect();
+    let mut groups = GroupBy::new(GroupConfig::new(vec![FieldPath::parse("region").unwrap()], aggregates));
+    for row in [
+        json!({ "region": "华东", "amount": "10.50" }),
+        json!({ "region": "华东", "amount": 4 }),
+        json!({ "region": "华北" }),
+    ] {
+        groups.add(&row).unwrap().unwrap();
+    }
+    assert!(groups.add(&json!({ "region": "华北", "amount": "n/a" })).unwrap().is_err());
+    groups.add(&json!({ "region": "华北", "amount": "1" })).unwrap().unwrap();
+    groups.add(&json!({ "region": "华北", "amount": "1" })).unwrap().unwrap();
+    groups.add(&json!({ "region": "华北", "amount": "0" })).unwrap().unwrap();
+    // Sorted by the key's canonical JSON text: "华东" before "华北" (东 U+4E1C < 北 U+5317).
+    assert_eq!(
+        groups.finish(),
+        [
+            json!({ "region": "华东", "count": 2, "sum_amount": "14.50", "avg_amount": "7.25" }),
+            json!({ "region": "华北", "count": 4, "sum_amount": "2", "avg_amount": "0.666667" }),
+        ]
+    );
 }

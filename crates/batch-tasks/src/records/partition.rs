@@ -252,7 +252,6 @@ pub fn split_csv(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use proptest::prelude::*;
 

@@ -1,8 +1,6 @@
 //! Tests of the chunk runner against a job control kept in memory: outputs, dead letters, counters,
 //! checkpoints, resumes after simulated crashes, stops, aborts, retries, timeouts and the skip limit.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

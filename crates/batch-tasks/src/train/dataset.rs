@@ -879,7 +879,6 @@ impl<'de> Visitor<'de> for KeysVisitor<'_> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -142,30 +142,21 @@ pub use dataset::MAX_RECORD_LEN;
 pub use engine::{MAX_CLASSES, MIN_EVALUATION_ROWS, MIN_TRAINING_ROWS};
 pub use error::{RowProblem, TrainError};
 pub use generator::{BLOB_SEPARATION, Generator, GeneratorConfig, LABEL};
-pub use model::{
-    EpochMetrics, LinearModel, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo,
-};
+pub use model::{EpochMetrics, MODEL_FORMAT, ModelKind, ModelMetrics, TrainedModel, TrainingInfo};
 pub use scaler::Scaler;
 
 /// The `train` task kind. See the [module docs](self) for what a run does and how it resumes.
 ///
+/// Run here without a manager, with the job control of the `testing` feature (a manager runs it with
+/// one over its store):
+///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::sync::Arc;
-/// use batch_model::{BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType};
+/// use batch_model::{BatchTask, CreateTaskRequest, TaskId, TaskType};
+/// use batch_tasks::testing::MemoryControl;
 /// use batch_tasks::train::{Generator, GeneratorConfig, TrainKind, TrainedModel};
-/// use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
-/// use tokio_util::sync::CancellationToken;
-///
-/// /// A manager stand-in that keeps nothing.
-/// struct NoStore;
-/// #[async_trait::async_trait]
-/// impl JobControl for NoStore {
-///     async fn commit(&self, _: Checkpoint, _: Progress) -> Result<(), TaskError> { Ok(()) }
-///     async fn report_progress(&self, _: Progress) {}
-///     fn stop_requested(&self) -> bool { false }
-///     fn cancellation_token(&self) -> CancellationToken { CancellationToken::new() }
-/// }
+/// use batch_tasks::{JobContext, JobOutcome, TaskKind};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let input = dir.path().join("points.csv");
@@ -178,7 +169,7 @@ pub use scaler::Scaler;
 /// let task = BatchTask::new(TaskId::new(), request, chrono::Utc::now())?;
 /// TrainKind::new().validate(&task.params, &task.config)?;
 ///
-/// let outcome = TrainKind::new().run(JobContext::new(task, None, Arc::new(NoStore))).await?;
+/// let outcome = TrainKind::new().run(JobContext::new(task, None, Arc::new(MemoryControl::new()))).await?;
 /// let JobOutcome::Completed { summary, .. } = outcome else { panic!("not completed") };
 /// assert!(summary["holdout_accuracy"].as_f64().unwrap() > 0.85);
 ///

@@ -29,7 +29,7 @@ pub enum ModelKind {
 /// A linear model over standardised features: one row of weights and a bias per output (1 output
 /// for logistic, one per class for softmax).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinearModel {
+pub(crate) struct LinearModel {
     /// Logistic or softmax.
     pub kind: ModelKind,
     /// Features per row.
@@ -43,19 +43,19 @@ pub struct LinearModel {
 impl LinearModel {
     /// A model for `classes` classes (at least 2) over `features` features, all weights zero (the
     /// log-loss is convex, so the start does not decide where SGD ends).
-    pub fn zeros(classes: usize, features: usize) -> LinearModel {
+    pub(crate) fn zeros(classes: usize, features: usize) -> LinearModel {
         let (kind, outputs) =
             if classes <= 2 { (ModelKind::Logistic, 1) } else { (ModelKind::Softmax, classes) };
         LinearModel { kind, features, weights: vec![0.0; outputs * features], biases: vec![0.0; outputs] }
     }
 
     /// Scores per row: 1 for logistic, one per class for softmax.
-    pub fn outputs(&self) -> usize {
+    pub(crate) fn outputs(&self) -> usize {
         self.biases.len()
     }
 
     /// Writes the scores `z = W·x + b` of standardised `x` into `scores` (one per output).
-    pub fn scores(&self, x: &[f64], scores: &mut [f64]) {
+    pub(crate) fn scores(&self, x: &[f64], scores: &mut [f64]) {
         for ((score, weights), &bias) in
             scores.iter_mut().zip(self.weights.chunks_exact(self.features)).zip(&self.biases)
         {
@@ -66,7 +66,7 @@ impl LinearModel {
     /// The class index the model predicts for standardised `x` (`scores` is scratch, one per
     /// output): for logistic, class 1 when `z > 0`; for softmax, the first class with the highest
     /// score.
-    pub fn predict(&self, x: &[f64], scores: &mut [f64]) -> usize {
+    pub(crate) fn predict(&self, x: &[f64], scores: &mut [f64]) -> usize {
         self.scores(x, scores);
         match self.kind {
             ModelKind::Logistic => usize::from(scores[0] > 0.0),
@@ -76,7 +76,8 @@ impl LinearModel {
 
     /// The log-loss of one row (`class` its true class index) — for checks; training uses
     /// [`accumulate`](Self::accumulate).
-    pub fn row_loss(&self, x: &[f64], class: usize) -> f64 {
+    #[cfg(test)]
+    pub(crate) fn row_loss(&self, x: &[f64], class: usize) -> f64 {
         let mut scores = vec![0.0; self.outputs()];
         self.scores(x, &mut scores);
         match self.kind {
@@ -92,7 +93,7 @@ impl LinearModel {
     /// Adds one row's log-loss gradient to `gradient` (weights row-major like the model's, then
     /// biases), and returns the row's loss and whether the model predicted it right. `scores` is
     /// scratch, one per output.
-    pub fn accumulate(
+    pub(crate) fn accumulate(
         &self,
         x: &[f64],
         class: usize,
@@ -143,7 +144,7 @@ impl LinearModel {
     /// # Panics
     ///
     /// If `squares` does not hold one value per weight and bias (a bug in the caller).
-    pub fn adagrad_step(
+    pub(crate) fn adagrad_step(
         &mut self,
         weight_gradient: &[f64],
         bias_gradient: &[f64],
@@ -169,12 +170,12 @@ impl LinearModel {
     }
 
     /// `‖W‖²`, the weights' squared norm (biases left out, as in the penalty).
-    pub fn weight_norm_squared(&self) -> f64 {
+    pub(crate) fn weight_norm_squared(&self) -> f64 {
         self.weights.iter().map(|weight| weight * weight).sum()
     }
 
     /// Whether every weight and bias is a finite number.
-    pub fn is_finite(&self) -> bool {
+    pub(crate) fn is_finite(&self) -> bool {
         self.weights.iter().chain(&self.biases).all(|value| value.is_finite())
     }
 }

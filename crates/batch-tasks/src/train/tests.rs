@@ -2,8 +2,6 @@
 //! step, the scaler against a two-pass reference, the threaded gradient against the sequential one
 //! bit for bit, the shuffle and the hold-out split.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
-
 use proptest::prelude::*;
 
 use crate::train::model::{LinearModel, ModelKind};

@@ -253,7 +253,6 @@ fn category_id(position: usize) -> Result<CategoryId, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use proptest::prelude::*;
 

@@ -9,12 +9,12 @@
 //!
 //! ```
 //! use batch_tasks::youzan::generator::{GeneratorConfig, generate};
-//! use batch_tasks::youzan::{Summary, YouzanProcessor};
+//! use batch_tasks::youzan::{YouzanSummary, YouzanProcessor};
 //!
 //! let mut file = Vec::new();
 //! let stats = generate(&GeneratorConfig { count: 300, seed: 7, invalid_ratio: 0.1 }, &mut file).unwrap();
 //! let processor = YouzanProcessor::with_defaults();
-//! let mut summary = Summary::default();
+//! let mut summary = YouzanSummary::default();
 //! for line in String::from_utf8(file).unwrap().lines() {
 //!     match processor.process_line(line) {
 //!         Ok(order) => summary.add(&order),
@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use crate::youzan::error::IssueKind;
 use crate::youzan::money::Money;
 use crate::youzan::provinces::UNKNOWN_REGION;
-use crate::youzan::summary::Summary;
+use crate::youzan::summary::YouzanSummary;
 
 /// What to generate.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,7 +144,7 @@ pub struct GeneratedStats {
     pub bytes: u64,
     /// The summary a correct run reports: valid, invalid and unresolved counts, GMV per region and
     /// per category (exact), orders per main category.
-    pub expected: Summary,
+    pub expected: YouzanSummary,
     /// How many records of each malformation were written.
     pub malformations: BTreeMap<Malformation, u64>,
     /// How many invalid records of each issue kind a correct run reports.
@@ -161,7 +161,7 @@ pub fn generate<W: Write>(config: &GeneratorConfig, writer: W) -> io::Result<Gen
     let mut stats = GeneratedStats {
         lines: 0,
         bytes: 0,
-        expected: Summary::default(),
+        expected: YouzanSummary::default(),
         malformations: BTreeMap::new(),
         issue_kinds: BTreeMap::new(),
         wrapped: 0,
@@ -428,7 +428,7 @@ struct GeneratedTrade {
 }
 
 impl GeneratedTrade {
-    fn count(&self, summary: &mut Summary) {
+    fn count(&self, summary: &mut YouzanSummary) {
         summary.valid += 1;
         if !self.resolved {
             summary.unresolved_province += 1;

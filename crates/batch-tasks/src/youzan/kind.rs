@@ -19,12 +19,12 @@ use crate::youzan::api::ApiParams;
 use crate::youzan::config::YouzanParams;
 use crate::youzan::enrich::{EnrichedOrder, YouzanProcessor};
 use crate::youzan::error::YouzanError;
-use crate::youzan::summary::{OrderTally, Summary};
+use crate::youzan::summary::{OrderTally, YouzanSummary};
 
 /// The `youzan_order` kind: reads the trades of `input`, writes each valid one enriched to `output`
 /// (one [`EnrichedOrder`] per JSON line) and each invalid one to `dead_letter`
 /// ([`DeadLetterRecord`](crate::records::DeadLetterRecord), code `VALIDATION_ERROR`, the field named),
-/// checkpointing per chunk, and completes with the [`Summary`] as its result.
+/// checkpointing per chunk, and completes with the [`YouzanSummary`] as its result.
 ///
 /// Params ([`YouzanParams`]): `input`, `output`, optionally `dead_letter` (alias `dead_letters`;
 /// default `<output's stem>.dead_letters.jsonl`), `rules` (a
@@ -194,12 +194,12 @@ impl TaskKind for YouzanOrderKind {
     ) -> Result<JobOutcome, TaskError> {
         let params = YouzanParams::from_json(job.params()).map_err(|error| TaskError::from(&error))?;
         let mut parts = Vec::with_capacity(partitions.len());
-        let mut summary = Summary::default();
+        let mut summary = YouzanSummary::default();
         let mut counters = Counters::default();
         for partition in &partitions {
             let child =
                 YouzanParams::from_json(&partition.task.params).map_err(|error| TaskError::from(&error))?;
-            let part: Summary = serde_json::from_value(partition.result.clone()).map_err(|error| {
+            let part: YouzanSummary = serde_json::from_value(partition.result.clone()).map_err(|error| {
                 TaskError::new(
                     ErrorCode::StorageError,
                     format!(
@@ -299,7 +299,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The kind's [`RecordJob`]: its files and the compiled tables.
 #[derive(Debug)]
-pub struct YouzanJob {
+pub(super) struct YouzanJob {
     input: PathBuf,
     output: PathBuf,
     dead_letter: PathBuf,
@@ -308,7 +308,7 @@ pub struct YouzanJob {
 
 impl YouzanJob {
     /// A job over these files with `processor`'s tables.
-    pub fn new(params: &YouzanParams, processor: YouzanProcessor) -> YouzanJob {
+    pub(super) fn new(params: &YouzanParams, processor: YouzanProcessor) -> YouzanJob {
         YouzanJob {
             input: params.input.clone(),
             output: params.output.clone(),
@@ -320,7 +320,7 @@ impl YouzanJob {
 
 impl RecordJob for YouzanJob {
     type Output = EnrichedLine;
-    type Summary = Summary;
+    type Summary = YouzanSummary;
 
     fn input(&self) -> &Path {
         &self.input
@@ -382,7 +382,7 @@ impl Serialize for EnrichedLine {
 
 /// The summary the runner keeps in each checkpoint: valid orders as they are written; the invalid
 /// count, which only the runner's counters know, is filled in at the end.
-impl records::Summary<EnrichedLine> for Summary {
+impl records::Summary<EnrichedLine> for YouzanSummary {
     fn add(&mut self, output: &EnrichedLine) {
         self.add_tally(&output.tally);
     }

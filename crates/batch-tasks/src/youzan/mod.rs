@@ -5,18 +5,18 @@
 //!
 //! The per-record work is [`YouzanProcessor::process_line`]: pure, `&self`, thread-safe. The kind,
 //! [`YouzanOrderKind`], hands it to the standard chunk runner ([`crate::records`]) as a
-//! [`YouzanJob`]: the runner calls it on each line (`concurrency` at a time, in order), writes each
+//! [`RecordJob`](crate::records::RecordJob): the runner calls it on each line (`concurrency` at a time, in order), writes each
 //! [`EnrichedOrder`] as a JSON line and each [`YouzanIssue`] as a dead letter (`VALIDATION_ERROR`,
-//! the field named), and keeps the [`Summary`] in its checkpoints ([`Summary::add`],
-//! [`Summary::add_invalid`]; summaries of parts [`merge`](Summary::merge)). [`YouzanParams`] reads
+//! the field named), and keeps the [`YouzanSummary`] in its checkpoints ([`YouzanSummary::add`],
+//! [`YouzanSummary::add_invalid`]; summaries of parts [`merge`](YouzanSummary::merge)). [`YouzanParams`] reads
 //! the task's params and loads the tables they name. The input is a file, or the YouZan open API
 //! (`input` = its base URL, [`ApiParams`]; the HTTP client behind the `youzan-api` feature).
 //!
 //! ```
-//! use batch_tasks::youzan::{Summary, YouzanProcessor};
+//! use batch_tasks::youzan::{YouzanSummary, YouzanProcessor};
 //!
 //! let processor = YouzanProcessor::with_defaults();
-//! let mut summary = Summary::default();
+//! let mut summary = YouzanSummary::default();
 //! for line in [
 //!     r#"{"order_info": {"tid": "E1", "status": "WAIT_BUYER_PAY", "created": "2024-11-04 14:37:13"},
 //!         "address_info": {"delivery_province": "", "address_extra": "{\"areaCode\":\"330106\"}"},
@@ -86,8 +86,8 @@ pub use categories::{Categories, CategoryId, MatchField};
 pub use config::YouzanParams;
 pub use enrich::{EnrichedItem, EnrichedOrder, YouzanProcessor};
 pub use error::{IssueKind, YouzanError, YouzanIssue};
-pub use kind::{EnrichedLine, YouzanJob, YouzanOrderKind};
+pub use kind::YouzanOrderKind;
 pub use money::{Money, MoneyError};
 pub use provinces::{Province, Provinces, UNKNOWN_REGION};
-pub use summary::{Summary, Totals};
+pub use summary::{Totals, YouzanSummary};
 pub use validate::TradeStatus;

@@ -191,7 +191,6 @@ impl<'de> Deserialize<'de> for Money {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use proptest::prelude::*;
 

@@ -91,7 +91,6 @@ pub(crate) fn spec() -> KindSpec {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use serde_json::{Map, Value, json};
 

@@ -420,7 +420,6 @@ pub(crate) fn parse_extra(text: &str) -> Result<ObjectField<AddressExtra<'_>>, s
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use super::*;
 

@@ -1,4 +1,4 @@
-//! The task's result: [`Summary`], orders, items and GMV per region and per category, with counts of
+//! The task's result: [`YouzanSummary`], orders, items and GMV per region and per category, with counts of
 //! valid, invalid and unresolved-province records. Mergeable (chunks processed apart add up) and
 //! serialisable (it rides in checkpoints).
 
@@ -28,13 +28,13 @@ impl Totals {
     }
 }
 
-/// The summary of a run: what [`Summary::add`] and [`Summary::add_invalid`] saw.
+/// The summary of a run: what [`YouzanSummary::add`] and [`YouzanSummary::add_invalid`] saw.
 ///
 /// Maps are keyed by name (regions such as `华东`, `未知`; categories such as `食品饮料`, `其他`) and
 /// hold only the names seen. Money is written with two fraction digits.
 ///
 /// ```
-/// use batch_tasks::youzan::{Summary, YouzanProcessor};
+/// use batch_tasks::youzan::{YouzanSummary, YouzanProcessor};
 ///
 /// let processor = YouzanProcessor::with_defaults();
 /// let line = r#"{"order_info": {"tid": "E1", "status": "TRADE_PAID", "created": "2024-11-04 14:37:13"},
@@ -42,7 +42,7 @@ impl Totals {
 ///                "pay_info": {"payment": "15.50"},
 ///                "orders": [{"title": "纯棉袜子", "num": 3, "payment": "10.50"},
 ///                           {"title": "手机壳", "num": 1, "payment": "5.00"}]}"#;
-/// let mut summary = Summary::default();
+/// let mut summary = YouzanSummary::default();
 /// summary.add(&processor.process_line(line).unwrap());
 /// summary.add_invalid();
 /// assert_eq!((summary.valid, summary.invalid), (1, 1));
@@ -52,7 +52,7 @@ impl Totals {
 /// assert_eq!(serde_json::to_value(&summary).unwrap()["categories"]["数码家电"]["gmv"], "5.00");
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
+pub struct YouzanSummary {
     /// Valid records (one output line each).
     pub valid: u64,
     /// Invalid records (one dead letter each).
@@ -67,7 +67,7 @@ pub struct Summary {
     pub categories: BTreeMap<String, Totals>,
 }
 
-impl Summary {
+impl YouzanSummary {
     /// Counts a valid, enriched order.
     pub fn add(&mut self, order: &EnrichedOrder) {
         let items = order.items.iter().map(|item| (item.category.as_str(), item.num, item.payment));
@@ -126,7 +126,7 @@ impl Summary {
     }
 
     /// Adds what `other` counted (e.g. a chunk processed apart) to this summary.
-    pub fn merge(&mut self, other: &Summary) {
+    pub fn merge(&mut self, other: &YouzanSummary) {
         self.valid += other.valid;
         self.invalid += other.invalid;
         self.unresolved_province += other.unresolved_province;
@@ -145,7 +145,7 @@ impl Summary {
     }
 }
 
-/// What one valid order adds to a [`Summary`], without the rest of the order: a worker turns the
+/// What one valid order adds to a [`YouzanSummary`], without the rest of the order: a worker turns the
 /// order into its tally (moving the few strings it keeps), so the serial summary stage frees little.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct OrderTally {

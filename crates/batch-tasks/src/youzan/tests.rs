@@ -1,11 +1,10 @@
 //! Hand-checked cases for every validation and enrichment rule of `FORMAT.md`, each through
 //! [`YouzanProcessor::process_line`] as a user's record would go.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
-
 use serde_json::{Value, json};
 
 use super::*;
+use crate::youzan::kind::EnrichedLine;
 
 /// A valid trade with every field the task reads, and some it does not.
 fn trade() -> Value {
@@ -457,7 +456,7 @@ fn an_unresolved_province_is_valid_with_region_unknown_and_counted() {
     }
     let mut value = trade();
     remove(&mut value, "/address_info");
-    let mut summary = Summary::default();
+    let mut summary = YouzanSummary::default();
     summary.add(&order(&value));
     summary.add(&order(&trade()));
     assert_eq!((summary.valid, summary.unresolved_province), (2, 1));
@@ -555,7 +554,7 @@ fn item_count_and_gmv_are_exact() {
     let order = order(&value);
     assert_eq!((order.item_count, order.gmv.to_string()), (4, "0.30".to_owned()));
     assert!(order.items[1].is_present);
-    let mut summary = Summary::default();
+    let mut summary = YouzanSummary::default();
     summary.add(&order);
     // 0.1 + 0.2 in floating point is 0.30000000000000004; here it is 0.30.
     assert_eq!(summary.categories["食品饮料"].gmv.to_string(), "0.30");
@@ -587,7 +586,7 @@ fn paid_needs_a_pay_time_and_a_status_other_than_waiting_or_closed() {
 
 #[test]
 fn the_summary_counts_regions_and_categories_as_the_format_says() {
-    let mut summary = Summary::default();
+    let mut summary = YouzanSummary::default();
     // Main category 数码家电 (60.00 > 50.00); the region's GMV is pay_info.payment.
     let mut first =
         trade_with_items(&[("纯牛奶", "", "50.00"), ("蓝牙耳机", "", "30.00"), ("充电器", "", "30.00")]);
@@ -612,7 +611,7 @@ fn the_summary_counts_regions_and_categories_as_the_format_says() {
     assert_eq!(serde_json::to_value(&summary).unwrap(), expected);
     // A checkpointed summary reads back equal.
     let text = serde_json::to_string(&summary).unwrap();
-    assert_eq!(serde_json::from_str::<Summary>(&text).unwrap(), summary);
+    assert_eq!(serde_json::from_str::<YouzanSummary>(&text).unwrap(), summary);
 }
 
 #[test]
@@ -624,9 +623,9 @@ fn an_enriched_line_is_written_as_its_order_and_tallied_like_it() {
     let line = EnrichedLine::new(order.clone()).unwrap();
     assert_eq!(serde_json::to_string(&line).unwrap(), serde_json::to_string(&order).unwrap());
     assert_eq!(line.json(), serde_json::to_string(&order).unwrap());
-    let mut by_order = Summary::default();
+    let mut by_order = YouzanSummary::default();
     by_order.add(&order);
-    let mut by_line = Summary::default();
+    let mut by_line = YouzanSummary::default();
     crate::records::Summary::add(&mut by_line, &line);
     assert_eq!(by_line, by_order);
     assert_eq!(by_line.unresolved_province, 1);
@@ -666,9 +665,9 @@ mod properties {
         ) {
             let orders: Vec<EnrichedOrder> = orders.iter().map(order).collect();
             let split = split.min(orders.len());
-            let mut whole = Summary::default();
-            let mut first = Summary::default();
-            let mut second = Summary::default();
+            let mut whole = YouzanSummary::default();
+            let mut first = YouzanSummary::default();
+            let mut second = YouzanSummary::default();
             for (idx, order) in orders.iter().enumerate() {
                 whole.add(order);
                 if idx < split { first.add(order) } else { second.add(order) }

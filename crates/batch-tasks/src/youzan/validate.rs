@@ -265,7 +265,6 @@ pub(crate) fn quantity(field: impl Into<FieldPath>, value: &Scalar<'_>) -> Resul
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use std::borrow::Cow;
 

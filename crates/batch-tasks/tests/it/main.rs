@@ -1,6 +1,6 @@
 //! Integration tests of `batch-tasks`: one binary, a module per area.
 
-#![allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "test helpers too panic as the failure report")]
 
 mod partitions;
 mod youzan;

@@ -3,43 +3,15 @@
 //! the next claim from that checkpoint alone.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Partition, Progress, TaskError, TaskId, TaskType,
-};
+use batch_model::{BatchConfig, BatchTask, CreateTaskRequest, Partition, Progress, TaskId, TaskType};
 use batch_tasks::records::staged_path;
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::youzan::YouzanOrderKind;
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
 use batch_tasks::{JobContext, JobControl, JobOutcome, PartitionResult, TaskKind};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-
-/// A job control that keeps every commit and never stops.
-#[derive(Default)]
-struct Commits {
-    commits: Mutex<Vec<Checkpoint>>,
-    token: CancellationToken,
-}
-
-#[async_trait]
-impl JobControl for Commits {
-    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
-        self.commits.lock().unwrap().push(checkpoint);
-        Ok(())
-    }
-
-    async fn report_progress(&self, _progress: Progress) {}
-
-    fn stop_requested(&self) -> bool {
-        false
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-}
 
 fn task(params: Value, parent: Option<(TaskId, u32, u32)>) -> BatchTask {
     let config = BatchConfig { batch_size: 100, concurrency: 2, ..BatchConfig::default() };
@@ -54,11 +26,24 @@ fn task(params: Value, parent: Option<(TaskId, u32, u32)>) -> BatchTask {
 
 /// Runs `task` to completion under `epoch`; its result and final progress.
 async fn run(kind: &dyn TaskKind, task: &BatchTask, epoch: u64) -> (Value, Progress) {
-    let control: Arc<dyn JobControl> = Arc::new(Commits::default());
+    let control: Arc<dyn JobControl> = Arc::new(MemoryControl::new());
     match kind.run(JobContext::new(task.clone(), None, control).with_epoch(epoch)).await.unwrap() {
         JobOutcome::Completed { summary, progress } => (summary, progress),
         other => panic!("{other:?}"),
     }
+}
+
+/// The partitioned run's files (`many.*`) are byte for byte the single run's (`one.*`), and the
+/// partitions' files are gone.
+fn assert_merged_as_one_run(dir: &Path) {
+    for name in ["jsonl", "dead.jsonl"] {
+        let one = std::fs::read(dir.join(format!("one.{name}"))).unwrap();
+        assert!(one == std::fs::read(dir.join(format!("many.{name}"))).unwrap(), "{name}");
+    }
+    assert_eq!(
+        files_in(dir),
+        ["many.dead.jsonl", "many.jsonl", "one.dead.jsonl", "one.jsonl", "trades.jsonl"]
+    );
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -91,7 +76,7 @@ async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it
 
     // Split under the parent's first claim, run each partition under claims of their own.
     let parent = task(params("many"), None);
-    let control = Arc::new(Commits::default());
+    let control = Arc::new(MemoryControl::new());
     let first_claim =
         JobContext::new(parent.clone(), None, Arc::clone(&control) as Arc<dyn JobControl>).with_epoch(1);
     let children = kind.split(&first_claim, 3).await.unwrap();
@@ -114,15 +99,8 @@ async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it
     };
     assert_eq!(summary, one_result);
     assert_eq!(progress.done(), 3_000);
-    for name in ["jsonl", "dead.jsonl"] {
-        let one = std::fs::read(dir.path().join(format!("one.{name}"))).unwrap();
-        assert!(one == std::fs::read(dir.path().join(format!("many.{name}"))).unwrap(), "{name}");
-    }
-    assert_eq!(
-        files_in(dir.path()),
-        ["many.dead.jsonl", "many.jsonl", "one.dead.jsonl", "one.jsonl", "trades.jsonl"]
-    );
-    let final_checkpoint = control.commits.lock().unwrap().last().cloned().unwrap();
+    assert_merged_as_one_run(dir.path());
+    let final_checkpoint = control.last_checkpoint().unwrap();
     assert_eq!(final_checkpoint.sink["final"], true);
     assert_eq!(final_checkpoint.sink["epoch"], 3);
 
@@ -135,20 +113,13 @@ async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it
     }
     let next = JobContext::new(parent, Some(final_checkpoint), Arc::clone(&control) as Arc<dyn JobControl>)
         .with_epoch(4);
-    let commits_before = control.commits.lock().unwrap().len();
+    let commits_before = control.checkpoints().len();
     let JobOutcome::Completed { summary: again, .. } = kind.merge(next, partitions).await.unwrap() else {
         panic!("the second merge did not complete");
     };
     assert_eq!(again, one_result);
-    assert_eq!(control.commits.lock().unwrap().len(), commits_before, "nothing more to commit");
-    for name in ["jsonl", "dead.jsonl"] {
-        let one = std::fs::read(dir.path().join(format!("one.{name}"))).unwrap();
-        assert!(one == std::fs::read(dir.path().join(format!("many.{name}"))).unwrap(), "{name}");
-    }
-    assert_eq!(
-        files_in(dir.path()),
-        ["many.dead.jsonl", "many.jsonl", "one.dead.jsonl", "one.jsonl", "trades.jsonl"]
-    );
+    assert_eq!(control.checkpoints().len(), commits_before, "nothing more to commit");
+    assert_merged_as_one_run(dir.path());
 }
 
 #[tokio::test]
@@ -164,7 +135,7 @@ async fn only_a_regular_file_is_split() {
     assert_eq!(error.code, batch_model::ErrorCode::ConfigurationError);
     assert_eq!(error.details["param"], "partitions", "{error}");
     assert!(error.message.ends_with("is not a regular file, so it cannot be split"), "{error}");
-    let control: Arc<dyn JobControl> = Arc::new(Commits::default());
+    let control: Arc<dyn JobControl> = Arc::new(MemoryControl::new());
     let error = kind.split(&JobContext::new(task(params, None), None, control), 2).await.unwrap_err();
     assert_eq!(error.code, batch_model::ErrorCode::ConfigurationError);
     assert!(

@@ -4,45 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
-};
+use batch_model::{BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, TaskId, TaskType};
 use batch_tasks::records::DeadLetterRecord;
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::youzan::generator::{GeneratedStats, GeneratorConfig, Malformation, generate};
 use batch_tasks::youzan::{
-    EnrichedOrder, Money, Summary, YouzanError, YouzanOrderKind, YouzanParams, YouzanProcessor,
+    EnrichedOrder, Money, YouzanError, YouzanOrderKind, YouzanParams, YouzanProcessor, YouzanSummary,
 };
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
 use proptest::prelude::*;
-use tokio_util::sync::CancellationToken;
-
-/// A job control that keeps every commit.
-#[derive(Default)]
-struct MemoryControl {
-    commits: Mutex<Vec<Checkpoint>>,
-    token: CancellationToken,
-}
-
-#[async_trait]
-impl JobControl for MemoryControl {
-    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
-        self.commits.lock().unwrap().push(checkpoint);
-        Ok(())
-    }
-
-    async fn report_progress(&self, _progress: Progress) {}
-
-    fn stop_requested(&self) -> bool {
-        false
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-}
 
 struct Files {
     input: PathBuf,
@@ -71,14 +43,14 @@ fn task(params: serde_json::Value, concurrency: u32, batch_size: u32) -> BatchTa
 }
 
 /// Runs the kind on `task` from `checkpoint`; returns the summary and the checkpoints committed.
-async fn run_kind(task: &BatchTask, checkpoint: Option<Checkpoint>) -> (Summary, Vec<Checkpoint>) {
+async fn run_kind(task: &BatchTask, checkpoint: Option<Checkpoint>) -> (YouzanSummary, Vec<Checkpoint>) {
     let kind = YouzanOrderKind::default();
     kind.validate(&task.params, &task.config).unwrap();
-    let control = Arc::new(MemoryControl::default());
+    let control = Arc::new(MemoryControl::new());
     let context = JobContext::new(task.clone(), checkpoint, Arc::clone(&control) as Arc<dyn JobControl>);
     match kind.run(context).await.unwrap() {
         JobOutcome::Completed { summary, .. } => {
-            let checkpoints = control.commits.lock().unwrap().clone();
+            let checkpoints = control.checkpoints();
             (serde_json::from_value(summary).unwrap(), checkpoints)
         }
         other => panic!("the run did not complete: {other:?}"),

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -17,9 +16,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, Progress, TaskError, TaskId, TaskType,
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, ErrorCode, TaskError, TaskId, TaskType,
 };
 use batch_tasks::records::{DeadLetterRecord, RunnerOptions};
+use batch_tasks::testing::MemoryControl;
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
 use batch_tasks::youzan::{ApiCursor, YouzanOrderKind};
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};
@@ -149,32 +149,6 @@ fn answer(status: StatusCode, body: String) -> Response {
     response
 }
 
-/// A job control that keeps every commit and asks to stop after `stop_after` of them.
-#[derive(Default)]
-struct Control {
-    commits: Mutex<Vec<Checkpoint>>,
-    stop_after: Option<usize>,
-    token: CancellationToken,
-}
-
-#[async_trait]
-impl JobControl for Control {
-    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
-        self.commits.lock().unwrap().push(checkpoint);
-        Ok(())
-    }
-
-    async fn report_progress(&self, _progress: Progress) {}
-
-    fn stop_requested(&self) -> bool {
-        self.stop_after.is_some_and(|after| self.commits.lock().unwrap().len() >= after)
-    }
-
-    fn cancellation_token(&self) -> CancellationToken {
-        self.token.clone()
-    }
-}
-
 /// Generated trades as the API lists them (each line that is JSON, wrapped as a list item), and the
 /// same items written one per line to `file`.
 fn trades(count: u64, seed: u64, file: &Path) -> Vec<String> {
@@ -238,7 +212,7 @@ fn kind() -> YouzanOrderKind {
 async fn run(
     task: &BatchTask,
     checkpoint: Option<Checkpoint>,
-    control: Arc<Control>,
+    control: Arc<MemoryControl>,
 ) -> Result<JobOutcome, TaskError> {
     let kind = kind();
     kind.validate(&task.params, &task.config)?;
@@ -342,10 +316,10 @@ async fn a_stop_mid_run_resumes_at_the_page_of_its_checkpoint() {
 
     // Chunks of 25 trades, pages of 40: a stop after the third or fourth chunk is inside a page.
     let stopped = task(api_params(&setup, &api.url, "stopped", 40, 1_000), 25, Duration::from_secs(5));
-    let control = Arc::new(Control { stop_after: Some(3), ..Control::default() });
+    let control = Arc::new(MemoryControl::stopping_after(3));
     let outcome = run(&stopped, None, Arc::clone(&control)).await.unwrap();
     assert_eq!(outcome, JobOutcome::Stopped);
-    let checkpoint = control.commits.lock().unwrap().last().cloned().unwrap();
+    let checkpoint = control.last_checkpoint().unwrap();
     let cursor: ApiCursor = serde_json::from_value(checkpoint.source.clone()).unwrap();
     assert_eq!(cursor, ApiCursor::after(checkpoint.counters.processed + checkpoint.counters.failed, 40));
     assert!(cursor.page >= 2 && cursor.index > 0, "stopped inside a page: {cursor}");

@@ -831,7 +831,6 @@ fn parse_text(line: &[u8]) -> Result<String, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Cursor;
 

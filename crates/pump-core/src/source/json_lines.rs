@@ -163,7 +163,6 @@ fn json_reason(error: &serde_json::Error) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

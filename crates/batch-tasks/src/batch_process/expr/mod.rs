@@ -1,4 +1,4 @@
-//! Filter expressions: the language, its syntax tree, and [`Filter`], a parsed expression that
+//! Filter expressions: the language, its syntax tree, and [`FilterExpr`], a parsed expression that
 //! decides whether a record is kept.
 //!
 //! The [lexer] turns the text into tokens, the [parser] (recursive descent) builds the tree, and the
@@ -26,26 +26,26 @@ pub(crate) const MAX_DEPTH: usize = 64;
 /// A parsed filter expression.
 ///
 /// ```
-/// use batch_tasks::batch_process::Filter;
+/// use batch_tasks::batch_process::FilterExpr;
 /// use serde_json::json;
 ///
-/// let filter = Filter::parse(r#"amount >= 100 && region == "华东""#).unwrap();
+/// let filter = FilterExpr::parse(r#"amount >= 100 && region == "华东""#).unwrap();
 /// assert!(filter.matches(&json!({ "amount": "120.50", "region": "华东" })));
 /// assert!(!filter.matches(&json!({ "amount": 99.99, "region": "华东" })));
 /// assert!(!filter.matches(&json!({ "region": "华东" }))); // a missing amount is null: not >= 100
 /// // Display shows how the expression was grouped.
-/// assert_eq!(Filter::parse("a || b && !c").unwrap().to_string(), "(a || (b && !c))");
+/// assert_eq!(FilterExpr::parse("a || b && !c").unwrap().to_string(), "(a || (b && !c))");
 /// ```
 #[derive(Debug, Clone, PartialEq)]
-pub struct Filter {
+pub struct FilterExpr {
     expr: Expr,
 }
 
-impl Filter {
+impl FilterExpr {
     /// Parses `expression`. A failure says why and points at the bad token (its byte offset and
     /// 1-based character column); it never panics, whatever the input.
-    pub fn parse(expression: &str) -> Result<Filter, FilterError> {
-        parser::parse(expression).map(|expr| Filter { expr })
+    pub fn parse(expression: &str) -> Result<FilterExpr, FilterError> {
+        parser::parse(expression).map(|expr| FilterExpr { expr })
     }
 
     /// Whether `record` passes: the expression's value is `true` (or the string `"true"`).
@@ -54,7 +54,7 @@ impl Filter {
     }
 }
 
-impl fmt::Display for Filter {
+impl fmt::Display for FilterExpr {
     /// The expression fully parenthesised, literals in canonical form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.expr, f)

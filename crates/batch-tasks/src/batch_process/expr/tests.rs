@@ -4,11 +4,11 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::batch_process::expr::Filter;
+use crate::batch_process::expr::FilterExpr;
 
 /// Parses `input`: the fully parenthesised expression, or `error at byte N: message`.
 fn check(input: &str, expect: &str) {
-    let got = match Filter::parse(input) {
+    let got = match FilterExpr::parse(input) {
         Ok(filter) => filter.to_string(),
         Err(error) => format!("error at byte {}: {error}", error.offset),
     };
@@ -143,7 +143,7 @@ fn nesting_is_bounded() {
     );
     // Long flat chains are fine: they are n-ary, not nested.
     let chain = vec!["a == 1"; 10_000].join(" && ");
-    assert!(Filter::parse(&chain).is_ok());
+    assert!(FilterExpr::parse(&chain).is_ok());
 }
 
 /// The record the truth tables run against.
@@ -170,7 +170,7 @@ fn record() -> Value {
 
 /// Evaluates `input` against [`record`]: `true`, `false`, or the parse error.
 fn check_eval(input: &str, expect: &str) {
-    let got = match Filter::parse(input) {
+    let got = match FilterExpr::parse(input) {
         Ok(filter) => filter.matches(&record()).to_string(),
         Err(error) => format!("error: {error}"),
     };
@@ -326,10 +326,10 @@ proptest! {
                 input.push(' ');
             }
         }
-        match Filter::parse(&input) {
+        match FilterExpr::parse(&input) {
             Ok(filter) => {
                 // The display is itself a valid expression that displays the same.
-                let again = Filter::parse(&filter.to_string());
+                let again = FilterExpr::parse(&filter.to_string());
                 prop_assert_eq!(again.map(|f| f.to_string()), Ok(filter.to_string()));
                 filter.matches(&record());
             }
@@ -344,7 +344,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics_the_parser(input in any::<String>()) {
-        let _ = Filter::parse(&input);
+        let _ = FilterExpr::parse(&input);
     }
 
     #[test]
@@ -352,7 +352,7 @@ proptest! {
         let mut input: String = opens.iter().map(|paren| if *paren { '(' } else { '!' }).collect();
         input.push('a');
         input.extend(opens.iter().filter(|paren| **paren).map(|_| ')'));
-        let result = Filter::parse(&input);
+        let result = FilterExpr::parse(&input);
         prop_assert_eq!(result.is_ok(), opens.len() <= 64);
     }
 }

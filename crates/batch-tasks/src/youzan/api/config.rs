@@ -216,7 +216,6 @@ fn invalid(param: &str, reason: impl Into<String>) -> YouzanError {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, reason = "in a test, a panic is the failure report")]
 mod tests {
     use serde_json::json;
 
