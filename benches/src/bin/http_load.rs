@@ -89,6 +89,7 @@ async fn main() {
     };
     // With feature `youzan-api` anywhere in the build, reqwest is compiled with rustls and no crypto
     // provider of its own (ring is ours, not its aws-lc-rs): even a plain-HTTP client needs one.
+    #[allow(deprecated, reason = "ring builds without cmake; plain HTTP here, no key exchange")]
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .no_proxy()

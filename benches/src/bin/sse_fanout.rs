@@ -187,6 +187,7 @@ async fn main() {
     }
     // With feature `youzan-api` anywhere in the build, reqwest is compiled with rustls and no crypto
     // provider of its own (ring is ours, not its aws-lc-rs): even a plain-HTTP client needs one.
+    #[allow(deprecated, reason = "ring builds without cmake; plain HTTP here, no key exchange")]
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client =
         match reqwest::Client::builder().no_proxy().pool_max_idle_per_host(settings.clients + 1).build() {
