@@ -129,6 +129,7 @@ mod job;
 mod merge;
 mod partition;
 mod position;
+pub mod postgres;
 mod runner;
 mod sink;
 mod source;
@@ -145,5 +146,7 @@ pub use partition::{InputRange, partition_path, split_csv, split_lines};
 /// The record a [`RecordJob`] processes (a line with its position), re-exported from pump-core.
 pub use pump_core::source::{FilePosition, Record, RecordError};
 pub use runner::{ChunkRunner, Endpoints};
-pub use sink::{CommitSink, CsvFile, CsvSink, JsonLinesFile, JsonLinesSink, Resume, SinkTarget, staged_path};
+pub use sink::{
+    CommitSink, CsvFile, CsvSink, JsonLinesFile, JsonLinesSink, Resume, SinkFailure, SinkTarget, staged_path,
+};
 pub use source::{CsvRowsInput, RecordSource, RowJson, SourceElement, SourceFailure, TextLinesInput};

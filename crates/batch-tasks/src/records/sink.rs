@@ -74,6 +74,25 @@ pub trait CommitSink<T>: Send + 'static {
     fn publish(&mut self, durable: bool) -> Result<(), RunError>;
 }
 
+/// A failure of a sink that is not a file (a table), with the code the task fails with: the
+/// server cannot be reached (`STORAGE_ERROR`), an output that does not serialize
+/// (`PROCESSING_ERROR`). The runner reports it as [`RunError::Sink`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkFailure {
+    /// The code the task fails with.
+    pub code: batch_model::ErrorCode,
+    /// What went wrong, for people; names the sink and the cause once.
+    pub message: String,
+}
+
+impl SinkFailure {
+    /// A failure with `code` and `message`.
+    pub fn new(code: batch_model::ErrorCode, message: impl Into<String>) -> SinkFailure {
+        SinkFailure { code, message: message.into() }
+    }
+}
+
 /// Opens a [`CommitSink`] for one run.
 pub trait SinkTarget<T>: Send + Sync + 'static {
     /// The sink a run writes to.
