@@ -121,7 +121,7 @@ async fn fixture(test: &str) -> Option<Fixture> {
 
 /// `amount` of row `id` as the exact text PostgreSQL shows (`id × 1000003.17`), `None` every 17th.
 fn amount(id: u64) -> Option<String> {
-    (id % 17 != 0).then(|| {
+    (!id.is_multiple_of(17)).then(|| {
         let cents = id * 100_000_317;
         format!("{}.{:02}", cents / 100, cents % 100)
     })
@@ -191,7 +191,7 @@ async fn json_lines_are_loaded_into_a_table_and_bad_records_go_to_the_dead_lette
     let mut lines = String::new();
     let mut expected_cents: u64 = 0;
     for id in 1..=3_000u64 {
-        if id % 500 == 0 {
+        if id.is_multiple_of(500) {
             lines.push_str("[\"not an object\"]\n");
             continue;
         }

@@ -134,44 +134,38 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
 
     /// Sends the chunk's rows in one upsert (committed by the server before this returns; the
     /// server's own durability settings apply, whatever `durable` says).
-    fn prepare_commit(
-        &mut self,
-        _durable: bool,
-    ) -> impl std::future::Future<Output = Result<u64, RunError>> + Send {
-        async move {
-            if self.pending.is_empty() {
-                return Ok(self.sent);
-            }
-            if self.writer.is_none() {
-                self.writer = Some(prepare(&self.table).await.map_err(sink_error)?);
-            }
-            let rows = memchr::memchr_iter(b'\n', &self.pending).count() as u64;
-            let mut array = String::with_capacity(self.pending.len() + 2);
-            array.push('[');
-            // Rendered rows are JSON text, which never holds a raw newline: each ends one row.
-            let text = std::str::from_utf8(&self.pending).map_err(|error| {
-                sink_error(Failure::storage(format!("an output row is not UTF-8: {error}")))
-            })?;
-            for (index, row) in text.split_terminator('\n').enumerate() {
-                if index > 0 {
-                    array.push(',');
-                }
-                array.push_str(row);
-            }
-            array.push(']');
-            if let Some(writer) = &self.writer {
-                writer.client.execute(&writer.upsert, &[&array]).await.map_err(|error| {
-                    sink_error(failure(
-                        &self.table.address,
-                        &format!("writing into {}", self.table.relation),
-                        &error,
-                    ))
-                })?;
-            }
-            self.pending.clear();
-            self.sent += rows;
-            Ok(self.sent)
+    async fn prepare_commit(&mut self, _durable: bool) -> Result<u64, RunError> {
+        if self.pending.is_empty() {
+            return Ok(self.sent);
         }
+        if self.writer.is_none() {
+            self.writer = Some(prepare(&self.table).await.map_err(sink_error)?);
+        }
+        let rows = memchr::memchr_iter(b'\n', &self.pending).count() as u64;
+        let mut array = String::with_capacity(self.pending.len() + 2);
+        array.push('[');
+        // Rendered rows are JSON text, which never holds a raw newline: each ends one row.
+        let text = std::str::from_utf8(&self.pending)
+            .map_err(|error| sink_error(Failure::storage(format!("an output row is not UTF-8: {error}"))))?;
+        for (index, row) in text.split_terminator('\n').enumerate() {
+            if index > 0 {
+                array.push(',');
+            }
+            array.push_str(row);
+        }
+        array.push(']');
+        if let Some(writer) = &self.writer {
+            writer.client.execute(&writer.upsert, &[&array]).await.map_err(|error| {
+                sink_error(failure(
+                    &self.table.address,
+                    &format!("writing into {}", self.table.relation),
+                    &error,
+                ))
+            })?;
+        }
+        self.pending.clear();
+        self.sent += rows;
+        Ok(self.sent)
     }
 
     /// Nothing to publish: the rows are in the table as each chunk lands.

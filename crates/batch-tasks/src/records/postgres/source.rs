@@ -55,8 +55,10 @@ impl fmt::Display for TablePosition {
 /// JSON, arrays as arrays, `NULL` as `null`, any other type as its text. A record's `line` is its
 /// 1-based ordinal in the key order, its `offset` the 0-based one.
 ///
-/// Pages are `SELECT … WHERE key > $last ORDER BY key LIMIT page_rows`, so memory holds one page
-/// whatever the table's size, and a resume starts at the row after the checkpoint's key. The key
+/// Pages are `SELECT … WHERE key > $last ORDER BY key LIMIT page_rows`, the next one asked for as
+/// soon as a page arrives, so memory holds two pages whatever the table's size (the one being cut
+/// into records and the one the server is reading), and a resume starts at the row after the
+/// checkpoint's key. The key
 /// must be unique and never null (for a table: its primary key, or a column with a unique index
 /// and `NOT NULL`, which the source checks; for a query: the query's business, a null key fails the
 /// run). Rows inserted behind the key while a task runs are not read; a run over a table that does
@@ -177,6 +179,26 @@ struct Reader {
     next: tokio_postgres::Statement,
 }
 
+/// The next page: the position to read it from, or its read in flight (started as soon as the
+/// previous page arrived, so that the server works on it while the runner processes that one).
+enum Next {
+    Read(TablePosition),
+    Fetching(Prefetch),
+    Done,
+}
+
+/// A page read running on its own task; aborted when dropped (an aborted or finished run).
+struct Prefetch(tokio::task::JoinHandle<Result<Fetched, Failure>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A page and the position after it (`None` after the last).
+type Fetched = (Page, Option<TablePosition>);
+
 impl Source for Pages {
     type Item = Page;
     type Stream = SourceStage<BoxStream<'static, Page>>;
@@ -185,29 +207,47 @@ impl Source for Pages {
         let stage = ctx.register("postgres_table");
         let failing = stage.clone();
         let Pages { table, page_rows, key, position } = self;
-        let state = (None::<Reader>, Some(position));
-        let pages = futures::stream::unfold(state, move |(reader, position)| {
+        let state = (None::<Arc<Reader>>, Next::Read(position));
+        let pages = futures::stream::unfold(state, move |(reader, next)| {
             let (table, key, failing) = (Arc::clone(&table), Arc::clone(&key), failing.clone());
             async move {
-                let position = position?;
+                let fail =
+                    |error: Failure| failing.fail(PipelineError::io(failing.name(), source_failure(error)));
                 let reader = match reader {
                     Some(reader) => reader,
                     None => match prepare(&table, &key).await {
-                        Ok(reader) => reader,
+                        Ok(reader) => Arc::new(reader),
                         Err(error) => {
-                            failing.fail(PipelineError::io(failing.name(), source_failure(error)));
+                            fail(error);
                             return None;
                         }
                     },
                 };
-                match fetch(&reader, &table, &position, page_rows).await {
-                    Ok((page, next)) if page.rows.is_empty() => {
-                        let _ = next;
-                        None
+                let fetched = match next {
+                    Next::Done => return None,
+                    Next::Read(position) => fetch(&reader, &table, &position, page_rows).await,
+                    Next::Fetching(mut prefetch) => match (&mut prefetch.0).await {
+                        Ok(fetched) => fetched,
+                        Err(error) => Err(Failure::storage(format!(
+                            "reading {} failed: the read task ended ({error})",
+                            table.describe()
+                        ))),
+                    },
+                };
+                match fetched {
+                    Ok((page, _)) if page.rows.is_empty() => None,
+                    Ok((page, None)) => Some((page, (Some(reader), Next::Done))),
+                    Ok((page, Some(position))) => {
+                        let prefetch = {
+                            let (reader, table) = (Arc::clone(&reader), Arc::clone(&table));
+                            Prefetch(tokio::spawn(async move {
+                                fetch(&reader, &table, &position, page_rows).await
+                            }))
+                        };
+                        Some((page, (Some(reader), Next::Fetching(prefetch))))
                     }
-                    Ok((page, next)) => Some((page, (Some(reader), next))),
                     Err(error) => {
-                        failing.fail(PipelineError::io(failing.name(), source_failure(error)));
+                        fail(error);
                         None
                     }
                 }
@@ -228,7 +268,7 @@ async fn fetch(
     table: &PgTable,
     position: &TablePosition,
     page_rows: u32,
-) -> Result<(Page, Option<TablePosition>), Failure> {
+) -> Result<Fetched, Failure> {
     let limit = i64::from(page_rows);
     let rows = match &position.key {
         None => reader.client.query(&reader.first, &[&limit]).await,
