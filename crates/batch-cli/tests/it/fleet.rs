@@ -36,13 +36,13 @@ struct Audit {
 impl Audit {
     /// Per task: its events as `(event, epoch, worker)`, in the order they were committed.
     fn events(&self) -> BTreeMap<String, Vec<(String, i64, Option<String>)>> {
-        let rows = self
-            .runtime
-            .block_on(self.client.query(
-                "SELECT task_id::text, event, epoch, worker FROM batch.task_events ORDER BY id",
-                &[],
-            ))
-            .unwrap();
+        let rows =
+            self.runtime
+                .block_on(self.client.query(
+                    "SELECT task_id::text, event, epoch, worker FROM batch.task_events ORDER BY id",
+                    &[],
+                ))
+                .unwrap();
         let mut events: BTreeMap<String, Vec<(String, i64, Option<String>)>> = BTreeMap::new();
         for row in rows {
             events.entry(row.get(0)).or_default().push((row.get(1), row.get(2), row.get(3)));

@@ -9,4 +9,5 @@ mod lifecycle;
 mod logs;
 mod run;
 mod support;
+mod tables;
 mod terminal;
