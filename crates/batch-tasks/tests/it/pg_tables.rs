@@ -21,13 +21,16 @@ use tokio_util::sync::CancellationToken;
 #[derive(Default)]
 struct MemoryControl {
     commits: Mutex<Vec<Checkpoint>>,
+    /// The progress total committed with each checkpoint.
+    totals: Mutex<Vec<Option<u64>>>,
     token: CancellationToken,
 }
 
 #[async_trait]
 impl JobControl for MemoryControl {
-    async fn commit(&self, checkpoint: Checkpoint, _progress: Progress) -> Result<(), TaskError> {
+    async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError> {
         self.commits.lock().unwrap().push(checkpoint);
+        self.totals.lock().unwrap().push(progress.total);
         Ok(())
     }
 
@@ -88,13 +91,23 @@ async fn run(
     task: &BatchTask,
     checkpoint: Option<Checkpoint>,
 ) -> (Result<JobOutcome, TaskError>, Vec<Checkpoint>) {
+    let (outcome, commits, _totals) = run_with_totals(task, checkpoint).await;
+    (outcome, commits)
+}
+
+/// [`run`], with the progress total of each commit.
+async fn run_with_totals(
+    task: &BatchTask,
+    checkpoint: Option<Checkpoint>,
+) -> (Result<JobOutcome, TaskError>, Vec<Checkpoint>, Vec<Option<u64>>) {
     let kind = BatchProcessKind::default();
     kind.validate(&task.params, &task.config).unwrap();
     let control = Arc::new(MemoryControl::default());
     let context = JobContext::new(task.clone(), checkpoint, Arc::clone(&control) as Arc<dyn JobControl>);
     let outcome = kind.run(context).await;
     let commits = control.commits.lock().unwrap().clone();
-    (outcome, commits)
+    let totals = control.totals.lock().unwrap().clone();
+    (outcome, commits, totals)
 }
 
 fn completed_counters(outcome: Result<JobOutcome, TaskError>, commits: &[Checkpoint]) -> Counters {
@@ -131,16 +144,18 @@ fn amount(id: u64) -> Option<String> {
 async fn a_table_is_copied_to_a_table_row_for_row() {
     let Some(fx) = fixture("a_table_is_copied_to_a_table_row_for_row").await else { return };
     create_source(&fx.client, "t1", 2_345).await;
-    fx.client.batch_execute(&format!("CREATE TABLE t2 ({COLUMNS})")).await.unwrap();
+    fx.client.batch_execute(&format!("CREATE TABLE t2 ({COLUMNS}); ANALYZE t1")).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let params = json!({
         "input": fx.db.url, "input_table": "t1",
         "output": fx.db.url, "output_table": "public.t2",
         "dead_letter": dir.path().join("dead.jsonl"),
     });
-    let (outcome, commits) = run(&task(params, 100), None).await;
+    let (outcome, commits, totals) = run_with_totals(&task(params, 100), None).await;
     let counters = completed_counters(outcome, &commits);
     assert_eq!((counters.processed, counters.failed, counters.skipped), (2_345, 0, 0));
+    // The progress total is the server's estimate of the table's rows (exact after ANALYZE).
+    assert_eq!(totals[0], Some(2_345), "{totals:?}");
     assert_eq!(checksum(&fx.client, "t2").await, checksum(&fx.client, "t1").await);
     assert_eq!(checksum(&fx.client, "t2").await.0, 2_345);
     assert_eq!(std::fs::read_to_string(dir.path().join("dead.jsonl")).unwrap(), "");

@@ -74,6 +74,9 @@ pub struct PgTableInput {
     /// The key column, once the first open found it (the primary key when not given): read by
     /// `position_after`.
     key: Arc<OnceLock<String>>,
+    /// The table's row count as the server's statistics estimate it (`pg_class.reltuples`), once
+    /// the first open read it; for the progress total.
+    estimate: Arc<OnceLock<u64>>,
 }
 
 impl PgTableInput {
@@ -86,7 +89,12 @@ impl PgTableInput {
         if let Some([column]) = table.key.as_deref() {
             let _set = key.set(column.clone());
         }
-        PgTableInput { table: Arc::new(table), page_rows: PgTableInput::PAGE_ROWS, key }
+        PgTableInput {
+            table: Arc::new(table),
+            page_rows: PgTableInput::PAGE_ROWS,
+            key,
+            estimate: Arc::new(OnceLock::new()),
+        }
     }
 
     /// The same, `page_rows` rows a page (at least 1).
@@ -105,6 +113,7 @@ impl RecordSource for PgTableInput {
             table: Arc::clone(&self.table),
             page_rows: self.page_rows,
             key: Arc::clone(&self.key),
+            estimate: Arc::clone(&self.estimate),
             position: position.cloned().unwrap_or_default(),
         }
         .flat_map(Page::into_records as fn(Page) -> Vec<SourceElement>)
@@ -124,6 +133,12 @@ impl RecordSource for PgTableInput {
 
     fn describe(&self) -> String {
         format!("the input {}", self.table.describe())
+    }
+
+    /// A table's row count as the server's statistics estimate it (never below what is done);
+    /// `None` for a query, or a table never analysed.
+    fn estimated_total(&self, done: u64, _position: &TablePosition) -> Option<u64> {
+        self.estimate.get().map(|estimate| (*estimate).max(done))
     }
 }
 
@@ -169,6 +184,7 @@ struct Pages {
     table: Arc<PgTable>,
     page_rows: u32,
     key: Arc<OnceLock<String>>,
+    estimate: Arc<OnceLock<u64>>,
     position: TablePosition,
 }
 
@@ -206,16 +222,17 @@ impl Source for Pages {
     fn open(self, ctx: &StageContext) -> Self::Stream {
         let stage = ctx.register("postgres_table");
         let failing = stage.clone();
-        let Pages { table, page_rows, key, position } = self;
+        let Pages { table, page_rows, key, estimate, position } = self;
         let state = (None::<Arc<Reader>>, Next::Read(position));
         let pages = futures::stream::unfold(state, move |(reader, next)| {
-            let (table, key, failing) = (Arc::clone(&table), Arc::clone(&key), failing.clone());
+            let (table, key, estimate, failing) =
+                (Arc::clone(&table), Arc::clone(&key), Arc::clone(&estimate), failing.clone());
             async move {
                 let fail =
                     |error: Failure| failing.fail(PipelineError::io(failing.name(), source_failure(error)));
                 let reader = match reader {
                     Some(reader) => reader,
-                    None => match prepare(&table, &key).await {
+                    None => match prepare(&table, &key, &estimate).await {
                         Ok(reader) => Arc::new(reader),
                         Err(error) => {
                             fail(error);
@@ -299,7 +316,11 @@ async fn fetch(
 }
 
 /// Connects, finds the columns and the key, checks the key, and prepares the two page queries.
-async fn prepare(table: &PgTable, key_cell: &OnceLock<String>) -> Result<Reader, Failure> {
+async fn prepare(
+    table: &PgTable,
+    key_cell: &OnceLock<String>,
+    estimate: &OnceLock<u64>,
+) -> Result<Reader, Failure> {
     let address = &table.address;
     let client = connect(address).await?;
     let relation = table.relation.sql();
@@ -324,6 +345,20 @@ async fn prepare(table: &PgTable, key_cell: &OnceLock<String>) -> Result<Reader,
     };
     if let Relation::Table(_) = table.relation {
         check_unique(&client, table, &key).await?;
+        // Statistics only (-1 or 0 before the first ANALYZE): no total rather than a wrong one.
+        let rows: i64 = client
+            .query_one(
+                "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class WHERE oid = $1::text::regclass",
+                &[&table.relation.sql()],
+            )
+            .await
+            .and_then(|row| row.try_get(0))
+            .map_err(|error| failure(address, "reading the table's statistics", &error))?;
+        if let Ok(rows) = u64::try_from(rows)
+            && rows > 0
+        {
+            let _set = estimate.set(rows);
+        }
     }
     let key_type_name: String = client
         .query_one("SELECT format_type($1::oid, NULL)", &[&key_type.oid()])
