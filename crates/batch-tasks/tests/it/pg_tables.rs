@@ -243,6 +243,46 @@ async fn json_lines_are_loaded_into_a_table_and_bad_records_go_to_the_dead_lette
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_of_a_table_are_upserted_into_a_table_with_the_key_log_beside_the_dead_letters() {
+    let Some(fx) =
+        fixture("groups_of_a_table_are_upserted_into_a_table_with_the_key_log_beside_the_dead_letters").await
+    else {
+        return;
+    };
+    create_source(&fx.client, "t1", 1_000).await;
+    fx.client
+        .batch_execute(
+            "CREATE TABLE groups (ok boolean PRIMARY KEY, count bigint NOT NULL, total numeric NOT NULL)",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dead = dir.path().join("dead.jsonl");
+    let params = json!({
+        "input": fx.db.url, "input_table": "t1",
+        "output": fx.db.url, "output_table": "groups", "dead_letter": dead,
+        "dedup_key": "id", "group_by": "ok", "aggregates": ["count", "total=sum:id"],
+    });
+    let (outcome, commits) = run(&task(params, 100), None).await;
+    let counters = completed_counters(outcome, &commits);
+    assert_eq!((counters.processed, counters.failed), (1_000, 0));
+    let rows = fx.client.query("SELECT ok, count, total::text FROM groups ORDER BY ok", &[]).await.unwrap();
+    let got: Vec<(bool, i64, String)> = rows.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect();
+    let expected = fx
+        .client
+        .query("SELECT ok, count(*), sum(id)::text FROM t1 GROUP BY ok ORDER BY ok", &[])
+        .await
+        .unwrap();
+    let expected: Vec<(bool, i64, String)> =
+        expected.iter().map(|row| (row.get(0), row.get(1), row.get(2))).collect();
+    assert_eq!(got, expected);
+    // The dedup keys were logged beside the dead letters (the output is a table), and removed at
+    // the end.
+    assert!(!dir.path().join("dead.jsonl.keys").exists());
+    assert!(commits[0].sink["log"].as_u64().is_some_and(|len| len > 0), "{}", commits[0].sink);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resume_from_every_checkpoint_ends_equal_to_an_uninterrupted_run() {
     let Some(fx) = fixture("a_resume_from_every_checkpoint_ends_equal_to_an_uninterrupted_run").await else {
         return;
