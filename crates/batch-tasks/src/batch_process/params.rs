@@ -134,6 +134,24 @@ mod tests {
     }
 
     #[test]
+    fn a_table_is_accepted_only_with_the_postgres_feature() {
+        let params = serde_json::json!({
+            "input": "postgres://app@db/sales", "input_table": "orders", "output": "out.jsonl",
+        });
+        let parsed = crate::batch_process::BatchProcessConfig::from_params(&params);
+        if cfg!(feature = "postgres") {
+            let table = parsed.unwrap().input_table.unwrap();
+            assert_eq!(table.describe(), "the table orders at postgres://app@db/sales");
+        } else {
+            let error = parsed.unwrap_err();
+            assert!(
+                error.to_string().starts_with("input: names a PostgreSQL table, but this build"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
     fn constant_defaults_are_the_parsers() {
         let spec = super::spec();
         let config = crate::batch_process::BatchProcessConfig::from_params(&serde_json::json!({
