@@ -330,6 +330,36 @@ async fn a_resume_from_every_checkpoint_ends_equal_to_an_uninterrupted_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_other_types_resume_exactly() {
+    let Some(fx) = fixture("keys_of_other_types_resume_exactly").await else { return };
+    fx.client
+        .batch_execute(
+            "CREATE TABLE chars (code char(6) PRIMARY KEY, v int NOT NULL);
+             INSERT INTO chars SELECT 'k' || lpad(g::text, 3, '0'), g FROM generate_series(1, 40) AS g;
+             CREATE TABLE times (at timestamptz PRIMARY KEY, v int NOT NULL);
+             INSERT INTO times SELECT timestamptz '2024-03-01 00:00:00.123456+00' + g * interval '1 hour', g \
+             FROM generate_series(1, 40) AS g;",
+        )
+        .await
+        .unwrap();
+    for table in ["chars", "times"] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.jsonl");
+        let task = task(json!({ "input": fx.db.url, "input_table": table, "output": output }), 7);
+        let (outcome, commits) = run(&task, None).await;
+        completed_counters(outcome, &commits);
+        let reference = std::fs::read_to_string(&output).unwrap();
+        assert_eq!(reference.lines().count(), 40, "{table}");
+        for checkpoint in &commits {
+            let (outcome, _) = run(&task, Some(checkpoint.clone())).await;
+            assert!(matches!(outcome, Ok(JobOutcome::Completed { .. })), "{table}: {outcome:?}");
+            let resumed = std::fs::read_to_string(&output).unwrap();
+            assert_eq!(resumed, reference, "{table}, resumed from {}", checkpoint.source);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_addresses_tables_columns_and_logins_give_coded_errors_without_the_password() {
     let Some(fx) =
         fixture("bad_addresses_tables_columns_and_logins_give_coded_errors_without_the_password").await

@@ -360,8 +360,14 @@ async fn prepare(
             let _set = estimate.set(rows);
         }
     }
+    // The type's own name, not `format_type`'s: `character` without its length would be
+    // `character(1)` in a cast and cut the key to one letter; `pg_catalog.bpchar` keeps it whole.
     let key_type_name: String = client
-        .query_one("SELECT format_type($1::oid, NULL)", &[&key_type.oid()])
+        .query_one(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(t.typname) FROM pg_type t \
+             JOIN pg_namespace n ON n.oid = t.typnamespace WHERE t.oid = $1",
+            &[&key_type.oid()],
+        )
         .await
         .and_then(|row| row.try_get(0))
         .map_err(|error| failure(address, "reading the key's type", &error))?;
