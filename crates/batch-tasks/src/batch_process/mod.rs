@@ -98,7 +98,7 @@
 //! the worker's `PGPASSWORD` is used, so none needs to be stored in the task):
 //!
 //! - **Input**: `input_table` (or `input_query` with `input_key`) is read in key order, 1,000 rows a
-//!   page (keyset pagination; [`PgTableInput`](crate::records::postgres::PgTableInput)); each row
+//!   page (keyset pagination; `records::postgres::PgTableInput`); each row
 //!   is a record, a JSON object with `numeric` columns as strings of their exact digits (which the
 //!   filter and the aggregates read as exact numbers), timestamps as ISO 8601 strings, `json`/`jsonb`
 //!   as JSON. A checkpoint holds the last key read, and a resume reads on after it. `format` does not
@@ -106,7 +106,7 @@
 //! - **Output**: the kept rows (and group rows) are upserted into `output_table` by `output_key`
 //!   (default: its primary key), a chunk a statement, before the chunk's checkpoint; a resume after
 //!   a crash writes the same rows with the same keys again, so each is in the table exactly once
-//!   ([`PgTableOutput`](crate::records::postgres::PgTableOutput)). Dead letters still go to a file,
+//!   (`records::postgres::PgTableOutput`). Dead letters still go to a file,
 //!   so `dead_letter` must be given; the dedup key log is kept beside it (`<dead_letter>.keys`).
 //! - A task over a table runs as one partition (`partitions` > 1 is refused).
 //! - A bad address, a missing table name, a query without a key: `CONFIGURATION_ERROR` at creation.

@@ -7,10 +7,13 @@
 //!
 //! - A [`RecordSource`] yields records, each with a serialisable position after it, and reopens at
 //!   such a position: [`TextLinesInput`] (a text file, a line a record), [`CsvRowsInput`] (a CSV
-//!   file through pump-core's quote-aware scanner, a row a record); an API or a table the same way.
+//!   file through pump-core's quote-aware scanner, a row a record), `YouzanApiInput` (the YouZan
+//!   API, feature `youzan-api`), `postgres::PgTableInput` (a PostgreSQL table read in key order,
+//!   feature `postgres`).
 //! - A [`SinkTarget`] opens a [`CommitSink`], which writes a chunk, makes it durable, reports the
 //!   position that goes into the same checkpoint, and on resume returns to the committed position:
-//!   [`JsonLinesFile`] and [`CsvFile`].
+//!   [`JsonLinesFile`] and [`CsvFile`], and `postgres::PgTableOutput` (rows upserted by key,
+//!   exactly once by idempotence, feature `postgres`).
 //!
 //! [`ChunkRunner::run`] uses the job's own paths ([`RecordJob::input`], a text file; `output` and
 //! `dead_letters`, JSON lines); [`ChunkRunner::run_with`] takes any endpoints. The runner does the
