@@ -1,5 +1,5 @@
-//! PostgreSQL tables as the chunk runner's endpoints: [`PgTableInput`] (a table or query read in
-//! key order, a page at a time, the last key as the checkpoint's position) and [`PgTableOutput`]
+//! PostgreSQL tables as the chunk runner's endpoints: `PgTableInput` (a table or query read in
+//! key order, a page at a time, the last key as the checkpoint's position) and `PgTableOutput`
 //! (rows upserted by key, exactly once whatever crashes and resumes), with [`PgTable`] naming
 //! either (the address, the table or query, the key).
 //!
@@ -12,7 +12,7 @@
 //!
 //! The output is an idempotent upsert keyed by the table's key: a chunk's rows are committed by
 //! the server before the checkpoint that covers them, and a resume writing them again replaces
-//! each row with itself (see [`PgTableOutput`]). This is correct whatever the task's store is. Writing
+//! each row with itself (see `PgTableOutput`). This is correct whatever the task's store is. Writing
 //! the rows in the checkpoint's own transaction, when the store is the same database, would save
 //! the upsert's conflict check but needs the store to run a kind's statements inside its group
 //! commit; the store contract has no such hook yet.
