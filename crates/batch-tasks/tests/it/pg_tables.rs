@@ -452,4 +452,18 @@ async fn bad_addresses_tables_columns_and_logins_give_coded_errors_without_the_p
     let error = run(&task, None).await.0.unwrap_err();
     assert_eq!(error.code, ErrorCode::StorageError);
     assert!(error.message.contains("not a unique key"), "{}", error.message);
+
+    // Two output rows with one key in a chunk: refused, not merged silently.
+    fx.client.batch_execute("CREATE TABLE keyed (id bigint PRIMARY KEY, v text)").await.unwrap();
+    let input = dir.path().join("twice.jsonl");
+    std::fs::write(&input, "{\"id\": 1, \"v\": \"a\"}\n{\"id\": 1, \"v\": \"b\"}\n").unwrap();
+    let twice = crate::pg_tables::task(
+        json!({
+            "input": input, "output": fx.db.url, "output_table": "keyed", "dead_letter": dir.path().join("dead.jsonl"),
+        }),
+        10,
+    );
+    let error = run(&twice, None).await.0.unwrap_err();
+    assert_eq!(error.code, ErrorCode::StorageError);
+    assert!(error.message.contains("the same output key"), "{}", error.message);
 }
