@@ -105,6 +105,25 @@ pub(crate) fn check(root: &Path) -> Result<()> {
         }
     }
 
+    if members.contains("batch-tasks") {
+        // PostgreSQL tables as kinds' endpoints weigh only on those who use them (feature `postgres`).
+        let deps = normal_deps(root, "batch-tasks", &[])?;
+        for client in ["tokio-postgres", "postgres", "sqlx"] {
+            if deps.contains(client) {
+                problems.push(format!(
+                    "batch-tasks without feature `postgres` depends on {client}; it must be optional"
+                ));
+            }
+        }
+        let with_tables = normal_deps(root, "batch-tasks", &["--features", "postgres"])?;
+        if !with_tables.contains("tokio-postgres") {
+            problems.push("batch-tasks with feature `postgres` lacks tokio-postgres".to_owned());
+        }
+        if with_tables.contains("rusqlite") {
+            problems.push("batch-tasks with feature `postgres` depends on rusqlite".to_owned());
+        }
+    }
+
     if !problems.is_empty() {
         for problem in &problems {
             eprintln!("deps: {problem}");

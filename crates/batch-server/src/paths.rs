@@ -10,6 +10,18 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::error::ServerError;
 
+/// Whether a path parameter's value is an address (`scheme://…`: a `postgres://` database, the YouZan
+/// API's `https://` URL) rather than a file: addresses are left as given, not confined (the kind
+/// checks them), as the CLI does.
+pub(crate) fn is_address(value: &str) -> bool {
+    let Some((scheme, _)) = value.split_once("://") else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|first| first.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
 /// The folders task paths must lie in, canonicalised once at start.
 #[derive(Debug, Clone)]
 pub struct DataRoots {
@@ -119,6 +131,15 @@ fn absolute_clean(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn addresses_are_told_from_paths() {
+        assert!(is_address("postgres://app@db:5432/sales"));
+        assert!(is_address("https://open.youzan.com"));
+        assert!(!is_address("data/in.jsonl"));
+        assert!(!is_address("data/a://b.jsonl"));
+        assert!(!is_address("://x"));
+    }
 
     fn check(roots: &DataRoots, value: &str) -> Result<PathBuf, String> {
         roots.confine("input", value).map_err(|error| error.to_string())

@@ -10,4 +10,5 @@ mod lifecycle;
 mod logs;
 mod run;
 mod support;
+mod tables;
 mod terminal;

@@ -11,6 +11,7 @@ mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
 mod partitioned_kinds;
+mod pg_crash;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod quarantine;

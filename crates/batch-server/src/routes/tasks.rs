@@ -73,6 +73,9 @@ fn confine_paths(state: &AppState, request: &mut CreateTaskRequest) -> Result<()
     };
     for name in names {
         if let Some(serde_json::Value::String(value)) = params.get(&name) {
+            if crate::paths::is_address(value) {
+                continue;
+            }
             let confined = state.roots().confine(&name, value)?;
             let Some(text) = confined.to_str() else {
                 return Err(ServerError::invalid(format!("params.{name}"), "must be valid UTF-8"));

@@ -153,6 +153,30 @@ async fn paths_outside_the_data_roots_are_refused_naming_the_parameter() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addresses_are_left_to_the_kind_while_files_are_confined() {
+    let server = TestServer::start(Options { workers: 0, ..Options::default() }).await;
+    let url = "postgres://app@db.example:5432/sales";
+    let params = json!({
+        "input": url, "input_table": "orders", "output": url, "output_table": "big", "dead_letter": "d.jsonl",
+    });
+    let (status, task) =
+        server.post("/api/v1/tasks", json!({ "task_type": "batch_process", "params": params })).await;
+    assert_eq!(status, 201, "{task}");
+    assert_eq!((&task["params"]["input"], &task["params"]["output"]), (&json!(url), &json!(url)));
+    assert_eq!(
+        task["params"]["dead_letter"],
+        server.path("d.jsonl").to_str().unwrap(),
+        "files are still confined"
+    );
+    // An address is no way around the data roots for the files beside it.
+    let params = json!({ "input": url, "input_table": "orders", "output": "../out.jsonl" });
+    let answer =
+        server.post("/api/v1/tasks", json!({ "task_type": "batch_process", "params": params })).await;
+    assert_error(&answer, 400, "VALIDATION_ERROR");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_token_only_loopback_host_names_are_served() {
     let server = TestServer::start(Options { tokens: false, workers: 0 }).await;
     let (status, session) = send(server.client.get(server.url("/api/v1/session"))).await;

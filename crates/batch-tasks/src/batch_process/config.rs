@@ -15,11 +15,17 @@ use crate::batch_process::error::BatchProcessError;
 use crate::batch_process::expr::FilterExpr;
 use crate::batch_process::path::FieldPath;
 use crate::records::InputRange;
+use crate::records::postgres::{PgAddress, PgTable, Relation, is_postgres_address, key_columns};
 
 /// Every param the kind knows, in the order they are checked.
-pub(crate) const PARAMS: [&str; 13] = [
+pub(crate) const PARAMS: [&str; 18] = [
     "input",
+    "input_table",
+    "input_query",
+    "input_key",
     "output",
+    "output_table",
+    "output_key",
     "dead_letter",
     "dead_letters",
     "format",
@@ -89,10 +95,14 @@ impl Format {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct BatchProcessConfig {
-    /// The file to read.
+    /// The file to read (the address, when the input is a table).
     pub input: PathBuf,
-    /// The JSON-lines file the kept rows are written to.
+    /// The table (or query) to read, when `input` is a `postgres://` address.
+    pub input_table: Option<PgTable>,
+    /// The JSON-lines file the kept rows are written to (the address, when the output is a table).
     pub output: PathBuf,
+    /// The table the kept rows are upserted into, when `output` is a `postgres://` address.
+    pub output_table: Option<PgTable>,
     /// The JSON-lines file rejected records are written to.
     pub dead_letters: PathBuf,
     /// The input's format.
@@ -304,8 +314,16 @@ impl BatchProcessConfig {
 
         let input = params.file("input")?;
         let output = params.file("output")?;
-        if input == output {
-            return Err(invalid("output", "must differ from input".to_owned()));
+        let input_table = params.table(&input, Side::Input)?;
+        let output_table = params.table(&output, Side::Output)?;
+        match (&input_table, &output_table) {
+            (None, None) if input == output => {
+                return Err(invalid("output", "must differ from input".to_owned()));
+            }
+            (Some(input), Some(output)) if input == output => {
+                return Err(invalid("output_table", "must differ from input_table".to_owned()));
+            }
+            _ => {}
         }
         // `dead_letter` is the name every kind takes; `dead_letters` is accepted as its alias.
         let dead_letters = match (params.get("dead_letter"), params.get("dead_letters")) {
@@ -314,12 +332,27 @@ impl BatchProcessConfig {
             }
             (Some(_), None) => params.file("dead_letter")?,
             (None, Some(_)) => params.file("dead_letters")?,
+            (None, None) if output_table.is_some() => {
+                return Err(invalid(
+                    "dead_letter",
+                    "missing; set it to a file path: the output is a table, so the dead letters need a file of \
+                     their own"
+                        .to_owned(),
+                ));
+            }
             (None, None) => crate::records::dead_letters_beside(&output),
         };
         if dead_letters == input || dead_letters == output {
             return Err(invalid("dead_letter", "must differ from input and output".to_owned()));
         }
         let format = match params.get("format") {
+            Some(_) if input_table.is_some() => {
+                return Err(invalid(
+                    "format",
+                    "does not apply to a table input (its rows are read as JSON objects)".to_owned(),
+                ));
+            }
+            None if input_table.is_some() => Format::JsonLines,
             Some(value) => params.format("format", value)?,
             None => Format::from_extension(&input).ok_or_else(|| {
                 invalid(
@@ -408,7 +441,9 @@ impl BatchProcessConfig {
 
         Ok(BatchProcessConfig {
             input,
+            input_table,
             output,
+            output_table,
             dead_letters,
             format,
             filter,
@@ -428,6 +463,84 @@ impl Params<'_> {
     /// A param's value; `null` counts as absent.
     fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name).filter(|value| !value.is_null())
+    }
+
+    /// The table `address` names with the `<side>_table`/`_query`/`_key` params, when it is a
+    /// `postgres://` address; those params are refused for a file.
+    fn table(&self, address: &Path, side: Side) -> Result<Option<PgTable>, BatchProcessError> {
+        let (address_param, table_param, key_param) = match side {
+            Side::Input => ("input", "input_table", "input_key"),
+            Side::Output => ("output", "output_table", "output_key"),
+        };
+        let query_param = "input_query";
+        let text = address.to_str().unwrap_or_default();
+        if !is_postgres_address(text) {
+            let extra = [table_param, key_param]
+                .into_iter()
+                .chain((side == Side::Input).then_some(query_param))
+                .find(|name| self.get(name).is_some());
+            return match extra {
+                Some(name) => Err(invalid(
+                    name,
+                    format!("applies to a table only; set {address_param} to a postgres:// address"),
+                )),
+                None => Ok(None),
+            };
+        }
+        if !PgTable::SUPPORTED {
+            return Err(invalid(
+                address_param,
+                "names a PostgreSQL table, but this build has no PostgreSQL support (batch-tasks' feature \
+                 postgres; the batch command has it)"
+                    .to_owned(),
+            ));
+        }
+        let address = PgAddress::parse(text).map_err(|reason| invalid(address_param, reason))?;
+        let table = self.text(table_param)?;
+        let query = if side == Side::Input { self.text(query_param)? } else { None };
+        let relation = match (table, query) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(table_param, "is also given as input_query; give one".to_owned()));
+            }
+            (Some(name), None) => Relation::table(&name).map_err(|reason| invalid(table_param, reason))?,
+            (None, Some(query)) => Relation::Query(query),
+            (None, None) => {
+                let what = if side == Side::Input { " (or input_query)" } else { "" };
+                return Err(invalid(
+                    table_param,
+                    format!("missing; {address_param} is a PostgreSQL address, so name its table{what}"),
+                ));
+            }
+        };
+        let key = match self.text(key_param)? {
+            Some(text) => key_columns(&text).map_err(|reason| invalid(key_param, reason))?,
+            None => None,
+        };
+        match (&relation, &key, side) {
+            (Relation::Query(_), None, _) => {
+                return Err(invalid(
+                    key_param,
+                    "missing; a query input needs its key column named".to_owned(),
+                ));
+            }
+            (_, Some(columns), Side::Input) if columns.len() != 1 => {
+                return Err(invalid(key_param, "must name one column".to_owned()));
+            }
+            _ => {}
+        }
+        Ok(Some(PgTable { address, relation, key }))
+    }
+
+    /// A non-empty string param, `None` when absent.
+    fn text(&self, name: &'static str) -> Result<Option<String>, BatchProcessError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::String(text)) if text.trim().is_empty() => {
+                Err(invalid(name, "must not be empty".to_owned()))
+            }
+            Some(Value::String(text)) => Ok(Some(text.trim().to_owned())),
+            Some(other) => Err(wrong_type(name, "a string", other)),
+        }
     }
 
     fn file(&self, name: &'static str) -> Result<PathBuf, BatchProcessError> {
@@ -537,6 +650,13 @@ impl Params<'_> {
             _ => Err(invalid(name, format!("must be a whole number from 1 to {limit}, got {value}"))),
         }
     }
+}
+
+/// Which side of the task a table param belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Input,
+    Output,
 }
 
 fn invalid(param: &'static str, reason: String) -> BatchProcessError {

@@ -74,10 +74,12 @@ use crate::batch_process::{
     AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, SUMMARY_ROWS,
 };
 use crate::kind::{JobContext, JobOutcome, PartitionResult, TaskKind};
+use crate::records::postgres::PgTable;
 use crate::records::{
     Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, MergeFile,
-    MergeTargets, Merged, Record, RecordJob, RunnerOptions, Summary, TextLinesInput, check_input_file,
-    check_output_folder, check_splittable, merge_partitions, partition_path, split_csv, split_lines,
+    MergeTargets, Merged, Record, RecordJob, RecordSource, RunnerOptions, Summary, TextLinesInput,
+    check_input_file, check_output_folder, check_splittable, merge_partitions, partition_path, split_csv,
+    split_lines,
 };
 
 /// The `batch_process` task kind: filter, project, de-duplicate and aggregate the records of a
@@ -125,6 +127,12 @@ impl TaskKind for BatchProcessKind {
         config.validate().map_err(|error| TaskError::from(&error))?;
         let params = BatchProcessConfig::from_params(params).map_err(|error| TaskError::from(&error))?;
         check_files(&params).map_err(|error| TaskError::from(&error))?;
+        if config.partitions > 1 && (params.input_table.is_some() || params.output_table.is_some()) {
+            return Err(TaskError::from(&BatchProcessError::InvalidParam {
+                param: "partitions",
+                reason: "a task reading or writing a table runs as one partition".to_owned(),
+            }));
+        }
         if config.partitions > 1 {
             check_splittable(&params.input).map_err(|reason| {
                 TaskError::from(&BatchProcessError::InvalidParam { param: "partitions", reason })
@@ -141,24 +149,19 @@ impl TaskKind for BatchProcessKind {
         // when grouping, each row's group input (in order) instead of groups of its own.
         let partition = job.task().parent_id.is_some();
         let log = state_log_path(&config, partition);
-        let output = JsonLinesFile::new(config.output.clone(), "output");
         let dead_letters =
             JsonLinesFile::<DeadLetterRecord>::new(config.dead_letters.clone(), "dead-letter file");
         let input = config.input.clone();
         let range = config.input_range.unwrap_or_default();
+        let (input_table, output_table) = (config.input_table.clone(), config.output_table.clone());
+        let output_file = config.output.clone();
         let work = Arc::new(BatchProcessJob::new(config, log.clone(), partition));
         let runner = ChunkRunner::new(self.options.clone());
-        let outcome = match format {
-            Format::JsonLines => {
-                let endpoints =
-                    Endpoints { source: TextLinesInput::new(input).range(range), output, dead_letters };
-                runner.run_with(work, endpoints, &job).await?
-            }
-            Format::Csv => {
-                let endpoints =
-                    Endpoints { source: CsvRowsInput::new(input).range(range), output, dead_letters };
-                runner.run_with(work, endpoints, &job).await?
-            }
+        let run = Run { runner, work, output_file, output_table, dead_letters, job: &job };
+        let outcome = match (input_table, format) {
+            (Some(table), _) => run.from(table_input(table)?).await?,
+            (None, Format::JsonLines) => run.from(TextLinesInput::new(input).range(range)).await?,
+            (None, Format::Csv) => run.from(CsvRowsInput::new(input).range(range)).await?,
         };
         if let (JobOutcome::Completed { .. }, Some(log), false) = (&outcome, log, partition) {
             // The key log served resumes; a completed task needs it no more (a partition's serves
@@ -262,10 +265,67 @@ impl TaskKind for BatchProcessKind {
 /// The state log of a task (or partition) with `config`: `<output>.keys` for the dedup keys; for a
 /// partition that groups, `<output>.inputs` (each row's key and group input); none otherwise.
 fn state_log_path(config: &BatchProcessConfig, partition: bool) -> Option<PathBuf> {
+    // Beside the output file; beside the dead-letter file when the output is a table.
+    let base = if config.output_table.is_some() { &config.dead_letters } else { &config.output };
     if partition && config.grouping.is_some() {
-        return Some(with_suffix(&config.output, ".inputs"));
+        return Some(with_suffix(base, ".inputs"));
     }
-    config.dedup.is_some().then(|| keys_path(&config.output))
+    config.dedup.is_some().then(|| keys_path(base))
+}
+
+/// One run's endpoints but its source: the output (a file or a table) and the dead letters.
+struct Run<'a> {
+    runner: ChunkRunner,
+    work: Arc<BatchProcessJob>,
+    output_file: PathBuf,
+    output_table: Option<PgTable>,
+    dead_letters: JsonLinesFile<DeadLetterRecord>,
+    job: &'a JobContext,
+}
+
+impl Run<'_> {
+    /// Runs the job from `source` to the output.
+    async fn from<S: RecordSource>(self, source: S) -> Result<JobOutcome, TaskError> {
+        let Run { runner, work, output_file, output_table, dead_letters, job } = self;
+        match output_table {
+            Some(table) => {
+                let endpoints = Endpoints { source, output: table_output(table)?, dead_letters };
+                runner.run_with(work, endpoints, job).await
+            }
+            None => {
+                let endpoints =
+                    Endpoints { source, output: JsonLinesFile::new(output_file, "output"), dead_letters };
+                runner.run_with(work, endpoints, job).await
+            }
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn table_input(table: PgTable) -> Result<crate::records::postgres::PgTableInput, TaskError> {
+    Ok(crate::records::postgres::PgTableInput::new(table))
+}
+
+#[cfg(feature = "postgres")]
+fn table_output(table: PgTable) -> Result<crate::records::postgres::PgTableOutput, TaskError> {
+    Ok(crate::records::postgres::PgTableOutput::new(table))
+}
+
+/// Without the feature `postgres` no table gets this far (the params are refused); a stand-in
+/// type keeps the run's code the same in every build.
+#[cfg(not(feature = "postgres"))]
+fn table_input(_table: PgTable) -> Result<TextLinesInput, TaskError> {
+    Err(no_postgres())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn table_output(_table: PgTable) -> Result<JsonLinesFile<ProcessedRow>, TaskError> {
+    Err(no_postgres())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn no_postgres() -> TaskError {
+    TaskError::new(ErrorCode::ConfigurationError, "this build has no PostgreSQL support (feature postgres)")
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -425,8 +485,12 @@ pub(crate) fn keys_path(output: &Path) -> PathBuf {
 fn check_files(config: &BatchProcessConfig) -> Result<(), BatchProcessError> {
     let invalid =
         |param: &'static str| move |reason: String| BatchProcessError::InvalidParam { param, reason };
-    check_input_file(&config.input).map_err(invalid("input"))?;
-    check_output_folder(&config.output).map_err(invalid("output"))?;
+    if config.input_table.is_none() {
+        check_input_file(&config.input).map_err(invalid("input"))?;
+    }
+    if config.output_table.is_none() {
+        check_output_folder(&config.output).map_err(invalid("output"))?;
+    }
     check_output_folder(&config.dead_letters).map_err(invalid("dead_letter"))
 }
 

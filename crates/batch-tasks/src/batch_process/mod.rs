@@ -69,9 +69,14 @@
 //!
 //! | param | value | default |
 //! |---|---|---|
-//! | `input` | the file to read | required |
-//! | `output` | the JSON-lines file kept rows go to (must differ from `input`) | required |
-//! | `dead_letter` (alias `dead_letters`) | the JSON-lines file rejected records go to | `output` with extension `.dead_letters.jsonl` |
+//! | `input` | the file to read, or a PostgreSQL database `postgres://user@host:port/db` (below) | required |
+//! | `input_table` | with a `postgres://` input: the table read (`table` or `schema.table`, names as stored) | required unless `input_query` |
+//! | `input_query` | with a `postgres://` input, instead of `input_table`: a `SELECT` whose rows are read | none |
+//! | `input_key` | with a `postgres://` input: the unique, not-null column the rows are read in order of | the table's primary key (required with `input_query`) |
+//! | `output` | the JSON-lines file kept rows go to (must differ from `input`), or a `postgres://` database | required |
+//! | `output_table` | with a `postgres://` output: the table rows are upserted into | required with a `postgres://` output |
+//! | `output_key` | with a `postgres://` output: the columns (comma-separated) of the unique key rows are upserted by | the table's primary key |
+//! | `dead_letter` (alias `dead_letters`) | the JSON-lines file rejected records go to | `output` with extension `.dead_letters.jsonl`; required when the output is a table |
 //! | `format` | the input's format: `json_lines` or `csv` | by `input`'s extension: `.csv`; `.jsonl`, `.ndjson`, `.json` |
 //! | `filter` | an expression (below); empty means none | keep every record |
 //! | `select` | a field path or a list of them | keep whole records |
@@ -85,6 +90,28 @@
 //!
 //! `input_range` is set by the kind itself on the partitions of a partitioned task (config
 //! `partitions` > 1; see [`BatchProcessKind`]'s docs); it is not offered to users.
+//!
+//! # PostgreSQL tables
+//!
+//! With batch-tasks' feature `postgres` (the `batch` command has it), `input` and `output` may name
+//! a PostgreSQL database (`postgres://user[:password]@host[:port]/db`; without a password in the URL
+//! the worker's `PGPASSWORD` is used, so none needs to be stored in the task):
+//!
+//! - **Input**: `input_table` (or `input_query` with `input_key`) is read in key order, 1,000 rows a
+//!   page (keyset pagination; `records::postgres::PgTableInput`); each row
+//!   is a record, a JSON object with `numeric` columns as strings of their exact digits (which the
+//!   filter and the aggregates read as exact numbers), timestamps as ISO 8601 strings, `json`/`jsonb`
+//!   as JSON. A checkpoint holds the last key read, and a resume reads on after it. `format` does not
+//!   apply.
+//! - **Output**: the kept rows (and group rows) are upserted into `output_table` by `output_key`
+//!   (default: its primary key), a chunk a statement, before the chunk's checkpoint; a resume after
+//!   a crash writes the same rows with the same keys again, so each is in the table exactly once
+//!   (`records::postgres::PgTableOutput`). Dead letters still go to a file,
+//!   so `dead_letter` must be given; the dedup key log is kept beside it (`<dead_letter>.keys`).
+//! - A task over a table runs as one partition (`partitions` > 1 is refused).
+//! - A bad address, a missing table name, a query without a key: `CONFIGURATION_ERROR` at creation.
+//!   What only the server can tell (unreachable, login refused, no such table or column, a key that
+//!   is not unique): `STORAGE_ERROR` when the task runs. Messages never show the password.
 //!
 //! A bad param is a `CONFIGURATION_ERROR` naming it (`select: `a.b` is inside `a`, which is also
 //! selected`); a bad filter points at the token (`filter: expected a value after '>=', found '&&'

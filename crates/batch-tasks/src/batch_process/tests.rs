@@ -132,8 +132,9 @@ fn invalid_params_name_the_param() {
     check_params(json!([1]), "error: params must be a JSON object, got an array");
     check_params(
         params(json!({ "fitler": "a" })),
-        "error: unknown param `fitler`; the known params are input, output, dead_letter, dead_letters, format, filter, select, \
-         rename, dedup_key, dedup_max_keys, group_by, aggregates, max_groups",
+        "error: unknown param `fitler`; the known params are input, input_table, input_query, input_key, output, \
+         output_table, output_key, dead_letter, dead_letters, format, filter, select, rename, dedup_key, dedup_max_keys, \
+         group_by, aggregates, max_groups",
     );
     check_params(json!({ "output": "out.csv" }), "error: input: missing; set it to a file path");
     check_params(

@@ -7,6 +7,7 @@ use batch_model::{ErrorCode, TaskError};
 use pump_core::PipelineError;
 use pump_core::sink::WriteError;
 
+use super::sink::SinkFailure;
 use super::source::SourceFailure;
 
 /// Why a run of the [`ChunkRunner`](super::ChunkRunner) ended without completing. Every variant maps to
@@ -92,6 +93,10 @@ pub enum RunError {
     /// `PROCESSING_ERROR`).
     #[error(transparent)]
     Source(#[from] SourceFailure),
+    /// A sink that is not a file (a table) failed with a code of its own (`STORAGE_ERROR` for a
+    /// server that cannot be reached or refuses the rows).
+    #[error(transparent)]
+    Sink(#[from] SinkFailure),
     /// The kind's in-order step refused to go on (a bound passed, a sum overflowing), with the
     /// kind's code.
     #[error("{}", error.message)]
@@ -146,6 +151,7 @@ impl RunError {
             | RunError::ShorterThanCheckpoint { .. }
             | RunError::Read { .. } => ErrorCode::StorageError,
             RunError::Source(failure) => failure.code,
+            RunError::Sink(failure) => failure.code,
             RunError::Kind { error } => error.code,
             RunError::Write { source: WriteError::Serialize { .. }, .. } => ErrorCode::ProcessingError,
             RunError::Write { .. } => ErrorCode::StorageError,
@@ -175,6 +181,7 @@ impl RunError {
             RunError::Write { .. }
             | RunError::MissingPath { .. }
             | RunError::Source(_)
+            | RunError::Sink(_)
             | RunError::Summary { .. }
             | RunError::Aborted
             | RunError::Pipeline { .. } => serde_json::Value::Null,

@@ -7,10 +7,13 @@
 //!
 //! - A [`RecordSource`] yields records, each with a serialisable position after it, and reopens at
 //!   such a position: [`TextLinesInput`] (a text file, a line a record), [`CsvRowsInput`] (a CSV
-//!   file through pump-core's quote-aware scanner, a row a record); an API or a table the same way.
+//!   file through pump-core's quote-aware scanner, a row a record), `YouzanApiInput` (the YouZan
+//!   API, feature `youzan-api`), `postgres::PgTableInput` (a PostgreSQL table read in key order,
+//!   feature `postgres`).
 //! - A [`SinkTarget`] opens a [`CommitSink`], which writes a chunk, makes it durable, reports the
 //!   position that goes into the same checkpoint, and on resume returns to the committed position:
-//!   [`JsonLinesFile`] and [`CsvFile`].
+//!   [`JsonLinesFile`] and [`CsvFile`], and `postgres::PgTableOutput` (rows upserted by key,
+//!   exactly once by idempotence, feature `postgres`).
 //!
 //! [`ChunkRunner::run`] uses the job's own paths ([`RecordJob::input`], a text file; `output` and
 //! `dead_letters`, JSON lines); [`ChunkRunner::run_with`] takes any endpoints. The runner does the
@@ -129,6 +132,7 @@ mod job;
 mod merge;
 mod partition;
 mod position;
+pub mod postgres;
 mod runner;
 mod sink;
 mod source;
@@ -145,5 +149,7 @@ pub use partition::{InputRange, partition_path, split_csv, split_lines};
 /// The record a [`RecordJob`] processes (a line with its position), re-exported from pump-core.
 pub use pump_core::source::{FilePosition, Record, RecordError};
 pub use runner::{ChunkRunner, Endpoints};
-pub use sink::{CommitSink, CsvFile, CsvSink, JsonLinesFile, JsonLinesSink, Resume, SinkTarget, staged_path};
+pub use sink::{
+    CommitSink, CsvFile, CsvSink, JsonLinesFile, JsonLinesSink, Resume, SinkFailure, SinkTarget, staged_path,
+};
 pub use source::{CsvRowsInput, RecordSource, RowJson, SourceElement, SourceFailure, TextLinesInput};

@@ -534,10 +534,10 @@ where
         progress: Progress,
         is_final: bool,
     ) -> Result<(), RunError> {
-        let output = self.output.prepare_commit(self.durable)?;
-        let dead_letters = self.dead_letters.prepare_commit(self.durable)?;
+        let output = self.output.prepare_commit(self.durable).await?;
+        let dead_letters = self.dead_letters.prepare_commit(self.durable).await?;
         let log = match &mut self.log {
-            Some(log) => Some(log.prepare_commit(self.durable)?),
+            Some(log) => Some(log.prepare_commit(self.durable).await?),
             None => None,
         };
         let sinks = SinkPositions { output, dead_letters, epoch: self.epoch, log, is_final };

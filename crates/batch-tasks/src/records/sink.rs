@@ -56,8 +56,15 @@ pub trait CommitSink<T>: Send + 'static {
     fn write_rendered(&mut self, bytes: &[u8], records: u64) -> Result<(), RunError>;
 
     /// Makes everything written so far durable (`durable`: against power loss, else against a
-    /// killed process) and returns the position that the next checkpoint commits.
-    fn prepare_commit(&mut self, durable: bool) -> Result<Self::Position, RunError>;
+    /// killed process) and returns the position that the next checkpoint commits. A future, so that
+    /// a sink that writes over the network (a table) sends the chunk here; file sinks answer at once.
+    ///
+    /// Cancel safety: dropping the future may leave part of the chunk written, which is covered
+    /// like a crash (the next claim resumes from the last committed checkpoint).
+    fn prepare_commit(
+        &mut self,
+        durable: bool,
+    ) -> impl std::future::Future<Output = Result<Self::Position, RunError>> + Send;
 
     /// The checkpoint holding the last prepared position is committed (a file sink then removes the
     /// previous epoch's staged file it adopted). Best effort: never fails the run.
@@ -65,6 +72,25 @@ pub trait CommitSink<T>: Send + 'static {
 
     /// After the final checkpoint: makes the output visible under its final name. Idempotent.
     fn publish(&mut self, durable: bool) -> Result<(), RunError>;
+}
+
+/// A failure of a sink that is not a file (a table), with the code the task fails with: the
+/// server cannot be reached (`STORAGE_ERROR`), an output that does not serialize
+/// (`PROCESSING_ERROR`). The runner reports it as [`RunError::Sink`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkFailure {
+    /// The code the task fails with.
+    pub code: batch_model::ErrorCode,
+    /// What went wrong, for people; names the sink and the cause once.
+    pub message: String,
+}
+
+impl SinkFailure {
+    /// A failure with `code` and `message`.
+    pub fn new(code: batch_model::ErrorCode, message: impl Into<String>) -> SinkFailure {
+        SinkFailure { code, message: message.into() }
+    }
 }
 
 /// Opens a [`CommitSink`] for one run.
@@ -275,14 +301,16 @@ impl Staged {
 /// committed length as its position.
 ///
 /// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// use batch_tasks::records::{CommitSink, JsonLinesFile, SinkTarget};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let target = JsonLinesFile::<u32>::new(dir.path().join("out.jsonl"), "output");
 /// let mut sink = target.open(None, 0, false).unwrap();
 /// sink.write(&7).unwrap();
-/// assert_eq!(sink.prepare_commit(false).unwrap(), 2);
+/// assert_eq!(sink.prepare_commit(false).await.unwrap(), 2);
 /// assert_eq!(std::fs::read_to_string(dir.path().join("out.jsonl")).unwrap(), "7\n");
+/// # }
 /// ```
 #[derive(Debug)]
 pub struct JsonLinesFile<T> {
@@ -359,6 +387,14 @@ fn resume_error(file: &'static str, source: WriteError) -> RunError {
     }
 }
 
+impl<T: Serialize + Send + 'static> JsonLinesSink<T> {
+    /// Flushes (or syncs) the file: its committed length.
+    fn flush(&mut self, durable: bool) -> Result<u64, RunError> {
+        if durable { self.writer.sync() } else { self.writer.flush() }
+            .map_err(|source| RunError::Write { file: self.role, source })
+    }
+}
+
 impl<T: Serialize + Send + 'static> CommitSink<T> for JsonLinesSink<T> {
     type Position = u64;
 
@@ -376,9 +412,11 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for JsonLinesSink<T> {
             .map_err(|source| RunError::Write { file: self.role, source })
     }
 
-    fn prepare_commit(&mut self, durable: bool) -> Result<u64, RunError> {
-        if durable { self.writer.sync() } else { self.writer.flush() }
-            .map_err(|source| RunError::Write { file: self.role, source })
+    fn prepare_commit(
+        &mut self,
+        durable: bool,
+    ) -> impl std::future::Future<Output = Result<u64, RunError>> + Send {
+        std::future::ready(self.flush(durable))
     }
 
     fn committed(&mut self) {
@@ -386,7 +424,7 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for JsonLinesSink<T> {
     }
 
     fn publish(&mut self, durable: bool) -> Result<(), RunError> {
-        self.prepare_commit(durable)?;
+        self.flush(durable)?;
         self.staged.publish(self.role, durable)
     }
 }
@@ -443,6 +481,14 @@ impl<T: Serialize + Send + 'static> SinkTarget<T> for CsvFile<T> {
     }
 }
 
+impl<T: Serialize + Send + 'static> CsvSink<T> {
+    /// Flushes (or syncs) the file: its committed length.
+    fn flush(&mut self, durable: bool) -> Result<u64, RunError> {
+        if durable { self.writer.sync() } else { self.writer.flush() }
+            .map_err(|source| RunError::Write { file: self.role, source })
+    }
+}
+
 impl<T: Serialize + Send + 'static> CommitSink<T> for CsvSink<T> {
     type Position = u64;
 
@@ -462,9 +508,11 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for CsvSink<T> {
         Ok(())
     }
 
-    fn prepare_commit(&mut self, durable: bool) -> Result<u64, RunError> {
-        if durable { self.writer.sync() } else { self.writer.flush() }
-            .map_err(|source| RunError::Write { file: self.role, source })
+    fn prepare_commit(
+        &mut self,
+        durable: bool,
+    ) -> impl std::future::Future<Output = Result<u64, RunError>> + Send {
+        std::future::ready(self.flush(durable))
     }
 
     fn committed(&mut self) {
@@ -472,7 +520,7 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for CsvSink<T> {
     }
 
     fn publish(&mut self, durable: bool) -> Result<(), RunError> {
-        self.prepare_commit(durable)?;
+        self.flush(durable)?;
         self.staged.publish(self.role, durable)
     }
 }
