@@ -97,9 +97,10 @@ async fn create_all(submitter: &BatchManager) {
     }
 }
 
-/// Waits for every task to complete: the completions heard on the change feed, or the metrics
-/// whenever the feed may have missed something (a resync, a lag, a quiet moment).
-async fn wait_pg(store: &PgStore, events: &mut TaskChanges) {
+/// Waits for every task to complete: the completions heard on the store's change feed, or the
+/// metrics whenever the feed may have missed something (a resync, a lag, a quiet moment). (Reading
+/// the metrics in a loop instead would compete with the workers for the store.)
+async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut heard = std::collections::HashSet::new();
     loop {
@@ -138,7 +139,7 @@ async fn run_batch_pg(cluster: &PgCluster, workers: usize) -> Duration {
 
     let started = Instant::now();
     create_all(&submitter).await;
-    wait_pg(&submitter_store, &mut events).await;
+    wait_all(submitter_store.as_ref(), &mut events).await;
     let elapsed = started.elapsed();
     running.stop().await;
     let metrics = or_panic(submitter_store.metrics().await, "reading metrics");
@@ -155,15 +156,11 @@ async fn run_batch_sqlite() -> Duration {
     let submitter = manager_on(Arc::clone(&store), "submitter");
     let running = Workers::start(vec![manager_on(Arc::clone(&store), "worker-0")]);
 
+    let mut events = store.subscribe();
+
     let started = Instant::now();
     create_all(&submitter).await;
-    loop {
-        let metrics = or_panic(store.metrics().await, "reading metrics");
-        if metrics.completed_tasks == M3_TASKS as u64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_all(store.as_ref(), &mut events).await;
     let elapsed = started.elapsed();
     running.stop().await;
     elapsed
