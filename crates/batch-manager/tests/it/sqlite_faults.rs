@@ -503,6 +503,9 @@ async fn a_version_1_store_is_migrated_with_its_tasks() {
                 created_at INTEGER NOT NULL, lease_owner TEXT, lease_expires_at INTEGER,
                 stop_requested INTEGER NOT NULL DEFAULT 0, run_seconds INTEGER, run_nanos INTEGER,
                 record TEXT NOT NULL) STRICT;
+             CREATE INDEX tasks_by_created ON tasks (created_at, id);
+             CREATE INDEX tasks_by_status ON tasks (status, created_at, id);
+             CREATE INDEX tasks_by_type ON tasks (task_type, created_at, id);
              CREATE TABLE checkpoints (task_id TEXT NOT NULL PRIMARY KEY, sequence INTEGER NOT NULL,
                 record TEXT NOT NULL) STRICT;
              CREATE TABLE results (task_id TEXT NOT NULL PRIMARY KEY, result TEXT NOT NULL,
