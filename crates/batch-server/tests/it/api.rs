@@ -38,7 +38,8 @@ async fn a_youzan_task_runs_to_its_result_through_the_api() {
     server.trades("trades.jsonl", 2000);
     let task = server.youzan_task("trades.jsonl", 200).await;
     let id = task["id"].as_str().unwrap().to_owned();
-    assert_eq!(task["status"], "pending");
+    // The server's own worker may have claimed it before the answer was written.
+    assert!(task["status"] == "pending" || task["status"] == "processing", "{task}");
     assert_eq!(
         task["params"]["input"],
         server.path("trades.jsonl").to_str().unwrap(),
