@@ -196,17 +196,7 @@ async fn run_apalis(cluster: &PgCluster) -> Duration {
 }
 
 fn m3_pg_task_throughput(c: &mut Criterion) {
-    let cluster = match PgCluster::start() {
-        Ok(cluster) => cluster,
-        Err(error) if error.is_not_installed() && !batch_testkit::pg_required() => {
-            #[allow(clippy::print_stderr, reason = "a skipped bench says why, once")]
-            {
-                eprintln!("skipped m3_pg_task_throughput: {error}");
-            }
-            return;
-        }
-        Err(error) => panic!("cannot start PostgreSQL: {error}"),
-    };
+    let Some(cluster) = batch_testkit::own_or_skip("m3_pg_task_throughput") else { return };
     let cluster = &cluster;
     let rt = runtime();
     let mut group = c.benchmark_group("m3_pg_task_throughput");

@@ -108,17 +108,7 @@ async fn run_insert_select(cluster: &PgCluster, database: &TestDatabase) -> Dura
 }
 
 fn c1_pg_source_sink(c: &mut Criterion) {
-    let cluster = match PgCluster::start() {
-        Ok(cluster) => cluster,
-        Err(error) if error.is_not_installed() && !batch_testkit::pg_required() => {
-            #[allow(clippy::print_stderr, reason = "a skipped bench says why, once")]
-            {
-                eprintln!("skipped c1_pg_source_sink: {error}");
-            }
-            return;
-        }
-        Err(error) => panic!("cannot start PostgreSQL: {error}"),
-    };
+    let Some(cluster) = batch_testkit::own_or_skip("c1_pg_source_sink") else { return };
     let cluster = &cluster;
     let rt = runtime();
     let database = &rt.block_on(prepare(cluster));

@@ -38,7 +38,21 @@ pub fn pg_required() -> bool {
 /// When PostgreSQL is not installed and `PUMP_REQUIRE_PG=1`, and whenever the shared cluster fails to
 /// start for another reason: the test fails with the cause.
 pub fn shared_or_skip(test: &str) -> Option<&'static PgCluster> {
-    match PgCluster::shared() {
+    or_skip(test, PgCluster::shared())
+}
+
+/// A cluster of `test`'s own ([`PgCluster::start`]: one it may stop and start again, or a bench's
+/// alone), or `None` as [`shared_or_skip`] says.
+///
+/// # Panics
+///
+/// As [`shared_or_skip`].
+pub fn own_or_skip(test: &str) -> Option<PgCluster> {
+    or_skip(test, PgCluster::start())
+}
+
+fn or_skip<T>(test: &str, started: Result<T, TestkitError>) -> Option<T> {
+    match started {
         Ok(cluster) => Some(cluster),
         Err(error) if error.is_not_installed() && !pg_required() => {
             #[allow(clippy::print_stderr, reason = "a skipped test says so, once, where cargo test shows it")]

@@ -83,14 +83,7 @@ impl Fleet {
     /// A fleet on a PostgreSQL server of its own, which the test may stop and start again (`None`,
     /// said on stderr, when PostgreSQL is not installed and not required).
     pub(crate) fn postgres_own_server(test: &str) -> Option<Fleet> {
-        let server = match batch_testkit::PgCluster::start() {
-            Ok(server) => server,
-            Err(error) if error.is_not_installed() && !batch_testkit::pg_required() => {
-                eprintln!("skipped {test}: PostgreSQL is not installed ({error})");
-                return None;
-            }
-            Err(error) => panic!("cannot start PostgreSQL: {error}"),
-        };
+        let server = batch_testkit::own_or_skip(test)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let database = runtime.block_on(server.create_database()).unwrap();
         Some(Fleet { sandbox: Sandbox::new(), db: database.url, audit: None, server: Some(server) })

@@ -4,6 +4,7 @@
 //! run's and exact counters. And a resume that finds its output shorter than its checkpoint (power loss
 //! in the default durability) must stop with `STORAGE_ERROR` and leave the file alone.
 
+use crate::fixtures::claim;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use batch_manager::store::TaskStore;
 use batch_manager::store::memory::MemoryStore;
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
-use batch_manager::{BatchManager, ManagerConfig, ManagerError};
+use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, ErrorCode, TaskId, TaskStatus};
 use serde::{Deserialize, Serialize};
 
@@ -50,27 +51,6 @@ fn crash_manager(store: Arc<dyn TaskStore>, worker: &str, hold: Option<Hold>) ->
     BatchManager::new(store, registry, config).unwrap()
 }
 
-/// Starts the task if it is pending, or takes it over once the previous holder's lease expired.
-async fn claim(manager: &BatchManager, id: &TaskId) {
-    let deadline = Instant::now() + 10 * LEASE_TTL;
-    loop {
-        let task = manager.get_task(id).await.unwrap();
-        let claimed = match task.status {
-            TaskStatus::Pending => manager.process_task(id).await,
-            TaskStatus::Processing => manager.resume_task(id).await,
-            other => panic!("task {id} is {other}: {:?}", task.error),
-        };
-        match claimed {
-            Ok(_) => return,
-            // Held by a lease that has not expired yet.
-            Err(ManagerError::NotRunnable { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("cannot claim task {id}: {error}"),
-        }
-    }
-}
-
 /// In a child process (when [`CHILD_ENV`] is set): claims the task on the shared SQLite store and
 /// runs it until the parent kills this process (or the task ends). Without the variable it does
 /// nothing: in a normal test run it passes at once.
@@ -82,7 +62,7 @@ async fn child_runs_the_task() {
     let order: ChildOrder = serde_json::from_str(&order).unwrap();
     let store = SqliteStore::open(&order.db, SqliteOptions::default()).unwrap();
     let manager = crash_manager(Arc::new(store), &format!("child-{}", std::process::id()), order.hold);
-    claim(&manager, &order.task).await;
+    claim(&manager, &order.task, LEASE_TTL).await;
     manager.wait(&order.task).await.unwrap();
 }
 
@@ -268,7 +248,7 @@ async fn a_task_killed_at_seven_points_resumes_to_byte_identical_output_with_exa
     }
 
     // The last resume, in this process, once the last child's lease expired.
-    claim(&parent, &id).await;
+    claim(&parent, &id, LEASE_TTL).await;
     let task = parent.wait(&id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Completed, "{:?}; kills: {log:?}", task.error);
 
@@ -351,7 +331,7 @@ async fn an_output_shorter_than_its_checkpoint_stops_the_resume_with_a_storage_e
     let output_before = std::fs::read(&output).unwrap();
     let dead_before = std::fs::read(&dead_letters).unwrap();
 
-    claim(&parent, &id).await;
+    claim(&parent, &id, LEASE_TTL).await;
     let task = parent.wait(&id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Failed);
     let error = task.error.unwrap();

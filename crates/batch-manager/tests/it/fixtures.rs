@@ -73,3 +73,25 @@ pub(crate) mod pg {
         Some(PgStore::connect(&database.url, options).await.unwrap())
     }
 }
+
+/// Starts the task if it is pending, or takes it over once the previous holder's lease (`lease_ttl`)
+/// expired: what a worker process of the crash tests does first.
+pub(crate) async fn claim(manager: &batch_manager::BatchManager, id: &TaskId, lease_ttl: Duration) {
+    let deadline = std::time::Instant::now() + 10 * lease_ttl;
+    loop {
+        let task = manager.get_task(id).await.unwrap();
+        let claimed = match task.status {
+            batch_model::TaskStatus::Pending => manager.process_task(id).await,
+            batch_model::TaskStatus::Processing => manager.resume_task(id).await,
+            other => panic!("task {id} is {other}: {:?}", task.error),
+        };
+        match claimed {
+            Ok(_) => return,
+            // Held by a lease that has not expired yet.
+            Err(batch_manager::ManagerError::NotRunnable { .. }) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("cannot claim task {id}: {error}"),
+        }
+    }
+}

@@ -7,6 +7,7 @@
 //! unless `PUMP_REQUIRE_PG=1`); the task store is SQLite, so the output is not in the store's
 //! database and the sink's idempotent upsert is what makes it exact.
 
+use crate::fixtures::claim;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use batch_manager::store::TaskStore;
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
-use batch_manager::{BatchManager, ManagerConfig, ManagerError};
+use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, TaskId, TaskStatus, TaskType};
 use batch_testkit::{PgCluster, shared_or_skip};
 use serde::{Deserialize, Serialize};
@@ -43,26 +44,6 @@ fn manager(store: Arc<dyn TaskStore>, worker: &str) -> BatchManager {
     BatchManager::new(store, batch_tasks::builtin_registry(), config).unwrap()
 }
 
-/// Starts the task if it is pending, or takes it over once the previous holder's lease expired.
-async fn claim(manager: &BatchManager, id: &TaskId) {
-    let deadline = Instant::now() + 10 * LEASE_TTL;
-    loop {
-        let task = manager.get_task(id).await.unwrap();
-        let claimed = match task.status {
-            TaskStatus::Pending => manager.process_task(id).await,
-            TaskStatus::Processing => manager.resume_task(id).await,
-            other => panic!("task {id} is {other}: {:?}", task.error),
-        };
-        match claimed {
-            Ok(_) => return,
-            Err(ManagerError::NotRunnable { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(error) => panic!("cannot claim task {id}: {error}"),
-        }
-    }
-}
-
 /// In a child process (when [`CHILD_ENV`] is set): claims the task on the shared SQLite store and
 /// runs it until the parent kills this process. Without the variable it passes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,7 +54,7 @@ async fn child_runs_the_task() {
     let order: ChildOrder = serde_json::from_str(&order).unwrap();
     let store = SqliteStore::open(&order.db, SqliteOptions::default()).unwrap();
     let manager = manager(Arc::new(store), &format!("child-{}", std::process::id()));
-    claim(&manager, &order.task).await;
+    claim(&manager, &order.task, LEASE_TTL).await;
     manager.wait(&order.task).await.unwrap();
 }
 
@@ -198,7 +179,7 @@ async fn a_table_copy_killed_at_several_points_holds_every_row_exactly_once() {
     }
 
     // The last resume, in this process, once the last child's lease expired.
-    claim(&parent, &id).await;
+    claim(&parent, &id, LEASE_TTL).await;
     let task = parent.wait(&id).await.unwrap();
     assert_eq!(task.status, TaskStatus::Completed, "{:?}; kills: {log:?}", task.error);
     assert_eq!((task.progress.processed, task.progress.failed), (ROWS as u64, 0), "kills: {log:?}");
