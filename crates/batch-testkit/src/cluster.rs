@@ -101,6 +101,8 @@ struct Local {
     root: PathBuf,
     data: PathBuf,
     log: PathBuf,
+    /// Server settings beyond the defaults (`name=value`, each passed as `-c name=value`).
+    settings: Vec<String>,
     /// The reaper: a shell waiting for its stdin to close (this process ended or dropped the
     /// cluster), which then stops the server (`-m immediate`) and removes the directory. It makes a
     /// cluster go away even when its test process is killed.
@@ -155,12 +157,25 @@ impl PgCluster {
     /// `apt-get install postgresql`), and with the command's output and the server log when a step
     /// fails.
     pub fn start() -> Result<PgCluster, TestkitError> {
+        PgCluster::start_with(&[])
+    }
+
+    /// As [`start`](PgCluster::start), with server settings beyond the defaults, each `name=value`
+    /// (passed as `-c name=value`; e.g. `shared_preload_libraries=pg_stat_statements` for a probe
+    /// that reads the statements' costs). A setting with a space or a quote is refused.
+    pub fn start_with(settings: &[&str]) -> Result<PgCluster, TestkitError> {
+        if let Some(bad) = settings.iter().find(|setting| {
+            !setting.contains('=') || setting.contains(char::is_whitespace) || setting.contains(['\'', '"'])
+        }) {
+            return Err(TestkitError::Setting { setting: (*bad).to_owned() });
+        }
+        let settings = settings.iter().map(|setting| (*setting).to_owned()).collect();
         let binaries = binaries::find()?;
         let run_as = RunAs::detect()?;
         let root = scratch_dir(run_as)?;
         let data = root.join("data");
         let log = root.join("server.log");
-        let local = Local { binaries, run_as, root, data, log, reaper: Mutex::new(None) };
+        let local = Local { binaries, run_as, root, data, log, settings, reaper: Mutex::new(None) };
         // From here on the reaper removes the directory (this function's error path before it).
         local.spawn_reaper().inspect_err(|_| {
             let _ = std::fs::remove_dir_all(&local.root);
@@ -360,10 +375,14 @@ impl Local {
 
     fn pg_ctl_start(&self, port: u16) -> Result<(), TestkitError> {
         let mut command = self.run_as.command(&self.binaries.pg_ctl());
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
             self.root.display()
         );
+        for setting in &self.settings {
+            options.push_str(" -c ");
+            options.push_str(setting);
+        }
         command
             .arg("-D")
             .arg(&self.data)

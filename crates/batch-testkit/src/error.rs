@@ -20,6 +20,13 @@ pub enum TestkitError {
          user"
     )]
     NoPostgresUser,
+    /// A server setting given to [`PgCluster::start_with`](crate::PgCluster::start_with) is not one
+    /// `name=value` word.
+    #[error("the server setting {setting:?} is not one `name=value` word without quotes")]
+    Setting {
+        /// The setting as given.
+        setting: String,
+    },
     /// A file-system operation failed.
     #[error("{doing} failed: {source}")]
     Io {

@@ -1,0 +1,141 @@
+//! Where the PostgreSQL store's server time goes in m3's flow (issue 11): 10,000 empty tasks
+//! created in batches of 1,000 and worked by one `BatchManager` worker (256 slots) on a `PgStore`,
+//! on a throwaway server started with `pg_stat_statements`; then, per statement, its calls, rows,
+//! total execution time and that time per task, heaviest first, and the tables' row counters
+//! (inserts, updates, HOT updates).
+//!
+//! Execution time is the server's own (planning, parsing, commit and WAL flush are outside it), so
+//! it moves far less with the machine's load than a wall time: it says which statements a faster
+//! store must cut, not how fast the store is (that is `cargo bench -p benches --bench pg`).
+//!
+//! Run: `cargo run --release -p benches --bin pg_statements`.
+
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use std::collections::HashSet;
+
+use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
+use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::{BatchManager, ManagerConfig};
+use batch_model::{CreateTaskRequest, TaskStatus, TaskType};
+use batch_tasks::Registry;
+use batch_testkit::PgCluster;
+use benches::manager_workloads::EmptyKind;
+
+type Failure = Box<dyn std::error::Error>;
+
+const TASKS: u64 = 10_000;
+const CREATE_BATCH: usize = 1_000;
+
+fn manager(store: Arc<dyn TaskStore>, name: &str) -> Result<BatchManager, Failure> {
+    let mut registry = Registry::new();
+    registry.register(EmptyKind);
+    let config = ManagerConfig::default()
+        .with_worker_id(name)
+        .with_max_concurrent_tasks(256)
+        .with_poll_interval(Duration::from_millis(10));
+    Ok(BatchManager::new(store, registry, config)?)
+}
+
+fn main() -> Result<(), Failure> {
+    let cluster = PgCluster::start_with(&["shared_preload_libraries=pg_stat_statements"])?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(measure(&cluster))
+}
+
+/// Waits for every task to complete, as the m3 bench does: completions heard on the change feed,
+/// the metrics read only when the feed was quiet for a quarter second or lagged (reading them on
+/// every change would cost the server more than the tasks).
+async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut heard = HashSet::new();
+    while (heard.len() as u64) < TASKS {
+        if Instant::now() > deadline {
+            return Err(format!("the tasks did not complete within 300 s ({} heard)", heard.len()).into());
+        }
+        match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
+            Ok(Ok(TaskChange::Task { id, status: TaskStatus::Completed, .. })) => {
+                heard.insert(id);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => {
+                if store.metrics().await?.completed_tasks >= TASKS {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn measure(cluster: &PgCluster) -> Result<(), Failure> {
+    let database = cluster.create_database().await?;
+    let admin = cluster.connect(&database.name).await?;
+    admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
+    let submitter_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
+    let worker_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
+    let submitter = manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter")?;
+    let worker = manager(worker_store, "worker")?;
+    admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
+
+    let running = {
+        let worker = worker.clone();
+        tokio::spawn(async move { worker.run_worker().await })
+    };
+    let mut events = submitter_store.subscribe();
+    let started = Instant::now();
+    for _ in 0..TASKS / CREATE_BATCH as u64 {
+        let requests =
+            (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned())));
+        submitter.create_tasks(requests.collect()).await?;
+    }
+    wait_all(submitter_store.as_ref(), &mut events).await?;
+    let elapsed = started.elapsed();
+    worker.shutdown().await;
+    running.await??;
+
+    println!("{TASKS} tasks in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
+    println!();
+    println!("| statement | calls | rows | total ms | µs per task |");
+    println!("|---|---|---|---|---|");
+    let rows = admin
+        .query(
+            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q FROM ( \
+               SELECT calls, rows, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q \
+               FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND query NOT LIKE '%pg_stat%') s \
+             GROUP BY q ORDER BY 3 DESC LIMIT 12",
+            &[],
+        )
+        .await?;
+    let mut total = 0.0;
+    for row in &rows {
+        let (calls, rows, millis, query): (i64, i64, f64, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        total += millis;
+        let per_task = millis * 1000.0 / TASKS as f64;
+        println!("| `{}` | {calls} | {rows} | {millis:.1} | {per_task:.1} |", query.replace('|', "\\|"));
+    }
+    println!("| all of the above | | | {total:.1} | {:.1} |", total * 1000.0 / TASKS as f64);
+    // The counters reach the statistics views when a backend reports them: a fresh snapshot.
+    admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
+    println!();
+    println!("| table | inserts | updates | HOT updates |");
+    println!("|---|---|---|---|");
+    for row in admin
+        .query(
+            "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+             WHERE schemaname = 'batch' ORDER BY relname",
+            &[],
+        )
+        .await?
+    {
+        let (name, inserts, updates, hot): (String, i64, i64, i64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        println!("| {name} | {inserts} | {updates} | {hot} |");
+    }
+    Ok(())
+}
