@@ -8,7 +8,8 @@
 //! it moves far less with the machine's load than a wall time: it says which statements a faster
 //! store must cut, not how fast the store is (that is `cargo bench -p benches --bench pg`).
 //!
-//! Run: `cargo run --release -p benches --bin pg_statements`.
+//! Run: `cargo run --release -p benches --bin pg_statements -- [TASKS]` (default 10,000, a multiple
+//! of 1,000).
 
 #![allow(clippy::print_stdout)]
 
@@ -27,7 +28,6 @@ use benches::manager_workloads::EmptyKind;
 
 type Failure = Box<dyn std::error::Error>;
 
-const TASKS: u64 = 10_000;
 const CREATE_BATCH: usize = 1_000;
 
 fn manager(store: Arc<dyn TaskStore>, name: &str) -> Result<BatchManager, Failure> {
@@ -41,18 +41,19 @@ fn manager(store: Arc<dyn TaskStore>, name: &str) -> Result<BatchManager, Failur
 }
 
 fn main() -> Result<(), Failure> {
+    let tasks: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(10_000);
     let cluster = PgCluster::start_with(&["shared_preload_libraries=pg_stat_statements"])?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(measure(&cluster))
+    runtime.block_on(measure(&cluster, tasks))
 }
 
 /// Waits for every task to complete, as the m3 bench does: completions heard on the change feed,
 /// the metrics read only when the feed was quiet for a quarter second or lagged (reading them on
 /// every change would cost the server more than the tasks).
-async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) -> Result<(), Failure> {
+async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges, tasks: u64) -> Result<(), Failure> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut heard = HashSet::new();
-    while (heard.len() as u64) < TASKS {
+    while (heard.len() as u64) < tasks {
         if Instant::now() > deadline {
             return Err(format!("the tasks did not complete within 300 s ({} heard)", heard.len()).into());
         }
@@ -62,7 +63,7 @@ async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) -> Result<(),
             }
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => {
-                if store.metrics().await?.completed_tasks >= TASKS {
+                if store.metrics().await?.completed_tasks >= tasks {
                     return Ok(());
                 }
             }
@@ -71,7 +72,7 @@ async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) -> Result<(),
     Ok(())
 }
 
-async fn measure(cluster: &PgCluster) -> Result<(), Failure> {
+async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let database = cluster.create_database().await?;
     let admin = cluster.connect(&database.name).await?;
     admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
@@ -87,17 +88,17 @@ async fn measure(cluster: &PgCluster) -> Result<(), Failure> {
     };
     let mut events = submitter_store.subscribe();
     let started = Instant::now();
-    for _ in 0..TASKS / CREATE_BATCH as u64 {
+    for _ in 0..tasks / CREATE_BATCH as u64 {
         let requests =
             (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned())));
         submitter.create_tasks(requests.collect()).await?;
     }
-    wait_all(submitter_store.as_ref(), &mut events).await?;
+    wait_all(submitter_store.as_ref(), &mut events, tasks).await?;
     let elapsed = started.elapsed();
     worker.shutdown().await;
     running.await??;
 
-    println!("{TASKS} tasks in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
+    println!("{tasks} tasks in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
     println!();
     println!("| statement | calls | rows | total ms | µs per task |");
     println!("|---|---|---|---|---|");
@@ -116,10 +117,10 @@ async fn measure(cluster: &PgCluster) -> Result<(), Failure> {
         let (calls, rows, millis, query): (i64, i64, f64, String) =
             (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
         total += millis;
-        let per_task = millis * 1000.0 / TASKS as f64;
+        let per_task = millis * 1000.0 / tasks as f64;
         println!("| `{}` | {calls} | {rows} | {millis:.1} | {per_task:.1} |", query.replace('|', "\\|"));
     }
-    println!("| all of the above | | | {total:.1} | {:.1} |", total * 1000.0 / TASKS as f64);
+    println!("| all of the above | | | {total:.1} | {:.1} |", total * 1000.0 / tasks as f64);
     // The counters reach the statistics views when a backend reports them: a fresh snapshot.
     admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
     println!();
