@@ -35,7 +35,7 @@ mod sink;
 mod source;
 
 pub(crate) use config::key_columns;
-pub use config::{PgAddress, PgTable, Relation, is_postgres_address, quote_ident};
+pub use config::{OutputMode, PgAddress, PgTable, Relation, is_postgres_address, quote_ident};
 #[cfg(feature = "postgres")]
 pub use sink::{PgTableOutput, PgTableSink};
 #[cfg(feature = "postgres")]
