@@ -103,7 +103,8 @@ async fn attached_rows_commit_in_the_checkpoints_transaction_and_a_stale_holder_
         .unwrap();
     // The rows and the checkpoint row were written by one transaction.
     let same_transaction =
-        count(&client, "SELECT count(*) FROM sink_rows WHERE xmin = (SELECT xmin FROM batch.checkpoints)").await;
+        count(&client, "SELECT count(*) FROM sink_rows WHERE xmin = (SELECT xmin FROM batch.checkpoints)")
+            .await;
     assert_eq!(same_transaction, 100);
 
     // Another worker takes the task over (a release, then its claim bumps the epoch).
@@ -122,7 +123,11 @@ async fn attached_rows_commit_in_the_checkpoints_transaction_and_a_stale_holder_
         .unwrap_err();
     assert!(matches!(&stale, StoreError::LeaseLost { holder, .. } if *holder == old), "{stale:?}");
     assert_eq!(stale.code(), ErrorCode::InvalidState);
-    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 100, "the stale holder's rows were refused");
+    assert_eq!(
+        count(&client, "SELECT count(*) FROM sink_rows").await,
+        100,
+        "the stale holder's rows were refused"
+    );
     assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 1);
 
     // The new holder's rows land with its checkpoint.
