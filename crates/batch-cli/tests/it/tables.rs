@@ -219,3 +219,70 @@ fn a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_check
     assert_eq!(copied, checksum(&runtime, &client, "t1"), "kills: {log:?}");
     assert_eq!(crate::support::read(&sandbox.path("dead.jsonl")), "");
 }
+
+/// `--output-mode`: refused for a file output when the task is created; `transactional` with a
+/// store in another database (SQLite here) fails the task with one coded line saying why, before a
+/// row is written; `upsert` writes through the output's own connection.
+#[test]
+fn output_mode_transactional_needs_the_store_in_the_tables_database() {
+    let Some(cluster) =
+        batch_testkit::shared_or_skip("output_mode_transactional_needs_the_store_in_the_tables_database")
+    else {
+        return;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let database = runtime.block_on(cluster.create_database()).unwrap();
+    let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
+    runtime
+        .block_on(client.batch_execute(
+            "CREATE TABLE t1 (id bigint PRIMARY KEY, name text);
+             INSERT INTO t1 SELECT g, 'n' || g FROM generate_series(1, 300) AS g;
+             CREATE TABLE t2 (LIKE t1 INCLUDING ALL);",
+        ))
+        .unwrap();
+    let sandbox = Sandbox::new();
+    sandbox.generate("batch_process", 10, "in.jsonl", &[]);
+    let ran = sandbox.run(&[
+        "run",
+        "batch_process",
+        "--input",
+        "in.jsonl",
+        "--output",
+        "out.jsonl",
+        "--output-mode",
+        "upsert",
+    ]);
+    let message = ran.one_error_line(2, "CONFIGURATION_ERROR");
+    assert!(message.contains("output_mode: applies to a table only"), "{message}");
+
+    let url = database.url.as_str();
+    let copy = |mode: &str| {
+        sandbox.run(&[
+            "run",
+            "batch_process",
+            "--input",
+            url,
+            "--input-table",
+            "t1",
+            "--output",
+            url,
+            "--output-table",
+            "t2",
+            "--dead-letter",
+            "dead.jsonl",
+            "--output-mode",
+            mode,
+        ])
+    };
+    let ran = copy("transactional");
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    assert!(ran.stderr.contains("CONFIGURATION_ERROR"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("output_mode transactional: the table t2 at"), "{}", ran.stderr);
+    let count = |client: &tokio_postgres::Client| -> i64 {
+        runtime.block_on(client.query_one("SELECT count(*) FROM t2", &[])).unwrap().get(0)
+    };
+    assert_eq!(count(&client), 0);
+    let ran = copy("upsert");
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(count(&client), 300);
+}
