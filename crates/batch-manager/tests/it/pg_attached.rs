@@ -1,8 +1,9 @@
 //! Writes attached to checkpoints on the PostgreSQL store (`TaskStore::commit_checkpoint_with`):
 //! committed in the checkpoint's own transaction (the rows and the checkpoint row share one
 //! `xmin`), refused with a stale holder's checkpoint, and a failing write (no such table, a row
-//! that does not fit) failing only its own call while the other calls of its group commit. The
-//! stores without attached writes (memory, SQLite) refuse them and commit nothing.
+//! that does not fit) failing only its own call while the other calls of its group commit, and a
+//! task whose chunk does not fit its table failing with the chunks before it committed. The stores
+//! without attached writes (memory, SQLite) refuse them and commit nothing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,14 +56,14 @@ fn progress() -> Progress {
 
 /// A store (one writer lane, so that calls queue into one group) on a fresh database, and a client
 /// of the test's own on it; `None` without PostgreSQL.
-async fn setup(test: &str) -> Option<(PgStore, Client)> {
+async fn setup(test: &str) -> Option<(PgStore, Client, String)> {
     let cluster = shared_or_skip(test)?;
     let database = cluster.create_database().await.unwrap();
     let options = PgOptions { writers: 1, ..PgOptions::default() };
     let store = PgStore::connect(&database.url, options).await.unwrap();
     let client = cluster.connect(&database.name).await.unwrap();
     client.batch_execute("CREATE TABLE sink_rows (id bigint PRIMARY KEY, name text NOT NULL)").await.unwrap();
-    Some((store, client))
+    Some((store, client, database.url))
 }
 
 async fn count(client: &Client, sql: &str) -> i64 {
@@ -85,7 +86,7 @@ async fn claimed(store: &PgStore, count: usize) -> Vec<(BatchTask, Holder)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attached_rows_commit_in_the_checkpoints_transaction_and_a_stale_holder_writes_nothing() {
     let test = "attached_rows_commit_in_the_checkpoints_transaction_and_a_stale_holder_writes_nothing";
-    let Some((store, client)) = setup(test).await else { return };
+    let Some((store, client, _)) = setup(test).await else { return };
     let database = store.attachable_database().await.unwrap().expect("the store names its database");
     let name: String = client.query_one("SELECT current_database()::text", &[]).await.unwrap().get(0);
     assert_eq!(database.database(), name);
@@ -198,7 +199,7 @@ async fn block_lane(
 
 #[tokio::test]
 async fn a_failing_attached_write_fails_only_its_own_call_in_a_group() {
-    let Some((store, client)) = setup("a_failing_attached_write_fails_only_its_own_call_in_a_group").await
+    let Some((store, client, _)) = setup("a_failing_attached_write_fails_only_its_own_call_in_a_group").await
     else {
         return;
     };
@@ -316,4 +317,48 @@ async fn stores_without_attached_writes_refuse_them_and_commit_nothing() {
             .unwrap();
         assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 1);
     }
+}
+
+/// A task copying a table into a table of its store's database: a row that does not fit the output
+/// (a null name in a `NOT NULL` column) fails the task with a `STORAGE_ERROR` naming the table and
+/// the cause, and the table holds exactly the chunks committed before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_committed() {
+    let Some((store, client, url)) =
+        setup("a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_committed").await
+    else {
+        return;
+    };
+    client
+        .batch_execute(
+            "CREATE TABLE t1 (id bigint PRIMARY KEY, name text);
+             INSERT INTO t1 SELECT g, CASE WHEN g = 2500 THEN NULL ELSE 'n' || g END FROM generate_series(1, 5000) AS g;",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = batch_manager::BatchManager::new(
+        Arc::new(store) as Arc<dyn TaskStore>,
+        batch_tasks::builtin_registry(),
+        batch_manager::ManagerConfig::default().with_worker_id("w"),
+    )
+    .unwrap();
+    let params = serde_json::json!({
+        "input": url, "input_table": "t1", "output": url, "output_table": "sink_rows",
+        "dead_letter": dir.path().join("dead.jsonl"), "output_mode": "transactional",
+    });
+    let config = batch_model::BatchConfig { batch_size: 1000, ..batch_model::BatchConfig::default() };
+    let request = batch_model::CreateTaskRequest::new(batch_model::TaskType::BatchProcess)
+        .with_config(config)
+        .with_params(params);
+    let id = manager.create_task(request).await.unwrap().id;
+    manager.process_task(&id).await.unwrap();
+    let task = manager.wait(&id).await.unwrap();
+    assert_eq!(task.status, batch_model::TaskStatus::Failed);
+    let error = task.error.unwrap();
+    assert_eq!(error.code, ErrorCode::StorageError, "{error:?}");
+    assert!(error.message.contains("sink_rows") && error.message.contains("23502"), "{}", error.message);
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 2000);
+    assert_eq!(count(&client, "SELECT max(id) FROM sink_rows").await, 2000);
+    manager.shutdown().await;
 }

@@ -27,6 +27,12 @@
 //!   a task runs. A group whose connection is lost, or that meets a restarting server, is tried
 //!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
 //!   way, the store first asks the server whether it committed, so a group never applies twice.
+//! - **Writes attached to checkpoints.** [`TaskStore::commit_checkpoint_with`] runs a task's
+//!   output rows (a table in this database) in the group that commits its checkpoint, after the
+//!   call's holder and sequence are checked, behind a savepoint: a write that fails through its own
+//!   fault is undone and only its call fails (the calls are applied again without it). The store's
+//!   database is named by the server itself (`system_identifier` and database name,
+//!   [`TaskStore::attachable_database`]), and a write for another database is refused.
 //! - **Claims.** `FOR UPDATE SKIP LOCKED`, oldest first, from partial indexes that cover only
 //!   claimable rows (`pending`, and `processing` but not waiting for partitions), so finished tasks
 //!   cost a claim nothing and two workers never get one task.
