@@ -205,16 +205,23 @@ async fn a_failing_attached_write_fails_only_its_own_call_in_a_group() {
     };
     let store = Arc::new(store);
     let database = store.attachable_database().await.unwrap().unwrap();
-    let mut tasks = claimed(&store, 5).await;
+    let mut tasks = claimed(&store, 6).await;
     let (blocker, blocker_holder) = tasks.remove(0);
     let blocked = block_lane(&client, &store, blocker.id, blocker_holder).await;
     let committed_before = store.stats().transactions_committed;
 
-    // Four calls queue behind the blocked group: one into a table that does not exist, one with a
-    // row that does not fit (a name that is null), and two good ones.
+    // Five calls queue behind the blocked group: one into a table that does not exist, one with a
+    // row that does not fit (a name that is null), one whose statement takes no text (refused by
+    // the client before it is sent), and two good ones.
+    let not_text = AttachedWrite {
+        statement: "INSERT INTO sink_rows SELECT * FROM jsonb_populate_recordset(NULL::sink_rows, $1::jsonb)"
+            .to_owned(),
+        ..upsert(&database, "sink_rows", rows(2000..2010))
+    };
     let writes = [
         upsert(&database, "missing", rows(0..10)),
         upsert(&database, "sink_rows", serde_json::json!([{ "id": 1000 }, { "id": 1001, "name": "fits" }])),
+        not_text,
         upsert(&database, "sink_rows", rows(0..10)),
         upsert(&database, "sink_rows", rows(10..30)),
     ];
@@ -241,7 +248,7 @@ async fn a_failing_attached_write_fails_only_its_own_call_in_a_group() {
         committed_before + 2,
         "the blocked group and one more: {stats:?}"
     );
-    assert!(stats.largest_group >= 4, "the four calls shared one group: {stats:?}");
+    assert!(stats.largest_group >= 5, "the five calls shared one group: {stats:?}");
     assert_eq!(stats.transactions_failed, 0);
 
     let missing = answers[0].as_ref().unwrap_err();
@@ -254,15 +261,18 @@ async fn a_failing_attached_write_fails_only_its_own_call_in_a_group() {
     let text = misfit.to_string();
     assert!(text.contains("the table sink_rows") && text.contains("23502"), "{text}");
     assert!(text.contains("a row does not fit the table"), "{text}");
-    answers[2].as_ref().unwrap();
+    let not_text = answers[2].as_ref().unwrap_err();
+    assert!(matches!(not_text, StoreError::AttachedWrite { .. }), "{not_text:?}");
     answers[3].as_ref().unwrap();
+    answers[4].as_ref().unwrap();
 
     // The failing calls committed nothing; the others committed their rows with their checkpoints,
     // all in one transaction.
     assert_eq!(store.checkpoint(&tasks[0].0.id).await.unwrap(), None);
     assert_eq!(store.checkpoint(&tasks[1].0.id).await.unwrap(), None);
-    assert_eq!(store.checkpoint(&tasks[2].0.id).await.unwrap().unwrap().sequence, 1);
+    assert_eq!(store.checkpoint(&tasks[2].0.id).await.unwrap(), None);
     assert_eq!(store.checkpoint(&tasks[3].0.id).await.unwrap().unwrap().sequence, 1);
+    assert_eq!(store.checkpoint(&tasks[4].0.id).await.unwrap().unwrap().sequence, 1);
     assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 30);
     assert_eq!(count(&client, "SELECT count(*) FROM sink_rows WHERE id >= 1000").await, 0);
     let transactions = count(

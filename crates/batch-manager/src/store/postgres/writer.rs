@@ -1207,7 +1207,7 @@ async fn run_group(
     let (mut state, mut answers) = if may_need_families || has_writes {
         apply_loading(shared, client, now, &mut loaded, ops, &excluded).await?
     } else {
-        apply_all(location, now, loaded.clone(), ops, &excluded)
+        apply_all(location, now, std::mem::take(&mut loaded), ops, &excluded)
             .map_err(|missing| unloaded(location, &missing))?
     };
     // The writes attached to the accepted checkpoints. When one fails, every attached write is
@@ -1328,11 +1328,11 @@ async fn run_attached(
     Ok(Some((vec![idx], error)))
 }
 
-/// Whether a failed attached write is its call's own fault (the data, the table, a privilege)
-/// rather than the group's (the connection, a deadlock, a serialization failure: tried again).
+/// Whether a failed attached write is its call's own fault (the data, the table, a privilege, a
+/// statement whose parameter is not text) rather than the group's (the connection, a deadlock, a
+/// serialization failure: tried again).
 fn is_own_fault(error: &tokio_postgres::Error) -> bool {
-    error.as_db_error().is_some()
-        && !is_connection_trouble(error)
+    !is_connection_trouble(error)
         && !matches!(
             error.code(),
             Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
