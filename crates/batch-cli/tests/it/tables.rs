@@ -278,6 +278,11 @@ fn output_mode_transactional_needs_the_store_in_the_tables_database() {
     assert_eq!(ran.code, 1, "{}", ran.stderr);
     assert!(ran.stderr.contains("CONFIGURATION_ERROR"), "{}", ran.stderr);
     assert!(ran.stderr.contains("output_mode transactional: the table t2 at"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("the task's store cannot commit rows with its checkpoints"),
+        "{}",
+        ran.stderr
+    );
     let count = |client: &tokio_postgres::Client| -> i64 {
         runtime.block_on(client.query_one("SELECT count(*) FROM t2", &[])).unwrap().get(0)
     };

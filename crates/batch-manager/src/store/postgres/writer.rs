@@ -52,58 +52,25 @@ use crate::store::{
     TaskResultRecord, WorkerId,
 };
 
-/// A change to make in the next group.
+/// The statements attached to a checkpoint, run in its transaction.
+type Sql = Vec<AttachedWrite>;
+
+/// A change to make in the next group. A checkpoint's `writes` run in the group's transaction if
+/// the checkpoint is accepted (see [`run_attached`]).
 #[derive(Debug)]
 pub(super) enum Op {
     Insert(Vec<BatchTask>),
     UpdateStatus(StatusUpdate),
-    ClaimTask {
-        id: TaskId,
-        lease: LeaseRequest,
-    },
-    ClaimNext {
-        task_types: Vec<TaskType>,
-        lease: LeaseRequest,
-        max: usize,
-    },
-    Heartbeat {
-        id: TaskId,
-        holder: Holder,
-        ttl: Duration,
-    },
-    CommitCheckpoint {
-        id: TaskId,
-        holder: Holder,
-        checkpoint: Checkpoint,
-        progress: Progress,
-        /// Run in the group's transaction if the checkpoint is accepted (see [`run_attached`]).
-        writes: Vec<AttachedWrite>,
-    },
-    UpdateProgress {
-        id: TaskId,
-        holder: Holder,
-        progress: Progress,
-    },
-    Finish {
-        id: TaskId,
-        holder: Holder,
-        outcome: TaskOutcome,
-    },
-    Release {
-        id: TaskId,
-        holder: Holder,
-    },
-    RequestStop {
-        id: TaskId,
-    },
-    Restart {
-        id: TaskId,
-    },
-    Split {
-        id: TaskId,
-        holder: Holder,
-        children: Vec<BatchTask>,
-    },
+    ClaimTask { id: TaskId, lease: LeaseRequest },
+    ClaimNext { task_types: Vec<TaskType>, lease: LeaseRequest, max: usize },
+    Heartbeat { id: TaskId, holder: Holder, ttl: Duration },
+    CommitCheckpoint { id: TaskId, holder: Holder, checkpoint: Checkpoint, progress: Progress, writes: Sql },
+    UpdateProgress { id: TaskId, holder: Holder, progress: Progress },
+    Finish { id: TaskId, holder: Holder, outcome: TaskOutcome },
+    Release { id: TaskId, holder: Holder },
+    RequestStop { id: TaskId },
+    Restart { id: TaskId },
+    Split { id: TaskId, holder: Holder, children: Vec<BatchTask> },
 }
 
 impl Op {

@@ -345,20 +345,23 @@ async fn prepare(
                 return Ok(Writer::Attached { database: output, statement: sql, target });
             }
             (store, output) if mode == OutputMode::Transactional => {
-                let known = |identity: Option<DatabaseIdentity>, whose: &str| {
-                    identity.map_or_else(
-                        || format!("{whose} cannot be identified"),
-                        |identity| identity.to_string(),
-                    )
+                let why = match (store, output) {
+                    (None, _) => "the task's store cannot commit rows with its checkpoints (it is not a \
+                                  PostgreSQL store, or its server would not name its database)"
+                        .to_owned(),
+                    (Some(_), None) => {
+                        "the table's server would not name its database (pg_control_system())".to_owned()
+                    }
+                    (Some(store), Some(output)) => {
+                        format!("the table is in {output}, the task's store in {store}")
+                    }
                 };
                 return Err(Failure {
                     code: ErrorCode::ConfigurationError,
                     message: format!(
-                        "output_mode transactional: {} is in {}, but the task's store is {}; use output_mode \
-                         auto or upsert, or a store in the table's database",
+                        "output_mode transactional: {} cannot be written with the task's checkpoints: {why}; \
+                         use output_mode auto or upsert",
                         table.describe(),
-                        known(output, "a database that"),
-                        known(store, "a store whose database"),
                     ),
                 });
             }
