@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use batch_model::{
-    BatchConfig, BatchTask, Checkpoint, Counters, CreateTaskRequest, ErrorCode, ListTasksRequest, Partition,
-    ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
+    AttachedWrite, BatchConfig, BatchTask, Checkpoint, Counters, CreateTaskRequest, DatabaseIdentity,
+    ErrorCode, ListTasksRequest, Partition, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
 };
 use batch_tasks::{JobContext, JobControl, JobOutcome, PartitionResult, TaskKind};
 use chrono::{DateTime, Utc};
@@ -173,11 +173,21 @@ impl TaskControl {
 #[async_trait]
 impl JobControl for TaskControl {
     async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError> {
+        self.commit_with(checkpoint, progress, Vec::new()).await
+    }
+
+    async fn commit_with(
+        &self,
+        checkpoint: Checkpoint,
+        progress: Progress,
+        writes: Vec<AttachedWrite>,
+    ) -> Result<(), TaskError> {
         if self.has_lost_lease() {
             let lost = StoreError::LeaseLost { id: self.id, holder: self.holder.clone() };
             return Err(TaskError::new(lost.code(), lost.to_string()).not_retryable());
         }
-        match self.store.commit_checkpoint(&self.id, &self.holder, &checkpoint, &progress).await {
+        match self.store.commit_checkpoint_with(&self.id, &self.holder, &checkpoint, &progress, writes).await
+        {
             Ok(()) => {
                 let mut observed = self.observed();
                 observed.counters = checkpoint.counters;
@@ -187,6 +197,16 @@ impl JobControl for TaskControl {
             Err(error) => {
                 self.refused(&format!("checkpoint {}", checkpoint.sequence), &error);
                 Err(TaskError::new(error.code(), error.to_string()).not_retryable())
+            }
+        }
+    }
+
+    async fn attachable_database(&self) -> Option<DatabaseIdentity> {
+        match self.store.attachable_database().await {
+            Ok(identity) => identity,
+            Err(error) => {
+                tracing::warn!(task_id = %self.id, %error, "the store's database could not be identified");
+                None
             }
         }
     }

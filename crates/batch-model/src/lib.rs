@@ -48,6 +48,7 @@
 //!   `TIMEOUT_ERROR` are retryable.
 
 mod api;
+mod attached;
 mod checkpoint;
 mod config;
 mod duration;
@@ -64,6 +65,7 @@ pub use api::{
     ListTasksResponse, StopTaskOptions, StopTaskRequest, StopTaskResponse, TaskResultResponse,
     TaskStatusResponse, TaskSummary, UpdateTaskStatusRequest,
 };
+pub use attached::{AttachedWrite, DatabaseIdentity};
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};
 pub use error::{ErrorCode, ModelError, TaskError, message_with_causes};

@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use batch_model::{BatchConfig, BatchTask, Checkpoint, ErrorCode, Progress, TaskError, TaskType};
+use batch_model::{
+    AttachedWrite, BatchConfig, BatchTask, Checkpoint, DatabaseIdentity, ErrorCode, Progress, TaskError,
+    TaskType,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::params::{KindDescription, KindSpec};
@@ -19,6 +22,37 @@ pub trait JobControl: Send + Sync + 'static {
     /// fails, or `INVALID_STATE` when this worker lost the task's lease (another worker took it over):
     /// the kind must then stop at once without writing more.
     async fn commit(&self, checkpoint: Checkpoint, progress: Progress) -> Result<(), TaskError>;
+
+    /// [`commit`](JobControl::commit) with `writes` run in the same store transaction: the
+    /// checkpoint and every write are committed together, or none of them. A stale claim's writes
+    /// are refused with its checkpoint (`INVALID_STATE`); a write that fails (a row that does not
+    /// fit, no such table) fails this commit alone with a `STORAGE_ERROR` naming its target.
+    ///
+    /// Only for writes into [`attachable_database`](JobControl::attachable_database). The default
+    /// takes none: with `writes` empty it is `commit`, else a `STORAGE_ERROR` and nothing committed.
+    async fn commit_with(
+        &self,
+        checkpoint: Checkpoint,
+        progress: Progress,
+        writes: Vec<AttachedWrite>,
+    ) -> Result<(), TaskError> {
+        match writes.first() {
+            None => self.commit(checkpoint, progress).await,
+            Some(write) => Err(TaskError::new(
+                ErrorCode::StorageError,
+                format!("{}: this job's store cannot write with its checkpoints", write.target),
+            )
+            .not_retryable()),
+        }
+    }
+
+    /// The database the task's store commits checkpoints in, when
+    /// [`commit_with`](JobControl::commit_with) can take writes into it (a PostgreSQL store): a sink
+    /// writing into the same database then commits its rows with the checkpoint. `None` (the
+    /// default) for every other store.
+    async fn attachable_database(&self) -> Option<DatabaseIdentity> {
+        None
+    }
 
     /// Publishes live progress between checkpoints (best effort; never fails the task).
     async fn report_progress(&self, progress: Progress);

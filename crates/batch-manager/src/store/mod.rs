@@ -30,7 +30,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use batch_model::{Checkpoint, Counters};
+pub use batch_model::{AttachedWrite, Checkpoint, Counters, DatabaseIdentity};
 
 use batch_model::{
     BatchMetrics, BatchTask, ListTasksRequest, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
@@ -231,6 +231,19 @@ pub enum StoreError {
         /// The task.
         id: TaskId,
     },
+    /// A write attached to a checkpoint failed (a row that does not fit, no such table, a missing
+    /// privilege), or the store cannot take it (another database, a store without attached writes):
+    /// neither the write nor its checkpoint was committed (`STORAGE_ERROR`). Only the call that
+    /// carried it fails; other calls sharing the store's transaction are committed.
+    #[error("task {id}: writing into {target} with its checkpoint failed: {message}")]
+    AttachedWrite {
+        /// The task whose checkpoint carried the write.
+        id: TaskId,
+        /// What the write writes ([`AttachedWrite::target`]).
+        target: String,
+        /// The cause and what to fix, in words.
+        message: String,
+    },
     /// The storage itself failed: corrupt, read-only, locked, full (`STORAGE_ERROR`).
     #[error("storage error at {location}: {message}")]
     Storage {
@@ -254,7 +267,7 @@ impl StoreError {
             | StoreError::LeaseLost { .. }
             | StoreError::CheckpointOutOfOrder { .. }
             | StoreError::Duplicate { .. } => ErrorCode::InvalidState,
-            StoreError::Storage { .. } => ErrorCode::StorageError,
+            StoreError::AttachedWrite { .. } | StoreError::Storage { .. } => ErrorCode::StorageError,
         }
     }
 }
@@ -288,6 +301,9 @@ impl StoreError {
                 StoreError::CheckpointOutOfOrder { id: *id, expected: *expected, got: *got }
             }
             StoreError::Duplicate { id } => StoreError::Duplicate { id: *id },
+            StoreError::AttachedWrite { id, target, message } => {
+                StoreError::AttachedWrite { id: *id, target: target.clone(), message: message.clone() }
+            }
             StoreError::Storage { location, message, source } => StoreError::Storage {
                 location: location.clone(),
                 message: message.clone(),
@@ -467,6 +483,46 @@ pub trait TaskStore: Send + Sync + 'static {
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError>;
+
+    /// [`commit_checkpoint`](TaskStore::commit_checkpoint) with `writes` run in the same
+    /// transaction: after the holder and the sequence are checked, before the commit. Either the
+    /// checkpoint and every write are committed, or none of them: a stale holder's writes are refused
+    /// with its checkpoint (`LeaseLost`), and a write that fails fails this call alone
+    /// ([`StoreError::AttachedWrite`], naming its target and the cause), never another call the
+    /// store commits in the same transaction.
+    ///
+    /// Only a store whose own database is each write's [`AttachedWrite::database`] (see
+    /// [`attachable_database`](TaskStore::attachable_database)) can take them. The default takes
+    /// none: with `writes` empty it is `commit_checkpoint`, else an `AttachedWrite` error and
+    /// nothing committed.
+    async fn commit_checkpoint_with(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        checkpoint: &Checkpoint,
+        progress: &Progress,
+        writes: Vec<AttachedWrite>,
+    ) -> Result<(), StoreError> {
+        match writes.first() {
+            None => self.commit_checkpoint(id, holder, checkpoint, progress).await,
+            Some(write) => Err(StoreError::AttachedWrite {
+                id: *id,
+                target: write.target.clone(),
+                message: "this task store cannot run writes in its transactions (only a PostgreSQL \
+                          store, for its own database, can)"
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// The database this store's transactions run in, when its checkpoints can carry
+    /// [`AttachedWrite`]s into it (see
+    /// [`commit_checkpoint_with`](TaskStore::commit_checkpoint_with)): a PostgreSQL store answers
+    /// its own database, every other store `None` (the default). A store that cannot tell (the
+    /// server refuses to say) answers `None` too.
+    async fn attachable_database(&self) -> Result<Option<DatabaseIdentity>, StoreError> {
+        Ok(None)
+    }
 
     /// Updates the live progress only (between checkpoints), if `holder` holds the lease.
     async fn update_progress(

@@ -11,6 +11,8 @@ mod manager_partitions;
 mod manager_retries;
 mod manager_stop;
 mod partitioned_kinds;
+#[cfg(feature = "postgres")]
+mod pg_attached;
 mod pg_crash;
 #[cfg(feature = "postgres")]
 mod postgres;

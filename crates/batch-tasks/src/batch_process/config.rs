@@ -15,10 +15,10 @@ use crate::batch_process::error::BatchProcessError;
 use crate::batch_process::expr::FilterExpr;
 use crate::batch_process::path::FieldPath;
 use crate::records::InputRange;
-use crate::records::postgres::{PgAddress, PgTable, Relation, is_postgres_address, key_columns};
+use crate::records::postgres::{OutputMode, PgAddress, PgTable, Relation, is_postgres_address, key_columns};
 
 /// Every param the kind knows, in the order they are checked.
-pub(crate) const PARAMS: [&str; 18] = [
+pub(crate) const PARAMS: [&str; 19] = [
     "input",
     "input_table",
     "input_query",
@@ -26,6 +26,7 @@ pub(crate) const PARAMS: [&str; 18] = [
     "output",
     "output_table",
     "output_key",
+    "output_mode",
     "dead_letter",
     "dead_letters",
     "format",
@@ -103,6 +104,9 @@ pub struct BatchProcessConfig {
     pub output: PathBuf,
     /// The table the kept rows are upserted into, when `output` is a `postgres://` address.
     pub output_table: Option<PgTable>,
+    /// How the rows go into `output_table`: with the checkpoints when the store is its database
+    /// (the default, [`OutputMode::Auto`]), always so, or always through its own connection.
+    pub output_mode: OutputMode,
     /// The JSON-lines file rejected records are written to.
     pub dead_letters: PathBuf,
     /// The input's format.
@@ -325,6 +329,19 @@ impl BatchProcessConfig {
             }
             _ => {}
         }
+        let output_mode = match params.text("output_mode")? {
+            None => OutputMode::default(),
+            Some(_) if output_table.is_none() => {
+                return Err(invalid(
+                    "output_mode",
+                    "applies to a table only; set output to a postgres:// address".to_owned(),
+                ));
+            }
+            Some(text) => OutputMode::parse(&text).ok_or_else(|| {
+                let modes: Vec<&str> = OutputMode::ALL.iter().map(|mode| mode.as_str()).collect();
+                invalid("output_mode", format!("{text:?} is not one of {}", modes.join(", ")))
+            })?,
+        };
         // `dead_letter` is the name every kind takes; `dead_letters` is accepted as its alias.
         let dead_letters = match (params.get("dead_letter"), params.get("dead_letters")) {
             (Some(_), Some(_)) => {
@@ -444,6 +461,7 @@ impl BatchProcessConfig {
             input_table,
             output,
             output_table,
+            output_mode,
             dead_letters,
             format,
             filter,

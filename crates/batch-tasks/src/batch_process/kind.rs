@@ -74,7 +74,7 @@ use crate::batch_process::{
     AggregateSpec, BatchProcess, FieldPath, GroupBy, GroupInput, GroupState, SUMMARY_ROWS,
 };
 use crate::kind::{JobContext, JobOutcome, PartitionResult, TaskKind};
-use crate::records::postgres::PgTable;
+use crate::records::postgres::{OutputMode, PgTable};
 use crate::records::{
     Admission, ChunkRunner, CsvRowsInput, DeadLetterRecord, Endpoints, ItemError, JsonLinesFile, MergeFile,
     MergeTargets, Merged, Record, RecordJob, RecordSource, RunnerOptions, Summary, TextLinesInput,
@@ -154,10 +154,11 @@ impl TaskKind for BatchProcessKind {
         let input = config.input.clone();
         let range = config.input_range.unwrap_or_default();
         let (input_table, output_table) = (config.input_table.clone(), config.output_table.clone());
+        let output_mode = config.output_mode;
         let output_file = config.output.clone();
         let work = Arc::new(BatchProcessJob::new(config, log.clone(), partition));
         let runner = ChunkRunner::new(self.options.clone());
-        let run = Run { runner, work, output_file, output_table, dead_letters, job: &job };
+        let run = Run { runner, work, output_file, output_table, output_mode, dead_letters, job: &job };
         let outcome = match (input_table, format) {
             (Some(table), _) => run.from(table_input(table)?).await?,
             (None, Format::JsonLines) => run.from(TextLinesInput::new(input).range(range)).await?,
@@ -279,6 +280,7 @@ struct Run<'a> {
     work: Arc<BatchProcessJob>,
     output_file: PathBuf,
     output_table: Option<PgTable>,
+    output_mode: OutputMode,
     dead_letters: JsonLinesFile<DeadLetterRecord>,
     job: &'a JobContext,
 }
@@ -286,10 +288,11 @@ struct Run<'a> {
 impl Run<'_> {
     /// Runs the job from `source` to the output.
     async fn from<S: RecordSource>(self, source: S) -> Result<JobOutcome, TaskError> {
-        let Run { runner, work, output_file, output_table, dead_letters, job } = self;
+        let Run { runner, work, output_file, output_table, output_mode, dead_letters, job } = self;
         match output_table {
             Some(table) => {
-                let endpoints = Endpoints { source, output: table_output(table)?, dead_letters };
+                let output = table_output(table, output_mode, job)?;
+                let endpoints = Endpoints { source, output, dead_letters };
                 runner.run_with(work, endpoints, job).await
             }
             None => {
@@ -306,9 +309,14 @@ fn table_input(table: PgTable) -> Result<crate::records::postgres::PgTableInput,
     Ok(crate::records::postgres::PgTableInput::new(table))
 }
 
+/// The table output, committed with the job's checkpoints when `mode` and the store allow it.
 #[cfg(feature = "postgres")]
-fn table_output(table: PgTable) -> Result<crate::records::postgres::PgTableOutput, TaskError> {
-    Ok(crate::records::postgres::PgTableOutput::new(table))
+fn table_output(
+    table: PgTable,
+    mode: OutputMode,
+    job: &JobContext,
+) -> Result<crate::records::postgres::PgTableOutput, TaskError> {
+    Ok(crate::records::postgres::PgTableOutput::new(table).in_job(Arc::clone(job.control()), mode))
 }
 
 /// Without the feature `postgres` no table gets this far (the params are refused); a stand-in
@@ -319,7 +327,11 @@ fn table_input(_table: PgTable) -> Result<TextLinesInput, TaskError> {
 }
 
 #[cfg(not(feature = "postgres"))]
-fn table_output(_table: PgTable) -> Result<JsonLinesFile<ProcessedRow>, TaskError> {
+fn table_output(
+    _table: PgTable,
+    _mode: OutputMode,
+    _job: &JobContext,
+) -> Result<JsonLinesFile<ProcessedRow>, TaskError> {
     Err(no_postgres())
 }
 

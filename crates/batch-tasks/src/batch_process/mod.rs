@@ -76,6 +76,7 @@
 //! | `output` | the JSON-lines file kept rows go to (must differ from `input`), or a `postgres://` database | required |
 //! | `output_table` | with a `postgres://` output: the table rows are upserted into | required with a `postgres://` output |
 //! | `output_key` | with a `postgres://` output: the columns (comma-separated) of the unique key rows are upserted by | the table's primary key |
+//! | `output_mode` | with a `postgres://` output: `auto`, `transactional` or `upsert` (below) | `auto` |
 //! | `dead_letter` (alias `dead_letters`) | the JSON-lines file rejected records go to | `output` with extension `.dead_letters.jsonl`; required when the output is a table |
 //! | `format` | the input's format: `json_lines` or `csv` | by `input`'s extension: `.csv`; `.jsonl`, `.ndjson`, `.json` |
 //! | `filter` | an expression (below); empty means none | keep every record |
@@ -104,10 +105,26 @@
 //!   as JSON. A checkpoint holds the last key read, and a resume reads on after it. `format` does not
 //!   apply.
 //! - **Output**: the kept rows (and group rows) are upserted into `output_table` by `output_key`
-//!   (default: its primary key), a chunk a statement, before the chunk's checkpoint; a resume after
-//!   a crash writes the same rows with the same keys again, so each is in the table exactly once
-//!   (`records::postgres::PgTableOutput`). Dead letters still go to a file,
-//!   so `dead_letter` must be given; the dedup key log is kept beside it (`<dead_letter>.keys`).
+//!   (default: its primary key), a chunk a statement (`records::postgres::PgTableOutput`), by the
+//!   path `output_mode` chooses:
+//!   - `auto` (default): when the task's store is a PostgreSQL store in the table's own database
+//!     (same cluster `system_identifier` and database name, as the servers report them), in the
+//!     transaction that commits the chunk's checkpoint: the table holds exactly the rows of the
+//!     committed checkpoints at every instant (after a kill -9, before the resume, nothing beyond
+//!     the last one), and a stale worker's rows are refused with its checkpoint. The rows are
+//!     written by the store's connection, so the store's user needs `INSERT` and `UPDATE` on the
+//!     table; a failing chunk (a row that does not fit) fails the task with a `STORAGE_ERROR`
+//!     naming the table, and nothing of that chunk or its checkpoint is committed. Otherwise as
+//!     `upsert`.
+//!   - `transactional`: only the first path; a store elsewhere fails the task
+//!     (`CONFIGURATION_ERROR`) before a row is written.
+//!   - `upsert`: through the output's own connection (its URL's user), committed before the chunk's
+//!     checkpoint; a resume after a crash writes the same rows with the same keys again, so each is
+//!     in the table exactly once (between the crash and the resume the table may hold the rows of
+//!     the chunk after the last checkpoint).
+//!
+//!   Dead letters still go to a file, so `dead_letter` must be given; the dedup key log is kept
+//!   beside it (`<dead_letter>.keys`).
 //! - A task over a table runs as one partition (`partitions` > 1 is refused).
 //! - A bad address, a missing table name, a query without a key: `CONFIGURATION_ERROR` at creation.
 //!   What only the server can tell (unreachable, login refused, no such table or column, a key that

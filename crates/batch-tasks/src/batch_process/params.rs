@@ -4,6 +4,7 @@
 
 use crate::batch_process::config::{DedupConfig, Format, GroupConfig};
 use crate::params::{ConfigSetting, KindSpec, ParamSpec, ParamType};
+use crate::records::postgres::OutputMode;
 
 /// What `batch_process` tells front ends: every [`BatchConfig`](batch_model::BatchConfig) setting
 /// honoured (the chunk runner, and `partitions`), chunks of 1,000 records.
@@ -61,6 +62,17 @@ pub(crate) fn spec() -> KindSpec {
             "With a postgres:// output: the columns (comma-separated) of the unique key rows are upserted \
                  by, which makes a resume exact; default: the table's primary key.",
         ),
+        ParamSpec::new(
+            "output_mode",
+            ParamType::Choice,
+            "With a postgres:// output: how rows reach output_table. auto: in the transaction that commits \
+                 the task's checkpoint when the task's store is the table's database (a crash leaves exactly \
+                 the checkpointed rows; a stale worker writes nothing), else upserted through the output's \
+                 own connection; transactional: only with the checkpoint (fails if the store is another \
+                 database); upsert: always through the output's own connection and user.",
+        )
+        .with_choices(OutputMode::ALL.map(OutputMode::as_str))
+        .with_default(OutputMode::default().as_str()),
         ParamSpec::new(
             "dead_letter",
             ParamType::Path,
@@ -160,5 +172,6 @@ mod tests {
         let default = |name: &str| spec.param(name).unwrap().default.clone().unwrap();
         assert_eq!(default("dedup_max_keys"), config.dedup.unwrap().max_keys);
         assert_eq!(default("max_groups"), config.grouping.unwrap().max_groups);
+        assert_eq!(default("output_mode"), config.output_mode.as_str());
     }
 }

@@ -133,7 +133,7 @@ fn invalid_params_name_the_param() {
     check_params(
         params(json!({ "fitler": "a" })),
         "error: unknown param `fitler`; the known params are input, input_table, input_query, input_key, output, \
-         output_table, output_key, dead_letter, dead_letters, format, filter, select, rename, dedup_key, dedup_max_keys, \
+         output_table, output_key, output_mode, dead_letter, dead_letters, format, filter, select, rename, dedup_key, dedup_max_keys, \
          group_by, aggregates, max_groups",
     );
     check_params(json!({ "output": "out.csv" }), "error: input: missing; set it to a file path");

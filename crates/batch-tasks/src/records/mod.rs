@@ -12,8 +12,10 @@
 //!   feature `postgres`).
 //! - A [`SinkTarget`] opens a [`CommitSink`], which writes a chunk, makes it durable, reports the
 //!   position that goes into the same checkpoint, and on resume returns to the committed position:
-//!   [`JsonLinesFile`] and [`CsvFile`], and `postgres::PgTableOutput` (rows upserted by key,
-//!   exactly once by idempotence, feature `postgres`).
+//!   [`JsonLinesFile`] and [`CsvFile`], and `postgres::PgTableOutput` (feature `postgres`: rows
+//!   committed in the checkpoint's own store transaction when the store is the table's database —
+//!   [`CommitSink::attached`] hands them to [`JobControl::commit_with`](crate::JobControl::commit_with)
+//!   —, else upserted by key, exactly once by idempotence).
 //!
 //! [`ChunkRunner::run`] uses the job's own paths ([`RecordJob::input`], a text file; `output` and
 //! `dead_letters`, JSON lines); [`ChunkRunner::run_with`] takes any endpoints. The runner does the

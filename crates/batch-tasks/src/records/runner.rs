@@ -540,6 +540,8 @@ where
             Some(log) => Some(log.prepare_commit(self.durable).await?),
             None => None,
         };
+        let writes: Vec<_> =
+            [self.output.attached(), self.dead_letters.attached()].into_iter().flatten().collect();
         let sinks = SinkPositions { output, dead_letters, epoch: self.epoch, log, is_final };
         self.sequence += 1;
         let checkpoint = batch_model::Checkpoint {
@@ -552,7 +554,14 @@ where
         };
         self.land_commit().await?;
         let (control, sequence) = (Arc::clone(&self.control), self.sequence);
-        self.pending = Some(Box::pin(async move { (sequence, control.commit(checkpoint, progress).await) }));
+        self.pending = Some(Box::pin(async move {
+            let answer = if writes.is_empty() {
+                control.commit(checkpoint, progress).await
+            } else {
+                control.commit_with(checkpoint, progress, writes).await
+            };
+            (sequence, answer)
+        }));
         tracing::trace!(sequence = self.sequence, position = %end, "chunk written, commit started");
         self.last_position = end;
         Ok(())

@@ -66,6 +66,16 @@ pub trait CommitSink<T>: Send + 'static {
         durable: bool,
     ) -> impl std::future::Future<Output = Result<Self::Position, RunError>> + Send;
 
+    /// Rows to commit in the checkpoint's own store transaction, taken by the runner right after
+    /// [`prepare_commit`](CommitSink::prepare_commit) and handed to
+    /// [`JobControl::commit_with`](crate::JobControl::commit_with): a sink whose output lives in
+    /// the store's database (a table) sends nothing in `prepare_commit` and attaches the chunk's
+    /// rows here, so that they are committed with the checkpoint that covers them, or not at all.
+    /// `None` (the default) for a sink that made its chunk durable itself.
+    fn attached(&mut self) -> Option<batch_model::AttachedWrite> {
+        None
+    }
+
     /// The checkpoint holding the last prepared position is committed (a file sink then removes the
     /// previous epoch's staged file it adopted). Best effort: never fails the run.
     fn committed(&mut self) {}

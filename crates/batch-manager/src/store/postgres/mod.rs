@@ -27,6 +27,12 @@
 //!   a task runs. A group whose connection is lost, or that meets a restarting server, is tried
 //!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
 //!   way, the store first asks the server whether it committed, so a group never applies twice.
+//! - **Writes attached to checkpoints.** [`TaskStore::commit_checkpoint_with`] runs a task's
+//!   output rows (a table in this database) in the group that commits its checkpoint, after the
+//!   call's holder and sequence are checked, behind a savepoint: a write that fails through its own
+//!   fault is undone and only its call fails (the calls are applied again without it). The store's
+//!   database is named by the server itself (`system_identifier` and database name,
+//!   [`TaskStore::attachable_database`]), and a write for another database is refused.
 //! - **Claims.** `FOR UPDATE SKIP LOCKED`, oldest first, from partial indexes that cover only
 //!   claimable rows (`pending`, and `processing` but not waiting for partitions), so finished tasks
 //!   cost a claim nothing and two workers never get one task.
@@ -67,8 +73,8 @@ use tokio_util::sync::CancellationToken;
 use super::clock::Clock;
 use super::feed::{ChangeFeed, TaskChange};
 use super::{
-    Checkpoint, ClaimedTask, HeartbeatReply, Holder, LeaseRequest, StatusUpdate, StoreError, TaskChanges,
-    TaskOutcome, TaskPage, TaskResultRecord, TaskStore, WorkerId,
+    AttachedWrite, Checkpoint, ClaimedTask, DatabaseIdentity, HeartbeatReply, Holder, LeaseRequest,
+    StatusUpdate, StoreError, TaskChanges, TaskOutcome, TaskPage, TaskResultRecord, TaskStore, WorkerId,
 };
 use error::{PgLocation, corrupt_record, storage};
 use writer::{Answer, Limits, Op, Shared, Writer};
@@ -236,6 +242,8 @@ pub struct PgStore {
     listen: bool,
     listening: watch::Receiver<bool>,
     stop: CancellationToken,
+    /// The store's database as the server names it, read once (`None`: the server would not say).
+    identity: tokio::sync::OnceCell<Option<DatabaseIdentity>>,
 }
 
 impl Drop for PgStore {
@@ -318,6 +326,7 @@ impl PgStore {
             listen: options.listen,
             listening,
             stop,
+            identity: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -650,8 +659,75 @@ impl TaskStore for PgStore {
             holder: holder.clone(),
             checkpoint: checkpoint.clone(),
             progress: progress.clone(),
+            writes: Vec::new(),
         })
         .await
+    }
+
+    /// Runs `writes` in the transaction of the group that commits the checkpoint, once the holder
+    /// and the sequence are checked: a failing write undoes every write of the group (a savepoint)
+    /// and the group's calls are applied again without this one, which gets the error (see
+    /// `writer.rs`).
+    async fn commit_checkpoint_with(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        checkpoint: &Checkpoint,
+        progress: &Progress,
+        writes: Vec<AttachedWrite>,
+    ) -> Result<(), StoreError> {
+        if writes.is_empty() {
+            return self.commit_checkpoint(id, holder, checkpoint, progress).await;
+        }
+        let own = self.attachable_database().await?;
+        if let Some(write) = writes.iter().find(|write| Some(&write.database) != own.as_ref()) {
+            let own =
+                own.map_or_else(|| "unknown (the server would not say)".to_owned(), |own| own.to_string());
+            return Err(StoreError::AttachedWrite {
+                id: *id,
+                target: write.target.clone(),
+                message: format!(
+                    "it is in {}, but this store's database is {own}: write it through its own connection",
+                    write.database
+                ),
+            });
+        }
+        self.done(Op::CommitCheckpoint {
+            id: *id,
+            holder: holder.clone(),
+            checkpoint: checkpoint.clone(),
+            progress: progress.clone(),
+            writes,
+        })
+        .await
+    }
+
+    /// The database's `system_identifier` (from `pg_control_system()`, which PostgreSQL lets any
+    /// user call) and name, read once; `None` when the server refuses to say (a privilege revoked).
+    async fn attachable_database(&self) -> Result<Option<DatabaseIdentity>, StoreError> {
+        let identity = self
+            .identity
+            .get_or_try_init(|| async {
+                let client = self.client().await?;
+                match client.query_one(queries::DATABASE_IDENTITY, &[]).await {
+                    Ok(row) => {
+                        let read = |idx| {
+                            row.try_get::<_, String>(idx).map_err(|error| {
+                                corrupt_record(&self.location, "the database's identity", error)
+                            })
+                        };
+                        Ok(Some(DatabaseIdentity::new(read(0)?, read(1)?)))
+                    }
+                    Err(error)
+                        if error.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) =>
+                    {
+                        Ok(None)
+                    }
+                    Err(error) => Err(self.location.error("reading the database's identity", error)),
+                }
+            })
+            .await?;
+        Ok(identity.clone())
     }
 
     async fn update_progress(

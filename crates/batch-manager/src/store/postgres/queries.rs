@@ -31,6 +31,18 @@ pub(super) const NOW_AND_XID: &str = "SELECT COALESCE($1::timestamptz, clock_tim
 /// The store's time, outside a group.
 pub(super) const NOW: &str = "SELECT COALESCE($1::timestamptz, clock_timestamp())";
 
+/// The store's database as the server names it (see `DatabaseIdentity`): the cluster's
+/// `system_identifier` (any user may read it in PostgreSQL 15) and the database's name.
+pub(super) const DATABASE_IDENTITY: &str =
+    "SELECT system_identifier::text, current_database()::text FROM pg_control_system()";
+
+/// The savepoint a group sets before the writes attached to its checkpoints, and returns to when
+/// one fails, so that the failing call's writes are undone and the others' run again without it.
+pub(super) const SAVEPOINT_ATTACHED: &str = "SAVEPOINT attached_writes";
+
+/// Undoes every attached write of the group (see [`SAVEPOINT_ATTACHED`]); the savepoint stays.
+pub(super) const ROLLBACK_ATTACHED: &str = "ROLLBACK TO SAVEPOINT attached_writes";
+
 /// Whether a transaction committed: `committed`, `aborted`, `in progress`, or NULL when too old.
 pub(super) const TXID_STATUS: &str = "SELECT txid_status($1::int8)";
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use batch_model::{BatchTask, Checkpoint, Progress, TaskId, TaskStatus, TaskType};
+use batch_model::{AttachedWrite, BatchTask, Checkpoint, Progress, TaskId, TaskStatus, TaskType};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -52,7 +52,11 @@ use crate::store::{
     TaskResultRecord, WorkerId,
 };
 
-/// A change to make in the next group.
+/// The statements attached to a checkpoint, run in its transaction.
+type Sql = Vec<AttachedWrite>;
+
+/// A change to make in the next group. A checkpoint's `writes` run in the group's transaction if
+/// the checkpoint is accepted (see [`run_attached`]).
 #[derive(Debug)]
 pub(super) enum Op {
     Insert(Vec<BatchTask>),
@@ -60,7 +64,7 @@ pub(super) enum Op {
     ClaimTask { id: TaskId, lease: LeaseRequest },
     ClaimNext { task_types: Vec<TaskType>, lease: LeaseRequest, max: usize },
     Heartbeat { id: TaskId, holder: Holder, ttl: Duration },
-    CommitCheckpoint { id: TaskId, holder: Holder, checkpoint: Checkpoint, progress: Progress },
+    CommitCheckpoint { id: TaskId, holder: Holder, checkpoint: Checkpoint, progress: Progress, writes: Sql },
     UpdateProgress { id: TaskId, holder: Holder, progress: Progress },
     Finish { id: TaskId, holder: Holder, outcome: TaskOutcome },
     Release { id: TaskId, holder: Holder },
@@ -84,6 +88,14 @@ impl Op {
             | Op::RequestStop { id }
             | Op::Restart { id }
             | Op::Split { id, .. } => Some(*id),
+        }
+    }
+
+    /// The writes attached to the op (a checkpoint's).
+    fn writes(&self) -> &[AttachedWrite] {
+        match self {
+            Op::CommitCheckpoint { writes, .. } => writes,
+            _ => &[],
         }
     }
 }
@@ -708,7 +720,7 @@ impl<'a> State<'a> {
                 self.store(vec![row], Write::Renewal, Caller { id: *id, worker: None, end: None });
                 Ok(Answer::Heartbeat(reply))
             }
-            Op::CommitCheckpoint { id, holder, checkpoint, progress } => {
+            Op::CommitCheckpoint { id, holder, checkpoint, progress, writes: _ } => {
                 let mut row = self.row(id)?;
                 row.commit_checkpoint(holder, self.sequence(id), checkpoint, progress, now)?;
                 let rows = self.settled(row.clone())?;
@@ -840,18 +852,26 @@ fn family_rows(family: Family) -> Vec<TaskRow> {
 /// The group's state after its calls, and their answers.
 type Applied<'a> = (State<'a>, Vec<Result<Answer, StoreError>>);
 
-/// Applies every op to a fresh copy of what was loaded. `Err` with the parents whose families must be
-/// loaded first.
+/// Calls left out of the group (by index), with their answers: calls whose attached writes failed.
+type Excluded = BTreeMap<usize, StoreError>;
+
+/// Applies every op but the `excluded` to a fresh copy of what was loaded. `Err` with the parents
+/// whose families must be loaded first.
 fn apply_all<'a>(
     location: &'a PgLocation,
     now: DateTime<Utc>,
     loaded: Loaded,
     ops: &[&Op],
+    excluded: &Excluded,
 ) -> Result<Applied<'a>, BTreeSet<TaskId>> {
     let mut state = State::new(location, now, loaded);
     let mut missing = BTreeSet::new();
     let mut answers = Vec::with_capacity(ops.len());
-    for op in ops {
+    for (idx, op) in ops.iter().enumerate() {
+        if let Some(error) = excluded.get(&idx) {
+            answers.push(Err(error.copy()));
+            continue;
+        }
         match state.apply(op) {
             Ok(answer) => answers.push(Ok(answer)),
             Err(OpError::Store(error)) => answers.push(Err(error)),
@@ -1048,6 +1068,12 @@ async fn run_group(
         first.push(boxed(client.query(&pending_statement, &params[..2])));
         first.push(boxed(client.query(&abandoned_statement, params)));
     }
+    // Writes attached to checkpoints run after the calls are applied; a failing one is undone by
+    // returning here.
+    let has_writes = ops.iter().any(|op| !op.writes().is_empty());
+    if has_writes {
+        first.push(statement_done(client.batch_execute(queries::SAVEPOINT_ATTACHED)));
+    }
     let mut results = pipeline(first).await;
     if let Some(error) = first_error(&mut results) {
         return Err(classify(shared, "loading the tasks of a group", error));
@@ -1144,27 +1170,194 @@ async fn run_group(
             .and_then(|row| row.task.parent_id)
             .is_some_and(|parent| !loaded.families.contains(&parent))
     });
-    let applied = if may_need_families {
-        let mut applied = apply_all(location, now, loaded.clone(), ops);
-        for _ in 0..3 {
-            let Err(missing) = &applied else { break };
-            load_families(shared, client, missing, &mut loaded).await?;
-            applied = apply_all(location, now, loaded.clone(), ops);
-        }
-        applied
+    let mut excluded = Excluded::new();
+    let (mut state, mut answers) = if may_need_families || has_writes {
+        apply_loading(shared, client, now, &mut loaded, ops, &excluded).await?
     } else {
-        apply_all(location, now, loaded, ops)
+        apply_all(location, now, std::mem::take(&mut loaded), ops, &excluded)
+            .map_err(|missing| unloaded(location, &missing))?
     };
-    let (state, answers) = applied.map_err(|missing| {
-        Failure::Fatal(storage(
-            location,
-            format!("the families of tasks {missing:?} could not be loaded (a bug in the store)"),
-        ))
-    })?;
+    // The writes attached to the accepted checkpoints. When one fails, every attached write is
+    // undone and the calls are applied again without its call, which gets the error: the other
+    // calls commit as if it had never been in the group. At most one round per call.
+    if has_writes {
+        loop {
+            let accepted: Vec<usize> = (0..ops.len())
+                .filter(|idx| !ops[*idx].writes().is_empty() && answers[*idx].is_ok())
+                .collect();
+            let Some((failed, error)) = run_attached(shared, client, ops, &accepted).await? else { break };
+            excluded.extend(failed.into_iter().map(|idx| (idx, error.copy())));
+            (state, answers) = apply_loading(shared, client, now, &mut loaded, ops, &excluded).await?;
+        }
+    }
 
     // Round trip 2: the writes and the commit.
     write(shared, client, &state, xid, deadline).await?;
     Ok(Committed { answers, changes: state.changes() })
+}
+
+/// Applies the group's calls but the `excluded` to a copy of `loaded`, locking and loading the
+/// families a claim turns out to need first.
+async fn apply_loading<'a>(
+    shared: &'a Shared,
+    client: &Object,
+    now: DateTime<Utc>,
+    loaded: &mut Loaded,
+    ops: &[&Op],
+    excluded: &Excluded,
+) -> Result<Applied<'a>, Failure> {
+    let location = &shared.location;
+    let mut applied = apply_all(location, now, loaded.clone(), ops, excluded);
+    for _ in 0..3 {
+        let Err(missing) = &applied else { break };
+        load_families(shared, client, missing, loaded).await?;
+        applied = apply_all(location, now, loaded.clone(), ops, excluded);
+    }
+    applied.map_err(|missing| unloaded(location, &missing))
+}
+
+fn unloaded(location: &PgLocation, missing: &BTreeSet<TaskId>) -> Failure {
+    Failure::Fatal(storage(
+        location,
+        format!("the families of tasks {missing:?} could not be loaded (a bug in the store)"),
+    ))
+}
+
+/// Runs the writes attached to the calls `accepted` (indexes into `ops`, in order), pipelined after
+/// the group's savepoint. `Ok(None)`: every write ran. `Ok(Some((calls, error)))`: a write failed
+/// through its own fault (a row that does not fit, no such table, a missing privilege): every
+/// attached write is undone (back to the savepoint) and `calls` (the one whose write failed; every
+/// call using a statement that does not prepare) must be left out. A lost connection, a deadlock
+/// or a serialization failure fails the attempt like any statement of the group.
+async fn run_attached(
+    shared: &Shared,
+    client: &Object,
+    ops: &[&Op],
+    accepted: &[usize],
+) -> Result<Option<(Vec<usize>, StoreError)>, Failure> {
+    if accepted.is_empty() {
+        return Ok(None);
+    }
+    // Each distinct statement prepared once (cached on the connection): a statement that does not
+    // prepare (no such table) aborts the transaction, so it is undone at once.
+    let mut statements: HashMap<&str, tokio_postgres::Statement> = HashMap::new();
+    for &idx in accepted {
+        for write in ops[idx].writes() {
+            if statements.contains_key(write.statement.as_str()) {
+                continue;
+            }
+            match client.prepare_cached(&write.statement).await {
+                Ok(statement) => {
+                    statements.insert(&write.statement, statement);
+                }
+                Err(error) if is_own_fault(&error) => {
+                    let failed = accepted
+                        .iter()
+                        .copied()
+                        .filter(|idx| {
+                            ops[*idx].writes().iter().any(|other| other.statement == write.statement)
+                        })
+                        .collect();
+                    let error = attached_error(&shared.location, ops[idx], write, &error);
+                    roll_back_attached(shared, client).await?;
+                    return Ok(Some((failed, error)));
+                }
+                Err(error) => {
+                    return Err(classify(shared, "preparing a write attached to a checkpoint", error));
+                }
+            }
+        }
+    }
+    let mut calls: Vec<(usize, &AttachedWrite)> = Vec::new();
+    let mut futures: Vec<RowsFuture<'_>> = Vec::new();
+    for &idx in accepted {
+        for write in ops[idx].writes() {
+            let Some(statement) = statements.get(write.statement.as_str()) else { continue };
+            calls.push((idx, write));
+            futures.push(Box::pin(async move {
+                client.execute(statement, &[&write.argument]).await.map(|_| Vec::new())
+            }));
+        }
+    }
+    let results = pipeline(futures).await;
+    // The first failure is the cause; the writes after it only echo the aborted transaction.
+    let Some((at, error)) =
+        results.into_iter().enumerate().find_map(|(at, result)| result.err().map(|error| (at, error)))
+    else {
+        return Ok(None);
+    };
+    if !is_own_fault(&error) {
+        return Err(classify(shared, "running the writes attached to checkpoints", error));
+    }
+    let (idx, write) = calls[at];
+    let error = attached_error(&shared.location, ops[idx], write, &error);
+    roll_back_attached(shared, client).await?;
+    Ok(Some((vec![idx], error)))
+}
+
+/// Whether a failed attached write is its call's own fault (the data, the table, a privilege, a
+/// statement whose parameter is not text) rather than the group's (the connection, a deadlock, a
+/// serialization failure: tried again).
+fn is_own_fault(error: &tokio_postgres::Error) -> bool {
+    !is_connection_trouble(error)
+        && !matches!(
+            error.code(),
+            Some(&SqlState::T_R_DEADLOCK_DETECTED | &SqlState::T_R_SERIALIZATION_FAILURE)
+        )
+}
+
+async fn roll_back_attached(shared: &Shared, client: &Object) -> Result<(), Failure> {
+    client
+        .batch_execute(queries::ROLLBACK_ATTACHED)
+        .await
+        .map_err(|error| classify(shared, "undoing the writes attached to checkpoints", error))
+}
+
+/// The answer of the call `op` whose attached `write` failed with `error`.
+fn attached_error(
+    location: &PgLocation,
+    op: &Op,
+    write: &AttachedWrite,
+    error: &tokio_postgres::Error,
+) -> StoreError {
+    let Some(id) = op.target() else {
+        return storage(
+            location,
+            "a write attached to a call that names no task (a bug in the store)".to_owned(),
+        );
+    };
+    let (cause, advice) = match error.as_db_error() {
+        Some(db) => {
+            let code = db.code();
+            let advice = if *code == SqlState::UNDEFINED_TABLE {
+                "no such table in the store's database: create it, or check the table's name"
+            } else if *code == SqlState::UNDEFINED_COLUMN {
+                "no such column: compare the statement's columns with the table's"
+            } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+                "the store's user lacks a privilege on the table: grant it, or write through the \
+                 output's own connection (output_mode upsert)"
+            } else if *code == SqlState::CARDINALITY_VIOLATION {
+                "two rows of one chunk have the same key: de-duplicate on it"
+            } else if code.code().starts_with("22") || code.code().starts_with("23") {
+                "a row does not fit the table: compare the rows' fields with its columns"
+            } else {
+                "unexpected PostgreSQL failure"
+            };
+            let mut cause = format!("{}: {}", code.code(), db.message());
+            if let Some(detail) = db.detail() {
+                cause.push_str(" (");
+                cause.push_str(detail);
+                cause.push(')');
+            }
+            (cause, advice)
+        }
+        None => (error.to_string(), "unexpected PostgreSQL failure"),
+    };
+    StoreError::AttachedWrite {
+        id,
+        target: write.target.clone(),
+        message: format!("{cause}: {advice}; nothing of this checkpoint was committed"),
+    }
 }
 
 /// Locks and loads the families of `parents` (parents first, then their partitions).

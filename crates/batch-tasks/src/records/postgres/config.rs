@@ -180,6 +180,55 @@ impl PgTable {
     }
 }
 
+/// How a table output commits a chunk's rows (the `output_mode` param of a kind writing a table).
+///
+/// ```
+/// use batch_tasks::records::postgres::OutputMode;
+///
+/// assert_eq!(OutputMode::parse("transactional"), Some(OutputMode::Transactional));
+/// assert_eq!(OutputMode::default().as_str(), "auto");
+/// assert_eq!(OutputMode::parse("fast"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// In the checkpoint's own store transaction when the task's store is the table's database
+    /// (the same cluster and database, whatever the address), else upserted through the output's
+    /// own connection.
+    #[default]
+    Auto,
+    /// In the checkpoint's own store transaction; a task whose store is another database fails
+    /// (`CONFIGURATION_ERROR`) rather than write any other way.
+    Transactional,
+    /// Upserted by key through the output's own connection (its URL's user), before the
+    /// checkpoint, whatever the store: for a login or privileges the store's user lacks.
+    Upsert,
+}
+
+impl OutputMode {
+    /// Every mode, as the param takes them.
+    pub const ALL: [OutputMode; 3] = [OutputMode::Auto, OutputMode::Transactional, OutputMode::Upsert];
+
+    /// The param's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputMode::Auto => "auto",
+            OutputMode::Transactional => "transactional",
+            OutputMode::Upsert => "upsert",
+        }
+    }
+
+    /// The mode a param's value names.
+    pub fn parse(text: &str) -> Option<OutputMode> {
+        OutputMode::ALL.into_iter().find(|mode| mode.as_str() == text.trim())
+    }
+}
+
+impl fmt::Display for OutputMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The key's column names from a comma-separated list; `None` for an empty text.
 pub(crate) fn key_columns(text: &str) -> Result<Option<Vec<String>>, String> {
     if text.trim().is_empty() {

@@ -138,3 +138,24 @@ fn advice(address: &PgAddress, error: &tokio_postgres::Error) -> String {
         _ => "cannot talk to the server".to_owned(),
     }
 }
+
+/// The database `client` is connected to, as its server names it (the cluster's
+/// `system_identifier`, which PostgreSQL lets any user read, and the database's name); `None` when
+/// the server refuses to say (a privilege revoked): then no store can be proven to share it.
+pub(crate) async fn database_identity(
+    client: &tokio_postgres::Client,
+    address: &PgAddress,
+) -> Result<Option<batch_model::DatabaseIdentity>, Failure> {
+    let sql = "SELECT system_identifier::text, current_database()::text FROM pg_control_system()";
+    match client.query_one(sql, &[]).await {
+        Ok(row) => {
+            let read = |idx| {
+                row.try_get::<_, String>(idx)
+                    .map_err(|error| failure(address, "reading the database's identity", &error))
+            };
+            Ok(Some(batch_model::DatabaseIdentity::new(read(0)?, read(1)?)))
+        }
+        Err(error) if error.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => Ok(None),
+        Err(error) => Err(failure(address, "reading the database's identity", &error)),
+    }
+}

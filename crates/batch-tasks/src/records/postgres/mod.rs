@@ -1,21 +1,29 @@
 //! PostgreSQL tables as the chunk runner's endpoints: `PgTableInput` (a table or query read in
 //! key order, a page at a time, the last key as the checkpoint's position) and `PgTableOutput`
-//! (rows upserted by key, exactly once whatever crashes and resumes), with [`PgTable`] naming
-//! either (the address, the table or query, the key).
+//! (rows committed with the task's checkpoints, or upserted by key, exactly once whatever crashes
+//! and resumes), with [`PgTable`] naming either (the address, the table or query, the key) and
+//! [`OutputMode`] choosing the output's path.
 //!
-//! The names ([`PgTable`], [`PgAddress`], [`Relation`]) are always compiled, so a task naming a
-//! table is checked and described the same in every build; the client (tokio-postgres, without
-//! TLS) and the endpoints are behind batch-tasks' feature `postgres`, which the `batch` command
-//! turns on. Without it, a kind refuses a table with a `CONFIGURATION_ERROR` saying so.
+//! The names ([`PgTable`], [`PgAddress`], [`Relation`], [`OutputMode`]) are always compiled, so a
+//! task naming a table is checked and described the same in every build; the client (tokio-postgres,
+//! without TLS) and the endpoints are behind batch-tasks' feature `postgres`, which the `batch`
+//! command turns on. Without it, a kind refuses a table with a `CONFIGURATION_ERROR` saying so.
 //!
-//! # Exactly once, and why not in the checkpoint's transaction
+//! # Exactly once: in the checkpoint's transaction, or by idempotence
 //!
-//! The output is an idempotent upsert keyed by the table's key: a chunk's rows are committed by
-//! the server before the checkpoint that covers them, and a resume writing them again replaces
-//! each row with itself (see `PgTableOutput`). This is correct whatever the task's store is. Writing
-//! the rows in the checkpoint's own transaction, when the store is the same database, would save
-//! the upsert's conflict check but needs the store to run a kind's statements inside its group
-//! commit; the store contract has no such hook yet.
+//! When the task's store is the output table's own database (a PostgreSQL store; the servers say
+//! so, see `PgTableOutput`), each chunk's rows are not sent by the sink: they are attached to the
+//! chunk's checkpoint ([`CommitSink::attached`](crate::records::CommitSink::attached),
+//! [`JobControl::commit_with`](crate::JobControl::commit_with)) and the store runs the statement
+//! inside the transaction that commits the checkpoint, after checking the claim's epoch. The table
+//! then holds exactly the rows of the committed checkpoints at every instant: a kill -9 leaves no
+//! row beyond the last checkpoint, and a stale holder's rows are refused with its checkpoint.
+//!
+//! Otherwise (another database, a SQLite or memory store, or `output_mode` `upsert`), the output
+//! is an idempotent upsert keyed by the table's key through the sink's own connection: a chunk's
+//! rows are committed by the server before the checkpoint that covers them, and a resume writing
+//! them again replaces each row with itself. Both paths write the same statement, so a table ends
+//! the same either way.
 //!
 //! # Errors
 //!
@@ -35,7 +43,7 @@ mod sink;
 mod source;
 
 pub(crate) use config::key_columns;
-pub use config::{PgAddress, PgTable, Relation, is_postgres_address, quote_ident};
+pub use config::{OutputMode, PgAddress, PgTable, Relation, is_postgres_address, quote_ident};
 #[cfg(feature = "postgres")]
 pub use sink::{PgTableOutput, PgTableSink};
 #[cfg(feature = "postgres")]

@@ -1,59 +1,105 @@
-//! A PostgreSQL table as the chunk runner's [`SinkTarget`]: each chunk's rows upserted by the
-//! table's key in one statement before the checkpoint that covers them, so that a resume writing
-//! them again changes nothing.
+//! A PostgreSQL table as the chunk runner's [`SinkTarget`]: each chunk's rows committed in the
+//! checkpoint's own store transaction when the task's store is the table's database, else upserted
+//! by the table's key in one statement before the checkpoint that covers them, so that a resume
+//! writing them again changes nothing.
 
 use std::fmt;
 use std::sync::Arc;
 
+use batch_model::{AttachedWrite, DatabaseIdentity, ErrorCode};
 use serde::Serialize;
 
-use super::config::{PgTable, Relation, quote_ident};
-use super::connect::{Failure, connect, failure};
+use super::config::{OutputMode, PgTable, Relation, quote_ident};
+use super::connect::{Failure, connect, database_identity, failure};
+use crate::JobControl;
 use crate::records::{CommitSink, Resume, RunError, SinkFailure, SinkTarget};
 
-/// A table that output rows are upserted into: exactly once by key, whatever crashes and resumes.
+/// A table that output rows go into: exactly once by key, whatever crashes and resumes.
 ///
 /// Each output is a JSON object whose fields fill the table's columns of the same names (PostgreSQL's
 /// `jsonb_populate_recordset`: strings are read by the column type's own input, so `"12.50"` fills a
 /// `numeric` exactly and an ISO 8601 string a `timestamptz`; a field the table has no column for is
 /// ignored; a column the row has no field for gets `NULL`, not its default; generated columns are left
 /// to the server). A chunk's rows go in one statement,
-/// `INSERT … ON CONFLICT (key) DO UPDATE SET …` (`DO NOTHING` when every column is in the key), sent
-/// when the runner prepares the chunk's checkpoint, so they are committed before the checkpoint that
-/// covers them.
+/// `INSERT … SELECT … FROM jsonb_populate_recordset($1) ON CONFLICT (key) DO UPDATE SET …`
+/// (`DO NOTHING` when every column is in the key), by one of two paths:
 ///
-/// **Exactly once.** After a crash, the resumed run writes again the rows after its last checkpoint;
-/// they have the same keys (the runner's jobs are deterministic), so the upsert replaces each with
-/// itself: every output row is in the table exactly once. The same holds for a stale holder of the
-/// task's lease (its rows are the same rows), so a table needs no staged name and nothing to publish:
-/// readers see the rows as chunks land. The key is `key` (the `output_key` param), or the table's
-/// primary key; it must be a unique key of the table, and two output rows must never share it (a
-/// task copying a table keyed by the source's key has this by construction; a task whose rows could
-/// repeat a key de-duplicates on it first). A row whose key was in the table before the task is
-/// replaced by the task's row: an upsert, as the name says.
+/// - **In the checkpoint's transaction** (the task's store is the table's database, see
+///   [`in_job`](PgTableOutput::in_job)): the statement is attached to the chunk's checkpoint
+///   ([`CommitSink::attached`]) and the store runs it in the transaction that commits the
+///   checkpoint, after checking the claim. The table holds the rows of every committed checkpoint
+///   and nothing else, at every instant: a kill -9 at any point leaves no row beyond the last
+///   checkpoint, and a stale holder (a claim another worker took over) writes nothing, its rows
+///   refused with its checkpoint. The rows are written by the store's connection (its user).
+/// - **Through the output's own connection** (any other store, or `output_mode` `upsert`): the
+///   statement is sent when the runner prepares the chunk's checkpoint, so the rows are committed
+///   before the checkpoint that covers them. After a crash, the resumed run writes again the rows
+///   after its last checkpoint; they have the same keys (the runner's jobs are deterministic), so
+///   the upsert replaces each with itself: every output row is in the table exactly once. The same
+///   holds for a stale holder's rows (they are the same rows). Between a crash and the resume, the
+///   table may hold rows of the chunk after the last checkpoint.
 ///
-/// The sink's position in checkpoints is the number of rows sent. Failures (the server, the login,
-/// no such table, no unique key matching, a row that does not fit) are `STORAGE_ERROR`s naming the
-/// server without its password.
-#[derive(Debug, Clone)]
+/// Either way readers see the rows as chunks land; a table needs no staged name and nothing to
+/// publish. The key is `key` (the `output_key` param), or the table's primary key; it must be a
+/// unique key of the table, and two output rows must never share it (a task copying a table keyed
+/// by the source's key has this by construction; a task whose rows could repeat a key de-duplicates
+/// on it first). A row whose key was in the table before the task is replaced by the task's row: an
+/// upsert, as the name says, on both paths.
+///
+/// **The same database** is established by the servers themselves, not by the addresses: the
+/// output's connection and the store each read their cluster's `system_identifier`
+/// (`pg_control_system()`, which PostgreSQL lets any user call; unique per `initdb`, shared by
+/// physical replicas) and `current_database()`; equal pairs mean the same data, whatever host
+/// names, ports, poolers or users lead there. A server that refuses to say gives the upsert path.
+///
+/// The sink's position in checkpoints is the number of rows sent (or attached). Failures (the
+/// server, the login, no such table, no unique key matching, a row that does not fit) are
+/// `STORAGE_ERROR`s naming the table and the server without its password; `output_mode`
+/// `transactional` with a store in another database is a `CONFIGURATION_ERROR`.
+#[derive(Clone)]
 pub struct PgTableOutput {
     table: Arc<PgTable>,
+    mode: OutputMode,
+    control: Option<Arc<dyn JobControl>>,
 }
 
-impl PgTableOutput {
-    /// Upserts into `table` (a table, not a query).
-    pub fn new(table: PgTable) -> PgTableOutput {
-        PgTableOutput { table: Arc::new(table) }
+impl fmt::Debug for PgTableOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgTableOutput")
+            .field("table", &self.table.describe())
+            .field("mode", &self.mode)
+            .field("in_job", &self.control.is_some())
+            .finish()
     }
 }
 
-/// An open [`PgTableOutput`]: the chunk's rendered rows until they are sent.
+impl PgTableOutput {
+    /// Upserts into `table` (a table, not a query) through its own connection.
+    pub fn new(table: PgTable) -> PgTableOutput {
+        PgTableOutput { table: Arc::new(table), mode: OutputMode::Upsert, control: None }
+    }
+
+    /// Commits into the table through `control`, the running job's (its store's transaction), as
+    /// `mode` says: [`OutputMode::Auto`] when the store is the table's database and through the
+    /// table's own connection otherwise, [`OutputMode::Transactional`] only through the store,
+    /// [`OutputMode::Upsert`] never.
+    #[must_use]
+    pub fn in_job(self, control: Arc<dyn JobControl>, mode: OutputMode) -> PgTableOutput {
+        PgTableOutput { mode, control: Some(control), ..self }
+    }
+}
+
+/// An open [`PgTableOutput`]: the chunk's rendered rows until they are sent or attached.
 pub struct PgTableSink {
     table: Arc<PgTable>,
+    mode: OutputMode,
+    control: Option<Arc<dyn JobControl>>,
     writer: Option<Writer>,
     /// The chunk's rows, one JSON object a line.
     pending: Vec<u8>,
-    /// Rows sent.
+    /// The last prepared chunk's rows, for the checkpoint's transaction.
+    attached: Option<AttachedWrite>,
+    /// Rows sent (or attached).
     sent: u64,
 }
 
@@ -61,16 +107,19 @@ impl fmt::Debug for PgTableSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PgTableSink")
             .field("table", &self.table.describe())
+            .field("mode", &self.mode)
             .field("pending_bytes", &self.pending.len())
             .field("sent", &self.sent)
             .finish_non_exhaustive()
     }
 }
 
-/// The connection and the prepared upsert.
-struct Writer {
-    client: tokio_postgres::Client,
-    upsert: tokio_postgres::Statement,
+/// How the sink writes, once it knows where the table is.
+enum Writer {
+    /// Its own connection and the prepared upsert.
+    Own { client: tokio_postgres::Client, upsert: tokio_postgres::Statement },
+    /// The upsert's text, attached to checkpoints: the store's database is the table's.
+    Attached { database: DatabaseIdentity, statement: String, target: String },
 }
 
 impl<T: Serialize + Send + 'static> SinkTarget<T> for PgTableOutput {
@@ -90,8 +139,11 @@ impl<T: Serialize + Send + 'static> SinkTarget<T> for PgTableOutput {
         }
         Ok(PgTableSink {
             table: Arc::clone(&self.table),
+            mode: self.mode,
+            control: self.control.clone(),
             writer: None,
             pending: Vec::new(),
+            attached: None,
             sent: resume.map_or(0, |resume| resume.position),
         })
     }
@@ -121,7 +173,7 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
     fn write(&mut self, record: &T) -> Result<(), RunError> {
         <PgTableSink as CommitSink<T>>::render(record, &mut self.pending).map_err(|message| {
             RunError::Sink(SinkFailure::new(
-                batch_model::ErrorCode::ProcessingError,
+                ErrorCode::ProcessingError,
                 format!("an output row for {} does not serialize: {message}", self.table.describe()),
             ))
         })
@@ -133,13 +185,16 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
     }
 
     /// Sends the chunk's rows in one upsert (committed by the server before this returns; the
-    /// server's own durability settings apply, whatever `durable` says).
+    /// server's own durability settings apply, whatever `durable` says), or, when the store is the
+    /// table's database, attaches them to the checkpoint ([`attached`](CommitSink::attached)).
     async fn prepare_commit(&mut self, _durable: bool) -> Result<u64, RunError> {
         if self.pending.is_empty() {
             return Ok(self.sent);
         }
         if self.writer.is_none() {
-            self.writer = Some(prepare(&self.table).await.map_err(sink_error)?);
+            let writer =
+                prepare(&self.table, self.mode, self.control.as_deref()).await.map_err(sink_error)?;
+            self.writer = Some(writer);
         }
         let rows = memchr::memchr_iter(b'\n', &self.pending).count() as u64;
         let mut array = String::with_capacity(self.pending.len() + 2);
@@ -154,18 +209,34 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
             array.push_str(row);
         }
         array.push(']');
-        if let Some(writer) = &self.writer {
-            writer.client.execute(&writer.upsert, &[&array]).await.map_err(|error| {
-                sink_error(failure(
-                    &self.table.address,
-                    &format!("writing into {}", self.table.relation),
-                    &error,
-                ))
-            })?;
+        match &self.writer {
+            Some(Writer::Own { client, upsert }) => {
+                client.execute(upsert, &[&array]).await.map_err(|error| {
+                    sink_error(failure(
+                        &self.table.address,
+                        &format!("writing into {}", self.table.relation),
+                        &error,
+                    ))
+                })?;
+            }
+            Some(Writer::Attached { database, statement, target }) => {
+                self.attached = Some(AttachedWrite {
+                    database: database.clone(),
+                    target: target.clone(),
+                    statement: statement.clone(),
+                    argument: array,
+                    rows,
+                });
+            }
+            None => {}
         }
         self.pending.clear();
         self.sent += rows;
         Ok(self.sent)
+    }
+
+    fn attached(&mut self) -> Option<AttachedWrite> {
+        self.attached.take()
     }
 
     /// Nothing to publish: the rows are in the table as each chunk lands.
@@ -178,11 +249,28 @@ fn sink_error(failure: Failure) -> RunError {
     RunError::Sink(SinkFailure::new(failure.code, failure.message))
 }
 
-/// Connects, reads the table's columns and key, and prepares the upsert.
-async fn prepare(table: &PgTable) -> Result<Writer, Failure> {
+/// Connects, reads the table's columns and key, builds the upsert, and chooses the path: attached
+/// to the checkpoints when `mode` allows it and the job's store is the table's database, else the
+/// upsert prepared on the sink's own connection.
+async fn prepare(
+    table: &PgTable,
+    mode: OutputMode,
+    control: Option<&dyn JobControl>,
+) -> Result<Writer, Failure> {
     let address = &table.address;
     let client = connect(address).await?;
-    let name = table.relation.sql();
+    let given = table.relation.sql();
+    // The table's schema-qualified name, so that the statement means the same table on the store's
+    // connection (whose search_path may differ).
+    let name: String = client
+        .query_one(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1::text::regclass",
+            &[&given],
+        )
+        .await
+        .and_then(|row| row.try_get(0))
+        .map_err(|error| failure(address, &format!("finding {}", table.relation), &error))?;
     let columns: Vec<String> = client
         .query(
             "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0 \
@@ -244,8 +332,44 @@ async fn prepare(table: &PgTable) -> Result<Writer, Failure> {
         columns = quoted.join(", "),
         key = key_list.join(", "),
     );
+    if mode != OutputMode::Upsert {
+        let store = match control {
+            Some(control) => control.attachable_database().await,
+            None => None,
+        };
+        let output = database_identity(&client, address).await?;
+        match (store, output) {
+            (Some(store), Some(output)) if store == output => {
+                tracing::debug!(table = %table.describe(), "rows committed with the task's checkpoints");
+                let target = format!("the table {name} at {address}");
+                return Ok(Writer::Attached { database: output, statement: sql, target });
+            }
+            (store, output) if mode == OutputMode::Transactional => {
+                let why = match (store, output) {
+                    (None, _) => "the task's store cannot commit rows with its checkpoints (it is not a \
+                                  PostgreSQL store, or its server would not name its database)"
+                        .to_owned(),
+                    (Some(_), None) => {
+                        "the table's server would not name its database (pg_control_system())".to_owned()
+                    }
+                    (Some(store), Some(output)) => {
+                        format!("the table is in {output}, the task's store in {store}")
+                    }
+                };
+                return Err(Failure {
+                    code: ErrorCode::ConfigurationError,
+                    message: format!(
+                        "output_mode transactional: {} cannot be written with the task's checkpoints: {why}; \
+                         use output_mode auto or upsert",
+                        table.describe(),
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
     let upsert = client.prepare(&sql).await.map_err(|error| {
         failure(address, &format!("preparing the upsert into {}", table.relation), &error)
     })?;
-    Ok(Writer { client, upsert })
+    Ok(Writer::Own { client, upsert })
 }
