@@ -16,7 +16,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch_model::{BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType};
+use batch_model::{
+    BatchConfig, BatchTask, Checkpoint, CreateTaskRequest, Progress, TaskError, TaskId, TaskType,
+};
 use batch_tasks::youzan::generator::{GeneratorConfig, generate};
 use batch_tasks::youzan::{YouzanOrderKind, YouzanSummary};
 use batch_tasks::{JobContext, JobControl, JobOutcome, TaskKind};

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
-use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
 use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{CreateTaskRequest, TaskStatus, TaskType};
 use batch_tasks::Registry;
