@@ -20,14 +20,13 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
+use batch_manager::BatchManager;
 use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
-use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
-use batch_manager::{BatchManager, ManagerConfig};
-use batch_model::{CreateTaskRequest, TaskStatus, TaskType};
-use batch_tasks::Registry;
+use batch_manager::store::{TaskChanges, TaskStore};
+use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
-use benches::manager_workloads::EmptyKind;
+use benches::manager_workloads::{empty_tasks_manager, wait_completed};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const M3_TASKS: usize = 10_000;
@@ -49,13 +48,7 @@ fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, doing: &str) -> T {
 }
 
 fn manager_on(store: Arc<dyn TaskStore>, name: &str) -> BatchManager {
-    let mut registry = Registry::new();
-    registry.register(EmptyKind);
-    let config = ManagerConfig::default()
-        .with_worker_id(name)
-        .with_max_concurrent_tasks(SLOTS_PER_WORKER)
-        .with_poll_interval(Duration::from_millis(10));
-    or_panic(BatchManager::new(store, registry, config), "building a manager")
+    or_panic(empty_tasks_manager(store, name, SLOTS_PER_WORKER), "building a manager")
 }
 
 fn empty_requests() -> Vec<CreateTaskRequest> {
@@ -97,30 +90,9 @@ async fn create_all(submitter: &BatchManager) {
     }
 }
 
-/// Waits for every task to complete: the completions heard on the store's change feed, or the
-/// metrics whenever the feed may have missed something (a resync, a lag, a quiet moment). (Reading
-/// the metrics in a loop instead would compete with the workers for the store.)
+/// Waits for every task to complete (see [`wait_completed`]).
 async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut heard = std::collections::HashSet::new();
-    loop {
-        assert!(Instant::now() < deadline, "the tasks did not complete within 300 s ({} heard)", heard.len());
-        let recheck = match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
-            Ok(Ok(TaskChange::Task { id, status, .. })) => {
-                if status == TaskStatus::Completed {
-                    heard.insert(id);
-                }
-                false
-            }
-            Ok(Ok(_) | Err(_)) | Err(_) => true,
-        };
-        if heard.len() >= M3_TASKS {
-            return;
-        }
-        if recheck && or_panic(store.metrics().await, "reading metrics").completed_tasks >= M3_TASKS as u64 {
-            return;
-        }
-    }
+    or_panic(wait_completed(store, events, M3_TASKS as u64, Duration::from_secs(300)).await, "waiting");
 }
 
 async fn run_batch_pg(cluster: &PgCluster, workers: usize) -> Duration {

@@ -1,15 +1,18 @@
 //! The manager benchmarks' workloads (`benches/manager.rs`, `src/bin/m1_cpu.rs`): the m1 orders job as
 //! a chunk-runner kind, the empty m2 kind, a manager on SQLite, and the bare pump-core pipeline m1
-//! compares against.
+//! compares against; m3's worker of empty tasks on any store and its wait for their completion
+//! (`benches/pg.rs`, `src/bin/pg_statements.rs`).
 
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use batch_manager::store::TaskStore;
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
-use batch_manager::{BatchManager, ManagerConfig};
+use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
+use batch_manager::{BatchManager, ManagerConfig, ManagerError};
 use batch_model::{BatchConfig, CreateTaskRequest, Durability, ErrorCode, TaskError, TaskStatus, TaskType};
 use batch_tasks::records::{ChunkRunner, ItemError, Record, RecordJob, RunnerOptions};
 use batch_tasks::{JobContext, JobOutcome, Registry, TaskKind};
@@ -110,6 +113,54 @@ pub fn manager(db: &Path, durability: Durability, max_concurrent_tasks: usize) -
         Ok(manager) => manager,
         Err(error) => panic!("cannot build the manager: {error}"),
     }
+}
+
+/// An m3 worker: a manager named `name` on `store` with the empty kind alone, `slots` tasks at a
+/// time, polling every 10 ms when its change feed is quiet.
+pub fn empty_tasks_manager(
+    store: Arc<dyn TaskStore>,
+    name: &str,
+    slots: usize,
+) -> Result<BatchManager, ManagerError> {
+    let mut registry = Registry::new();
+    registry.register(EmptyKind);
+    let config = ManagerConfig::default()
+        .with_worker_id(name)
+        .with_max_concurrent_tasks(slots)
+        .with_poll_interval(Duration::from_millis(10));
+    BatchManager::new(store, registry, config)
+}
+
+/// Waits until `tasks` tasks of `store` have completed, for at most `within`: the completions heard
+/// on `events` (the store's change feed, subscribed before the tasks were created), and the metrics
+/// only when the feed was quiet for a quarter second or lagged (reading them on every change would
+/// compete with the workers for the store).
+pub async fn wait_completed(
+    store: &dyn TaskStore,
+    events: &mut TaskChanges,
+    tasks: u64,
+    within: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    let mut heard = HashSet::new();
+    while (heard.len() as u64) < tasks {
+        if Instant::now() > deadline {
+            return Err(format!("the tasks did not complete within {within:?} ({} heard)", heard.len()));
+        }
+        match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
+            Ok(Ok(TaskChange::Task { id, status: TaskStatus::Completed, .. })) => {
+                heard.insert(id);
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) | Err(_) => {
+                let metrics = store.metrics().await.map_err(|error| format!("reading metrics: {error}"))?;
+                if metrics.completed_tasks >= tasks {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs one m1 task through `manager` and checks that every order was written.

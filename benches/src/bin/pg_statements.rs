@@ -16,29 +16,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::collections::HashSet;
-
+use batch_manager::store::TaskStore;
 use batch_manager::store::postgres::{PgOptions, PgStore};
-use batch_manager::store::{TaskChange, TaskChanges, TaskStore};
-use batch_manager::{BatchManager, ManagerConfig};
-use batch_model::{CreateTaskRequest, TaskStatus, TaskType};
-use batch_tasks::Registry;
+use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
-use benches::manager_workloads::EmptyKind;
+use benches::manager_workloads::{empty_tasks_manager, wait_completed};
 
 type Failure = Box<dyn std::error::Error>;
 
 const CREATE_BATCH: usize = 1_000;
-
-fn manager(store: Arc<dyn TaskStore>, name: &str) -> Result<BatchManager, Failure> {
-    let mut registry = Registry::new();
-    registry.register(EmptyKind);
-    let config = ManagerConfig::default()
-        .with_worker_id(name)
-        .with_max_concurrent_tasks(256)
-        .with_poll_interval(Duration::from_millis(10));
-    Ok(BatchManager::new(store, registry, config)?)
-}
 
 fn main() -> Result<(), Failure> {
     let tasks: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(10_000);
@@ -47,39 +33,15 @@ fn main() -> Result<(), Failure> {
     runtime.block_on(measure(&cluster, tasks))
 }
 
-/// Waits for every task to complete, as the m3 bench does: completions heard on the change feed,
-/// the metrics read only when the feed was quiet for a quarter second or lagged (reading them on
-/// every change would cost the server more than the tasks).
-async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges, tasks: u64) -> Result<(), Failure> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let mut heard = HashSet::new();
-    while (heard.len() as u64) < tasks {
-        if Instant::now() > deadline {
-            return Err(format!("the tasks did not complete within 300 s ({} heard)", heard.len()).into());
-        }
-        match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
-            Ok(Ok(TaskChange::Task { id, status: TaskStatus::Completed, .. })) => {
-                heard.insert(id);
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => {
-                if store.metrics().await?.completed_tasks >= tasks {
-                    return Ok(());
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let database = cluster.create_database().await?;
     let admin = cluster.connect(&database.name).await?;
     admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
     let submitter_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
     let worker_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
-    let submitter = manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter")?;
-    let worker = manager(worker_store, "worker")?;
+    let submitter =
+        empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256)?;
+    let worker = empty_tasks_manager(worker_store, "worker", 256)?;
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
 
     let running = {
@@ -93,7 +55,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
             (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned())));
         submitter.create_tasks(requests.collect()).await?;
     }
-    wait_all(submitter_store.as_ref(), &mut events, tasks).await?;
+    wait_completed(submitter_store.as_ref(), &mut events, tasks, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
     worker.shutdown().await;
     running.await??;

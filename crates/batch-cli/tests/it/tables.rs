@@ -5,23 +5,35 @@
 
 use crate::support::Sandbox;
 
+/// A fresh database on the shared test server holding the tables `setup` creates, with a runtime and
+/// a client to query it; `None` (the test skipped in one line) without PostgreSQL.
+struct Tables {
+    runtime: tokio::runtime::Runtime,
+    database: batch_testkit::TestDatabase,
+    client: tokio_postgres::Client,
+}
+
+impl Tables {
+    fn new(test: &str, setup: &str) -> Option<Tables> {
+        let cluster = batch_testkit::shared_or_skip(test)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let database = runtime.block_on(cluster.create_database()).unwrap();
+        let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
+        runtime.block_on(client.batch_execute(setup)).unwrap();
+        Some(Tables { runtime, database, client })
+    }
+}
+
 #[test]
 fn batch_process_copies_a_table_into_a_table_from_the_command_line() {
-    let Some(cluster) =
-        batch_testkit::shared_or_skip("batch_process_copies_a_table_into_a_table_from_the_command_line")
-    else {
+    let Some(Tables { runtime, database, client }) = Tables::new(
+        "batch_process_copies_a_table_into_a_table_from_the_command_line",
+        "CREATE TABLE orders (id bigint PRIMARY KEY, region text NOT NULL, amount numeric(12,2) NOT NULL);
+         INSERT INTO orders SELECT g, 'r' || g % 3, g * 1.25 FROM generate_series(1, 5000) AS g;
+         CREATE TABLE big (LIKE orders INCLUDING ALL);",
+    ) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let database = runtime.block_on(cluster.create_database()).unwrap();
-    let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
-    runtime
-        .block_on(client.batch_execute(
-            "CREATE TABLE orders (id bigint PRIMARY KEY, region text NOT NULL, amount numeric(12,2) NOT NULL);
-             INSERT INTO orders SELECT g, 'r' || g % 3, g * 1.25 FROM generate_series(1, 5000) AS g;
-             CREATE TABLE big (LIKE orders INCLUDING ALL);",
-        ))
-        .unwrap();
     let sandbox = Sandbox::new();
     let url = database.url.as_str();
     let ran = sandbox.run(&[
@@ -129,25 +141,21 @@ fn committed(
 /// transaction); the last worker finishes the copy with every row exactly once.
 #[test]
 fn a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_checkpointed_rows() {
-    let test = "a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_checkpointed_rows";
-    let Some(cluster) = batch_testkit::shared_or_skip(test) else {
-        return;
-    };
     const ROWS: i64 = 40_000;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let database = runtime.block_on(cluster.create_database()).unwrap();
-    let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
     let columns =
         "id bigint PRIMARY KEY, name text NOT NULL, amount numeric(16,2), at timestamptz, doc jsonb";
-    runtime
-        .block_on(client.batch_execute(&format!(
+    let Some(Tables { runtime, database, client }) = Tables::new(
+        "a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_checkpointed_rows",
+        &format!(
             "CREATE TABLE t1 ({columns});
              INSERT INTO t1 SELECT g, 'name ' || g, CASE WHEN g % 13 = 0 THEN NULL ELSE g * 1000003.17 END, \
                timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', jsonb_build_object('g', g) \
              FROM generate_series(1, {ROWS}) AS g;
              CREATE TABLE t2 ({columns});"
-        )))
-        .unwrap();
+        ),
+    ) else {
+        return;
+    };
     let sandbox = Sandbox::new();
     let url = database.url.as_str();
     let submitted = sandbox.run(&[
@@ -225,21 +233,14 @@ fn a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_check
 /// row is written; `upsert` writes through the output's own connection.
 #[test]
 fn output_mode_transactional_needs_the_store_in_the_tables_database() {
-    let Some(cluster) =
-        batch_testkit::shared_or_skip("output_mode_transactional_needs_the_store_in_the_tables_database")
-    else {
+    let Some(Tables { runtime, database, client }) = Tables::new(
+        "output_mode_transactional_needs_the_store_in_the_tables_database",
+        "CREATE TABLE t1 (id bigint PRIMARY KEY, name text);
+         INSERT INTO t1 SELECT g, 'n' || g FROM generate_series(1, 300) AS g;
+         CREATE TABLE t2 (LIKE t1 INCLUDING ALL);",
+    ) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let database = runtime.block_on(cluster.create_database()).unwrap();
-    let client = runtime.block_on(cluster.connect(&database.name)).unwrap();
-    runtime
-        .block_on(client.batch_execute(
-            "CREATE TABLE t1 (id bigint PRIMARY KEY, name text);
-             INSERT INTO t1 SELECT g, 'n' || g FROM generate_series(1, 300) AS g;
-             CREATE TABLE t2 (LIKE t1 INCLUDING ALL);",
-        ))
-        .unwrap();
     let sandbox = Sandbox::new();
     sandbox.generate("batch_process", 10, "in.jsonl", &[]);
     let ran = sandbox.run(&[
