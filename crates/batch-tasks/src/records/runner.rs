@@ -587,6 +587,12 @@ where
     /// asks for one, then the outputs published under their final names.
     async fn finish_input(&mut self) -> Result<(), RunError> {
         self.land_commit().await?;
+        // Sources end once the run is aborted: a stream cut short by the job's cancellation is not
+        // the end of the input, and nothing may be published for it (pump-core reports the run as
+        // aborted, but only after the sink has seen the truncated stream end).
+        if self.token.is_cancelled() {
+            return Err(RunError::Aborted);
+        }
         let tail = self.summary.tail(&mut self.log_bytes).map_err(|error| RunError::Kind { error })?;
         for output in &tail {
             self.output.write(output)?;
