@@ -67,8 +67,12 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let rows = admin
         .query(
             "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q FROM ( \
-               SELECT calls, rows, total_exec_time, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS q \
-               FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               SELECT calls, rows, total_exec_time, \
+                 CASE WHEN strpos(n, ' WHERE ') > 0 \
+                      THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
+                      ELSE left(n, 90) END AS q \
+               FROM (SELECT calls, rows, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
+                     FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND query NOT LIKE '%pg_stat%') s \
              GROUP BY q ORDER BY 3 DESC LIMIT 12",
             &[],
