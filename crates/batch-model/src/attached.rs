@@ -47,33 +47,70 @@ impl fmt::Display for DatabaseIdentity {
 /// One statement to run in the transaction that commits a checkpoint: a chunk's output rows going
 /// into a table of the store's own database.
 ///
-/// The statement takes one parameter, `$1`, sent as text (`argument`: for a table sink, the chunk's
-/// rows as a JSON array). A store that can take attached writes (see the manager's `TaskStore`)
-/// runs every write of a checkpoint after checking the checkpoint's holder and before committing:
-/// if the holder's claim is stale, or any write fails, nothing of the call is committed — neither
-/// the rows nor the checkpoint — and the other calls sharing the transaction are unaffected.
+/// The statement takes its data from [`input`](AttachedWrite::input): one text parameter `$1`
+/// ([`AttachedInput::Parameter`]), or, for a `COPY … FROM STDIN`, the copy's data
+/// ([`AttachedInput::Copy`], in the format the statement names). A store that can take attached
+/// writes (see the manager's `TaskStore`) runs every write of a checkpoint after checking the
+/// checkpoint's holder and before committing: if the holder's claim is stale, or any write fails,
+/// nothing of the call is committed — neither the rows nor the checkpoint — and the other calls
+/// sharing the transaction are unaffected.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AttachedWrite {
     /// The database the statement must run in; a store whose own database is another refuses it.
     pub database: DatabaseIdentity,
     /// What the statement writes, for messages (`the table public.orders at postgres://app@db/sales`).
     pub target: String,
-    /// The SQL statement, with one text parameter `$1`.
+    /// The SQL statement: with one text parameter `$1`, or a `COPY … FROM STDIN`.
     pub statement: String,
-    /// The value of `$1`.
-    pub argument: String,
+    /// What the statement reads.
+    pub input: AttachedInput,
     /// How many rows it writes (for logs and progress; the store does not check it).
     pub rows: u64,
 }
 
+/// The data of an [`AttachedWrite`]'s statement.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AttachedInput {
+    /// The value of `$1`, sent as text.
+    Parameter(String),
+    /// The statement is a `COPY … FROM STDIN`: these bytes are its whole data, in the format the
+    /// statement names (text, CSV or binary).
+    Copy(Vec<u8>),
+}
+
+impl AttachedInput {
+    /// The data's size in bytes.
+    pub fn len(&self) -> usize {
+        match self {
+            AttachedInput::Parameter(text) => text.len(),
+            AttachedInput::Copy(bytes) => bytes.len(),
+        }
+    }
+
+    /// Whether there is no data.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for AttachedInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The data may hold a whole chunk: its size, not its text.
+        match self {
+            AttachedInput::Parameter(text) => write!(f, "Parameter({} bytes)", text.len()),
+            AttachedInput::Copy(bytes) => write!(f, "Copy({} bytes)", bytes.len()),
+        }
+    }
+}
+
 impl fmt::Debug for AttachedWrite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The argument may hold a whole chunk: its size, not its text.
         f.debug_struct("AttachedWrite")
             .field("database", &self.database)
             .field("target", &self.target)
             .field("statement", &self.statement)
-            .field("argument_bytes", &self.argument.len())
+            .field("input", &self.input)
             .field("rows", &self.rows)
             .finish()
     }

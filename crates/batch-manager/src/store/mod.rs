@@ -30,7 +30,7 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use batch_model::{AttachedWrite, Checkpoint, Counters, DatabaseIdentity};
+pub use batch_model::{AttachedInput, AttachedWrite, Checkpoint, Counters, DatabaseIdentity};
 
 use batch_model::{
     BatchMetrics, BatchTask, ListTasksRequest, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use batch_manager::store::memory::MemoryStore;
 use batch_manager::store::postgres::{PgOptions, PgStore};
-use batch_manager::store::{AttachedWrite, DatabaseIdentity, Holder, StoreError, TaskStore};
+use batch_manager::store::{AttachedInput, AttachedWrite, DatabaseIdentity, Holder, StoreError, TaskStore};
 use batch_model::{BatchTask, Checkpoint, Counters, ErrorCode, Progress};
 use batch_testkit::shared_or_skip;
 use chrono::{TimeDelta, Utc};
@@ -28,7 +28,7 @@ fn upsert(database: &DatabaseIdentity, table: &str, rows: serde_json::Value) -> 
             "INSERT INTO {table} (id, name) SELECT id, name FROM jsonb_populate_recordset(NULL::{table}, \
              $1::text::jsonb) ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name"
         ),
-        argument: rows.to_string(),
+        input: AttachedInput::Parameter(rows.to_string()),
         rows: count,
     }
 }
@@ -329,23 +329,15 @@ async fn stores_without_attached_writes_refuse_them_and_commit_nothing() {
     }
 }
 
-/// A task copying a table into a table of its store's database: a row that does not fit the output
-/// (a null name in a `NOT NULL` column) fails the task with a `STORAGE_ERROR` naming the table and
-/// the cause, and the table holds exactly the chunks committed before it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_committed() {
-    let Some((store, client, url)) =
-        setup("a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_committed").await
-    else {
-        return;
-    };
-    client
-        .batch_execute(
-            "CREATE TABLE t1 (id bigint PRIMARY KEY, name text);
-             INSERT INTO t1 SELECT g, CASE WHEN g = 2500 THEN NULL ELSE 'n' || g END FROM generate_series(1, 5000) AS g;",
-        )
-        .await
-        .unwrap();
+/// Runs a `batch_process` task copying `t1` into `sink_rows` of the store's own database
+/// (`output_mode` transactional, checkpoints every 1,000 rows) after `setup`, to its end.
+async fn copy_into_the_stores_database(
+    store: PgStore,
+    client: &Client,
+    url: &str,
+    setup: &str,
+) -> batch_model::BatchTask {
+    client.batch_execute(setup).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let manager = batch_manager::BatchManager::new(
         Arc::new(store) as Arc<dyn TaskStore>,
@@ -364,11 +356,54 @@ async fn a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_commit
     let id = manager.create_task(request).await.unwrap().id;
     manager.process_task(&id).await.unwrap();
     let task = manager.wait(&id).await.unwrap();
+    manager.shutdown().await;
+    task
+}
+
+/// A task copying a table into a table of its store's database: a row that does not fit the output
+/// (a null name in a `NOT NULL` column) fails the task with a `STORAGE_ERROR` naming the table, the
+/// cause and the row's line in its chunk, and the table holds exactly the chunks committed before
+/// it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_committed() {
+    let Some((store, client, url)) =
+        setup("a_row_that_does_not_fit_fails_the_task_with_the_chunks_before_it_committed").await
+    else {
+        return;
+    };
+    let setup = "CREATE TABLE t1 (id bigint PRIMARY KEY, name text);
+                 INSERT INTO t1 SELECT g, CASE WHEN g = 2500 THEN NULL ELSE 'n' || g END FROM generate_series(1, 5000) AS g;";
+    let task = copy_into_the_stores_database(store, &client, &url, setup).await;
     assert_eq!(task.status, batch_model::TaskStatus::Failed);
     let error = task.error.unwrap();
     assert_eq!(error.code, ErrorCode::StorageError, "{error:?}");
     assert!(error.message.contains("sink_rows") && error.message.contains("23502"), "{}", error.message);
+    // Row 2,500 is the 500th line of the third chunk's COPY.
+    assert!(error.message.contains("line 500"), "{}", error.message);
     assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 2000);
     assert_eq!(count(&client, "SELECT max(id) FROM sink_rows").await, 2000);
-    manager.shutdown().await;
+}
+
+/// The same-transaction path inserts, it does not replace: a key the table held before the task
+/// fails the task with a `STORAGE_ERROR` naming the key (unique violation), and the table holds
+/// the chunks before it and its own row, unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_table_held_before_fails_the_same_transaction_copy() {
+    let Some((store, client, url)) =
+        setup("a_key_the_table_held_before_fails_the_same_transaction_copy").await
+    else {
+        return;
+    };
+    let setup = "CREATE TABLE t1 (id bigint PRIMARY KEY, name text NOT NULL);
+                 INSERT INTO t1 SELECT g, 'n' || g FROM generate_series(1, 5000) AS g;
+                 INSERT INTO sink_rows VALUES (3001, 'before the task');";
+    let task = copy_into_the_stores_database(store, &client, &url, setup).await;
+    assert_eq!(task.status, batch_model::TaskStatus::Failed);
+    let error = task.error.unwrap();
+    assert_eq!(error.code, ErrorCode::StorageError, "{error:?}");
+    for part in ["sink_rows", "23505", "(id)=(3001)", "output_mode upsert"] {
+        assert!(error.message.contains(part), "{part:?} not in {}", error.message);
+    }
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 3001);
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows WHERE name = 'before the task'").await, 1);
 }

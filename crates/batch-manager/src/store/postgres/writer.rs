@@ -32,7 +32,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use batch_model::{AttachedWrite, BatchTask, Checkpoint, Progress, TaskId, TaskStatus, TaskType};
+use batch_model::{
+    AttachedInput, AttachedWrite, BatchTask, Checkpoint, Progress, TaskId, TaskStatus, TaskType,
+};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -1268,22 +1270,47 @@ async fn run_attached(
             }
         }
     }
+    // The statements with a parameter pipelined; then each COPY on its own (a COPY holds the
+    // connection until its data is sent).
     let mut calls: Vec<(usize, &AttachedWrite)> = Vec::new();
     let mut futures: Vec<RowsFuture<'_>> = Vec::new();
+    let mut copies: Vec<(usize, &AttachedWrite, &tokio_postgres::Statement, &[u8])> = Vec::new();
     for &idx in accepted {
         for write in ops[idx].writes() {
             let Some(statement) = statements.get(write.statement.as_str()) else { continue };
-            calls.push((idx, write));
-            futures.push(Box::pin(async move {
-                client.execute(statement, &[&write.argument]).await.map(|_| Vec::new())
-            }));
+            match &write.input {
+                AttachedInput::Parameter(argument) => {
+                    calls.push((idx, write));
+                    futures.push(Box::pin(async move {
+                        client.execute(statement, &[argument]).await.map(|_| Vec::new())
+                    }));
+                }
+                AttachedInput::Copy(data) => copies.push((idx, write, statement, data)),
+                _ => {
+                    let error = storage(
+                        &shared.location,
+                        format!("{}: an attached write of a kind this store does not know", write.target),
+                    );
+                    roll_back_attached(shared, client).await?;
+                    return Ok(Some((vec![idx], error)));
+                }
+            }
         }
     }
     let results = pipeline(futures).await;
     // The first failure is the cause; the writes after it only echo the aborted transaction.
-    let Some((at, error)) =
-        results.into_iter().enumerate().find_map(|(at, result)| result.err().map(|error| (at, error)))
-    else {
+    let mut failed =
+        results.into_iter().enumerate().find_map(|(at, result)| result.err().map(|error| (at, error)));
+    if failed.is_none() {
+        for (idx, write, statement, data) in copies {
+            if let Err(error) = copy_in(client, statement, data).await {
+                calls.push((idx, write));
+                failed = Some((calls.len() - 1, error));
+                break;
+            }
+        }
+    }
+    let Some((at, error)) = failed else {
         return Ok(None);
     };
     if !is_own_fault(&error) {
@@ -1293,6 +1320,21 @@ async fn run_attached(
     let error = attached_error(&shared.location, ops[idx], write, &error);
     roll_back_attached(shared, client).await?;
     Ok(Some((vec![idx], error)))
+}
+
+/// Runs the `COPY … FROM STDIN` `statement` with `data` as its whole input.
+async fn copy_in(
+    client: &Object,
+    statement: &tokio_postgres::Statement,
+    data: &[u8],
+) -> Result<u64, tokio_postgres::Error> {
+    use futures::SinkExt as _;
+
+    let sink = client.copy_in::<_, std::io::Cursor<Vec<u8>>>(statement).await?;
+    let mut sink = std::pin::pin!(sink);
+    // A COPY that fails on the server fails its `finish`; its data is sent whole first.
+    sink.send(std::io::Cursor::new(data.to_vec())).await?;
+    sink.as_mut().finish().await
 }
 
 /// Whether a failed attached write is its call's own fault (the data, the table, a privilege, a
@@ -1336,6 +1378,10 @@ fn attached_error(
             } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
                 "the store's user lacks a privilege on the table: grant it, or write through the \
                  output's own connection (output_mode upsert)"
+            } else if *code == SqlState::UNIQUE_VIOLATION {
+                "the table already holds a row with this key (from before the task, or another \
+                 writer): rows committed with checkpoints are inserted, not replaced; remove the row, \
+                 or write through the output's own connection, which upserts (output_mode upsert)"
             } else if *code == SqlState::CARDINALITY_VIOLATION {
                 "two rows of one chunk have the same key: de-duplicate on it"
             } else if code.code().starts_with("22") || code.code().starts_with("23") {
@@ -1348,6 +1394,12 @@ fn attached_error(
                 cause.push_str(" (");
                 cause.push_str(detail);
                 cause.push(')');
+            }
+            // Where: a COPY's line and column.
+            if let Some(place) = db.where_() {
+                cause.push_str(" [");
+                cause.push_str(place);
+                cause.push(']');
             }
             (cause, advice)
         }

@@ -65,7 +65,17 @@ pub(crate) fn failure(address: &PgAddress, doing: &str, error: &tokio_postgres::
 /// The error's own words: the server's message for database errors, the client's otherwise.
 fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        Some(db) => {
+            let mut text = format!("{}: {}", db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            // Where in a COPY's data, or in which statement, it happened.
+            if let Some(place) = db.where_() {
+                text.push_str(&format!(" [{place}]"));
+            }
+            text
+        }
         None => {
             let mut text = error.to_string();
             let mut source = std::error::Error::source(error);

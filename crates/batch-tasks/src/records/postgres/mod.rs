@@ -14,16 +14,19 @@
 //! When the task's store is the output table's own database (a PostgreSQL store; the servers say
 //! so, see `PgTableOutput`), each chunk's rows are not sent by the sink: they are attached to the
 //! chunk's checkpoint ([`CommitSink::attached`](crate::records::CommitSink::attached),
-//! [`JobControl::commit_with`](crate::JobControl::commit_with)) and the store runs the statement
-//! inside the transaction that commits the checkpoint, after checking the claim's epoch. The table
-//! then holds exactly the rows of the committed checkpoints at every instant: a kill -9 leaves no
-//! row beyond the last checkpoint, and a stale holder's rows are refused with its checkpoint.
+//! [`JobControl::commit_with`](crate::JobControl::commit_with)) as a `COPY … FROM STDIN` and its
+//! data, and the store runs it inside the transaction that commits the checkpoint, after checking
+//! the claim's epoch. The table then holds exactly the rows of the committed checkpoints at every
+//! instant: a kill -9 leaves no row beyond the last checkpoint, and a stale holder's rows are
+//! refused with its checkpoint. The rows are inserted: a key the table held before the task is a
+//! `STORAGE_ERROR` (unique violation), not replaced.
 //!
 //! Otherwise (another database, a SQLite or memory store, or `output_mode` `upsert`), the output
 //! is an idempotent upsert keyed by the table's key through the sink's own connection: a chunk's
-//! rows are committed by the server before the checkpoint that covers them, and a resume writing
-//! them again replaces each row with itself. Both paths write the same statement, so a table ends
-//! the same either way.
+//! rows are copied into a temporary table and upserted from it in one transaction, committed
+//! before the checkpoint that covers them, and a resume writing them again replaces each row with
+//! itself. Both paths fill the columns from the rows' fields by the same rules, so a table that
+//! starts without the task's keys ends the same either way.
 //!
 //! # Errors
 //!
@@ -37,6 +40,8 @@
 mod config;
 #[cfg(feature = "postgres")]
 mod connect;
+#[cfg(feature = "postgres")]
+mod copy_text;
 #[cfg(feature = "postgres")]
 mod sink;
 #[cfg(feature = "postgres")]

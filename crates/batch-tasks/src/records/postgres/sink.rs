@@ -6,45 +6,50 @@
 use std::fmt;
 use std::sync::Arc;
 
-use batch_model::{AttachedWrite, DatabaseIdentity, ErrorCode};
+use batch_model::{AttachedInput, AttachedWrite, DatabaseIdentity, ErrorCode};
 use serde::Serialize;
 
 use super::config::{OutputMode, PgTable, Relation, quote_ident};
 use super::connect::{Failure, connect, database_identity, failure};
+use super::copy_text::{self, Column, ColumnKind};
 use crate::JobControl;
 use crate::records::{CommitSink, Resume, RunError, SinkFailure, SinkTarget};
 
 /// A table that output rows go into: exactly once by key, whatever crashes and resumes.
 ///
-/// Each output is a JSON object whose fields fill the table's columns of the same names (PostgreSQL's
-/// `jsonb_populate_recordset`: strings are read by the column type's own input, so `"12.50"` fills a
-/// `numeric` exactly and an ISO 8601 string a `timestamptz`; a field the table has no column for is
-/// ignored; a column the row has no field for gets `NULL`, not its default; generated columns are left
-/// to the server). A chunk's rows go in one statement,
-/// `INSERT … SELECT … FROM jsonb_populate_recordset($1) ON CONFLICT (key) DO UPDATE SET …`
-/// (`DO NOTHING` when every column is in the key), by one of two paths:
+/// Each output is a JSON object whose fields fill the table's columns of the same names, sent as
+/// PostgreSQL's `COPY` text format: a string is read by the column type's own input, so `"12.50"`
+/// fills a `numeric` exactly and an ISO 8601 string a `timestamptz`; a `json`/`jsonb` column takes
+/// the field's JSON; an array column a JSON array; a field the table has no column for is ignored; a
+/// column the row has no field for gets `NULL`, not its default; generated columns are left to the
+/// server. A chunk's rows go by one of two paths:
 ///
 /// - **In the checkpoint's transaction** (the task's store is the table's database, see
-///   [`in_job`](PgTableOutput::in_job)): the statement is attached to the chunk's checkpoint
-///   ([`CommitSink::attached`]) and the store runs it in the transaction that commits the
-///   checkpoint, after checking the claim. The table holds the rows of every committed checkpoint
-///   and nothing else, at every instant: a kill -9 at any point leaves no row beyond the last
-///   checkpoint, and a stale holder (a claim another worker took over) writes nothing, its rows
-///   refused with its checkpoint. The rows are written by the store's connection (its user).
+///   [`in_job`](PgTableOutput::in_job)): `COPY table (columns) FROM STDIN` with the chunk's rows is
+///   attached to the chunk's checkpoint ([`CommitSink::attached`]) and the store runs it in the
+///   transaction that commits the checkpoint, after checking the claim. The table holds the rows
+///   of every committed checkpoint and nothing else, at every instant: a kill -9 at any point
+///   leaves no row beyond the last checkpoint, and a stale holder (a claim another worker took
+///   over) writes nothing, its rows refused with its checkpoint. No row is ever written twice, so
+///   the rows are inserted, not upserted: a key the table held before the task fails the chunk
+///   with a `STORAGE_ERROR` (unique violation) naming the key. The rows are written by the store's
+///   connection (its user).
 /// - **Through the output's own connection** (any other store, or `output_mode` `upsert`): the
-///   statement is sent when the runner prepares the chunk's checkpoint, so the rows are committed
-///   before the checkpoint that covers them. After a crash, the resumed run writes again the rows
-///   after its last checkpoint; they have the same keys (the runner's jobs are deterministic), so
-///   the upsert replaces each with itself: every output row is in the table exactly once. The same
-///   holds for a stale holder's rows (they are the same rows). Between a crash and the resume, the
-///   table may hold rows of the chunk after the last checkpoint.
+///   chunk is copied into a temporary table and moved with
+///   `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET …` (`DO NOTHING` when every column is in
+///   the key), in one transaction sent when the runner prepares the chunk's checkpoint, so the
+///   rows are committed before the checkpoint that covers them. After a crash, the resumed run
+///   writes again the rows after its last checkpoint; they have the same keys (the runner's jobs
+///   are deterministic), so the upsert replaces each with itself: every output row is in the table
+///   exactly once. The same holds for a stale holder's rows (they are the same rows). Between a
+///   crash and the resume, the table may hold rows of the chunk after the last checkpoint. A row
+///   whose key was in the table before the task is replaced by the task's row.
 ///
 /// Either way readers see the rows as chunks land; a table needs no staged name and nothing to
 /// publish. The key is `key` (the `output_key` param), or the table's primary key; it must be a
 /// unique key of the table, and two output rows must never share it (a task copying a table keyed
 /// by the source's key has this by construction; a task whose rows could repeat a key de-duplicates
-/// on it first). A row whose key was in the table before the task is replaced by the task's row: an
-/// upsert, as the name says, on both paths.
+/// on it first).
 ///
 /// **The same database** is established by the servers themselves, not by the addresses: the
 /// output's connection and the store each read their cluster's `system_identifier`
@@ -53,9 +58,10 @@ use crate::records::{CommitSink, Resume, RunError, SinkFailure, SinkTarget};
 /// names, ports, poolers or users lead there. A server that refuses to say gives the upsert path.
 ///
 /// The sink's position in checkpoints is the number of rows sent (or attached). Failures (the
-/// server, the login, no such table, no unique key matching, a row that does not fit) are
-/// `STORAGE_ERROR`s naming the table and the server without its password; `output_mode`
-/// `transactional` with a store in another database is a `CONFIGURATION_ERROR`.
+/// server, the login, no such table, no unique key matching, a row that does not fit, named by its
+/// line in the chunk's COPY data and its column) are `STORAGE_ERROR`s naming the table and the
+/// server without its password; `output_mode` `transactional` with a store in another database is a
+/// `CONFIGURATION_ERROR`.
 #[derive(Clone)]
 pub struct PgTableOutput {
     table: Arc<PgTable>,
@@ -115,10 +121,16 @@ impl fmt::Debug for PgTableSink {
 }
 
 /// How the sink writes, once it knows where the table is.
-enum Writer {
-    /// Its own connection and the prepared upsert.
-    Own { client: tokio_postgres::Client, upsert: tokio_postgres::Statement },
-    /// The upsert's text, attached to checkpoints: the store's database is the table's.
+struct Writer {
+    /// The table's columns, in the COPY's order.
+    columns: Vec<Column>,
+    path: Path,
+}
+
+enum Path {
+    /// Its own connection: the COPY into its temporary table and the upsert from it.
+    Own { client: tokio_postgres::Client, copy: tokio_postgres::Statement, upsert: tokio_postgres::Statement },
+    /// The COPY into the table, attached to checkpoints: the store's database is the table's.
     Attached { database: DatabaseIdentity, statement: String, target: String },
 }
 
@@ -196,22 +208,20 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
                 prepare(&self.table, self.mode, self.control.as_deref()).await.map_err(sink_error)?;
             self.writer = Some(writer);
         }
-        let rows = memchr::memchr_iter(b'\n', &self.pending).count() as u64;
-        let mut array = String::with_capacity(self.pending.len() + 2);
-        array.push('[');
         // Rendered rows are JSON text, which never holds a raw newline: each ends one row.
         let text = std::str::from_utf8(&self.pending)
             .map_err(|error| sink_error(Failure::storage(format!("an output row is not UTF-8: {error}"))))?;
-        for (index, row) in text.split_terminator('\n').enumerate() {
-            if index > 0 {
-                array.push(',');
-            }
-            array.push_str(row);
-        }
-        array.push(']');
-        match &self.writer {
-            Some(Writer::Own { client, upsert }) => {
-                client.execute(upsert, &[&array]).await.map_err(|error| {
+        let Some(writer) = &mut self.writer else { return Ok(self.sent) };
+        let mut data = Vec::with_capacity(self.pending.len());
+        let rows = copy_text::encode_rows(&writer.columns, text, &mut data).map_err(|message| {
+            RunError::Sink(SinkFailure::new(
+                ErrorCode::ProcessingError,
+                format!("{} for {}", message, self.table.describe()),
+            ))
+        })?;
+        match &mut writer.path {
+            Path::Own { client, copy, upsert } => {
+                upsert_chunk(client, copy, upsert, data).await.map_err(|error| {
                     sink_error(failure(
                         &self.table.address,
                         &format!("writing into {}", self.table.relation),
@@ -219,16 +229,15 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
                     ))
                 })?;
             }
-            Some(Writer::Attached { database, statement, target }) => {
+            Path::Attached { database, statement, target } => {
                 self.attached = Some(AttachedWrite {
                     database: database.clone(),
                     target: target.clone(),
                     statement: statement.clone(),
-                    argument: array,
+                    input: AttachedInput::Copy(data),
                     rows,
                 });
             }
-            None => {}
         }
         self.pending.clear();
         self.sent += rows;
@@ -243,6 +252,25 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
     fn publish(&mut self, _durable: bool) -> Result<(), RunError> {
         Ok(())
     }
+}
+
+/// Copies one chunk into the connection's temporary table and upserts it from there, in one
+/// transaction (the temporary table empties itself at the commit).
+async fn upsert_chunk(
+    client: &mut tokio_postgres::Client,
+    copy: &tokio_postgres::Statement,
+    upsert: &tokio_postgres::Statement,
+    data: Vec<u8>,
+) -> Result<(), tokio_postgres::Error> {
+    use futures::SinkExt as _;
+
+    let transaction = client.transaction().await?;
+    let sink = transaction.copy_in::<_, std::io::Cursor<Vec<u8>>>(copy).await?;
+    let mut sink = std::pin::pin!(sink);
+    sink.send(std::io::Cursor::new(data)).await?;
+    sink.as_mut().finish().await?;
+    transaction.execute(upsert, &[]).await?;
+    transaction.commit().await
 }
 
 fn sink_error(failure: Failure) -> RunError {
@@ -271,18 +299,31 @@ async fn prepare(
         .await
         .and_then(|row| row.try_get(0))
         .map_err(|error| failure(address, &format!("finding {}", table.relation), &error))?;
-    let columns: Vec<String> = client
+    // Each column's name and how it takes a JSON value: json/jsonb (114, 3802) whole, arrays as
+    // array literals.
+    let columns: Vec<Column> = client
         .query(
-            "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::text::regclass AND attnum > 0 \
-             AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            "SELECT a.attname::text, a.atttypid IN (114, 3802), t.typcategory = 'A' FROM pg_attribute a \
+             JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
+             AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
             &[&name],
         )
         .await
         .map_err(|error| failure(address, &format!("reading the columns of {}", table.relation), &error))?
         .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()
+        .map(|row| {
+            let (name, json, array): (String, bool, bool) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let kind = match (json, array) {
+                (true, _) => ColumnKind::Json,
+                (false, true) => ColumnKind::Array,
+                (false, false) => ColumnKind::Scalar,
+            };
+            Ok(Column { name, kind })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(|error| failure(address, "reading the columns", &error))?;
+    let names: Vec<String> = columns.iter().map(|column| column.name.clone()).collect();
     let key: Vec<String> = match &table.key {
         Some(key) => key.clone(),
         None => client
@@ -307,15 +348,15 @@ async fn prepare(
             table.describe()
         )));
     }
-    if let Some(missing) = key.iter().find(|column| !columns.contains(column)) {
+    if let Some(missing) = key.iter().find(|column| !names.contains(column)) {
         return Err(Failure::storage(format!(
             "{} has no column {missing:?} for the output key (its columns: {})",
             table.describe(),
-            columns.join(", ")
+            names.join(", ")
         )));
     }
-    let quoted: Vec<String> = columns.iter().map(|column| quote_ident(column)).collect();
-    let updates: Vec<String> = columns
+    let quoted: Vec<String> = names.iter().map(|column| quote_ident(column)).collect();
+    let updates: Vec<String> = names
         .iter()
         .filter(|column| !key.contains(column))
         .map(|column| format!("{0} = EXCLUDED.{0}", quote_ident(column)))
@@ -326,12 +367,7 @@ async fn prepare(
         format!("DO UPDATE SET {}", updates.join(", "))
     };
     let key_list: Vec<String> = key.iter().map(|column| quote_ident(column)).collect();
-    let sql = format!(
-        "INSERT INTO {name} ({columns}) SELECT {columns} FROM jsonb_populate_recordset(NULL::{name}, $1::text::jsonb) \
-         ON CONFLICT ({key}) {on_conflict}",
-        columns = quoted.join(", "),
-        key = key_list.join(", "),
-    );
+    let copy_into = |table: &str| format!("COPY {table} ({}) FROM STDIN", quoted.join(", "));
     if mode != OutputMode::Upsert {
         let store = match control {
             Some(control) => control.attachable_database().await,
@@ -342,7 +378,8 @@ async fn prepare(
             (Some(store), Some(output)) if store == output => {
                 tracing::debug!(table = %table.describe(), "rows committed with the task's checkpoints");
                 let target = format!("the table {name} at {address}");
-                return Ok(Writer::Attached { database: output, statement: sql, target });
+                let path = Path::Attached { database: output, statement: copy_into(&name), target };
+                return Ok(Writer { columns, path });
             }
             (store, output) if mode == OutputMode::Transactional => {
                 let why = match (store, output) {
@@ -368,8 +405,27 @@ async fn prepare(
             _ => {}
         }
     }
-    let upsert = client.prepare(&sql).await.map_err(|error| {
+    // The chunk's staging table, private to the connection and emptied at every commit.
+    client
+        .batch_execute(&format!(
+            "CREATE TEMPORARY TABLE pump_output_rows (LIKE {name}) ON COMMIT DELETE ROWS"
+        ))
+        .await
+        .map_err(|error| {
+            failure(address, &format!("creating the staging table for {}", table.relation), &error)
+        })?;
+    let copy = client
+        .prepare(&copy_into("pg_temp.pump_output_rows"))
+        .await
+        .map_err(|error| failure(address, &format!("preparing the copy into {}", table.relation), &error))?;
+    let upsert_sql = format!(
+        "INSERT INTO {name} ({columns}) SELECT {columns} FROM pg_temp.pump_output_rows \
+         ON CONFLICT ({key}) {on_conflict}",
+        columns = quoted.join(", "),
+        key = key_list.join(", "),
+    );
+    let upsert = client.prepare(&upsert_sql).await.map_err(|error| {
         failure(address, &format!("preparing the upsert into {}", table.relation), &error)
     })?;
-    Ok(Writer::Own { client, upsert })
+    Ok(Writer { columns, path: Path::Own { client, copy, upsert } })
 }

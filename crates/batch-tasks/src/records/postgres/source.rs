@@ -193,6 +193,97 @@ struct Reader {
     client: tokio_postgres::Client,
     first: tokio_postgres::Statement,
     next: tokio_postgres::Statement,
+    /// Each column's `"name":` and how its text goes into the row's JSON, in the pages' order (the
+    /// key's text follows them).
+    columns: Vec<(String, ColumnJson)>,
+}
+
+/// How a column's text (as the page query selects it) goes into the row's JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ColumnJson {
+    /// Its text is JSON already: integers, `bool`, `json`/`jsonb`, `to_json` of any other type.
+    Raw,
+    /// A JSON string of its text: text types, `numeric` (its exact digits).
+    String,
+    /// A float: a JSON number, or a string for `NaN` and the infinities (as `row_to_json`).
+    Float,
+}
+
+/// How the page query selects `column` of type `column_type` (its text), and how that text goes
+/// into the row's JSON: the cheap casts for the common types, the server's own `to_json` for the
+/// others (dates and times in ISO 8601, arrays, composites), exactly as `row_to_json` would show
+/// each.
+fn column_select(column: &str, column_type: &Type) -> (String, ColumnJson) {
+    let quoted = quote_ident(column);
+    match *column_type {
+        Type::INT2 | Type::INT4 | Type::INT8 | Type::OID | Type::BOOL | Type::JSON | Type::JSONB => {
+            (format!("q.{quoted}::text"), ColumnJson::Raw)
+        }
+        Type::FLOAT4 | Type::FLOAT8 => (format!("q.{quoted}::text"), ColumnJson::Float),
+        Type::NUMERIC => (format!("q.{quoted}::text"), ColumnJson::String),
+        // Read as they are (`::text` would cut a `character(n)`'s padding).
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => (format!("q.{quoted}"), ColumnJson::String),
+        _ => (format!("to_json(q.{quoted})::text"), ColumnJson::Raw),
+    }
+}
+
+/// Appends `text` to `out` as a JSON string, escaped as PostgreSQL's `to_json` escapes it.
+fn push_json_string(text: &str, out: &mut String) {
+    out.push('"');
+    let mut start = 0;
+    for (at, character) in text.char_indices() {
+        let escaped = match character {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            control if u32::from(control) < 0x20 => {
+                out.push_str(&text[start..at]);
+                out.push_str(&format!("\\u{:04x}", u32::from(control)));
+                start = at + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.push_str(&text[start..at]);
+        out.push_str(escaped);
+        start = at + character.len_utf8();
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
+}
+
+/// A row of the page query as its JSON object (`{"id":1,"name":"a"}`, the columns in order).
+fn row_json(
+    row: &tokio_postgres::Row,
+    columns: &[(String, ColumnJson)],
+) -> Result<String, tokio_postgres::Error> {
+    let mut json = String::with_capacity(64 * columns.len());
+    json.push('{');
+    for (index, (name, kind)) in columns.iter().enumerate() {
+        if index > 0 {
+            json.push(',');
+        }
+        json.push_str(name);
+        let value: Option<&str> = row.try_get(index)?;
+        match (value, kind) {
+            (None, _) => json.push_str("null"),
+            (Some(text), ColumnJson::Raw) => json.push_str(text),
+            (Some(text), ColumnJson::String) => push_json_string(text, &mut json),
+            (Some(text), ColumnJson::Float) => {
+                if text.parse::<f64>().is_ok_and(f64::is_finite) {
+                    json.push_str(text);
+                } else {
+                    push_json_string(text, &mut json);
+                }
+            }
+        }
+    }
+    json.push('}');
+    Ok(json)
 }
 
 /// The next page: the position to read it from, or its read in flight (started as soon as the
@@ -295,10 +386,11 @@ async fn fetch(
     let mut texts = Vec::with_capacity(rows.len());
     let mut last_key = None;
     for (index, row) in rows.iter().enumerate() {
-        let text: String =
-            row.try_get(0).map_err(|error| failure(&table.address, "reading a row", &error))?;
-        let key: Option<String> =
-            row.try_get(1).map_err(|error| failure(&table.address, "reading a row's key", &error))?;
+        let text = row_json(row, &reader.columns)
+            .map_err(|error| failure(&table.address, "reading a row", &error))?;
+        let key: Option<String> = row
+            .try_get(reader.columns.len())
+            .map_err(|error| failure(&table.address, "reading a row's key", &error))?;
         let Some(key) = key else {
             return Err(Failure::storage(format!(
                 "row {} of {} has a null key: the key must never be null",
@@ -371,23 +463,20 @@ async fn prepare(
         .await
         .and_then(|row| row.try_get(0))
         .map_err(|error| failure(address, "reading the key's type", &error))?;
-    // Every column as the record shows it: numeric as the text of its exact digits.
-    let select: Vec<String> = columns
-        .iter()
-        .map(|(name, column_type)| {
-            let column = quote_ident(name);
-            if *column_type == Type::NUMERIC {
-                format!("q.{column}::text AS {column}")
-            } else {
-                format!("q.{column}")
-            }
-        })
-        .collect();
+    // Every column as its text, turned into the row's JSON here (see `column_select`).
+    let (select, kinds): (Vec<String>, Vec<ColumnJson>) =
+        columns.iter().map(|(name, column_type)| column_select(name, column_type)).unzip();
+    let names = columns.iter().map(|(name, _)| {
+        let mut prefix = String::with_capacity(name.len() + 3);
+        push_json_string(name, &mut prefix);
+        prefix.push(':');
+        prefix
+    });
+    let json_columns: Vec<(String, ColumnJson)> = names.zip(kinds).collect();
     let key_sql = format!("q.{}", quote_ident(&key));
     let page = |condition: &str| {
         format!(
-            "SELECT row_to_json(r)::text, {key_sql}::text FROM {relation} AS q CROSS JOIN LATERAL (SELECT {}) AS r \
-             {condition} ORDER BY {key_sql} LIMIT $1",
+            "SELECT {}, {key_sql}::text FROM {relation} AS q {condition} ORDER BY {key_sql} LIMIT $1",
             select.join(", ")
         )
     };
@@ -400,7 +489,7 @@ async fn prepare(
         .await
         .map_err(|error| failure(address, &format!("preparing the read of {}", table.relation), &error))?;
     let _set = key_cell.set(key);
-    Ok(Reader { client, first, next })
+    Ok(Reader { client, first, next, columns: json_columns })
 }
 
 /// The one column of a table's primary key.
@@ -478,6 +567,18 @@ mod tests {
         assert_eq!(key_text(row, "at").as_deref(), Some("2024-01-01T10:00:00+00:00"));
         assert_eq!(key_text(row, "missing"), None);
         assert_eq!(key_text(r#"{"id":null}"#, "id"), None);
+    }
+
+    #[test]
+    fn strings_are_escaped_as_json_escapes_them() {
+        for text in
+            ["plain", "quote \" back \\ slash", "tab\tnew\nline\rcr", "\u{8}\u{c}\u{1}\u{1f}", "é ✓ 🎉"]
+        {
+            let mut out = String::new();
+            push_json_string(text, &mut out);
+            assert_eq!(out, serde_json::to_string(text).unwrap());
+            assert_eq!(serde_json::from_str::<String>(&out).unwrap(), text);
+        }
     }
 
     #[test]
