@@ -104,24 +104,25 @@
 //!   filter and the aggregates read as exact numbers), timestamps as ISO 8601 strings, `json`/`jsonb`
 //!   as JSON. A checkpoint holds the last key read, and a resume reads on after it. `format` does not
 //!   apply.
-//! - **Output**: the kept rows (and group rows) are upserted into `output_table` by `output_key`
-//!   (default: its primary key), a chunk a statement (`records::postgres::PgTableOutput`), by the
-//!   path `output_mode` chooses:
+//! - **Output**: the kept rows (and group rows) go into `output_table`, a chunk a `COPY`
+//!   (`records::postgres::PgTableOutput`; a row's fields fill the columns of the same names), by
+//!   the path `output_mode` chooses:
 //!   - `auto` (default): when the task's store is a PostgreSQL store in the table's own database
-//!     (same cluster `system_identifier` and database name, as the servers report them), in the
-//!     transaction that commits the chunk's checkpoint: the table holds exactly the rows of the
-//!     committed checkpoints at every instant (after a kill -9, before the resume, nothing beyond
-//!     the last one), and a stale worker's rows are refused with its checkpoint. The rows are
-//!     written by the store's connection, so the store's user needs `INSERT` and `UPDATE` on the
-//!     table; a failing chunk (a row that does not fit) fails the task with a `STORAGE_ERROR`
-//!     naming the table, and nothing of that chunk or its checkpoint is committed. Otherwise as
-//!     `upsert`.
+//!     (same cluster `system_identifier` and database name, as the servers report them), inserted
+//!     in the transaction that commits the chunk's checkpoint: the table holds exactly the rows of
+//!     the committed checkpoints at every instant (after a kill -9, before the resume, nothing
+//!     beyond the last one), and a stale worker's rows are refused with its checkpoint. The rows
+//!     are written by the store's connection, so the store's user needs `INSERT` on the table; a
+//!     failing chunk (a row that does not fit, a key the table already held) fails the task with a
+//!     `STORAGE_ERROR` naming the table, the row's line in the chunk and the cause, and nothing of
+//!     that chunk or its checkpoint is committed. Otherwise as `upsert`.
 //!   - `transactional`: only the first path; a store elsewhere fails the task
 //!     (`CONFIGURATION_ERROR`) before a row is written.
-//!   - `upsert`: through the output's own connection (its URL's user), committed before the chunk's
-//!     checkpoint; a resume after a crash writes the same rows with the same keys again, so each is
-//!     in the table exactly once (between the crash and the resume the table may hold the rows of
-//!     the chunk after the last checkpoint).
+//!   - `upsert`: upserted by `output_key` (default: the table's primary key) through the output's
+//!     own connection (its URL's user), committed before the chunk's checkpoint; a resume after a
+//!     crash writes the same rows with the same keys again, so each is in the table exactly once
+//!     (between the crash and the resume the table may hold the rows of the chunk after the last
+//!     checkpoint); a row whose key the table held before is replaced.
 //!
 //!   Dead letters still go to a file, so `dead_letter` must be given; the dedup key log is kept
 //!   beside it (`<dead_letter>.keys`).

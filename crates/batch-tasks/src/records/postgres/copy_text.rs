@@ -10,6 +10,8 @@
 //! JSON array is the array's literal (`{1,2,"a b",NULL}`, nested for nested arrays); any other
 //! object or array is its JSON text. These are `jsonb_populate_recordset`'s rules for these types.
 
+use std::borrow::Cow;
+
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -29,65 +31,100 @@ pub(super) enum ColumnKind {
 pub(super) struct Column {
     pub(super) name: String,
     pub(super) kind: ColumnKind,
+    /// Its type as SQL writes it (`numeric(16,2)`), for a cast.
+    pub(super) type_name: String,
 }
 
 /// Appends `rows` (JSON objects, one a line) to `out` in COPY text format for `columns`, and returns
 /// how many rows there were. A line that is not a JSON object is an error naming its 1-based
 /// number in `rows`; `out` then holds the rows before it.
 pub(super) fn encode_rows(columns: &[Column], rows: &str, out: &mut Vec<u8>) -> Result<u64, String> {
+    for_each_row(columns, rows, |index, fields| {
+        let start = out.len();
+        for (at, (column, field)) in columns.iter().zip(fields).enumerate() {
+            if at > 0 {
+                out.push(b'\t');
+            }
+            match field_text(column, *field) {
+                Ok(Some(text)) => escape_into(&text, out),
+                Ok(None) => out.extend_from_slice(b"\\N"),
+                Err(error) => {
+                    out.truncate(start);
+                    return Err(format!("output row {}, field {:?}: {error}", index + 1, column.name));
+                }
+            }
+        }
+        out.push(b'\n');
+        Ok(())
+    })
+}
+
+/// Each column's fields, `None` for NULL.
+pub(super) type ColumnTexts = Vec<Vec<Option<String>>>;
+
+/// The fields of `rows` (JSON objects, one a line) column by column, each as the text its column's
+/// input reads (`None` for NULL), and the number of rows: the parameters of an
+/// `INSERT … SELECT … FROM unnest($1::text[], …)`.
+pub(super) fn column_texts(
+    columns: &[Column],
+    rows: &str,
+) -> Result<(ColumnTexts, u64), String> {
+    let mut texts: ColumnTexts = columns.iter().map(|_| Vec::new()).collect();
+    let count = for_each_row(columns, rows, |index, fields| {
+        for ((column, field), texts) in columns.iter().zip(fields).zip(texts.iter_mut()) {
+            let text = field_text(column, *field)
+                .map_err(|error| format!("output row {}, field {:?}: {error}", index + 1, column.name))?;
+            texts.push(text.map(std::borrow::Cow::into_owned));
+        }
+        Ok(())
+    })?;
+    Ok((texts, count))
+}
+
+/// Calls `row` with each line's index and fields (by column), and returns how many lines there were.
+fn for_each_row<'r>(
+    columns: &[Column],
+    rows: &'r str,
+    mut row: impl FnMut(usize, &[Option<&'r RawValue>]) -> Result<(), String>,
+) -> Result<u64, String> {
     let mut fields: Vec<Option<&RawValue>> = vec![None; columns.len()];
     let mut count = 0;
     for (index, line) in rows.split_terminator('\n').enumerate() {
-        let start = out.len();
         fields.iter_mut().for_each(|field| *field = None);
         let mut deserializer = serde_json::Deserializer::from_str(line);
         RowSeed { columns, fields: &mut fields }
             .deserialize(&mut deserializer)
             .and_then(|()| deserializer.end())
             .map_err(|error| format!("output row {} is not a JSON object: {error}", index + 1))?;
-        for (at, (column, field)) in columns.iter().zip(&fields).enumerate() {
-            if at > 0 {
-                out.push(b'\t');
-            }
-            if let Err(error) = encode_field(column, *field, out) {
-                out.truncate(start);
-                return Err(format!("output row {}, field {:?}: {error}", index + 1, column.name));
-            }
-        }
-        out.push(b'\n');
+        row(index, &fields)?;
         count += 1;
     }
     Ok(count)
 }
 
-/// One field's COPY text (`\N` for none).
-fn encode_field(column: &Column, field: Option<&RawValue>, out: &mut Vec<u8>) -> Result<(), String> {
-    let Some(raw) = field else {
-        out.extend_from_slice(b"\\N");
-        return Ok(());
-    };
+/// One field as the text its column's input reads; `None` for NULL.
+fn field_text<'a>(column: &Column, field: Option<&'a RawValue>) -> Result<Option<Cow<'a, str>>, String> {
+    let Some(raw) = field else { return Ok(None) };
     let text = raw.get();
-    match (text.as_bytes().first(), column.kind) {
-        (Some(b'n'), _) => out.extend_from_slice(b"\\N"),
-        (_, ColumnKind::Json) => escape_into(text, out),
+    Ok(match (text.as_bytes().first(), column.kind) {
+        (Some(b'n'), _) => None,
+        (_, ColumnKind::Json) => Some(Cow::Borrowed(text)),
         (Some(b'"'), _) => {
             let inner = &text[1..text.len() - 1];
             if inner.contains('\\') {
-                let content: String = serde_json::from_str(text).map_err(|error| error.to_string())?;
-                escape_into(&content, out);
+                Some(Cow::Owned(serde_json::from_str(text).map_err(|error| error.to_string())?))
             } else {
-                escape_into(inner, out);
+                Some(Cow::Borrowed(inner))
             }
         }
         (Some(b'['), ColumnKind::Array) => {
             let value: serde_json::Value = serde_json::from_str(text).map_err(|error| error.to_string())?;
             let mut literal = String::with_capacity(text.len());
             array_literal(&value, &mut literal);
-            escape_into(&literal, out);
+            Some(Cow::Owned(literal))
         }
-        _ => escape_into(text, out),
-    }
-    Ok(())
+        _ => Some(Cow::Borrowed(text)),
+    })
 }
 
 /// A JSON array as a PostgreSQL array literal: elements quoted but numbers, booleans, `NULL` and
@@ -213,7 +250,9 @@ mod tests {
     use super::*;
 
     fn columns(spec: &[(&str, ColumnKind)]) -> Vec<Column> {
-        spec.iter().map(|(name, kind)| Column { name: (*name).to_owned(), kind: *kind }).collect()
+        spec.iter()
+            .map(|(name, kind)| Column { name: (*name).to_owned(), kind: *kind, type_name: String::new() })
+            .collect()
     }
 
     fn encode(columns: &[Column], rows: &str) -> String {
@@ -270,5 +309,19 @@ mod tests {
         let error = encode_rows(&columns, "{\"a\":1}\n[1]\n", &mut out).unwrap_err();
         assert!(error.starts_with("output row 2 is not a JSON object"), "{error}");
         assert_eq!(out, b"1\n");
+    }
+
+    #[test]
+    fn column_texts_are_the_fields_unescaped_by_column() {
+        let columns =
+            columns(&[("id", ColumnKind::Scalar), ("s", ColumnKind::Scalar), ("a", ColumnKind::Array)]);
+        let rows = concat!(r#"{"id":1,"s":"a\tb","a":[1,2]}"#, "\n", r#"{"id":2}"#, "\n");
+        let (texts, count) = column_texts(&columns, rows).unwrap();
+        assert_eq!(count, 2);
+        let owned =
+            |values: &[Option<&str>]| values.iter().map(|value| value.map(str::to_owned)).collect::<Vec<_>>();
+        assert_eq!(texts[0], owned(&[Some("1"), Some("2")]));
+        assert_eq!(texts[1], owned(&[Some("a\tb"), None]));
+        assert_eq!(texts[2], owned(&[Some("{1,2}"), None]));
     }
 }

@@ -23,8 +23,8 @@
 //!
 //! Otherwise (another database, a SQLite or memory store, or `output_mode` `upsert`), the output
 //! is an idempotent upsert keyed by the table's key through the sink's own connection: a chunk's
-//! rows are copied into a temporary table and upserted from it in one transaction, committed
-//! before the checkpoint that covers them, and a resume writing them again replaces each row with
+//! rows in one `INSERT … SELECT … FROM unnest(…) ON CONFLICT`, committed before the checkpoint
+//! that covers them, and a resume writing them again replaces each row with
 //! itself. Both paths fill the columns from the rows' fields by the same rules, so a table that
 //! starts without the task's keys ends the same either way.
 //!

@@ -17,12 +17,12 @@ use crate::records::{CommitSink, Resume, RunError, SinkFailure, SinkTarget};
 
 /// A table that output rows go into: exactly once by key, whatever crashes and resumes.
 ///
-/// Each output is a JSON object whose fields fill the table's columns of the same names, sent as
-/// PostgreSQL's `COPY` text format: a string is read by the column type's own input, so `"12.50"`
-/// fills a `numeric` exactly and an ISO 8601 string a `timestamptz`; a `json`/`jsonb` column takes
-/// the field's JSON; an array column a JSON array; a field the table has no column for is ignored; a
-/// column the row has no field for gets `NULL`, not its default; generated columns are left to the
-/// server. A chunk's rows go by one of two paths:
+/// Each output is a JSON object whose fields fill the table's columns of the same names, each field
+/// sent as the text its column type's own input reads (the server parses no JSON): a string is its
+/// content, so `"12.50"` fills a `numeric` exactly and an ISO 8601 string a `timestamptz`; a
+/// `json`/`jsonb` column takes the field's JSON; an array column a JSON array; a field the table
+/// has no column for is ignored; a column the row has no field for gets `NULL`, not its default;
+/// generated columns are left to the server. A chunk's rows go by one of two paths:
 ///
 /// - **In the checkpoint's transaction** (the task's store is the table's database, see
 ///   [`in_job`](PgTableOutput::in_job)): `COPY table (columns) FROM STDIN` with the chunk's rows is
@@ -34,11 +34,12 @@ use crate::records::{CommitSink, Resume, RunError, SinkFailure, SinkTarget};
 ///   the rows are inserted, not upserted: a key the table held before the task fails the chunk
 ///   with a `STORAGE_ERROR` (unique violation) naming the key. The rows are written by the store's
 ///   connection (its user).
-/// - **Through the output's own connection** (any other store, or `output_mode` `upsert`): the
-///   chunk is copied into a temporary table and moved with
-///   `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET …` (`DO NOTHING` when every column is in
-///   the key), in one transaction sent when the runner prepares the chunk's checkpoint, so the
-///   rows are committed before the checkpoint that covers them. After a crash, the resumed run
+/// - **Through the output's own connection** (any other store, or `output_mode` `upsert`): one
+///   statement, `INSERT … SELECT … FROM unnest($1::text[], …) ON CONFLICT (key) DO UPDATE SET …`
+///   (`DO NOTHING` when every column is in the key), the chunk's fields sent as one text array per
+///   column (the same texts as the COPY's) and cast to the columns' types, sent when the runner
+///   prepares the chunk's checkpoint, so the rows are committed before the checkpoint that covers
+///   them. After a crash, the resumed run
 ///   writes again the rows after its last checkpoint; they have the same keys (the runner's jobs
 ///   are deterministic), so the upsert replaces each with itself: every output row is in the table
 ///   exactly once. The same holds for a stale holder's rows (they are the same rows). Between a
@@ -128,8 +129,8 @@ struct Writer {
 }
 
 enum Path {
-    /// Its own connection: the COPY into its temporary table and the upsert from it.
-    Own { client: tokio_postgres::Client, copy: tokio_postgres::Statement, upsert: tokio_postgres::Statement },
+    /// Its own connection and the upsert from the chunk's columns.
+    Own { client: tokio_postgres::Client, upsert: tokio_postgres::Statement },
     /// The COPY into the table, attached to checkpoints: the store's database is the table's.
     Attached { database: DatabaseIdentity, statement: String, target: String },
 }
@@ -212,24 +213,29 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
         let text = std::str::from_utf8(&self.pending)
             .map_err(|error| sink_error(Failure::storage(format!("an output row is not UTF-8: {error}"))))?;
         let Some(writer) = &mut self.writer else { return Ok(self.sent) };
-        let mut data = Vec::with_capacity(self.pending.len());
-        let rows = copy_text::encode_rows(&writer.columns, text, &mut data).map_err(|message| {
-            RunError::Sink(SinkFailure::new(
-                ErrorCode::ProcessingError,
-                format!("{} for {}", message, self.table.describe()),
-            ))
-        })?;
-        match &mut writer.path {
-            Path::Own { client, copy, upsert } => {
-                upsert_chunk(client, copy, upsert, data).await.map_err(|error| {
+        let describe = self.table.describe();
+        let encoding = |message: String| {
+            RunError::Sink(SinkFailure::new(ErrorCode::ProcessingError, format!("{message} for {describe}")))
+        };
+        let rows = match &mut writer.path {
+            Path::Own { client, upsert } => {
+                let (columns, rows) = copy_text::column_texts(&writer.columns, text).map_err(encoding)?;
+                let parameters: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = columns
+                    .iter()
+                    .map(|column| column as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                client.execute(upsert, &parameters).await.map_err(|error| {
                     sink_error(failure(
                         &self.table.address,
                         &format!("writing into {}", self.table.relation),
                         &error,
                     ))
                 })?;
+                rows
             }
             Path::Attached { database, statement, target } => {
+                let mut data = Vec::with_capacity(self.pending.len());
+                let rows = copy_text::encode_rows(&writer.columns, text, &mut data).map_err(encoding)?;
                 self.attached = Some(AttachedWrite {
                     database: database.clone(),
                     target: target.clone(),
@@ -237,8 +243,9 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
                     input: AttachedInput::Copy(data),
                     rows,
                 });
+                rows
             }
-        }
+        };
         self.pending.clear();
         self.sent += rows;
         Ok(self.sent)
@@ -252,25 +259,6 @@ impl<T: Serialize + Send + 'static> CommitSink<T> for PgTableSink {
     fn publish(&mut self, _durable: bool) -> Result<(), RunError> {
         Ok(())
     }
-}
-
-/// Copies one chunk into the connection's temporary table and upserts it from there, in one
-/// transaction (the temporary table empties itself at the commit).
-async fn upsert_chunk(
-    client: &mut tokio_postgres::Client,
-    copy: &tokio_postgres::Statement,
-    upsert: &tokio_postgres::Statement,
-    data: Vec<u8>,
-) -> Result<(), tokio_postgres::Error> {
-    use futures::SinkExt as _;
-
-    let transaction = client.transaction().await?;
-    let sink = transaction.copy_in::<_, std::io::Cursor<Vec<u8>>>(copy).await?;
-    let mut sink = std::pin::pin!(sink);
-    sink.send(std::io::Cursor::new(data)).await?;
-    sink.as_mut().finish().await?;
-    transaction.execute(upsert, &[]).await?;
-    transaction.commit().await
 }
 
 fn sink_error(failure: Failure) -> RunError {
@@ -303,7 +291,8 @@ async fn prepare(
     // array literals.
     let columns: Vec<Column> = client
         .query(
-            "SELECT a.attname::text, a.atttypid IN (114, 3802), t.typcategory = 'A' FROM pg_attribute a \
+            "SELECT a.attname::text, a.atttypid IN (114, 3802), t.typcategory = 'A', \
+             format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
              JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 \
              AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
             &[&name],
@@ -312,14 +301,14 @@ async fn prepare(
         .map_err(|error| failure(address, &format!("reading the columns of {}", table.relation), &error))?
         .iter()
         .map(|row| {
-            let (name, json, array): (String, bool, bool) =
-                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            let (name, json, array, type_name): (String, bool, bool, String) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
             let kind = match (json, array) {
                 (true, _) => ColumnKind::Json,
                 (false, true) => ColumnKind::Array,
                 (false, false) => ColumnKind::Scalar,
             };
-            Ok(Column { name, kind })
+            Ok(Column { name, kind, type_name })
         })
         .collect::<Result<_, tokio_postgres::Error>>()
         .map_err(|error| failure(address, "reading the columns", &error))?;
@@ -405,27 +394,26 @@ async fn prepare(
             _ => {}
         }
     }
-    // The chunk's staging table, private to the connection and emptied at every commit.
-    client
-        .batch_execute(&format!(
-            "CREATE TEMPORARY TABLE pump_output_rows (LIKE {name}) ON COMMIT DELETE ROWS"
-        ))
-        .await
-        .map_err(|error| {
-            failure(address, &format!("creating the staging table for {}", table.relation), &error)
-        })?;
-    let copy = client
-        .prepare(&copy_into("pg_temp.pump_output_rows"))
-        .await
-        .map_err(|error| failure(address, &format!("preparing the copy into {}", table.relation), &error))?;
+    // The chunk's fields as one text array per column, each cast to its column's type: one
+    // statement, one round trip.
+    let arrays: Vec<String> = (1..=columns.len()).map(|number| format!("${number}::text[]")).collect();
+    let casts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, column)| format!("u.c{index}::{}", column.type_name))
+        .collect();
+    let aliases: Vec<String> = (0..columns.len()).map(|index| format!("c{index}")).collect();
     let upsert_sql = format!(
-        "INSERT INTO {name} ({columns}) SELECT {columns} FROM pg_temp.pump_output_rows \
+        "INSERT INTO {name} ({columns}) SELECT {casts} FROM unnest({arrays}) AS u({aliases}) \
          ON CONFLICT ({key}) {on_conflict}",
         columns = quoted.join(", "),
+        casts = casts.join(", "),
+        arrays = arrays.join(", "),
+        aliases = aliases.join(", "),
         key = key_list.join(", "),
     );
     let upsert = client.prepare(&upsert_sql).await.map_err(|error| {
         failure(address, &format!("preparing the upsert into {}", table.relation), &error)
     })?;
-    Ok(Writer { columns, path: Path::Own { client, copy, upsert } })
+    Ok(Writer { columns, path: Path::Own { client, upsert } })
 }
