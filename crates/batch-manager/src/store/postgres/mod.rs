@@ -54,6 +54,8 @@ mod error;
 mod listener;
 mod queries;
 mod schema;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::str::FromStr as _;
@@ -134,6 +136,9 @@ pub struct PgStats {
     /// Most calls in one group.
     pub largest_group: u64,
 }
+
+/// The server setting the store's connections start with (see [`PgStore::connect`]).
+const GENERIC_PLANS: &str = "-c plan_cache_mode=force_generic_plan";
 
 /// Bulk inserts of at least this many tasks go through binary COPY.
 const COPY_THRESHOLD: usize = 1000;
@@ -275,6 +280,15 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("batch");
         }
+        // Every statement of the store is prepared once per connection and planned generically: no
+        // planning per call, and no plan fitted to a statistics snapshot taken when the table was
+        // small or held other rows (a claim planned as "sort every pending row" when the statistics
+        // said there were none; see `tests.rs`).
+        let server_options = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {GENERIC_PLANS}"),
+            _ => GENERIC_PLANS.to_owned(),
+        };
+        config.options(&server_options);
         let location = PgLocation::new(&config);
         let writers = options.writers.max(1);
         let manager = Manager::from_config(

@@ -135,29 +135,53 @@ pub(super) const EXISTING_IDS: &str = "SELECT id::text FROM batch.tasks WHERE id
 pub(super) const CHECKPOINTS_OF: &str =
     "SELECT task_id::text, record FROM batch.checkpoints WHERE task_id = ANY($1::text[]::uuid[])";
 
-/// The oldest pending tasks of the given types (all when `$1` is NULL), at most `$2`, locked, with
-/// their last checkpoints; rows another transaction holds are skipped. Served by the partial index
-/// `tasks_pending`.
+/// Set before the claim statements, for the rest of the group's transaction: the claims are planned
+/// as ordered scans of their partial indexes, whatever the statistics say. With statistics taken
+/// when few tasks were pending (a table that filled faster than autovacuum analyses it), the planner
+/// estimates a handful of pending rows and prefers a bitmap scan and a sort, which reads and sorts
+/// every pending task (thousands) to lock a few; the ordered scan stops after the few. Plans are
+/// cached per connection, and a claim statement only ever runs after this one, so its plans are
+/// made under it. The statements after it in a group (updates and inserts by key) use neither.
+pub(super) const CLAIM_PLANS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
+
+/// The last checkpoint of a claim candidate `t`, read only for a task that has one (no probe of
+/// `checkpoints` for a task that never committed one).
+macro_rules! candidate_checkpoint {
+    () => {
+        ", CASE WHEN t.checkpoint_seq IS NOT NULL THEN \
+         (SELECT c.record FROM batch.checkpoints c WHERE c.task_id = t.id) END"
+    };
+}
+
+/// The oldest pending tasks of the given types (all when `$1` is NULL), at most `$2`, but the tasks
+/// `$3` (the group's targets, locked and loaded already), locked, with their last checkpoints; rows
+/// another transaction holds are skipped. Served by the partial index `tasks_pending`, in its order
+/// (the store's connections plan generically, so that the plan does not follow a statistics snapshot
+/// taken when the table was small; see `tests.rs`).
 pub(super) const CLAIM_PENDING: &str = concat!(
     "SELECT ",
     row_columns!(),
-    ", c.record FROM batch.tasks t LEFT JOIN batch.checkpoints c ON c.task_id = t.id \
+    candidate_checkpoint!(),
+    " FROM batch.tasks t \
      WHERE t.status = 'pending' AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
+       AND t.id <> ALL($3::text[]::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 
 /// The oldest processing tasks nobody holds (released, or a lease that expired strictly before the
-/// store's time `COALESCE($3, clock_timestamp())`, no earlier than the group's), not parents waiting for their partitions, at most `$2`,
-/// locked, with their last checkpoints; rows another transaction holds are skipped. Served by the
-/// partial index `tasks_processing`.
+/// store's time `COALESCE($4, clock_timestamp())`, no earlier than the group's), not parents waiting
+/// for their partitions, at most `$2`, but the tasks `$3`, locked, with their last checkpoints; rows
+/// another transaction holds are skipped. Served by the partial index `tasks_processing`.
 pub(super) const CLAIM_ABANDONED: &str = concat!(
     "SELECT ",
     row_columns!(),
-    ", c.record FROM batch.tasks t LEFT JOIN batch.checkpoints c ON c.task_id = t.id \
+    candidate_checkpoint!(),
+    " FROM batch.tasks t \
      WHERE t.status = 'processing' AND NOT t.waiting \
        AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
        AND (t.lease_owner IS NULL OR t.lease_expires_at IS NULL \
-            OR t.lease_expires_at < COALESCE($3::timestamptz, clock_timestamp())) \
+            OR t.lease_expires_at < COALESCE($4::timestamptz, clock_timestamp())) \
+       AND t.id <> ALL($3::text[]::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 

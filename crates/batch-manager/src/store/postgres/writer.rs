@@ -1003,11 +1003,9 @@ async fn run_group(
             }
         }
     }
-    // Candidates another call of the group takes first would leave a claim short: ask for a few more.
-    let slack = i64::try_from(targets.len()).unwrap_or(0);
-    for query in &mut claim_queries {
-        query.limit = query.limit.saturating_add(slack);
-    }
+    // The claim statements leave out the group's targets (locked and loaded by the lock statement, so
+    // that another call of the group cannot take a candidate away); those that are claimable join the
+    // candidates in memory.
 
     let prepare = |sql: &'static str| async move {
         client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
@@ -1039,8 +1037,10 @@ async fn run_group(
     let now_params: [&(dyn ToSql + Sync); 1] = [&clock_now];
     let existing_params: [&(dyn ToSql + Sync); 1] = [&offered_ids];
     let checkpoint_params: [&(dyn ToSql + Sync); 1] = [&claim_ids];
-    let claim_params: Vec<[&(dyn ToSql + Sync); 3]> =
-        claim_queries.iter().map(|query| [&query.key as _, &query.limit as _, &clock_now as _]).collect();
+    let claim_params: Vec<[&(dyn ToSql + Sync); 4]> = claim_queries
+        .iter()
+        .map(|query| [&query.key as _, &query.limit as _, &lock_ids as _, &clock_now as _])
+        .collect();
 
     let mut first: Vec<RowsFuture<'_>> = vec![statement_done(client.batch_execute("BEGIN"))];
     let insert_at = (!insert.ids.is_empty()).then(|| {
@@ -1063,9 +1063,12 @@ async fn run_group(
         first.push(boxed(client.query(&checkpoints_statement, &checkpoint_params)));
         first.len() - 1
     });
+    if !claim_params.is_empty() {
+        first.push(statement_done(client.batch_execute(queries::CLAIM_PLANS)));
+    }
     let claims_at = first.len();
     for params in &claim_params {
-        first.push(boxed(client.query(&pending_statement, &params[..2])));
+        first.push(boxed(client.query(&pending_statement, &params[..3])));
         first.push(boxed(client.query(&abandoned_statement, params)));
     }
     // Writes attached to checkpoints run after the calls are applied; a failing one is undone by
@@ -1125,6 +1128,16 @@ async fn run_group(
                     }
                     found.push((time_key(decoded.task.created_at), id));
                     loaded.add(decoded, sequence);
+                }
+            }
+            for id in &targets {
+                let Some(row) = loaded.rows.get(id) else { continue };
+                let type_matches = query
+                    .key
+                    .as_ref()
+                    .is_none_or(|names| names.iter().any(|name| name == row.task.task_type.as_str()));
+                if type_matches && row.is_claimable(now) {
+                    found.push((time_key(row.task.created_at), *id));
                 }
             }
             found.sort();
