@@ -3,11 +3,13 @@
 //!
 //! # Design
 //!
-//! - **Its own schema.** Everything lives in the schema `batch` (`batch.tasks`, `batch.checkpoints`,
-//!   `batch.results`, `batch.schema_migrations`), so a user's database is not cluttered. Migrations
-//!   are numbered and applied on connect under a transaction-scoped advisory lock, so that many
-//!   processes starting at once on an empty database migrate it once; a schema newer than this build
-//!   knows is refused (`STORAGE_ERROR`).
+//! - **Its own schema.** Everything lives in the schema `batch` (`batch.tasks` with each task's
+//!   record, result and metrics, `batch.checkpoints`, `batch.task_events`,
+//!   `batch.schema_migrations`), so a user's database is not cluttered. Migrations are numbered and
+//!   applied on connect under a transaction-scoped advisory lock, so that many processes starting at
+//!   once on an empty database migrate it once (each in one transaction: a crash leaves the schema
+//!   as it was); a schema newer than this build knows is refused (`STORAGE_ERROR`). Every process on
+//!   a database must run a build that knows its schema: a migration changes tables older builds use.
 //! - **The same rules.** A call that changes a task locks its row `FOR UPDATE` — with its family
 //!   when it is a partition or a parent, the parent first, then the partitions in id order — applies
 //!   the rules the memory and SQLite stores apply (`store/rules.rs`: `TaskRow`, `Family`) in Rust,
@@ -51,6 +53,7 @@
 //!   a bad password, an unknown database, a missing privilege.
 
 mod error;
+mod json_text;
 mod listener;
 mod queries;
 mod schema;
@@ -463,14 +466,14 @@ impl PgStore {
             .copy_in(queries::COPY_IMPORT)
             .await
             .map_err(|error| location.error("starting the COPY of new tasks", error))?;
-        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::JSON, Type::TEXT];
+        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT];
         let writer = BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
         for task in tasks {
             let id = task.id.to_string();
             let created = super::rules::time_key(task.created_at);
             let run_nanos = writer::run_nanos(&super::rules::TaskRow::new(task.clone()));
-            let record = Json(task);
+            let record = json_text::JsonText(task);
             let parent = task.parent_id.map(|parent| parent.to_string());
             writer
                 .as_mut()
@@ -549,7 +552,7 @@ impl PgStore {
 }
 
 fn decode_task(location: &PgLocation, row: &tokio_postgres::Row) -> Result<BatchTask, StoreError> {
-    let Json(task): Json<BatchTask> =
+    let json_text::JsonText(task): json_text::JsonText<BatchTask> =
         row.try_get(0).map_err(|error| corrupt_record(location, "a task record", error))?;
     Ok(task)
 }
@@ -805,8 +808,8 @@ impl TaskStore for PgStore {
         };
         let corrupt =
             |what: &str, error| corrupt_record(&self.location, &format!("the {what} of task {id}"), error);
-        let Json(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
-        let Json(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
+        let json_text::JsonText(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
+        let json_text::JsonText(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
         Ok(Some(TaskResultRecord { result, metrics }))
     }
 

@@ -51,7 +51,7 @@ pub(super) const TXID_STATUS: &str = "SELECT txid_status($1::int8)";
 pub(super) const INSERT_TASKS: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
 SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::json[], $7::text[])
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)
 ON CONFLICT (id) DO NOTHING
 RETURNING id::text";
@@ -61,13 +61,13 @@ RETURNING id::text";
 pub(super) const INSERT_CHILDREN: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
 SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::json[], $7::text[])
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)";
 
 /// A session-local staging table for binary COPY of many new tasks, dropped at commit.
 pub(super) const CREATE_IMPORT_TABLE: &str = "\
 CREATE TEMPORARY TABLE batch_import (
-    id text, task_type text, status text, created_key int8, run_nanos int8, record json, parent_id text
+    id text, task_type text, status text, created_key int8, run_nanos int8, record text, parent_id text
 ) ON COMMIT DROP";
 
 /// The COPY into the staging table (binary format).
@@ -186,16 +186,18 @@ pub(super) const CLAIM_ABANDONED: &str = concat!(
 );
 
 /// Saves changed rows whole (arrays: id, status, lease owner, lease expiry, epoch, stop flag, lost
-/// leases, waiting, checkpoint sequence, run time in ns, record).
+/// leases, waiting, checkpoint sequence, run time in ns, record, and the result and metrics of a
+/// task the group finished, NULL to keep the stored ones).
 pub(super) const UPDATE_TASKS: &str = "\
 UPDATE batch.tasks AS t
 SET status = u.status, lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, epoch = u.epoch,
     stop_requested = u.stop_requested, lost_leases = u.lost_leases, waiting = u.waiting,
-    checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record
+    checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record,
+    result = COALESCE(u.result, t.result), metrics = COALESCE(u.metrics, t.metrics)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
-            $8::bool[], $9::int8[], $10::int8[], $11::json[])
+            $8::bool[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[])
      AS u(id, status, lease_owner, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
-          checkpoint_seq, run_nanos, record)
+          checkpoint_seq, run_nanos, record, result, metrics)
 WHERE t.id = u.id::uuid";
 
 /// Saves only the leases of rows whose record did not change (heartbeat, release): no indexed column
@@ -211,12 +213,6 @@ pub(super) const UPSERT_CHECKPOINTS: &str = "\
 INSERT INTO batch.checkpoints (task_id, sequence, record)
 SELECT c.id::uuid, c.sequence, c.record FROM unnest($1::text[], $2::int8[], $3::json[]) AS c(id, sequence, record)
 ON CONFLICT (task_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record";
-
-/// Stores finished tasks' results (arrays: id, result, metrics).
-pub(super) const UPSERT_RESULTS: &str = "\
-INSERT INTO batch.results (task_id, result, metrics)
-SELECT r.id::uuid, r.result, r.metrics FROM unnest($1::text[], $2::json[], $3::json[]) AS r(id, result, metrics)
-ON CONFLICT (task_id) DO UPDATE SET result = excluded.result, metrics = excluded.metrics";
 
 /// Appends to the audit trail (arrays: task id, epoch, worker, event, sequence; `$6` the group's
 /// time), in order.
@@ -252,9 +248,9 @@ pub(super) const LIST_TASKS: &str = concat!(
 /// One task's last checkpoint.
 pub(super) const GET_CHECKPOINT: &str = "SELECT record FROM batch.checkpoints WHERE task_id = $1::text::uuid";
 
-/// One finished task's result and metrics.
+/// One finished task's result and metrics (none before its first finish).
 pub(super) const GET_RESULT: &str =
-    "SELECT result, metrics FROM batch.results WHERE task_id = $1::text::uuid";
+    "SELECT result, metrics FROM batch.tasks WHERE id = $1::text::uuid AND result IS NOT NULL";
 
 /// One task's audit trail, oldest first.
 pub(super) const GET_EVENTS: &str = "\

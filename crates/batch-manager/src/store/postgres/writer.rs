@@ -42,6 +42,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
+use super::json_text::JsonText;
 use super::listener::payload_line;
 use super::{PgStats, queries};
 use crate::store::clock::Clock;
@@ -375,7 +376,7 @@ async fn abandon(client: Object) {
 fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
     let id: String = row.try_get(0).map_err(corrupt)?;
-    let Json(task): Json<BatchTask> = row
+    let JsonText(task): JsonText<BatchTask> = row
         .try_get(1)
         .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))?;
     let lease_owner: Option<String> = row.try_get(2).map_err(corrupt)?;
@@ -892,7 +893,7 @@ pub(super) struct InsertColumns<'a> {
     pub(super) statuses: Vec<&'a str>,
     pub(super) created: Vec<i64>,
     pub(super) run_nanos: Vec<Option<i64>>,
-    pub(super) records: Vec<Json<&'a BatchTask>>,
+    pub(super) records: Vec<JsonText<&'a BatchTask>>,
     pub(super) parents: Vec<Option<String>>,
 }
 
@@ -905,7 +906,7 @@ impl<'a> InsertColumns<'a> {
             columns.statuses.push(task.status.as_str());
             columns.created.push(time_key(task.created_at));
             columns.run_nanos.push(run_nanos(&TaskRow::new(task.clone())));
-            columns.records.push(Json(task));
+            columns.records.push(JsonText(task));
             columns.parents.push(task.parent_id.map(|parent| parent.to_string()));
         }
         columns
@@ -1409,16 +1410,15 @@ struct Writes<'a> {
     waiting: Vec<bool>,
     sequences: Vec<Option<i64>>,
     run_nanos: Vec<Option<i64>>,
-    records: Vec<Json<&'a BatchTask>>,
+    records: Vec<JsonText<&'a BatchTask>>,
+    results: Vec<Option<JsonText<&'a serde_json::Value>>>,
+    metrics: Vec<Option<JsonText<&'a batch_model::ProcessingMetrics>>>,
     lease_ids: Vec<String>,
     lease_only_owners: Vec<Option<&'a str>>,
     lease_only_expiries: Vec<Option<DateTime<Utc>>>,
     checkpoint_ids: Vec<String>,
     checkpoint_sequences: Vec<i64>,
     checkpoints: Vec<Json<&'a Checkpoint>>,
-    result_ids: Vec<String>,
-    results: Vec<Json<&'a serde_json::Value>>,
-    metrics: Vec<Json<&'a batch_model::ProcessingMetrics>>,
     event_ids: Vec<String>,
     event_epochs: Vec<i64>,
     event_workers: Vec<Option<&'a str>>,
@@ -1437,7 +1437,8 @@ const PAYLOAD_LIMIT: usize = 7900;
 impl<'a> Writes<'a> {
     fn of(state: &'a State<'_>) -> Writes<'a> {
         let mut writes = Writes::default();
-        for id in &state.full {
+        // A finished task's row is written whole (its status changed), with its result.
+        for id in state.full.iter().chain(state.results.keys().filter(|id| !state.full.contains(id))) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
             writes.ids.push(id.to_string());
             writes.statuses.push(row.task.status.as_str());
@@ -1449,7 +1450,10 @@ impl<'a> Writes<'a> {
             writes.waiting.push(row.waiting);
             writes.sequences.push(state.sequence(id).map(to_i64));
             writes.run_nanos.push(run_nanos(row));
-            writes.records.push(Json(&row.task));
+            writes.records.push(JsonText(&row.task));
+            let result = state.results.get(id);
+            writes.results.push(result.map(|record| JsonText(&record.result)));
+            writes.metrics.push(result.map(|record| JsonText(&record.metrics)));
         }
         for id in state.leases.difference(&state.full) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
@@ -1461,11 +1465,6 @@ impl<'a> Writes<'a> {
             writes.checkpoint_ids.push(id.to_string());
             writes.checkpoint_sequences.push(to_i64(checkpoint.sequence));
             writes.checkpoints.push(Json(checkpoint));
-        }
-        for (id, record) in &state.results {
-            writes.result_ids.push(id.to_string());
-            writes.results.push(Json(&record.result));
-            writes.metrics.push(Json(&record.metrics));
         }
         for event in &state.events {
             writes.event_ids.push(event.id.to_string());
@@ -1511,7 +1510,6 @@ async fn write(
         update_statement,
         leases_statement,
         checkpoints_statement,
-        results_statement,
         events_statement,
         notify_statement,
     ) = tokio::try_join!(
@@ -1519,13 +1517,12 @@ async fn write(
         prepare(queries::UPDATE_TASKS),
         prepare(queries::UPDATE_LEASES),
         prepare(queries::UPSERT_CHECKPOINTS),
-        prepare(queries::UPSERT_RESULTS),
         prepare(queries::INSERT_EVENTS),
         prepare(queries::NOTIFY),
     )?;
     let children = InsertColumns::of(state.new_rows.iter());
     let children_params = children.params();
-    let update_params: [&(dyn ToSql + Sync); 11] = [
+    let update_params: [&(dyn ToSql + Sync); 13] = [
         &written.ids,
         &written.statuses,
         &written.lease_owners,
@@ -1537,12 +1534,13 @@ async fn write(
         &written.sequences,
         &written.run_nanos,
         &written.records,
+        &written.results,
+        &written.metrics,
     ];
     let lease_params: [&(dyn ToSql + Sync); 3] =
         [&written.lease_ids, &written.lease_only_owners, &written.lease_only_expiries];
     let checkpoint_params: [&(dyn ToSql + Sync); 3] =
         [&written.checkpoint_ids, &written.checkpoint_sequences, &written.checkpoints];
-    let result_params: [&(dyn ToSql + Sync); 3] = [&written.result_ids, &written.results, &written.metrics];
     let event_params: [&(dyn ToSql + Sync); 6] = [
         &written.event_ids,
         &written.event_epochs,
@@ -1564,9 +1562,6 @@ async fn write(
     }
     if !written.checkpoint_ids.is_empty() {
         second.push(boxed(client.query(&checkpoints_statement, &checkpoint_params)));
-    }
-    if !written.result_ids.is_empty() {
-        second.push(boxed(client.query(&results_statement, &result_params)));
     }
     if !written.event_ids.is_empty() {
         second.push(boxed(client.query(&events_statement, &event_params)));
