@@ -289,6 +289,41 @@ async fn bulk_inserts_report_each_task_and_claim_many_takes_the_oldest() {
     assert_eq!((metrics.completed_tasks, metrics.pending_tasks), (1510, 0));
 }
 
+/// Two stores bulk-insert the same 1,500 tasks at once (each first tries a COPY straight into the
+/// table, and falls back to skipping the ids that exist): every task is stored once, and each task
+/// is `Ok` for exactly one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bulk_inserts_of_the_same_tasks_store_each_once() {
+    let Some(cluster) = shared_or_skip("concurrent_bulk_inserts_of_the_same_tasks_store_each_once") else {
+        return;
+    };
+    let database = cluster.create_database().await.unwrap();
+    let base = Utc::now();
+    let tasks: Arc<Vec<BatchTask>> =
+        Arc::new((0..1500).map(|idx| task_at(base + TimeDelta::milliseconds(idx))).collect());
+    let mut inserts = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+        let tasks = Arc::clone(&tasks);
+        inserts.spawn(async move { store.insert_tasks(&tasks).await });
+    }
+    let outcomes = inserts.join_all().await;
+    for idx in 0..tasks.len() {
+        let stored: Vec<bool> = outcomes.iter().map(|outcomes| outcomes[idx].is_ok()).collect();
+        assert_eq!(stored.iter().filter(|ok| **ok).count(), 1, "task {idx}: {stored:?}");
+        for outcomes in &outcomes {
+            assert!(
+                matches!(outcomes[idx], Ok(()) | Err(StoreError::Duplicate { .. })),
+                "{:?}",
+                outcomes[idx]
+            );
+        }
+    }
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    assert_eq!(store.metrics().await.unwrap().pending_tasks, 1500);
+    assert_eq!(store.task(&tasks[1499].id).await.unwrap().as_ref(), Some(&tasks[1499]));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_share_group_transactions_and_two_stores_never_claim_one_task() {
     let Some(cluster) = shared_or_skip("concurrent_calls_share_group_transactions") else { return };

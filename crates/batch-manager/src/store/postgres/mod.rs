@@ -52,8 +52,8 @@
 //!   `postgres://user@host:port/database` (never the password) and what to fix: a refused connection,
 //!   a bad password, an unknown database, a missing privilege.
 
+mod encoding;
 mod error;
-mod json_text;
 mod listener;
 mod queries;
 mod schema;
@@ -448,68 +448,30 @@ impl PgStore {
         }
     }
 
-    /// Inserts many tasks by binary COPY into a staging table, then one `INSERT ... ON CONFLICT DO
-    /// NOTHING`; each task's outcome in order.
+    /// Inserts many tasks by binary COPY, each task's outcome in order: straight into `tasks` when
+    /// none of their ids exists (the common case: new ids), else (a unique violation undoes that
+    /// COPY) through a staging table and one `INSERT ... ON CONFLICT DO NOTHING`, which skips the ids
+    /// that exist, whoever inserted them.
     async fn copy_insert(&self, tasks: &[BatchTask]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        use tokio_postgres::binary_copy::BinaryCopyInWriter;
-        use tokio_postgres::types::Type;
-
         let mut client = self.client().await?;
         let location = &self.location;
-        let transaction =
+        let mut transaction =
             client.transaction().await.map_err(|error| location.error("starting a bulk insert", error))?;
-        transaction
-            .batch_execute(queries::CREATE_IMPORT_TABLE)
+        let direct = transaction
+            .savepoint("direct_copy")
             .await
-            .map_err(|error| location.error("creating the staging table", error))?;
-        let sink = transaction
-            .copy_in(queries::COPY_IMPORT)
-            .await
-            .map_err(|error| location.error("starting the COPY of new tasks", error))?;
-        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::TEXT];
-        let writer = BinaryCopyInWriter::new(sink, &types);
-        let mut writer = std::pin::pin!(writer);
-        for task in tasks {
-            let id = task.id.to_string();
-            let created = super::rules::time_key(task.created_at);
-            let run_nanos = writer::run_nanos(&super::rules::TaskRow::new(task.clone()));
-            let record = json_text::JsonText(task);
-            let parent = task.parent_id.map(|parent| parent.to_string());
-            writer
-                .as_mut()
-                .write(&[
-                    &id,
-                    &task.task_type.as_str(),
-                    &task.status.as_str(),
-                    &created,
-                    &run_nanos,
-                    &record,
-                    &parent,
-                ])
-                .await
-                .map_err(|error| location.error("copying new tasks", error))?;
-        }
-        writer.finish().await.map_err(|error| location.error("finishing the COPY of new tasks", error))?;
-        let rows = transaction
-            .query(queries::INSERT_IMPORTED, &[])
-            .await
-            .map_err(|error| location.error("inserting the copied tasks", error))?;
-        let mut inserted = std::collections::BTreeSet::new();
-        for row in rows {
-            inserted.insert(
-                row.try_get::<_, String>(0).map_err(|error| corrupt_record(location, "an id", error))?,
-            );
-        }
-        let outcomes: Vec<Result<(), StoreError>> = tasks
-            .iter()
-            .map(|task| {
-                if inserted.remove(&task.id.to_string()) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Duplicate { id: task.id })
-                }
-            })
-            .collect();
+            .map_err(|error| location.error("starting a bulk insert", error))?;
+        let outcomes = match copy_tasks(&direct, queries::COPY_TASKS, tasks).await {
+            Ok(()) => {
+                direct.commit().await.map_err(|error| location.error("copying new tasks", error))?;
+                tasks.iter().map(|_| Ok(())).collect()
+            }
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                direct.rollback().await.map_err(|error| location.error("copying new tasks", error))?;
+                self.staged_insert(&transaction, tasks).await?
+            }
+            Err(error) => return Err(location.error("copying new tasks", error)),
+        };
         let changes: Vec<TaskChange> =
             if outcomes.iter().filter(|outcome| outcome.is_ok()).count() > NOTIFY_EACH_UP_TO {
                 vec![TaskChange::Resync]
@@ -549,10 +511,81 @@ impl PgStore {
         }
         Ok(outcomes)
     }
+
+    /// Inserts `tasks` through the staging table, skipping ids that exist; each task's outcome.
+    async fn staged_insert(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        tasks: &[BatchTask],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let location = &self.location;
+        transaction
+            .batch_execute(queries::CREATE_IMPORT_TABLE)
+            .await
+            .map_err(|error| location.error("creating the staging table", error))?;
+        copy_tasks(transaction, queries::COPY_IMPORT, tasks)
+            .await
+            .map_err(|error| location.error("copying new tasks", error))?;
+        let rows = transaction
+            .query(queries::INSERT_IMPORTED, &[])
+            .await
+            .map_err(|error| location.error("inserting the copied tasks", error))?;
+        let mut inserted = std::collections::BTreeSet::new();
+        for row in rows {
+            inserted.insert(
+                row.try_get::<_, String>(0).map_err(|error| corrupt_record(location, "an id", error))?,
+            );
+        }
+        Ok(tasks
+            .iter()
+            .map(|task| {
+                if inserted.remove(&task.id.to_string()) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Duplicate { id: task.id })
+                }
+            })
+            .collect())
+    }
+}
+
+/// Writes `tasks` through the binary COPY `statement` (the columns of [`queries::COPY_TASKS`]).
+async fn copy_tasks(
+    client: &tokio_postgres::Transaction<'_>,
+    statement: &str,
+    tasks: &[BatchTask],
+) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+
+    let sink = client.copy_in(statement).await?;
+    let types = [Type::UUID, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::UUID];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for task in tasks {
+        let id = encoding::Uuid(task.id);
+        let created = super::rules::time_key(task.created_at);
+        let run_nanos = writer::run_nanos(task);
+        let record = encoding::JsonText(task);
+        let parent = task.parent_id.map(encoding::Uuid);
+        writer
+            .as_mut()
+            .write(&[
+                &id,
+                &task.task_type.as_str(),
+                &task.status.as_str(),
+                &created,
+                &run_nanos,
+                &record,
+                &parent,
+            ])
+            .await?;
+    }
+    writer.finish().await.map(drop)
 }
 
 fn decode_task(location: &PgLocation, row: &tokio_postgres::Row) -> Result<BatchTask, StoreError> {
-    let json_text::JsonText(task): json_text::JsonText<BatchTask> =
+    let encoding::JsonText(task): encoding::JsonText<BatchTask> =
         row.try_get(0).map_err(|error| corrupt_record(location, "a task record", error))?;
     Ok(task)
 }
@@ -808,8 +841,8 @@ impl TaskStore for PgStore {
         };
         let corrupt =
             |what: &str, error| corrupt_record(&self.location, &format!("the {what} of task {id}"), error);
-        let json_text::JsonText(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
-        let json_text::JsonText(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
+        let encoding::JsonText(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
+        let encoding::JsonText(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
         Ok(Some(TaskResultRecord { result, metrics }))
     }
 

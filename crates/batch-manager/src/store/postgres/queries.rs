@@ -64,10 +64,15 @@ SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, 
 FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)";
 
-/// A session-local staging table for binary COPY of many new tasks, dropped at commit.
+/// The binary COPY of new tasks straight into `tasks` (when none of their ids exists).
+pub(super) const COPY_TASKS: &str = "COPY batch.tasks (id, task_type, status, created_key, run_nanos, \
+                                     record, parent_id) FROM STDIN (FORMAT binary)";
+
+/// A session-local staging table for binary COPY of many new tasks (the columns of [`COPY_TASKS`]),
+/// dropped at commit: for a bulk insert of which some ids exist.
 pub(super) const CREATE_IMPORT_TABLE: &str = "\
 CREATE TEMPORARY TABLE batch_import (
-    id text, task_type text, status text, created_key int8, run_nanos int8, record text, parent_id text
+    id uuid, task_type text, status text, created_key int8, run_nanos int8, record text, parent_id uuid
 ) ON COMMIT DROP";
 
 /// The COPY into the staging table (binary format).
@@ -78,7 +83,7 @@ pub(super) const COPY_IMPORT: &str = "COPY batch_import (id, task_type, status, 
 /// inserted.
 pub(super) const INSERT_IMPORTED: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
-SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
+SELECT i.id, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id
 FROM batch_import i
 ON CONFLICT (id) DO NOTHING
 RETURNING id::text";

@@ -41,8 +41,8 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
+use super::encoding::JsonText;
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
-use super::json_text::JsonText;
 use super::listener::payload_line;
 use super::{PgStats, queries};
 use crate::store::clock::Clock;
@@ -905,7 +905,7 @@ impl<'a> InsertColumns<'a> {
             columns.types.push(task.task_type.as_str());
             columns.statuses.push(task.status.as_str());
             columns.created.push(time_key(task.created_at));
-            columns.run_nanos.push(run_nanos(&TaskRow::new(task.clone())));
+            columns.run_nanos.push(run_nanos(task));
             columns.records.push(JsonText(task));
             columns.parents.push(task.parent_id.map(|parent| parent.to_string()));
         }
@@ -918,8 +918,8 @@ impl<'a> InsertColumns<'a> {
 }
 
 /// A finished task's run time in ns, for metrics.
-pub(super) fn run_nanos(row: &TaskRow) -> Option<i64> {
-    row.run_time().map(|run_time| i64::try_from(run_time.as_nanos()).unwrap_or(i64::MAX))
+pub(super) fn run_nanos(task: &BatchTask) -> Option<i64> {
+    crate::store::rules::run_time(task).map(|run_time| i64::try_from(run_time.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Parameters of the claim queries of one type filter.
@@ -1449,7 +1449,7 @@ impl<'a> Writes<'a> {
             writes.lost_leases.push(i32::try_from(row.lost_leases).unwrap_or(i32::MAX));
             writes.waiting.push(row.waiting);
             writes.sequences.push(state.sequence(id).map(to_i64));
-            writes.run_nanos.push(run_nanos(row));
+            writes.run_nanos.push(run_nanos(&row.task));
             writes.records.push(JsonText(&row.task));
             let result = state.results.get(id);
             writes.results.push(result.map(|record| JsonText(&record.result)));
