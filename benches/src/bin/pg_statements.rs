@@ -1,7 +1,7 @@
 //! Where the PostgreSQL store's server time goes in m3's flow (issue 11): 10,000 empty tasks
 //! created in batches of 1,000 and worked by one `BatchManager` worker (256 slots) on a `PgStore`,
 //! on a throwaway server started with `pg_stat_statements`; then, per statement, its calls, rows,
-//! total execution time and that time per task, heaviest first, and the tables' row counters
+//! total execution time and that time per task, heaviest first, and the tables' row counters; planning time per statement is shown beside (it is server CPU too)
 //! (inserts, updates, HOT updates).
 //!
 //! Execution time is the server's own (planning, parsing, commit and WAL flush are outside it), so
@@ -9,7 +9,8 @@
 //! store must cut, not how fast the store is (that is `cargo bench -p benches --bench pg`).
 //!
 //! Run: `cargo run --release -p benches --bin pg_statements -- [TASKS]` (default 10,000, a multiple
-//! of 1,000).
+//! of 1,000). With `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
+//! (`auto_explain`, with row counts and buffers, without timing) and the log is copied to `FILE`.
 
 #![allow(clippy::print_stdout)]
 
@@ -28,9 +29,29 @@ const CREATE_BATCH: usize = 1_000;
 
 fn main() -> Result<(), Failure> {
     let tasks: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(10_000);
-    let cluster = PgCluster::start_with(&["shared_preload_libraries=pg_stat_statements"])?;
+    let explain = std::env::var_os("PG_STATEMENTS_EXPLAIN");
+    let settings: &[&str] = if explain.is_some() {
+        &[
+            "shared_preload_libraries=pg_stat_statements,auto_explain",
+            "pg_stat_statements.track_planning=on",
+            "auto_explain.log_min_duration=0",
+            "auto_explain.log_analyze=on",
+            "auto_explain.log_timing=off",
+            "auto_explain.log_buffers=on",
+            "auto_explain.log_nested_statements=on",
+        ]
+    } else {
+        &["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track_planning=on"]
+    };
+    let cluster = PgCluster::start_with(settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(measure(&cluster, tasks))
+    runtime.block_on(measure(&cluster, tasks))?;
+    if let (Some(target), Some(log)) = (explain, cluster.log_path()) {
+        std::fs::copy(log, &target)?;
+        println!();
+        println!("the server log with every plan: {}", target.to_string_lossy());
+    }
+    Ok(())
 }
 
 async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
@@ -62,31 +83,40 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
 
     println!("{tasks} tasks in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
     println!();
-    println!("| statement | calls | rows | total ms | µs per task |");
-    println!("|---|---|---|---|---|");
+    println!("| statement | calls | rows | total ms | µs per task | planning µs per task |");
+    println!("|---|---|---|---|---|---|");
     let rows = admin
         .query(
-            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q FROM ( \
-               SELECT calls, rows, total_exec_time, \
+            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time) FROM ( \
+               SELECT calls, rows, total_exec_time, total_plan_time, \
                  CASE WHEN strpos(n, ' WHERE ') > 0 \
                       THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
                       ELSE left(n, 90) END AS q \
-               FROM (SELECT calls, rows, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
+               FROM (SELECT calls, rows, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
                      FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND query NOT LIKE '%pg_stat%') s \
              GROUP BY q ORDER BY 3 DESC LIMIT 12",
             &[],
         )
         .await?;
-    let mut total = 0.0;
+    let (mut total, mut total_planning) = (0.0, 0.0);
     for row in &rows {
-        let (calls, rows, millis, query): (i64, i64, f64, String) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+        let (calls, rows, millis, query, planning): (i64, i64, f64, String, f64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
         total += millis;
+        total_planning += planning;
         let per_task = millis * 1000.0 / tasks as f64;
-        println!("| `{}` | {calls} | {rows} | {millis:.1} | {per_task:.1} |", query.replace('|', "\\|"));
+        let planning = planning * 1000.0 / tasks as f64;
+        println!(
+            "| `{}` | {calls} | {rows} | {millis:.1} | {per_task:.1} | {planning:.1} |",
+            query.replace('|', "\\|")
+        );
     }
-    println!("| all of the above | | | {total:.1} | {:.1} |", total * 1000.0 / tasks as f64);
+    println!(
+        "| all of the above | | | {total:.1} | {:.1} | {:.1} |",
+        total * 1000.0 / tasks as f64,
+        total_planning * 1000.0 / tasks as f64
+    );
     // The counters reach the statistics views when a backend reports them: a fresh snapshot.
     admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
     println!();

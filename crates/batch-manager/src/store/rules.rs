@@ -13,6 +13,17 @@ use super::{
     Checkpoint, HeartbeatReply, Holder, Lease, LeaseRequest, StatusUpdate, StoreError, TaskOutcome, WorkerId,
 };
 
+/// The run time of a task, as [`TaskRow::run_time`] (without a row around it).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn run_time(task: &BatchTask) -> Option<Duration> {
+    match (task.status.is_terminal(), task.started_at, task.completed_at) {
+        (true, Some(started_at), Some(completed_at)) => {
+            Some((completed_at - started_at).to_std().unwrap_or(Duration::ZERO))
+        }
+        _ => None,
+    }
+}
+
 /// A time as a sortable integer: nanoseconds since the Unix epoch, clamped to `i64` (the years
 /// 1677 to 2262 are exact). Used for ordering by creation and comparing lease expiries.
 pub(crate) fn time_key(at: DateTime<Utc>) -> i64 {
@@ -106,13 +117,7 @@ impl TaskRow {
     /// `completed_at` of a finished task (zero if the clock went backwards), `None` otherwise.
     #[cfg(any(feature = "sqlite", feature = "postgres"))]
     pub(crate) fn run_time(&self) -> Option<Duration> {
-        let task = &self.task;
-        match (task.status.is_terminal(), task.started_at, task.completed_at) {
-            (true, Some(started_at), Some(completed_at)) => {
-                Some((completed_at - started_at).to_std().unwrap_or(Duration::ZERO))
-            }
-            _ => None,
-        }
+        run_time(&self.task)
     }
 
     fn conflict(&self, expected: TaskStatus, to: TaskStatus) -> StoreError {

@@ -81,7 +81,7 @@ async fn concurrent_connects_on_an_empty_database_migrate_it_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     // Only the schema `batch` was created: the user's `public` schema stays empty.
     let public: i64 = client
         .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[])
@@ -92,55 +92,6 @@ async fn concurrent_connects_on_an_empty_database_migrate_it_once() {
     let task = task_at(Utc::now());
     stores[0].insert_task(&task).await.unwrap();
     assert_eq!(stores[5].task(&task.id).await.unwrap(), Some(task));
-}
-
-#[tokio::test]
-async fn a_database_of_schema_version_1_is_migrated_and_keeps_its_tasks_and_checkpoints() {
-    let Some(cluster) = shared_or_skip("a_database_of_schema_version_1_is_migrated") else { return };
-    let database = cluster.create_database().await.unwrap();
-    let client = cluster.connect(&database.name).await.unwrap();
-    // What migration 1 left, with one processing task that has a checkpoint.
-    drop(PgStore::connect(&database.url, PgOptions::default()).await.unwrap());
-    client
-        .batch_execute(
-            "DROP TABLE batch.task_events; DROP INDEX batch.tasks_by_parent; DROP INDEX batch.tasks_processing;
-             ALTER TABLE batch.tasks DROP COLUMN lost_leases, DROP COLUMN waiting, DROP COLUMN parent_id,
-                 DROP COLUMN checkpoint_seq;
-             CREATE INDEX tasks_processing ON batch.tasks (created_key, id) WHERE status = 'processing';
-             DELETE FROM batch.schema_migrations WHERE version = 2;",
-        )
-        .await
-        .unwrap();
-    let mut task = task_at(Utc::now());
-    task.transition(TaskStatus::Processing, batch_model::TransitionCause::Requested, Utc::now()).unwrap();
-    client
-        .execute(
-            "INSERT INTO batch.tasks (id, task_type, status, created_key, epoch, lease_owner, lease_expires_at, record)
-             VALUES ($1::text::uuid, 'batch_process', 'processing', 1, 4, 'gone', now() - interval '1 hour', $2)",
-            &[&task.id.to_string(), &tokio_postgres::types::Json(&task)],
-        )
-        .await
-        .unwrap();
-    let saved = checkpoint(3);
-    client
-        .execute(
-            "INSERT INTO batch.checkpoints (task_id, sequence, record) VALUES ($1::text::uuid, 3, $2)",
-            &[&task.id.to_string(), &tokio_postgres::types::Json(&saved)],
-        )
-        .await
-        .unwrap();
-
-    let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
-    let taken = store.claim_next(&[], &lease("b")).await.unwrap().unwrap();
-    assert_eq!((taken.task.id, taken.lease.epoch, taken.resumed), (task.id, 5, true));
-    assert_eq!(taken.checkpoint, Some(saved));
-    // The sequence moved beside the row: the next checkpoint must be 4.
-    let error = store
-        .commit_checkpoint(&task.id, &taken.lease.holder(), &checkpoint(3), &progress(1, 10))
-        .await
-        .unwrap_err();
-    assert!(matches!(error, StoreError::CheckpointOutOfOrder { expected: 4, got: 3, .. }), "{error:?}");
-    store.commit_checkpoint(&task.id, &taken.lease.holder(), &checkpoint(4), &progress(1, 10)).await.unwrap();
 }
 
 #[tokio::test]
@@ -336,6 +287,41 @@ async fn bulk_inserts_report_each_task_and_claim_many_takes_the_oldest() {
     }
     let metrics = store.metrics().await.unwrap();
     assert_eq!((metrics.completed_tasks, metrics.pending_tasks), (1510, 0));
+}
+
+/// Two stores bulk-insert the same 1,500 tasks at once (each first tries a COPY straight into the
+/// table, and falls back to skipping the ids that exist): every task is stored once, and each task
+/// is `Ok` for exactly one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_bulk_inserts_of_the_same_tasks_store_each_once() {
+    let Some(cluster) = shared_or_skip("concurrent_bulk_inserts_of_the_same_tasks_store_each_once") else {
+        return;
+    };
+    let database = cluster.create_database().await.unwrap();
+    let base = Utc::now();
+    let tasks: Arc<Vec<BatchTask>> =
+        Arc::new((0..1500).map(|idx| task_at(base + TimeDelta::milliseconds(idx))).collect());
+    let mut inserts = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+        let tasks = Arc::clone(&tasks);
+        inserts.spawn(async move { store.insert_tasks(&tasks).await });
+    }
+    let outcomes = inserts.join_all().await;
+    for idx in 0..tasks.len() {
+        let stored: Vec<bool> = outcomes.iter().map(|outcomes| outcomes[idx].is_ok()).collect();
+        assert_eq!(stored.iter().filter(|ok| **ok).count(), 1, "task {idx}: {stored:?}");
+        for outcomes in &outcomes {
+            assert!(
+                matches!(outcomes[idx], Ok(()) | Err(StoreError::Duplicate { .. })),
+                "{:?}",
+                outcomes[idx]
+            );
+        }
+    }
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    assert_eq!(store.metrics().await.unwrap().pending_tasks, 1500);
+    assert_eq!(store.task(&tasks[1499].id).await.unwrap().as_ref(), Some(&tasks[1499]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

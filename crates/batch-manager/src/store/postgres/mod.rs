@@ -3,11 +3,13 @@
 //!
 //! # Design
 //!
-//! - **Its own schema.** Everything lives in the schema `batch` (`batch.tasks`, `batch.checkpoints`,
-//!   `batch.results`, `batch.schema_migrations`), so a user's database is not cluttered. Migrations
-//!   are numbered and applied on connect under a transaction-scoped advisory lock, so that many
-//!   processes starting at once on an empty database migrate it once; a schema newer than this build
-//!   knows is refused (`STORAGE_ERROR`).
+//! - **Its own schema.** Everything lives in the schema `batch` (`batch.tasks` with each task's
+//!   record, result and metrics, `batch.checkpoints`, `batch.task_events`,
+//!   `batch.schema_migrations`), so a user's database is not cluttered. Migrations are numbered and
+//!   applied on connect under a transaction-scoped advisory lock, so that many processes starting at
+//!   once on an empty database migrate it once (each in one transaction: a crash leaves the schema
+//!   as it was); a schema newer than this build knows is refused (`STORAGE_ERROR`). Every process on
+//!   a database must run a build that knows its schema: a migration changes tables older builds use.
 //! - **The same rules.** A call that changes a task locks its row `FOR UPDATE` — with its family
 //!   when it is a partition or a parent, the parent first, then the partitions in id order — applies
 //!   the rules the memory and SQLite stores apply (`store/rules.rs`: `TaskRow`, `Family`) in Rust,
@@ -50,10 +52,13 @@
 //!   `postgres://user@host:port/database` (never the password) and what to fix: a refused connection,
 //!   a bad password, an unknown database, a missing privilege.
 
+mod encoding;
 mod error;
 mod listener;
 mod queries;
 mod schema;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::str::FromStr as _;
@@ -134,6 +139,9 @@ pub struct PgStats {
     /// Most calls in one group.
     pub largest_group: u64,
 }
+
+/// The server setting the store's connections start with (see [`PgStore::connect`]).
+const GENERIC_PLANS: &str = "-c plan_cache_mode=force_generic_plan";
 
 /// Bulk inserts of at least this many tasks go through binary COPY.
 const COPY_THRESHOLD: usize = 1000;
@@ -275,6 +283,15 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("batch");
         }
+        // Every statement of the store is prepared once per connection and planned generically: no
+        // planning per call, and no plan fitted to a statistics snapshot taken when the table was
+        // small or held other rows (a claim planned as "sort every pending row" when the statistics
+        // said there were none; see `tests.rs`).
+        let server_options = match config.get_options() {
+            Some(given) if !given.trim().is_empty() => format!("{given} {GENERIC_PLANS}"),
+            _ => GENERIC_PLANS.to_owned(),
+        };
+        config.options(&server_options);
         let location = PgLocation::new(&config);
         let writers = options.writers.max(1);
         let manager = Manager::from_config(
@@ -431,68 +448,30 @@ impl PgStore {
         }
     }
 
-    /// Inserts many tasks by binary COPY into a staging table, then one `INSERT ... ON CONFLICT DO
-    /// NOTHING`; each task's outcome in order.
+    /// Inserts many tasks by binary COPY, each task's outcome in order: straight into `tasks` when
+    /// none of their ids exists (the common case: new ids), else (a unique violation undoes that
+    /// COPY) through a staging table and one `INSERT ... ON CONFLICT DO NOTHING`, which skips the ids
+    /// that exist, whoever inserted them.
     async fn copy_insert(&self, tasks: &[BatchTask]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-        use tokio_postgres::binary_copy::BinaryCopyInWriter;
-        use tokio_postgres::types::Type;
-
         let mut client = self.client().await?;
         let location = &self.location;
-        let transaction =
+        let mut transaction =
             client.transaction().await.map_err(|error| location.error("starting a bulk insert", error))?;
-        transaction
-            .batch_execute(queries::CREATE_IMPORT_TABLE)
+        let direct = transaction
+            .savepoint("direct_copy")
             .await
-            .map_err(|error| location.error("creating the staging table", error))?;
-        let sink = transaction
-            .copy_in(queries::COPY_IMPORT)
-            .await
-            .map_err(|error| location.error("starting the COPY of new tasks", error))?;
-        let types = [Type::TEXT, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::JSON, Type::TEXT];
-        let writer = BinaryCopyInWriter::new(sink, &types);
-        let mut writer = std::pin::pin!(writer);
-        for task in tasks {
-            let id = task.id.to_string();
-            let created = super::rules::time_key(task.created_at);
-            let run_nanos = writer::run_nanos(&super::rules::TaskRow::new(task.clone()));
-            let record = Json(task);
-            let parent = task.parent_id.map(|parent| parent.to_string());
-            writer
-                .as_mut()
-                .write(&[
-                    &id,
-                    &task.task_type.as_str(),
-                    &task.status.as_str(),
-                    &created,
-                    &run_nanos,
-                    &record,
-                    &parent,
-                ])
-                .await
-                .map_err(|error| location.error("copying new tasks", error))?;
-        }
-        writer.finish().await.map_err(|error| location.error("finishing the COPY of new tasks", error))?;
-        let rows = transaction
-            .query(queries::INSERT_IMPORTED, &[])
-            .await
-            .map_err(|error| location.error("inserting the copied tasks", error))?;
-        let mut inserted = std::collections::BTreeSet::new();
-        for row in rows {
-            inserted.insert(
-                row.try_get::<_, String>(0).map_err(|error| corrupt_record(location, "an id", error))?,
-            );
-        }
-        let outcomes: Vec<Result<(), StoreError>> = tasks
-            .iter()
-            .map(|task| {
-                if inserted.remove(&task.id.to_string()) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Duplicate { id: task.id })
-                }
-            })
-            .collect();
+            .map_err(|error| location.error("starting a bulk insert", error))?;
+        let outcomes = match copy_tasks(&direct, queries::COPY_TASKS, tasks).await {
+            Ok(()) => {
+                direct.commit().await.map_err(|error| location.error("copying new tasks", error))?;
+                tasks.iter().map(|_| Ok(())).collect()
+            }
+            Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                direct.rollback().await.map_err(|error| location.error("copying new tasks", error))?;
+                self.staged_insert(&transaction, tasks).await?
+            }
+            Err(error) => return Err(location.error("copying new tasks", error)),
+        };
         let changes: Vec<TaskChange> =
             if outcomes.iter().filter(|outcome| outcome.is_ok()).count() > NOTIFY_EACH_UP_TO {
                 vec![TaskChange::Resync]
@@ -532,10 +511,81 @@ impl PgStore {
         }
         Ok(outcomes)
     }
+
+    /// Inserts `tasks` through the staging table, skipping ids that exist; each task's outcome.
+    async fn staged_insert(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        tasks: &[BatchTask],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let location = &self.location;
+        transaction
+            .batch_execute(queries::CREATE_IMPORT_TABLE)
+            .await
+            .map_err(|error| location.error("creating the staging table", error))?;
+        copy_tasks(transaction, queries::COPY_IMPORT, tasks)
+            .await
+            .map_err(|error| location.error("copying new tasks", error))?;
+        let rows = transaction
+            .query(queries::INSERT_IMPORTED, &[])
+            .await
+            .map_err(|error| location.error("inserting the copied tasks", error))?;
+        let mut inserted = std::collections::BTreeSet::new();
+        for row in rows {
+            inserted.insert(
+                row.try_get::<_, String>(0).map_err(|error| corrupt_record(location, "an id", error))?,
+            );
+        }
+        Ok(tasks
+            .iter()
+            .map(|task| {
+                if inserted.remove(&task.id.to_string()) {
+                    Ok(())
+                } else {
+                    Err(StoreError::Duplicate { id: task.id })
+                }
+            })
+            .collect())
+    }
+}
+
+/// Writes `tasks` through the binary COPY `statement` (the columns of [`queries::COPY_TASKS`]).
+async fn copy_tasks(
+    client: &tokio_postgres::Transaction<'_>,
+    statement: &str,
+    tasks: &[BatchTask],
+) -> Result<(), tokio_postgres::Error> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+
+    let sink = client.copy_in(statement).await?;
+    let types = [Type::UUID, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::UUID];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    let mut writer = std::pin::pin!(writer);
+    for task in tasks {
+        let id = encoding::Uuid(task.id);
+        let created = super::rules::time_key(task.created_at);
+        let run_nanos = writer::run_nanos(task);
+        let record = encoding::JsonText(task);
+        let parent = task.parent_id.map(encoding::Uuid);
+        writer
+            .as_mut()
+            .write(&[
+                &id,
+                &task.task_type.as_str(),
+                &task.status.as_str(),
+                &created,
+                &run_nanos,
+                &record,
+                &parent,
+            ])
+            .await?;
+    }
+    writer.finish().await.map(drop)
 }
 
 fn decode_task(location: &PgLocation, row: &tokio_postgres::Row) -> Result<BatchTask, StoreError> {
-    let Json(task): Json<BatchTask> =
+    let encoding::JsonText(task): encoding::JsonText<BatchTask> =
         row.try_get(0).map_err(|error| corrupt_record(location, "a task record", error))?;
     Ok(task)
 }
@@ -791,8 +841,8 @@ impl TaskStore for PgStore {
         };
         let corrupt =
             |what: &str, error| corrupt_record(&self.location, &format!("the {what} of task {id}"), error);
-        let Json(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
-        let Json(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
+        let encoding::JsonText(result) = row.try_get(0).map_err(|error| corrupt("result", error))?;
+        let encoding::JsonText(metrics) = row.try_get(1).map_err(|error| corrupt("metrics", error))?;
         Ok(Some(TaskResultRecord { result, metrics }))
     }
 

@@ -51,7 +51,7 @@ pub(super) const TXID_STATUS: &str = "SELECT txid_status($1::int8)";
 pub(super) const INSERT_TASKS: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
 SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::json[], $7::text[])
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)
 ON CONFLICT (id) DO NOTHING
 RETURNING id::text";
@@ -61,13 +61,18 @@ RETURNING id::text";
 pub(super) const INSERT_CHILDREN: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
 SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::json[], $7::text[])
+FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)";
 
-/// A session-local staging table for binary COPY of many new tasks, dropped at commit.
+/// The binary COPY of new tasks straight into `tasks` (when none of their ids exists).
+pub(super) const COPY_TASKS: &str = "COPY batch.tasks (id, task_type, status, created_key, run_nanos, \
+                                     record, parent_id) FROM STDIN (FORMAT binary)";
+
+/// A session-local staging table for binary COPY of many new tasks (the columns of [`COPY_TASKS`]),
+/// dropped at commit: for a bulk insert of which some ids exist.
 pub(super) const CREATE_IMPORT_TABLE: &str = "\
 CREATE TEMPORARY TABLE batch_import (
-    id text, task_type text, status text, created_key int8, run_nanos int8, record json, parent_id text
+    id uuid, task_type text, status text, created_key int8, run_nanos int8, record text, parent_id uuid
 ) ON COMMIT DROP";
 
 /// The COPY into the staging table (binary format).
@@ -78,7 +83,7 @@ pub(super) const COPY_IMPORT: &str = "COPY batch_import (id, task_type, status, 
 /// inserted.
 pub(super) const INSERT_IMPORTED: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
-SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
+SELECT i.id, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id
 FROM batch_import i
 ON CONFLICT (id) DO NOTHING
 RETURNING id::text";
@@ -135,43 +140,69 @@ pub(super) const EXISTING_IDS: &str = "SELECT id::text FROM batch.tasks WHERE id
 pub(super) const CHECKPOINTS_OF: &str =
     "SELECT task_id::text, record FROM batch.checkpoints WHERE task_id = ANY($1::text[]::uuid[])";
 
-/// The oldest pending tasks of the given types (all when `$1` is NULL), at most `$2`, locked, with
-/// their last checkpoints; rows another transaction holds are skipped. Served by the partial index
-/// `tasks_pending`.
+/// Set before the claim statements, for the rest of the group's transaction: the claims are planned
+/// as ordered scans of their partial indexes, whatever the statistics say. With statistics taken
+/// when few tasks were pending (a table that filled faster than autovacuum analyses it), the planner
+/// estimates a handful of pending rows and prefers a bitmap scan and a sort, which reads and sorts
+/// every pending task (thousands) to lock a few; the ordered scan stops after the few. Plans are
+/// cached per connection, and a claim statement only ever runs after this one, so its plans are
+/// made under it. The statements after it in a group (updates and inserts by key) use neither.
+pub(super) const CLAIM_PLANS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
+
+/// The last checkpoint of a claim candidate `t`, read only for a task that has one (no probe of
+/// `checkpoints` for a task that never committed one).
+macro_rules! candidate_checkpoint {
+    () => {
+        ", CASE WHEN t.checkpoint_seq IS NOT NULL THEN \
+         (SELECT c.record FROM batch.checkpoints c WHERE c.task_id = t.id) END"
+    };
+}
+
+/// The oldest pending tasks of the given types (all when `$1` is NULL), at most `$2`, but the tasks
+/// `$3` (the group's targets, locked and loaded already), locked, with their last checkpoints; rows
+/// another transaction holds are skipped. Served by the partial index `tasks_pending`, in its order
+/// (the store's connections plan generically, so that the plan does not follow a statistics snapshot
+/// taken when the table was small; see `tests.rs`).
 pub(super) const CLAIM_PENDING: &str = concat!(
     "SELECT ",
     row_columns!(),
-    ", c.record FROM batch.tasks t LEFT JOIN batch.checkpoints c ON c.task_id = t.id \
+    candidate_checkpoint!(),
+    " FROM batch.tasks t \
      WHERE t.status = 'pending' AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
+       AND t.id <> ALL($3::text[]::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 
 /// The oldest processing tasks nobody holds (released, or a lease that expired strictly before the
-/// store's time `COALESCE($3, clock_timestamp())`, no earlier than the group's), not parents waiting for their partitions, at most `$2`,
-/// locked, with their last checkpoints; rows another transaction holds are skipped. Served by the
-/// partial index `tasks_processing`.
+/// store's time `COALESCE($4, clock_timestamp())`, no earlier than the group's), not parents waiting
+/// for their partitions, at most `$2`, but the tasks `$3`, locked, with their last checkpoints; rows
+/// another transaction holds are skipped. Served by the partial index `tasks_processing`.
 pub(super) const CLAIM_ABANDONED: &str = concat!(
     "SELECT ",
     row_columns!(),
-    ", c.record FROM batch.tasks t LEFT JOIN batch.checkpoints c ON c.task_id = t.id \
+    candidate_checkpoint!(),
+    " FROM batch.tasks t \
      WHERE t.status = 'processing' AND NOT t.waiting \
        AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
        AND (t.lease_owner IS NULL OR t.lease_expires_at IS NULL \
-            OR t.lease_expires_at < COALESCE($3::timestamptz, clock_timestamp())) \
+            OR t.lease_expires_at < COALESCE($4::timestamptz, clock_timestamp())) \
+       AND t.id <> ALL($3::text[]::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 
 /// Saves changed rows whole (arrays: id, status, lease owner, lease expiry, epoch, stop flag, lost
-/// leases, waiting, checkpoint sequence, run time in ns, record).
+/// leases, waiting, checkpoint sequence, run time in ns, record, and the result and metrics of a
+/// task the group finished, NULL to keep the stored ones).
 pub(super) const UPDATE_TASKS: &str = "\
 UPDATE batch.tasks AS t
 SET status = u.status, lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, epoch = u.epoch,
     stop_requested = u.stop_requested, lost_leases = u.lost_leases, waiting = u.waiting,
-    checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record
+    checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record,
+    result = COALESCE(u.result, t.result), metrics = COALESCE(u.metrics, t.metrics)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
-            $8::bool[], $9::int8[], $10::int8[], $11::json[])
+            $8::bool[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[])
      AS u(id, status, lease_owner, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
-          checkpoint_seq, run_nanos, record)
+          checkpoint_seq, run_nanos, record, result, metrics)
 WHERE t.id = u.id::uuid";
 
 /// Saves only the leases of rows whose record did not change (heartbeat, release): no indexed column
@@ -187,12 +218,6 @@ pub(super) const UPSERT_CHECKPOINTS: &str = "\
 INSERT INTO batch.checkpoints (task_id, sequence, record)
 SELECT c.id::uuid, c.sequence, c.record FROM unnest($1::text[], $2::int8[], $3::json[]) AS c(id, sequence, record)
 ON CONFLICT (task_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record";
-
-/// Stores finished tasks' results (arrays: id, result, metrics).
-pub(super) const UPSERT_RESULTS: &str = "\
-INSERT INTO batch.results (task_id, result, metrics)
-SELECT r.id::uuid, r.result, r.metrics FROM unnest($1::text[], $2::json[], $3::json[]) AS r(id, result, metrics)
-ON CONFLICT (task_id) DO UPDATE SET result = excluded.result, metrics = excluded.metrics";
 
 /// Appends to the audit trail (arrays: task id, epoch, worker, event, sequence; `$6` the group's
 /// time), in order.
@@ -228,9 +253,9 @@ pub(super) const LIST_TASKS: &str = concat!(
 /// One task's last checkpoint.
 pub(super) const GET_CHECKPOINT: &str = "SELECT record FROM batch.checkpoints WHERE task_id = $1::text::uuid";
 
-/// One finished task's result and metrics.
+/// One finished task's result and metrics (none before its first finish).
 pub(super) const GET_RESULT: &str =
-    "SELECT result, metrics FROM batch.results WHERE task_id = $1::text::uuid";
+    "SELECT result, metrics FROM batch.tasks WHERE id = $1::text::uuid AND result IS NOT NULL";
 
 /// One task's audit trail, oldest first.
 pub(super) const GET_EVENTS: &str = "\

@@ -43,6 +43,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
+use super::encoding::JsonText;
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
 use super::listener::payload_line;
 use super::{PgStats, queries};
@@ -377,7 +378,7 @@ async fn abandon(client: Object) {
 fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
     let id: String = row.try_get(0).map_err(corrupt)?;
-    let Json(task): Json<BatchTask> = row
+    let JsonText(task): JsonText<BatchTask> = row
         .try_get(1)
         .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))?;
     let lease_owner: Option<String> = row.try_get(2).map_err(corrupt)?;
@@ -894,7 +895,7 @@ pub(super) struct InsertColumns<'a> {
     pub(super) statuses: Vec<&'a str>,
     pub(super) created: Vec<i64>,
     pub(super) run_nanos: Vec<Option<i64>>,
-    pub(super) records: Vec<Json<&'a BatchTask>>,
+    pub(super) records: Vec<JsonText<&'a BatchTask>>,
     pub(super) parents: Vec<Option<String>>,
 }
 
@@ -906,8 +907,8 @@ impl<'a> InsertColumns<'a> {
             columns.types.push(task.task_type.as_str());
             columns.statuses.push(task.status.as_str());
             columns.created.push(time_key(task.created_at));
-            columns.run_nanos.push(run_nanos(&TaskRow::new(task.clone())));
-            columns.records.push(Json(task));
+            columns.run_nanos.push(run_nanos(task));
+            columns.records.push(JsonText(task));
             columns.parents.push(task.parent_id.map(|parent| parent.to_string()));
         }
         columns
@@ -919,8 +920,8 @@ impl<'a> InsertColumns<'a> {
 }
 
 /// A finished task's run time in ns, for metrics.
-pub(super) fn run_nanos(row: &TaskRow) -> Option<i64> {
-    row.run_time().map(|run_time| i64::try_from(run_time.as_nanos()).unwrap_or(i64::MAX))
+pub(super) fn run_nanos(task: &BatchTask) -> Option<i64> {
+    crate::store::rules::run_time(task).map(|run_time| i64::try_from(run_time.as_nanos()).unwrap_or(i64::MAX))
 }
 
 /// Parameters of the claim queries of one type filter.
@@ -1005,11 +1006,9 @@ async fn run_group(
             }
         }
     }
-    // Candidates another call of the group takes first would leave a claim short: ask for a few more.
-    let slack = i64::try_from(targets.len()).unwrap_or(0);
-    for query in &mut claim_queries {
-        query.limit = query.limit.saturating_add(slack);
-    }
+    // The claim statements leave out the group's targets (locked and loaded by the lock statement, so
+    // that another call of the group cannot take a candidate away); those that are claimable join the
+    // candidates in memory.
 
     let prepare = |sql: &'static str| async move {
         client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
@@ -1041,8 +1040,10 @@ async fn run_group(
     let now_params: [&(dyn ToSql + Sync); 1] = [&clock_now];
     let existing_params: [&(dyn ToSql + Sync); 1] = [&offered_ids];
     let checkpoint_params: [&(dyn ToSql + Sync); 1] = [&claim_ids];
-    let claim_params: Vec<[&(dyn ToSql + Sync); 3]> =
-        claim_queries.iter().map(|query| [&query.key as _, &query.limit as _, &clock_now as _]).collect();
+    let claim_params: Vec<[&(dyn ToSql + Sync); 4]> = claim_queries
+        .iter()
+        .map(|query| [&query.key as _, &query.limit as _, &lock_ids as _, &clock_now as _])
+        .collect();
 
     let mut first: Vec<RowsFuture<'_>> = vec![statement_done(client.batch_execute("BEGIN"))];
     let insert_at = (!insert.ids.is_empty()).then(|| {
@@ -1065,9 +1066,12 @@ async fn run_group(
         first.push(boxed(client.query(&checkpoints_statement, &checkpoint_params)));
         first.len() - 1
     });
+    if !claim_params.is_empty() {
+        first.push(statement_done(client.batch_execute(queries::CLAIM_PLANS)));
+    }
     let claims_at = first.len();
     for params in &claim_params {
-        first.push(boxed(client.query(&pending_statement, &params[..2])));
+        first.push(boxed(client.query(&pending_statement, &params[..3])));
         first.push(boxed(client.query(&abandoned_statement, params)));
     }
     // Writes attached to checkpoints run after the calls are applied; a failing one is undone by
@@ -1127,6 +1131,16 @@ async fn run_group(
                     }
                     found.push((time_key(decoded.task.created_at), id));
                     loaded.add(decoded, sequence);
+                }
+            }
+            for id in &targets {
+                let Some(row) = loaded.rows.get(id) else { continue };
+                let type_matches = query
+                    .key
+                    .as_ref()
+                    .is_none_or(|names| names.iter().any(|name| name == row.task.task_type.as_str()));
+                if type_matches && row.is_claimable(now) {
+                    found.push((time_key(row.task.created_at), *id));
                 }
             }
             found.sort();
@@ -1448,16 +1462,15 @@ struct Writes<'a> {
     waiting: Vec<bool>,
     sequences: Vec<Option<i64>>,
     run_nanos: Vec<Option<i64>>,
-    records: Vec<Json<&'a BatchTask>>,
+    records: Vec<JsonText<&'a BatchTask>>,
+    results: Vec<Option<JsonText<&'a serde_json::Value>>>,
+    metrics: Vec<Option<JsonText<&'a batch_model::ProcessingMetrics>>>,
     lease_ids: Vec<String>,
     lease_only_owners: Vec<Option<&'a str>>,
     lease_only_expiries: Vec<Option<DateTime<Utc>>>,
     checkpoint_ids: Vec<String>,
     checkpoint_sequences: Vec<i64>,
     checkpoints: Vec<Json<&'a Checkpoint>>,
-    result_ids: Vec<String>,
-    results: Vec<Json<&'a serde_json::Value>>,
-    metrics: Vec<Json<&'a batch_model::ProcessingMetrics>>,
     event_ids: Vec<String>,
     event_epochs: Vec<i64>,
     event_workers: Vec<Option<&'a str>>,
@@ -1476,7 +1489,8 @@ const PAYLOAD_LIMIT: usize = 7900;
 impl<'a> Writes<'a> {
     fn of(state: &'a State<'_>) -> Writes<'a> {
         let mut writes = Writes::default();
-        for id in &state.full {
+        // A finished task's row is written whole (its status changed), with its result.
+        for id in state.full.iter().chain(state.results.keys().filter(|id| !state.full.contains(id))) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
             writes.ids.push(id.to_string());
             writes.statuses.push(row.task.status.as_str());
@@ -1487,8 +1501,11 @@ impl<'a> Writes<'a> {
             writes.lost_leases.push(i32::try_from(row.lost_leases).unwrap_or(i32::MAX));
             writes.waiting.push(row.waiting);
             writes.sequences.push(state.sequence(id).map(to_i64));
-            writes.run_nanos.push(run_nanos(row));
-            writes.records.push(Json(&row.task));
+            writes.run_nanos.push(run_nanos(&row.task));
+            writes.records.push(JsonText(&row.task));
+            let result = state.results.get(id);
+            writes.results.push(result.map(|record| JsonText(&record.result)));
+            writes.metrics.push(result.map(|record| JsonText(&record.metrics)));
         }
         for id in state.leases.difference(&state.full) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
@@ -1500,11 +1517,6 @@ impl<'a> Writes<'a> {
             writes.checkpoint_ids.push(id.to_string());
             writes.checkpoint_sequences.push(to_i64(checkpoint.sequence));
             writes.checkpoints.push(Json(checkpoint));
-        }
-        for (id, record) in &state.results {
-            writes.result_ids.push(id.to_string());
-            writes.results.push(Json(&record.result));
-            writes.metrics.push(Json(&record.metrics));
         }
         for event in &state.events {
             writes.event_ids.push(event.id.to_string());
@@ -1550,7 +1562,6 @@ async fn write(
         update_statement,
         leases_statement,
         checkpoints_statement,
-        results_statement,
         events_statement,
         notify_statement,
     ) = tokio::try_join!(
@@ -1558,13 +1569,12 @@ async fn write(
         prepare(queries::UPDATE_TASKS),
         prepare(queries::UPDATE_LEASES),
         prepare(queries::UPSERT_CHECKPOINTS),
-        prepare(queries::UPSERT_RESULTS),
         prepare(queries::INSERT_EVENTS),
         prepare(queries::NOTIFY),
     )?;
     let children = InsertColumns::of(state.new_rows.iter());
     let children_params = children.params();
-    let update_params: [&(dyn ToSql + Sync); 11] = [
+    let update_params: [&(dyn ToSql + Sync); 13] = [
         &written.ids,
         &written.statuses,
         &written.lease_owners,
@@ -1576,12 +1586,13 @@ async fn write(
         &written.sequences,
         &written.run_nanos,
         &written.records,
+        &written.results,
+        &written.metrics,
     ];
     let lease_params: [&(dyn ToSql + Sync); 3] =
         [&written.lease_ids, &written.lease_only_owners, &written.lease_only_expiries];
     let checkpoint_params: [&(dyn ToSql + Sync); 3] =
         [&written.checkpoint_ids, &written.checkpoint_sequences, &written.checkpoints];
-    let result_params: [&(dyn ToSql + Sync); 3] = [&written.result_ids, &written.results, &written.metrics];
     let event_params: [&(dyn ToSql + Sync); 6] = [
         &written.event_ids,
         &written.event_epochs,
@@ -1603,9 +1614,6 @@ async fn write(
     }
     if !written.checkpoint_ids.is_empty() {
         second.push(boxed(client.query(&checkpoints_statement, &checkpoint_params)));
-    }
-    if !written.result_ids.is_empty() {
-        second.push(boxed(client.query(&results_statement, &result_params)));
     }
     if !written.event_ids.is_empty() {
         second.push(boxed(client.query(&events_statement, &event_params)));

@@ -1,0 +1,296 @@
+//! Tests of the store's own SQL against a throwaway server: the plans its statements get, and
+//! databases made by earlier schema versions migrated with nothing lost.
+
+use std::time::Duration;
+
+use batch_model::{
+    BatchTask, Checkpoint, Counters, CreateTaskRequest, ProcessingMetrics, Progress, TaskId, TaskStatus,
+    TaskType, TransitionCause,
+};
+use chrono::{TimeDelta, Utc};
+use tokio_postgres::types::Json;
+
+use super::{GENERIC_PLANS, PgOptions, PgStore, queries, schema};
+use crate::store::{LeaseRequest, StoreError, TaskStore, WorkerId};
+
+fn task(created_at: chrono::DateTime<Utc>, status: TaskStatus) -> BatchTask {
+    let mut task = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::Train), created_at)
+        .expect("a valid task");
+    if status != TaskStatus::Pending {
+        task.transition(status, TransitionCause::Requested, created_at).expect("a valid transition");
+    }
+    task
+}
+
+/// The scans of the table `tasks` in an EXPLAIN plan, as "<node type> using <index>".
+fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>) {
+    if node["Relation Name"] == "tasks" {
+        let index = node["Index Name"].as_str().unwrap_or("(no index)");
+        scans.push(format!("{} using {index}", node["Node Type"].as_str().unwrap_or("?")));
+    }
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        scans_of_tasks(child, scans);
+    }
+}
+
+/// The claim statements are planned as ordered scans of their partial indexes whatever the table
+/// held when they were planned. A connection plans a statement once, at its first call, and keeps
+/// the plan until the table's statistics change: a worker's first claim comes while the table is
+/// empty, and planned on that alone, the claim reads and sorts every pending task once thousands
+/// arrive (a bitmap scan and a sort, cheaper on an empty table). As the store plans it (generic
+/// plans, `CLAIM_PLANS`), a claim of 10 reads a few index pages and rows.
+#[tokio::test]
+async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_planned() {
+    let Some(cluster) = batch_testkit::shared_or_skip("claims_scan_their_partial_index_in_order") else {
+        return;
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("the store");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    let setting = GENERIC_PLANS.trim_start_matches("-c ");
+    client
+        .batch_execute(&format!(
+            "SET {setting};
+             PREPARE claim_pending(text[], int8, text[]) AS {};
+             PREPARE claim_abandoned(text[], int8, text[], timestamptz) AS {};
+             BEGIN; {};
+             EXECUTE claim_pending('{{train}}', 10, '{{}}');
+             EXECUTE claim_abandoned('{{train}}', 10, '{{}}', NULL);
+             COMMIT",
+            queries::CLAIM_PENDING,
+            queries::CLAIM_ABANDONED,
+            queries::CLAIM_PLANS
+        ))
+        .await
+        .expect("the claim statements planned on an empty table");
+
+    let base = Utc::now() - TimeDelta::days(1);
+    let finished: Vec<BatchTask> =
+        (0..2_000).map(|idx| task(base - TimeDelta::seconds(idx + 1), TaskStatus::Cancelled)).collect();
+    assert!(store.insert_tasks(&finished).await.iter().all(Result::is_ok));
+    let pending: Vec<BatchTask> =
+        (0..5_000).map(|idx| task(base + TimeDelta::milliseconds(idx), TaskStatus::Pending)).collect();
+    assert!(store.insert_tasks(&pending).await.iter().all(Result::is_ok));
+
+    client.batch_execute(&format!("BEGIN; {}", queries::CLAIM_PLANS)).await.expect("the claim plans");
+    for (statement, index) in [
+        ("claim_pending(NULL, 10, '{}')", "tasks_pending"),
+        ("claim_pending('{train}', 10, '{}')", "tasks_pending"),
+        ("claim_abandoned('{train}', 10, '{}', NULL)", "tasks_processing"),
+    ] {
+        let row = client
+            .query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {statement}"), &[])
+            .await
+            .expect("a plan");
+        let plan: serde_json::Value = row.get(0);
+        let mut scans = Vec::new();
+        scans_of_tasks(&plan[0]["Plan"], &mut scans);
+        assert_eq!(scans, vec![format!("Index Scan using {index}")], "{statement}: {plan}");
+        let top = &plan[0]["Plan"];
+        let pages =
+            top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
+        assert!(pages < 50, "{statement} touched {pages} pages to lock 10 of 5,000 pending tasks: {plan}");
+    }
+    client.batch_execute("ROLLBACK").await.expect("the end of the transaction");
+    let lease = LeaseRequest::new(WorkerId("w".to_owned()), Duration::from_secs(30));
+    let claimed = store.claim_many(&[TaskType::Train], &lease, 3).await.expect("claims");
+    let ids: Vec<TaskId> = claimed.iter().map(|claim| claim.task.id).collect();
+    assert_eq!(ids, pending[..3].iter().map(|task| task.id).collect::<Vec<_>>());
+    drop(store);
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+}
+
+/// Builds the schema as the released migrations `1..=version` left it, as a build of that version
+/// made it.
+async fn schema_at(client: &tokio_postgres::Client, version: usize) {
+    client
+        .batch_execute(
+            "CREATE SCHEMA batch;
+             CREATE TABLE batch.schema_migrations (
+                 version    int8        NOT NULL PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );",
+        )
+        .await
+        .expect("the schema");
+    for (idx, migration) in schema::MIGRATIONS[..version].iter().enumerate() {
+        client.batch_execute(migration).await.expect("a released migration");
+        let number = idx as i64 + 1;
+        client
+            .execute("INSERT INTO batch.schema_migrations (version) VALUES ($1)", &[&number])
+            .await
+            .expect("its version");
+    }
+}
+
+fn saved_checkpoint(sequence: u64) -> Checkpoint {
+    Checkpoint {
+        sequence,
+        source: serde_json::json!({ "line": sequence * 10 }),
+        sink: serde_json::json!({ "bytes": sequence * 100 }),
+        counters: Counters { processed: sequence * 10, ..Counters::default() },
+        state: serde_json::Value::Null,
+        committed_at: Utc::now(),
+    }
+}
+
+/// A database that only migration 1 made, with a processing task and its checkpoint, is migrated:
+/// the task is taken over from its checkpoint, and the sequence moved beside the row.
+#[tokio::test]
+async fn a_database_of_schema_version_1_is_migrated_and_keeps_its_tasks_and_checkpoints() {
+    let Some(cluster) = batch_testkit::shared_or_skip("a_database_of_schema_version_1_is_migrated") else {
+        return;
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    schema_at(&client, 1).await;
+    let mut task = task(Utc::now(), TaskStatus::Pending);
+    task.transition(TaskStatus::Processing, TransitionCause::Requested, Utc::now()).expect("started");
+    client
+        .execute(
+            "INSERT INTO batch.tasks (id, task_type, status, created_key, epoch, lease_owner, lease_expires_at, record)
+             VALUES ($1::text::uuid, 'train', 'processing', 1, 4, 'gone', now() - interval '1 hour', $2)",
+            &[&task.id.to_string(), &Json(&task)],
+        )
+        .await
+        .expect("a v1 task");
+    let saved = saved_checkpoint(3);
+    client
+        .execute(
+            "INSERT INTO batch.checkpoints (task_id, sequence, record) VALUES ($1::text::uuid, 3, $2)",
+            &[&task.id.to_string(), &Json(&saved)],
+        )
+        .await
+        .expect("a v1 checkpoint");
+
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
+    let lease = LeaseRequest::new(WorkerId("b".to_owned()), Duration::from_secs(30));
+    let taken = store.claim_next(&[], &lease).await.expect("a claim").expect("the task");
+    assert_eq!((taken.task.id, taken.lease.epoch, taken.resumed), (task.id, 5, true));
+    assert_eq!(taken.checkpoint, Some(saved));
+    // The sequence moved beside the row: the next checkpoint must be 4.
+    let progress = Progress::compute(Some(10), 1, 0, 0, Duration::from_secs(1));
+    let error = store
+        .commit_checkpoint(&task.id, &taken.lease.holder(), &saved_checkpoint(3), &progress)
+        .await
+        .expect_err("an old sequence");
+    assert!(matches!(error, StoreError::CheckpointOutOfOrder { expected: 4, got: 3, .. }), "{error:?}");
+    store
+        .commit_checkpoint(&task.id, &taken.lease.holder(), &saved_checkpoint(4), &progress)
+        .await
+        .expect("the next checkpoint");
+    drop(store);
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+}
+
+/// A database of schema version 2 (results in their own table, records as `json`, foreign keys)
+/// with finished, running and pending tasks, checkpoints, results and an audit trail is migrated to
+/// version 3 with nothing lost: every record, result, checkpoint and event reads back as written,
+/// the running task is taken over from its checkpoint, the pending one is claimed, and new events
+/// follow the old ones.
+#[tokio::test]
+async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
+    let Some(cluster) = batch_testkit::shared_or_skip("a_database_of_schema_version_2_is_migrated") else {
+        return;
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    schema_at(&client, 2).await;
+    let started = Utc::now() - TimeDelta::hours(2);
+    let mut finished = task(started, TaskStatus::Pending);
+    finished.transition(TaskStatus::Processing, TransitionCause::Requested, started).expect("started");
+    finished.transition(TaskStatus::Completed, TransitionCause::Requested, Utc::now()).expect("completed");
+    let mut running = task(started + TimeDelta::seconds(1), TaskStatus::Pending);
+    running.transition(TaskStatus::Processing, TransitionCause::Requested, started).expect("started");
+    let pending = task(started + TimeDelta::seconds(2), TaskStatus::Pending);
+    let insert = "INSERT INTO batch.tasks (id, task_type, status, created_key, epoch, lease_owner, \
+                  lease_expires_at, run_nanos, checkpoint_seq, record) \
+                  VALUES ($1::text::uuid, 'train', $2, $3, $4, $5, now() - interval '1 hour', $6, $7, $8)";
+    for (task, key, epoch, owner, run_nanos, sequence) in [
+        (&finished, 1_i64, 1_i64, None, Some(5_000_i64), Some(2_i64)),
+        (&running, 2, 3, Some("gone"), None, Some(7)),
+        (&pending, 3, 0, None, None, None),
+    ] {
+        client
+            .execute(
+                insert,
+                &[
+                    &task.id.to_string(),
+                    &task.status.as_str(),
+                    &key,
+                    &epoch,
+                    &owner,
+                    &run_nanos,
+                    &sequence,
+                    &Json(task),
+                ],
+            )
+            .await
+            .expect("a v2 task");
+    }
+    let (finished_checkpoint, running_checkpoint) = (saved_checkpoint(2), saved_checkpoint(7));
+    for (task, checkpoint) in [(&finished, &finished_checkpoint), (&running, &running_checkpoint)] {
+        client
+            .execute(
+                "INSERT INTO batch.checkpoints (task_id, sequence, record) VALUES ($1::text::uuid, $2, $3)",
+                &[&task.id.to_string(), &(checkpoint.sequence as i64), &Json(checkpoint)],
+            )
+            .await
+            .expect("a v2 checkpoint");
+    }
+    let result = serde_json::json!({ "rows": 20, "files": ["a", "b"] });
+    let metrics = ProcessingMetrics { processed_items: 20, total_items: 20, ..ProcessingMetrics::default() };
+    client
+        .execute(
+            "INSERT INTO batch.results (task_id, result, metrics) VALUES ($1::text::uuid, $2, $3)",
+            &[&finished.id.to_string(), &Json(&result), &Json(&metrics)],
+        )
+        .await
+        .expect("a v2 result");
+    client
+        .execute(
+            "INSERT INTO batch.task_events (task_id, epoch, worker, event, sequence, at) VALUES
+                 ($1::text::uuid, 1, 'a', 'claimed', NULL, now() - interval '2 hours'),
+                 ($1::text::uuid, 1, 'a', 'completed', 2, now() - interval '1 hour'),
+                 ($2::text::uuid, 3, 'gone', 'claimed', 6, now() - interval '2 hours')",
+            &[&finished.id.to_string(), &running.id.to_string()],
+        )
+        .await
+        .expect("a v2 audit trail");
+
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
+    let version: i64 = client
+        .query_one("SELECT max(version) FROM batch.schema_migrations", &[])
+        .await
+        .expect("the version")
+        .get(0);
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    for task in [&finished, &running, &pending] {
+        assert_eq!(store.task(&task.id).await.expect("a read").as_ref(), Some(task));
+    }
+    let stored = store.task_result(&finished.id).await.expect("a read").expect("the result");
+    assert_eq!((stored.result, stored.metrics), (result, metrics));
+    assert_eq!(store.task_result(&running.id).await.expect("a read"), None);
+    assert_eq!(store.checkpoint(&finished.id).await.expect("a read"), Some(finished_checkpoint));
+    let metrics_now = store.metrics().await.expect("metrics");
+    assert_eq!((metrics_now.completed_tasks, metrics_now.pending_tasks), (1, 1));
+    let kinds = |events: Vec<super::TaskEvent>| -> Vec<(&'static str, u64)> {
+        events.into_iter().map(|event| (event.kind.as_str(), event.epoch)).collect()
+    };
+    assert_eq!(
+        kinds(store.task_events(&finished.id).await.expect("events")),
+        vec![("claimed", 1), ("completed", 1)]
+    );
+
+    let lease = LeaseRequest::new(WorkerId("b".to_owned()), Duration::from_secs(30));
+    let claimed = store.claim_many(&[], &lease, 5).await.expect("claims");
+    let taken: Vec<(TaskId, u64, Option<Checkpoint>)> =
+        claimed.iter().map(|claim| (claim.task.id, claim.lease.epoch, claim.checkpoint.clone())).collect();
+    assert_eq!(taken, vec![(running.id, 4, Some(running_checkpoint)), (pending.id, 1, None)]);
+    assert_eq!(
+        kinds(store.task_events(&running.id).await.expect("events")),
+        vec![("claimed", 3), ("claimed", 4)]
+    );
+    drop(store);
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+}
