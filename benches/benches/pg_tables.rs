@@ -6,10 +6,10 @@
 //!   filter: every row kept) created, claimed, run and completed by a `BatchManager` on the
 //!   PostgreSQL store in the same database, reading `t1` in key order a page at a time, a checkpoint
 //!   every 1,000 rows (`batch_size` 1000, `concurrency` 2). Flavours: `batch_process_task`
-//!   (`output_mode` auto, which finds the store in the table's database: each chunk's rows upserted
-//!   in the transaction that commits its checkpoint, through the store's group commit);
-//!   `batch_process_task_upsert` (`output_mode` upsert: each chunk upserted through the sink's own
-//!   connection before its checkpoint, the path for a table in another database); and the baseline
+//!   (`output_mode` auto, which finds the store in the table's database: each chunk's rows copied in
+//!   (`COPY … FROM STDIN`) in the transaction that commits its checkpoint, through the store's group
+//!   commit); `batch_process_task_upsert` (`output_mode` upsert: each chunk upserted through the
+//!   sink's own connection before its checkpoint, the path for a table in another database); and the baseline
 //!   `insert_select`, `INSERT INTO t2 SELECT * FROM t1` on one connection. `t2` is emptied
 //!   (`TRUNCATE`) before each iteration, outside the timing; `t1` is made once. Target (issue 10):
 //!   the task within 3x of the baseline.

@@ -101,6 +101,14 @@ pub struct PgOptions {
     /// How long a group keeps trying when the connection is lost or the server is restarting, before
     /// its calls fail with `STORAGE_ERROR` (default 30 s).
     pub retry_for: Duration,
+    /// How long the server lets one of the store's transactions sit idle before it ends it
+    /// (`idle_in_transaction_session_timeout`; default 10 s; zero leaves the server's setting).
+    /// A group's transaction is idle only between its pipelined round trips, for milliseconds; a
+    /// longer idle means its process is paused or hung (SIGSTOP, a stalled VM) while it holds the
+    /// row locks of the tasks in its group, which would keep every other worker from taking them
+    /// over until it wakes. The server then rolls the transaction back, the locks go, and the
+    /// paused process's group fails as a lost connection would (nothing of it committed).
+    pub idle_transaction_timeout: Duration,
     /// Whether to run the change feed's listener (default true). Without it, the feed carries only
     /// this handle's own changes.
     pub listen: bool,
@@ -119,6 +127,7 @@ impl Default for PgOptions {
             queue_capacity: 4096,
             connect_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
+            idle_transaction_timeout: Duration::from_secs(10),
             listen: true,
             clock: None,
         }
@@ -287,9 +296,15 @@ impl PgStore {
         // planning per call, and no plan fitted to a statistics snapshot taken when the table was
         // small or held other rows (a claim planned as "sort every pending row" when the statistics
         // said there were none; see `tests.rs`).
+        let mut ours = GENERIC_PLANS.to_owned();
+        let idle = options.idle_transaction_timeout.as_millis();
+        if idle > 0 {
+            // A paused process must not hold its group's row locks for ever (see the option).
+            ours.push_str(&format!(" -c idle_in_transaction_session_timeout={idle}"));
+        }
         let server_options = match config.get_options() {
-            Some(given) if !given.trim().is_empty() => format!("{given} {GENERIC_PLANS}"),
-            _ => GENERIC_PLANS.to_owned(),
+            Some(given) if !given.trim().is_empty() => format!("{given} {ours}"),
+            _ => ours,
         };
         config.options(&server_options);
         let location = PgLocation::new(&config);

@@ -294,3 +294,42 @@ async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
     drop(store);
     cluster.drop_database(&database.name).await.expect("the database dropped");
 }
+
+/// A store's transaction left idle (its process paused while it holds a group's row locks) is
+/// ended by the server after `idle_transaction_timeout`: the locks go, so another worker can take
+/// the tasks over, and the paused connection's next statement fails as connection trouble (its
+/// group is then asked about and tried again, never half-applied).
+#[tokio::test]
+async fn a_transaction_left_idle_is_ended_and_its_row_locks_released() {
+    let Some(cluster) = batch_testkit::shared_or_skip("a_transaction_left_idle_is_ended") else {
+        return;
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let options = PgOptions { idle_transaction_timeout: Duration::from_millis(500), ..PgOptions::default() };
+    let store = PgStore::connect(&database.url, options).await.expect("the store");
+    let pending = task(Utc::now(), TaskStatus::Pending);
+    assert!(store.insert_tasks(std::slice::from_ref(&pending)).await.iter().all(Result::is_ok));
+
+    let paused = store.client().await.expect("a pooled connection");
+    paused
+        .batch_execute(&format!("BEGIN; SELECT 1 FROM batch.tasks WHERE id = '{}' FOR UPDATE", pending.id))
+        .await
+        .expect("the row locked");
+    // Another session waits for the row (no SKIP LOCKED), at most 30 s: it gets it once the
+    // server has ended the idle transaction, long before.
+    let other = cluster.connect(&database.name).await.expect("a connection");
+    let started = std::time::Instant::now();
+    other
+        .batch_execute(&format!(
+            "SET lock_timeout = '30s'; BEGIN; SELECT 1 FROM batch.tasks WHERE id = '{}' FOR UPDATE; COMMIT",
+            pending.id
+        ))
+        .await
+        .expect("the row, once the idle transaction is gone");
+    assert!(started.elapsed() < Duration::from_secs(20), "waited {:?}", started.elapsed());
+    let error = paused.batch_execute("SELECT 1").await.expect_err("the paused session was ended");
+    assert!(
+        super::writer::is_connection_trouble(&error) || error.is_closed(),
+        "not taken for connection trouble: {error:?}"
+    );
+}

@@ -324,13 +324,18 @@ fn first_error(results: &mut [Result<Vec<Row>, tokio_postgres::Error>]) -> Optio
 
 /// Whether the error means the connection (or the server behind it) is gone or not ready: the
 /// statement may not have reached the server, or its answer did not come back.
-fn is_connection_trouble(error: &tokio_postgres::Error) -> bool {
+pub(super) fn is_connection_trouble(error: &tokio_postgres::Error) -> bool {
     match error.code() {
         Some(code) => {
             code.code().starts_with("08")
                 || matches!(
                     code,
-                    &SqlState::ADMIN_SHUTDOWN | &SqlState::CRASH_SHUTDOWN | &SqlState::CANNOT_CONNECT_NOW
+                    &SqlState::ADMIN_SHUTDOWN
+                        | &SqlState::CRASH_SHUTDOWN
+                        | &SqlState::CANNOT_CONNECT_NOW
+                        // The server ended a transaction left idle too long (a paused process):
+                        // nothing of it committed, and the connection is gone.
+                        | &SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT
                 )
         }
         // No SQLSTATE: a closed connection, an I/O error or a timeout (and not, say, a value that
