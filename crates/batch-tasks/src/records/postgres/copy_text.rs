@@ -65,10 +65,7 @@ pub(super) type ColumnTexts = Vec<Vec<Option<String>>>;
 /// The fields of `rows` (JSON objects, one a line) column by column, each as the text its column's
 /// input reads (`None` for NULL), and the number of rows: the parameters of an
 /// `INSERT … SELECT … FROM unnest($1::text[], …)`.
-pub(super) fn column_texts(
-    columns: &[Column],
-    rows: &str,
-) -> Result<(ColumnTexts, u64), String> {
+pub(super) fn column_texts(columns: &[Column], rows: &str) -> Result<(ColumnTexts, u64), String> {
     let mut texts: ColumnTexts = columns.iter().map(|_| Vec::new()).collect();
     let count = for_each_row(columns, rows, |index, fields| {
         for ((column, field), texts) in columns.iter().zip(fields).zip(texts.iter_mut()) {
