@@ -102,7 +102,7 @@ pub struct BatchProcessConfig {
     pub input_table: Option<PgTable>,
     /// The JSON-lines file the kept rows are written to (the address, when the output is a table).
     pub output: PathBuf,
-    /// The table the kept rows are upserted into, when `output` is a `postgres://` address.
+    /// The table the kept rows go into, when `output` is a `postgres://` address.
     pub output_table: Option<PgTable>,
     /// How the rows go into `output_table`: with the checkpoints when the store is its database
     /// (the default, [`OutputMode::Auto`]), always so, or always through its own connection.

@@ -46,28 +46,30 @@ pub(crate) fn spec() -> KindSpec {
             "output",
             ParamType::Path,
             "Where the kept rows are written: JSON lines, or a PostgreSQL database (postgres://…) whose \
-                 output_table they are upserted into.",
+                 output_table they go into.",
         )
         .required()
         .output(),
         ParamSpec::new(
             "output_table",
             ParamType::String,
-            "With a postgres:// output: the table the rows are upserted into, each field into the column of \
-                 its name.",
+            "With a postgres:// output: the table the rows go into, each field into the column of its \
+                 name.",
         ),
         ParamSpec::new(
             "output_key",
             ParamType::String,
             "With a postgres:// output: the columns (comma-separated) of the unique key rows are upserted \
-                 by, which makes a resume exact; default: the table's primary key.",
+                 by when they go through the output's own connection, which makes a resume exact; default: \
+                 the table's primary key.",
         ),
         ParamSpec::new(
             "output_mode",
             ParamType::Choice,
             "With a postgres:// output: how rows reach output_table. auto: in the transaction that commits \
-                 the task's checkpoint when the task's store is the table's database (a crash leaves exactly \
-                 the checkpointed rows; a stale worker writes nothing), else upserted through the output's \
+                 the task's checkpoint when the task's store is the table's database (inserted: a crash \
+                 leaves exactly the checkpointed rows, a stale worker writes nothing, a key the table already \
+                 held fails the task), else upserted through the output's \
                  own connection; transactional: only with the checkpoint (fails if the store is another \
                  database); upsert: always through the output's own connection and user.",
         )
