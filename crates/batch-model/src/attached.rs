@@ -69,8 +69,9 @@ pub struct AttachedWrite {
 }
 
 /// The data of an [`AttachedWrite`]'s statement.
+// Exhaustive on purpose: a store that runs attached writes must handle every kind of input, and a
+// new one should fail to compile there rather than at run time.
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum AttachedInput {
     /// The value of `$1`, sent as text.
     Parameter(String),

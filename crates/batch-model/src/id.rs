@@ -42,6 +42,11 @@ impl TaskId {
     pub fn new() -> TaskId {
         TaskId(Uuid::now_v7())
     }
+
+    /// The id's 16 bytes (a UUID's binary form, as PostgreSQL's `uuid` stores it).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
 }
 
 impl fmt::Display for TaskId {

@@ -45,15 +45,7 @@ pub(super) struct Uuid(pub(super) TaskId);
 
 impl ToSql for Uuid {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        let text = self.0.to_string();
-        let digits: Vec<u8> = text.bytes().filter(|byte| *byte != b'-').collect();
-        if digits.len() != 32 {
-            return Err(format!("the task id {text} is not a UUID").into());
-        }
-        for pair in digits.chunks(2) {
-            let pair = std::str::from_utf8(pair)?;
-            out.put_u8(u8::from_str_radix(pair, 16)?);
-        }
+        out.put_slice(self.0.as_bytes());
         Ok(IsNull::No)
     }
 

@@ -1305,14 +1305,6 @@ async fn run_attached(
                     }));
                 }
                 AttachedInput::Copy(data) => copies.push((idx, write, statement, data)),
-                _ => {
-                    let error = storage(
-                        &shared.location,
-                        format!("{}: an attached write of a kind this store does not know", write.target),
-                    );
-                    roll_back_attached(shared, client).await?;
-                    return Ok(Some((vec![idx], error)));
-                }
             }
         }
     }

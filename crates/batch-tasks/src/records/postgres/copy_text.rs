@@ -39,23 +39,17 @@ pub(super) struct Column {
 /// how many rows there were. A line that is not a JSON object is an error naming its 1-based
 /// number in `rows`; `out` then holds the rows before it.
 pub(super) fn encode_rows(columns: &[Column], rows: &str, out: &mut Vec<u8>) -> Result<u64, String> {
-    for_each_row(columns, rows, |index, fields| {
-        let start = out.len();
-        for (at, (column, field)) in columns.iter().zip(fields).enumerate() {
+    for_each_row(columns, rows, |texts| {
+        for (at, text) in texts.iter().enumerate() {
             if at > 0 {
                 out.push(b'\t');
             }
-            match field_text(column, *field) {
-                Ok(Some(text)) => escape_into(&text, out),
-                Ok(None) => out.extend_from_slice(b"\\N"),
-                Err(error) => {
-                    out.truncate(start);
-                    return Err(format!("output row {}, field {:?}: {error}", index + 1, column.name));
-                }
+            match text {
+                Some(text) => escape_into(text, out),
+                None => out.extend_from_slice(b"\\N"),
             }
         }
         out.push(b'\n');
-        Ok(())
     })
 }
 
@@ -66,25 +60,25 @@ pub(super) type ColumnTexts = Vec<Vec<Option<String>>>;
 /// input reads (`None` for NULL), and the number of rows: the parameters of an
 /// `INSERT … SELECT … FROM unnest($1::text[], …)`.
 pub(super) fn column_texts(columns: &[Column], rows: &str) -> Result<(ColumnTexts, u64), String> {
-    let mut texts: ColumnTexts = columns.iter().map(|_| Vec::new()).collect();
-    let count = for_each_row(columns, rows, |index, fields| {
-        for ((column, field), texts) in columns.iter().zip(fields).zip(texts.iter_mut()) {
-            let text = field_text(column, *field)
-                .map_err(|error| format!("output row {}, field {:?}: {error}", index + 1, column.name))?;
-            texts.push(text.map(std::borrow::Cow::into_owned));
+    let mut columns_texts: ColumnTexts = columns.iter().map(|_| Vec::new()).collect();
+    let count = for_each_row(columns, rows, |texts| {
+        for (text, column) in texts.iter_mut().zip(columns_texts.iter_mut()) {
+            column.push(text.take().map(Cow::into_owned));
         }
-        Ok(())
     })?;
-    Ok((texts, count))
+    Ok((columns_texts, count))
 }
 
-/// Calls `row` with each line's index and fields (by column), and returns how many lines there were.
+/// Calls `row` with each line's fields (by column) as the texts their columns' inputs read, and
+/// returns how many lines there were. A line that is not a JSON object, or a field that cannot be
+/// read, is an error naming its 1-based line (and the field), before `row` sees that line.
 fn for_each_row<'r>(
     columns: &[Column],
     rows: &'r str,
-    mut row: impl FnMut(usize, &[Option<&'r RawValue>]) -> Result<(), String>,
+    mut row: impl FnMut(&mut [Option<Cow<'r, str>>]),
 ) -> Result<u64, String> {
     let mut fields: Vec<Option<&RawValue>> = vec![None; columns.len()];
+    let mut texts: Vec<Option<Cow<'r, str>>> = Vec::with_capacity(columns.len());
     let mut count = 0;
     for (index, line) in rows.split_terminator('\n').enumerate() {
         fields.iter_mut().for_each(|field| *field = None);
@@ -93,7 +87,13 @@ fn for_each_row<'r>(
             .deserialize(&mut deserializer)
             .and_then(|()| deserializer.end())
             .map_err(|error| format!("output row {} is not a JSON object: {error}", index + 1))?;
-        row(index, &fields)?;
+        texts.clear();
+        for (column, field) in columns.iter().zip(&fields) {
+            let text = field_text(column, *field)
+                .map_err(|error| format!("output row {}, field {:?}: {error}", index + 1, column.name))?;
+            texts.push(text);
+        }
+        row(&mut texts);
         count += 1;
     }
     Ok(count)
