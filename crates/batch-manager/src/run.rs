@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use batch_model::{
-    AttachedWrite, BatchConfig, BatchTask, Checkpoint, Counters, CreateTaskRequest, DatabaseIdentity,
-    ErrorCode, ListTasksRequest, Partition, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
+    AttachedWrite, BatchConfig, BatchTask, Checkpoint, CheckpointCommit, Counters, CreateTaskRequest,
+    DatabaseIdentity, ErrorCode, ListTasksRequest, Partition, ProcessingMetrics, Progress, TaskError, TaskId,
+    TaskStatus,
 };
 use batch_tasks::{JobContext, JobControl, JobOutcome, PartitionResult, TaskKind};
 use chrono::{DateTime, Utc};
@@ -182,20 +183,30 @@ impl JobControl for TaskControl {
         progress: Progress,
         writes: Vec<AttachedWrite>,
     ) -> Result<(), TaskError> {
+        self.commit_all(vec![CheckpointCommit { checkpoint, progress, writes }]).await
+    }
+
+    async fn commit_all(&self, commits: Vec<CheckpointCommit>) -> Result<(), TaskError> {
+        let (Some(first), Some(last)) = (commits.first(), commits.last()) else { return Ok(()) };
+        let what = if commits.len() == 1 {
+            format!("checkpoint {}", last.checkpoint.sequence)
+        } else {
+            format!("checkpoints {} to {}", first.checkpoint.sequence, last.checkpoint.sequence)
+        };
+        let (counters, progress) = (last.checkpoint.counters, last.progress.clone());
         if self.has_lost_lease() {
             let lost = StoreError::LeaseLost { id: self.id, holder: self.holder.clone() };
             return Err(TaskError::new(lost.code(), lost.to_string()).not_retryable());
         }
-        match self.store.commit_checkpoint_with(&self.id, &self.holder, &checkpoint, &progress, writes).await
-        {
+        match self.store.commit_checkpoints(&self.id, &self.holder, commits).await {
             Ok(()) => {
                 let mut observed = self.observed();
-                observed.counters = checkpoint.counters;
+                observed.counters = counters;
                 observed.progress = Some(progress);
                 Ok(())
             }
             Err(error) => {
-                self.refused(&format!("checkpoint {}", checkpoint.sequence), &error);
+                self.refused(&what, &error);
                 Err(TaskError::new(error.code(), error.to_string()).not_retryable())
             }
         }

@@ -116,3 +116,16 @@ impl fmt::Debug for AttachedWrite {
             .finish()
     }
 }
+
+/// One checkpoint to commit, with the task's progress at it and the writes attached to it: an
+/// element of a batch of consecutive checkpoints of one task, which a store commits in order (in
+/// one transaction where it can: see the manager's `TaskStore::commit_checkpoints`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckpointCommit {
+    /// The checkpoint.
+    pub checkpoint: crate::Checkpoint,
+    /// The task's progress at it.
+    pub progress: crate::Progress,
+    /// The writes committed with it (none for a sink that made its chunk durable itself).
+    pub writes: Vec<AttachedWrite>,
+}

@@ -65,7 +65,7 @@ pub use api::{
     ListTasksResponse, StopTaskOptions, StopTaskRequest, StopTaskResponse, TaskResultResponse,
     TaskStatusResponse, TaskSummary, UpdateTaskStatusRequest,
 };
-pub use attached::{AttachedInput, AttachedWrite, DatabaseIdentity};
+pub use attached::{AttachedInput, AttachedWrite, CheckpointCommit, DatabaseIdentity};
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};
 pub use error::{ErrorCode, ModelError, TaskError, message_with_causes};

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use batch_model::{
-    AttachedWrite, BatchConfig, BatchTask, Checkpoint, DatabaseIdentity, ErrorCode, Progress, TaskError,
-    TaskType,
+    AttachedWrite, BatchConfig, BatchTask, Checkpoint, CheckpointCommit, DatabaseIdentity, ErrorCode,
+    Progress, TaskError, TaskType,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +44,18 @@ pub trait JobControl: Send + Sync + 'static {
             )
             .not_retryable()),
         }
+    }
+
+    /// Commits consecutive checkpoints (each `sequence` one more than the one before) in order, each
+    /// with its progress and writes as [`commit_with`](JobControl::commit_with) would: the chunks a
+    /// run wrote while its previous commit was on its way. A store that can commits them in one
+    /// transaction (all or none); the default commits them one by one and stops at the first that
+    /// fails. Errors as for `commit_with`.
+    async fn commit_all(&self, commits: Vec<CheckpointCommit>) -> Result<(), TaskError> {
+        for CheckpointCommit { checkpoint, progress, writes } in commits {
+            self.commit_with(checkpoint, progress, writes).await?;
+        }
+        Ok(())
     }
 
     /// The database the task's store commits checkpoints in, when

@@ -43,8 +43,8 @@ use batch_model::{
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{
-    Checkpoint, ClaimedTask, Clock, Counters, Holder, LeaseRequest, ManualClock, StatusUpdate, StoreError,
-    TaskChange, TaskOutcome, TaskPage, TaskStore, WorkerId,
+    Checkpoint, CheckpointCommit, ClaimedTask, Clock, Counters, Holder, LeaseRequest, ManualClock,
+    StatusUpdate, StoreError, TaskChange, TaskOutcome, TaskPage, TaskStore, WorkerId,
 };
 
 /// How to open a fresh store for one check.
@@ -263,6 +263,7 @@ macro_rules! store_conformance_tests {
             check_claim_many_takes_the_oldest_claimable_in_order,
             check_heartbeat_renews_only_for_the_holder,
             check_checkpoint_sequence_is_enforced,
+            check_consecutive_checkpoints_commit_in_order_in_one_call,
             check_progress_updates_need_the_lease,
             check_finish_by_non_holder_is_refused,
             check_finish_stores_outcome_and_result,
@@ -736,6 +737,46 @@ pub async fn check_checkpoint_sequence_is_enforced(ctx: &Context) {
         store.commit_checkpoint(&task.id, &intruder, &ctx.checkpoint(3, 6), &ctx.progress(300, 6)).await;
     assert_lease_lost(refused, task.id, &intruder);
     assert_eq!(store.checkpoint(&task.id).await.unwrap(), Some(ctx.checkpoint(2, 5)));
+}
+
+/// Consecutive checkpoints in one call (`commit_checkpoints`): committed in order, the last one
+/// stands; one out of order fails the call (a store may have committed the ones before it); a stale
+/// holder's are all refused; an empty call changes nothing.
+pub async fn check_consecutive_checkpoints_commit_in_order_in_one_call(ctx: &Context) {
+    let store = &*ctx.store;
+    let task = ctx.task_at(0);
+    ctx.insert(&task).await;
+    ctx.set(1);
+    ctx.claim(&task.id, "a").await.unwrap();
+    let a = holder("a", 1);
+    let commit = |sequence: u64, seconds: i64| CheckpointCommit {
+        checkpoint: ctx.checkpoint(sequence, seconds),
+        progress: ctx.progress(sequence * 100, seconds),
+        writes: Vec::new(),
+    };
+    ctx.set(2);
+    store.commit_checkpoints(&task.id, &a, vec![commit(1, 2), commit(2, 2), commit(3, 2)]).await.unwrap();
+    assert_eq!(store.checkpoint(&task.id).await.unwrap(), Some(ctx.checkpoint(3, 2)));
+    assert_eq!(ctx.stored(&task.id).await.progress, ctx.progress(300, 2));
+    store.commit_checkpoints(&task.id, &a, Vec::new()).await.unwrap();
+    assert_eq!(store.checkpoint(&task.id).await.unwrap(), Some(ctx.checkpoint(3, 2)));
+
+    ctx.set(3);
+    let gap = store.commit_checkpoints(&task.id, &a, vec![commit(4, 3), commit(6, 3)]).await;
+    let error = assert_code(gap, ErrorCode::InvalidState);
+    assert!(matches!(error, StoreError::CheckpointOutOfOrder { expected: 5, got: 6, .. }), "{error:?}");
+    let kept = store.checkpoint(&task.id).await.unwrap().map(|checkpoint| checkpoint.sequence);
+    assert!(matches!(kept, Some(3 | 4)), "all before the gap or none: {kept:?}");
+    let next = kept.unwrap_or(3) + 1;
+
+    let intruder = holder("b", 1);
+    let refused =
+        store.commit_checkpoints(&task.id, &intruder, vec![commit(next, 4), commit(next + 1, 4)]).await;
+    assert_lease_lost(refused, task.id, &intruder);
+    assert_eq!(store.checkpoint(&task.id).await.unwrap().map(|checkpoint| checkpoint.sequence), kept);
+
+    store.commit_checkpoints(&task.id, &a, vec![commit(next, 5), commit(next + 1, 5)]).await.unwrap();
+    assert_eq!(store.checkpoint(&task.id).await.unwrap(), Some(ctx.checkpoint(next + 1, 5)));
 }
 
 /// Live progress needs the lease too, and is not a checkpoint.

@@ -30,7 +30,9 @@ pub mod sqlite;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use batch_model::{AttachedInput, AttachedWrite, Checkpoint, Counters, DatabaseIdentity};
+pub use batch_model::{
+    AttachedInput, AttachedWrite, Checkpoint, CheckpointCommit, Counters, DatabaseIdentity,
+};
 
 use batch_model::{
     BatchMetrics, BatchTask, ListTasksRequest, ProcessingMetrics, Progress, TaskError, TaskId, TaskStatus,
@@ -513,6 +515,26 @@ pub trait TaskStore: Send + Sync + 'static {
                     .to_owned(),
             }),
         }
+    }
+
+    /// Consecutive checkpoints of one task (each `sequence` one more than the one before), committed
+    /// in order, each as [`commit_checkpoint_with`](TaskStore::commit_checkpoint_with) would: the
+    /// chunks a run wrote while its previous commit was on its way. A store that can commits them in
+    /// one transaction (the PostgreSQL store: one group, one flush of its log, its task row written
+    /// once); then either all of them or none are committed. The default commits them one by one, in
+    /// order, and stops at the first that fails: the ones before it stay committed. Either way every
+    /// checkpoint is checked and recorded (its audit event, its sequence) as if it came alone.
+    async fn commit_checkpoints(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        commits: Vec<CheckpointCommit>,
+    ) -> Result<(), StoreError> {
+        for commit in commits {
+            let CheckpointCommit { checkpoint, progress, writes } = commit;
+            self.commit_checkpoint_with(id, holder, &checkpoint, &progress, writes).await?;
+        }
+        Ok(())
     }
 
     /// The database this store's transactions run in, when its checkpoints can carry

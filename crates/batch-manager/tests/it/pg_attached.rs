@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use batch_manager::store::memory::MemoryStore;
 use batch_manager::store::postgres::{PgOptions, PgStore};
-use batch_manager::store::{AttachedInput, AttachedWrite, DatabaseIdentity, Holder, StoreError, TaskStore};
+use batch_manager::store::{
+    AttachedInput, AttachedWrite, CheckpointCommit, DatabaseIdentity, Holder, StoreError, TaskStore,
+};
 use batch_model::{BatchTask, Checkpoint, Counters, ErrorCode, Progress};
 use batch_testkit::shared_or_skip;
 use chrono::{TimeDelta, Utc};
@@ -406,4 +408,69 @@ async fn a_key_the_table_held_before_fails_the_same_transaction_copy() {
     }
     assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 3001);
     assert_eq!(count(&client, "SELECT count(*) FROM sink_rows WHERE name = 'before the task'").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consecutive_checkpoints_commit_their_rows_in_one_transaction_and_stop_at_a_failing_one() {
+    let test = "consecutive_checkpoints_commit_their_rows_in_one_transaction_and_stop_at_a_failing_one";
+    let Some((store, client, _)) = setup(test).await else { return };
+    let database = store.attachable_database().await.unwrap().expect("the store names its database");
+    let (task, holder) = claimed(&store, 1).await.remove(0);
+    let commit = |sequence: u64, ids: std::ops::Range<i64>| CheckpointCommit {
+        checkpoint: checkpoint(sequence),
+        progress: progress(),
+        writes: vec![upsert(&database, "sink_rows", rows(ids))],
+    };
+    store
+        .commit_checkpoints(
+            &task.id,
+            &holder,
+            vec![commit(1, 0..100), commit(2, 100..200), commit(3, 200..300)],
+        )
+        .await
+        .unwrap();
+    // One transaction: every row and the checkpoint row share its id.
+    let same_transaction =
+        count(&client, "SELECT count(*) FROM sink_rows WHERE xmin = (SELECT xmin FROM batch.checkpoints)")
+            .await;
+    assert_eq!(same_transaction, 300);
+    assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 3);
+    // Each checkpoint has its own audit entry, in order.
+    let audited: Vec<i64> = client
+        .query(
+            "SELECT sequence FROM batch.task_events WHERE task_id = $1::text::uuid AND event = 'checkpoint' \
+             ORDER BY id",
+            &[&task.id.to_string()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(audited, [1, 2, 3]);
+
+    // The second checkpoint's write of the next call fails (a NULL name: NOT NULL): the call fails
+    // with its error, and the checkpoint before it stays committed with its rows, as if each had
+    // come alone.
+    let mut broken = commit(5, 400..500);
+    broken.writes = vec![AttachedWrite {
+        statement: "INSERT INTO sink_rows (id, name) SELECT g, NULL FROM generate_series(1000, 1000 + $1::text::int) g"
+            .to_owned(),
+        input: AttachedInput::Parameter("3".to_owned()),
+        ..broken.writes.remove(0)
+    }];
+    let error =
+        store.commit_checkpoints(&task.id, &holder, vec![commit(4, 300..400), broken]).await.unwrap_err();
+    assert!(matches!(error, StoreError::AttachedWrite { .. }), "{error:?}");
+    assert!(error.to_string().contains("23502"), "{error}");
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 400);
+    assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 4);
+
+    // Then the next ones go in.
+    store
+        .commit_checkpoints(&task.id, &holder, vec![commit(5, 400..500), commit(6, 500..600)])
+        .await
+        .unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 600);
+    assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 6);
 }

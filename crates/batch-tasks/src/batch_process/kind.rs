@@ -65,6 +65,7 @@ use async_trait::async_trait;
 use batch_model::{BatchConfig, Counters, ErrorCode, TaskError, TaskType};
 use pump_core::sink::JsonLinesWriter;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::batch_process::config::{BatchProcessConfig, DedupConfig, Format, GroupConfig};
@@ -517,6 +518,9 @@ struct BatchProcessJob {
     /// Grouping: a stage used only to read rows.
     group_by: Option<GroupBy>,
     log: Option<PathBuf>,
+    /// Records go to the output as they came (see [`RecordJob::process`]): the output is a table,
+    /// whose columns are found by field name, and nothing changes or reads the rows.
+    pass_through: bool,
 }
 
 /// The settings of the in-order step, shared by every output.
@@ -535,7 +539,10 @@ impl BatchProcessJob {
             Arc::new(Settings { dedup: config.dedup.clone(), grouping: config.grouping.clone(), partition });
         let dedup = config.dedup.clone().map(Dedup::new);
         let group_by = config.grouping.clone().map(GroupBy::new);
-        BatchProcessJob { process: BatchProcess::new(config), settings, dedup, group_by, log }
+        let table_output = config.output_table.is_some();
+        let process = BatchProcess::new(config);
+        let pass_through = table_output && dedup.is_none() && group_by.is_none() && !process.transforms();
+        BatchProcessJob { process, settings, dedup, group_by, log, pass_through }
     }
 }
 
@@ -548,7 +555,24 @@ impl RecordJob for BatchProcessJob {
     }
 
     /// The pure stages on one record: parse, filter, select, rename, the dedup key, the group input.
+    ///
+    /// When nothing reads or changes the rows and they go to a table (whose sink finds each column
+    /// by field name), a record that is a JSON object goes out as its text: checked, not parsed into
+    /// a `Value` and written again (a table copy's largest cost in the worker). Anything else takes
+    /// the whole path, so its errors are the same.
     fn process(&self, record: &Record<String>) -> Result<Option<ProcessedRow>, ItemError> {
+        if self.pass_through
+            && record.value.trim_start().starts_with('{')
+            && let Ok(raw) = RawValue::from_string(record.value.trim().to_owned())
+        {
+            let row = Row::Raw(raw);
+            return Ok(Some(ProcessedRow {
+                row,
+                key: None,
+                group: None,
+                settings: Arc::clone(&self.settings),
+            }));
+        }
         let value = serde_json::from_str::<Value>(&record.value)
             .map_err(|error| ItemError::validation(format!("not a JSON value: {error}")))?;
         let Some(row) = self.process.process_record(value).map_err(|issue| item_error(&issue))? else {
@@ -562,7 +586,7 @@ impl RecordJob for BatchProcessJob {
             Some(group_by) => Some(group_by.input(&row).map_err(|issue| item_error(&issue))?),
             None => None,
         };
-        Ok(Some(ProcessedRow { row, key, group, settings: Arc::clone(&self.settings) }))
+        Ok(Some(ProcessedRow { row: Row::Value(row), key, group, settings: Arc::clone(&self.settings) }))
     }
 }
 
@@ -579,7 +603,7 @@ fn item_error(issue: &RecordIssue) -> ItemError {
 /// dedup key, its group input).
 #[derive(Debug)]
 pub(super) struct ProcessedRow {
-    row: Value,
+    row: Row,
     key: Option<DedupKey>,
     group: Option<GroupInput>,
     settings: Arc<Settings>,
@@ -587,8 +611,19 @@ pub(super) struct ProcessedRow {
 
 impl Serialize for ProcessedRow {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.row.serialize(serializer)
+        match &self.row {
+            Row::Value(row) => row.serialize(serializer),
+            Row::Raw(row) => row.serialize(serializer),
+        }
     }
+}
+
+/// An output row: built (parsed, filtered, projected), or a record passed through as its text.
+#[derive(Debug)]
+enum Row {
+    Value(Value),
+    /// A JSON object's text, checked and unchanged.
+    Raw(Box<RawValue>),
 }
 
 /// The job's in-order state and result: the dedup keys seen (kept in the state log, not in
@@ -718,7 +753,12 @@ impl Summary<ProcessedRow> for BatchSummary {
         Ok(group_by
             .finish()
             .into_iter()
-            .map(|row| ProcessedRow { row, key: None, group: None, settings: Arc::clone(&settings) })
+            .map(|row| ProcessedRow {
+                row: Row::Value(row),
+                key: None,
+                group: None,
+                settings: Arc::clone(&settings),
+            })
             .collect())
     }
 

@@ -271,6 +271,12 @@ impl BatchProcess {
         &self.config
     }
 
+    /// Whether the per-record step can change a record or drop it (a filter, `select` or
+    /// `rename`); without them a record that is an object comes out as it went in.
+    pub(crate) fn transforms(&self) -> bool {
+        self.config.filter.is_some() || self.projection != Projection::default()
+    }
+
     /// The per-record step, pure: `Err` for a record that is not a JSON object (or whose rename
     /// cannot be written), `Ok(None)` when the filter drops it, else the projected row.
     ///

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use batch_model::{Counters, Durability, Progress, TaskError};
+use batch_model::{CheckpointCommit, Counters, Durability, Progress, TaskError};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt as _};
 use pump_core::StageContext;
@@ -218,6 +218,7 @@ impl ChunkRunner {
             started_at,
             last_position: source_position.clone().unwrap_or_default(),
             pending: None,
+            queued: Vec::new(),
         };
         if is_final {
             // Every record was done and committed by an earlier claim: only publishing is left.
@@ -402,12 +403,22 @@ struct ChunkSink<J: RecordJob, S: RecordSource, O, D> {
     started_at: DateTime<Utc>,
     /// The source position of the last checkpoint (for the final one).
     last_position: S::Position,
-    /// The last checkpoint's commit, while the store works on it.
+    /// The store call committing the last checkpoints sent, while the store works on it.
     pending: Option<PendingCommit>,
+    /// Checkpoints prepared while `pending` was on its way, committed together by the next call
+    /// (at most [`QUEUED_COMMITS`]).
+    queued: Vec<CheckpointCommit>,
 }
 
-/// A checkpoint commit in flight: its sequence and the store's answer.
+/// A checkpoint commit in flight: the first sequence it commits and the store's answer.
 type PendingCommit = Pin<Box<dyn Future<Output = (u64, Result<(), TaskError>)> + Send>>;
+
+/// How many prepared checkpoints may wait for the commit in flight before the pipeline waits for
+/// it. They go to the store in one call ([`JobControl::commit_all`]): a store slower than the
+/// pipeline commits several chunks' checkpoints in one transaction instead of holding the
+/// pipeline up for each (each checkpoint is still committed and recorded, in order). Bounds what
+/// a run holds of attached rows not yet sent: this many chunks.
+pub(super) const QUEUED_COMMITS: usize = 4;
 
 impl<J, S, O, D> ChunkSink<J, S, O, D>
 where
@@ -416,13 +427,15 @@ where
     O: CommitSink<J::Output>,
     D: CommitSink<DeadLetterRecord>,
 {
-    /// Writes one chunk, flushes (or syncs) every file, waits for the previous checkpoint's commit,
-    /// starts this one's, then checks the skip limit and the stop flag. `Some` ends the run.
+    /// Writes one chunk, flushes (or syncs) every file, starts its checkpoint's commit (or queues it
+    /// behind the one in flight), then checks the skip limit and the stop flag. `Some` ends the run.
     ///
     /// The commit is left in flight: the store works on it while the pipeline brings the next chunk
     /// ([`consume`](Sink::consume) polls both), so a commit's round trip is not on the pipeline's
-    /// path. One commit at a time, in sequence order; a crash meanwhile is covered like any other
-    /// (the output may run ahead of the last committed checkpoint, and a resume truncates it).
+    /// path. One store call at a time, in sequence order; the chunks written meanwhile queue their
+    /// checkpoints and go in the next call together (see [`QUEUED_COMMITS`]). A crash meanwhile is
+    /// covered like any other (the output may run ahead of the last committed checkpoint, and a
+    /// resume truncates it).
     async fn write_chunk(
         &mut self,
         chunk: Chunk<J::Output, S::Position>,
@@ -526,8 +539,9 @@ where
         Ok(())
     }
 
-    /// Makes every sink durable, waits for the previous commit, and starts the commit of the
-    /// checkpoint at source position `end` (`is_final`: the task's last).
+    /// Makes every sink durable and starts the commit of the checkpoint at source position `end`
+    /// (`is_final`: the task's last), or queues it behind the commit in flight (waiting for that
+    /// one when [`QUEUED_COMMITS`] are queued already).
     async fn start_commit(
         &mut self,
         end: S::Position,
@@ -552,35 +566,53 @@ where
             state: serde_json::to_value(&self.summary).map_err(|source| RunError::Summary { source })?,
             committed_at: Utc::now(),
         };
-        self.land_commit().await?;
-        let (control, sequence) = (Arc::clone(&self.control), self.sequence);
-        self.pending = Some(Box::pin(async move {
-            let answer = if writes.is_empty() {
-                control.commit(checkpoint, progress).await
-            } else {
-                control.commit_with(checkpoint, progress, writes).await
-            };
-            (sequence, answer)
-        }));
-        tracing::trace!(sequence = self.sequence, position = %end, "chunk written, commit started");
+        self.queued.push(CheckpointCommit { checkpoint, progress, writes });
+        if self.pending.is_some() && self.queued.len() > QUEUED_COMMITS {
+            self.land_one().await?;
+        }
+        self.dispatch();
+        tracing::trace!(sequence = self.sequence, position = %end, "chunk written, commit started or queued");
         self.last_position = end;
         Ok(())
     }
 
-    /// Waits for the commit in flight, if any.
-    async fn land_commit(&mut self) -> Result<(), RunError> {
-        match self.pending.take() {
-            Some(pending) => {
-                committed(pending.await)?;
-                self.output.committed();
-                self.dead_letters.committed();
-                if let Some(log) = &mut self.log {
-                    log.committed();
-                }
-                Ok(())
-            }
-            None => Ok(()),
+    /// Sends the queued checkpoints to the store in one call, unless a call is in flight.
+    fn dispatch(&mut self) {
+        if self.pending.is_some() || self.queued.is_empty() {
+            return;
         }
+        let commits = std::mem::take(&mut self.queued);
+        let first = commits.first().map_or(self.sequence, |commit| commit.checkpoint.sequence);
+        let control = Arc::clone(&self.control);
+        self.pending = Some(Box::pin(async move { (first, control.commit_all(commits).await) }));
+    }
+
+    /// Waits for the call in flight, if any, then sends what queued meanwhile.
+    async fn land_one(&mut self) -> Result<(), RunError> {
+        if let Some(pending) = self.pending.take() {
+            self.landed(pending.await)?;
+        }
+        self.dispatch();
+        Ok(())
+    }
+
+    /// A call's answer: the sinks hear that their prepared positions are committed.
+    fn landed(&mut self, answer: (u64, Result<(), TaskError>)) -> Result<(), RunError> {
+        committed(answer)?;
+        self.output.committed();
+        self.dead_letters.committed();
+        if let Some(log) = &mut self.log {
+            log.committed();
+        }
+        Ok(())
+    }
+
+    /// Waits until every checkpoint prepared so far is committed.
+    async fn land_commit(&mut self) -> Result<(), RunError> {
+        while self.pending.is_some() || !self.queued.is_empty() {
+            self.land_one().await?;
+        }
+        Ok(())
     }
 
     /// The end of the input: the summary's tail rows, the final checkpoint when fencing or a tail
@@ -663,17 +695,17 @@ where
                         biased;
                         answer = pending => {
                             self.pending = None;
-                            if let Err(error) = committed(answer) {
+                            if let Err(error) = self.landed(answer) {
                                 return Ok(SinkEnd::Failed(error));
                             }
-                            self.output.committed();
-                            self.dead_letters.committed();
-                            if let Some(log) = &mut self.log {
-                                log.committed();
-                            }
                             if self.control.stop_requested() {
+                                if let Err(error) = self.land_commit().await {
+                                    return Ok(SinkEnd::Failed(error));
+                                }
                                 return Ok(SinkEnd::Stopped);
                             }
+                            // What queued meanwhile goes at once, not with the next chunk.
+                            self.dispatch();
                             continue;
                         }
                         next = input.next() => next,

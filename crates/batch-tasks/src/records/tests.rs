@@ -31,6 +31,10 @@ struct TestControl {
     /// The store's current epoch for the task and the epoch this control's claim holds: a commit
     /// under an older epoch is refused, as a fencing store refuses it.
     fence: Option<(Arc<std::sync::atomic::AtomicU64>, u64)>,
+    /// How many checkpoints each store call carried.
+    calls: Mutex<Vec<usize>>,
+    /// The first call takes this long (a slow store), on tokio's clock.
+    slow_first: Option<Duration>,
 }
 
 #[async_trait]
@@ -54,6 +58,21 @@ impl JobControl for TestControl {
         }
         if self.abort_after == Some(sequence) {
             self.token.cancel();
+        }
+        Ok(())
+    }
+
+    async fn commit_all(&self, commits: Vec<batch_model::CheckpointCommit>) -> Result<(), TaskError> {
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            calls.push(commits.len());
+            calls.len() == 1
+        };
+        if first && let Some(delay) = self.slow_first {
+            tokio::time::sleep(delay).await;
+        }
+        for commit in commits {
+            self.commit_with(commit.checkpoint, commit.progress, commit.writes).await?;
         }
         Ok(())
     }
@@ -317,6 +336,30 @@ async fn a_run_writes_outputs_dead_letters_counters_and_one_checkpoint_per_chunk
     assert_eq!(progress.total, Some(100));
     assert_eq!(progress.percentage, Some(100.0));
     assert_eq!((progress.processed, progress.failed, progress.skipped), (81, 9, 10));
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkpoints_prepared_while_a_commit_is_on_its_way_go_to_the_store_together_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut doubler = Doubler::new(dir.path());
+    doubler.execution = Execution::Async;
+    let job = Arc::new(doubler);
+    std::fs::write(&job.input, sales(100)).unwrap();
+    // The first commit takes a second: the pipeline goes on writing chunks meanwhile.
+    let control =
+        Arc::new(TestControl { slow_first: Some(Duration::from_secs(1)), ..TestControl::default() });
+    run_job(&job, &task(config(7)), None, &control).await.unwrap();
+
+    assert_eq!(read(&job.output), expected_output(100));
+    // Every checkpoint committed, in sequence (the control asserts it), none twice.
+    let sequences: Vec<u64> = control.checkpoints().iter().map(|checkpoint| checkpoint.sequence).collect();
+    assert_eq!(sequences, (1..=15).collect::<Vec<u64>>());
+    let calls = control.calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().sum::<usize>(), 15, "{calls:?}");
+    assert_eq!(calls[0], 1, "the first checkpoint goes alone: {calls:?}");
+    // While the first was on its way the next ones queued, up to the bound, and went in one call.
+    assert_eq!(calls[1], runner::QUEUED_COMMITS + 1, "{calls:?}");
+    assert!(calls.iter().all(|&count| count <= runner::QUEUED_COMMITS + 1), "{calls:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,7 +67,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use batch_model::{
-    BatchMetrics, BatchTask, ListTasksRequest, Progress, StatusCount, TaskId, TaskStatus, TaskType,
+    BatchMetrics, BatchTask, CheckpointCommit, ListTasksRequest, Progress, StatusCount, TaskId, TaskStatus,
+    TaskType,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -719,14 +720,13 @@ impl TaskStore for PgStore {
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError> {
-        self.done(Op::CommitCheckpoint {
-            id: *id,
-            holder: holder.clone(),
+        let commit = CheckpointCommit {
             checkpoint: checkpoint.clone(),
             progress: progress.clone(),
             writes: Vec::new(),
-        })
-        .await
+        };
+        self.done(Op::CommitCheckpoint { id: *id, holder: holder.clone(), commits: vec![Arc::new(commit)] })
+            .await
     }
 
     /// Runs `writes` in the transaction of the group that commits the checkpoint, once the holder
@@ -741,30 +741,62 @@ impl TaskStore for PgStore {
         progress: &Progress,
         writes: Vec<AttachedWrite>,
     ) -> Result<(), StoreError> {
-        if writes.is_empty() {
-            return self.commit_checkpoint(id, holder, checkpoint, progress).await;
+        let commit = CheckpointCommit { checkpoint: checkpoint.clone(), progress: progress.clone(), writes };
+        self.commit_checkpoints(id, holder, vec![commit]).await
+    }
+
+    /// The checkpoints in one call of the next group: checked and recorded in order, their writes
+    /// run in order, all committed in its transaction. A refused checkpoint (a stale holder, a
+    /// sequence out of order) fails the call as a whole. When an attached write fails, nothing of
+    /// the call is committed, and its checkpoints are then committed one by one up to the failing
+    /// one, whose error the call returns: the checkpoints before it stay committed, as when each
+    /// came alone.
+    async fn commit_checkpoints(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        commits: Vec<CheckpointCommit>,
+    ) -> Result<(), StoreError> {
+        if commits.is_empty() {
+            return Ok(());
         }
-        let own = self.attachable_database().await?;
-        if let Some(write) = writes.iter().find(|write| Some(&write.database) != own.as_ref()) {
-            let own =
-                own.map_or_else(|| "unknown (the server would not say)".to_owned(), |own| own.to_string());
-            return Err(StoreError::AttachedWrite {
-                id: *id,
-                target: write.target.clone(),
-                message: format!(
-                    "it is in {}, but this store's database is {own}: write it through its own connection",
-                    write.database
-                ),
-            });
+        if commits.iter().any(|commit| !commit.writes.is_empty()) {
+            let own = self.attachable_database().await?;
+            let foreign = commits
+                .iter()
+                .flat_map(|commit| &commit.writes)
+                .find(|write| Some(&write.database) != own.as_ref());
+            if let Some(write) = foreign {
+                let own = own
+                    .map_or_else(|| "unknown (the server would not say)".to_owned(), |own| own.to_string());
+                return Err(StoreError::AttachedWrite {
+                    id: *id,
+                    target: write.target.clone(),
+                    message: format!(
+                        "it is in {}, but this store's database is {own}: write it through its own connection",
+                        write.database
+                    ),
+                });
+            }
         }
-        self.done(Op::CommitCheckpoint {
-            id: *id,
-            holder: holder.clone(),
-            checkpoint: checkpoint.clone(),
-            progress: progress.clone(),
-            writes,
-        })
-        .await
+        let commits: Vec<Arc<CheckpointCommit>> = commits.into_iter().map(Arc::new).collect();
+        let one_by_one = (commits.len() > 1).then(|| commits.clone());
+        match self.done(Op::CommitCheckpoint { id: *id, holder: holder.clone(), commits }).await {
+            Err(StoreError::AttachedWrite { .. }) if let Some(commits) = one_by_one => {
+                // (Should every one pass alone, the writes failed only beside each other: all are
+                // committed now, which is the call's promise.)
+                for commit in commits {
+                    self.done(Op::CommitCheckpoint {
+                        id: *id,
+                        holder: holder.clone(),
+                        commits: vec![commit],
+                    })
+                    .await?;
+                }
+                Ok(())
+            }
+            answer => answer,
+        }
     }
 
     /// The database's `system_identifier` (from `pg_control_system()`, which PostgreSQL lets any

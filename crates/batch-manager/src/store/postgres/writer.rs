@@ -33,7 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use batch_model::{
-    AttachedInput, AttachedWrite, BatchTask, Checkpoint, Progress, TaskId, TaskStatus, TaskType,
+    AttachedInput, AttachedWrite, BatchTask, Checkpoint, CheckpointCommit, Progress, TaskId, TaskStatus,
+    TaskType,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
@@ -55,25 +56,58 @@ use crate::store::{
     TaskResultRecord, WorkerId,
 };
 
-/// The statements attached to a checkpoint, run in its transaction.
-type Sql = Vec<AttachedWrite>;
-
 /// A change to make in the next group. A checkpoint's `writes` run in the group's transaction if
 /// the checkpoint is accepted (see [`run_attached`]).
 #[derive(Debug)]
 pub(super) enum Op {
     Insert(Vec<BatchTask>),
     UpdateStatus(StatusUpdate),
-    ClaimTask { id: TaskId, lease: LeaseRequest },
-    ClaimNext { task_types: Vec<TaskType>, lease: LeaseRequest, max: usize },
-    Heartbeat { id: TaskId, holder: Holder, ttl: Duration },
-    CommitCheckpoint { id: TaskId, holder: Holder, checkpoint: Checkpoint, progress: Progress, writes: Sql },
-    UpdateProgress { id: TaskId, holder: Holder, progress: Progress },
-    Finish { id: TaskId, holder: Holder, outcome: TaskOutcome },
-    Release { id: TaskId, holder: Holder },
-    RequestStop { id: TaskId },
-    Restart { id: TaskId },
-    Split { id: TaskId, holder: Holder, children: Vec<BatchTask> },
+    ClaimTask {
+        id: TaskId,
+        lease: LeaseRequest,
+    },
+    ClaimNext {
+        task_types: Vec<TaskType>,
+        lease: LeaseRequest,
+        max: usize,
+    },
+    Heartbeat {
+        id: TaskId,
+        holder: Holder,
+        ttl: Duration,
+    },
+    /// Consecutive checkpoints of one task (one, or the chunks a run wrote while its previous commit
+    /// was on its way), applied in order: all of them or none.
+    CommitCheckpoint {
+        id: TaskId,
+        holder: Holder,
+        commits: Vec<Arc<CheckpointCommit>>,
+    },
+    UpdateProgress {
+        id: TaskId,
+        holder: Holder,
+        progress: Progress,
+    },
+    Finish {
+        id: TaskId,
+        holder: Holder,
+        outcome: TaskOutcome,
+    },
+    Release {
+        id: TaskId,
+        holder: Holder,
+    },
+    RequestStop {
+        id: TaskId,
+    },
+    Restart {
+        id: TaskId,
+    },
+    Split {
+        id: TaskId,
+        holder: Holder,
+        children: Vec<BatchTask>,
+    },
 }
 
 impl Op {
@@ -94,12 +128,18 @@ impl Op {
         }
     }
 
-    /// The writes attached to the op (a checkpoint's).
-    fn writes(&self) -> &[AttachedWrite] {
-        match self {
-            Op::CommitCheckpoint { writes, .. } => writes,
+    /// The writes attached to the op (its checkpoints', in order).
+    fn writes(&self) -> impl Iterator<Item = &AttachedWrite> {
+        let commits: &[Arc<CheckpointCommit>] = match self {
+            Op::CommitCheckpoint { commits, .. } => commits,
             _ => &[],
-        }
+        };
+        commits.iter().flat_map(|commit| &commit.writes)
+    }
+
+    /// Whether the op carries attached writes.
+    fn has_writes(&self) -> bool {
+        self.writes().next().is_some()
     }
 }
 
@@ -728,14 +768,31 @@ impl<'a> State<'a> {
                 self.store(vec![row], Write::Renewal, Caller { id: *id, worker: None, end: None });
                 Ok(Answer::Heartbeat(reply))
             }
-            Op::CommitCheckpoint { id, holder, checkpoint, progress, writes: _ } => {
+            Op::CommitCheckpoint { id, holder, commits } => {
+                // Every checkpoint checked (holder, sequence) before anything is recorded: a refused
+                // one leaves the group's rows as they were, and none of the op's is committed.
                 let mut row = self.row(id)?;
-                row.commit_checkpoint(holder, self.sequence(id), checkpoint, progress, now)?;
-                let rows = self.settled(row.clone())?;
-                self.loaded.sequences.insert(*id, Some(checkpoint.sequence));
-                self.loaded.checkpoints.insert(*id, checkpoint.clone());
-                self.checkpoints.insert(*id, checkpoint.clone());
-                self.event(&row, Some(&holder.worker), "checkpoint");
+                let mut sequence = self.sequence(id);
+                let mut steps = Vec::with_capacity(commits.len());
+                for commit in commits {
+                    let CheckpointCommit { checkpoint, progress, writes: _ } = &**commit;
+                    row.commit_checkpoint(holder, sequence, checkpoint, progress, now)?;
+                    sequence = Some(checkpoint.sequence);
+                    steps.push(row.clone());
+                }
+                let Some(last) = commits.last() else {
+                    return Err(OpError::Store(storage(
+                        self.location,
+                        format!("a commit of no checkpoints for task {id} (a bug in the caller)"),
+                    )));
+                };
+                let rows = self.settled(row)?;
+                for (step, commit) in steps.iter().zip(commits) {
+                    self.loaded.sequences.insert(*id, Some(commit.checkpoint.sequence));
+                    self.event(step, Some(&holder.worker), "checkpoint");
+                }
+                self.loaded.checkpoints.insert(*id, last.checkpoint.clone());
+                self.checkpoints.insert(*id, last.checkpoint.clone());
                 self.store(rows, Write::Full, Caller { id: *id, worker: Some(&holder.worker), end: None });
                 Ok(Answer::Done)
             }
@@ -1081,7 +1138,7 @@ async fn run_group(
     }
     // Writes attached to checkpoints run after the calls are applied; a failing one is undone by
     // returning here.
-    let has_writes = ops.iter().any(|op| !op.writes().is_empty());
+    let has_writes = ops.iter().any(|op| op.has_writes());
     if has_writes {
         first.push(statement_done(client.batch_execute(queries::SAVEPOINT_ATTACHED)));
     }
@@ -1203,9 +1260,8 @@ async fn run_group(
     // calls commit as if it had never been in the group. At most one round per call.
     if has_writes {
         loop {
-            let accepted: Vec<usize> = (0..ops.len())
-                .filter(|idx| !ops[*idx].writes().is_empty() && answers[*idx].is_ok())
-                .collect();
+            let accepted: Vec<usize> =
+                (0..ops.len()).filter(|idx| ops[*idx].has_writes() && answers[*idx].is_ok()).collect();
             let Some((failed, error)) = run_attached(shared, client, ops, &accepted).await? else { break };
             excluded.extend(failed.into_iter().map(|idx| (idx, error.copy())));
             (state, answers) = apply_loading(shared, client, now, &mut loaded, ops, &excluded).await?;
@@ -1275,9 +1331,7 @@ async fn run_attached(
                     let failed = accepted
                         .iter()
                         .copied()
-                        .filter(|idx| {
-                            ops[*idx].writes().iter().any(|other| other.statement == write.statement)
-                        })
+                        .filter(|idx| ops[*idx].writes().any(|other| other.statement == write.statement))
                         .collect();
                     let error = attached_error(&shared.location, ops[idx], write, &error);
                     roll_back_attached(shared, client).await?;

@@ -1,0 +1,169 @@
+//! Where the time of c1's table-to-table task goes (issue 10): `t1` (the rows of
+//! `c1_pg_source_sink`) copied into `t2` by one `batch_process` task on the PostgreSQL store in the
+//! same database (`output_mode` auto: each chunk's `COPY` in its checkpoint's transaction), on a
+//! throwaway server started with `pg_stat_statements`; then the task's wall time, the store's group
+//! counters, and per statement its calls, rows, total execution time and that time per 1,000 rows,
+//! heaviest first.
+//!
+//! Execution time is the server's own (parsing, commit and WAL flush are outside it): it says which
+//! statements a faster run must cut, not how fast the run is (that is `cargo bench -p benches
+//! --bench pg_tables`).
+//!
+//! Run: `cargo run --release -p benches --bin c1_statements -- [ROWS]` (default 1,000,000).
+
+#![allow(clippy::print_stdout)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use batch_manager::store::TaskStore;
+use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::{BatchManager, ManagerConfig};
+use batch_model::{BatchConfig, CreateTaskRequest, TaskStatus, TaskType};
+use batch_testkit::PgCluster;
+
+type Failure = Box<dyn std::error::Error>;
+
+const COLUMNS: &str =
+    "id bigint PRIMARY KEY, name text NOT NULL, amount numeric(16,2), at timestamptz, doc jsonb";
+
+fn main() -> Result<(), Failure> {
+    let rows: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(1_000_000);
+    let cluster = PgCluster::start_with(&[
+        "shared_preload_libraries=pg_stat_statements",
+        "pg_stat_statements.track_planning=on",
+    ])?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(measure(&cluster, rows))
+}
+
+async fn measure(cluster: &PgCluster, rows: u64) -> Result<(), Failure> {
+    let database = cluster.create_database().await?;
+    let admin = cluster.connect(&database.name).await?;
+    admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE t1 ({COLUMNS});
+             INSERT INTO t1 SELECT g, 'customer ' || g, g * 10.07, \
+               timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', \
+               jsonb_build_object('g', g, 'region', 'r' || g % 7) \
+             FROM generate_series(1, {rows}) AS g;
+             CREATE TABLE t2 ({COLUMNS});"
+        ))
+        .await?;
+    admin.batch_execute("VACUUM ANALYZE t1").await?;
+    let dir = tempfile::tempdir()?;
+    let store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
+    let config = ManagerConfig::default().with_worker_id("c1").with_poll_interval(Duration::from_millis(10));
+    let manager =
+        BatchManager::new(Arc::clone(&store) as Arc<dyn TaskStore>, batch_tasks::builtin_registry(), config)?;
+    let params = serde_json::json!({
+        "input": database.url, "input_table": "t1",
+        "output": database.url, "output_table": "t2",
+        "dead_letter": dir.path().join("dead.jsonl"), "output_mode": "auto",
+    });
+    let batch_size = std::env::var("C1_BATCH_SIZE").ok().and_then(|size| size.parse().ok()).unwrap_or(1000);
+    let task_config = BatchConfig { batch_size, concurrency: 2, ..BatchConfig::default() };
+    let request = CreateTaskRequest::new(TaskType::BatchProcess).with_config(task_config).with_params(params);
+    admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
+
+    let backend: i32 = admin.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let postmaster = parent_of(backend).ok_or("cannot find the server's postmaster in /proc")?;
+    let server_cpu = || server_cpu(postmaster);
+    if std::env::var_os("C1_PAUSE").is_some() {
+        // For a profiler attached to the run alone: go on after a line on stdin.
+        println!("ready: the server is process {postmaster}; press enter to start the task");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    }
+    let (server_before, own_before) = (server_cpu(), own_cpu());
+    let started = Instant::now();
+    let id = manager.create_task(request).await?.id;
+    manager.process_task(&id).await?;
+    let task = manager.wait(&id).await?;
+    let elapsed = started.elapsed();
+    let (server, own) = (server_cpu() - server_before, own_cpu() - own_before);
+    manager.shutdown().await;
+    if task.status != TaskStatus::Completed {
+        return Err(format!("the task ended {:?}: {:?}", task.status, task.error).into());
+    }
+    let copied: i64 = admin.query_one("SELECT count(*) FROM t2", &[]).await?.get(0);
+    let stats = store.stats();
+    println!(
+        "{rows} rows ({copied} in t2) in {:.2} s (wall time, this run; not a benchmark)",
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
+        elapsed.as_secs_f64() * 2.0
+    );
+    println!(
+        "store: {} groups committed, {} calls, largest group {}, {} retried",
+        stats.transactions_committed, stats.requests, stats.largest_group, stats.transactions_retried
+    );
+    println!();
+    println!("| statement | calls | rows | total ms | µs per 1,000 rows | planning ms |");
+    println!("|---|---|---|---|---|---|");
+    let statements = admin
+        .query(
+            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time) FROM ( \
+               SELECT calls, rows, total_exec_time, total_plan_time, \
+                 CASE WHEN strpos(n, ' WHERE ') > 0 \
+                      THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
+                      ELSE left(n, 90) END AS q \
+               FROM (SELECT calls, rows, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
+                     FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND query NOT LIKE '%pg_stat%') s \
+             GROUP BY q ORDER BY 3 DESC LIMIT 14",
+            &[],
+        )
+        .await?;
+    let mut total = 0.0;
+    for row in &statements {
+        let (calls, count, millis, query, planning): (i64, i64, f64, String, f64) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
+        total += millis;
+        println!(
+            "| `{}` | {calls} | {count} | {millis:.1} | {:.1} | {planning:.1} |",
+            query.replace('|', "\\|"),
+            millis * 1000.0 * 1000.0 / rows as f64
+        );
+    }
+    println!("| all of the above | | | {total:.1} | {:.1} | |", total * 1000.0 * 1000.0 / rows as f64);
+    Ok(())
+}
+
+/// The parent process of `pid`, from `/proc`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU seconds (user and system) of the server `postmaster` and its processes (the backends,
+/// and those that ended, which it waited for), from `/proc`.
+fn server_cpu(postmaster: i32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    let mut ticks = 0u64;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == postmaster || parent_of(pid) == Some(postmaster) {
+            ticks += process_ticks(&entry.path().join("stat"));
+        }
+    }
+    ticks as f64 / 100.0
+}
+
+/// This process's CPU seconds.
+fn own_cpu() -> f64 {
+    process_ticks(std::path::Path::new("/proc/self/stat")) as f64 / 100.0
+}
+
+/// utime + stime + cutime + cstime of `/proc/PID/stat`, in clock ticks (100 a second on Linux).
+fn process_ticks(stat: &std::path::Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(stat) else { return 0 };
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let Some(rest) = text.rsplit_once(')').map(|(_, rest)| rest) else { return 0 };
+    rest.split_whitespace().skip(11).take(4).filter_map(|field| field.parse::<u64>().ok()).sum()
+}
