@@ -473,4 +473,33 @@ async fn consecutive_checkpoints_commit_their_rows_in_one_transaction_and_stop_a
         .unwrap();
     assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 600);
     assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 6);
+
+    // Copies of one call into one table go as one COPY; a bad row fails the call with the line of
+    // its own chunk, and the chunks before it stay committed.
+    let copy = |sequence: u64, data: &str| CheckpointCommit {
+        checkpoint: checkpoint(sequence),
+        progress: progress(),
+        writes: vec![AttachedWrite {
+            database: database.clone(),
+            target: "the table sink_rows".to_owned(),
+            statement: "COPY sink_rows (id, name) FROM STDIN".to_owned(),
+            input: AttachedInput::Copy(data.as_bytes().to_vec()),
+            rows: data.lines().count() as u64,
+        }],
+    };
+    let calls = vec![copy(7, "700\tx\n701\ty\n"), copy(8, "800\ta\n801\t\\N\n802\tc\n"), copy(9, "900\tz\n")];
+    let error = store.commit_checkpoints(&task.id, &holder, calls).await.unwrap_err();
+    assert!(matches!(error, StoreError::AttachedWrite { .. }), "{error:?}");
+    assert!(error.to_string().contains("23502") && error.to_string().contains("line 2"), "{error}");
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 602);
+    assert_eq!(store.checkpoint(&task.id).await.unwrap().unwrap().sequence, 7);
+    let calls = vec![copy(8, "800\ta\n801\tb\n802\tc\n"), copy(9, "900\tz\n")];
+    store.commit_checkpoints(&task.id, &holder, calls).await.unwrap();
+    assert_eq!(count(&client, "SELECT count(*) FROM sink_rows").await, 606);
+    let same_transaction = count(
+        &client,
+        "SELECT count(*) FROM sink_rows WHERE id >= 800 AND xmin = (SELECT xmin FROM batch.checkpoints)",
+    )
+    .await;
+    assert_eq!(same_transaction, 4);
 }

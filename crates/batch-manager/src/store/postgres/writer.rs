@@ -24,6 +24,7 @@
 //! statement's snapshot has it loaded again (under the row lock it now holds), and a claim that
 //! quarantines a partition whose family was not loaded locks the family and applies the calls again.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
@@ -1347,7 +1348,7 @@ async fn run_attached(
     // connection until its data is sent).
     let mut calls: Vec<(usize, &AttachedWrite)> = Vec::new();
     let mut futures: Vec<RowsFuture<'_>> = Vec::new();
-    let mut copies: Vec<(usize, &AttachedWrite, &tokio_postgres::Statement, &[u8])> = Vec::new();
+    let mut copies: Vec<(usize, &AttachedWrite, &tokio_postgres::Statement, Cow<'_, [u8]>)> = Vec::new();
     for &idx in accepted {
         for write in ops[idx].writes() {
             let Some(statement) = statements.get(write.statement.as_str()) else { continue };
@@ -1358,7 +1359,19 @@ async fn run_attached(
                         client.execute(statement, &[argument]).await.map(|_| Vec::new())
                     }));
                 }
-                AttachedInput::Copy(data) => copies.push((idx, write, statement, data)),
+                // One call's consecutive copies into the same table (the chunks of checkpoints
+                // committed together) go as one COPY: the server sets a COPY up once (its insert
+                // buffers, a slot per buffered row) instead of once per chunk. Should it fail, the
+                // call fails and its checkpoints are committed one by one (`commit_checkpoints`),
+                // whose errors name the chunk's own line.
+                AttachedInput::Copy(data) => match copies.last_mut() {
+                    Some((last, previous, _, merged))
+                        if *last == idx && previous.statement == write.statement =>
+                    {
+                        merged.to_mut().extend_from_slice(data);
+                    }
+                    _ => copies.push((idx, write, statement, Cow::Borrowed(data))),
+                },
             }
         }
     }
@@ -1368,7 +1381,7 @@ async fn run_attached(
         results.into_iter().enumerate().find_map(|(at, result)| result.err().map(|error| (at, error)));
     if failed.is_none() {
         for (idx, write, statement, data) in copies {
-            if let Err(error) = copy_in(client, statement, data).await {
+            if let Err(error) = copy_in(client, statement, &data).await {
                 calls.push((idx, write));
                 failed = Some((calls.len() - 1, error));
                 break;
