@@ -144,7 +144,7 @@ mod tests;
 pub use check::{check_input_file, check_output_folder, check_splittable, dead_letters_beside};
 pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
-pub use error::RunError;
+pub use error::{AdoptFailure, RunError};
 pub use job::{Admission, Execution, ItemError, RecordJob, Summary};
 pub use merge::{MergeFile, MergeTargets, Merged, merge_partitions};
 pub use partition::{InputRange, partition_path, split_csv, split_lines};
