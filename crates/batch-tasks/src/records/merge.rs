@@ -244,30 +244,33 @@ impl MergeFile {
             let reason = AdoptFailure::NotAdopted { adopted: path.clone(), epoch: *epoch };
             return Err(self.adopt_error(from, reason));
         }
-        let staged = staged_path(&self.path, *epoch);
-        // The staged name first: a file found there is the adopted one. Else the partition's name,
-        // else the staged name again (the earlier claim renamed it in between). Opened once: a
-        // rename after the open does not matter.
-        let mut source = None;
+        let source = self.open_adopted(from, *epoch)?;
+        self.copy_from(source, from, *len)
+    }
+
+    /// Opens the file the claim of `epoch` adopted: its staged name first (a file found there is
+    /// the adopted one), else the partition's name `from`, else the staged name again (that claim
+    /// renamed it in between). Opened once: a rename after the open does not matter.
+    fn open_adopted(&self, from: &Path, epoch: u64) -> Result<File, RunError> {
+        let staged = staged_path(&self.path, epoch);
         for candidate in [&staged, from, &staged] {
             match File::open(candidate) {
-                Ok(file) => {
-                    source = Some(file);
-                    break;
-                }
+                Ok(file) => return Ok(file),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(io_error(self.role, candidate, error)),
             }
         }
-        let Some(source) = source else {
-            return Err(self.adopt_error(from, AdoptFailure::Missing { epoch: *epoch, staged }));
-        };
+        Err(self.adopt_error(from, AdoptFailure::Missing { epoch, staged }))
+    }
+
+    /// Appends exactly the first `len` bytes of `source` (the adopted file `from`).
+    fn copy_from(&mut self, source: File, from: &Path, len: u64) -> Result<u64, RunError> {
         let (own, role) = (self.own.clone(), self.role);
-        let copied = io::copy(&mut source.take(*len), self.writer()?)
-            .map_err(|source| io_error(role, &own, source))?;
+        let copied =
+            io::copy(&mut source.take(len), self.writer()?).map_err(|source| io_error(role, &own, source))?;
         self.len += copied;
-        if copied < *len {
-            return Err(self.adopt_error(from, AdoptFailure::Changed { expected: *len, actual: copied }));
+        if copied < len {
+            return Err(self.adopt_error(from, AdoptFailure::Changed { expected: len, actual: copied }));
         }
         Ok(copied)
     }
@@ -479,4 +482,138 @@ fn final_progress(job: &JobContext, counters: &Counters) -> Progress {
     let elapsed = (Utc::now() - started_at).to_std().unwrap_or_default();
     let done = counters.processed + counters.failed + counters.skipped;
     Progress::compute(Some(done), counters.processed, counters.failed, counters.skipped, elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    /// The first partition's file `P0` holds `first`, and a claim of epoch 1 adopted it (its
+    /// checkpoint says so); a merge under epoch 2 copies the adopted bytes.
+    struct Adopted1 {
+        _dir: tempfile::TempDir,
+        output: PathBuf,
+        p0: PathBuf,
+        earlier: AdoptionCheckpoint,
+    }
+
+    const FIRST: &[u8] = b"{\"a\":1}\n{\"a\":2}\n";
+
+    fn adopted_by_epoch_1() -> Adopted1 {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.jsonl");
+        let p0 = dir.path().join("out.partition-1-of-2.jsonl");
+        std::fs::write(&p0, FIRST).unwrap();
+        let earlier =
+            AdoptionCheckpoint { epoch: 1, adopted: Adopted { path: p0.clone(), len: FIRST.len() as u64 } };
+        Adopted1 { _dir: dir, output, p0, earlier }
+    }
+
+    /// What the stale claim of epoch 1 does with its file when it wakes: appends after it.
+    fn append_garbage(path: &Path) {
+        let mut file = OpenOptions::new().append(true).open(path).unwrap();
+        file.write_all(b"{\"stale\":true}\n").unwrap();
+    }
+
+    /// Finishes `file` with `rest` appended; the staged file's bytes.
+    fn finished(mut file: MergeFile, rest: &[u8]) -> Vec<u8> {
+        file.append(rest).unwrap();
+        let own = file.own.clone();
+        let len = file.finish(false).unwrap();
+        let bytes = std::fs::read(own).unwrap();
+        assert_eq!(len, bytes.len() as u64);
+        bytes
+    }
+
+    #[test]
+    fn the_adopted_bytes_are_copied_whatever_the_stale_claim_appends_after_the_open() {
+        let case = adopted_by_epoch_1();
+        let staged_1 = staged_path(&case.output, 1);
+        // The stale claim renamed P0 and appended; then epoch 2 opens its file, and it appends again
+        // while epoch 2 copies.
+        std::fs::rename(&case.p0, &staged_1).unwrap();
+        append_garbage(&staged_1);
+        let mut file = MergeFile::new(&case.output, OUTPUT, 2, None);
+        let source = file.open_adopted(&case.p0, 1).unwrap();
+        append_garbage(&staged_1);
+        assert_eq!(file.copy_from(source, &case.p0, case.earlier.adopted.len).unwrap(), FIRST.len() as u64);
+        assert_eq!(finished(file, b"{\"a\":3}\n"), b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n");
+        assert!(
+            std::fs::read(&staged_1).unwrap().ends_with(b"{\"stale\":true}\n"),
+            "its file is not touched"
+        );
+    }
+
+    #[test]
+    fn a_file_opened_under_its_partition_name_is_copied_though_renamed_and_appended_to_after() {
+        let case = adopted_by_epoch_1();
+        let mut file = MergeFile::new(&case.output, OUTPUT, 2, None);
+        // The stale claim had committed the adoption but not renamed yet: P0 is opened.
+        let source = file.open_adopted(&case.p0, 1).unwrap();
+        let staged_1 = staged_path(&case.output, 1);
+        std::fs::rename(&case.p0, &staged_1).unwrap();
+        append_garbage(&staged_1);
+        file.copy_from(source, &case.p0, case.earlier.adopted.len).unwrap();
+        assert_eq!(finished(file, b""), FIRST);
+    }
+
+    #[test]
+    fn the_adopted_file_under_neither_name_is_a_storage_error_naming_both() {
+        let case = adopted_by_epoch_1();
+        std::fs::remove_file(&case.p0).unwrap();
+        let mut file = MergeFile::new(&case.output, OUTPUT, 2, None);
+        let error = file.copy_adopted(&case.p0, &case.earlier).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::StorageError);
+        let recorded = error.to_task_error();
+        assert!(recorded.message.contains("out.partition-1-of-2.jsonl"), "{recorded:?}");
+        assert!(recorded.message.contains("out.jsonl.e1.part"), "{recorded:?}");
+        assert_eq!(recorded.details["epoch"], 1);
+        assert!(!staged_path(&case.output, 2).exists(), "nothing was written");
+    }
+
+    #[test]
+    fn an_adopted_file_shorter_than_recorded_is_a_storage_error() {
+        let case = adopted_by_epoch_1();
+        std::fs::write(&case.p0, &FIRST[..5]).unwrap();
+        let mut file = MergeFile::new(&case.output, OUTPUT, 2, None);
+        let error = file.copy_adopted(&case.p0, &case.earlier).unwrap_err();
+        assert!(
+            matches!(
+                &error,
+                RunError::Adopt { reason: AdoptFailure::Changed { expected: 16, actual: 5 }, .. }
+            ),
+            "{error:?}"
+        );
+        assert_eq!(error.code(), ErrorCode::StorageError);
+    }
+
+    #[test]
+    fn only_the_recorded_file_of_an_earlier_claim_is_copied_and_only_first() {
+        let case = adopted_by_epoch_1();
+        let other = case.p0.with_file_name("out.partition-2-of-2.jsonl");
+        let mut file = MergeFile::new(&case.output, OUTPUT, 2, None);
+        let error = file.copy_adopted(&other, &case.earlier).unwrap_err();
+        assert!(matches!(&error, RunError::Adopt { reason: AdoptFailure::NotAdopted { epoch: 1, .. }, .. }));
+        // The same claim's own adoption is not one to copy from (its file is this one).
+        let mut same = MergeFile::new(&case.output, OUTPUT, 1, None);
+        assert!(same.copy_adopted(&case.p0, &case.earlier).is_err());
+        // After a write: a kind's bug, a processing error; nothing adopted.
+        file.append(b"x\n").unwrap();
+        let error = file.adopt_file(&case.p0).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::ProcessingError);
+        assert!(case.p0.exists());
+    }
+
+    #[test]
+    fn an_adoption_checkpoint_is_neither_a_final_one_nor_a_runs() {
+        let sink = serde_json::to_value(adopted_by_epoch_1().earlier).unwrap();
+        assert_eq!(sink["epoch"], 1);
+        assert!(sink["adopted"]["path"].as_str().unwrap().ends_with("out.partition-1-of-2.jsonl"));
+        assert_eq!(sink["adopted"]["len"], 16);
+        assert!(SinkPositions::<u64, u64>::deserialize(&sink).is_err());
+        let final_sink = serde_json::json!({ "output": 10, "dead_letters": 0, "epoch": 2, "final": true });
+        assert!(AdoptionCheckpoint::deserialize(&final_sink).is_err());
+    }
 }
