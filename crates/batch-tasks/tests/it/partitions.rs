@@ -347,7 +347,8 @@ async fn a_youzan_merge_adopts_the_first_partitions_output_after_a_checkpoint_re
     assert_eq!(checkpoints[1].sink["epoch"], 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// On a current-thread runtime: the adoption's commit is awaited from the merge's blocking thread.
+#[tokio::test]
 async fn a_batch_process_merge_without_dedup_or_groups_adopts_and_equals_one_run() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("trades.jsonl");
