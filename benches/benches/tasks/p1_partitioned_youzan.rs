@@ -6,7 +6,8 @@
 //!   cores).
 //! - `partitions_2_c1`: the same task with `partitions: 2` at `concurrency` 1: the first claim
 //!   splits the input (one pass counting newlines), each worker runs a partition, and the last
-//!   claim merges them (the files concatenated in the kernel, the summaries added).
+//!   claim merges them (the first partition's output adopted by a rename after a checkpoint
+//!   recording it, the rest concatenated in the kernel, the summaries added).
 //!
 //! Both end with the same files and summary (asserted). Target: `partitions_2_c1` within 1.15× of
 //! `unpartitioned_c2`'s time: the split, the merge and the extra claims must cost little.

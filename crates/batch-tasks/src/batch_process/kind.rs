@@ -45,7 +45,9 @@
 //! (the first occurrence in the whole input is kept), or the groups recomputed by applying the
 //! logged group inputs in input order (the same sums, and the same bound failures, as one run)
 //! with one row per group at the end; the dead letters concatenated; the counts and the summary
-//! one run's. The merged files are published under the task's final names after a final
+//! one run's. Without de-duplication or grouping the rows are the partitions' outputs concatenated,
+//! the first one adopted (renamed, not copied: [`MergeFile::adopt_file`]); with either, every row
+//! is read again and the output written anew. The merged files are published under the task's final names after a final
 //! checkpoint under the parent's claim (see [`records::merge_partitions`](crate::records::merge_partitions)),
 //! and the partitions' files are removed.
 //!
@@ -438,8 +440,10 @@ fn merge_parts(
             }
         }
         (None, None) => {
-            for part in parts {
-                output.append_file(&part.output).map_err(|error| error.to_task_error())?;
+            // The first partition's rows start the output: adopted, not copied.
+            for (index, part) in parts.iter().enumerate() {
+                if index == 0 { output.adopt_file(&part.output) } else { output.append_file(&part.output) }
+                    .map_err(|error| error.to_task_error())?;
             }
         }
     }

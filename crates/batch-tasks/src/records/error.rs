@@ -80,6 +80,19 @@ pub enum RunError {
         #[source]
         source: WriteError,
     },
+    /// A partition's file could not be taken as the start of a merged file (see
+    /// [`MergeFile::adopt_file`](super::MergeFile::adopt_file)): the kind asked for it after
+    /// writing (`PROCESSING_ERROR`), or it is gone, changed, or not the file an earlier claim's merge
+    /// adopted (`STORAGE_ERROR`). Nothing is published.
+    #[error("cannot start the {file} with {}: {reason}", path.display())]
+    Adopt {
+        /// Which merged file (`output`).
+        file: &'static str,
+        /// The partition's file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: AdoptFailure,
+    },
     /// The input could not be opened or read (`STORAGE_ERROR`).
     #[error("cannot read {input}")]
     Read {
@@ -147,7 +160,9 @@ impl RunError {
             RunError::SamePath { .. } | RunError::MissingPath { .. } | RunError::NotSplittable { .. } => {
                 ErrorCode::ConfigurationError
             }
+            RunError::Adopt { reason: AdoptFailure::AfterWrite, .. } => ErrorCode::ProcessingError,
             RunError::BadCheckpoint { .. }
+            | RunError::Adopt { .. }
             | RunError::ShorterThanCheckpoint { .. }
             | RunError::Read { .. } => ErrorCode::StorageError,
             RunError::Source(failure) => failure.code,
@@ -174,6 +189,7 @@ impl RunError {
             RunError::ShorterThanCheckpoint { path, expected, actual, .. } => {
                 serde_json::json!({ "path": path, "expected": expected, "actual": actual })
             }
+            RunError::Adopt { path, reason, .. } => reason.details(path),
             RunError::SkipLimit { failed, limit } => serde_json::json!({ "failed": failed, "limit": limit }),
             RunError::BadCheckpoint { sequence, .. } | RunError::Commit { sequence, .. } => {
                 serde_json::json!({ "sequence": sequence })
@@ -189,6 +205,60 @@ impl RunError {
         TaskError::new(self.code(), batch_model::message_with_causes(self))
             .with_details(details)
             .not_retryable()
+    }
+}
+
+/// Why a merge could not start a file with a partition's file ([`RunError::Adopt`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdoptFailure {
+    /// The merged file has content already: only its first content can be adopted (a kind's bug).
+    #[error("something was written before it")]
+    AfterWrite,
+    /// An earlier claim's merge adopted it (renamed it to `staged`) and the partition's file is
+    /// found under neither name.
+    #[error(
+        "an earlier claim of the task (epoch {epoch}) adopted it as {}, and neither file exists",
+        staged.display()
+    )]
+    Missing {
+        /// The epoch of the claim that adopted it.
+        epoch: u64,
+        /// The name that claim renamed it to.
+        staged: PathBuf,
+    },
+    /// Its length is not the one recorded when it was adopted (it was replaced or truncated).
+    #[error("it holds {actual} bytes where {expected} were adopted")]
+    Changed {
+        /// The length recorded in the merge's checkpoint.
+        expected: u64,
+        /// The length found.
+        actual: u64,
+    },
+    /// The merge's checkpoint records the adoption of another file, or one by this very claim.
+    #[error("the merge's checkpoint records the adoption of {} by the claim of epoch {epoch}", adopted.display())]
+    NotAdopted {
+        /// The file the checkpoint names.
+        adopted: PathBuf,
+        /// The epoch of the claim that adopted it.
+        epoch: u64,
+    },
+}
+
+impl AdoptFailure {
+    fn details(&self, path: &std::path::Path) -> serde_json::Value {
+        match self {
+            AdoptFailure::AfterWrite => serde_json::json!({ "path": path }),
+            AdoptFailure::Missing { epoch, staged } => {
+                serde_json::json!({ "path": path, "epoch": epoch, "staged": staged })
+            }
+            AdoptFailure::Changed { expected, actual } => {
+                serde_json::json!({ "path": path, "expected": expected, "actual": actual })
+            }
+            AdoptFailure::NotAdopted { adopted, epoch } => {
+                serde_json::json!({ "path": path, "adopted": adopted, "epoch": epoch })
+            }
+        }
     }
 }
 

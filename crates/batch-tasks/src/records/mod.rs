@@ -114,9 +114,11 @@
 //! partition's dead letters name the lines of the whole input. Each partition writes its own files
 //! beside the task's, named by [`partition_path`]. When every partition completed,
 //! [`merge_partitions`] writes the task's own files from theirs (the kind says how: concatenated,
-//! or lines selected), commits a *final* checkpoint under the parent claim's epoch, publishes the
-//! files as a run does, and removes the partitions' files; a merge whose holder died after that
-//! checkpoint is finished from it by the next claim.
+//! the first output adopted by a rename rather than copied, or lines selected), commits a *final*
+//! checkpoint under the parent claim's epoch, publishes the files as a run does, and removes the
+//! partitions' files; a merge whose holder died after that checkpoint is finished from it by the
+//! next claim. An adoption is recorded by a checkpoint of its own before the rename, and a later
+//! claim copies only the recorded bytes (see [`MergeFile::adopt_file`]).
 //!
 //! # Progress
 //!
@@ -144,7 +146,7 @@ mod tests;
 pub use check::{check_input_file, check_output_folder, check_splittable, dead_letters_beside};
 pub use config::RunnerOptions;
 pub use dead_letter::DeadLetterRecord;
-pub use error::RunError;
+pub use error::{AdoptFailure, RunError};
 pub use job::{Admission, Execution, ItemError, RecordJob, Summary};
 pub use merge::{MergeFile, MergeTargets, Merged, merge_partitions};
 pub use partition::{InputRange, partition_path, split_csv, split_lines};

@@ -284,19 +284,23 @@ impl Staged {
     /// Moves this run's file to the final name (after the final checkpoint), then removes the staged
     /// files of older epochs. Idempotent.
     fn publish(&mut self, role: &'static str, durable: bool) -> Result<(), RunError> {
-        if self.epoch == 0 || self.published {
+        if self.epoch == 0 {
             return Ok(());
         }
-        match std::fs::rename(&self.own, &self.path) {
-            Ok(()) => {}
-            // Published already (by this run, or by a holder that committed the same final checkpoint).
-            Err(error) if error.kind() == io::ErrorKind::NotFound && self.path.exists() => {}
-            Err(source) => return Err(io_error(role, &self.own, source)),
+        if !self.published {
+            match std::fs::rename(&self.own, &self.path) {
+                Ok(()) => {}
+                // Published already (by this run, or by a holder that committed the same final checkpoint).
+                Err(error) if error.kind() == io::ErrorKind::NotFound && self.path.exists() => {}
+                Err(source) => return Err(io_error(role, &self.own, source)),
+            }
+            self.published = true;
+            if durable {
+                sync_parent(role, &self.path)?;
+            }
         }
-        self.published = true;
-        if durable {
-            sync_parent(role, &self.path)?;
-        }
+        // Also when the final checkpoint's holder published and died before this cleanup: older
+        // epochs' files (a merge's adopted one among them) are left to no one else.
         self.committed();
         for epoch in staged_epochs(&self.path) {
             if epoch < self.epoch {

@@ -52,9 +52,10 @@ use crate::youzan::summary::{OrderTally, YouzanSummary};
 /// most that many ranges of about equal size (one pass counting newlines), each run as a
 /// partition of its own (`input_range`, set by the split, numbers its lines as in the whole file)
 /// writing `<output stem>.partition-<i>-of-<n>.jsonl` and its dead letters beside the task's files.
-/// The merge concatenates the partitions' files in order, in the kernel (nothing is parsed again),
-/// and adds their summaries: the output, dead letters and summary of one run over the whole file.
-/// The API input is not split.
+/// The merge concatenates the partitions' files in order (nothing is parsed again): the first
+/// partition's output becomes the start of the task's (renamed, after a checkpoint recording it),
+/// the others are appended in the kernel; and it adds their summaries: the output, dead letters
+/// and summary of one run over the whole file. The API input is not split.
 ///
 /// ```
 /// use batch_model::{BatchConfig, ErrorCode, TaskType};
@@ -184,9 +185,10 @@ impl TaskKind for YouzanOrderKind {
         Ok(children)
     }
 
-    /// Concatenates the partitions' outputs and dead-letter files in order (in the kernel: nothing
-    /// is parsed again) and adds their summaries: exactly what one run over the whole input writes
-    /// and sums.
+    /// Concatenates the partitions' outputs and dead-letter files in order (nothing is parsed
+    /// again: the first output adopted by [`MergeFile::adopt_file`](records::MergeFile::adopt_file),
+    /// the rest copied in the kernel) and adds their summaries: exactly what one run over the whole
+    /// input writes and sums.
     async fn merge(
         &self,
         job: JobContext,
@@ -224,8 +226,10 @@ impl TaskKind for YouzanOrderKind {
             TaskError::new(ErrorCode::ProcessingError, format!("cannot write the summary: {error}"))
         })?;
         records::merge_partitions(&job, targets, move |output, dead_letters| {
-            for (part_output, part_dead_letters) in &parts {
-                output.append_file(part_output).map_err(|error| error.to_task_error())?;
+            for (index, (part_output, part_dead_letters)) in parts.iter().enumerate() {
+                // The first partition's output is the start of the task's: adopted, not copied.
+                if index == 0 { output.adopt_file(part_output) } else { output.append_file(part_output) }
+                    .map_err(|error| error.to_task_error())?;
                 dead_letters.append_file(part_dead_letters).map_err(|error| error.to_task_error())?;
             }
             Ok(Merged { counters, summary })
