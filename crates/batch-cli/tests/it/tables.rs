@@ -137,7 +137,7 @@ fn committed(
 /// The new guarantee of a table output in the store's own database: `batch worker` processes on a
 /// PostgreSQL store copying a table into a table of the same database, SIGKILLed mid-chunk and right
 /// after a checkpoint, leave after each kill *exactly* the rows the last checkpoint covers (the
-/// first rows of the source, nothing beyond, the last chunk's written by the checkpoint's own
+/// first rows of the source, nothing beyond, the last chunks written by the checkpoint's own
 /// transaction); the last worker finishes the copy with every row exactly once.
 #[test]
 fn a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_checkpointed_rows() {
@@ -211,9 +211,11 @@ fn a_table_copy_into_the_stores_database_killed_anywhere_holds_exactly_the_check
             checksum(&runtime, &client, &format!("(SELECT * FROM t1 WHERE id <= {rows})")),
             "killed at checkpoint {sequence} + {delay_ms} ms ({log:?})"
         );
-        assert_eq!(
-            in_checkpoint_transaction, 500,
-            "the last chunk was written by the checkpoint's transaction"
+        // The last checkpoint's transaction wrote its chunk: alone, or with the chunks whose
+        // checkpoints queued behind the commit before it (up to five, committed together).
+        assert!(
+            in_checkpoint_transaction % 500 == 0 && (500..=2_500).contains(&in_checkpoint_transaction),
+            "the last chunks were written by the checkpoint's transaction: {in_checkpoint_transaction} rows"
         );
         log.push((sequence, rows));
     }
