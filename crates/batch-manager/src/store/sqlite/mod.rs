@@ -56,8 +56,8 @@ use super::clock::{Clock, SystemClock};
 use super::feed::{ChangeFeed, TaskChange};
 use super::rules::{ClaimResult, Family, TaskRow, check_children, time_key};
 use super::{
-    Checkpoint, ClaimedTask, HeartbeatReply, Holder, LeaseRequest, StatusUpdate, StoreError, TaskChanges,
-    TaskOutcome, TaskPage, TaskResultRecord, TaskStore,
+    Checkpoint, CheckpointCommit, ClaimedTask, HeartbeatReply, Holder, LeaseRequest, StatusUpdate,
+    StoreError, TaskChanges, TaskOutcome, TaskPage, TaskResultRecord, TaskStore,
 };
 use queries::Db;
 use writer::Writer;
@@ -437,6 +437,37 @@ impl TaskStore for SqliteStore {
             let previous = db.checkpoint_sequence(&row.task.id)?;
             row.commit_checkpoint(&holder, previous, &checkpoint, &progress, now)?;
             db.save_checkpoint(&row.task.id, &checkpoint)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The checkpoints in one request of the next group (one savepoint, one commit): each checked
+    /// and saved in order, all or none. Attached writes are refused as by
+    /// [`commit_checkpoint_with`](TaskStore::commit_checkpoint_with)'s default, one by one.
+    async fn commit_checkpoints(
+        &self,
+        id: &TaskId,
+        holder: &Holder,
+        commits: Vec<CheckpointCommit>,
+    ) -> Result<(), StoreError> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        if commits.iter().any(|commit| !commit.writes.is_empty()) {
+            for CheckpointCommit { checkpoint, progress, writes } in commits {
+                self.commit_checkpoint_with(id, holder, &checkpoint, &progress, writes).await?;
+            }
+            return Ok(());
+        }
+        let holder = holder.clone();
+        self.change(id, move |db, row, now| {
+            for commit in &commits {
+                let previous = db.checkpoint_sequence(&row.task.id)?;
+                row.commit_checkpoint(&holder, previous, &commit.checkpoint, &commit.progress, now)?;
+                db.save_checkpoint(&row.task.id, &commit.checkpoint)?;
+            }
+            Ok(())
         })
         .await?;
         Ok(())
