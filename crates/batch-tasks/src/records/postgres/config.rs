@@ -29,8 +29,13 @@ pub fn is_postgres_address(text: &str) -> bool {
 ///
 /// let address = PgAddress::parse("postgres://app:s3cret@db.example:6432/sales").unwrap();
 /// assert_eq!(address.to_string(), "postgres://app@db.example:6432/sales");
+/// // With the `postgres` feature the whole URL is checked (without it, only its scheme: such a
+/// // build cannot connect anyway, and says so when a task asks it to).
+/// # #[cfg(feature = "postgres")]
+/// # {
 /// let error = PgAddress::parse("postgres://app:s3cret@db.example:port/sales").unwrap_err();
 /// assert!(!error.contains("s3cret"), "{error}");
+/// # }
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct PgAddress {
