@@ -29,9 +29,6 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const C1_ROWS: u64 = 1_000_000;
 
-const COLUMNS: &str =
-    "id bigint PRIMARY KEY, name text NOT NULL, amount numeric(16,2), at timestamptz, doc jsonb";
-
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(runtime) => runtime,
@@ -50,14 +47,7 @@ fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, doing: &str) -> T {
 async fn prepare(cluster: &PgCluster) -> TestDatabase {
     let database = or_panic(cluster.create_database().await, "creating a database");
     let client = or_panic(cluster.connect(&database.name).await, "connecting");
-    let sql = format!(
-        "CREATE TABLE t1 ({COLUMNS});
-         INSERT INTO t1 SELECT g, 'customer ' || g, g * 10.07, \
-           timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', \
-           jsonb_build_object('g', g, 'region', 'r' || g % 7) \
-         FROM generate_series(1, {C1_ROWS}) AS g;
-         CREATE TABLE t2 ({COLUMNS});"
-    );
+    let sql = benches::pg_probe::c1_tables_sql(C1_ROWS);
     or_panic(client.batch_execute(&sql).await, "creating t1");
     // Alone: VACUUM cannot run inside the implicit transaction of a multi-statement query.
     or_panic(client.batch_execute("VACUUM ANALYZE t1").await, "vacuuming t1");

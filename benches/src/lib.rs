@@ -6,6 +6,7 @@
 
 pub mod latency;
 pub mod manager_workloads;
+pub mod pg_probe;
 
 use std::hint::black_box;
 

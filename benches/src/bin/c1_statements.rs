@@ -21,11 +21,9 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, TaskStatus, TaskType};
 use batch_testkit::PgCluster;
+use benches::pg_probe::{c1_tables_sql, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
-
-const COLUMNS: &str =
-    "id bigint PRIMARY KEY, name text NOT NULL, amount numeric(16,2), at timestamptz, doc jsonb";
 
 fn main() -> Result<(), Failure> {
     let rows: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(1_000_000);
@@ -41,16 +39,7 @@ async fn measure(cluster: &PgCluster, rows: u64) -> Result<(), Failure> {
     let database = cluster.create_database().await?;
     let admin = cluster.connect(&database.name).await?;
     admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
-    admin
-        .batch_execute(&format!(
-            "CREATE TABLE t1 ({COLUMNS});
-             INSERT INTO t1 SELECT g, 'customer ' || g, g * 10.07, \
-               timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', \
-               jsonb_build_object('g', g, 'region', 'r' || g % 7) \
-             FROM generate_series(1, {rows}) AS g;
-             CREATE TABLE t2 ({COLUMNS});"
-        ))
-        .await?;
+    admin.batch_execute(&c1_tables_sql(rows)).await?;
     admin.batch_execute("VACUUM ANALYZE t1").await?;
     let dir = tempfile::tempdir()?;
     let store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
@@ -104,29 +93,17 @@ async fn measure(cluster: &PgCluster, rows: u64) -> Result<(), Failure> {
     println!();
     println!("| statement | calls | rows | total ms | µs per 1,000 rows | planning ms |");
     println!("|---|---|---|---|---|---|");
-    let statements = admin
-        .query(
-            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time) FROM ( \
-               SELECT calls, rows, total_exec_time, total_plan_time, \
-                 CASE WHEN strpos(n, ' WHERE ') > 0 \
-                      THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
-                      ELSE left(n, 90) END AS q \
-               FROM (SELECT calls, rows, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
-                     FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-               AND query NOT LIKE '%pg_stat%') s \
-             GROUP BY q ORDER BY 3 DESC LIMIT 14",
-            &[],
-        )
-        .await?;
     let mut total = 0.0;
-    for row in &statements {
-        let (calls, count, millis, query, planning): (i64, i64, f64, String, f64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
-        total += millis;
+    for statement in statement_stats(&admin, 14).await? {
+        total += statement.total_ms;
         println!(
-            "| `{}` | {calls} | {count} | {millis:.1} | {:.1} | {planning:.1} |",
-            query.replace('|', "\\|"),
-            millis * 1000.0 * 1000.0 / rows as f64
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} |",
+            statement.cell(),
+            statement.calls,
+            statement.rows,
+            statement.total_ms,
+            statement.total_ms * 1000.0 * 1000.0 / rows as f64,
+            statement.planning_ms
         );
     }
     println!("| all of the above | | | {total:.1} | {:.1} | |", total * 1000.0 * 1000.0 / rows as f64);

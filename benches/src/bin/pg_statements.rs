@@ -22,6 +22,7 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
+use benches::pg_probe::statement_stats;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -85,31 +86,18 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     println!();
     println!("| statement | calls | rows | total ms | µs per task | planning µs per task |");
     println!("|---|---|---|---|---|---|");
-    let rows = admin
-        .query(
-            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time) FROM ( \
-               SELECT calls, rows, total_exec_time, total_plan_time, \
-                 CASE WHEN strpos(n, ' WHERE ') > 0 \
-                      THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
-                      ELSE left(n, 90) END AS q \
-               FROM (SELECT calls, rows, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
-                     FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-               AND query NOT LIKE '%pg_stat%') s \
-             GROUP BY q ORDER BY 3 DESC LIMIT 12",
-            &[],
-        )
-        .await?;
     let (mut total, mut total_planning) = (0.0, 0.0);
-    for row in &rows {
-        let (calls, rows, millis, query, planning): (i64, i64, f64, String, f64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?, row.try_get(4)?);
-        total += millis;
-        total_planning += planning;
-        let per_task = millis * 1000.0 / tasks as f64;
-        let planning = planning * 1000.0 / tasks as f64;
+    for statement in statement_stats(&admin, 12).await? {
+        total += statement.total_ms;
+        total_planning += statement.planning_ms;
+        let per_task = statement.total_ms * 1000.0 / tasks as f64;
+        let planning = statement.planning_ms * 1000.0 / tasks as f64;
         println!(
-            "| `{}` | {calls} | {rows} | {millis:.1} | {per_task:.1} | {planning:.1} |",
-            query.replace('|', "\\|")
+            "| {} | {} | {} | {:.1} | {per_task:.1} | {planning:.1} |",
+            statement.cell(),
+            statement.calls,
+            statement.rows,
+            statement.total_ms
         );
     }
     println!(

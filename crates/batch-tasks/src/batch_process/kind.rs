@@ -565,9 +565,10 @@ impl RecordJob for BatchProcessJob {
     /// a `Value` and written again (a table copy's largest cost in the worker). Anything else takes
     /// the whole path, so its errors are the same.
     fn process(&self, record: &Record<String>) -> Result<Option<ProcessedRow>, ItemError> {
+        let text = record.value.trim();
         if self.pass_through
-            && record.value.trim_start().starts_with('{')
-            && let Ok(raw) = RawValue::from_string(record.value.trim().to_owned())
+            && text.starts_with('{')
+            && let Ok(raw) = RawValue::from_string(text.to_owned())
         {
             let row = Row::Raw(raw);
             return Ok(Some(ProcessedRow {

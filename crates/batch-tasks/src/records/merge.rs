@@ -43,13 +43,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use batch_model::{Checkpoint, Counters, Durability, ErrorCode, Progress, TaskError};
 use chrono::Utc;
-use pump_core::sink::WriteError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::{AdoptFailure, RunError};
 use super::position::SinkPositions;
-use super::sink::{CommitSink as _, JsonLinesFile, Resume, SinkTarget as _, staged_path};
+use super::sink::{
+    CommitSink as _, JsonLinesFile, Resume, SinkTarget as _, io_error, staged_path, sync_parent,
+};
 use crate::kind::{JobContext, JobOutcome};
 
 /// The parent's files a merge writes.
@@ -316,7 +317,7 @@ impl MergeFile {
         writer.flush().map_err(io_error)?;
         if durable {
             writer.get_ref().sync_all().map_err(io_error)?;
-            sync_directory(role, &own)?;
+            sync_parent(role, &own)?;
         }
         Ok(self.len)
     }
@@ -324,21 +325,6 @@ impl MergeFile {
 
 /// The write buffer of a merged file.
 const WRITE_BUFFER: usize = 256 * 1024;
-
-/// Syncs the directory holding `path`, so that its entry survives power loss.
-fn sync_directory(role: &'static str, path: &Path) -> Result<(), RunError> {
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(parent)
-        .and_then(|directory| directory.sync_all())
-        .map_err(|source| io_error(role, parent, source))
-}
-
-fn io_error(role: &'static str, path: &Path, source: io::Error) -> RunError {
-    RunError::Write { file: role, source: WriteError::Io { path: path.to_owned(), source } }
-}
 
 /// The role names of the two files, as in runs.
 const OUTPUT: &str = "output";

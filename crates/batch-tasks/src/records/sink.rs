@@ -256,11 +256,13 @@ fn copy_prefix(from: &Path, to: &Path, len: u64) -> io::Result<()> {
     Ok(())
 }
 
-fn io_error(role: &'static str, path: &Path, source: io::Error) -> RunError {
+/// An I/O failure on the file at `path` of role `role` (`output`, `dead-letter file`…).
+pub(super) fn io_error(role: &'static str, path: &Path, source: io::Error) -> RunError {
     RunError::Write { file: role, source: WriteError::Io { path: path.to_owned(), source } }
 }
 
-fn sync_parent(role: &'static str, path: &Path) -> Result<(), RunError> {
+/// Syncs the directory holding `path`, so that its entry (a new file, a rename) survives power loss.
+pub(super) fn sync_parent(role: &'static str, path: &Path) -> Result<(), RunError> {
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),

@@ -71,49 +71,20 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("trades.jsonl");
-    generate(
-        &GeneratorConfig { count: 3_000, seed: 9, invalid_ratio: 0.1 },
-        std::fs::File::create(&input).unwrap(),
-    )
-    .unwrap();
-    let params = |name: &str| {
-        json!({
-            "input": input,
-            "output": dir.path().join(format!("{name}.jsonl")),
-            "dead_letter": dir.path().join(format!("{name}.dead.jsonl")),
-        })
-    };
-    let kind = YouzanOrderKind::default();
-    let (one_result, _) = run(&kind, &task(params("one"), None), 0).await;
-
-    // Split under the parent's first claim, run each partition under claims of their own.
-    let parent = task(params("many"), None);
+    // Split, and each partition run under a claim of its own.
+    let case = Partitioned::youzan(3).await;
+    assert_eq!(case.partitions[1].task.params["output"], json!(case.path("many.partition-2-of-3.jsonl")));
     let control = Arc::new(MemoryControl::new());
-    let first_claim =
-        JobContext::new(parent.clone(), None, Arc::clone(&control) as Arc<dyn JobControl>).with_epoch(1);
-    let children = kind.split(&first_claim, 3).await.unwrap();
-    assert_eq!(children.len(), 3);
-    assert_eq!(children[1]["output"], json!(dir.path().join("many.partition-2-of-3.jsonl")));
-    let mut partitions = Vec::new();
-    for (index, params) in (0..).zip(children) {
-        let mut child = task(params, Some((parent.id, index, 3)));
-        let (result, progress) = run(&kind, &child, 2).await;
-        child.progress = progress;
-        partitions.push(PartitionResult { task: child, result });
-    }
 
     // The merge under the parent's third claim: the files published, the partitions' removed.
     let merging =
-        JobContext::new(parent.clone(), None, Arc::clone(&control) as Arc<dyn JobControl>).with_epoch(3);
-    let JobOutcome::Completed { summary, progress } = kind.merge(merging, partitions.clone()).await.unwrap()
-    else {
+        JobContext::new(case.parent.clone(), None, Arc::clone(&control) as Arc<dyn JobControl>).with_epoch(3);
+    let JobOutcome::Completed { summary, progress } = case.merge(merging).await.unwrap() else {
         panic!("the merge did not complete");
     };
-    assert_eq!(summary, one_result);
+    assert_eq!(summary, case.one_result);
     assert_eq!(progress.done(), 3_000);
-    assert_merged_as_one_run(dir.path());
+    assert_merged_as_one_run(case.dir.path());
     let final_checkpoint = control.last_checkpoint().unwrap();
     assert_eq!(final_checkpoint.sink["final"], true);
     assert_eq!(final_checkpoint.sink["epoch"], 3);
@@ -122,18 +93,22 @@ async fn a_youzan_merge_that_died_after_its_final_checkpoint_is_finished_from_it
     // files under their staged names, and (partly) gone partition files. The next claim finishes
     // from the checkpoint alone.
     for name in ["many.jsonl", "many.dead.jsonl"] {
-        let path = dir.path().join(name);
+        let path = case.path(name);
         std::fs::rename(&path, staged_path(&path, 3)).unwrap();
     }
-    let next = JobContext::new(parent, Some(final_checkpoint), Arc::clone(&control) as Arc<dyn JobControl>)
-        .with_epoch(4);
+    let next = JobContext::new(
+        case.parent.clone(),
+        Some(final_checkpoint),
+        Arc::clone(&control) as Arc<dyn JobControl>,
+    )
+    .with_epoch(4);
     let commits_before = control.checkpoints().len();
-    let JobOutcome::Completed { summary: again, .. } = kind.merge(next, partitions).await.unwrap() else {
+    let JobOutcome::Completed { summary: again, .. } = case.merge(next).await.unwrap() else {
         panic!("the second merge did not complete");
     };
-    assert_eq!(again, one_result);
+    assert_eq!(again, case.one_result);
     assert_eq!(control.checkpoints().len(), commits_before, "nothing more to commit");
-    assert_merged_as_one_run(dir.path());
+    assert_merged_as_one_run(case.dir.path());
 }
 
 #[tokio::test]

@@ -720,13 +720,7 @@ impl TaskStore for PgStore {
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError> {
-        let commit = CheckpointCommit {
-            checkpoint: checkpoint.clone(),
-            progress: progress.clone(),
-            writes: Vec::new(),
-        };
-        self.done(Op::CommitCheckpoint { id: *id, holder: holder.clone(), commits: vec![Arc::new(commit)] })
-            .await
+        self.commit_checkpoint_with(id, holder, checkpoint, progress, Vec::new()).await
     }
 
     /// Runs `writes` in the transaction of the group that commits the checkpoint, once the holder

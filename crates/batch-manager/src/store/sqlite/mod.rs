@@ -432,45 +432,46 @@ impl TaskStore for SqliteStore {
         checkpoint: &Checkpoint,
         progress: &Progress,
     ) -> Result<(), StoreError> {
-        let (holder, checkpoint, progress) = (holder.clone(), checkpoint.clone(), progress.clone());
-        self.change(id, move |db, row, now| {
-            let previous = db.checkpoint_sequence(&row.task.id)?;
-            row.commit_checkpoint(&holder, previous, &checkpoint, &progress, now)?;
-            db.save_checkpoint(&row.task.id, &checkpoint)
-        })
-        .await?;
-        Ok(())
+        let commit = CheckpointCommit {
+            checkpoint: checkpoint.clone(),
+            progress: progress.clone(),
+            writes: Vec::new(),
+        };
+        self.commit_checkpoints(id, holder, vec![commit]).await
     }
 
     /// The checkpoints in one request of the next group (one savepoint, one commit): each checked
-    /// and saved in order, all or none. Attached writes are refused as by
-    /// [`commit_checkpoint_with`](TaskStore::commit_checkpoint_with)'s default, one by one.
+    /// and saved in order, all or none. This store takes no attached writes: the checkpoints before
+    /// the first that carries some are committed, and that one is refused as by
+    /// [`commit_checkpoint_with`](TaskStore::commit_checkpoint_with)'s default.
     async fn commit_checkpoints(
         &self,
         id: &TaskId,
         holder: &Holder,
-        commits: Vec<CheckpointCommit>,
+        mut commits: Vec<CheckpointCommit>,
     ) -> Result<(), StoreError> {
-        if commits.is_empty() {
-            return Ok(());
+        let refused = commits
+            .iter()
+            .position(|commit| !commit.writes.is_empty())
+            .map(|at| commits.split_off(at).swap_remove(0));
+        if !commits.is_empty() {
+            let holder = holder.clone();
+            self.change(id, move |db, row, now| {
+                for commit in &commits {
+                    let previous = db.checkpoint_sequence(&row.task.id)?;
+                    row.commit_checkpoint(&holder, previous, &commit.checkpoint, &commit.progress, now)?;
+                    db.save_checkpoint(&row.task.id, &commit.checkpoint)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
-        if commits.iter().any(|commit| !commit.writes.is_empty()) {
-            for CheckpointCommit { checkpoint, progress, writes } in commits {
-                self.commit_checkpoint_with(id, holder, &checkpoint, &progress, writes).await?;
+        match refused {
+            Some(CheckpointCommit { checkpoint, progress, writes }) => {
+                self.commit_checkpoint_with(id, holder, &checkpoint, &progress, writes).await
             }
-            return Ok(());
+            None => Ok(()),
         }
-        let holder = holder.clone();
-        self.change(id, move |db, row, now| {
-            for commit in &commits {
-                let previous = db.checkpoint_sequence(&row.task.id)?;
-                row.commit_checkpoint(&holder, previous, &commit.checkpoint, &commit.progress, now)?;
-                db.save_checkpoint(&row.task.id, &commit.checkpoint)?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(())
     }
 
     async fn update_progress(

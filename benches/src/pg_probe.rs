@@ -1,0 +1,77 @@
+//! What the PostgreSQL probes (`src/bin/pg_statements.rs`, `src/bin/c1_statements.rs`) and c1's
+//! bench (`benches/pg_tables.rs`) share: c1's tables, and the per-statement report read from
+//! `pg_stat_statements`.
+
+/// The columns of c1's `t1` and `t2`.
+pub const C1_COLUMNS: &str =
+    "id bigint PRIMARY KEY, name text NOT NULL, amount numeric(16,2), at timestamptz, doc jsonb";
+
+/// The SQL that makes c1's `t1` with `rows` rows and an empty `t2` of the same shape (run `VACUUM
+/// ANALYZE t1` after it, on its own: VACUUM cannot run in the implicit transaction of a
+/// multi-statement query).
+pub fn c1_tables_sql(rows: u64) -> String {
+    format!(
+        "CREATE TABLE t1 ({C1_COLUMNS});
+         INSERT INTO t1 SELECT g, 'customer ' || g, g * 10.07, \
+           timestamptz '2024-01-01 00:00:00+00' + g * interval '1 second', \
+           jsonb_build_object('g', g, 'region', 'r' || g % 7) \
+         FROM generate_series(1, {rows}) AS g;
+         CREATE TABLE t2 ({C1_COLUMNS});"
+    )
+}
+
+/// One statement's line of `pg_stat_statements`, summed over the statements shown alike.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatementStat {
+    /// How often it ran.
+    pub calls: i64,
+    /// The rows it returned or changed.
+    pub rows: i64,
+    /// Its execution time, in ms.
+    pub total_ms: f64,
+    /// Its text, whitespace folded, shortened around its WHERE clause.
+    pub query: String,
+    /// Its planning time, in ms.
+    pub planning_ms: f64,
+}
+
+impl StatementStat {
+    /// The statement as a markdown table cell.
+    pub fn cell(&self) -> String {
+        format!("`{}`", self.query.replace('|', "\\|"))
+    }
+}
+
+/// The `limit` statements of the connection's database with the most execution time, heaviest
+/// first (the probes' own reads of the statistics left out). Statements are told apart by their
+/// start and their WHERE clause.
+pub async fn statement_stats(
+    client: &tokio_postgres::Client,
+    limit: i64,
+) -> Result<Vec<StatementStat>, tokio_postgres::Error> {
+    let rows = client
+        .query(
+            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time) FROM ( \
+               SELECT calls, rows, total_exec_time, total_plan_time, \
+                 CASE WHEN strpos(n, ' WHERE ') > 0 \
+                      THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
+                      ELSE left(n, 90) END AS q \
+               FROM (SELECT calls, rows, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
+                     FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+               AND query NOT LIKE '%pg_stat%') s \
+             GROUP BY q ORDER BY 3 DESC LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(StatementStat {
+                calls: row.try_get(0)?,
+                rows: row.try_get(1)?,
+                total_ms: row.try_get(2)?,
+                query: row.try_get(3)?,
+                planning_ms: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
