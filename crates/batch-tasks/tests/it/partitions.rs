@@ -282,6 +282,22 @@ impl Partitioned {
         self.kind.merge(job, self.partitions.clone()).await
     }
 
+    /// A merge under `epoch` on a task of its own, paused at its commit number `at` (returns once
+    /// it is there): a holder stopped (SIGSTOP) at that commit. Release the gate to go on.
+    async fn paused_merge(
+        &self,
+        fence: &Arc<Fence>,
+        epoch: u64,
+        at: u64,
+    ) -> (Gate, tokio::task::JoinHandle<Result<JobOutcome, TaskError>>) {
+        let gate = Gate::at(at);
+        let (kind, partitions) = (Arc::clone(&self.kind), self.partitions.clone());
+        let job = fence.claim(&self.parent, epoch, Some(gate.clone()));
+        let merge = tokio::spawn(async move { kind.merge(job, partitions).await });
+        gate.reached.notified().await;
+        (gate, merge)
+    }
+
     /// The merge completed with one run's summary and files, and nothing else is left.
     fn assert_one_run(&self, outcome: Result<JobOutcome, TaskError>) {
         let JobOutcome::Completed { summary, .. } = outcome.unwrap() else { panic!("not completed") };
@@ -427,13 +443,7 @@ async fn a_stale_adopter_that_wakes_and_appends_changes_nothing_and_its_final_co
     let staged_1 = staged_path(&output, 1);
     let fence = Arc::new(Fence::default());
     // Epoch 1 adopts, appends the rest, and pauses at its final commit (its second).
-    let gate = Gate::at(2);
-    let stale = {
-        let (kind, partitions) = (Arc::clone(&case.kind), case.partitions.clone());
-        let job = fence.claim(&case.parent, 1, Some(gate.clone()));
-        tokio::spawn(async move { kind.merge(job, partitions).await })
-    };
-    gate.reached.notified().await;
+    let (gate, stale) = case.paused_merge(&fence, 1, 2).await;
     // What it holds open; it writes more before epoch 2 claims the task, and more after.
     let mut held = std::fs::OpenOptions::new().append(true).open(&staged_1).unwrap();
     std::io::Write::write_all(&mut held, b"{\"stale\":\"before\"}\n").unwrap();
@@ -460,13 +470,7 @@ async fn a_merger_stale_before_its_adoption_commit_renames_nothing() {
     let inode = std::fs::metadata(&p0).unwrap().ino();
     let fence = Arc::new(Fence::default());
     // Epoch 1 pauses at its first commit, the adoption's: it has renamed nothing.
-    let gate = Gate::at(1);
-    let stale = {
-        let (kind, partitions) = (Arc::clone(&case.kind), case.partitions.clone());
-        let job = fence.claim(&case.parent, 1, Some(gate.clone()));
-        tokio::spawn(async move { kind.merge(job, partitions).await })
-    };
-    gate.reached.notified().await;
+    let (gate, stale) = case.paused_merge(&fence, 1, 1).await;
     // Epoch 2 finds no adoption recorded and adopts P0 itself.
     case.assert_one_run(case.merge(fence.claim(&case.parent, 2, None)).await);
     assert_eq!(std::fs::metadata(case.path("many.jsonl")).unwrap().ino(), inode);
