@@ -1,6 +1,6 @@
 //! What the PostgreSQL probes (`src/bin/pg_statements.rs`, `src/bin/c1_statements.rs`) and c1's
 //! bench (`benches/pg_tables.rs`) share: c1's tables, and the per-statement report read from
-//! `pg_stat_statements`.
+//! `pg_stat_statements`, and the CPU time of the server and of this process.
 
 /// The columns of c1's `t1` and `t2`.
 pub const C1_COLUMNS: &str =
@@ -74,4 +74,39 @@ pub async fn statement_stats(
             })
         })
         .collect()
+}
+
+/// The parent process of `pid`, from `/proc`.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The CPU seconds (user and system) of the server `postmaster` and its processes (the backends,
+/// and those that ended, which it waited for), from `/proc`.
+pub fn server_cpu(postmaster: i32) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    let mut ticks = 0u64;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == postmaster || parent_of(pid) == Some(postmaster) {
+            ticks += process_ticks(&entry.path().join("stat"));
+        }
+    }
+    ticks as f64 / 100.0
+}
+
+/// This process's CPU seconds.
+pub fn own_cpu() -> f64 {
+    process_ticks(std::path::Path::new("/proc/self/stat")) as f64 / 100.0
+}
+
+/// utime + stime + cutime + cstime of `/proc/PID/stat`, in clock ticks (100 a second on Linux).
+fn process_ticks(stat: &std::path::Path) -> u64 {
+    let Ok(text) = std::fs::read_to_string(stat) else { return 0 };
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let Some(rest) = text.rsplit_once(')').map(|(_, rest)| rest) else { return 0 };
+    rest.split_whitespace().skip(11).take(4).filter_map(|field| field.parse::<u64>().ok()).sum()
 }

@@ -21,7 +21,7 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, TaskStatus, TaskType};
 use batch_testkit::PgCluster;
-use benches::pg_probe::{c1_tables_sql, statement_stats};
+use benches::pg_probe::{c1_tables_sql, own_cpu, parent_of, server_cpu, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -108,39 +108,4 @@ async fn measure(cluster: &PgCluster, rows: u64) -> Result<(), Failure> {
     }
     println!("| all of the above | | | {total:.1} | {:.1} | |", total * 1000.0 * 1000.0 / rows as f64);
     Ok(())
-}
-
-/// The parent process of `pid`, from `/proc`.
-fn parent_of(pid: i32) -> Option<i32> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    text.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The CPU seconds (user and system) of the server `postmaster` and its processes (the backends,
-/// and those that ended, which it waited for), from `/proc`.
-fn server_cpu(postmaster: i32) -> f64 {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
-    let mut ticks = 0u64;
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|name| name.parse::<i32>().ok()) else {
-            continue;
-        };
-        if pid == postmaster || parent_of(pid) == Some(postmaster) {
-            ticks += process_ticks(&entry.path().join("stat"));
-        }
-    }
-    ticks as f64 / 100.0
-}
-
-/// This process's CPU seconds.
-fn own_cpu() -> f64 {
-    process_ticks(std::path::Path::new("/proc/self/stat")) as f64 / 100.0
-}
-
-/// utime + stime + cutime + cstime of `/proc/PID/stat`, in clock ticks (100 a second on Linux).
-fn process_ticks(stat: &std::path::Path) -> u64 {
-    let Ok(text) = std::fs::read_to_string(stat) else { return 0 };
-    // The fields after the command name (which may hold spaces) in parentheses.
-    let Some(rest) = text.rsplit_once(')').map(|(_, rest)| rest) else { return 0 };
-    rest.split_whitespace().skip(11).take(4).filter_map(|field| field.parse::<u64>().ok()).sum()
 }

@@ -11,6 +11,7 @@
 //! Run: `cargo run --release -p benches --bin pg_statements -- [TASKS]` (default 10,000, a multiple
 //! of 1,000). With `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
 //! (`auto_explain`, with row counts and buffers, without timing) and the log is copied to `FILE`.
+//! With `PG_STATEMENTS_PAUSE` set it waits for a line on stdin before the run (to attach a profiler).
 
 #![allow(clippy::print_stdout)]
 
@@ -22,7 +23,7 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
-use benches::pg_probe::statement_stats;
+use benches::pg_probe::{own_cpu, parent_of, server_cpu, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -60,11 +61,24 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let admin = cluster.connect(&database.name).await?;
     admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
     let submitter_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
-    let worker_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
+    let writers =
+        std::env::var("PG_WRITERS").ok().and_then(|n| n.parse().ok()).unwrap_or(PgOptions::default().writers);
+    let slots = std::env::var("PG_SLOTS").ok().and_then(|n| n.parse().ok()).unwrap_or(256);
+    let worker_store =
+        Arc::new(PgStore::connect(&database.url, PgOptions { writers, ..PgOptions::default() }).await?);
     let submitter =
         empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256)?;
-    let worker = empty_tasks_manager(worker_store, "worker", 256)?;
+    let worker = empty_tasks_manager(Arc::clone(&worker_store) as Arc<dyn TaskStore>, "worker", slots)?;
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
+    let backend: i32 = admin.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
+    let postmaster = parent_of(backend).ok_or("cannot find the server's postmaster in /proc")?;
+    if std::env::var_os("PG_STATEMENTS_PAUSE").is_some() {
+        // For a profiler attached to the run alone: go on after a line on stdin.
+        println!("ready: the server is process {postmaster}; press enter to start");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+    }
+    let (server_before, own_before) = (server_cpu(postmaster), own_cpu());
 
     let running = {
         let worker = worker.clone();
@@ -77,12 +91,29 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
             (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned())));
         submitter.create_tasks(requests.collect()).await?;
     }
+    let created = started.elapsed();
     wait_completed(submitter_store.as_ref(), &mut events, tasks, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
+    let (server, own) = (server_cpu(postmaster) - server_before, own_cpu() - own_before);
     worker.shutdown().await;
     running.await??;
 
-    println!("{tasks} tasks in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
+    println!(
+        "{tasks} tasks in {:.2} s, all created after {:.2} s (wall time, this run; not a benchmark)",
+        elapsed.as_secs_f64(),
+        created.as_secs_f64()
+    );
+    println!(
+        "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
+        elapsed.as_secs_f64() * 2.0
+    );
+    for (name, store) in [("submitter", &submitter_store), ("worker", &worker_store)] {
+        let stats = store.stats();
+        println!(
+            "{name}'s store: {} groups committed, {} calls, largest group {}, {} retried",
+            stats.transactions_committed, stats.requests, stats.largest_group, stats.transactions_retried
+        );
+    }
     println!();
     println!("| statement | calls | rows | total ms | µs per task | planning µs per task |");
     println!("|---|---|---|---|---|---|");
