@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use batch_manager::store::postgres::{PgOptions, PgStore, TaskEvent, TaskEventKind};
 use batch_manager::store::{
-    Holder, LeaseRequest, StoreError, TaskChange, TaskChanges, TaskOutcome, TaskStore, WorkerId,
+    Clock, Holder, LeaseRequest, ManualClock, StoreError, TaskChange, TaskChanges, TaskOutcome, TaskStore,
+    WorkerId,
 };
 use batch_model::{
     BatchTask, Checkpoint, Counters, ErrorCode, Partition, ProcessingMetrics, Progress, TaskId, TaskStatus,
@@ -81,7 +82,7 @@ async fn concurrent_connects_on_an_empty_database_migrate_it_once() {
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    assert_eq!(versions, vec![1, 2, 3, 4]);
     // Only the schema `batch` was created: the user's `public` schema stays empty.
     let public: i64 = client
         .query_one("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", &[])
@@ -170,6 +171,79 @@ async fn leases_are_judged_by_the_database_clock_and_every_claim_bumps_the_epoch
     let old = claimed.lease.holder();
     let error = store.heartbeat(&task.id, &old, TTL).await.unwrap_err();
     assert!(matches!(error, StoreError::LeaseLost { .. }), "{error:?}");
+}
+
+/// A holder's calls start from the store's copy of its task instead of locking and reading the row
+/// (schema 4's row version). A copy behind the row — another store requested a stop, took the task
+/// over, or gave it to a holder this store has not seen — is never acted on: its update fails,
+/// nothing of the group commits, and the call is judged again on the row as stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_calls_start_from_the_stores_copy_and_a_copy_behind_the_row_is_never_acted_on() {
+    let Some(cluster) = shared_or_skip("holder_calls_start_from_the_stores_copy") else { return };
+    let database = cluster.create_database().await.unwrap();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let options = || PgOptions { clock: Some(Arc::clone(&clock) as Arc<dyn Clock>), ..PgOptions::default() };
+    let a = PgStore::connect(&database.url, options()).await.unwrap();
+    let b = PgStore::connect(&database.url, options()).await.unwrap();
+    let (stopped, taken) = (task_at(Utc::now()), task_at(Utc::now()));
+    a.insert_task(&stopped).await.unwrap();
+    a.insert_task(&taken).await.unwrap();
+
+    // Claimed through A: A's heartbeat and checkpoint start from its copy.
+    let held = a.claim_task(&stopped.id, &lease("a")).await.unwrap().unwrap().lease.holder();
+    a.heartbeat(&stopped.id, &held, TTL).await.unwrap();
+    a.commit_checkpoint(&stopped.id, &held, &checkpoint(1), &progress(10, 100)).await.unwrap();
+    assert_eq!((a.stats().held_rows_used, a.stats().transactions_retried), (2, 0));
+
+    // B requests a stop: A's copy is behind, its heartbeat is judged on the row and reports the stop,
+    // and A's next checkpoint keeps the flag instead of writing its copy's row back.
+    b.request_stop(&stopped.id).await.unwrap();
+    assert!(a.heartbeat(&stopped.id, &held, TTL).await.unwrap().stop_requested);
+    assert_eq!(a.stats().transactions_retried, 1);
+    a.commit_checkpoint(&stopped.id, &held, &checkpoint(2), &progress(20, 100)).await.unwrap();
+    assert!(a.heartbeat(&stopped.id, &held, TTL).await.unwrap().stop_requested);
+    a.finish_task(&stopped.id, &held, &outcome(TaskStatus::Cancelled)).await.unwrap();
+    assert_eq!(b.task(&stopped.id).await.unwrap().unwrap().status, TaskStatus::Cancelled);
+
+    // The lease lapses and B takes the other task over: A's copy still says A holds it under epoch 1,
+    // and every call of A's stale holder is refused.
+    let stale = a.claim_task(&taken.id, &lease("a")).await.unwrap().unwrap().lease.holder();
+    a.commit_checkpoint(&taken.id, &stale, &checkpoint(1), &progress(10, 100)).await.unwrap();
+    clock.advance(TTL * 2);
+    let over = b.claim_task(&taken.id, &lease("b")).await.unwrap().unwrap();
+    assert_eq!(over.lease.epoch, 2);
+    let retried = a.stats().transactions_retried;
+    let error = a.commit_checkpoint(&taken.id, &stale, &checkpoint(2), &progress(20, 100)).await.unwrap_err();
+    assert!(matches!(error, StoreError::LeaseLost { .. }), "{error:?}");
+    assert_eq!(a.stats().transactions_retried, retried + 1, "refused only on the row as stored");
+    let error = a.finish_task(&taken.id, &stale, &outcome(TaskStatus::Completed)).await.unwrap_err();
+    assert!(matches!(error, StoreError::LeaseLost { .. }), "{error:?}");
+    assert_eq!(epoch_of(cluster, &database.name, &taken.id).await, 2);
+
+    // It lapses again and B gives it to c (epoch 3), whom A's copy (b, epoch 2) does not know: c's
+    // calls through A are accepted all the same.
+    clock.advance(TTL * 2);
+    let c = b.claim_task(&taken.id, &lease("c")).await.unwrap().unwrap().lease.holder();
+    assert_eq!(c.epoch, 3);
+    a.commit_checkpoint(&taken.id, &c, &checkpoint(2), &progress(20, 100)).await.unwrap();
+    a.finish_task(&taken.id, &c, &outcome(TaskStatus::Completed)).await.unwrap();
+    let finished = b.task(&taken.id).await.unwrap().unwrap();
+    assert_eq!(finished.status, TaskStatus::Completed);
+    assert_eq!(b.checkpoint(&taken.id).await.unwrap().map(|saved| saved.sequence), Some(2));
+
+    // The audit trail: the stale holder's refused calls left nothing.
+    let trail: Vec<(u64, String, Option<u64>)> = b
+        .task_events(&taken.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| matches!(event.kind, TaskEventKind::Checkpoint | TaskEventKind::Completed))
+        .map(|event| (event.epoch, event.worker.map(|worker| worker.0).unwrap_or_default(), event.sequence))
+        .collect();
+    assert_eq!(
+        trail,
+        vec![(1, "a".to_owned(), Some(1)), (3, "c".to_owned(), Some(2)), (3, "c".to_owned(), Some(2))]
+    );
 }
 
 /// The next change of task `id` within 10 s, skipping others and resyncs.

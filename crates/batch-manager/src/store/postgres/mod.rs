@@ -14,6 +14,16 @@
 //!   when it is a partition or a parent, the parent first, then the partitions in id order — applies
 //!   the rules the memory and SQLite stores apply (`store/rules.rs`: `TaskRow`, `Family`) in Rust,
 //!   and saves every changed row in the same transaction, so the three stores behave alike.
+//! - **A holder's calls without a lock** (schema 4). Every update of a task bumps its version
+//!   (`rev`) and names the version it started from; a row that changed since fails the update
+//!   (`batch.stale_task`, SQLSTATE `PMP01`) and the group rolls back. So a store keeps a copy of each
+//!   held task as its last group left it (`held.rs`), and a heartbeat, checkpoint, progress update,
+//!   finish or release of such a task (not a partition) starts from the copy instead of locking and
+//!   reading the row. A copy behind the row (another store stopped the task, took it over, or gave it
+//!   to a holder this store has not seen) is never acted on: the group runs again with the row locked
+//!   and read, and a call refused on a copy is always judged again on the row before it is answered.
+//!   Such a row is locked by its update, in id order; a deadlock with another group's row locks is
+//!   found by the server and the group is tried again.
 //! - **The database's clock.** Lease expiry is judged, and every time the store stamps (claims,
 //!   status changes, finishes, releases, stops) is read, on the database's clock
 //!   (`clock_timestamp()` once the group's rows are locked) at **microsecond** resolution, never on a
@@ -54,6 +64,7 @@
 
 mod encoding;
 mod error;
+mod held;
 mod listener;
 mod queries;
 mod schema;
@@ -148,6 +159,9 @@ pub struct PgStats {
     pub requests: u64,
     /// Most calls in one group.
     pub largest_group: u64,
+    /// Rows of holder calls (heartbeat, checkpoint, progress, finish, release) committed from the
+    /// store's copy of the task instead of being locked and read first.
+    pub held_rows_used: u64,
 }
 
 /// The server setting the store's connections start with (see [`PgStore::connect`]).
@@ -333,6 +347,7 @@ impl PgStore {
             clock: options.clock.clone(),
             local_feed: (!options.listen).then(|| feed.clone()),
             retry_for: options.retry_for,
+            held: Arc::default(),
         };
         let limits = Limits { writers, max_group: options.max_group, queue_capacity: options.queue_capacity };
         let writer = Writer::start(shared, limits);

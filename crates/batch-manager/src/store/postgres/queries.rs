@@ -20,7 +20,7 @@ pub(super) const CHANNEL: &str = "batch_task_changes";
 macro_rules! row_columns {
     () => {
         "t.id::text, t.record, t.lease_owner, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
-         t.waiting, t.checkpoint_seq"
+         t.waiting, t.checkpoint_seq, t.rev"
     };
 }
 
@@ -190,28 +190,48 @@ pub(super) const CLAIM_ABANDONED: &str = concat!(
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 
+/// The next version of an updated row `t` whose version the group read as `u.rev`; a row that
+/// changed since fails the statement (and the group) with `batch.stale_task` (SQLSTATE `PMP01`).
+/// Evaluated on the row as it is when the update gets its lock: a change committed after the group
+/// read the row counts.
+macro_rules! next_rev {
+    () => {
+        "rev = CASE WHEN t.rev = u.rev THEN t.rev + 1 ELSE batch.stale_task(t.id) END"
+    };
+}
+
 /// Saves changed rows whole (arrays: id, status, lease owner, lease expiry, epoch, stop flag, lost
-/// leases, waiting, checkpoint sequence, run time in ns, record, and the result and metrics of a
-/// task the group finished, NULL to keep the stored ones).
-pub(super) const UPDATE_TASKS: &str = "\
-UPDATE batch.tasks AS t
+/// leases, waiting, checkpoint sequence, run time in ns, record, the result and metrics of a task
+/// the group finished (NULL to keep the stored ones), and the version the group read).
+pub(super) const UPDATE_TASKS: &str = concat!(
+    "UPDATE batch.tasks AS t
 SET status = u.status, lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, epoch = u.epoch,
     stop_requested = u.stop_requested, lost_leases = u.lost_leases, waiting = u.waiting,
     checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record,
-    result = COALESCE(u.result, t.result), metrics = COALESCE(u.metrics, t.metrics)
+    result = COALESCE(u.result, t.result), metrics = COALESCE(u.metrics, t.metrics), ",
+    next_rev!(),
+    "
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
-            $8::bool[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[])
+            $8::bool[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::int8[])
      AS u(id, status, lease_owner, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
-          checkpoint_seq, run_nanos, record, result, metrics)
-WHERE t.id = u.id::uuid";
+          checkpoint_seq, run_nanos, record, result, metrics, rev)
+WHERE t.id = u.id::uuid"
+);
 
-/// Saves only the leases of rows whose record did not change (heartbeat, release): no indexed column
-/// changes, so PostgreSQL can update in place (HOT).
-pub(super) const UPDATE_LEASES: &str = "\
-UPDATE batch.tasks AS t
-SET lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at
-FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, lease_owner, lease_expires_at)
-WHERE t.id = u.id::uuid";
+/// Saves only the leases of rows whose record did not change (heartbeat, release; arrays: id, lease
+/// owner, lease expiry, the version the group read): no indexed column changes, so PostgreSQL can
+/// update in place (HOT).
+pub(super) const UPDATE_LEASES: &str = concat!(
+    "UPDATE batch.tasks AS t
+SET lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, ",
+    next_rev!(),
+    "
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[]) AS u(id, lease_owner, lease_expires_at, rev)
+WHERE t.id = u.id::uuid"
+);
+
+/// The SQLSTATE of `batch.stale_task`: a row changed since the group read it without a lock.
+pub(super) const STALE_TASK: &str = "PMP01";
 
 /// Replaces the last checkpoints of tasks (arrays: id, sequence, record).
 pub(super) const UPSERT_CHECKPOINTS: &str = "\

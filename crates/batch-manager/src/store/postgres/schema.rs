@@ -11,7 +11,7 @@ const MIGRATION_LOCK: i64 = 0x7075_6d70;
 
 /// The migrations, in order: migration `n` (1-based) takes the schema from version `n - 1` to `n`.
 /// Released migrations never change; a schema change is a new migration at the end.
-pub(super) const MIGRATIONS: [&str; 3] = [
+pub(super) const MIGRATIONS: [&str; 4] = [
     // 1: tasks (the searched fields as columns, the whole BatchTask as JSON), the latest checkpoint
     // per task, and finished tasks' results.
     "CREATE TABLE batch.tasks (
@@ -88,6 +88,16 @@ pub(super) const MIGRATIONS: [&str; 3] = [
     ALTER TABLE batch.tasks ALTER COLUMN record TYPE text;
     ALTER TABLE batch.checkpoints DROP CONSTRAINT checkpoints_task_id_fkey;
     ALTER TABLE batch.task_events DROP CONSTRAINT task_events_pkey;",
+    // 4: a row version, so that a store may change a row it holds without locking it first. Every
+    // update of a task sets `rev` to one more than it was, and says which version it expected: a row
+    // that changed since (another store requested a stop, took the task over, ...) fails the
+    // update with `stale_task` (SQLSTATE PMP01), the transaction rolls back, and the store reads
+    // the row again under a lock. Adding a column with a constant default rewrites nothing.
+    "ALTER TABLE batch.tasks ADD COLUMN rev bigint NOT NULL DEFAULT 0;
+    CREATE FUNCTION batch.stale_task(task uuid) RETURNS bigint LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'task % changed since this store last read it', task USING ERRCODE = 'PMP01';
+    END $$;",
 ];
 
 /// The schema version this build writes and understands.

@@ -47,6 +47,7 @@ use tokio_postgres::types::{Json, ToSql};
 
 use super::encoding::JsonText;
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
+use super::held::{HeldRow, HeldRows};
 use super::listener::payload_line;
 use super::{PgStats, queries};
 use crate::store::clock::Clock;
@@ -167,6 +168,7 @@ pub(super) struct Counters {
     retried: AtomicU64,
     requests: AtomicU64,
     largest_group: AtomicU64,
+    copied: AtomicU64,
 }
 
 impl Counters {
@@ -177,6 +179,7 @@ impl Counters {
             transactions_retried: self.retried.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             largest_group: self.largest_group.load(Ordering::Relaxed),
+            held_rows_used: self.copied.load(Ordering::Relaxed),
         }
     }
 }
@@ -200,6 +203,8 @@ pub(super) struct Shared {
     pub(super) local_feed: Option<ChangeFeed>,
     /// How long a group keeps retrying a lost connection or a restarting server.
     pub(super) retry_for: Duration,
+    /// The store's copies of held tasks.
+    pub(super) held: Arc<HeldRows>,
 }
 
 /// The writer's limits.
@@ -268,10 +273,11 @@ enum Failure {
     Fatal(StoreError),
 }
 
-/// A committed group: the answers and what to publish.
+/// A committed group: the answers, what to publish, and how many rows it took from copies.
 struct Committed {
     answers: Vec<Result<Answer, StoreError>>,
     changes: Vec<(TaskId, TaskStatus, bool)>,
+    copied: usize,
 }
 
 async fn execute(group: &Group, requests: Vec<Request>) {
@@ -303,6 +309,7 @@ async fn execute(group: &Group, requests: Vec<Request>) {
     match outcome {
         Ok(committed) => {
             counters.committed.fetch_add(1, Ordering::Relaxed);
+            counters.copied.fetch_add(committed.copied as u64, Ordering::Relaxed);
             if let Some(feed) = &group.shared.local_feed {
                 for (id, status, claimable) in &committed.changes {
                     feed.task(*id, *status, *claimable);
@@ -420,8 +427,8 @@ async fn abandon(client: Object) {
     }
 }
 
-/// A loaded row and the sequence of its last checkpoint.
-fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>), StoreError> {
+/// A loaded row, the sequence of its last checkpoint and its version.
+fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>, i64), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
     let id: String = row.try_get(0).map_err(corrupt)?;
     let JsonText(task): JsonText<BatchTask> = row
@@ -434,6 +441,7 @@ fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>)
     let lost_leases: i32 = row.try_get(6).map_err(corrupt)?;
     let waiting: bool = row.try_get(7).map_err(corrupt)?;
     let sequence: Option<i64> = row.try_get(8).map_err(corrupt)?;
+    let rev: i64 = row.try_get(9).map_err(corrupt)?;
     let row = TaskRow {
         task,
         lease_owner: lease_owner.map(WorkerId),
@@ -443,7 +451,7 @@ fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>)
         lost_leases: u32::try_from(lost_leases).unwrap_or(0),
         waiting,
     };
-    Ok((row, sequence.map(|sequence| u64::try_from(sequence).unwrap_or(0))))
+    Ok((row, sequence.map(|sequence| u64::try_from(sequence).unwrap_or(0)), rev))
 }
 
 /// The type filter of a claim as the SQL takes it (NULL for any type) and as a grouping key.
@@ -525,18 +533,37 @@ struct Loaded {
     existing: HashSet<TaskId>,
     /// Claim candidates per type filter, oldest first.
     candidates: HashMap<Option<Vec<String>>, Vec<TaskId>>,
+    /// The version of each row as read (0 for a row the group inserts).
+    revs: HashMap<TaskId, i64>,
+    /// Rows taken from the store's copies of held tasks, not read under a lock (see `held.rs`).
+    copied: BTreeSet<TaskId>,
 }
 
 impl Loaded {
-    fn add(&mut self, row: TaskRow, sequence: Option<u64>) {
+    /// Adds a row read by the group. A row loaded before keeps its loaded version (the same: the
+    /// group holds its lock), unless that was a copy: the row read under a lock replaces it.
+    fn add(&mut self, row: TaskRow, sequence: Option<u64>, rev: i64) {
         let id = row.task.id;
         if let Some(parent) = row.task.parent_id {
             self.children.entry(parent).or_default().insert(id);
         }
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.rows.entry(id) {
-            slot.insert(row);
+        if self.copied.remove(&id) || !self.rows.contains_key(&id) {
+            self.rows.insert(id, row);
             self.sequences.insert(id, sequence);
+            self.revs.insert(id, rev);
         }
+    }
+
+    /// Adds a store's copy of a held task in place of reading it.
+    fn add_copy(&mut self, held: HeldRow) {
+        let id = held.row.task.id;
+        if self.rows.contains_key(&id) {
+            return;
+        }
+        self.rows.insert(id, held.row);
+        self.sequences.insert(id, held.sequence);
+        self.revs.insert(id, held.rev);
+        self.copied.insert(id);
     }
 }
 
@@ -582,6 +609,11 @@ impl<'a> State<'a> {
 
     fn sequence(&self, id: &TaskId) -> Option<u64> {
         self.loaded.sequences.get(id).copied().flatten()
+    }
+
+    /// The version of row `id` as the group read it.
+    fn rev(&self, id: &TaskId) -> i64 {
+        self.loaded.revs.get(id).copied().unwrap_or(0)
     }
 
     fn event(&mut self, row: &TaskRow, worker: Option<&WorkerId>, event: &'static str) {
@@ -721,7 +753,7 @@ impl<'a> State<'a> {
                     .iter()
                     .map(|task| {
                         if self.loaded.inserted.remove(&task.id) {
-                            self.loaded.add(TaskRow::new(task.clone()), None);
+                            self.loaded.add(TaskRow::new(task.clone()), None, 0);
                             self.publish(task.id);
                             Ok(())
                         } else {
@@ -884,6 +916,7 @@ impl<'a> State<'a> {
                     self.new_rows.push(child.clone());
                     // Stored as given first (inserted), then as the split left it (updated).
                     self.loaded.sequences.insert(child.id, None);
+                    self.loaded.revs.insert(child.id, 0);
                     self.full.insert(child.id);
                     self.publish(child.id);
                 }
@@ -893,6 +926,16 @@ impl<'a> State<'a> {
                 Ok(Answer::Done)
             }
         }
+    }
+
+    /// Every row of the group as it committed, with its checkpoint sequence and version, for the
+    /// store's copies of held tasks.
+    fn held_rows(&self) -> impl Iterator<Item = (&TaskRow, Option<u64>, i64)> {
+        self.loaded.rows.iter().map(|(id, row)| {
+            let written = self.full.contains(id) || self.leases.contains(id) || self.results.contains_key(id);
+            let rev = self.loaded.revs.get(id).copied().unwrap_or(0) + i64::from(written);
+            (row, self.sequence(id), rev)
+        })
     }
 
     /// Each published task with its status and whether it is claimable now.
@@ -1041,7 +1084,12 @@ async fn run_group(
         .flatten()
         .collect();
     let targets: BTreeSet<TaskId> = ops.iter().filter_map(|op| op.target()).collect();
-    let lock_ids = ids_text(targets.iter().copied());
+    // The holder calls' tasks the store keeps copies of are not locked and read (see `held.rs`).
+    let copies: Vec<HeldRow> = holder_targets(ops).iter().filter_map(|id| shared.held.get(id)).collect();
+    let copied: BTreeSet<TaskId> = copies.iter().map(|held| held.row.task.id).collect();
+    let lock_ids = ids_text(targets.iter().copied().filter(|id| !copied.contains(id)));
+    // Claims leave out every target, locked or not: their claimability is judged in memory.
+    let target_ids = ids_text(targets.iter().copied());
     let claim_targets: BTreeSet<TaskId> = ops
         .iter()
         .filter_map(|op| match op {
@@ -1105,7 +1153,7 @@ async fn run_group(
     let checkpoint_params: [&(dyn ToSql + Sync); 1] = [&claim_ids];
     let claim_params: Vec<[&(dyn ToSql + Sync); 4]> = claim_queries
         .iter()
-        .map(|query| [&query.key as _, &query.limit as _, &lock_ids as _, &clock_now as _])
+        .map(|query| [&query.key as _, &query.limit as _, &target_ids as _, &clock_now as _])
         .collect();
 
     let mut first: Vec<RowsFuture<'_>> = vec![statement_done(client.batch_execute("BEGIN"))];
@@ -1167,14 +1215,18 @@ async fn run_group(
             loaded.inserted.insert(parse_id(location, &row)?);
         }
         for row in take(lock_at) {
-            let (row, sequence) = decode_row(location, &row)?;
+            let (row, sequence, rev) = decode_row(location, &row)?;
             // Its partitions are loaded by the next statement (none for a task that has none).
             loaded.families.insert(row.task.id);
-            loaded.add(row, sequence);
+            loaded.add(row, sequence, rev);
         }
         for row in take(lock_at.map(|idx| idx + 1)) {
-            let (row, sequence) = decode_row(location, &row)?;
-            loaded.add(row, sequence);
+            let (row, sequence, rev) = decode_row(location, &row)?;
+            loaded.add(row, sequence, rev);
+        }
+        // The holder calls' tasks kept by the store, in place of reading them.
+        for held in copies {
+            loaded.add_copy(held);
         }
         for row in take(existing_at) {
             loaded.existing.insert(parse_id(location, &row)?);
@@ -1184,16 +1236,16 @@ async fn run_group(
             let mut found: Vec<(i64, TaskId)> = Vec::new();
             for at in [claims_at + 2 * idx, claims_at + 2 * idx + 1] {
                 for row in take(Some(at)) {
-                    let (decoded, sequence) = decode_row(location, &row)?;
+                    let (decoded, sequence, rev) = decode_row(location, &row)?;
                     let id = decoded.task.id;
-                    let checkpoint: Option<Json<Checkpoint>> = row.try_get(9).map_err(|error| {
+                    let checkpoint: Option<Json<Checkpoint>> = row.try_get(10).map_err(|error| {
                         corrupt_record(location, &format!("the checkpoint of task {id}"), error)
                     })?;
                     if let Some(Json(checkpoint)) = checkpoint {
                         loaded.checkpoints.entry(id).or_insert(checkpoint);
                     }
                     found.push((time_key(decoded.task.created_at), id));
-                    loaded.add(decoded, sequence);
+                    loaded.add(decoded, sequence, rev);
                 }
             }
             for id in &targets {
@@ -1256,6 +1308,26 @@ async fn run_group(
         apply_all(location, now, std::mem::take(&mut loaded), ops, &excluded)
             .map_err(|missing| unloaded(location, &missing))?
     };
+    // A call refused on a copy is judged again on the row as stored: the copy may be behind it.
+    let refused: Vec<TaskId> = ops
+        .iter()
+        .zip(&answers)
+        .filter_map(|(op, answer)| {
+            op.target().filter(|id| answer.is_err() && state.loaded.copied.contains(id))
+        })
+        .collect();
+    if !refused.is_empty() {
+        shared.held.forget(refused.iter().copied());
+        return Err(Failure::Retry {
+            error: storage(
+                location,
+                format!(
+                    "calls on tasks {refused:?} were refused on the store's copies; judged again on the rows"
+                ),
+            ),
+            pause: false,
+        });
+    }
     // The writes attached to the accepted checkpoints. When one fails, every attached write is
     // undone and the calls are applied again without its call, which gets the error: the other
     // calls commit as if it had never been in the group. At most one round per call.
@@ -1269,9 +1341,42 @@ async fn run_group(
         }
     }
 
+    // A copy the calls did not change is written all the same (its lease, as it is), so that its
+    // version is checked: an answer given from it stands only if it was the row as stored.
+    let unchanged: Vec<TaskId> = state
+        .loaded
+        .copied
+        .iter()
+        .filter(|id| !state.full.contains(id) && !state.leases.contains(id))
+        .copied()
+        .collect();
+    state.leases.extend(unchanged);
+
     // Round trip 2: the writes and the commit.
     write(shared, client, &state, xid, deadline).await?;
-    Ok(Committed { answers, changes: state.changes() })
+    shared.held.record(state.held_rows());
+    Ok(Committed { answers, changes: state.changes(), copied: state.loaded.copied.len() })
+}
+
+/// The tasks of the group's holder calls (heartbeat, checkpoint, progress, finish, release) that no
+/// other call of the group names: those a copy may stand in for.
+fn holder_targets(ops: &[&Op]) -> BTreeSet<TaskId> {
+    let mut holder = BTreeSet::new();
+    let mut other = BTreeSet::new();
+    for op in ops {
+        match op {
+            Op::Heartbeat { id, .. }
+            | Op::CommitCheckpoint { id, .. }
+            | Op::UpdateProgress { id, .. }
+            | Op::Finish { id, .. }
+            | Op::Release { id, .. } => {
+                holder.insert(*id);
+            }
+            _ => other.extend(op.target()),
+        }
+    }
+    holder.retain(|id| !other.contains(id));
+    holder
 }
 
 /// Applies the group's calls but the `excluded` to a copy of `loaded`, locking and loading the
@@ -1505,9 +1610,8 @@ async fn load_families(
     let parent_rows = client.query(&parents_statement, &[&ids]).await.map_err(loading)?;
     let child_rows = client.query(&children_statement, &[&ids]).await.map_err(loading)?;
     for row in parent_rows.iter().chain(&child_rows) {
-        let (row, sequence) = decode_row(location, row).map_err(Failure::Fatal)?;
-        // A row loaded before keeps its loaded version (the same: this group holds its lock).
-        loaded.add(row, sequence);
+        let (row, sequence, rev) = decode_row(location, row).map_err(Failure::Fatal)?;
+        loaded.add(row, sequence, rev);
     }
     loaded.families.extend(parents.iter().copied());
     Ok(())
@@ -1529,9 +1633,11 @@ struct Writes<'a> {
     records: Vec<JsonText<&'a BatchTask>>,
     results: Vec<Option<JsonText<&'a serde_json::Value>>>,
     metrics: Vec<Option<JsonText<&'a batch_model::ProcessingMetrics>>>,
+    revs: Vec<i64>,
     lease_ids: Vec<String>,
     lease_only_owners: Vec<Option<&'a str>>,
     lease_only_expiries: Vec<Option<DateTime<Utc>>>,
+    lease_revs: Vec<i64>,
     checkpoint_ids: Vec<String>,
     checkpoint_sequences: Vec<i64>,
     checkpoints: Vec<Json<&'a Checkpoint>>,
@@ -1570,12 +1676,14 @@ impl<'a> Writes<'a> {
             let result = state.results.get(id);
             writes.results.push(result.map(|record| JsonText(&record.result)));
             writes.metrics.push(result.map(|record| JsonText(&record.metrics)));
+            writes.revs.push(state.rev(id));
         }
         for id in state.leases.difference(&state.full) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
             writes.lease_ids.push(id.to_string());
             writes.lease_only_owners.push(row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
             writes.lease_only_expiries.push(row.lease_expires.map(DateTime::from_timestamp_nanos));
+            writes.lease_revs.push(state.rev(id));
         }
         for (id, checkpoint) in &state.checkpoints {
             writes.checkpoint_ids.push(id.to_string());
@@ -1638,7 +1746,7 @@ async fn write(
     )?;
     let children = InsertColumns::of(state.new_rows.iter());
     let children_params = children.params();
-    let update_params: [&(dyn ToSql + Sync); 13] = [
+    let update_params: [&(dyn ToSql + Sync); 14] = [
         &written.ids,
         &written.statuses,
         &written.lease_owners,
@@ -1652,9 +1760,10 @@ async fn write(
         &written.records,
         &written.results,
         &written.metrics,
+        &written.revs,
     ];
-    let lease_params: [&(dyn ToSql + Sync); 3] =
-        [&written.lease_ids, &written.lease_only_owners, &written.lease_only_expiries];
+    let lease_params: [&(dyn ToSql + Sync); 4] =
+        [&written.lease_ids, &written.lease_only_owners, &written.lease_only_expiries, &written.lease_revs];
     let checkpoint_params: [&(dyn ToSql + Sync); 3] =
         [&written.checkpoint_ids, &written.checkpoint_sequences, &written.checkpoints];
     let event_params: [&(dyn ToSql + Sync); 6] = [
@@ -1688,6 +1797,13 @@ async fn write(
     second.push(statement_done(client.batch_execute("COMMIT")));
     let mut results = pipeline(second).await;
     let Some(error) = first_error(&mut results) else { return Ok(()) };
+    if error.code().is_some_and(|code| code.code() == queries::STALE_TASK) {
+        // A row taken from a copy changed since: nothing committed; the group runs again with its
+        // rows locked and read.
+        shared.held.forget(state.loaded.copied.iter().copied());
+        let error = shared.location.error("writing a task changed since the store's copy", error);
+        return Err(Failure::Retry { error, pause: false });
+    }
     if !is_connection_trouble(&error) {
         // The server refused a statement: the transaction was rolled back (COMMIT answers ROLLBACK).
         return Err(classify(shared, "committing a group of task changes", error));

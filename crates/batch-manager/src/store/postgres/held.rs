@@ -1,0 +1,92 @@
+//! The rows a store last wrote or read of tasks that are held, with their versions: the starting
+//! point of a holder's calls (heartbeat, checkpoint, progress, finish, release) without a lock.
+//!
+//! A group that finds its holder call's task here applies the call to this copy instead of locking
+//! and reading the row, and its update says which version it started from (`rev`, schema 4). When
+//! the row changed since — another store requested a stop, took the task over, or this store's
+//! copy is simply older — the update fails with `batch.stale_task`, nothing of the group commits,
+//! the copy is forgotten and the group runs again with the row locked and read. A call refused on
+//! the copy is run again the same way before its answer is given, so a refusal is always judged on
+//! the row as stored. The rules (`rules.rs`) stay the one judge either way: the copy only saves the
+//! lock and the read when it is current, which for a holder's own task it nearly always is.
+//!
+//! Only tasks that are not partitions are kept (a partition's calls settle its family, which must
+//! be locked), and at most [`CAPACITY`] of them: a store holds at most its workers' slots, and a
+//! copy of a task another store holds costs nothing but its room.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use batch_model::{TaskId, TaskStatus};
+
+use crate::store::rules::TaskRow;
+
+/// Most rows kept.
+const CAPACITY: usize = 65_536;
+
+/// A held task's row as last written or read, its checkpoint sequence and its version.
+#[derive(Debug, Clone)]
+pub(super) struct HeldRow {
+    pub(super) row: TaskRow,
+    pub(super) sequence: Option<u64>,
+    pub(super) rev: i64,
+}
+
+impl HeldRow {
+    /// Whether a row in this state is kept: held (processing, with a lease owner), not waiting
+    /// for partitions, and not a partition.
+    fn keeps(row: &TaskRow) -> bool {
+        row.task.status == TaskStatus::Processing
+            && row.lease_owner.is_some()
+            && !row.waiting
+            && row.task.parent_id.is_none()
+    }
+}
+
+/// The copies, shared by the store's groups.
+#[derive(Debug, Default)]
+pub(super) struct HeldRows {
+    rows: Mutex<HashMap<TaskId, HeldRow>>,
+}
+
+impl HeldRows {
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, HeldRow>> {
+        // A panic while the map was held leaves it consistent (every change is one insert or remove).
+        self.rows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The copy of task `id`, if one is kept.
+    pub(super) fn get(&self, id: &TaskId) -> Option<HeldRow> {
+        self.rows().get(id).cloned()
+    }
+
+    /// Records rows as a committed group left them (row, checkpoint sequence, version): kept if
+    /// held, forgotten otherwise. A copy newer than the one given (from a group that committed
+    /// later but recorded first) stays.
+    pub(super) fn record<'a>(&self, rows: impl IntoIterator<Item = (&'a TaskRow, Option<u64>, i64)>) {
+        let mut kept = self.rows();
+        for (row, sequence, rev) in rows {
+            let id = row.task.id;
+            if !HeldRow::keeps(row) {
+                kept.remove(&id);
+                continue;
+            }
+            let newer_kept = kept.get(&id).map(|existing| existing.rev > rev);
+            match newer_kept {
+                Some(true) => {}
+                None if kept.len() >= CAPACITY => {}
+                Some(false) | None => {
+                    kept.insert(id, HeldRow { row: row.clone(), sequence, rev });
+                }
+            }
+        }
+    }
+
+    /// Forgets the copies of `ids` (they may be stale).
+    pub(super) fn forget(&self, ids: impl IntoIterator<Item = TaskId>) {
+        let mut kept = self.rows();
+        for id in ids {
+            kept.remove(&id);
+        }
+    }
+}
