@@ -11,8 +11,10 @@
 //! lock and the read when it is current, which for a holder's own task it nearly always is.
 //!
 //! Only tasks that are not partitions are kept (a partition's calls settle its family, which must
-//! be locked), and at most [`CAPACITY`] of them: a store holds at most its workers' slots, and a
-//! copy of a task another store holds costs nothing but its room.
+//! be locked), only those the store's own calls claimed or named as their holder's, and at most
+//! [`CAPACITY`] of them: a store holds at most its workers' slots. A copy of a task taken over
+//! elsewhere stays until the stale holder's next call finds it behind, or forever if none comes;
+//! the cap bounds those.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -60,10 +62,14 @@ impl HeldRows {
         self.rows().get(id).cloned()
     }
 
-    /// Records rows as a committed group left them (row, checkpoint sequence, version): kept if
-    /// held, forgotten otherwise. A copy newer than the one given (from a group that committed
-    /// later but recorded first) stays.
-    pub(super) fn record<'a>(&self, rows: impl IntoIterator<Item = (&'a TaskRow, Option<u64>, i64)>) {
+    /// Records rows as a committed group left them (row, checkpoint sequence, version): a row no
+    /// longer held is forgotten; a held one replaces its copy, or becomes one if `wanted`. A copy
+    /// newer than the one given (from a group that committed later but recorded first) stays.
+    pub(super) fn record<'a>(
+        &self,
+        rows: impl IntoIterator<Item = (&'a TaskRow, Option<u64>, i64)>,
+        wanted: impl Fn(&TaskId) -> bool,
+    ) {
         let mut kept = self.rows();
         for (row, sequence, rev) in rows {
             let id = row.task.id;
@@ -74,7 +80,7 @@ impl HeldRows {
             let newer_kept = kept.get(&id).map(|existing| existing.rev > rev);
             match newer_kept {
                 Some(true) => {}
-                None if kept.len() >= CAPACITY => {}
+                None if kept.len() >= CAPACITY || !wanted(&id) => {}
                 Some(false) | None => {
                     kept.insert(id, HeldRow { row: row.clone(), sequence, rev });
                 }

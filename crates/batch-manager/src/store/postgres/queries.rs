@@ -19,7 +19,7 @@ pub(super) const CHANNEL: &str = "batch_task_changes";
 /// The columns of a task row as [`decode_row`](super::writer) reads them, in order.
 macro_rules! row_columns {
     () => {
-        "t.id::text, t.record, t.lease_owner, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
+        "t.id::text, t.record, t.holder, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
          t.waiting, t.checkpoint_seq, t.rev"
     };
 }
@@ -184,7 +184,7 @@ pub(super) const CLAIM_ABANDONED: &str = concat!(
     " FROM batch.tasks t \
      WHERE t.status = 'processing' AND NOT t.waiting \
        AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
-       AND (t.lease_owner IS NULL OR t.lease_expires_at IS NULL \
+       AND (t.holder IS NULL OR t.lease_expires_at IS NULL \
             OR t.lease_expires_at < COALESCE($4::timestamptz, clock_timestamp())) \
        AND t.id <> ALL($3::text[]::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
@@ -205,7 +205,7 @@ macro_rules! next_rev {
 /// the group finished (NULL to keep the stored ones), and the version the group read).
 pub(super) const UPDATE_TASKS: &str = concat!(
     "UPDATE batch.tasks AS t
-SET status = u.status, lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, epoch = u.epoch,
+SET status = u.status, holder = u.holder, lease_expires_at = u.lease_expires_at, epoch = u.epoch,
     stop_requested = u.stop_requested, lost_leases = u.lost_leases, waiting = u.waiting,
     checkpoint_seq = u.checkpoint_seq, run_nanos = u.run_nanos, record = u.record,
     result = COALESCE(u.result, t.result), metrics = COALESCE(u.metrics, t.metrics), ",
@@ -213,7 +213,7 @@ SET status = u.status, lease_owner = u.lease_owner, lease_expires_at = u.lease_e
     "
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
             $8::bool[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::int8[])
-     AS u(id, status, lease_owner, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
+     AS u(id, status, holder, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
           checkpoint_seq, run_nanos, record, result, metrics, rev)
 WHERE t.id = u.id::uuid"
 );
@@ -223,10 +223,10 @@ WHERE t.id = u.id::uuid"
 /// update in place (HOT).
 pub(super) const UPDATE_LEASES: &str = concat!(
     "UPDATE batch.tasks AS t
-SET lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at, ",
+SET holder = u.holder, lease_expires_at = u.lease_expires_at, ",
     next_rev!(),
     "
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[]) AS u(id, lease_owner, lease_expires_at, rev)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[]) AS u(id, holder, lease_expires_at, rev)
 WHERE t.id = u.id::uuid"
 );
 

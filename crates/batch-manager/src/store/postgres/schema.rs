@@ -92,8 +92,12 @@ pub(super) const MIGRATIONS: [&str; 4] = [
     // update of a task sets `rev` to one more than it was, and says which version it expected: a row
     // that changed since (another store requested a stop, took the task over, ...) fails the
     // update with `stale_task` (SQLSTATE PMP01), the transaction rolls back, and the store reads
-    // the row again under a lock. Adding a column with a constant default rewrites nothing.
+    // the row again under a lock. Adding a column with a constant default rewrites nothing. The lease
+    // owner's column is renamed `holder` so that a process of an older build still connected (it
+    // checked the version when it connected) fails every write instead of changing rows without
+    // bumping their version, which would let a newer store act on a stale copy.
     "ALTER TABLE batch.tasks ADD COLUMN rev bigint NOT NULL DEFAULT 0;
+    ALTER TABLE batch.tasks RENAME COLUMN lease_owner TO holder;
     CREATE FUNCTION batch.stale_task(task uuid) RETURNS bigint LANGUAGE plpgsql AS $$
     BEGIN
         RAISE EXCEPTION 'task % changed since this store last read it', task USING ERRCODE = 'PMP01';

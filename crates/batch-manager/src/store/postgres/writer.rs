@@ -583,6 +583,8 @@ struct State<'a> {
     /// Tasks to publish, in the order they changed.
     notify: Vec<TaskId>,
     notified: HashSet<TaskId>,
+    /// Tasks the group's claims took.
+    claimed: HashSet<TaskId>,
 }
 
 impl<'a> State<'a> {
@@ -600,6 +602,7 @@ impl<'a> State<'a> {
             events: Vec::new(),
             notify: Vec::new(),
             notified: HashSet::new(),
+            claimed: HashSet::new(),
         }
     }
 
@@ -728,6 +731,7 @@ impl<'a> State<'a> {
                 row.lease_expires = Some(expires);
                 let checkpoint = self.checkpoint_for(id)?;
                 self.event(&row, Some(&lease.worker), "claimed");
+                self.claimed.insert(*id);
                 let task = row.task.clone();
                 self.store(vec![row], Write::Full, caller);
                 Ok(Some(ClaimedTask {
@@ -1085,7 +1089,8 @@ async fn run_group(
         .collect();
     let targets: BTreeSet<TaskId> = ops.iter().filter_map(|op| op.target()).collect();
     // The holder calls' tasks the store keeps copies of are not locked and read (see `held.rs`).
-    let copies: Vec<HeldRow> = holder_targets(ops).iter().filter_map(|id| shared.held.get(id)).collect();
+    let holder_calls = holder_targets(ops);
+    let copies: Vec<HeldRow> = holder_calls.iter().filter_map(|id| shared.held.get(id)).collect();
     let copied: BTreeSet<TaskId> = copies.iter().map(|held| held.row.task.id).collect();
     let lock_ids = ids_text(targets.iter().copied().filter(|id| !copied.contains(id)));
     // Claims leave out every target, locked or not: their claimability is judged in memory.
@@ -1354,7 +1359,9 @@ async fn run_group(
 
     // Round trip 2: the writes and the commit.
     write(shared, client, &state, xid, deadline).await?;
-    shared.held.record(state.held_rows());
+    // Copies are kept of the tasks the group claimed or its holder calls named (rows it merely read,
+    // held by other stores' workers, would only age); every row it saw that is no longer held goes.
+    shared.held.record(state.held_rows(), |id| holder_calls.contains(id) || state.claimed.contains(id));
     Ok(Committed { answers, changes: state.changes(), copied: state.loaded.copied.len() })
 }
 
