@@ -96,3 +96,67 @@ impl HeldRows {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use batch_model::{BatchTask, CreateTaskRequest, TaskType};
+    use chrono::Utc;
+
+    use super::*;
+    use crate::store::{LeaseRequest, WorkerId};
+
+    fn held_row() -> TaskRow {
+        let request = CreateTaskRequest::new(TaskType::Custom("held".to_owned()));
+        let task = BatchTask::new(TaskId::new(), request, Utc::now()).expect("a valid request");
+        let mut row = TaskRow::new(task);
+        let lease = LeaseRequest::new(WorkerId("w".to_owned()), std::time::Duration::from_secs(30));
+        assert!(matches!(row.claim(&lease, Utc::now()), crate::store::rules::ClaimResult::Claimed(_)));
+        row
+    }
+
+    #[test]
+    fn a_held_row_is_kept_when_wanted_and_replaced_only_by_a_version_as_new() {
+        let held = HeldRows::default();
+        let row = held_row();
+        let id = row.task.id;
+        held.record([(&row, None, 3)], |_| false);
+        assert!(held.get(&id).is_none(), "not wanted, not kept");
+        held.record([(&row, Some(1), 3)], |_| true);
+        assert_eq!(held.get(&id).map(|copy| (copy.rev, copy.sequence)), Some((3, Some(1))));
+        // An older version recorded late (its group committed first) does not replace a newer one;
+        // a newer one replaces it even when not wanted (it is the store's own task already).
+        held.record([(&row, Some(0), 2)], |_| true);
+        assert_eq!(held.get(&id).map(|copy| copy.rev), Some(3));
+        held.record([(&row, Some(2), 4)], |_| false);
+        assert_eq!(held.get(&id).map(|copy| (copy.rev, copy.sequence)), Some((4, Some(2))));
+        held.forget([id]);
+        assert!(held.get(&id).is_none());
+    }
+
+    #[test]
+    fn rows_no_longer_held_and_partitions_are_forgotten() {
+        let held = HeldRows::default();
+        let row = held_row();
+        let id = row.task.id;
+        held.record([(&row, None, 1)], |_| true);
+        let mut released = row.clone();
+        released.lease_owner = None;
+        held.record([(&released, None, 2)], |_| true);
+        assert!(held.get(&id).is_none(), "released: forgotten");
+
+        held.record([(&row, None, 3)], |_| true);
+        let mut finished = row.clone();
+        finished.task.status = TaskStatus::Completed;
+        held.record([(&finished, None, 4)], |_| true);
+        assert!(held.get(&id).is_none(), "finished: forgotten");
+
+        let mut partition = row.clone();
+        partition.task.parent_id = Some(TaskId::new());
+        held.record([(&partition, None, 1)], |_| true);
+        assert!(held.get(&id).is_none(), "a partition's calls lock its family: never kept");
+        let mut waiting = row;
+        waiting.waiting = true;
+        held.record([(&waiting, None, 1)], |_| true);
+        assert!(held.get(&id).is_none(), "a parent waiting for its partitions: not held");
+    }
+}

@@ -291,6 +291,19 @@ async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
         kinds(store.task_events(&running.id).await.expect("events")),
         vec![("claimed", 3), ("claimed", 4)]
     );
+
+    // A process of a schema-3 build still connected (it checked the version when it connected)
+    // cannot change a row without bumping its version: its writes name the renamed column and fail.
+    let schema_3_lease_update = "UPDATE batch.tasks AS t \
+        SET lease_owner = u.lease_owner, lease_expires_at = u.lease_expires_at \
+        FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS u(id, lease_owner, lease_expires_at) \
+        WHERE t.id = u.id::uuid";
+    let ids = vec![running.id.to_string()];
+    let owners = vec![Some("old")];
+    let expiries = vec![Some(Utc::now())];
+    let refused =
+        client.execute(schema_3_lease_update, &[&ids, &owners, &expiries]).await.expect_err("refused");
+    assert_eq!(refused.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_COLUMN), "{refused}");
     drop(store);
     cluster.drop_database(&database.name).await.expect("the database dropped");
 }
