@@ -1254,6 +1254,11 @@ async fn run_group(
                 }
             }
             for id in &targets {
+                // A copy is not locked (nor its checkpoint read with it): its task waits for a
+                // later group's claim statements.
+                if loaded.copied.contains(id) {
+                    continue;
+                }
                 let Some(row) = loaded.rows.get(id) else { continue };
                 let type_matches = query
                     .key
