@@ -28,7 +28,8 @@ use batch_manager::store::{TaskChanges, TaskStore};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
 const M3_TASKS: usize = 10_000;
 const CREATE_BATCH: usize = 1_000;
@@ -172,6 +173,27 @@ async fn run_apalis(cluster: &PgCluster, batch_size: usize) -> Duration {
     elapsed
 }
 
+/// Adds flavour `name`: each iteration is one whole `run` (timed by the run itself).
+fn bench_runs<F, Fut>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    run: F,
+) where
+    F: Fn() -> Fut + Copy,
+    Fut: std::future::Future<Output = Duration>,
+{
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| async move {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                total += run().await;
+            }
+            total
+        })
+    });
+}
+
 fn m3_pg_task_throughput(c: &mut Criterion) {
     let Some(cluster) = batch_testkit::own_or_skip("m3_pg_task_throughput") else { return };
     let cluster = &cluster;
@@ -183,38 +205,14 @@ fn m3_pg_task_throughput(c: &mut Criterion) {
     for workers in [1, 4] {
         let name =
             if workers == 1 { "batch_pg_1_worker".to_owned() } else { format!("batch_pg_{workers}_workers") };
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += run_batch_pg(cluster, workers).await;
-                }
-                total
-            })
-        });
+        bench_runs(&mut group, &rt, &name, || run_batch_pg(cluster, workers));
     }
     for (name, batch_size) in
         [("apalis_postgres", APALIS_BATCH), ("apalis_postgres_default", ApalisConfig::default().batch_size)]
     {
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter_custom(|iters| async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += run_apalis(cluster, batch_size).await;
-                }
-                total
-            })
-        });
+        bench_runs(&mut group, &rt, name, || run_apalis(cluster, batch_size));
     }
-    group.bench_function("batch_sqlite_1_worker", |b| {
-        b.to_async(&rt).iter_custom(|iters| async move {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                total += run_batch_sqlite().await;
-            }
-            total
-        })
-    });
+    bench_runs(&mut group, &rt, "batch_sqlite_1_worker", run_batch_sqlite);
     group.finish();
 }
 

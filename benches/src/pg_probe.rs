@@ -76,15 +76,48 @@ pub async fn statement_stats(
         .collect()
 }
 
+/// The CPU time of the server and of this process since a start, from `/proc`.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuProbe {
+    postmaster: i32,
+    server: f64,
+    own: f64,
+}
+
+impl CpuProbe {
+    /// Finds the server of `client` (its backend's postmaster); with the environment variable
+    /// `pause` set, waits for a line on stdin first (to attach a profiler to the run alone); then
+    /// reads the CPU times the run starts from.
+    #[allow(clippy::print_stdout, reason = "the prompt of a probe (a binary), on its stdout")]
+    pub async fn start(
+        client: &tokio_postgres::Client,
+        pause: &str,
+    ) -> Result<CpuProbe, Box<dyn std::error::Error>> {
+        let backend: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await?.try_get(0)?;
+        let postmaster = parent_of(backend).ok_or("cannot find the server's postmaster in /proc")?;
+        if std::env::var_os(pause).is_some() {
+            println!("ready: the server is process {postmaster}; press enter to start");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+        }
+        Ok(CpuProbe { postmaster, server: server_cpu(postmaster), own: own_cpu() })
+    }
+
+    /// The CPU seconds the server and this process used since the start.
+    pub fn used(&self) -> (f64, f64) {
+        (server_cpu(self.postmaster) - self.server, own_cpu() - self.own)
+    }
+}
+
 /// The parent process of `pid`, from `/proc`.
-pub fn parent_of(pid: i32) -> Option<i32> {
+fn parent_of(pid: i32) -> Option<i32> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     text.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// The CPU seconds (user and system) of the server `postmaster` and its processes (the backends,
 /// and those that ended, which it waited for), from `/proc`.
-pub fn server_cpu(postmaster: i32) -> f64 {
+fn server_cpu(postmaster: i32) -> f64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
     let mut ticks = 0u64;
     for entry in entries.flatten() {
@@ -99,7 +132,7 @@ pub fn server_cpu(postmaster: i32) -> f64 {
 }
 
 /// This process's CPU seconds.
-pub fn own_cpu() -> f64 {
+fn own_cpu() -> f64 {
     process_ticks(std::path::Path::new("/proc/self/stat")) as f64 / 100.0
 }
 

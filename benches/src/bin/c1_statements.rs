@@ -21,7 +21,7 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{BatchConfig, CreateTaskRequest, TaskStatus, TaskType};
 use batch_testkit::PgCluster;
-use benches::pg_probe::{c1_tables_sql, own_cpu, parent_of, server_cpu, statement_stats};
+use benches::pg_probe::{CpuProbe, c1_tables_sql, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -56,22 +56,13 @@ async fn measure(cluster: &PgCluster, rows: u64) -> Result<(), Failure> {
     let request = CreateTaskRequest::new(TaskType::BatchProcess).with_config(task_config).with_params(params);
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
 
-    let backend: i32 = admin.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
-    let postmaster = parent_of(backend).ok_or("cannot find the server's postmaster in /proc")?;
-    let server_cpu = || server_cpu(postmaster);
-    if std::env::var_os("C1_PAUSE").is_some() {
-        // For a profiler attached to the run alone: go on after a line on stdin.
-        println!("ready: the server is process {postmaster}; press enter to start the task");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-    }
-    let (server_before, own_before) = (server_cpu(), own_cpu());
+    let cpu = CpuProbe::start(&admin, "C1_PAUSE").await?;
     let started = Instant::now();
     let id = manager.create_task(request).await?.id;
     manager.process_task(&id).await?;
     let task = manager.wait(&id).await?;
     let elapsed = started.elapsed();
-    let (server, own) = (server_cpu() - server_before, own_cpu() - own_before);
+    let (server, own) = cpu.used();
     manager.shutdown().await;
     if task.status != TaskStatus::Completed {
         return Err(format!("the task ended {:?}: {:?}", task.status, task.error).into());

@@ -23,7 +23,7 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
-use benches::pg_probe::{own_cpu, parent_of, server_cpu, statement_stats};
+use benches::pg_probe::{CpuProbe, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -70,15 +70,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256)?;
     let worker = empty_tasks_manager(Arc::clone(&worker_store) as Arc<dyn TaskStore>, "worker", slots)?;
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
-    let backend: i32 = admin.query_one("SELECT pg_backend_pid()", &[]).await?.get(0);
-    let postmaster = parent_of(backend).ok_or("cannot find the server's postmaster in /proc")?;
-    if std::env::var_os("PG_STATEMENTS_PAUSE").is_some() {
-        // For a profiler attached to the run alone: go on after a line on stdin.
-        println!("ready: the server is process {postmaster}; press enter to start");
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-    }
-    let (server_before, own_before) = (server_cpu(postmaster), own_cpu());
+    let cpu = CpuProbe::start(&admin, "PG_STATEMENTS_PAUSE").await?;
 
     let running = {
         let worker = worker.clone();
@@ -94,7 +86,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let created = started.elapsed();
     wait_completed(submitter_store.as_ref(), &mut events, tasks, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
-    let (server, own) = (server_cpu(postmaster) - server_before, own_cpu() - own_before);
+    let (server, own) = cpu.used();
     worker.shutdown().await;
     running.await??;
 

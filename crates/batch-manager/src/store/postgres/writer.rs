@@ -548,22 +548,24 @@ impl Loaded {
             self.children.entry(parent).or_default().insert(id);
         }
         if self.copied.remove(&id) || !self.rows.contains_key(&id) {
-            self.rows.insert(id, row);
-            self.sequences.insert(id, sequence);
-            self.revs.insert(id, rev);
+            self.put(row, sequence, rev);
         }
     }
 
     /// Adds a store's copy of a held task in place of reading it.
     fn add_copy(&mut self, held: HeldRow) {
         let id = held.row.task.id;
-        if self.rows.contains_key(&id) {
-            return;
+        if !self.rows.contains_key(&id) {
+            self.put(held.row, held.sequence, held.rev);
+            self.copied.insert(id);
         }
-        self.rows.insert(id, held.row);
-        self.sequences.insert(id, held.sequence);
-        self.revs.insert(id, held.rev);
-        self.copied.insert(id);
+    }
+
+    fn put(&mut self, row: TaskRow, sequence: Option<u64>, rev: i64) {
+        let id = row.task.id;
+        self.rows.insert(id, row);
+        self.sequences.insert(id, sequence);
+        self.revs.insert(id, rev);
     }
 }
 
@@ -937,8 +939,7 @@ impl<'a> State<'a> {
     fn held_rows(&self) -> impl Iterator<Item = (&TaskRow, Option<u64>, i64)> {
         self.loaded.rows.iter().map(|(id, row)| {
             let written = self.full.contains(id) || self.leases.contains(id) || self.results.contains_key(id);
-            let rev = self.loaded.revs.get(id).copied().unwrap_or(0) + i64::from(written);
-            (row, self.sequence(id), rev)
+            (row, self.sequence(id), self.rev(id) + i64::from(written))
         })
     }
 
@@ -1353,13 +1354,7 @@ async fn run_group(
 
     // A copy the calls did not change is written all the same (its lease, as it is), so that its
     // version is checked: an answer given from it stands only if it was the row as stored.
-    let unchanged: Vec<TaskId> = state
-        .loaded
-        .copied
-        .iter()
-        .filter(|id| !state.full.contains(id) && !state.leases.contains(id))
-        .copied()
-        .collect();
+    let unchanged: Vec<TaskId> = state.loaded.copied.difference(&state.full).copied().collect();
     state.leases.extend(unchanged);
 
     // Round trip 2: the writes and the commit.
