@@ -47,6 +47,11 @@ impl TaskId {
     pub fn as_bytes(&self) -> &[u8; 16] {
         self.0.as_bytes()
     }
+
+    /// The id of these 16 bytes (a UUID's binary form), as [`as_bytes`](TaskId::as_bytes) gives them.
+    pub fn from_bytes(bytes: [u8; 16]) -> TaskId {
+        TaskId(Uuid::from_bytes(bytes))
+    }
 }
 
 impl fmt::Display for TaskId {
@@ -90,6 +95,12 @@ mod tests {
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
         let texts: Vec<String> = ids.iter().map(TaskId::to_string).collect();
         assert!(texts.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let id = TaskId::new();
+        assert_eq!(TaskId::from_bytes(*id.as_bytes()), id);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Column values in PostgreSQL's binary format beyond what tokio-postgres maps: JSON documents kept
 //! in `text` columns (a task's record, result and metrics), written by serialising straight into the
 //! statement's buffer and read by deserialising the column's bytes (the store is their only writer
-//! and reader, so the server need not parse them as `json` on every write); and task ids as `uuid`,
-//! for binary COPY.
+//! and reader, so the server need not parse them as `json` on every write); and task ids as `uuid`
+//! values, in parameters, in results and in binary COPY.
 
 use std::error::Error;
 
@@ -56,6 +56,23 @@ impl ToSql for Uuid {
     to_sql_checked!();
 }
 
+impl<'a> FromSql<'a> for Uuid {
+    fn from_sql(_ty: &Type, raw: &'a [u8]) -> Result<Uuid, Box<dyn Error + Sync + Send>> {
+        let bytes: [u8; 16] =
+            raw.try_into().map_err(|_| format!("a uuid value of {} bytes instead of 16", raw.len()))?;
+        Ok(Uuid(TaskId::from_bytes(bytes)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::UUID
+    }
+}
+
+/// Task ids as the `uuid[]` of a parameter.
+pub(super) fn uuids(ids: impl IntoIterator<Item = TaskId>) -> Vec<Uuid> {
+    ids.into_iter().map(Uuid).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +86,13 @@ mod tests {
             out.as_ref(),
             [0x01, 0xa2, 0x4c, 0x1e, 0xac, 0x14, 0x73, 0x66, 0xae, 0xf5, 0xac, 0x73, 0x0e, 0x44, 0x20, 0xba]
         );
+        let Uuid(read) = Uuid::from_sql(&Type::UUID, &out).expect("read");
+        assert_eq!(read, id);
+    }
+
+    #[test]
+    fn a_uuid_value_of_another_length_is_an_error() {
+        let error = Uuid::from_sql(&Type::UUID, &[1, 2, 3]).expect_err("15 bytes short");
+        assert_eq!(error.to_string(), "a uuid value of 3 bytes instead of 16");
     }
 }

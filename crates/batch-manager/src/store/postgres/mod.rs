@@ -399,7 +399,7 @@ impl PgStore {
         let client = self.client().await?;
         let reading = |error| self.location.error("reading a task's events", error);
         let statement = client.prepare_cached(queries::GET_EVENTS).await.map_err(reading)?;
-        let rows = client.query(&statement, &[&id.to_string()]).await.map_err(reading)?;
+        let rows = client.query(&statement, &[&encoding::Uuid(*id)]).await.map_err(reading)?;
         rows.iter()
             .map(|row| {
                 let corrupt = |error| corrupt_record(&self.location, &format!("an event of task {id}"), error);
@@ -563,19 +563,21 @@ impl PgStore {
             .map_err(|error| location.error("inserting the copied tasks", error))?;
         let mut inserted = std::collections::BTreeSet::new();
         for row in rows {
-            inserted.insert(
-                row.try_get::<_, String>(0).map_err(|error| corrupt_record(location, "an id", error))?,
-            );
+            let encoding::Uuid(id) =
+                row.try_get(0).map_err(|error| corrupt_record(location, "an id", error))?;
+            inserted.insert(id);
         }
         Ok(tasks
             .iter()
-            .map(|task| {
-                if inserted.remove(&task.id.to_string()) {
-                    Ok(())
-                } else {
-                    Err(StoreError::Duplicate { id: task.id })
-                }
-            })
+            .map(
+                |task| {
+                    if inserted.remove(&task.id) {
+                        Ok(())
+                    } else {
+                        Err(StoreError::Duplicate { id: task.id })
+                    }
+                },
+            )
             .collect())
     }
 }
@@ -656,7 +658,7 @@ impl TaskStore for PgStore {
             .await
             .map_err(|error| self.location.error("reading a task", error))?;
         let row = client
-            .query_opt(&statement, &[&id.to_string()])
+            .query_opt(&statement, &[&encoding::Uuid(*id)])
             .await
             .map_err(|error| self.location.error("reading a task", error))?;
         row.map(|row| decode_task(&self.location, &row)).transpose()
@@ -666,7 +668,7 @@ impl TaskStore for PgStore {
         let client = self.client().await?;
         let status = request.status.map(TaskStatus::as_str);
         let task_type = request.task_type.as_ref().map(TaskType::as_str);
-        let parent = request.parent_id.map(|parent| parent.to_string());
+        let parent = request.parent_id.map(encoding::Uuid);
         let limit = i64::from(request.limit);
         let offset = i64::try_from(request.offset).unwrap_or(i64::MAX);
         let listing = |error| self.location.error("listing tasks", error);
@@ -849,7 +851,7 @@ impl TaskStore for PgStore {
         let client = self.client().await?;
         let reading = |error| self.location.error("reading a checkpoint", error);
         let statement = client.prepare_cached(queries::GET_CHECKPOINT).await.map_err(reading)?;
-        let row = client.query_opt(&statement, &[&id.to_string()]).await.map_err(reading)?;
+        let row = client.query_opt(&statement, &[&encoding::Uuid(*id)]).await.map_err(reading)?;
         row.map(|row| {
             row.try_get::<_, Json<Checkpoint>>(0).map(|Json(checkpoint)| checkpoint).map_err(|error| {
                 corrupt_record(&self.location, &format!("the checkpoint of task {id}"), error)
@@ -892,7 +894,7 @@ impl TaskStore for PgStore {
         let client = self.client().await?;
         let reading = |error| self.location.error("reading a result", error);
         let statement = client.prepare_cached(queries::GET_RESULT).await.map_err(reading)?;
-        let Some(row) = client.query_opt(&statement, &[&id.to_string()]).await.map_err(reading)? else {
+        let Some(row) = client.query_opt(&statement, &[&encoding::Uuid(*id)]).await.map_err(reading)? else {
             return Ok(None);
         };
         let corrupt =

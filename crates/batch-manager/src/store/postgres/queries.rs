@@ -1,7 +1,7 @@
 //! Every SQL statement of the PostgreSQL store, named, in one place (as River keeps its driver SQL).
 //!
-//! Conventions: everything lives in the schema `batch`; task ids travel as text and are cast to
-//! `uuid` in SQL (`$1::text[]::uuid[]`), so no UUID type mapping is needed; batches of rows travel as
+//! Conventions: everything lives in the schema `batch`; task ids travel as `uuid` values, 16 bytes
+//! each (`encoding::Uuid`: no text to format, send and parse per id); batches of rows travel as
 //! parallel arrays expanded with `unnest`, one statement per batch. The store's time is always
 //! `COALESCE($n::timestamptz, clock_timestamp())`: the time of the clock the store was given
 //! (tests), or the database server's. A group reads it once, after its row locks are held (so that
@@ -19,7 +19,7 @@ pub(super) const CHANNEL: &str = "batch_task_changes";
 /// The columns of a task row as [`decode_row`](super::writer) reads them, in order.
 macro_rules! row_columns {
     () => {
-        "t.id::text, t.record, t.holder, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
+        "t.id, t.record, t.holder, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
          t.waiting, t.checkpoint_seq, t.rev"
     };
 }
@@ -50,18 +50,18 @@ pub(super) const TXID_STATUS: &str = "SELECT txid_status($1::int8)";
 /// existing id is skipped. Returns the ids inserted.
 pub(super) const INSERT_TASKS: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
-SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+SELECT i.id, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::uuid[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)
 ON CONFLICT (id) DO NOTHING
-RETURNING id::text";
+RETURNING id";
 
 /// Inserts the partitions a split adds (the arrays of [`INSERT_TASKS`]); an id that exists fails the
 /// statement (and the group, which is then tried again and answers `Duplicate`).
 pub(super) const INSERT_CHILDREN: &str = "\
 INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, parent_id)
-SELECT i.id::uuid, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id::uuid
-FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::text[])
+SELECT i.id, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::text[], $7::uuid[])
      AS i(id, task_type, status, created_key, run_nanos, record, parent_id)";
 
 /// The binary COPY of new tasks straight into `tasks` (when none of their ids exists).
@@ -86,13 +86,13 @@ INSERT INTO batch.tasks (id, task_type, status, created_key, run_nanos, record, 
 SELECT i.id, i.task_type, i.status, i.created_key, i.run_nanos, i.record, i.parent_id
 FROM batch_import i
 ON CONFLICT (id) DO NOTHING
-RETURNING id::text";
+RETURNING id";
 
 /// The tasks named (`$1`) and the parents of those that are partitions.
 macro_rules! named_and_parents {
     () => {
-        "ARRAY(SELECT unnest($1::text[]::uuid[]) UNION \
-         SELECT p.parent_id FROM batch.tasks p WHERE p.id = ANY($1::text[]::uuid[]) AND p.parent_id IS NOT NULL)"
+        "ARRAY(SELECT unnest($1::uuid[]) UNION \
+         SELECT p.parent_id FROM batch.tasks p WHERE p.id = ANY($1::uuid[]) AND p.parent_id IS NOT NULL)"
     };
 }
 
@@ -122,23 +122,23 @@ pub(super) const LOCK_CHILDREN: &str = concat!(
 pub(super) const LOCK_PARENTS: &str = concat!(
     "SELECT ",
     row_columns!(),
-    " FROM batch.tasks t WHERE t.id = ANY($1::text[]::uuid[]) ORDER BY t.id FOR UPDATE OF t"
+    " FROM batch.tasks t WHERE t.id = ANY($1::uuid[]) ORDER BY t.id FOR UPDATE OF t"
 );
 
 /// The partitions of the given parents (`$1`), locked, by family and id.
 pub(super) const LOCK_CHILDREN_OF: &str = concat!(
     "SELECT ",
     row_columns!(),
-    " FROM batch.tasks t WHERE t.parent_id IS NOT NULL AND t.parent_id = ANY($1::text[]::uuid[]) \
+    " FROM batch.tasks t WHERE t.parent_id IS NOT NULL AND t.parent_id = ANY($1::uuid[]) \
      ORDER BY t.parent_id, t.id FOR UPDATE OF t"
 );
 
 /// Which of the given ids exist already (the partitions a split offers).
-pub(super) const EXISTING_IDS: &str = "SELECT id::text FROM batch.tasks WHERE id = ANY($1::text[]::uuid[])";
+pub(super) const EXISTING_IDS: &str = "SELECT id FROM batch.tasks WHERE id = ANY($1::uuid[])";
 
 /// The last checkpoints of the given tasks (claims hand them to the new holder).
 pub(super) const CHECKPOINTS_OF: &str =
-    "SELECT task_id::text, record FROM batch.checkpoints WHERE task_id = ANY($1::text[]::uuid[])";
+    "SELECT task_id, record FROM batch.checkpoints WHERE task_id = ANY($1::uuid[])";
 
 /// Set before the claim statements, for the rest of the group's transaction: the claims are planned
 /// as ordered scans of their partial indexes, whatever the statistics say. With statistics taken
@@ -169,7 +169,7 @@ pub(super) const CLAIM_PENDING: &str = concat!(
     candidate_checkpoint!(),
     " FROM batch.tasks t \
      WHERE t.status = 'pending' AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
-       AND t.id <> ALL($3::text[]::uuid[]) \
+       AND t.id <> ALL($3::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 
@@ -186,7 +186,7 @@ pub(super) const CLAIM_ABANDONED: &str = concat!(
        AND ($1::text[] IS NULL OR t.task_type = ANY($1::text[])) \
        AND (t.holder IS NULL OR t.lease_expires_at IS NULL \
             OR t.lease_expires_at < COALESCE($4::timestamptz, clock_timestamp())) \
-       AND t.id <> ALL($3::text[]::uuid[]) \
+       AND t.id <> ALL($3::uuid[]) \
      ORDER BY t.created_key, t.id LIMIT $2 FOR UPDATE OF t SKIP LOCKED"
 );
 
@@ -211,11 +211,11 @@ SET status = u.status, holder = u.holder, lease_expires_at = u.lease_expires_at,
     result = COALESCE(u.result, t.result), metrics = COALESCE(u.metrics, t.metrics), ",
     next_rev!(),
     "
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::bool[], $7::int4[],
             $8::bool[], $9::int8[], $10::int8[], $11::text[], $12::text[], $13::text[], $14::int8[])
      AS u(id, status, holder, lease_expires_at, epoch, stop_requested, lost_leases, waiting,
           checkpoint_seq, run_nanos, record, result, metrics, rev)
-WHERE t.id = u.id::uuid"
+WHERE t.id = u.id"
 );
 
 /// Saves only the leases of rows whose record did not change (heartbeat, release; arrays: id, lease
@@ -226,8 +226,8 @@ pub(super) const UPDATE_LEASES: &str = concat!(
 SET holder = u.holder, lease_expires_at = u.lease_expires_at, ",
     next_rev!(),
     "
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int8[]) AS u(id, holder, lease_expires_at, rev)
-WHERE t.id = u.id::uuid"
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::int8[]) AS u(id, holder, lease_expires_at, rev)
+WHERE t.id = u.id"
 );
 
 /// The SQLSTATE of `batch.stale_task`: a row changed since the group read it without a lock.
@@ -236,27 +236,27 @@ pub(super) const STALE_TASK: &str = "PMP01";
 /// Replaces the last checkpoints of tasks (arrays: id, sequence, record).
 pub(super) const UPSERT_CHECKPOINTS: &str = "\
 INSERT INTO batch.checkpoints (task_id, sequence, record)
-SELECT c.id::uuid, c.sequence, c.record FROM unnest($1::text[], $2::int8[], $3::json[]) AS c(id, sequence, record)
+SELECT c.id, c.sequence, c.record FROM unnest($1::uuid[], $2::int8[], $3::json[]) AS c(id, sequence, record)
 ON CONFLICT (task_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record";
 
 /// Appends to the audit trail (arrays: task id, epoch, worker, event, sequence; `$6` the group's
 /// time), in order.
 pub(super) const INSERT_EVENTS: &str = "\
 INSERT INTO batch.task_events (task_id, epoch, worker, event, sequence, at)
-SELECT e.id::uuid, e.epoch, e.worker, e.event, e.sequence, $6::timestamptz
-FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[]) AS e(id, epoch, worker, event, sequence)";
+SELECT e.id, e.epoch, e.worker, e.event, e.sequence, $6::timestamptz
+FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[]) AS e(id, epoch, worker, event, sequence)";
 
 /// Queues the group's notifications, sent when the transaction commits.
 pub(super) const NOTIFY: &str = "SELECT pg_notify('batch_task_changes', p) FROM unnest($1::text[]) AS p";
 
 /// One task's record.
-pub(super) const GET_TASK: &str = "SELECT record FROM batch.tasks WHERE id = $1::text::uuid";
+pub(super) const GET_TASK: &str = "SELECT record FROM batch.tasks WHERE id = $1::uuid";
 
 /// The filter of a listing: `$1` status, `$2` type, `$3` parent id, each NULL for any.
 macro_rules! list_filter {
     () => {
         "($1::text IS NULL OR status = $1::text) AND ($2::text IS NULL OR task_type = $2::text) \
-         AND ($3::text IS NULL OR parent_id = $3::text::uuid)"
+         AND ($3::uuid IS NULL OR parent_id = $3::uuid)"
     };
 }
 
@@ -271,15 +271,15 @@ pub(super) const LIST_TASKS: &str = concat!(
 );
 
 /// One task's last checkpoint.
-pub(super) const GET_CHECKPOINT: &str = "SELECT record FROM batch.checkpoints WHERE task_id = $1::text::uuid";
+pub(super) const GET_CHECKPOINT: &str = "SELECT record FROM batch.checkpoints WHERE task_id = $1::uuid";
 
 /// One finished task's result and metrics (none before its first finish).
 pub(super) const GET_RESULT: &str =
-    "SELECT result, metrics FROM batch.tasks WHERE id = $1::text::uuid AND result IS NOT NULL";
+    "SELECT result, metrics FROM batch.tasks WHERE id = $1::uuid AND result IS NOT NULL";
 
 /// One task's audit trail, oldest first.
 pub(super) const GET_EVENTS: &str = "\
-SELECT epoch, worker, event, sequence, at FROM batch.task_events WHERE task_id = $1::text::uuid ORDER BY id";
+SELECT epoch, worker, event, sequence, at FROM batch.task_events WHERE task_id = $1::uuid ORDER BY id";
 
 /// Counts by status, with the number and total run time (ns, as text: the sum may pass 64 bits) of
 /// finished tasks that started.

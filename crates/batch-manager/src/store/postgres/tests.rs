@@ -51,8 +51,8 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
     client
         .batch_execute(&format!(
             "SET {setting};
-             PREPARE claim_pending(text[], int8, text[]) AS {};
-             PREPARE claim_abandoned(text[], int8, text[], timestamptz) AS {};
+             PREPARE claim_pending(text[], int8, uuid[]) AS {};
+             PREPARE claim_abandoned(text[], int8, uuid[], timestamptz) AS {};
              BEGIN; {};
              EXECUTE claim_pending('{{train}}', 10, '{{}}');
              EXECUTE claim_abandoned('{{train}}', 10, '{{}}', NULL);

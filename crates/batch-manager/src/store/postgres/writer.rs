@@ -28,7 +28,6 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -45,7 +44,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::encoding::JsonText;
+use super::encoding::{JsonText, Uuid, uuids};
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
 use super::held::{HeldRow, HeldRows};
 use super::listener::payload_line;
@@ -430,7 +429,7 @@ async fn abandon(client: Object) {
 /// A loaded row, the sequence of its last checkpoint and its version.
 fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>, i64), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
-    let id: String = row.try_get(0).map_err(corrupt)?;
+    let Uuid(id) = row.try_get(0).map_err(corrupt)?;
     let JsonText(task): JsonText<BatchTask> = row
         .try_get(1)
         .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))?;
@@ -1001,26 +1000,26 @@ fn apply_all<'a>(
 /// Serialised columns of the rows to insert.
 #[derive(Default)]
 pub(super) struct InsertColumns<'a> {
-    pub(super) ids: Vec<String>,
+    pub(super) ids: Vec<Uuid>,
     pub(super) types: Vec<&'a str>,
     pub(super) statuses: Vec<&'a str>,
     pub(super) created: Vec<i64>,
     pub(super) run_nanos: Vec<Option<i64>>,
     pub(super) records: Vec<JsonText<&'a BatchTask>>,
-    pub(super) parents: Vec<Option<String>>,
+    pub(super) parents: Vec<Option<Uuid>>,
 }
 
 impl<'a> InsertColumns<'a> {
     pub(super) fn of(tasks: impl Iterator<Item = &'a BatchTask>) -> InsertColumns<'a> {
         let mut columns = InsertColumns::default();
         for task in tasks {
-            columns.ids.push(task.id.to_string());
+            columns.ids.push(Uuid(task.id));
             columns.types.push(task.task_type.as_str());
             columns.statuses.push(task.status.as_str());
             columns.created.push(time_key(task.created_at));
             columns.run_nanos.push(run_nanos(task));
             columns.records.push(JsonText(task));
-            columns.parents.push(task.parent_id.map(|parent| parent.to_string()));
+            columns.parents.push(task.parent_id.map(Uuid));
         }
         columns
     }
@@ -1041,13 +1040,9 @@ struct ClaimQuery {
     limit: i64,
 }
 
-fn ids_text(ids: impl IntoIterator<Item = TaskId>) -> Vec<String> {
-    ids.into_iter().map(|id| id.to_string()).collect()
-}
-
 fn parse_id(location: &PgLocation, row: &Row) -> Result<TaskId, StoreError> {
-    let text: String = row.try_get(0).map_err(|error| corrupt_record(location, "a task id", error))?;
-    TaskId::from_str(&text).map_err(|error| corrupt_record(location, "a task id", error))
+    let Uuid(id) = row.try_get(0).map_err(|error| corrupt_record(location, "a task id", error))?;
+    Ok(id)
 }
 
 fn decode_checkpoints(location: &PgLocation, rows: &[Row], into: &mut Loaded) -> Result<(), StoreError> {
@@ -1093,9 +1088,9 @@ async fn run_group(
     let holder_calls = holder_targets(ops);
     let copies: Vec<HeldRow> = holder_calls.iter().filter_map(|id| shared.held.get(id)).collect();
     let copied: BTreeSet<TaskId> = copies.iter().map(|held| held.row.task.id).collect();
-    let lock_ids = ids_text(targets.iter().copied().filter(|id| !copied.contains(id)));
+    let lock_ids = uuids(targets.iter().copied().filter(|id| !copied.contains(id)));
     // Claims leave out every target, locked or not: their claimability is judged in memory.
-    let target_ids = ids_text(targets.iter().copied());
+    let target_ids = uuids(targets.iter().copied());
     let claim_targets: BTreeSet<TaskId> = ops
         .iter()
         .filter_map(|op| match op {
@@ -1103,11 +1098,11 @@ async fn run_group(
             _ => None,
         })
         .collect();
-    let claim_ids = ids_text(claim_targets.iter().copied());
-    let offered_ids: Vec<String> = ops
+    let claim_ids = uuids(claim_targets.iter().copied());
+    let offered_ids: Vec<Uuid> = ops
         .iter()
         .filter_map(|op| match op {
-            Op::Split { children, .. } => Some(children.iter().map(|child| child.id.to_string())),
+            Op::Split { children, .. } => Some(children.iter().map(|child| Uuid(child.id))),
             _ => None,
         })
         .flatten()
@@ -1279,7 +1274,7 @@ async fn run_group(
 
     // A candidate whose checkpoint was committed after its claim statement's snapshot was read with
     // the older checkpoint: read it again, now that the row is locked.
-    let stale: Vec<String> = loaded
+    let stale: Vec<Uuid> = loaded
         .candidates
         .values()
         .flatten()
@@ -1288,7 +1283,7 @@ async fn run_group(
             let sequence = loaded.sequences.get(id).copied().flatten();
             sequence.is_some() && loaded.checkpoints.get(id).map(|checkpoint| checkpoint.sequence) != sequence
         })
-        .map(ToString::to_string)
+        .map(|id| Uuid(*id))
         .collect();
     if !stale.is_empty() {
         let rows = client
@@ -1610,7 +1605,7 @@ async fn load_families(
     loaded: &mut Loaded,
 ) -> Result<(), Failure> {
     let location = &shared.location;
-    let ids = ids_text(parents.iter().copied());
+    let ids = uuids(parents.iter().copied());
     let loading = |error| classify(shared, "loading the partitions of a task", error);
     let parents_statement = client.prepare_cached(queries::LOCK_PARENTS).await.map_err(loading)?;
     let children_statement = client.prepare_cached(queries::LOCK_CHILDREN_OF).await.map_err(loading)?;
@@ -1627,7 +1622,7 @@ async fn load_families(
 /// The columns of the group's writes.
 #[derive(Default)]
 struct Writes<'a> {
-    ids: Vec<String>,
+    ids: Vec<Uuid>,
     statuses: Vec<&'a str>,
     lease_owners: Vec<Option<&'a str>>,
     lease_expiries: Vec<Option<DateTime<Utc>>>,
@@ -1641,14 +1636,14 @@ struct Writes<'a> {
     results: Vec<Option<JsonText<&'a serde_json::Value>>>,
     metrics: Vec<Option<JsonText<&'a batch_model::ProcessingMetrics>>>,
     revs: Vec<i64>,
-    lease_ids: Vec<String>,
+    lease_ids: Vec<Uuid>,
     lease_only_owners: Vec<Option<&'a str>>,
     lease_only_expiries: Vec<Option<DateTime<Utc>>>,
     lease_revs: Vec<i64>,
-    checkpoint_ids: Vec<String>,
+    checkpoint_ids: Vec<Uuid>,
     checkpoint_sequences: Vec<i64>,
     checkpoints: Vec<Json<&'a Checkpoint>>,
-    event_ids: Vec<String>,
+    event_ids: Vec<Uuid>,
     event_epochs: Vec<i64>,
     event_workers: Vec<Option<&'a str>>,
     event_names: Vec<&'a str>,
@@ -1669,7 +1664,7 @@ impl<'a> Writes<'a> {
         // A finished task's row is written whole (its status changed), with its result.
         for id in state.full.iter().chain(state.results.keys().filter(|id| !state.full.contains(id))) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
-            writes.ids.push(id.to_string());
+            writes.ids.push(Uuid(*id));
             writes.statuses.push(row.task.status.as_str());
             writes.lease_owners.push(row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
             writes.lease_expiries.push(row.lease_expires.map(DateTime::from_timestamp_nanos));
@@ -1687,18 +1682,18 @@ impl<'a> Writes<'a> {
         }
         for id in state.leases.difference(&state.full) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
-            writes.lease_ids.push(id.to_string());
+            writes.lease_ids.push(Uuid(*id));
             writes.lease_only_owners.push(row.lease_owner.as_ref().map(|worker| worker.0.as_str()));
             writes.lease_only_expiries.push(row.lease_expires.map(DateTime::from_timestamp_nanos));
             writes.lease_revs.push(state.rev(id));
         }
         for (id, checkpoint) in &state.checkpoints {
-            writes.checkpoint_ids.push(id.to_string());
+            writes.checkpoint_ids.push(Uuid(*id));
             writes.checkpoint_sequences.push(to_i64(checkpoint.sequence));
             writes.checkpoints.push(Json(checkpoint));
         }
         for event in &state.events {
-            writes.event_ids.push(event.id.to_string());
+            writes.event_ids.push(Uuid(event.id));
             writes.event_epochs.push(to_i64(event.epoch));
             writes.event_workers.push(event.worker.as_ref().map(|worker| worker.0.as_str()));
             writes.event_names.push(event.event);
