@@ -248,6 +248,10 @@ async fn dispatch(group: Group, mut receiver: mpsc::Receiver<Request>, writers: 
         // A free lane first: while every lane is busy, requests queue and the next group grows.
         let Ok(permit) = Arc::clone(&lanes).acquire_owned().await else { return };
         let Some(first) = receiver.recv().await else { return };
+        // Once round the runtime's queue before the group is closed: calls made ready together (the
+        // finishes of a claimed batch's tasks) join this group instead of each taking a lane and a
+        // transaction of its own. It orders nothing: a call that comes later waits for the next group.
+        tokio::task::yield_now().await;
         let mut requests = vec![first];
         while requests.len() < max_group {
             match receiver.try_recv() {
