@@ -24,6 +24,13 @@ use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskChange, TaskResu
 /// Most tasks the worker loop claims in one call.
 const CLAIM_BATCH: usize = 128;
 
+/// Claim calls the worker loop keeps in flight at once. While one claim's transaction writes and
+/// commits, the next is already locking rows, so that a worker with free slots is not held to one
+/// claim's round trips at a time; each claims from the slots free when it starts, so they never take
+/// more tasks than there are slots. When idle, each waits for a change on its own (an idle worker
+/// looks for work this many times per `poll_interval` when no change arrives).
+const CLAIMS_IN_FLIGHT: usize = 2;
+
 /// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
 ///
 /// Cheap to clone: clones share the same manager.
@@ -693,17 +700,38 @@ impl BatchManager {
             tracing::warn!("no task kinds registered: the worker has nothing to run");
             return Ok(());
         }
+        // The claim loops end together (on shutdown); dropping this future aborts them.
+        let task_types: Arc<[TaskType]> = task_types.into();
+        let mut loops = tokio::task::JoinSet::new();
+        for _ in 0..CLAIMS_IN_FLIGHT {
+            let manager = self.clone();
+            let task_types = Arc::clone(&task_types);
+            loops.spawn(async move { manager.claim_loop(&task_types).await });
+        }
+        while let Some(ended) = loops.join_next().await {
+            if let Err(error) = ended
+                && error.is_panic()
+            {
+                std::panic::resume_unwind(error.into_panic());
+            }
+        }
+        Ok(())
+    }
+
+    /// One of the worker's claim loops: claims as many tasks as slots are free (up to a batch) and
+    /// starts them, until shutdown.
+    async fn claim_loop(&self, task_types: &[TaskType]) {
         let mut changes = self.inner.store.subscribe();
         loop {
             let permit = tokio::select! {
                 permit = Arc::clone(&self.inner.slots).acquire_owned() => match permit {
                     Ok(permit) => permit,
-                    Err(_closed) => return Ok(()),
+                    Err(_closed) => return,
                 },
-                () = self.inner.shutdown.cancelled() => return Ok(()),
+                () = self.inner.shutdown.cancelled() => return,
             };
             if self.inner.is_shutting_down() {
-                return Ok(());
+                return;
             }
             // Every free slot at once (up to a batch): one claim call instead of one per slot.
             let mut permits = vec![permit];
@@ -714,7 +742,7 @@ impl BatchManager {
                 }
             }
             let claimed_at = tokio::time::Instant::now();
-            match self.inner.store.claim_many(&task_types, &self.lease_request(), permits.len()).await {
+            match self.inner.store.claim_many(task_types, &self.lease_request(), permits.len()).await {
                 Ok(claimed) if !claimed.is_empty() => {
                     for claimed in claimed {
                         let Some(permit) = permits.pop() else { break };

@@ -511,3 +511,78 @@ async fn a_task_created_without_a_config_gets_its_kinds_default_config() {
     assert_eq!(task.config, train_kind.spec().default_config);
     assert_eq!(task.config.batch_size, 64);
 }
+
+/// A kind whose runs wait for a permit of a shared gate, counting how many run at once.
+struct Gated {
+    gate: Arc<tokio::sync::Semaphore>,
+    running: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+    started: tokio::sync::watch::Sender<usize>,
+}
+
+#[async_trait::async_trait]
+impl batch_tasks::TaskKind for Gated {
+    fn task_type(&self) -> TaskType {
+        TaskType::Custom("test_gated".to_owned())
+    }
+
+    fn validate(&self, _params: &serde_json::Value, _config: &BatchConfig) -> Result<(), TaskError> {
+        Ok(())
+    }
+
+    async fn run(&self, job: batch_tasks::JobContext) -> Result<batch_tasks::JobOutcome, TaskError> {
+        use std::sync::atomic::Ordering;
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        self.started.send_modify(|started| *started += 1);
+        let permit = self.gate.acquire().await;
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        drop(permit);
+        Ok(batch_tasks::JobOutcome::Completed {
+            summary: serde_json::Value::Null,
+            progress: job.task().progress.clone(),
+        })
+    }
+}
+
+/// The worker keeps several claims in flight, each claiming from the slots free when it starts: all
+/// of them together never run more tasks at once than the manager's slots, and each task runs once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_claims_in_flight_never_run_more_tasks_than_its_slots() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (started, mut starts) = tokio::sync::watch::channel(0);
+    let mut registry = Registry::new();
+    registry.register(Gated {
+        gate: Arc::clone(&gate),
+        running: Arc::default(),
+        most: Arc::clone(&most),
+        started,
+    });
+    let manager = BatchManager::new(
+        memory(),
+        registry,
+        ManagerConfig::default().with_worker_id("w").with_max_concurrent_tasks(3),
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..12 {
+        let request = CreateTaskRequest::new(TaskType::Custom("test_gated".to_owned()));
+        ids.push(manager.create_task(request).await.unwrap().id);
+    }
+    let worker = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.run_worker().await }
+    });
+    // Three run and wait at the gate; the claims have had every chance to take more.
+    starts.wait_for(|started| *started >= 3).await.unwrap();
+    assert_eq!(manager.running_tasks().len(), 3);
+    gate.add_permits(12);
+    for id in &ids {
+        assert_eq!(manager.wait(id).await.unwrap().status, TaskStatus::Completed);
+    }
+    assert_eq!(*starts.borrow(), 12, "each task ran once");
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 3);
+    manager.shutdown().await;
+    worker.await.unwrap().unwrap();
+}
