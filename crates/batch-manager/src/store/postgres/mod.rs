@@ -35,7 +35,8 @@
 //!   and is refused (`LeaseLost`) unless it holds the task under that epoch.
 //! - **Group commit.** Calls that change tasks are gathered into one transaction per group, up to
 //!   [`PgOptions::writers`] groups at once, each group two pipelined round trips (see `writer.rs`);
-//!   reads use pooled connections directly. No transaction stays open beyond one group: never while
+//!   a group is closed after one turn round the runtime's queue, so that calls made ready together
+//!   (the finishes of a claimed batch) share it; reads use pooled connections directly. No transaction stays open beyond one group: never while
 //!   a task runs. A group whose connection is lost, or that meets a restarting server, is tried
 //!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
 //!   way, the store first asks the server whether it committed, so a group never applies twice.
@@ -56,8 +57,8 @@
 //!   hands out receivers.
 //! - **An audit trail.** `batch.task_events` gets a row for each claim, checkpoint, end, release,
 //!   split, quarantine and restart, in the transaction that made it: [`PgStore::task_events`].
-//! - **Client.** tokio-postgres (pipelining, cached prepared statements, binary COPY for bulk inserts)
-//!   and deadpool-postgres; connections are made without TLS.
+//! - **Client.** tokio-postgres (pipelining, cached prepared statements, binary COPY for bulk inserts,
+//!   task ids as binary `uuid` values) and deadpool-postgres; connections are made without TLS.
 //! - **Errors that say what to do.** A failure is [`StoreError::Storage`] (`STORAGE_ERROR`) naming
 //!   `postgres://user@host:port/database` (never the password) and what to fix: a refused connection,
 //!   a bad password, an unknown database, a missing privilege.
