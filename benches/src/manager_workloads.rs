@@ -132,31 +132,52 @@ pub fn empty_tasks_manager(
 }
 
 /// Waits until `tasks` tasks of `store` have completed, for at most `within`: the completions heard
-/// on `events` (the store's change feed, subscribed before the tasks were created), and the metrics
-/// only when the feed was quiet for a quarter second or lagged (reading them on every change would
-/// compete with the workers for the store).
+/// on `events` (the store's change feed, subscribed before the tasks were created, and read while
+/// they are created), and the metrics when the feed was quiet for a quarter second or lagged. A feed
+/// that lagged dropped changes, so some completions will never be heard: from then on the metrics
+/// are read on completions heard at most every 20 ms and after 20 ms of quiet, so that the wait ends
+/// within about 20 ms of the last completion either way (reading them on every change would compete
+/// with the workers for the store).
 pub async fn wait_completed(
     store: &dyn TaskStore,
     events: &mut TaskChanges,
     tasks: u64,
     within: Duration,
 ) -> Result<(), String> {
+    const AFTER_LAG: Duration = Duration::from_millis(20);
     let deadline = Instant::now() + within;
     let mut heard = HashSet::new();
+    // When the metrics were last read, once the feed lagged.
+    let mut lagged: Option<Instant> = None;
+    let completed = || async {
+        let metrics = store.metrics().await.map_err(|error| format!("reading metrics: {error}"))?;
+        Ok::<bool, String>(metrics.completed_tasks >= tasks)
+    };
     while (heard.len() as u64) < tasks {
         if Instant::now() > deadline {
             return Err(format!("the tasks did not complete within {within:?} ({} heard)", heard.len()));
         }
-        match tokio::time::timeout(Duration::from_millis(250), events.recv()).await {
+        let quiet = if lagged.is_some() { AFTER_LAG } else { Duration::from_millis(250) };
+        let look = match tokio::time::timeout(quiet, events.recv()).await {
             Ok(Ok(TaskChange::Task { id, status: TaskStatus::Completed, .. })) => {
                 heard.insert(id);
+                lagged.is_some_and(|read| read.elapsed() >= AFTER_LAG)
             }
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) | Err(_) => {
-                let metrics = store.metrics().await.map_err(|error| format!("reading metrics: {error}"))?;
-                if metrics.completed_tasks >= tasks {
-                    return Ok(());
-                }
+            Ok(Ok(_)) => false,
+            // Changes were dropped.
+            Ok(Err(_)) => {
+                lagged = Some(Instant::now());
+                true
+            }
+            // Quiet.
+            Err(_) => true,
+        };
+        if look {
+            if lagged.is_some() {
+                lagged = Some(Instant::now());
+            }
+            if completed().await? {
+                return Ok(());
             }
         }
     }
