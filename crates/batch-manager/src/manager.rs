@@ -27,8 +27,9 @@ const CLAIM_BATCH: usize = 128;
 /// Claim calls the worker loop keeps in flight at once. While one claim's transaction writes and
 /// commits, the next is already locking rows, so that a worker with free slots is not held to one
 /// claim's round trips at a time; each claims from the slots free when it starts, so they never take
-/// more tasks than there are slots. When idle, each waits for a change on its own (an idle worker
-/// looks for work this many times per `poll_interval` when no change arrives).
+/// more tasks than there are slots. When a claim finds nothing, its loop waits for a change that
+/// makes a task claimable; only the first loop also looks again every `poll_interval` (leases run
+/// out without a change), so an idle worker polls the store no more often than with one loop.
 const CLAIMS_IN_FLIGHT: usize = 2;
 
 /// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
@@ -609,11 +610,21 @@ impl BatchManager {
     /// Waits for a change on the feed that concerns `id` (any task when `None`: one that became
     /// claimable), a resync, or `poll_interval`, whichever comes first.
     async fn changed(&self, changes: &mut crate::store::TaskChanges, id: Option<&TaskId>) {
+        self.changed_or_polled(changes, id, true).await;
+    }
+
+    /// [`changed`](BatchManager::changed), without the `poll_interval` unless `polls`.
+    async fn changed_or_polled(
+        &self,
+        changes: &mut crate::store::TaskChanges,
+        id: Option<&TaskId>,
+        polls: bool,
+    ) {
         let poll = tokio::time::sleep(self.inner.config.poll_interval);
         let mut poll = std::pin::pin!(poll);
         loop {
             tokio::select! {
-                () = &mut poll => return,
+                () = &mut poll, if polls => return,
                 () = self.inner.shutdown.cancelled(), if id.is_none() => return,
                 change = changes.recv() => match change {
                     Ok(TaskChange::Task { id: changed, claimable, .. }) => {
@@ -703,10 +714,10 @@ impl BatchManager {
         // The claim loops end together (on shutdown); dropping this future aborts them.
         let task_types: Arc<[TaskType]> = task_types.into();
         let mut loops = tokio::task::JoinSet::new();
-        for _ in 0..CLAIMS_IN_FLIGHT {
+        for idx in 0..CLAIMS_IN_FLIGHT {
             let manager = self.clone();
             let task_types = Arc::clone(&task_types);
-            loops.spawn(async move { manager.claim_loop(&task_types).await });
+            loops.spawn(async move { manager.claim_loop(&task_types, idx == 0).await });
         }
         while let Some(ended) = loops.join_next().await {
             if let Err(error) = ended
@@ -719,8 +730,9 @@ impl BatchManager {
     }
 
     /// One of the worker's claim loops: claims as many tasks as slots are free (up to a batch) and
-    /// starts them, until shutdown.
-    async fn claim_loop(&self, task_types: &[TaskType]) {
+    /// starts them, until shutdown. When a claim finds nothing, it waits for a change, and for at
+    /// most `poll_interval` if `polls`.
+    async fn claim_loop(&self, task_types: &[TaskType], polls: bool) {
         let mut changes = self.inner.store.subscribe();
         loop {
             let permit = tokio::select! {
@@ -758,7 +770,7 @@ impl BatchManager {
                 }
                 Ok(_) => {
                     drop(permits);
-                    self.changed(&mut changes, None).await;
+                    self.changed_or_polled(&mut changes, None, polls).await;
                 }
                 Err(error) => {
                     drop(permits);
