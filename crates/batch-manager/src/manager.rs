@@ -757,13 +757,21 @@ impl BatchManager {
             match self.inner.store.claim_many(task_types, &self.lease_request(), permits.len()).await {
                 Ok(claimed) if !claimed.is_empty() => {
                     for claimed in claimed {
-                        let Some(permit) = permits.pop() else { break };
-                        match self.inner.registry.get(&claimed.task.task_type) {
-                            Some(kind) => self.spawn_run(claimed, kind, permit, claimed_at),
+                        // A task of a kind not registered here (the claim filters by type), or one
+                        // beyond the slots asked for (a store that returned more): handed back at
+                        // once, not left claimed until its lease runs out.
+                        let runnable = permits.pop().and_then(|permit| {
+                            self.inner.registry.get(&claimed.task.task_type).map(|kind| (kind, permit))
+                        });
+                        match runnable {
+                            Some((kind, permit)) => self.spawn_run(claimed, kind, permit, claimed_at),
                             None => {
-                                // Filtered by type, so this does not happen; hand the task back if it does.
                                 let holder = claimed.lease.holder();
-                                let _ = self.inner.store.release_task(&claimed.task.id, &holder).await;
+                                if let Err(error) =
+                                    self.inner.store.release_task(&claimed.task.id, &holder).await
+                                {
+                                    tracing::warn!(task_id = %claimed.task.id, %error, "cannot hand back a task the worker cannot run");
+                                }
                             }
                         }
                     }
