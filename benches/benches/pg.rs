@@ -9,8 +9,8 @@
 //!   one worker, batch size 100, on the same server in the same run), `apalis_postgres_default`
 //!   (the same with apalis's default batch size, 10); and `batch_sqlite_1_worker`,
 //!   the same flow on the SQLite store, as a second baseline. Each iteration works on a fresh
-//!   database, made after a checkpoint and dropped afterwards (outside the timing). Target (issue 11): River's rate, about 15,000 tasks/s on
-//!   this machine, and at least 8x apalis-postgres.
+//!   database, made after a checkpoint and dropped afterwards (outside the timing). Target (issue
+//!   11): River's rate, about 15,000 tasks/s on this machine, and at least 8x apalis-postgres.
 //!
 //! Run: `cargo bench -p benches --bench pg` (needs PostgreSQL's server binaries: `apt-get install
 //! postgresql`). Figures go to docs/BENCHMARKS.md.

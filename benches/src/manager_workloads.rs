@@ -147,36 +147,32 @@ pub async fn wait_completed(
     const AFTER_LAG: Duration = Duration::from_millis(20);
     let deadline = Instant::now() + within;
     let mut heard = HashSet::new();
-    // When the metrics were last read, once the feed lagged.
-    let mut lagged: Option<Instant> = None;
-    let completed = || async {
-        let metrics = store.metrics().await.map_err(|error| format!("reading metrics: {error}"))?;
-        Ok::<bool, String>(metrics.completed_tasks >= tasks)
-    };
+    // Whether the feed dropped changes, and when the metrics were last read.
+    let mut lagged = false;
+    let mut read_at = Instant::now();
     while (heard.len() as u64) < tasks {
         if Instant::now() > deadline {
             return Err(format!("the tasks did not complete within {within:?} ({} heard)", heard.len()));
         }
-        let quiet = if lagged.is_some() { AFTER_LAG } else { Duration::from_millis(250) };
+        let quiet = if lagged { AFTER_LAG } else { Duration::from_millis(250) };
         let look = match tokio::time::timeout(quiet, events.recv()).await {
             Ok(Ok(TaskChange::Task { id, status: TaskStatus::Completed, .. })) => {
                 heard.insert(id);
-                lagged.is_some_and(|read| read.elapsed() >= AFTER_LAG)
+                lagged && read_at.elapsed() >= AFTER_LAG
             }
             Ok(Ok(_)) => false,
             // Changes were dropped.
             Ok(Err(_)) => {
-                lagged = Some(Instant::now());
+                lagged = true;
                 true
             }
             // Quiet.
             Err(_) => true,
         };
         if look {
-            if lagged.is_some() {
-                lagged = Some(Instant::now());
-            }
-            if completed().await? {
+            read_at = Instant::now();
+            let metrics = store.metrics().await.map_err(|error| format!("reading metrics: {error}"))?;
+            if metrics.completed_tasks >= tasks {
                 return Ok(());
             }
         }

@@ -1,8 +1,8 @@
 //! Where the PostgreSQL store's server time goes in m3's flow (issue 11): 10,000 empty tasks
-//! created in batches of 1,000 and worked by one `BatchManager` worker (1,024 slots, m3's) on a `PgStore`,
-//! on a throwaway server started with `pg_stat_statements`; then, per statement, its calls, rows,
-//! total execution time and that time per task, heaviest first, and the tables' row counters; planning time per statement is shown beside (it is server CPU too)
-//! (inserts, updates, HOT updates).
+//! created in batches of 1,000 and worked by one `BatchManager` worker (1,024 slots, m3's) on a
+//! `PgStore`, on a throwaway server started with `pg_stat_statements`; then, per statement, its
+//! calls, rows, total execution time and that time per task, heaviest first, with its planning time
+//! per task beside (server CPU too); and the tables' row counters (inserts, updates, HOT updates).
 //!
 //! Execution time is the server's own (planning, parsing, commit and WAL flush are outside it), so
 //! it moves far less with the machine's load than a wall time: it says which statements a faster

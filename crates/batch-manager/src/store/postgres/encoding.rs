@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn a_uuid_value_of_another_length_is_an_error() {
-        let error = Uuid::from_sql(&Type::UUID, &[1, 2, 3]).expect_err("15 bytes short");
+        let error = Uuid::from_sql(&Type::UUID, &[1, 2, 3]).expect_err("13 bytes short");
         assert_eq!(error.to_string(), "a uuid value of 3 bytes instead of 16");
     }
 }

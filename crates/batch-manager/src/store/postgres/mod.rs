@@ -36,8 +36,8 @@
 //! - **Group commit.** Calls that change tasks are gathered into one transaction per group, up to
 //!   [`PgOptions::writers`] groups at once, each group two pipelined round trips (see `writer.rs`);
 //!   a group is closed after one turn round the runtime's queue, so that calls made ready together
-//!   (the finishes of a claimed batch) share it; reads use pooled connections directly. No transaction stays open beyond one group: never while
-//!   a task runs. A group whose connection is lost, or that meets a restarting server, is tried
+//!   (the finishes of a claimed batch) share it; reads use pooled connections directly. No
+//!   transaction stays open beyond one group: never while a task runs. A group whose connection is lost, or that meets a restarting server, is tried
 //!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
 //!   way, the store first asks the server whether it committed, so a group never applies twice.
 //! - **Writes attached to checkpoints.** [`TaskStore::commit_checkpoint_with`] runs a task's
@@ -570,15 +570,7 @@ impl PgStore {
         }
         Ok(tasks
             .iter()
-            .map(
-                |task| {
-                    if inserted.remove(&task.id) {
-                        Ok(())
-                    } else {
-                        Err(StoreError::Duplicate { id: task.id })
-                    }
-                },
-            )
+            .map(|task| inserted.remove(&task.id).then_some(()).ok_or(StoreError::Duplicate { id: task.id }))
             .collect())
     }
 }
