@@ -16,12 +16,17 @@
 //!   `rusqlite_one_transaction_each` (our store's statements run one transaction each with plain
 //!   rusqlite: the limit without grouping). Target: ahead of the peer's best configuration.
 //!
-//! Run: `cargo bench -p benches --bench manager` (`-- m1` or `-- m2` for one family). Figures go to
+//! - `r1_record_json`: serialising one completed task's record (about 680 bytes), the model's
+//!   `BatchTask` beside a mirror of it whose timestamps use chrono's serde (same bytes): what the
+//!   stores pay at every change they write.
+//!
+//! Run: `cargo bench -p benches --bench manager` (`-- m1`, `-- m2` or `-- r1` for one family). Figures go to
 //! docs/BENCHMARKS.md.
 
 mod m1_overhead;
 mod m2_task_throughput;
 mod measure;
+mod r1_record_json;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -32,7 +37,12 @@ fn runtime() -> tokio::runtime::Runtime {
     }
 }
 
-criterion_group!(wall, m1_overhead::wall, m2_task_throughput::m2_task_throughput);
+criterion_group!(
+    wall,
+    m1_overhead::wall,
+    m2_task_throughput::m2_task_throughput,
+    r1_record_json::r1_record_json
+);
 criterion_group! {
     name = cpu;
     config = Criterion::default().with_measurement(measure::ProcessCpuTime);

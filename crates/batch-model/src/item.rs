@@ -28,6 +28,7 @@ pub struct BatchItem<T> {
     /// The payload.
     pub data: T,
     /// When the item was read or created.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub created_at: DateTime<Utc>,
     /// Free-form labels (source file, offset...). May be omitted in JSON input.
     #[serde(default)]
@@ -64,6 +65,7 @@ pub struct BatchResult<T> {
     /// The output, on success.
     pub data: Option<T>,
     /// When processing ended.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub processed_at: DateTime<Utc>,
     /// Whether processing succeeded.
     pub success: bool,

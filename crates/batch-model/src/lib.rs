@@ -59,6 +59,7 @@ mod metrics;
 mod progress;
 mod status;
 mod task;
+mod timestamp;
 
 pub use api::{
     CreateTaskRequest, CreateTaskResponse, GetTaskRequest, GetTaskResponse, ListTasksRequest,

@@ -47,6 +47,7 @@ pub struct Progress {
     #[serde(with = "duration::option", default)]
     pub eta: Option<Duration>,
     /// When this progress was computed.
+    #[serde(serialize_with = "crate::timestamp::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
