@@ -12,6 +12,11 @@
 //! of 1,000). With `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
 //! (`auto_explain`, with row counts and buffers, without timing) and the log is copied to `FILE`.
 //! With `PG_STATEMENTS_PAUSE` set it waits for a line on stdin before the run (to attach a profiler).
+//! With `PG_STATEMENTS_SQL` set, its statements (separated by `;`) run one by one on the migrated
+//! database before the run, for experiments (`DROP INDEX batch.tasks_by_created`; `ALTER SYSTEM SET
+//! synchronous_commit = off; SELECT pg_reload_conf()`). After the run it prints the average widths of
+//! a task's record, a task row and an audit event, and with `PG_STATEMENTS_SHOW` set one stored
+//! task's record, result and metrics.
 
 #![allow(clippy::print_stdout)]
 
@@ -69,6 +74,11 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let submitter =
         empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256)?;
     let worker = empty_tasks_manager(Arc::clone(&worker_store) as Arc<dyn TaskStore>, "worker", slots)?;
+    if let Ok(sql) = std::env::var("PG_STATEMENTS_SQL") {
+        for statement in sql.split(';').filter(|statement| !statement.trim().is_empty()) {
+            admin.batch_execute(statement).await?;
+        }
+    }
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
     let cpu = CpuProbe::start(&admin, "PG_STATEMENTS_PAUSE").await?;
 
@@ -133,6 +143,24 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         "| all of the above | | | {total:.1} | {:.1} | {:.1} |",
         total * 1000.0 / tasks as f64,
         total_planning * 1000.0 / tasks as f64
+    );
+    let widths = admin
+        .query_one(
+            "SELECT avg(length(record))::float8, avg(pg_column_size(t.*))::float8, \
+             (SELECT avg(pg_column_size(e.*))::float8 FROM batch.task_events e) FROM batch.tasks t",
+            &[],
+        )
+        .await?;
+    if std::env::var_os("PG_STATEMENTS_SHOW").is_some() {
+        let stored = admin.query_one("SELECT record, result, metrics FROM batch.tasks LIMIT 1", &[]).await?;
+        let (record, result, metrics): (String, Option<String>, Option<String>) =
+            (stored.try_get(0)?, stored.try_get(1)?, stored.try_get(2)?);
+        println!("one task's record: {record}\nits result: {result:?}\nits metrics: {metrics:?}");
+    }
+    let (record, row, event): (f64, f64, f64) = (widths.try_get(0)?, widths.try_get(1)?, widths.try_get(2)?);
+    println!();
+    println!(
+        "row widths (bytes, averages): a task's record {record:.0}, its row {row:.0}, an audit event {event:.0}"
     );
     // The counters reach the statistics views when a backend reports them: a fresh snapshot.
     admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
