@@ -4,7 +4,9 @@
 //!   of 1,000 through `BatchManager::create_tasks`), claimed, run and completed by `BatchManager`
 //!   workers (`run_worker`, 1,024 slots each, each worker with its own `PgStore` as a separate process
 //!   would have) on a throwaway PostgreSQL server started by the test kit with default settings
-//!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers`; the peer
+//!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers` (each
+//!   worker with the default two claims in flight), `batch_pg_4_workers_1_claim` (one each: four
+//!   workers' claims skip each other's locked rows, which costs the server's two cores); the peer
 //!   `apalis_postgres` (apalis-postgres 1.0 from crates.io: 10,000 no-op jobs pushed and worked by
 //!   one worker, batch size 100, on the same server in the same run), `apalis_postgres_default`
 //!   (the same with apalis's default batch size, 10); and `batch_sqlite_1_worker`,
@@ -21,10 +23,10 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
-use batch_manager::BatchManager;
 use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
 use batch_manager::store::{TaskChanges, TaskStore};
+use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
@@ -52,8 +54,8 @@ fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, doing: &str) -> T {
     }
 }
 
-fn manager_on(store: Arc<dyn TaskStore>, name: &str) -> BatchManager {
-    or_panic(empty_tasks_manager(store, name, SLOTS_PER_WORKER), "building a manager")
+fn manager_on(store: Arc<dyn TaskStore>, name: &str, claims_in_flight: usize) -> BatchManager {
+    or_panic(empty_tasks_manager(store, name, SLOTS_PER_WORKER, claims_in_flight), "building a manager")
 }
 
 fn empty_requests() -> Vec<CreateTaskRequest> {
@@ -114,16 +116,17 @@ async fn drop_database(cluster: &PgCluster, database: &batch_testkit::TestDataba
     or_panic(cluster.drop_database(&database.name).await, "dropping a database");
 }
 
-async fn run_batch_pg(cluster: &PgCluster, workers: usize) -> Duration {
+async fn run_batch_pg(cluster: &PgCluster, workers: usize, claims_in_flight: usize) -> Duration {
     let database = fresh_database(cluster).await;
     let connect = || async {
         Arc::new(or_panic(PgStore::connect(&database.url, PgOptions::default()).await, "connecting"))
     };
     let submitter_store = connect().await;
-    let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter");
+    let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 1);
     let mut managers = Vec::new();
     for idx in 0..workers {
-        managers.push(manager_on(connect().await as Arc<dyn TaskStore>, &format!("worker-{idx}")));
+        let store = connect().await as Arc<dyn TaskStore>;
+        managers.push(manager_on(store, &format!("worker-{idx}"), claims_in_flight));
     }
     let running = Workers::start(managers);
     let mut events = submitter_store.subscribe();
@@ -148,8 +151,12 @@ async fn run_batch_sqlite() -> Duration {
         SqliteStore::open(dir.path().join("tasks.db"), SqliteOptions::default()),
         "opening SQLite",
     ));
-    let submitter = manager_on(Arc::clone(&store), "submitter");
-    let running = Workers::start(vec![manager_on(Arc::clone(&store), "worker-0")]);
+    let submitter = manager_on(Arc::clone(&store), "submitter", 1);
+    let running = Workers::start(vec![manager_on(
+        Arc::clone(&store),
+        "worker-0",
+        ManagerConfig::default().claims_in_flight,
+    )]);
 
     let mut events = store.subscribe();
 
@@ -223,10 +230,13 @@ fn m3_pg_task_throughput(c: &mut Criterion) {
     group.throughput(Throughput::Elements(M3_TASKS as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
-    for workers in [1, 4] {
-        let name =
-            if workers == 1 { "batch_pg_1_worker".to_owned() } else { format!("batch_pg_{workers}_workers") };
-        bench_runs(&mut group, &rt, &name, || run_batch_pg(cluster, workers));
+    let default_claims = ManagerConfig::default().claims_in_flight;
+    for (name, workers, claims) in [
+        ("batch_pg_1_worker", 1, default_claims),
+        ("batch_pg_4_workers", 4, default_claims),
+        ("batch_pg_4_workers_1_claim", 4, 1),
+    ] {
+        bench_runs(&mut group, &rt, name, || run_batch_pg(cluster, workers, claims));
     }
     for (name, batch_size) in
         [("apalis_postgres", APALIS_BATCH), ("apalis_postgres_default", ApalisConfig::default().batch_size)]

@@ -116,17 +116,19 @@ pub fn manager(db: &Path, durability: Durability, max_concurrent_tasks: usize) -
 }
 
 /// An m3 worker: a manager named `name` on `store` with the empty kind alone, `slots` tasks at a
-/// time, polling every 10 ms when its change feed is quiet.
+/// time and `claims_in_flight` claim calls at once, polling every 10 ms when its change feed is quiet.
 pub fn empty_tasks_manager(
     store: Arc<dyn TaskStore>,
     name: &str,
     slots: usize,
+    claims_in_flight: usize,
 ) -> Result<BatchManager, ManagerError> {
     let mut registry = Registry::new();
     registry.register(EmptyKind);
     let config = ManagerConfig::default()
         .with_worker_id(name)
         .with_max_concurrent_tasks(slots)
+        .with_claims_in_flight(claims_in_flight)
         .with_poll_interval(Duration::from_millis(10));
     BatchManager::new(store, registry, config)
 }

@@ -9,7 +9,8 @@
 //! store must cut, not how fast the store is (that is `cargo bench -p benches --bench pg`).
 //!
 //! Run: `cargo run --release -p benches --bin pg_statements -- [TASKS]` (default 10,000, a multiple
-//! of 1,000). With `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
+//! of 1,000). `PG_WORKERS=N` runs N workers, each on its own store, as m3's four-worker flavours do, and
+//! `PG_CLAIMS=N` gives each N claims in flight (default 2). With `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
 //! (`auto_explain`, with row counts and buffers, without timing) and the log is copied to `FILE`.
 //! With `PG_STATEMENTS_PAUSE` set it waits for a line on stdin before the run (to attach a profiler).
 //! With `PG_STATEMENTS_SQL` set, its statements (separated by `;`) run one by one on the migrated
@@ -23,6 +24,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use batch_manager::ManagerConfig;
 use batch_manager::store::TaskStore;
 use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_model::{CreateTaskRequest, TaskType};
@@ -69,11 +71,22 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let writers =
         std::env::var("PG_WRITERS").ok().and_then(|n| n.parse().ok()).unwrap_or(PgOptions::default().writers);
     let slots = std::env::var("PG_SLOTS").ok().and_then(|n| n.parse().ok()).unwrap_or(1_024);
-    let worker_store =
-        Arc::new(PgStore::connect(&database.url, PgOptions { writers, ..PgOptions::default() }).await?);
+    let worker_count: usize = std::env::var("PG_WORKERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
+    let claims = std::env::var("PG_CLAIMS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(ManagerConfig::default().claims_in_flight);
+    let mut worker_stores = Vec::new();
+    let mut workers = Vec::new();
+    for index in 0..worker_count.max(1) {
+        let store =
+            Arc::new(PgStore::connect(&database.url, PgOptions { writers, ..PgOptions::default() }).await?);
+        let name = format!("worker-{index}");
+        workers.push(empty_tasks_manager(Arc::clone(&store) as Arc<dyn TaskStore>, &name, slots, claims)?);
+        worker_stores.push((name, store));
+    }
     let submitter =
-        empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256)?;
-    let worker = empty_tasks_manager(Arc::clone(&worker_store) as Arc<dyn TaskStore>, "worker", slots)?;
+        empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256, 1)?;
     if let Ok(sql) = std::env::var("PG_STATEMENTS_SQL") {
         for statement in sql.split(';').filter(|statement| !statement.trim().is_empty()) {
             admin.batch_execute(statement).await?;
@@ -82,10 +95,13 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
     let cpu = CpuProbe::start(&admin, "PG_STATEMENTS_PAUSE").await?;
 
-    let running = {
-        let worker = worker.clone();
-        tokio::spawn(async move { worker.run_worker().await })
-    };
+    let running: Vec<_> = workers
+        .iter()
+        .map(|worker| {
+            let worker = worker.clone();
+            tokio::spawn(async move { worker.run_worker().await })
+        })
+        .collect();
     let mut events = submitter_store.subscribe();
     let started = Instant::now();
     // The feed is read while the tasks are created, as a client waiting for them would.
@@ -103,8 +119,12 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     waited?;
     let elapsed = started.elapsed();
     let (server, own) = cpu.used();
-    worker.shutdown().await;
-    running.await??;
+    for worker in &workers {
+        worker.shutdown().await;
+    }
+    for run in running {
+        run.await??;
+    }
 
     println!(
         "{tasks} tasks in {:.2} s, all created after {:.2} s (wall time, this run; not a benchmark)",
@@ -115,7 +135,9 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
         elapsed.as_secs_f64() * 2.0
     );
-    for (name, store) in [("submitter", &submitter_store), ("worker", &worker_store)] {
+    let stores = std::iter::once(("submitter".to_owned(), &submitter_store))
+        .chain(worker_stores.iter().map(|(name, store)| (name.clone(), store)));
+    for (name, store) in stores {
         let stats = store.stats();
         println!(
             "{name}'s store: {} groups committed, {} calls, largest group {}, {} retried",

@@ -189,6 +189,10 @@ pub(crate) struct WorkerArgs {
     /// Tasks this worker runs at once (task slots).
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub(crate) concurrency: u32,
+    /// Claims kept in flight at once: 2 hide a claim's commit behind the next; in a large fleet on a
+    /// busy database, 1 saves the database the rows each claim skips because another holds them.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub(crate) claims_in_flight: u32,
     /// Only claim tasks of these kinds (comma-separated) [default: every kind].
     #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = kind_parser())]
     pub(crate) types: Vec<TaskType>,

@@ -6,10 +6,14 @@ use std::time::Duration;
 use crate::error::ManagerError;
 use crate::store::WorkerId;
 
+/// Most claim calls a worker loop may keep in flight ([`ManagerConfig::claims_in_flight`]).
+pub const MAX_CLAIMS_IN_FLIGHT: usize = 16;
+
 /// How a [`BatchManager`](crate::BatchManager) runs tasks.
 ///
 /// The default: a fresh worker id, 30 s leases renewed every 10 s, a 30 s stop grace period, 8 tasks at
-/// once, a 500 ms poll interval, and quarantine after 3 lost leases without progress.
+/// once, 2 claims in flight, a 500 ms poll interval, and quarantine after 3 lost leases without
+/// progress.
 ///
 /// ```
 /// use std::time::Duration;
@@ -36,6 +40,12 @@ pub struct ManagerConfig {
     pub stop_grace_period: Duration,
     /// Most tasks this manager runs at once; `process_task` and the worker loop wait for a free slot.
     pub max_concurrent_tasks: usize,
+    /// Claim calls the worker loop keeps in flight at once (1–16, default 2): while one claim's
+    /// transaction commits, the next already locks rows. Two roughly halve the time a lone worker
+    /// with a backlog spends waiting on its claims. Claims of many workers at once skip each other's
+    /// locked rows, which costs the database: a large fleet on a busy database does better with 1
+    /// (measured in docs/BENCHMARKS.md, m3).
+    pub claims_in_flight: usize,
     /// How often the worker loop looks for work when there was none, and `wait` looks at a task that
     /// runs elsewhere, besides what the store's change feed tells them at once. A dead worker's task is
     /// taken over at most `lease_ttl + poll_interval` after its last heartbeat.
@@ -53,6 +63,7 @@ impl Default for ManagerConfig {
             heartbeat_interval: Duration::from_secs(10),
             stop_grace_period: Duration::from_secs(30),
             max_concurrent_tasks: 8,
+            claims_in_flight: 2,
             poll_interval: Duration::from_millis(500),
             max_lost_leases: crate::store::LeaseRequest::DEFAULT_MAX_LOST_LEASES,
         }
@@ -91,14 +102,20 @@ impl ManagerConfig {
         ManagerConfig { max_concurrent_tasks, ..self }
     }
 
+    /// The same config with `claims_in_flight`.
+    #[must_use]
+    pub fn with_claims_in_flight(self, claims_in_flight: usize) -> ManagerConfig {
+        ManagerConfig { claims_in_flight, ..self }
+    }
+
     /// The same config with `poll_interval`.
     #[must_use]
     pub fn with_poll_interval(self, poll_interval: Duration) -> ManagerConfig {
         ManagerConfig { poll_interval, ..self }
     }
 
-    /// Checks the settings: a non-empty worker id, non-zero durations and slots, and a heartbeat
-    /// shorter than the lease. A violation is [`ManagerError::InvalidConfig`] (`CONFIGURATION_ERROR`)
+    /// Checks the settings: a non-empty worker id, non-zero durations and slots, 1 to
+    /// [`MAX_CLAIMS_IN_FLIGHT`] claims in flight, and a heartbeat shorter than the lease. A violation is [`ManagerError::InvalidConfig`] (`CONFIGURATION_ERROR`)
     /// naming the setting.
     ///
     /// ```
@@ -137,6 +154,12 @@ impl ManagerConfig {
         }
         if self.max_concurrent_tasks == 0 {
             return invalid("max_concurrent_tasks", "must be at least 1, got 0".to_owned());
+        }
+        if !(1..=MAX_CLAIMS_IN_FLIGHT).contains(&self.claims_in_flight) {
+            return invalid(
+                "claims_in_flight",
+                format!("must be from 1 to {MAX_CLAIMS_IN_FLIGHT}, got {}", self.claims_in_flight),
+            );
         }
         Ok(())
     }

@@ -82,6 +82,6 @@ mod manager;
 mod run;
 pub mod store;
 
-pub use config::ManagerConfig;
+pub use config::{MAX_CLAIMS_IN_FLIGHT, ManagerConfig};
 pub use error::ManagerError;
 pub use manager::{BatchManager, RunCounts};

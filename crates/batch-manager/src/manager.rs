@@ -24,14 +24,6 @@ use crate::store::{ClaimedTask, LeaseRequest, StatusUpdate, TaskChange, TaskResu
 /// Most tasks the worker loop claims in one call.
 const CLAIM_BATCH: usize = 128;
 
-/// Claim calls the worker loop keeps in flight at once. While one claim's transaction writes and
-/// commits, the next is already locking rows, so that a worker with free slots is not held to one
-/// claim's round trips at a time; each claims from the slots free when it starts, so they never take
-/// more tasks than there are slots. When a claim finds nothing, its loop waits for a change that
-/// makes a task claimable; only the first loop also looks again every `poll_interval` (leases run
-/// out without a change), so an idle worker polls the store no more often than with one loop.
-const CLAIMS_IN_FLIGHT: usize = 2;
-
 /// Creates, runs, stops, resumes and reports on tasks. See the [crate docs](crate) for the lifecycle.
 ///
 /// Cheap to clone: clones share the same manager.
@@ -714,7 +706,12 @@ impl BatchManager {
         // The claim loops end together (on shutdown); dropping this future aborts them.
         let task_types: Arc<[TaskType]> = task_types.into();
         let mut loops = tokio::task::JoinSet::new();
-        for idx in 0..CLAIMS_IN_FLIGHT {
+        // `claims_in_flight` loops: while one claim's transaction writes and commits, the next is
+        // already locking rows. Each claims from the slots free when it starts, so together they never
+        // take more tasks than there are slots. When a claim finds nothing, its loop waits for a change
+        // that makes a task claimable; only the first loop also looks again every `poll_interval`
+        // (leases run out without a change), so an idle worker polls no more often than with one.
+        for idx in 0..self.inner.config.claims_in_flight.max(1) {
             let manager = self.clone();
             let task_types = Arc::clone(&task_types);
             loops.spawn(async move { manager.claim_loop(&task_types, idx == 0).await });

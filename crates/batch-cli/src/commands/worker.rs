@@ -21,6 +21,7 @@ pub(crate) async fn worker(db: &StoreAddress, args: WorkerArgs) -> anyhow::Resul
     let kinds = kinds.join(",");
     let mut config = command_line_config().with_lease_ttl(args.lease_ttl);
     config.max_concurrent_tasks = usize::try_from(args.concurrency).unwrap_or(1);
+    config.claims_in_flight = usize::try_from(args.claims_in_flight).unwrap_or(1);
     if let Some(name) = &args.name {
         config = config.with_worker_id(name.clone());
     }

@@ -114,9 +114,14 @@ impl Fleet {
 
     /// Starts `batch worker --name name` with `concurrency` slots.
     pub(crate) fn worker(&self, name: &str, concurrency: u32) -> Worker {
+        self.worker_with(name, concurrency, &[])
+    }
+
+    /// Starts `batch worker --name name` with `concurrency` slots and the `extra` arguments.
+    pub(crate) fn worker_with(&self, name: &str, concurrency: u32, extra: &[&str]) -> Worker {
         let concurrency = concurrency.to_string();
         let lease = format!("{}ms", LEASE.as_millis());
-        let args = [
+        let mut args = vec![
             "worker",
             "--db",
             &self.db,
@@ -131,6 +136,7 @@ impl Fleet {
             "--log-format",
             "json",
         ];
+        args.extend_from_slice(extra);
         let mut child =
             self.sandbox.command(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -305,7 +311,12 @@ impl Scenarios {
                 &["--input", &input, "--output", &output, "--filter", &filter, "--batch-size", "10"],
             ));
         }
-        let workers: Vec<Worker> = (0..3).map(|idx| fleet.worker(&format!("w{idx}"), 2)).collect();
+        // One, two (the default) and four claims in flight: the audit below holds for each.
+        let workers: Vec<Worker> = ["1", "2", "4"]
+            .iter()
+            .enumerate()
+            .map(|(idx, claims)| fleet.worker_with(&format!("w{idx}"), 2, &["--claims-in-flight", claims]))
+            .collect();
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
             let listing =

@@ -549,6 +549,13 @@ impl batch_tasks::TaskKind for Gated {
 /// of them together never run more tasks at once than the manager's slots, and each task runs once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_workers_claims_in_flight_never_run_more_tasks_than_its_slots() {
+    for claims in [1, 2, 4] {
+        claims_in_flight_stay_within_the_slots(claims).await;
+    }
+}
+
+/// Twelve gated tasks on three slots, with `claims` claim loops: at most three run at once, each once.
+async fn claims_in_flight_stay_within_the_slots(claims: usize) {
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let most = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (started, mut starts) = tokio::sync::watch::channel(0);
@@ -562,7 +569,10 @@ async fn a_workers_claims_in_flight_never_run_more_tasks_than_its_slots() {
     let manager = BatchManager::new(
         memory(),
         registry,
-        ManagerConfig::default().with_worker_id("w").with_max_concurrent_tasks(3),
+        ManagerConfig::default()
+            .with_worker_id("w")
+            .with_max_concurrent_tasks(3)
+            .with_claims_in_flight(claims),
     )
     .unwrap();
     let mut ids = Vec::new();
@@ -581,8 +591,27 @@ async fn a_workers_claims_in_flight_never_run_more_tasks_than_its_slots() {
     for id in &ids {
         assert_eq!(manager.wait(id).await.unwrap().status, TaskStatus::Completed);
     }
-    assert_eq!(*starts.borrow(), 12, "each task ran once");
-    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(*starts.borrow(), 12, "each task ran once ({claims} claims in flight)");
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 3, "{claims} claims in flight");
     manager.shutdown().await;
     worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_manager_refuses_claims_in_flight_outside_1_to_16() {
+    let build = |claims| {
+        let config = ManagerConfig::default().with_worker_id("w").with_claims_in_flight(claims);
+        BatchManager::new(memory(), Registry::new(), config).map(|_| ())
+    };
+    for claims in [0, 17] {
+        let error = build(claims).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::ConfigurationError);
+        assert_eq!(
+            error.to_string(),
+            format!("invalid manager configuration: claims_in_flight must be from 1 to 16, got {claims}")
+        );
+    }
+    for claims in [1, 16] {
+        build(claims).unwrap();
+    }
 }
