@@ -1,8 +1,9 @@
 //! `r1_record_json`: serialising a task's record, as the SQLite and PostgreSQL stores do at every
-//! change they write (three times per task in m2 and m3) and as the HTTP API does for every answer.
-//! `batch_model` is `BatchTask` itself; `chrono_serde` is a mirror of it whose own four timestamps
-//! use chrono's serde (the model's before it wrote timestamps itself), checked to write the same
-//! bytes. Its nested records are the model's in both.
+//! change they write (three times per task in m2 and m3) and as the HTTP API does for every answer,
+//! and reading it back, as the stores do for every task they load (a claim, a listing). `batch_model`
+//! is `BatchTask` itself; `chrono_serde` is a mirror of it whose own four timestamps use chrono's
+//! serde (the model's before it wrote and read timestamps itself), checked to write the same bytes
+//! and read the same task. Its nested records are the model's in both.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use batch_model::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use criterion::{Criterion, Throughput};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `BatchTask`'s fields in its order, its timestamps written by chrono.
 #[derive(Serialize)]
@@ -58,6 +59,57 @@ impl<'a> ChronoRecord<'a> {
     }
 }
 
+/// [`ChronoRecord`], owned, for reading.
+#[derive(Deserialize)]
+struct ChronoOwned {
+    id: TaskId,
+    task_type: TaskType,
+    status: TaskStatus,
+    config: BatchConfig,
+    params: serde_json::Value,
+    progress: Progress,
+    error: Option<TaskError>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    completed_at: Option<DateTime<Utc>>,
+    metadata: BTreeMap<String, String>,
+    attempt: u32,
+    attempts: Vec<AttemptRecord>,
+    parent_id: Option<TaskId>,
+    partition: Option<Partition>,
+}
+
+impl ChronoOwned {
+    fn into_task(self) -> BatchTask {
+        BatchTask {
+            id: self.id,
+            task_type: self.task_type,
+            status: self.status,
+            config: self.config,
+            params: self.params,
+            progress: self.progress,
+            error: self.error,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            started_at: self.started_at,
+            completed_at: self.completed_at,
+            metadata: self.metadata,
+            attempt: self.attempt,
+            attempts: self.attempts,
+            parent_id: self.parent_id,
+            partition: self.partition,
+        }
+    }
+}
+
+fn from_slice<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> T {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => value,
+        Err(error) => panic!("cannot read the record: {error}"),
+    }
+}
+
 /// A completed task like m3's, its times with 9, 6 and 3 fraction digits.
 fn completed_task() -> BatchTask {
     let created = DateTime::from_timestamp(1_796_608_000, 325_558_621).unwrap_or_default();
@@ -87,9 +139,18 @@ pub(crate) fn r1_record_json(c: &mut Criterion) {
     let task = completed_task();
     let mirror = ChronoRecord::of(&task);
     assert_eq!(to_vec(&task), to_vec(&mirror), "the mirror writes other bytes than the model");
+    let bytes = to_vec(&task);
+    assert_eq!(from_slice::<BatchTask>(&bytes), task, "the model reads another task");
+    assert_eq!(from_slice::<ChronoOwned>(&bytes).into_task(), task, "the mirror reads another task");
     let mut group = c.benchmark_group("r1_record_json");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("batch_model", |b| b.iter(|| to_vec(std::hint::black_box(&task))));
-    group.bench_function("chrono_serde", |b| b.iter(|| to_vec(std::hint::black_box(&mirror))));
+    group.bench_function("write/batch_model", |b| b.iter(|| to_vec(std::hint::black_box(&task))));
+    group.bench_function("write/chrono_serde", |b| b.iter(|| to_vec(std::hint::black_box(&mirror))));
+    group.bench_function("read/batch_model", |b| {
+        b.iter(|| from_slice::<BatchTask>(std::hint::black_box(&bytes)))
+    });
+    group.bench_function("read/chrono_serde", |b| {
+        b.iter(|| from_slice::<ChronoOwned>(std::hint::black_box(&bytes)))
+    });
     group.finish();
 }

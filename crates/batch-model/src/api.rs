@@ -110,7 +110,7 @@ pub struct CreateTaskResponse {
     /// Its status.
     pub status: TaskStatus,
     /// When it was created.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -376,16 +376,16 @@ pub struct TaskSummary {
     /// Its error, if it failed or was cancelled with one.
     pub error: Option<TaskError>,
     /// When it was created.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// When the record last changed.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub updated_at: DateTime<Utc>,
     /// When a worker first started it.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal status.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Its attempt: 1, then one more per restart.
     pub attempt: u32,

@@ -30,6 +30,6 @@ pub struct Checkpoint {
     /// The task kind's own state (e.g. model weights, epoch), opaque to the manager.
     pub state: serde_json::Value,
     /// When the checkpoint was committed.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub committed_at: DateTime<Utc>,
 }

@@ -111,7 +111,7 @@ pub struct TaskError {
     #[serde(default)]
     pub details: serde_json::Value,
     /// When the error happened.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub timestamp: DateTime<Utc>,
     /// Whether another attempt may succeed.
     pub retryable: bool,

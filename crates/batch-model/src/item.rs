@@ -28,7 +28,7 @@ pub struct BatchItem<T> {
     /// The payload.
     pub data: T,
     /// When the item was read or created.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// Free-form labels (source file, offset...). May be omitted in JSON input.
     #[serde(default)]
@@ -65,7 +65,7 @@ pub struct BatchResult<T> {
     /// The output, on success.
     pub data: Option<T>,
     /// When processing ended.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub processed_at: DateTime<Utc>,
     /// Whether processing succeeded.
     pub success: bool,

@@ -27,10 +27,10 @@ pub struct ProcessingMetrics {
     /// Items deliberately not processed.
     pub skipped_items: u64,
     /// When processing first started.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub start_time: Option<DateTime<Utc>>,
     /// When processing ended.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub end_time: Option<DateTime<Utc>>,
     /// Time spent processing.
     #[serde(with = "duration")]

@@ -47,7 +47,7 @@ pub struct Progress {
     #[serde(with = "duration::option", default)]
     pub eta: Option<Duration>,
     /// When this progress was computed.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub updated_at: DateTime<Utc>,
 }
 

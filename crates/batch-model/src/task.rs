@@ -176,16 +176,16 @@ pub struct BatchTask {
     /// Why it failed or was cancelled, when it did.
     pub error: Option<TaskError>,
     /// When it was created.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub created_at: DateTime<Utc>,
     /// When the record last changed.
-    #[serde(serialize_with = "crate::timestamp::serialize")]
+    #[serde(with = "crate::timestamp")]
     pub updated_at: DateTime<Utc>,
     /// When a worker first started it.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it reached a terminal status.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Free-form labels from the creator (owner, source system...). Sorted by key in JSON.
     pub metadata: BTreeMap<String, String>,
@@ -226,10 +226,10 @@ pub struct AttemptRecord {
     /// Why.
     pub error: Option<TaskError>,
     /// When it started, if it did.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it ended.
-    #[serde(serialize_with = "crate::timestamp::option::serialize")]
+    #[serde(default, with = "crate::timestamp::option")]
     pub ended_at: Option<DateTime<Utc>>,
     /// Its progress when it ended.
     pub progress: Progress,

@@ -1,15 +1,22 @@
-//! How the model writes timestamps in JSON: one rule for every `DateTime<Utc>` field.
+//! How the model writes and reads timestamps in JSON: one rule for every `DateTime<Utc>` field.
 //!
-//! The text is exactly chrono's own serde form (RFC 3339 in UTC with `Z`, the fraction of a second
+//! The text written is exactly chrono's own serde form (RFC 3339 in UTC with `Z`, the fraction of a second
 //! in 0, 3, 6 or 9 digits, whichever is shortest and exact), so stored records, API answers and
 //! anything parsed by chrono read the same. It is written from the time's fields into a stack buffer
 //! instead of through chrono's `Display`, which serde_json feeds character by character to its
 //! escaper: that took about half the time of serialising a whole task (a task has four to six
 //! timestamps and is serialised at every change the PostgreSQL and SQLite stores write). Times
-//! outside years 0–9999, and leap seconds, take chrono's own path. Reading is chrono's, unchanged.
+//! outside years 0–9999, and leap seconds, take chrono's own path.
+//!
+//! Reading accepts what chrono's serde accepts, with the same results and the same errors: the form
+//! written here (`YYYY-MM-DDTHH:MM:SS`, a fraction of 1 to 9 digits, `Z`) is read from its digits,
+//! and anything else (an offset, a leap second, a bad date, ...) is handed to chrono's parser.
 
-use chrono::{DateTime, Datelike as _, Timelike as _, Utc};
-use serde::{Serialize as _, Serializer};
+use std::fmt;
+
+use chrono::{DateTime, Datelike as _, FixedOffset, NaiveDate, Timelike as _, Utc};
+use serde::de::{self, Visitor};
+use serde::{Deserializer, Serialize as _, Serializer};
 
 /// The longest text of the fast path: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
 const LONGEST: usize = 30;
@@ -66,6 +73,58 @@ fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
     Some(len + 1)
 }
 
+/// Reads a time as chrono's serde does.
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    deserializer.deserialize_str(TimeVisitor)
+}
+
+struct TimeVisitor;
+
+impl Visitor<'_> for TimeVisitor {
+    type Value = DateTime<Utc>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // chrono's words, so that a wrong type reads the same.
+        formatter.write_str("an RFC 3339 formatted date and time string")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<DateTime<Utc>, E> {
+        match parse_utc(text.as_bytes()) {
+            Some(at) => Ok(at),
+            None => text.parse::<DateTime<FixedOffset>>().map(|at| at.with_timezone(&Utc)).map_err(E::custom),
+        }
+    }
+}
+
+/// The form [`serialize`] writes, read from its digits; `None` for any other text (chrono decides).
+fn parse_utc(text: &[u8]) -> Option<DateTime<Utc>> {
+    if text.len() < 20 || text.len() > LONGEST || text[text.len() - 1] != b'Z' {
+        return None;
+    }
+    let digits = |from: usize, count: usize| -> Option<u32> {
+        text.get(from..from + count)?
+            .iter()
+            .try_fold(0u32, |value, byte| byte.is_ascii_digit().then(|| value * 10 + u32::from(byte - b'0')))
+    };
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if separators.iter().any(|(at, byte)| text[*at] != *byte) {
+        return None;
+    }
+    let year = i32::try_from(digits(0, 4)?).ok()?;
+    let nanos = match text.len() - 1 - 19 {
+        0 => 0,
+        fraction if text[19] == b'.' && fraction >= 2 => {
+            let count = fraction - 1;
+            digits(20, count)? * 10u32.pow(u32::try_from(9 - count).ok()?)
+        }
+        _ => return None,
+    };
+    NaiveDate::from_ymd_opt(year, digits(5, 2)?, digits(8, 2)?)?
+        // A leap second (`:60`) is refused here and left to chrono.
+        .and_hms_nano_opt(digits(11, 2)?, digits(14, 2)?, digits(17, 2)?, nanos)
+        .map(|time| time.and_utc())
+}
+
 /// Two decimal digits of `value` (below 100) at `at`.
 fn put(out: &mut [u8; LONGEST], at: usize, value: u32) {
     out[at] = b'0' + (value / 10 % 10) as u8;
@@ -74,8 +133,11 @@ fn put(out: &mut [u8; LONGEST], at: usize, value: u32) {
 
 /// The same rule for `Option<DateTime<Utc>>`: `None` is `null`.
 pub(crate) mod option {
+    use std::fmt;
+
     use chrono::{DateTime, Utc};
-    use serde::Serializer;
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
 
     /// Writes `at` as chrono's serde does, `null` for `None`.
     pub(crate) fn serialize<S: Serializer>(
@@ -85,6 +147,35 @@ pub(crate) mod option {
         match at {
             Some(at) => serializer.serialize_some(&super::Fast(at)),
             None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads `null` as `None`, a time as chrono's serde does.
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<DateTime<Utc>>, D::Error> {
+        deserializer.deserialize_option(OptionVisitor)
+    }
+
+    struct OptionVisitor;
+
+    impl<'de> Visitor<'de> for OptionVisitor {
+        type Value = Option<DateTime<Utc>>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("option")
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            super::deserialize(deserializer).map(Some)
         }
     }
 }
@@ -157,7 +248,67 @@ mod tests {
         assert_eq!(written(Some(at)), chrono(&at));
     }
 
+    fn ours(json: &str) -> Result<DateTime<Utc>, String> {
+        deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(|error| error.to_string())
+    }
+
+    fn theirs(json: &str) -> Result<DateTime<Utc>, String> {
+        serde_json::from_str::<DateTime<Utc>>(json).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn texts_outside_the_written_form_read_as_chrono_reads_them() {
+        for text in [
+            "2026-12-07T02:05:53Z",
+            "2026-12-07T02:05:53.5Z",
+            "2026-12-07T02:05:53.123456789Z",
+            "2026-12-07T02:05:53.1234567891Z",
+            "2026-12-07T02:05:53.Z",
+            "2026-12-07t02:05:53z",
+            "2026-12-07 02:05:53Z",
+            "2026-12-07T02:05:53+02:00",
+            "2026-12-07T02:05:53.25-05:30",
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5Z",
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-12-07T24:00:00Z",
+            "+12026-12-07T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "2026-12-07T02:05:5xZ",
+            "2026-12-07",
+            "",
+        ] {
+            let json = serde_json::to_string(text).expect("a JSON string");
+            assert_eq!(ours(&json), theirs(&json), "{text}");
+        }
+        for json in ["5", "null", "true", "[]", "{}"] {
+            assert_eq!(ours(json), theirs(json), "{json}");
+        }
+        let read =
+            |json: &str| option::deserialize(&mut serde_json::Deserializer::from_str(json)).expect("read");
+        assert_eq!(read("null"), None);
+        assert_eq!(read("\"2026-12-07T02:05:53Z\""), theirs("\"2026-12-07T02:05:53Z\"").ok());
+    }
+
     proptest! {
+        #[test]
+        fn what_is_written_reads_back_as_chrono_reads_it(seconds in -62_167_219_200i64..253_402_300_800, nanos in 0u32..1_000_000_000, width in 0usize..4) {
+            let nanos = match width { 0 => 0, 1 => nanos / 1_000_000 * 1_000_000, 2 => nanos / 1_000 * 1_000, _ => nanos };
+            let at = DateTime::from_timestamp(seconds, nanos).expect("in range");
+            let json = fast(&at);
+            prop_assert_eq!(ours(&json), Ok(at));
+            prop_assert_eq!(theirs(&json), Ok(at));
+        }
+
+        #[test]
+        fn texts_near_the_written_form_read_as_chrono_reads_them(
+            text in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{0,11})?(Z|z|\\+01:00|-00:30|)"
+        ) {
+            let json = serde_json::to_string(&text).expect("a JSON string");
+            prop_assert_eq!(ours(&json), theirs(&json));
+        }
+
         #[test]
         fn any_time_reads_as_chronos(seconds in -62_167_219_200i64..253_402_300_800, nanos in 0u32..1_000_000_000, width in 0usize..4) {
             // Fractions of each width, not only the 9-digit ones a uniform draw gives.
