@@ -4,6 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
@@ -74,10 +75,10 @@ impl fmt::Display for Durability {
 ///
 /// `timeout` is a humantime string (`"30s"`, `"1m 30s"`, `"500ms"`); an integer number of milliseconds is
 /// accepted on input. Missing settings (and `null` ones) take their defaults; unknown settings are
-/// rejected, so a misspelt one is not silently ignored. Deserialising goes through
-/// [`BatchConfig::from_json`] and so validates: a `BatchConfig` read from JSON is always within bounds.
-/// (It also means the config is read through a `serde_json::Value`, so only self-describing formats
-/// can carry it.)
+/// rejected, so a misspelt one is not silently ignored. Deserialising applies the checks of
+/// [`BatchConfig::from_json`], with the same results and errors, and so validates: a `BatchConfig`
+/// read from JSON is always within bounds. (Each setting is read as a `serde_json::Value` on its own,
+/// so only self-describing formats can carry a config.)
 ///
 /// ```
 /// use std::time::Duration;
@@ -201,18 +202,62 @@ impl BatchConfig {
                 format!("is not a known setting (expected one of {})", FIELDS.join(", ")),
             ));
         }
+        let mut settings = Settings::default();
+        for (key, value) in object {
+            settings.set(key, value.clone());
+        }
+        settings.config()
+    }
+}
+
+/// The known settings of a config object as given (`None` when missing), before they are checked.
+#[derive(Default)]
+struct Settings {
+    batch_size: Option<Value>,
+    max_retries: Option<Value>,
+    timeout: Option<Value>,
+    concurrency: Option<Value>,
+    skip_limit: Option<Value>,
+    durability: Option<Value>,
+    partitions: Option<Value>,
+}
+
+impl Settings {
+    /// The slot of a known setting.
+    fn slot(&mut self, field: &str) -> Option<&mut Option<Value>> {
+        Some(match field {
+            "batch_size" => &mut self.batch_size,
+            "max_retries" => &mut self.max_retries,
+            "timeout" => &mut self.timeout,
+            "concurrency" => &mut self.concurrency,
+            "skip_limit" => &mut self.skip_limit,
+            "durability" => &mut self.durability,
+            "partitions" => &mut self.partitions,
+            _ => return None,
+        })
+    }
+
+    /// Keeps a known setting's value (the last one given, as a JSON object keeps it).
+    fn set(&mut self, field: &str, value: Value) {
+        if let Some(slot) = self.slot(field) {
+            *slot = Some(value);
+        }
+    }
+
+    /// The config the settings describe, checked as [`BatchConfig::from_json`] documents.
+    fn config(&self) -> Result<BatchConfig, ModelError> {
         let defaults = BatchConfig::default();
         let config = BatchConfig {
-            batch_size: read_u32(object, "batch_size", 1, Self::BATCH_SIZE_MAX)?
+            batch_size: read_u32(self.batch_size.as_ref(), "batch_size", 1, BatchConfig::BATCH_SIZE_MAX)?
                 .unwrap_or(defaults.batch_size),
-            max_retries: read_u32(object, "max_retries", 0, Self::MAX_RETRIES_MAX)?
+            max_retries: read_u32(self.max_retries.as_ref(), "max_retries", 0, BatchConfig::MAX_RETRIES_MAX)?
                 .unwrap_or(defaults.max_retries),
-            timeout: read_timeout(object)?.unwrap_or(defaults.timeout),
-            concurrency: read_u32(object, "concurrency", 1, Self::CONCURRENCY_MAX)?
+            timeout: read_timeout(self.timeout.as_ref())?.unwrap_or(defaults.timeout),
+            concurrency: read_u32(self.concurrency.as_ref(), "concurrency", 1, BatchConfig::CONCURRENCY_MAX)?
                 .unwrap_or(defaults.concurrency),
-            skip_limit: read_whole_number(object, "skip_limit")?,
-            durability: read_durability(object)?.unwrap_or(defaults.durability),
-            partitions: read_u32(object, "partitions", 1, Self::PARTITIONS_MAX)?
+            skip_limit: read_whole_number(self.skip_limit.as_ref(), "skip_limit")?,
+            durability: read_durability(self.durability.as_ref())?.unwrap_or(defaults.durability),
+            partitions: read_u32(self.partitions.as_ref(), "partitions", 1, BatchConfig::PARTITIONS_MAX)?
                 .unwrap_or(defaults.partitions),
         };
         config.validate()?;
@@ -220,10 +265,114 @@ impl BatchConfig {
     }
 }
 
+/// Reads a config as [`BatchConfig::from_json`] reads its JSON value, with the same results and the
+/// same errors, without building the value: each known setting is read on its own, an unknown key is
+/// only remembered (the first, in a JSON object's key order, is the error).
 impl<'de> Deserialize<'de> for BatchConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<BatchConfig, D::Error> {
-        let value = Value::deserialize(deserializer)?;
-        BatchConfig::from_json(&value).map_err(serde::de::Error::custom)
+        // A bad setting is raised here, once the value is read, as it was after reading a whole
+        // value: a JSON reader then gives it no position of its own.
+        deserializer.deserialize_any(ConfigVisitor)?.map_err(de::Error::custom)
+    }
+}
+
+/// Reads a config; a value that is read but is not a valid config is the inner error.
+struct ConfigVisitor;
+
+/// A config object's key: one of [`FIELDS`] (no allocation), or the unknown key itself.
+struct Key(Result<&'static str, String>);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Key, D::Error> {
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(Key(FIELDS.iter().find(|field| **field == key).copied().ok_or_else(|| key.to_owned())))
+    }
+}
+
+/// The error for a config that is not an object (`kind` as [`json_kind`] names it).
+fn not_an_object<E>(kind: &str) -> Result<Result<BatchConfig, ModelError>, E> {
+    Ok(Err(invalid("config", format!("must be a JSON object, got {kind}"))))
+}
+
+impl<'de> Visitor<'de> for ConfigVisitor {
+    type Value = Result<BatchConfig, ModelError>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("any valid JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut settings = Settings::default();
+        // Unknown keys in a JSON object's order (sorted, or as written with serde_json's
+        // `preserve_order`), so that the one named is the one `from_json` names.
+        let mut unknown = Map::new();
+        while let Some(Key(key)) = map.next_key::<Key>()? {
+            match key {
+                Ok(field) => settings.set(field, map.next_value()?),
+                Err(key) => {
+                    map.next_value::<de::IgnoredAny>()?;
+                    unknown.insert(key, Value::Null);
+                }
+            }
+        }
+        if let Some(key) = unknown.keys().next() {
+            return Ok(Err(invalid(
+                key,
+                format!("is not a known setting (expected one of {})", FIELDS.join(", ")),
+            )));
+        }
+        Ok(settings.config())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        // Read to its end, as a value would be.
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        not_an_object("an array")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        not_an_object("a boolean")
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        not_an_object("a number")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        not_an_object("a number")
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        not_an_object("a number")
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        not_an_object("a string")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        not_an_object("null")
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        not_an_object("null")
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
     }
 }
 
@@ -271,13 +420,13 @@ pub fn json_kind(value: &Value) -> &'static str {
 }
 
 /// A present, non-null setting.
-fn setting<'a>(object: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
-    object.get(field).filter(|value| !value.is_null())
+fn setting(value: Option<&Value>) -> Option<&Value> {
+    value.filter(|value| !value.is_null())
 }
 
 /// A non-negative integer setting; `None` when missing or null.
-fn read_whole_number(object: &Map<String, Value>, field: &str) -> Result<Option<u64>, ModelError> {
-    let Some(value) = setting(object, field) else {
+fn read_whole_number(value: Option<&Value>, field: &str) -> Result<Option<u64>, ModelError> {
+    let Some(value) = setting(value) else {
         return Ok(None);
     };
     let Value::Number(number) = value else {
@@ -296,8 +445,8 @@ fn read_whole_number(object: &Map<String, Value>, field: &str) -> Result<Option<
 
 /// A `u32` setting checked against its bounds before narrowing, so the message shows the real bound and
 /// the number as given.
-fn read_u32(object: &Map<String, Value>, field: &str, min: u32, max: u32) -> Result<Option<u32>, ModelError> {
-    let Some(whole) = read_whole_number(object, field)? else {
+fn read_u32(value: Option<&Value>, field: &str, min: u32, max: u32) -> Result<Option<u32>, ModelError> {
+    let Some(whole) = read_whole_number(value, field)? else {
         return Ok(None);
     };
     check_range(field, whole, min, max)?;
@@ -305,9 +454,9 @@ fn read_u32(object: &Map<String, Value>, field: &str, min: u32, max: u32) -> Res
     Ok(Some(u32::try_from(whole).unwrap_or(max)))
 }
 
-fn read_timeout(object: &Map<String, Value>) -> Result<Option<Duration>, ModelError> {
+fn read_timeout(value: Option<&Value>) -> Result<Option<Duration>, ModelError> {
     let field = "timeout";
-    let Some(value) = setting(object, field) else {
+    let Some(value) = setting(value) else {
         return Ok(None);
     };
     let timeout = match value {
@@ -338,9 +487,9 @@ fn read_timeout(object: &Map<String, Value>) -> Result<Option<Duration>, ModelEr
     Ok(Some(timeout))
 }
 
-fn read_durability(object: &Map<String, Value>) -> Result<Option<Durability>, ModelError> {
+fn read_durability(value: Option<&Value>) -> Result<Option<Durability>, ModelError> {
     let field = "durability";
-    let Some(value) = setting(object, field) else {
+    let Some(value) = setting(value) else {
         return Ok(None);
     };
     match value.as_str() {
@@ -352,6 +501,8 @@ fn read_durability(object: &Map<String, Value>) -> Result<Option<Durability>, Mo
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -417,5 +568,111 @@ mod tests {
     fn durability_spellings() {
         assert_eq!(serde_json::to_value(Durability::PowerLoss).unwrap(), "power_loss");
         assert_eq!(Durability::Process.to_string(), "process");
+    }
+
+    /// The reading this crate did before its visitor: the whole value first, then `from_json`.
+    struct ThroughValue(BatchConfig);
+
+    impl<'de> Deserialize<'de> for ThroughValue {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ThroughValue, D::Error> {
+            let value = Value::deserialize(deserializer)?;
+            BatchConfig::from_json(&value).map(ThroughValue).map_err(de::Error::custom)
+        }
+    }
+
+    fn both(text: &str) -> (Result<BatchConfig, String>, Result<BatchConfig, String>) {
+        let read = serde_json::from_str::<BatchConfig>(text).map_err(|error| error.to_string());
+        let through = serde_json::from_str::<ThroughValue>(text)
+            .map(|config| config.0)
+            .map_err(|error| error.to_string());
+        (read, through)
+    }
+
+    #[test]
+    fn reading_gives_what_the_value_and_from_json_give_results_and_errors() {
+        for text in [
+            r#"{}"#,
+            r#"{"batch_size": 100, "timeout": "2s", "durability": "power_loss", "skip_limit": 5}"#,
+            r#"{"timeout": 2500, "partitions": 4, "concurrency": 3, "max_retries": 0}"#,
+            r#"{"batch_size": 1, "batch_size": 7}"#,
+            r#"{"batch_size": -1}"#,
+            r#"{"batch_size": 1.5}"#,
+            r#"{"batch_size": "10"}"#,
+            r#"{"batch_size": 0}"#,
+            r#"{"zebra": 1, "apple": 2, "batch_size": -1}"#,
+            r#"{"timeout": "soon"}"#,
+            r#"{"timeout": -5}"#,
+            r#"{"timeout": [1]}"#,
+            r#"{"durability": "disk"}"#,
+            r#"{"skip_limit": null, "timeout": null}"#,
+            r#"{"params": {"nested": [1, 2, {"a": null}]}}"#,
+            r#"[1, 2, 3]"#,
+            r#""a string""#,
+            r#"42"#,
+            r#"-1.5"#,
+            r#"true"#,
+            r#"null"#,
+            r#"{"batch_size": 10"#,
+            r#"{"batch_size": 10,}"#,
+        ] {
+            let (read, through) = both(text);
+            assert_eq!(read, through, "{text}");
+            // Inside another record, where the error takes the outer reader's position.
+            let nested = format!(r#"{{"config": {text}, "after": 1}}"#);
+            let read = serde_json::from_str::<Outer<BatchConfig>>(&nested).map(|outer| outer.config);
+            let through = serde_json::from_str::<Outer<ThroughValue>>(&nested).map(|outer| outer.config.0);
+            assert_eq!(
+                read.map_err(|error| error.to_string()),
+                through.map_err(|error| error.to_string()),
+                "{nested}"
+            );
+        }
+    }
+
+    /// A record holding a config (its other keys ignored).
+    #[derive(Deserialize)]
+    struct Outer<C> {
+        config: C,
+    }
+
+    fn setting_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("null".to_owned()),
+            Just("true".to_owned()),
+            (-5i64..5_000_000).prop_map(|n| n.to_string()),
+            (0u64..u64::MAX).prop_map(|n| n.to_string()),
+            (-1e6f64..1e6).prop_map(|n| format!("{n:?}")),
+            prop::sample::select(vec![
+                "\"30s\"",
+                "\"0s\"",
+                "\"2h\"",
+                "\"soon\"",
+                "\"process\"",
+                "\"power_loss\""
+            ])
+            .prop_map(str::to_owned),
+            Just("[1, \"x\"]".to_owned()),
+            Just("{\"a\": {}}".to_owned()),
+        ]
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_object_reads_as_through_a_value(
+            entries in proptest::collection::vec(
+                (prop::sample::select(vec![
+                    "batch_size", "max_retries", "timeout", "concurrency", "skip_limit", "durability",
+                    "partitions", "bogus", "aardvark", "zz_top",
+                ]), setting_value()),
+                0..9,
+            )
+        ) {
+            let text = format!(
+                "{{{}}}",
+                entries.iter().map(|(key, value)| format!("\"{key}\": {value}")).collect::<Vec<_>>().join(", ")
+            );
+            let (read, through) = both(&text);
+            proptest::prop_assert_eq!(read, through, "{}", text);
+        }
     }
 }
