@@ -122,6 +122,7 @@ async fn run_batch_pg(cluster: &PgCluster, workers: usize, claims_in_flight: usi
         Arc::new(or_panic(PgStore::connect(&database.url, PgOptions::default()).await, "connecting"))
     };
     let submitter_store = connect().await;
+    // The submitter only creates tasks: its claims setting is never used.
     let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 1);
     let mut managers = Vec::new();
     for idx in 0..workers {

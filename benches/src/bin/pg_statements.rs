@@ -9,9 +9,11 @@
 //! store must cut, not how fast the store is (that is `cargo bench -p benches --bench pg`).
 //!
 //! Run: `cargo run --release -p benches --bin pg_statements -- [TASKS]` (default 10,000, a multiple
-//! of 1,000). `PG_WORKERS=N` runs N workers, each on its own store, as m3's four-worker flavours do, and
-//! `PG_CLAIMS=N` gives each N claims in flight (default 2). With `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
-//! (`auto_explain`, with row counts and buffers, without timing) and the log is copied to `FILE`.
+//! of 1,000). `PG_WORKERS=N` runs N workers, each on its own store, as m3's four-worker flavours
+//! do, and `PG_CLAIMS=N` gives each N claims in flight (default 2); `PG_SLOTS` and `PG_WRITERS` set
+//! each worker's slots and its store's writer lanes. With `PG_STATEMENTS_EXPLAIN=FILE` the server
+//! also logs every statement's plan as it ran (`auto_explain`, with row counts and buffers, without
+//! timing) and the log is copied to `FILE`.
 //! With `PG_STATEMENTS_PAUSE` set it waits for a line on stdin before the run (to attach a profiler).
 //! With `PG_STATEMENTS_SQL` set, its statements (separated by `;`) run one by one on the migrated
 //! database before the run, for experiments (`DROP INDEX batch.tasks_by_created`; `ALTER SYSTEM SET
@@ -68,23 +70,19 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let admin = cluster.connect(&database.name).await?;
     admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
     let submitter_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
-    let writers =
-        std::env::var("PG_WRITERS").ok().and_then(|n| n.parse().ok()).unwrap_or(PgOptions::default().writers);
-    let slots = std::env::var("PG_SLOTS").ok().and_then(|n| n.parse().ok()).unwrap_or(1_024);
-    let worker_count: usize = std::env::var("PG_WORKERS").ok().and_then(|n| n.parse().ok()).unwrap_or(1);
-    let claims = std::env::var("PG_CLAIMS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(ManagerConfig::default().claims_in_flight);
+    let writers = number_from_env("PG_WRITERS", PgOptions::default().writers);
+    let slots = number_from_env("PG_SLOTS", 1_024);
+    let claims = number_from_env("PG_CLAIMS", ManagerConfig::default().claims_in_flight);
     let mut worker_stores = Vec::new();
     let mut workers = Vec::new();
-    for index in 0..worker_count.max(1) {
+    for index in 0..number_from_env("PG_WORKERS", 1).max(1) {
         let store =
             Arc::new(PgStore::connect(&database.url, PgOptions { writers, ..PgOptions::default() }).await?);
         let name = format!("worker-{index}");
         workers.push(empty_tasks_manager(Arc::clone(&store) as Arc<dyn TaskStore>, &name, slots, claims)?);
         worker_stores.push((name, store));
     }
+    // The submitter only creates tasks: its slots and claims are never used.
     let submitter =
         empty_tasks_manager(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 256, 1)?;
     if let Ok(sql) = std::env::var("PG_STATEMENTS_SQL") {
@@ -173,17 +171,17 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
             &[],
         )
         .await?;
+    let (record, row, event): (f64, f64, f64) = (widths.try_get(0)?, widths.try_get(1)?, widths.try_get(2)?);
+    println!();
+    println!(
+        "row widths (bytes, averages): a task's record {record:.0}, its row {row:.0}, an audit event {event:.0}"
+    );
     if std::env::var_os("PG_STATEMENTS_SHOW").is_some() {
         let stored = admin.query_one("SELECT record, result, metrics FROM batch.tasks LIMIT 1", &[]).await?;
         let (record, result, metrics): (String, Option<String>, Option<String>) =
             (stored.try_get(0)?, stored.try_get(1)?, stored.try_get(2)?);
         println!("one task's record: {record}\nits result: {result:?}\nits metrics: {metrics:?}");
     }
-    let (record, row, event): (f64, f64, f64) = (widths.try_get(0)?, widths.try_get(1)?, widths.try_get(2)?);
-    println!();
-    println!(
-        "row widths (bytes, averages): a task's record {record:.0}, its row {row:.0}, an audit event {event:.0}"
-    );
     // The counters reach the statistics views when a backend reports them: a fresh snapshot.
     admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
     println!();
@@ -202,4 +200,9 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         println!("| {name} | {inserts} | {updates} | {hot} |");
     }
     Ok(())
+}
+
+/// The number in environment variable `name`, or `default` when it is unset or not a number.
+fn number_from_env(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }

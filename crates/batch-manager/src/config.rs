@@ -115,8 +115,8 @@ impl ManagerConfig {
     }
 
     /// Checks the settings: a non-empty worker id, non-zero durations and slots, 1 to
-    /// [`MAX_CLAIMS_IN_FLIGHT`] claims in flight, and a heartbeat shorter than the lease. A violation is [`ManagerError::InvalidConfig`] (`CONFIGURATION_ERROR`)
-    /// naming the setting.
+    /// [`MAX_CLAIMS_IN_FLIGHT`] claims in flight, and a heartbeat shorter than the lease. A violation
+    /// is [`ManagerError::InvalidConfig`] (`CONFIGURATION_ERROR`) naming the setting.
     ///
     /// ```
     /// use std::time::Duration;

@@ -711,7 +711,7 @@ impl BatchManager {
         // take more tasks than there are slots. When a claim finds nothing, its loop waits for a change
         // that makes a task claimable; only the first loop also looks again every `poll_interval`
         // (leases run out without a change), so an idle worker polls no more often than with one.
-        for idx in 0..self.inner.config.claims_in_flight.max(1) {
+        for idx in 0..self.inner.config.claims_in_flight {
             let manager = self.clone();
             let task_types = Arc::clone(&task_types);
             loops.spawn(async move { manager.claim_loop(&task_types, idx == 0).await });

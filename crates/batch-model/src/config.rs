@@ -192,15 +192,10 @@ impl BatchConfig {
     pub fn from_json(value: &Value) -> Result<BatchConfig, ModelError> {
         let object = match value {
             Value::Object(object) => object,
-            other => {
-                return Err(invalid("config", format!("must be a JSON object, got {}", json_kind(other))));
-            }
+            other => return Err(not_an_object(json_kind(other))),
         };
         if let Some(unknown) = object.keys().find(|key| !FIELDS.contains(&key.as_str())) {
-            return Err(invalid(
-                unknown,
-                format!("is not a known setting (expected one of {})", FIELDS.join(", ")),
-            ));
+            return Err(unknown_setting(unknown));
         }
         let mut settings = Settings::default();
         for (key, value) in object {
@@ -303,8 +298,13 @@ impl Visitor<'_> for KeyVisitor {
 }
 
 /// The error for a config that is not an object (`kind` as [`json_kind`] names it).
-fn not_an_object<E>(kind: &str) -> Result<Result<BatchConfig, ModelError>, E> {
-    Ok(Err(invalid("config", format!("must be a JSON object, got {kind}"))))
+fn not_an_object(kind: &str) -> ModelError {
+    invalid("config", format!("must be a JSON object, got {kind}"))
+}
+
+/// The error for a key that is not one of [`FIELDS`].
+fn unknown_setting(key: &str) -> ModelError {
+    invalid(key, format!("is not a known setting (expected one of {})", FIELDS.join(", ")))
 }
 
 impl<'de> Visitor<'de> for ConfigVisitor {
@@ -329,10 +329,7 @@ impl<'de> Visitor<'de> for ConfigVisitor {
             }
         }
         if let Some(key) = unknown.keys().next() {
-            return Ok(Err(invalid(
-                key,
-                format!("is not a known setting (expected one of {})", FIELDS.join(", ")),
-            )));
+            return Ok(Err(unknown_setting(key)));
         }
         Ok(settings.config())
     }
@@ -340,35 +337,35 @@ impl<'de> Visitor<'de> for ConfigVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         // Read to its end, as a value would be.
         while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        not_an_object("an array")
+        Ok(Err(not_an_object("an array")))
     }
 
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        not_an_object("a boolean")
+        Ok(Err(not_an_object("a boolean")))
     }
 
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        not_an_object("a number")
+        Ok(Err(not_an_object("a number")))
     }
 
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        not_an_object("a number")
+        Ok(Err(not_an_object("a number")))
     }
 
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        not_an_object("a number")
+        Ok(Err(not_an_object("a number")))
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        not_an_object("a string")
+        Ok(Err(not_an_object("a string")))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        not_an_object("null")
+        Ok(Err(not_an_object("null")))
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        not_an_object("null")
+        Ok(Err(not_an_object("null")))
     }
 
     fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {

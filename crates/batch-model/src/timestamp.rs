@@ -1,8 +1,8 @@
 //! How the model writes and reads timestamps in JSON: one rule for every `DateTime<Utc>` field.
 //!
-//! The text written is exactly chrono's own serde form (RFC 3339 in UTC with `Z`, the fraction of a second
-//! in 0, 3, 6 or 9 digits, whichever is shortest and exact), so stored records, API answers and
-//! anything parsed by chrono read the same. It is written from the time's fields into a stack buffer
+//! The text written is exactly chrono's own serde form (RFC 3339 in UTC with `Z`, the fraction of a
+//! second in 0, 3, 6 or 9 digits, whichever is shortest and exact), so stored records, API answers
+//! and anything parsed by chrono read the same. It is written from the time's fields into a stack buffer
 //! instead of through chrono's `Display`, which serde_json feeds character by character to its
 //! escaper: that took about half the time of serialising a whole task (a task has four to six
 //! timestamps and is serialised at every change the PostgreSQL and SQLite stores write). Times
@@ -133,59 +133,39 @@ fn put(out: &mut [u8; LONGEST], at: usize, value: u32) {
 
 /// The same rule for `Option<DateTime<Utc>>`: `None` is `null`.
 pub(crate) mod option {
-    use std::fmt;
-
     use chrono::{DateTime, Utc};
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserialize as _, Deserializer, Serialize as _, Serializer};
+
+    use super::Time;
 
     /// Writes `at` as chrono's serde does, `null` for `None`.
     pub(crate) fn serialize<S: Serializer>(
         at: &Option<DateTime<Utc>>,
         serializer: S,
     ) -> Result<S::Ok, S::Error> {
-        match at {
-            Some(at) => serializer.serialize_some(&super::Fast(at)),
-            None => serializer.serialize_none(),
-        }
+        at.map(Time).serialize(serializer)
     }
 
     /// Reads `null` as `None`, a time as chrono's serde does.
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<DateTime<Utc>>, D::Error> {
-        deserializer.deserialize_option(OptionVisitor)
-    }
-
-    struct OptionVisitor;
-
-    impl<'de> Visitor<'de> for OptionVisitor {
-        type Value = Option<DateTime<Utc>>;
-
-        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-            formatter.write_str("option")
-        }
-
-        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-
-        fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-            super::deserialize(deserializer).map(Some)
-        }
+        Option::<Time>::deserialize(deserializer).map(|at| at.map(|Time(at)| at))
     }
 }
 
-/// A time written by [`serialize`], for `serialize_some`.
-struct Fast<'a>(&'a DateTime<Utc>);
+/// A time under this module's rule, for serde's own handling of `Option`.
+struct Time(DateTime<Utc>);
 
-impl serde::Serialize for Fast<'_> {
+impl serde::Serialize for Time {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serialize(self.0, serializer)
+        serialize(&self.0, serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Time {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Time, D::Error> {
+        deserialize(deserializer).map(Time)
     }
 }
 

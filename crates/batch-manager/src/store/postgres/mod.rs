@@ -37,9 +37,10 @@
 //!   [`PgOptions::writers`] groups at once, each group two pipelined round trips (see `writer.rs`);
 //!   a group is closed after one turn round the runtime's queue, so that calls made ready together
 //!   (the finishes of a claimed batch) share it; reads use pooled connections directly. No
-//!   transaction stays open beyond one group: never while a task runs. A group whose connection is lost, or that meets a restarting server, is tried
-//!   again for up to [`PgOptions::retry_for`]; if the connection was lost while its commit was on the
-//!   way, the store first asks the server whether it committed, so a group never applies twice.
+//!   transaction stays open beyond one group: never while a task runs. A group whose connection is
+//!   lost, or that meets a restarting server, is tried again for up to [`PgOptions::retry_for`]; if
+//!   the connection was lost while its commit was on the way, the store first asks the server
+//!   whether it committed, so a group never applies twice.
 //! - **Writes attached to checkpoints.** [`TaskStore::commit_checkpoint_with`] runs a task's
 //!   output rows (a table in this database) in the group that commits its checkpoint, after the
 //!   call's holder and sequence are checked, behind a savepoint: a write that fails through its own
