@@ -659,24 +659,31 @@ impl TaskStore for PgStore {
     }
 
     async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let status = request.status.map(TaskStatus::as_str);
         let task_type = request.task_type.as_ref().map(TaskType::as_str);
         let parent = request.parent_id.map(encoding::Uuid);
         let limit = i64::from(request.limit);
         let offset = i64::try_from(request.offset).unwrap_or(i64::MAX);
+        let newest = limit.saturating_add(offset);
         let listing = |error| self.location.error("listing tasks", error);
+        // In a transaction of its own, under the settings that keep its plans ordered index scans.
+        let transaction = client.transaction().await.map_err(listing)?;
+        transaction.batch_execute(queries::INDEX_PLANS).await.map_err(listing)?;
         let (count, page) = tokio::try_join!(
-            client.prepare_cached(queries::COUNT_TASKS),
-            client.prepare_cached(queries::LIST_TASKS)
+            transaction.prepare_cached(queries::COUNT_TASKS),
+            transaction.prepare_cached(queries::LIST_TASKS)
         )
         .map_err(listing)?;
         let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&status, &task_type, &parent];
-        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-            [&status, &task_type, &parent, &limit, &offset];
-        let (total, rows) =
-            tokio::try_join!(client.query_one(&count, &count_params), client.query(&page, &page_params))
-                .map_err(listing)?;
+        let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&status, &task_type, &parent, &limit, &offset, &newest];
+        let (total, rows) = tokio::try_join!(
+            transaction.query_one(&count, &count_params),
+            transaction.query(&page, &page_params)
+        )
+        .map_err(listing)?;
+        transaction.commit().await.map_err(listing)?;
         let total: i64 =
             total.try_get(0).map_err(|error| corrupt_record(&self.location, "a count", error))?;
         let tasks = rows.iter().map(|row| decode_task(&self.location, row)).collect::<Result<_, _>>()?;

@@ -140,14 +140,15 @@ pub(super) const EXISTING_IDS: &str = "SELECT id FROM batch.tasks WHERE id = ANY
 pub(super) const CHECKPOINTS_OF: &str =
     "SELECT task_id, record FROM batch.checkpoints WHERE task_id = ANY($1::uuid[])";
 
-/// Set before the claim statements, for the rest of the group's transaction: the claims are planned
-/// as ordered scans of their partial indexes, whatever the statistics say. With statistics taken
-/// when few tasks were pending (a table that filled faster than autovacuum analyses it), the planner
-/// estimates a handful of pending rows and prefers a bitmap scan and a sort, which reads and sorts
-/// every pending task (thousands) to lock a few; the ordered scan stops after the few. Plans are
-/// cached per connection, and a claim statement only ever runs after this one, so its plans are
-/// made under it. The statements after it in a group (updates and inserts by key) use neither.
-pub(super) const CLAIM_PLANS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
+/// Set before the claim statements, for the rest of the group's transaction, and before a
+/// listing's: claims and listings are planned as ordered scans of their partial indexes, whatever
+/// the statistics say. With statistics taken when few tasks were pending (a table that filled
+/// faster than autovacuum analyses it), the planner estimates a handful of rows and prefers a bitmap
+/// scan and a sort, which reads and sorts every pending (or finished) task, thousands, to lock (or
+/// list) a few; the ordered scan stops after the few. Plans are cached per connection, and a claim
+/// or listing statement only ever runs after this one, so its plans are made under it. The
+/// statements after it in a group (updates and inserts by key) use neither.
+pub(super) const INDEX_PLANS: &str = "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
 
 /// The last checkpoint of a claim candidate `t`, read only for a task that has one (no probe of
 /// `checkpoints` for a task that never committed one).
@@ -176,7 +177,8 @@ pub(super) const CLAIM_PENDING: &str = concat!(
 /// The oldest processing tasks nobody holds (released, or a lease that expired strictly before the
 /// store's time `COALESCE($4, clock_timestamp())`, no earlier than the group's), not parents waiting
 /// for their partitions, at most `$2`, but the tasks `$3`, locked, with their last checkpoints; rows
-/// another transaction holds are skipped. Served by the partial index `tasks_processing`.
+/// another transaction holds are skipped. Served by the partial index `tasks_processing` (which holds
+/// the waiting parents too: the filter skips them, as it skips the tasks whose leases are live).
 pub(super) const CLAIM_ABANDONED: &str = concat!(
     "SELECT ",
     row_columns!(),
@@ -263,11 +265,39 @@ macro_rules! list_filter {
 /// How many tasks match a listing's filters.
 pub(super) const COUNT_TASKS: &str = concat!("SELECT count(*) FROM batch.tasks WHERE ", list_filter!());
 
-/// One page of a listing, newest first (`$4` limit, `$5` offset).
+/// The newest `$6` tasks (the page's limit plus its offset) of one of the three partial indexes that
+/// together cover every task (`tasks_pending`, `tasks_processing`, `tasks_finished`; the first
+/// argument the index's predicate), read backwards; the listing's filters apply. The branch runs
+/// only when the status asked for (`$1`) can be in its index: the second argument is that test, a
+/// condition on the parameter alone, which PostgreSQL checks once before the scan.
+macro_rules! list_branch {
+    ($status:literal, $asked:literal) => {
+        concat!(
+            "(SELECT t.created_key, t.id, t.record FROM batch.tasks t WHERE ($1::text IS NULL OR ",
+            $asked,
+            ") AND ",
+            $status,
+            " AND ",
+            list_filter!(),
+            " ORDER BY t.created_key DESC, t.id DESC LIMIT $6::int8)"
+        )
+    };
+}
+
+/// One page of a listing, newest first (`$4` limit, `$5` offset, `$6` their sum): the three partial
+/// indexes, each read backwards for at most `$6` rows, merged in order (a Merge Append; no index
+/// covers every task, so that a task's claim and end add no entry to one).
 pub(super) const LIST_TASKS: &str = concat!(
-    "SELECT record FROM batch.tasks WHERE ",
-    list_filter!(),
-    " ORDER BY created_key DESC, id DESC LIMIT $4::int8 OFFSET $5::int8"
+    "SELECT p.record FROM (",
+    list_branch!("t.status = 'pending'", "$1::text = 'pending'"),
+    " UNION ALL ",
+    list_branch!("t.status = 'processing'", "$1::text = 'processing'"),
+    " UNION ALL ",
+    list_branch!(
+        "t.status IN ('completed', 'failed', 'cancelled')",
+        "$1::text IN ('completed', 'failed', 'cancelled')"
+    ),
+    ") p ORDER BY p.created_key DESC, p.id DESC LIMIT $4::int8 OFFSET $5::int8"
 );
 
 /// One task's last checkpoint.

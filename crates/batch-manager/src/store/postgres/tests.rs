@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use batch_model::{
-    BatchTask, Checkpoint, Counters, CreateTaskRequest, ProcessingMetrics, Progress, TaskId, TaskStatus,
-    TaskType, TransitionCause,
+    BatchTask, Checkpoint, Counters, CreateTaskRequest, ListTasksRequest, ProcessingMetrics, Progress,
+    TaskId, TaskStatus, TaskType, TransitionCause,
 };
 use chrono::{TimeDelta, Utc};
 use tokio_postgres::types::Json;
@@ -16,6 +16,9 @@ use crate::store::{LeaseRequest, StoreError, TaskStore, WorkerId};
 fn task(created_at: chrono::DateTime<Utc>, status: TaskStatus) -> BatchTask {
     let mut task = BatchTask::new(TaskId::new(), CreateTaskRequest::new(TaskType::Train), created_at)
         .expect("a valid task");
+    if matches!(status, TaskStatus::Completed | TaskStatus::Failed) {
+        task.transition(TaskStatus::Processing, TransitionCause::Requested, created_at).expect("started");
+    }
     if status != TaskStatus::Pending {
         task.transition(status, TransitionCause::Requested, created_at).expect("a valid transition");
     }
@@ -38,7 +41,7 @@ fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>) {
 /// the plan until the table's statistics change: a worker's first claim comes while the table is
 /// empty, and planned on that alone, the claim reads and sorts every pending task once thousands
 /// arrive (a bitmap scan and a sort, cheaper on an empty table). As the store plans it (generic
-/// plans, `CLAIM_PLANS`), a claim of 10 reads a few index pages and rows.
+/// plans, `INDEX_PLANS`), a claim of 10 reads a few index pages and rows.
 #[tokio::test]
 async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_planned() {
     let Some(cluster) = batch_testkit::shared_or_skip("claims_scan_their_partial_index_in_order") else {
@@ -59,7 +62,7 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
              COMMIT",
             queries::CLAIM_PENDING,
             queries::CLAIM_ABANDONED,
-            queries::CLAIM_PLANS
+            queries::INDEX_PLANS
         ))
         .await
         .expect("the claim statements planned on an empty table");
@@ -72,7 +75,7 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
         (0..5_000).map(|idx| task(base + TimeDelta::milliseconds(idx), TaskStatus::Pending)).collect();
     assert!(store.insert_tasks(&pending).await.iter().all(Result::is_ok));
 
-    client.batch_execute(&format!("BEGIN; {}", queries::CLAIM_PLANS)).await.expect("the claim plans");
+    client.batch_execute(&format!("BEGIN; {}", queries::INDEX_PLANS)).await.expect("the claim plans");
     for (statement, index) in [
         ("claim_pending(NULL, 10, '{}')", "tasks_pending"),
         ("claim_pending('{train}', 10, '{}')", "tasks_pending"),
@@ -98,6 +101,113 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
     assert_eq!(ids, pending[..3].iter().map(|task| task.id).collect::<Vec<_>>());
     drop(store);
     cluster.drop_database(&database.name).await.expect("the database dropped");
+}
+
+/// A listing reads the three partial indexes that together cover every task (pending, processing,
+/// finished: no index holds every task, so that claims and ends write fewer index entries) and
+/// merges them, whatever the table held when it was planned: planned on an empty table as the
+/// store plans (generically), a page of 20 of 5,000 tasks is three backward index scans that read
+/// a few pages, for every status filter (under `INDEX_PLANS`: without it the finished tasks are read
+/// by a bitmap scan and sorted); the scans a status rules out are never run; and the
+/// store's pages, deep ones included, are those of a sort of every task.
+#[tokio::test]
+async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_when_planned() {
+    let Some(cluster) = batch_testkit::shared_or_skip("listings_merge_the_partial_indexes") else {
+        return;
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("the store");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    let setting = GENERIC_PLANS.trim_start_matches("-c ");
+    client
+        .batch_execute(&format!(
+            "SET {setting};
+             PREPARE page(text, text, uuid, int8, int8, int8) AS {};
+             BEGIN; {};
+             EXECUTE page(NULL, NULL, NULL, 20, 0, 20);
+             COMMIT",
+            queries::LIST_TASKS,
+            queries::INDEX_PLANS
+        ))
+        .await
+        .expect("the listing planned on an empty table");
+
+    let statuses = [
+        TaskStatus::Completed,
+        TaskStatus::Pending,
+        TaskStatus::Failed,
+        TaskStatus::Processing,
+        TaskStatus::Cancelled,
+    ];
+    let base = Utc::now() - TimeDelta::days(1);
+    let tasks: Vec<BatchTask> = (0..5_000_usize)
+        .map(|idx| task(base + TimeDelta::milliseconds(idx as i64), statuses[idx % 5]))
+        .collect();
+    assert!(store.insert_tasks(&tasks).await.iter().all(Result::is_ok));
+
+    client.batch_execute(&format!("BEGIN; {}", queries::INDEX_PLANS)).await.expect("the listing's plans");
+    let all_three = ["tasks_pending", "tasks_processing", "tasks_finished"]
+        .map(|index| format!("Index Scan using {index}"))
+        .to_vec();
+    for (arguments, run) in [
+        ("NULL, NULL, NULL, 20, 0, 20", [true, true, true]),
+        ("'pending', NULL, NULL, 20, 0, 20", [true, false, false]),
+        ("'failed', 'train', NULL, 20, 0, 20", [false, false, true]),
+    ] {
+        let row = client
+            .query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE page({arguments})"), &[])
+            .await
+            .expect("a plan");
+        let plan: serde_json::Value = row.get(0);
+        let mut scans = Vec::new();
+        scans_of_tasks(&plan[0]["Plan"], &mut scans);
+        assert_eq!(scans, all_three, "{arguments}: {plan}");
+        let mut loops = Vec::new();
+        loops_of_tasks_scans(&plan[0]["Plan"], &mut loops);
+        assert_eq!(loops, run.map(u64::from).to_vec(), "the scans run for {arguments}: {plan}");
+        let top = &plan[0]["Plan"];
+        let pages =
+            top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
+        assert!(
+            pages < 50,
+            "a page of ({arguments}) touched {pages} pages of a table of 5,000 tasks: {plan}"
+        );
+    }
+
+    let mut newest_first: Vec<&BatchTask> = tasks.iter().collect();
+    newest_first.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    for (status, offset) in [
+        (None, 0),
+        (None, 2_490),
+        (None, 4_990),
+        (Some(TaskStatus::Failed), 990),
+        (Some(TaskStatus::Processing), 0),
+        (Some(TaskStatus::Pending), 5_000),
+    ] {
+        let request = ListTasksRequest { status, task_type: None, parent_id: None, limit: 20, offset };
+        let page = store.list_tasks(&request).await.expect("a page");
+        let matching: Vec<TaskId> = newest_first
+            .iter()
+            .filter(|task| status.is_none_or(|status| task.status == status))
+            .map(|task| task.id)
+            .collect();
+        let expected: Vec<TaskId> = matching.iter().skip(offset as usize).take(20).copied().collect();
+        let listed: Vec<TaskId> = page.tasks.iter().map(|task| task.id).collect();
+        assert_eq!(listed, expected, "{status:?} from {offset}");
+        assert_eq!(page.total, matching.len() as u64, "{status:?}");
+    }
+    drop(store);
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+}
+
+/// How many times each scan of the table `tasks` in an EXPLAIN ANALYZE plan ran.
+fn loops_of_tasks_scans(node: &serde_json::Value, loops: &mut Vec<u64>) {
+    if node["Relation Name"] == "tasks" {
+        loops.push(node["Actual Loops"].as_u64().unwrap_or(0));
+    }
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        loops_of_tasks_scans(child, loops);
+    }
 }
 
 /// Builds the schema as the released migrations `1..=version` left it, as a build of that version
@@ -304,6 +414,85 @@ async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
     let refused =
         client.execute(schema_3_lease_update, &[&ids, &owners, &expiries]).await.expect_err("refused");
     assert_eq!(refused.code(), Some(&tokio_postgres::error::SqlState::UNDEFINED_COLUMN), "{refused}");
+    drop(store);
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+}
+
+/// A database of schema version 4 (an index of every task for listings; waiting parents outside
+/// `tasks_processing`) is migrated to version 5: the tasks list as before, newest first, for every
+/// status; the indexes are the three partial ones of the statuses and the one of partitions; and a
+/// claim takes the abandoned task and the pending one, not the parent waiting for its partitions.
+#[tokio::test]
+async fn a_database_of_schema_version_4_is_migrated_to_partial_listing_indexes() {
+    let Some(cluster) = batch_testkit::shared_or_skip("a_database_of_schema_version_4_is_migrated") else {
+        return;
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    schema_at(&client, 4).await;
+    let started = Utc::now() - TimeDelta::hours(2);
+    let completed = task(started, TaskStatus::Completed);
+    let waiting = task(started + TimeDelta::seconds(1), TaskStatus::Processing);
+    let abandoned = task(started + TimeDelta::seconds(2), TaskStatus::Processing);
+    let pending = task(started + TimeDelta::seconds(3), TaskStatus::Pending);
+    let insert = "INSERT INTO batch.tasks (id, task_type, status, created_key, epoch, holder, lease_expires_at, \
+                  waiting, record) VALUES ($1, 'train', $2, $3, $4, $5, now() - interval '1 hour', $6, $7)";
+    for (task, key, epoch, holder, is_waiting) in [
+        (&completed, 1_i64, 1_i64, None, false),
+        (&waiting, 2, 1, None, true),
+        (&abandoned, 3, 2, Some("gone"), false),
+        (&pending, 4, 0, None, false),
+    ] {
+        let record = serde_json::to_string(task).expect("a record");
+        client
+            .execute(
+                insert,
+                &[
+                    &super::encoding::Uuid(task.id),
+                    &task.status.as_str(),
+                    &key,
+                    &epoch,
+                    &holder,
+                    &is_waiting,
+                    &record,
+                ],
+            )
+            .await
+            .expect("a v4 task");
+    }
+
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
+    let version: i64 = client
+        .query_one("SELECT max(version) FROM batch.schema_migrations", &[])
+        .await
+        .expect("the version")
+        .get(0);
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    let indexes: Vec<String> = client
+        .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'batch' AND tablename = 'tasks' ORDER BY 1", &[])
+        .await
+        .expect("the indexes")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(
+        indexes,
+        ["tasks_by_parent", "tasks_finished", "tasks_pending", "tasks_pkey", "tasks_processing"]
+    );
+    for (status, expected) in [
+        (None, vec![pending.id, abandoned.id, waiting.id, completed.id]),
+        (Some(TaskStatus::Processing), vec![abandoned.id, waiting.id]),
+        (Some(TaskStatus::Completed), vec![completed.id]),
+    ] {
+        let request = ListTasksRequest { status, task_type: None, parent_id: None, limit: 10, offset: 0 };
+        let page = store.list_tasks(&request).await.expect("a page");
+        assert_eq!(page.tasks.iter().map(|task| task.id).collect::<Vec<_>>(), expected, "{status:?}");
+    }
+
+    let lease = LeaseRequest::new(WorkerId("b".to_owned()), Duration::from_secs(30));
+    let claimed = store.claim_many(&[], &lease, 5).await.expect("claims");
+    let taken: Vec<(TaskId, u64)> = claimed.iter().map(|claim| (claim.task.id, claim.lease.epoch)).collect();
+    assert_eq!(taken, vec![(abandoned.id, 3), (pending.id, 1)]);
     drop(store);
     cluster.drop_database(&database.name).await.expect("the database dropped");
 }

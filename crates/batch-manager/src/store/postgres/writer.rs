@@ -1183,7 +1183,7 @@ async fn run_group(
         first.len() - 1
     });
     if !claim_params.is_empty() {
-        first.push(statement_done(client.batch_execute(queries::CLAIM_PLANS)));
+        first.push(statement_done(client.batch_execute(queries::INDEX_PLANS)));
     }
     let claims_at = first.len();
     for params in &claim_params {
