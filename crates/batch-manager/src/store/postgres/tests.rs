@@ -175,7 +175,7 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
     }
 
     let mut newest_first: Vec<&BatchTask> = tasks.iter().collect();
-    newest_first.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    newest_first.sort_by_key(|task| std::cmp::Reverse((task.created_at, task.id)));
     for (status, offset) in [
         (None, 0),
         (None, 2_490),
