@@ -12,10 +12,9 @@
 --      partial index of finished ones instead of an index of every task (a listing would merge the
 --      three).
 -- Run it in psql against a scratch database of a throwaway server with default settings (it
--- creates and drops the schemas `s`, `q` and `f`):
---   psql -q -f benches/sql/m3_structures.sql
--- It runs the three designs in turn five times; compare the CALLs' times per design (single runs
--- here spread by 1.2x; compare medians).
+-- creates and drops the schemas `s`, `q` and `f`), many times, and compare each design's median:
+--   for run in $(seq 15); do psql -q -f benches/sql/m3_structures.sql; done
+-- Each run times the three designs in turn (the CALLs); single runs here spread by 1.5x.
 \set rec '{"id":"01a24ed4-b9da-7746-bdf2-87e2e9a99816","task_type":"bench_empty","status":"completed","config":{"batch_size":1000,"max_retries":3,"timeout":"30s","concurrency":2,"skip_limit":null,"durability":"process","partitions":1},"params":{},"progress":{"total":null,"processed":0,"failed":0,"skipped":0,"percentage":null,"message":null,"throughput":null,"eta":null,"updated_at":"2026-12-07T04:48:13.786193837Z"},"error":null,"created_at":"2026-12-07T04:48:13.786193837Z","updated_at":"2026-12-07T04:48:13.830111Z","started_at":"2026-12-07T04:48:13.809218Z","completed_at":"2026-12-07T04:48:13.830111Z","metadata":{},"attempt":1,"attempts":[],"parent_id":null,"partition":null}'
 DROP SCHEMA IF EXISTS s CASCADE; DROP SCHEMA IF EXISTS q CASCADE; DROP SCHEMA IF EXISTS f CASCADE;
 CREATE SCHEMA s; CREATE SCHEMA q; CREATE SCHEMA f;
@@ -112,41 +111,7 @@ CALL q.run();
 :round
 \echo f
 CALL s.run('f');
-:round
-\echo s
-CALL s.run('s');
-:round
-\echo q
-CALL q.run();
-:round
-\echo f
-CALL s.run('f');
-:round
-\echo s
-CALL s.run('s');
-:round
-\echo q
-CALL q.run();
-:round
-\echo f
-CALL s.run('f');
-:round
-\echo s
-CALL s.run('s');
-:round
-\echo q
-CALL q.run();
-:round
-\echo f
-CALL s.run('f');
-:round
-\echo s
-CALL s.run('s');
-:round
-\echo q
-CALL q.run();
-:round
-\echo f
-CALL s.run('f');
 \timing off
-SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'tasks' ORDER BY schemaname;
+-- Every task-row update, and how many were HOT (this backend's counters flushed first).
+SELECT pg_stat_force_next_flush() \g /dev/null
+SELECT schemaname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'tasks' ORDER BY schemaname;

@@ -25,14 +25,59 @@ fn task(created_at: chrono::DateTime<Utc>, status: TaskStatus) -> BatchTask {
     task
 }
 
-/// The scans of the table `tasks` in an EXPLAIN plan, as "<node type> using <index>".
-fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>) {
+/// A store on a new database of the shared cluster and a connection of its own that planned
+/// `statements` on the empty table, as the store plans (`GENERIC_PLANS`).
+struct Planned {
+    cluster: &'static batch_testkit::PgCluster,
+    database: batch_testkit::TestDatabase,
+    store: PgStore,
+    client: tokio_postgres::Client,
+}
+
+async fn planned_on_an_empty_table(test: &str, statements: &str) -> Option<Planned> {
+    let cluster = batch_testkit::shared_or_skip(test)?;
+    let database = cluster.create_database().await.expect("a database");
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("the store");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    let setting = GENERIC_PLANS.trim_start_matches("-c ");
+    client
+        .batch_execute(&format!("SET {setting}; {statements}"))
+        .await
+        .expect("the statements planned on an empty table");
+    Some(Planned { cluster, database, store, client })
+}
+
+/// What `EXPLAIN ANALYZE` says of an `EXECUTE`: the plan, the scans of the table `tasks` (as
+/// "<node type> using <index>") with how many times each ran, and the pages the statement read.
+struct Explained {
+    plan: serde_json::Value,
+    scans: Vec<String>,
+    loops: Vec<u64>,
+    pages: u64,
+}
+
+async fn explain(client: &tokio_postgres::Client, execute: &str) -> Explained {
+    let row = client
+        .query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {execute}"), &[])
+        .await
+        .expect("a plan");
+    let plan: serde_json::Value = row.get(0);
+    let (mut scans, mut loops) = (Vec::new(), Vec::new());
+    scans_of_tasks(&plan[0]["Plan"], &mut scans, &mut loops);
+    let top = &plan[0]["Plan"];
+    let pages =
+        top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
+    Explained { plan, scans, loops, pages }
+}
+
+fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>, loops: &mut Vec<u64>) {
     if node["Relation Name"] == "tasks" {
         let index = node["Index Name"].as_str().unwrap_or("(no index)");
         scans.push(format!("{} using {index}", node["Node Type"].as_str().unwrap_or("?")));
+        loops.push(node["Actual Loops"].as_u64().unwrap_or(0));
     }
     for child in node["Plans"].as_array().into_iter().flatten() {
-        scans_of_tasks(child, scans);
+        scans_of_tasks(child, scans, loops);
     }
 }
 
@@ -44,28 +89,22 @@ fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>) {
 /// plans, `INDEX_PLANS`), a claim of 10 reads a few index pages and rows.
 #[tokio::test]
 async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_planned() {
-    let Some(cluster) = batch_testkit::shared_or_skip("claims_scan_their_partial_index_in_order") else {
+    let statements = format!(
+        "PREPARE claim_pending(text[], int8, uuid[]) AS {};
+         PREPARE claim_abandoned(text[], int8, uuid[], timestamptz) AS {};
+         BEGIN; {};
+         EXECUTE claim_pending('{{train}}', 10, '{{}}');
+         EXECUTE claim_abandoned('{{train}}', 10, '{{}}', NULL);
+         COMMIT",
+        queries::CLAIM_PENDING,
+        queries::CLAIM_ABANDONED,
+        queries::INDEX_PLANS
+    );
+    let Some(Planned { cluster, database, store, client }) =
+        planned_on_an_empty_table("claims_scan_their_partial_index_in_order", &statements).await
+    else {
         return;
     };
-    let database = cluster.create_database().await.expect("a database");
-    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("the store");
-    let client = cluster.connect(&database.name).await.expect("a connection");
-    let setting = GENERIC_PLANS.trim_start_matches("-c ");
-    client
-        .batch_execute(&format!(
-            "SET {setting};
-             PREPARE claim_pending(text[], int8, uuid[]) AS {};
-             PREPARE claim_abandoned(text[], int8, uuid[], timestamptz) AS {};
-             BEGIN; {};
-             EXECUTE claim_pending('{{train}}', 10, '{{}}');
-             EXECUTE claim_abandoned('{{train}}', 10, '{{}}', NULL);
-             COMMIT",
-            queries::CLAIM_PENDING,
-            queries::CLAIM_ABANDONED,
-            queries::INDEX_PLANS
-        ))
-        .await
-        .expect("the claim statements planned on an empty table");
 
     let base = Utc::now() - TimeDelta::days(1);
     let finished: Vec<BatchTask> =
@@ -81,17 +120,8 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
         ("claim_pending('{train}', 10, '{}')", "tasks_pending"),
         ("claim_abandoned('{train}', 10, '{}', NULL)", "tasks_processing"),
     ] {
-        let row = client
-            .query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE {statement}"), &[])
-            .await
-            .expect("a plan");
-        let plan: serde_json::Value = row.get(0);
-        let mut scans = Vec::new();
-        scans_of_tasks(&plan[0]["Plan"], &mut scans);
+        let Explained { plan, scans, pages, .. } = explain(&client, statement).await;
         assert_eq!(scans, vec![format!("Index Scan using {index}")], "{statement}: {plan}");
-        let top = &plan[0]["Plan"];
-        let pages =
-            top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
         assert!(pages < 50, "{statement} touched {pages} pages to lock 10 of 5,000 pending tasks: {plan}");
     }
     client.batch_execute("ROLLBACK").await.expect("the end of the transaction");
@@ -112,25 +142,19 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
 /// store's pages, deep ones included, are those of a sort of every task.
 #[tokio::test]
 async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_when_planned() {
-    let Some(cluster) = batch_testkit::shared_or_skip("listings_merge_the_partial_indexes") else {
+    let statements = format!(
+        "PREPARE page(text, text, uuid, int8, int8, int8) AS {};
+         BEGIN; {};
+         EXECUTE page(NULL, NULL, NULL, 20, 0, 20);
+         COMMIT",
+        queries::LIST_TASKS,
+        queries::INDEX_PLANS
+    );
+    let Some(Planned { cluster, database, store, client }) =
+        planned_on_an_empty_table("listings_merge_the_partial_indexes", &statements).await
+    else {
         return;
     };
-    let database = cluster.create_database().await.expect("a database");
-    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("the store");
-    let client = cluster.connect(&database.name).await.expect("a connection");
-    let setting = GENERIC_PLANS.trim_start_matches("-c ");
-    client
-        .batch_execute(&format!(
-            "SET {setting};
-             PREPARE page(text, text, uuid, int8, int8, int8) AS {};
-             BEGIN; {};
-             EXECUTE page(NULL, NULL, NULL, 20, 0, 20);
-             COMMIT",
-            queries::LIST_TASKS,
-            queries::INDEX_PLANS
-        ))
-        .await
-        .expect("the listing planned on an empty table");
 
     let statuses = [
         TaskStatus::Completed,
@@ -154,20 +178,9 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
         ("'pending', NULL, NULL, 20, 0, 20", [true, false, false]),
         ("'failed', 'train', NULL, 20, 0, 20", [false, false, true]),
     ] {
-        let row = client
-            .query_one(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE page({arguments})"), &[])
-            .await
-            .expect("a plan");
-        let plan: serde_json::Value = row.get(0);
-        let mut scans = Vec::new();
-        scans_of_tasks(&plan[0]["Plan"], &mut scans);
+        let Explained { plan, scans, loops, pages } = explain(&client, &format!("page({arguments})")).await;
         assert_eq!(scans, all_three, "{arguments}: {plan}");
-        let mut loops = Vec::new();
-        loops_of_tasks_scans(&plan[0]["Plan"], &mut loops);
         assert_eq!(loops, run.map(u64::from).to_vec(), "the scans run for {arguments}: {plan}");
-        let top = &plan[0]["Plan"];
-        let pages =
-            top["Shared Hit Blocks"].as_u64().unwrap_or(0) + top["Shared Read Blocks"].as_u64().unwrap_or(0);
         assert!(
             pages < 50,
             "a page of ({arguments}) touched {pages} pages of a table of 5,000 tasks: {plan}"
@@ -198,16 +211,6 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
     }
     drop(store);
     cluster.drop_database(&database.name).await.expect("the database dropped");
-}
-
-/// How many times each scan of the table `tasks` in an EXPLAIN ANALYZE plan ran.
-fn loops_of_tasks_scans(node: &serde_json::Value, loops: &mut Vec<u64>) {
-    if node["Relation Name"] == "tasks" {
-        loops.push(node["Actual Loops"].as_u64().unwrap_or(0));
-    }
-    for child in node["Plans"].as_array().into_iter().flatten() {
-        loops_of_tasks_scans(child, loops);
-    }
 }
 
 /// Builds the schema as the released migrations `1..=version` left it, as a build of that version
