@@ -236,6 +236,18 @@ async fn schema_at(client: &tokio_postgres::Client, version: usize) {
     }
 }
 
+/// A store connected to a database of an older schema, which it migrated to the current version.
+async fn migrated(database: &batch_testkit::TestDatabase, client: &tokio_postgres::Client) -> PgStore {
+    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
+    let version: i64 = client
+        .query_one("SELECT max(version) FROM batch.schema_migrations", &[])
+        .await
+        .expect("the version")
+        .get(0);
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    store
+}
+
 fn saved_checkpoint(sequence: u64) -> Checkpoint {
     Checkpoint {
         sequence,
@@ -276,7 +288,7 @@ async fn a_database_of_schema_version_1_is_migrated_and_keeps_its_tasks_and_chec
         .await
         .expect("a v1 checkpoint");
 
-    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
+    let store = migrated(&database, &client).await;
     let lease = LeaseRequest::new(WorkerId("b".to_owned()), Duration::from_secs(30));
     let taken = store.claim_next(&[], &lease).await.expect("a claim").expect("the task");
     assert_eq!((taken.task.id, taken.lease.epoch, taken.resumed), (task.id, 5, true));
@@ -371,13 +383,7 @@ async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
         .await
         .expect("a v2 audit trail");
 
-    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
-    let version: i64 = client
-        .query_one("SELECT max(version) FROM batch.schema_migrations", &[])
-        .await
-        .expect("the version")
-        .get(0);
-    assert_eq!(version, schema::SCHEMA_VERSION);
+    let store = migrated(&database, &client).await;
     for task in [&finished, &running, &pending] {
         assert_eq!(store.task(&task.id).await.expect("a read").as_ref(), Some(task));
     }
@@ -464,13 +470,7 @@ async fn a_database_of_schema_version_4_is_migrated_to_partial_listing_indexes()
             .expect("a v4 task");
     }
 
-    let store = PgStore::connect(&database.url, PgOptions::default()).await.expect("migrated");
-    let version: i64 = client
-        .query_one("SELECT max(version) FROM batch.schema_migrations", &[])
-        .await
-        .expect("the version")
-        .get(0);
-    assert_eq!(version, schema::SCHEMA_VERSION);
+    let store = migrated(&database, &client).await;
     let indexes: Vec<String> = client
         .query("SELECT indexname::text FROM pg_indexes WHERE schemaname = 'batch' AND tablename = 'tasks' ORDER BY 1", &[])
         .await
