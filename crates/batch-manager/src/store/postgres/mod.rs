@@ -670,16 +670,20 @@ impl TaskStore for PgStore {
         // In a transaction of its own, under the settings that keep its plans ordered index scans.
         let transaction = client.transaction().await.map_err(listing)?;
         transaction.batch_execute(queries::INDEX_PLANS).await.map_err(listing)?;
+        // Without a type or parent filter the count reads the indexes alone.
+        let by_status = task_type.is_none() && parent.is_none();
+        let count_query = if by_status { queries::COUNT_BY_STATUS } else { queries::COUNT_TASKS };
         let (count, page) = tokio::try_join!(
-            transaction.prepare_cached(queries::COUNT_TASKS),
+            transaction.prepare_cached(count_query),
             transaction.prepare_cached(queries::LIST_TASKS)
         )
         .map_err(listing)?;
-        let count_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&status, &task_type, &parent];
+        let filters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&status, &task_type, &parent];
+        let count_params = if by_status { &filters[..1] } else { &filters[..] };
         let page_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
             [&status, &task_type, &parent, &limit, &offset, &newest];
         let (total, rows) = tokio::try_join!(
-            transaction.query_one(&count, &count_params),
+            transaction.query_one(&count, count_params),
             transaction.query(&page, &page_params)
         )
         .map_err(listing)?;

@@ -262,9 +262,6 @@ macro_rules! list_filter {
     };
 }
 
-/// How many tasks match a listing's filters.
-pub(super) const COUNT_TASKS: &str = concat!("SELECT count(*) FROM batch.tasks WHERE ", list_filter!());
-
 /// The newest `$6` tasks (the page's limit plus its offset) of one of the three partial indexes that
 /// together cover every task (`tasks_pending`, `tasks_processing`, `tasks_finished`; the first
 /// argument the index's predicate), read backwards; the listing's filters apply. The branch runs
@@ -283,6 +280,50 @@ macro_rules! list_branch {
         )
     };
 }
+
+/// How many tasks of one of the three partial indexes match a listing's filters, zero without a
+/// look when the status asked for cannot be in the index (the arguments as for [`list_branch`]).
+macro_rules! count_branch {
+    ($status:literal, $asked:literal, $filter:expr) => {
+        concat!(
+            "(SELECT count(*) FROM batch.tasks t WHERE ($1::text IS NULL OR ",
+            $asked,
+            ") AND ",
+            $status,
+            " AND ",
+            $filter,
+            ")"
+        )
+    };
+}
+
+/// The three counts of [`count_branch`] added up, each with its filter.
+macro_rules! count_tasks {
+    ($pending:expr, $processing:expr, $finished:expr) => {
+        concat!(
+            "SELECT ",
+            count_branch!("t.status = 'pending'", "$1::text = 'pending'", $pending),
+            " + ",
+            count_branch!("t.status = 'processing'", "$1::text = 'processing'", $processing),
+            " + ",
+            count_branch!(
+                "t.status IN ('completed', 'failed', 'cancelled')",
+                "$1::text IN ('completed', 'failed', 'cancelled')",
+                $finished
+            )
+        )
+    };
+}
+
+/// How many tasks match a listing's filters (`$1` status, `$2` type, `$3` parent id): each status's
+/// partial index, and the rows it names, read only when the status asked for can be in it.
+pub(super) const COUNT_TASKS: &str = count_tasks!(list_filter!(), list_filter!(), list_filter!());
+
+/// How many tasks a listing with no type or parent filter matches (`$1` status, NULL for any): each
+/// status's partial index alone (an index-only scan wherever the table's visibility map says the
+/// rows are visible to everyone; only the finished tasks' index needs the status, and carries it).
+pub(super) const COUNT_BY_STATUS: &str =
+    count_tasks!("true", "true", "($1::text IS NULL OR t.status = $1::text)");
 
 /// One page of a listing, newest first (`$4` limit, `$5` offset, `$6` their sum): the three partial
 /// indexes, each read backwards for at most `$6` rows, merged in order (a Merge Append; no index

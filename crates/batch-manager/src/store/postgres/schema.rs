@@ -106,12 +106,13 @@ pub(super) const MIGRATIONS: [&str; 5] = [
     // status and merge them (`queries::LIST_TASKS`): the claimable ones, where `tasks_processing`
     // now also holds parents waiting for their partitions (claims skip them by a filter; a parent
     // that starts or stops waiting no longer changes an indexed column), and one of finished
-    // tasks. A task then writes two index entries at its creation, two at its claim and two at its
-    // end, instead of three, three and two: `tasks_by_created` took one at each, `tasks_finished`
-    // takes one at the end.
+    // tasks, which carries their status so that a listing's count by status reads the indexes
+    // alone (`queries::COUNT_BY_STATUS`). A task then writes two index entries at its creation,
+    // two at its claim and two at its end, instead of three, three and two: `tasks_by_created`
+    // took one at each, `tasks_finished` takes one at the end.
     "DROP INDEX batch.tasks_processing;
     CREATE INDEX tasks_processing ON batch.tasks (created_key, id) WHERE status = 'processing';
-    CREATE INDEX tasks_finished ON batch.tasks (created_key, id)
+    CREATE INDEX tasks_finished ON batch.tasks (created_key, id) INCLUDE (status)
         WHERE status IN ('completed', 'failed', 'cancelled');
     DROP INDEX batch.tasks_by_created;",
 ];

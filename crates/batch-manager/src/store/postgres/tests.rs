@@ -138,16 +138,20 @@ async fn claims_scan_their_partial_index_in_order_whatever_the_table_held_when_p
 /// merges them, whatever the table held when it was planned: planned on an empty table as the
 /// store plans (generically), a page of 20 of 5,000 tasks is three backward index scans that read
 /// a few pages, for every status filter (under `INDEX_PLANS`: without it the finished tasks are read
-/// by a bitmap scan and sorted); the scans a status rules out are never run; and the
-/// store's pages, deep ones included, are those of a sort of every task.
+/// by a bitmap scan and sorted); the scans a status rules out are never run; a count by status
+/// reads the three indexes alone; and the store's pages and counts, deep pages and filtered counts
+/// included, are those of a sort of every task.
 #[tokio::test]
 async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_when_planned() {
     let statements = format!(
         "PREPARE page(text, text, uuid, int8, int8, int8) AS {};
+         PREPARE count_by_status(text) AS {};
          BEGIN; {};
          EXECUTE page(NULL, NULL, NULL, 20, 0, 20);
+         EXECUTE count_by_status(NULL);
          COMMIT",
         queries::LIST_TASKS,
+        queries::COUNT_BY_STATUS,
         queries::INDEX_PLANS
     );
     let Some(Planned { cluster, database, store, client }) =
@@ -186,6 +190,31 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
             "a page of ({arguments}) touched {pages} pages of a table of 5,000 tasks: {plan}"
         );
     }
+    client.batch_execute("ROLLBACK").await.expect("the end of the transaction");
+
+    // Counts without a type or parent filter read the three indexes alone once the table is
+    // vacuumed (as autovacuum does): a small part of the table's pages.
+    client.batch_execute("VACUUM batch.tasks").await.expect("the table vacuumed");
+    let table_pages: i64 = client
+        .query_one("SELECT pg_relation_size('batch.tasks') / 8192", &[])
+        .await
+        .expect("the table's size")
+        .get(0);
+    client.batch_execute(&format!("BEGIN; {}", queries::INDEX_PLANS)).await.expect("the count's plans");
+    let index_only = ["tasks_pending", "tasks_processing", "tasks_finished"]
+        .map(|index| format!("Index Only Scan using {index}"))
+        .to_vec();
+    for (argument, run) in [("NULL", [true, true, true]), ("'failed'", [false, false, true])] {
+        let Explained { plan, scans, loops, pages } =
+            explain(&client, &format!("count_by_status({argument})")).await;
+        assert_eq!(scans, index_only, "{argument}: {plan}");
+        assert_eq!(loops, run.map(u64::from).to_vec(), "the scans run for {argument}: {plan}");
+        assert!(
+            i64::try_from(pages).unwrap_or(i64::MAX).saturating_mul(5) < table_pages,
+            "a count of ({argument}) read {pages} pages of a table of {table_pages}: {plan}"
+        );
+    }
+    client.batch_execute("ROLLBACK").await.expect("the end of the transaction");
 
     let mut newest_first: Vec<&BatchTask> = tasks.iter().collect();
     newest_first.sort_by_key(|task| std::cmp::Reverse((task.created_at, task.id)));
