@@ -326,8 +326,8 @@ pub(super) const COUNT_BY_STATUS: &str =
     count_tasks!("true", "true", "($1::text IS NULL OR t.status = $1::text)");
 
 /// One page of a listing, newest first (`$4` limit, `$5` offset, `$6` their sum): the three partial
-/// indexes, each read backwards for at most `$6` rows, merged in order (a Merge Append; no index
-/// covers every task, so that a task's claim and end add no entry to one).
+/// indexes, each read backwards for at most `$6` rows, merged in order (a Merge Append). There is no
+/// index of every task, to which every task's creation, claim and end would each add an entry.
 pub(super) const LIST_TASKS: &str = concat!(
     "SELECT p.record FROM (",
     list_branch!("t.status = 'pending'", "$1::text = 'pending'"),
