@@ -242,6 +242,84 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
     cluster.drop_database(&database.name).await.expect("the database dropped");
 }
 
+/// The store's own connections run listings and claims as the ordered index scans the plan tests
+/// above check, whatever the table held when they first ran: with `auto_explain` loaded for the
+/// test's database alone, the plans the server logs for the store's statements (its first listing
+/// and claim on an empty table, the next ones on 5,000 tasks) are read back from the cluster's log.
+/// The tests above plan the store's statements on a connection of their own; this one fails when
+/// the store's listing stops setting `INDEX_PLANS` (its finished tasks are then read by a bitmap
+/// scan). A claim planned on an empty table here gets the ordered scan with or without the
+/// settings; the statistics that make it need them are the claims' plan test's.
+#[tokio::test]
+async fn the_store_s_own_listings_and_claims_run_the_ordered_plans() {
+    let Some(cluster) = batch_testkit::shared_or_skip("the_store_s_own_listings_and_claims") else {
+        return;
+    };
+    let Some(log) = cluster.log_path() else {
+        panic!("the shared cluster is local to the tests, so its log can be read");
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let client = cluster.connect(&database.name).await.expect("a connection");
+    let name = &database.name;
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" SET session_preload_libraries = 'auto_explain';
+             ALTER DATABASE \"{name}\" SET auto_explain.log_min_duration = 0;
+             ALTER DATABASE \"{name}\" SET auto_explain.log_format = 'json'"
+        ))
+        .await
+        .expect("auto_explain for the test's database");
+    // One connection for the listings and one for the claims' groups, so that the statements run
+    // on 5,000 tasks use the plans made on the empty table.
+    let options = PgOptions { max_connections: 2, writers: 1, listen: false, ..PgOptions::default() };
+    let store = PgStore::connect(&database.url, options).await.expect("the store");
+    let first_page = ListTasksRequest { limit: 20, ..ListTasksRequest::default() };
+    let lease = LeaseRequest::new(WorkerId("w".to_owned()), Duration::from_secs(30));
+    store.list_tasks(&first_page).await.expect("a listing of an empty table");
+    assert!(store.claim_many(&[], &lease, 10).await.expect("a claim of nothing").is_empty());
+
+    let statuses = [TaskStatus::Completed, TaskStatus::Pending, TaskStatus::Failed];
+    let base = Utc::now() - TimeDelta::days(1);
+    let tasks: Vec<BatchTask> = (0..5_000_usize)
+        .map(|idx| task(base + TimeDelta::milliseconds(idx as i64), statuses[idx % 3]))
+        .collect();
+    assert!(store.insert_tasks(&tasks).await.iter().all(Result::is_ok));
+    let logged_from = std::fs::metadata(log).expect("the cluster's log").len();
+    assert_eq!(store.list_tasks(&first_page).await.expect("a listing").tasks.len(), 20);
+    assert_eq!(store.claim_many(&[], &lease, 10).await.expect("a claim").len(), 10);
+    drop(store);
+
+    let text = std::fs::read(log).expect("the cluster's log");
+    let start = usize::try_from(logged_from).unwrap_or(usize::MAX).min(text.len());
+    let text = String::from_utf8_lossy(&text[start..]);
+    let plans: Vec<serde_json::Value> = text
+        .match_indices("plan:")
+        .filter_map(|(at, marker)| {
+            serde_json::Deserializer::from_str(&text[at + marker.len()..])
+                .into_iter::<serde_json::Value>()
+                .next()
+                .and_then(Result::ok)
+        })
+        .collect();
+    let scans_of = |query: &str| -> Vec<Vec<String>> {
+        plans
+            .iter()
+            .filter(|plan| plan["Query Text"].as_str() == Some(query))
+            .map(|plan| {
+                let (mut scans, mut loops) = (Vec::new(), Vec::new());
+                scans_of_tasks(&plan["Plan"], &mut scans, &mut loops);
+                scans
+            })
+            .collect()
+    };
+    let listing = ["tasks_pending", "tasks_processing", "tasks_finished"]
+        .map(|index| format!("Index Scan using {index}"));
+    assert_eq!(scans_of(queries::LIST_TASKS), vec![listing.to_vec()], "the listing's plan in {text}");
+    let claim = vec!["Index Scan using tasks_pending".to_owned()];
+    assert_eq!(scans_of(queries::CLAIM_PENDING), vec![claim], "the claim's plan in {text}");
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+}
+
 /// Builds the schema as the released migrations `1..=version` left it, as a build of that version
 /// made it.
 async fn schema_at(client: &tokio_postgres::Client, version: usize) {
