@@ -252,11 +252,13 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
 /// settings; the statistics that make it need them are the claims' plan test's.
 #[tokio::test]
 async fn the_store_s_own_listings_and_claims_run_the_ordered_plans() {
-    let Some(cluster) = batch_testkit::shared_or_skip("the_store_s_own_listings_and_claims") else {
+    // A cluster of the test's own: the shared one may be a server the harness started elsewhere,
+    // whose log the test cannot read.
+    let Some(cluster) = batch_testkit::own_or_skip("the_store_s_own_listings_and_claims") else {
         return;
     };
     let Some(log) = cluster.log_path() else {
-        panic!("the shared cluster is local to the tests, so its log can be read");
+        panic!("a cluster of the test's own is local, so its log can be read");
     };
     let database = cluster.create_database().await.expect("a database");
     let client = cluster.connect(&database.name).await.expect("a connection");
