@@ -254,90 +254,82 @@ pub(super) const NOTIFY: &str = "SELECT pg_notify('batch_task_changes', p) FROM 
 /// One task's record.
 pub(super) const GET_TASK: &str = "SELECT record FROM batch.tasks WHERE id = $1::uuid";
 
-/// The filter of a listing: `$1` status, `$2` type, `$3` parent id, each NULL for any.
-macro_rules! list_filter {
+/// A listing's filters besides the status: `$2` type, `$3` parent id, each NULL for any.
+macro_rules! type_and_parent {
     () => {
-        "($1::text IS NULL OR status = $1::text) AND ($2::text IS NULL OR task_type = $2::text) \
-         AND ($3::uuid IS NULL OR parent_id = $3::uuid)"
+        "($2::text IS NULL OR t.task_type = $2::text) AND ($3::uuid IS NULL OR t.parent_id = $3::uuid)"
     };
 }
 
-/// The newest `$6` tasks (the page's limit plus its offset) of one of the three partial indexes that
-/// together cover every task (`tasks_pending`, `tasks_processing`, `tasks_finished`; the first
-/// argument the index's predicate), read backwards; the listing's filters apply. The branch runs
-/// only when the status asked for (`$1`) can be in its index: the second argument is that test, a
-/// condition on the parameter alone, which PostgreSQL checks once before the scan.
-macro_rules! list_branch {
-    ($status:literal, $asked:literal) => {
+/// The three partial indexes that together cover every task (`tasks_pending`, `tasks_processing`,
+/// `tasks_finished`), each as `$branch!(predicate, asked, narrow, filter)` joined by `$between`: the
+/// index's predicate; the test that the status asked for (`$1`, NULL for any) can be in the index,
+/// a condition on the parameter alone, which PostgreSQL checks once before the scan (so a branch
+/// the status rules out reads nothing); the further test on the status that only the index of
+/// several statuses needs; and `filter`, the rest of the statement's conditions.
+macro_rules! status_indexes {
+    ($branch:ident, $between:literal, $filter:expr) => {
         concat!(
-            "(SELECT t.created_key, t.id, t.record FROM batch.tasks t WHERE ($1::text IS NULL OR ",
-            $asked,
-            ") AND ",
-            $status,
-            " AND ",
-            list_filter!(),
-            " ORDER BY t.created_key DESC, t.id DESC LIMIT $6::int8)"
-        )
-    };
-}
-
-/// How many tasks of one of the three partial indexes match a listing's filters, zero without a
-/// look when the status asked for cannot be in the index (the arguments as for [`list_branch`]).
-macro_rules! count_branch {
-    ($status:literal, $asked:literal, $filter:expr) => {
-        concat!(
-            "(SELECT count(*) FROM batch.tasks t WHERE ($1::text IS NULL OR ",
-            $asked,
-            ") AND ",
-            $status,
-            " AND ",
-            $filter,
-            ")"
-        )
-    };
-}
-
-/// The three counts of [`count_branch`] added up, each with its filter.
-macro_rules! count_tasks {
-    ($pending:expr, $processing:expr, $finished:expr) => {
-        concat!(
-            "SELECT ",
-            count_branch!("t.status = 'pending'", "$1::text = 'pending'", $pending),
-            " + ",
-            count_branch!("t.status = 'processing'", "$1::text = 'processing'", $processing),
-            " + ",
-            count_branch!(
+            $branch!("t.status = 'pending'", "$1::text = 'pending'", "", $filter),
+            $between,
+            $branch!("t.status = 'processing'", "$1::text = 'processing'", "", $filter),
+            $between,
+            $branch!(
                 "t.status IN ('completed', 'failed', 'cancelled')",
                 "$1::text IN ('completed', 'failed', 'cancelled')",
-                $finished
+                " AND ($1::text IS NULL OR t.status = $1::text)",
+                $filter
             )
         )
     };
 }
 
+/// The rows of one status index that a statement may read (see [`status_indexes`]).
+macro_rules! in_status_index {
+    ($status:literal, $asked:literal, $narrow:literal, $filter:expr) => {
+        concat!("($1::text IS NULL OR ", $asked, ") AND ", $status, $narrow, $filter)
+    };
+}
+
+/// The newest `$6` tasks (the page's limit plus its offset) of one status index, read backwards.
+macro_rules! list_branch {
+    ($status:literal, $asked:literal, $narrow:literal, $filter:expr) => {
+        concat!(
+            "(SELECT t.created_key, t.id, t.record FROM batch.tasks t WHERE ",
+            in_status_index!($status, $asked, $narrow, $filter),
+            " ORDER BY t.created_key DESC, t.id DESC LIMIT $6::int8)"
+        )
+    };
+}
+
+/// How many tasks of one status index match.
+macro_rules! count_branch {
+    ($status:literal, $asked:literal, $narrow:literal, $filter:expr) => {
+        concat!(
+            "(SELECT count(*) FROM batch.tasks t WHERE ",
+            in_status_index!($status, $asked, $narrow, $filter),
+            ")"
+        )
+    };
+}
+
 /// How many tasks match a listing's filters (`$1` status, `$2` type, `$3` parent id): each status's
-/// partial index, and the rows it names, read only when the status asked for can be in it.
-pub(super) const COUNT_TASKS: &str = count_tasks!(list_filter!(), list_filter!(), list_filter!());
+/// index, and the rows it names, read only when the status asked for can be in it.
+pub(super) const COUNT_TASKS: &str =
+    concat!("SELECT ", status_indexes!(count_branch, " + ", concat!(" AND ", type_and_parent!())));
 
 /// How many tasks a listing with no type or parent filter matches (`$1` status, NULL for any): each
-/// status's partial index alone (an index-only scan wherever the table's visibility map says the
-/// rows are visible to everyone; only the finished tasks' index needs the status, and carries it).
-pub(super) const COUNT_BY_STATUS: &str =
-    count_tasks!("true", "true", "($1::text IS NULL OR t.status = $1::text)");
+/// status's index alone (an index-only scan wherever the table's visibility map says the rows are
+/// visible to everyone; only the finished tasks' index needs the status, and carries it).
+pub(super) const COUNT_BY_STATUS: &str = concat!("SELECT ", status_indexes!(count_branch, " + ", ""));
 
-/// One page of a listing, newest first (`$4` limit, `$5` offset, `$6` their sum): the three partial
-/// indexes, each read backwards for at most `$6` rows, merged in order (a Merge Append). There is no
-/// index of every task, to which every task's creation, claim and end would each add an entry.
+/// One page of a listing, newest first (`$1`–`$3` as for [`COUNT_TASKS`], `$4` limit, `$5` offset,
+/// `$6` their sum): the three status indexes, each read backwards for at most `$6` rows, merged in
+/// order (a Merge Append). There is no index of every task, to which every task's creation, claim
+/// and end would each add an entry.
 pub(super) const LIST_TASKS: &str = concat!(
     "SELECT p.record FROM (",
-    list_branch!("t.status = 'pending'", "$1::text = 'pending'"),
-    " UNION ALL ",
-    list_branch!("t.status = 'processing'", "$1::text = 'processing'"),
-    " UNION ALL ",
-    list_branch!(
-        "t.status IN ('completed', 'failed', 'cancelled')",
-        "$1::text IN ('completed', 'failed', 'cancelled')"
-    ),
+    status_indexes!(list_branch, " UNION ALL ", concat!(" AND ", type_and_parent!())),
     ") p ORDER BY p.created_key DESC, p.id DESC LIMIT $4::int8 OFFSET $5::int8"
 );
 

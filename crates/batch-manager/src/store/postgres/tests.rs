@@ -81,6 +81,23 @@ fn scans_of_tasks(node: &serde_json::Value, scans: &mut Vec<String>, loops: &mut
     }
 }
 
+/// The scans of the three status indexes that together cover every task, in a plan's order, as
+/// [`scans_of_tasks`] names them (`node`: "Index Scan" or "Index Only Scan").
+fn status_index_scans(node: &str) -> Vec<String> {
+    ["tasks_pending", "tasks_processing", "tasks_finished"]
+        .map(|index| format!("{node} using {index}"))
+        .to_vec()
+}
+
+/// 5,000 tasks created a millisecond apart from a day ago, their statuses taken from `statuses` in
+/// turn.
+fn interleaved(statuses: &[TaskStatus]) -> Vec<BatchTask> {
+    let base = Utc::now() - TimeDelta::days(1);
+    (0..5_000_usize)
+        .map(|idx| task(base + TimeDelta::milliseconds(idx as i64), statuses[idx % statuses.len()]))
+        .collect()
+}
+
 /// The claim statements are planned as ordered scans of their partial indexes whatever the table
 /// held when they were planned. A connection plans a statement once, at its first call, and keeps
 /// the plan until the table's statistics change: a worker's first claim comes while the table is
@@ -160,23 +177,17 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
         return;
     };
 
-    let statuses = [
+    let tasks = interleaved(&[
         TaskStatus::Completed,
         TaskStatus::Pending,
         TaskStatus::Failed,
         TaskStatus::Processing,
         TaskStatus::Cancelled,
-    ];
-    let base = Utc::now() - TimeDelta::days(1);
-    let tasks: Vec<BatchTask> = (0..5_000_usize)
-        .map(|idx| task(base + TimeDelta::milliseconds(idx as i64), statuses[idx % 5]))
-        .collect();
+    ]);
     assert!(store.insert_tasks(&tasks).await.iter().all(Result::is_ok));
 
     client.batch_execute(&format!("BEGIN; {}", queries::INDEX_PLANS)).await.expect("the listing's plans");
-    let all_three = ["tasks_pending", "tasks_processing", "tasks_finished"]
-        .map(|index| format!("Index Scan using {index}"))
-        .to_vec();
+    let all_three = status_index_scans("Index Scan");
     for (arguments, run) in [
         ("NULL, NULL, NULL, 20, 0, 20", [true, true, true]),
         ("'pending', NULL, NULL, 20, 0, 20", [true, false, false]),
@@ -201,9 +212,7 @@ async fn listings_merge_the_partial_indexes_in_order_whatever_the_table_held_whe
         .expect("the table's size")
         .get(0);
     client.batch_execute(&format!("BEGIN; {}", queries::INDEX_PLANS)).await.expect("the count's plans");
-    let index_only = ["tasks_pending", "tasks_processing", "tasks_finished"]
-        .map(|index| format!("Index Only Scan using {index}"))
-        .to_vec();
+    let index_only = status_index_scans("Index Only Scan");
     for (argument, run) in [("NULL", [true, true, true]), ("'failed'", [false, false, true])] {
         let Explained { plan, scans, loops, pages } =
             explain(&client, &format!("count_by_status({argument})")).await;
@@ -280,11 +289,7 @@ async fn the_store_s_own_listings_and_claims_run_the_ordered_plans() {
     store.list_tasks(&first_page).await.expect("a listing of an empty table");
     assert!(store.claim_many(&[], &lease, 10).await.expect("a claim of nothing").is_empty());
 
-    let statuses = [TaskStatus::Completed, TaskStatus::Pending, TaskStatus::Failed];
-    let base = Utc::now() - TimeDelta::days(1);
-    let tasks: Vec<BatchTask> = (0..5_000_usize)
-        .map(|idx| task(base + TimeDelta::milliseconds(idx as i64), statuses[idx % 3]))
-        .collect();
+    let tasks = interleaved(&[TaskStatus::Completed, TaskStatus::Pending, TaskStatus::Failed]);
     assert!(store.insert_tasks(&tasks).await.iter().all(Result::is_ok));
     let logged_from = std::fs::metadata(log).expect("the cluster's log").len();
     assert_eq!(store.list_tasks(&first_page).await.expect("a listing").tasks.len(), 20);
@@ -314,12 +319,10 @@ async fn the_store_s_own_listings_and_claims_run_the_ordered_plans() {
             })
             .collect()
     };
-    let listing = ["tasks_pending", "tasks_processing", "tasks_finished"]
-        .map(|index| format!("Index Scan using {index}"));
-    assert_eq!(scans_of(queries::LIST_TASKS), vec![listing.to_vec()], "the listing's plan in {text}");
+    let listing = status_index_scans("Index Scan");
+    assert_eq!(scans_of(queries::LIST_TASKS), vec![listing], "the listing's plan in {text}");
     let claim = vec!["Index Scan using tasks_pending".to_owned()];
     assert_eq!(scans_of(queries::CLAIM_PENDING), vec![claim], "the claim's plan in {text}");
-    cluster.drop_database(&database.name).await.expect("the database dropped");
 }
 
 /// Builds the schema as the released migrations `1..=version` left it, as a build of that version
