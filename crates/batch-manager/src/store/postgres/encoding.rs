@@ -12,13 +12,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-/// A value stored as its JSON text.
+/// A value stored as its JSON text, without the null fields of its structs (see `skip_nulls.rs`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct JsonText<T>(pub(super) T);
 
 impl<T: Serialize + std::fmt::Debug> ToSql for JsonText<T> {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        serde_json::to_writer(out.writer(), &self.0)?;
+        super::skip_nulls::serialize(&self.0, &mut serde_json::Serializer::new(out.writer()))?;
         Ok(IsNull::No)
     }
 
@@ -75,7 +75,105 @@ pub(super) fn uuids(ids: impl IntoIterator<Item = TaskId>) -> Vec<Uuid> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use batch_model::{
+        AttemptRecord, BatchTask, CreateTaskRequest, ErrorCode, Partition, ProcessingMetrics, TaskError,
+        TaskStatus, TaskType,
+    };
+    use chrono::{DateTime, TimeDelta, Utc};
+    use serde_json::json;
+
     use super::*;
+
+    /// `value` written as a `text` parameter and read back from the bytes written.
+    fn stored<T: Serialize + DeserializeOwned + std::fmt::Debug>(value: &T) -> (String, T) {
+        let mut out = BytesMut::new();
+        JsonText(value).to_sql(&Type::TEXT, &mut out).expect("written");
+        let JsonText(read) = JsonText::<T>::from_sql(&Type::TEXT, &out).expect("read back");
+        (String::from_utf8(out.to_vec()).expect("JSON text"), read)
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 123_456_000).expect("a valid time")
+    }
+
+    fn new_task() -> BatchTask {
+        let request = CreateTaskRequest::new(TaskType::Custom("stored".to_owned()));
+        BatchTask::new(TaskId::new(), request, at(0)).expect("a valid request")
+    }
+
+    #[test]
+    fn a_new_task_is_stored_without_its_unset_fields_and_read_back_equal() {
+        let task = new_task();
+        let (text, read) = stored(&task);
+        assert_eq!(read, task);
+        assert!(!text.contains("null"), "{text}");
+        let plain = serde_json::to_string(&task).expect("JSON");
+        assert_eq!(plain.matches(":null").count(), 11, "{plain}");
+        assert!(text.len() + 130 < plain.len(), "{} bytes stored, {} in plain JSON", text.len(), plain.len());
+    }
+
+    #[test]
+    fn a_task_with_every_optional_field_set_and_null_values_in_its_data_reads_back_equal() {
+        let mut task = new_task();
+        task.status = TaskStatus::Failed;
+        task.config.skip_limit = Some(7);
+        // Nulls that are values, not unset fields: written as they are.
+        task.params = json!({"input": null, "nested": {"key": null}, "list": [null, 1]});
+        task.metadata.insert("owner".to_owned(), "ops".to_owned());
+        task.progress.total = Some(10);
+        task.progress.processed = 4;
+        task.progress.percentage = Some(40.0);
+        task.progress.message = Some("reading".to_owned());
+        task.progress.throughput = Some(2.5);
+        task.progress.eta = Some(Duration::from_secs(3));
+        let error = TaskError::new(ErrorCode::ProcessingError, "broken").with_timestamp(at(5));
+        task.error = Some(error.clone());
+        task.started_at = Some(at(1));
+        task.completed_at = Some(at(6));
+        task.attempt = 2;
+        task.attempts.push(AttemptRecord {
+            attempt: 1,
+            status: TaskStatus::Failed,
+            // An error without details: `details` is a null value, kept.
+            error: Some(TaskError::new(ErrorCode::TimeoutError, "slow").with_timestamp(at(2))),
+            started_at: None,
+            ended_at: Some(at(3)),
+            progress: task.progress.clone(),
+        });
+        task.parent_id = Some(TaskId::new());
+        task.partition = Some(Partition { index: 1, count: 4 });
+        let (text, read) = stored(&task);
+        assert_eq!(read, task);
+        assert!(text.contains(r#""params":{"input":null,"list":[null,1],"nested":{"key":null}}"#), "{text}");
+        assert!(text.contains(r#""details":null"#), "{text}");
+        assert!(!text.contains(r#""started_at":null"#), "{text}");
+
+        let mut detailed = task;
+        detailed.error = Some(error.with_details(json!({"line": 3, "field": null})));
+        assert_eq!(stored(&detailed).1, detailed);
+    }
+
+    #[test]
+    fn results_and_metrics_read_back_equal() {
+        let mut metrics = ProcessingMetrics {
+            processed_items: 3,
+            duration: Duration::from_millis(1_500),
+            ..ProcessingMetrics::default()
+        };
+        let (text, read) = stored(&metrics);
+        assert_eq!(read, metrics);
+        assert!(!text.contains("null"), "{text}");
+        metrics.start_time = Some(at(0));
+        metrics.end_time = Some(at(1) + TimeDelta::milliseconds(500));
+        assert_eq!(stored(&metrics).1, metrics);
+        for result in [json!(null), json!({"rows": 3, "skipped": null}), json!([null])] {
+            let (text, read) = stored(&result);
+            assert_eq!(read, result);
+            assert_eq!(text, result.to_string());
+        }
+    }
 
     #[test]
     fn a_task_id_is_written_as_the_16_bytes_of_its_uuid() {

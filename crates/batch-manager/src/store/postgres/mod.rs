@@ -70,6 +70,7 @@ mod held;
 mod listener;
 mod queries;
 mod schema;
+mod skip_nulls;
 #[cfg(test)]
 mod tests;
 mod writer;

@@ -1,0 +1,370 @@
+//! Serialising a stored record without its struct fields that are `None`. A new task's record has
+//! eleven optional fields unset (its start and end, its error, its partition, the unknown parts of
+//! its progress), about 160 bytes, and most stay unset all its life: an empty task's record that
+//! took 672 bytes when completed takes 532. Each task row is written whole three times (at its
+//! creation, its claim and its end), so the bytes count: in m3's flow the updates' server time fell
+//! by 12-15% (docs/BENCHMARKS.md, m3, session 7).
+//!
+//! Only a struct field (or a struct variant's) whose value is serialised as `None` is left out; a
+//! JSON null that is a value (`serde_json::Value::Null`: a task's params, an error's details, a
+//! key of a map) is written as it is, and maps and sequences are written whole. A missing field
+//! reads back as the `None` it was: plain `Option` fields do so by themselves, and the model's
+//! optional fields with a `with` module say `default`. The round-trip tests of `encoding.rs` check
+//! it on a task with every optional field set and on a new task with none set, so a field added
+//! later without `default` fails them.
+
+use serde::ser::{
+    Impossible, Serialize, SerializeMap, SerializeSeq, SerializeStruct, SerializeStructVariant,
+    SerializeTuple, SerializeTupleStruct, SerializeTupleVariant, Serializer,
+};
+
+/// `value` as serialised by `serializer`, without its struct fields that are `None`.
+pub(super) fn serialize<T: Serialize + ?Sized, S: Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    value.serialize(SkipNulls(serializer))
+}
+
+/// A value whose structs, wherever they are, are serialised without their `None` fields.
+struct Stripped<'a, T: ?Sized>(&'a T);
+
+impl<T: Serialize + ?Sized> Serialize for Stripped<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(SkipNulls(serializer))
+    }
+}
+
+/// Whether `value` is serialised as `None` (only that: not `Some(None)`, not a unit, not a JSON
+/// null value, none of which reads back from a missing field).
+fn is_none<T: Serialize + ?Sized>(value: &T) -> bool {
+    value.serialize(NoneProbe).unwrap_or(false)
+}
+
+/// The serializer [`is_none`] uses: answers at the value's first call, before any of it is written.
+struct NoneProbe;
+
+/// The answer "not `None`" for a compound value (never reaches a caller: [`is_none`] maps it to
+/// false).
+#[derive(Debug)]
+struct NotNull;
+
+impl std::fmt::Display for NotNull {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("not null")
+    }
+}
+
+impl std::error::Error for NotNull {}
+
+impl serde::ser::Error for NotNull {
+    fn custom<M: std::fmt::Display>(_message: M) -> NotNull {
+        NotNull
+    }
+}
+
+macro_rules! not_null {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<bool, NotNull> { Ok(false) })*
+    };
+}
+
+macro_rules! compound_not_null {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $compound:ty;)*) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<$compound, NotNull> { Err(NotNull) })*
+    };
+}
+
+impl Serializer for NoneProbe {
+    type Ok = bool;
+    type Error = NotNull;
+    type SerializeSeq = Impossible<bool, NotNull>;
+    type SerializeTuple = Impossible<bool, NotNull>;
+    type SerializeTupleStruct = Impossible<bool, NotNull>;
+    type SerializeTupleVariant = Impossible<bool, NotNull>;
+    type SerializeMap = Impossible<bool, NotNull>;
+    type SerializeStruct = Impossible<bool, NotNull>;
+    type SerializeStructVariant = Impossible<bool, NotNull>;
+
+    not_null! {
+        serialize_bool(v: bool);
+        serialize_i8(v: i8);
+        serialize_i16(v: i16);
+        serialize_i32(v: i32);
+        serialize_i64(v: i64);
+        serialize_i128(v: i128);
+        serialize_u8(v: u8);
+        serialize_u16(v: u16);
+        serialize_u32(v: u32);
+        serialize_u64(v: u64);
+        serialize_u128(v: u128);
+        serialize_f32(v: f32);
+        serialize_f64(v: f64);
+        serialize_char(v: char);
+        serialize_str(v: &str);
+        serialize_bytes(v: &[u8]);
+        serialize_unit();
+        serialize_unit_struct(name: &'static str);
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
+    }
+
+    compound_not_null! {
+        serialize_seq(len: Option<usize>) -> Self::SerializeSeq;
+        serialize_tuple(len: usize) -> Self::SerializeTuple;
+        serialize_tuple_struct(name: &'static str, len: usize) -> Self::SerializeTupleStruct;
+        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> Self::SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> Self::SerializeMap;
+        serialize_struct(name: &'static str, len: usize) -> Self::SerializeStruct;
+        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> Self::SerializeStructVariant;
+    }
+
+    fn serialize_none(self) -> Result<bool, NotNull> {
+        Ok(true)
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, _value: &T) -> Result<bool, NotNull> {
+        Ok(false)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _value: &T,
+    ) -> Result<bool, NotNull> {
+        Ok(false)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        _index: u32,
+        _variant: &'static str,
+        _value: &T,
+    ) -> Result<bool, NotNull> {
+        Ok(false)
+    }
+}
+
+/// The serializer that leaves `None` struct fields out, around the one that writes.
+struct SkipNulls<S>(S);
+
+/// A compound value being serialised: its elements go through [`SkipNulls`] too.
+struct Compound<C>(C);
+
+macro_rules! forward {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(fn $method(self, $($arg: $ty),*) -> Result<S::Ok, S::Error> { self.0.$method($($arg),*) })*
+    };
+}
+
+impl<S: Serializer> Serializer for SkipNulls<S> {
+    type Ok = S::Ok;
+    type Error = S::Error;
+    type SerializeSeq = Compound<S::SerializeSeq>;
+    type SerializeTuple = Compound<S::SerializeTuple>;
+    type SerializeTupleStruct = Compound<S::SerializeTupleStruct>;
+    type SerializeTupleVariant = Compound<S::SerializeTupleVariant>;
+    type SerializeMap = Compound<S::SerializeMap>;
+    type SerializeStruct = Compound<S::SerializeStruct>;
+    type SerializeStructVariant = Compound<S::SerializeStructVariant>;
+
+    forward! {
+        serialize_bool(v: bool);
+        serialize_i8(v: i8);
+        serialize_i16(v: i16);
+        serialize_i32(v: i32);
+        serialize_i64(v: i64);
+        serialize_i128(v: i128);
+        serialize_u8(v: u8);
+        serialize_u16(v: u16);
+        serialize_u32(v: u32);
+        serialize_u64(v: u64);
+        serialize_u128(v: u128);
+        serialize_f32(v: f32);
+        serialize_f64(v: f64);
+        serialize_char(v: char);
+        serialize_str(v: &str);
+        serialize_bytes(v: &[u8]);
+        serialize_none();
+        serialize_unit();
+        serialize_unit_struct(name: &'static str);
+        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
+        self.0.serialize_some(&Stripped(value))
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        value: &T,
+    ) -> Result<S::Ok, S::Error> {
+        self.0.serialize_newtype_struct(name, &Stripped(value))
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<S::Ok, S::Error> {
+        self.0.serialize_newtype_variant(name, index, variant, &Stripped(value))
+    }
+
+    fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
+        self.0.serialize_seq(len).map(Compound)
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
+        self.0.serialize_tuple(len).map(Compound)
+    }
+
+    fn serialize_tuple_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleStruct, S::Error> {
+        self.0.serialize_tuple_struct(name, len).map(Compound)
+    }
+
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeTupleVariant, S::Error> {
+        self.0.serialize_tuple_variant(name, index, variant, len).map(Compound)
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
+        self.0.serialize_map(len).map(Compound)
+    }
+
+    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
+        self.0.serialize_struct(name, len).map(Compound)
+    }
+
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStructVariant, S::Error> {
+        self.0.serialize_struct_variant(name, index, variant, len).map(Compound)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+}
+
+impl<C: SerializeSeq> SerializeSeq for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+        self.0.serialize_element(&Stripped(value))
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+impl<C: SerializeTuple> SerializeTuple for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+        self.0.serialize_element(&Stripped(value))
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+impl<C: SerializeTupleStruct> SerializeTupleStruct for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+        self.0.serialize_field(&Stripped(value))
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+impl<C: SerializeTupleVariant> SerializeTupleVariant for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+        self.0.serialize_field(&Stripped(value))
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+/// A map's entries are data (a task's params, its metadata): every key is written; only the structs
+/// among its values lose their `None` fields.
+impl<C: SerializeMap> SerializeMap for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), C::Error> {
+        self.0.serialize_key(key)
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+        self.0.serialize_value(&Stripped(value))
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+impl<C: SerializeStruct> SerializeStruct for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), C::Error> {
+        if is_none(value) { self.0.skip_field(key) } else { self.0.serialize_field(key, &Stripped(value)) }
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
+
+impl<C: SerializeStructVariant> SerializeStructVariant for Compound<C> {
+    type Ok = C::Ok;
+    type Error = C::Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), C::Error> {
+        if is_none(value) { self.0.skip_field(key) } else { self.0.serialize_field(key, &Stripped(value)) }
+    }
+
+    fn end(self) -> Result<C::Ok, C::Error> {
+        self.0.end()
+    }
+}
