@@ -24,6 +24,8 @@ pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod rules;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod skip_nulls;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

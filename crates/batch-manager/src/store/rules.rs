@@ -115,7 +115,7 @@ impl TaskRow {
 
     /// The run time that counts in [`BatchMetrics`](batch_model::BatchMetrics): from `started_at` to
     /// `completed_at` of a finished task (zero if the clock went backwards), `None` otherwise.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg(feature = "sqlite")]
     pub(crate) fn run_time(&self) -> Option<Duration> {
         run_time(&self.task)
     }

@@ -70,7 +70,6 @@ mod held;
 mod listener;
 mod queries;
 mod schema;
-mod skip_nulls;
 #[cfg(test)]
 mod tests;
 mod writer;

@@ -94,11 +94,16 @@ impl Db {
         sqlite_error(&self.location, doing, self.busy_timeout, error)
     }
 
+    /// `value` as JSON text, without the struct fields that are `None` (`store::skip_nulls`).
     fn write_json<T: serde::Serialize>(&self, what: &str, value: &T) -> Result<String, StoreError> {
-        serde_json::to_string(value).map_err(|source| StoreError::Storage {
+        let mut text = Vec::new();
+        let written = crate::store::skip_nulls::serialize(value, &mut serde_json::Serializer::new(&mut text))
+            .map_err(|source| Box::new(source) as Box<dyn std::error::Error + Send + Sync>)
+            .and_then(|()| String::from_utf8(text).map_err(|source| Box::new(source) as _));
+        written.map_err(|source| StoreError::Storage {
             location: self.location.clone(),
             message: format!("{what} cannot be written as JSON ({source})"),
-            source: Some(Box::new(source)),
+            source: Some(source),
         })
     }
 
