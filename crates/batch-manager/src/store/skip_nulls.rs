@@ -65,6 +65,34 @@ impl serde::ser::Error for NotNull {
     }
 }
 
+/// The `Serializer` methods of values without parts but `None` (every scalar, unit and unit
+/// variant), written by `$then!`.
+macro_rules! scalars {
+    ($then:ident) => {
+        $then! {
+            serialize_bool(v: bool);
+            serialize_i8(v: i8);
+            serialize_i16(v: i16);
+            serialize_i32(v: i32);
+            serialize_i64(v: i64);
+            serialize_i128(v: i128);
+            serialize_u8(v: u8);
+            serialize_u16(v: u16);
+            serialize_u32(v: u32);
+            serialize_u64(v: u64);
+            serialize_u128(v: u128);
+            serialize_f32(v: f32);
+            serialize_f64(v: f64);
+            serialize_char(v: char);
+            serialize_str(v: &str);
+            serialize_bytes(v: &[u8]);
+            serialize_unit();
+            serialize_unit_struct(name: &'static str);
+            serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
+        }
+    };
+}
+
 macro_rules! not_null {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
         $(fn $method(self, $(_: $ty),*) -> Result<bool, NotNull> { Ok(false) })*
@@ -88,27 +116,7 @@ impl Serializer for NoneProbe {
     type SerializeStruct = Impossible<bool, NotNull>;
     type SerializeStructVariant = Impossible<bool, NotNull>;
 
-    not_null! {
-        serialize_bool(v: bool);
-        serialize_i8(v: i8);
-        serialize_i16(v: i16);
-        serialize_i32(v: i32);
-        serialize_i64(v: i64);
-        serialize_i128(v: i128);
-        serialize_u8(v: u8);
-        serialize_u16(v: u16);
-        serialize_u32(v: u32);
-        serialize_u64(v: u64);
-        serialize_u128(v: u128);
-        serialize_f32(v: f32);
-        serialize_f64(v: f64);
-        serialize_char(v: char);
-        serialize_str(v: &str);
-        serialize_bytes(v: &[u8]);
-        serialize_unit();
-        serialize_unit_struct(name: &'static str);
-        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
-    }
+    scalars!(not_null);
 
     compound_not_null! {
         serialize_seq(len: Option<usize>) -> Self::SerializeSeq;
@@ -161,6 +169,15 @@ macro_rules! forward {
     };
 }
 
+/// Starts a compound value of the serializer around, whose parts go through [`SkipNulls`] too.
+macro_rules! compound_stripped {
+    ($($method:ident($($arg:ident: $ty:ty),*) -> $compound:ident;)*) => {
+        $(fn $method(self, $($arg: $ty),*) -> Result<Self::$compound, S::Error> {
+            self.0.$method($($arg),*).map(Compound)
+        })*
+    };
+}
+
 impl<S: Serializer> Serializer for SkipNulls<S> {
     type Ok = S::Ok;
     type Error = S::Error;
@@ -172,27 +189,9 @@ impl<S: Serializer> Serializer for SkipNulls<S> {
     type SerializeStruct = Compound<S::SerializeStruct>;
     type SerializeStructVariant = Compound<S::SerializeStructVariant>;
 
+    scalars!(forward);
     forward! {
-        serialize_bool(v: bool);
-        serialize_i8(v: i8);
-        serialize_i16(v: i16);
-        serialize_i32(v: i32);
-        serialize_i64(v: i64);
-        serialize_i128(v: i128);
-        serialize_u8(v: u8);
-        serialize_u16(v: u16);
-        serialize_u32(v: u32);
-        serialize_u64(v: u64);
-        serialize_u128(v: u128);
-        serialize_f32(v: f32);
-        serialize_f64(v: f64);
-        serialize_char(v: char);
-        serialize_str(v: &str);
-        serialize_bytes(v: &[u8]);
         serialize_none();
-        serialize_unit();
-        serialize_unit_struct(name: &'static str);
-        serialize_unit_variant(name: &'static str, index: u32, variant: &'static str);
     }
 
     fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
@@ -217,48 +216,16 @@ impl<S: Serializer> Serializer for SkipNulls<S> {
         self.0.serialize_newtype_variant(name, index, variant, &Stripped(value))
     }
 
-    fn serialize_seq(self, len: Option<usize>) -> Result<Self::SerializeSeq, S::Error> {
-        self.0.serialize_seq(len).map(Compound)
-    }
-
-    fn serialize_tuple(self, len: usize) -> Result<Self::SerializeTuple, S::Error> {
-        self.0.serialize_tuple(len).map(Compound)
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        name: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleStruct, S::Error> {
-        self.0.serialize_tuple_struct(name, len).map(Compound)
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeTupleVariant, S::Error> {
-        self.0.serialize_tuple_variant(name, index, variant, len).map(Compound)
-    }
-
-    fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, S::Error> {
-        self.0.serialize_map(len).map(Compound)
-    }
-
-    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, S::Error> {
-        self.0.serialize_struct(name, len).map(Compound)
-    }
-
-    fn serialize_struct_variant(
-        self,
-        name: &'static str,
-        index: u32,
-        variant: &'static str,
-        len: usize,
-    ) -> Result<Self::SerializeStructVariant, S::Error> {
-        self.0.serialize_struct_variant(name, index, variant, len).map(Compound)
+    compound_stripped! {
+        serialize_seq(len: Option<usize>) -> SerializeSeq;
+        serialize_tuple(len: usize) -> SerializeTuple;
+        serialize_tuple_struct(name: &'static str, len: usize) -> SerializeTupleStruct;
+        serialize_tuple_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> SerializeTupleVariant;
+        serialize_map(len: Option<usize>) -> SerializeMap;
+        serialize_struct(name: &'static str, len: usize) -> SerializeStruct;
+        serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
+            -> SerializeStructVariant;
     }
 
     fn is_human_readable(&self) -> bool {
@@ -266,57 +233,30 @@ impl<S: Serializer> Serializer for SkipNulls<S> {
     }
 }
 
-impl<C: SerializeSeq> SerializeSeq for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
+/// The compounds whose every element is written, each through [`SkipNulls`].
+macro_rules! elements_stripped {
+    ($($compound:ident::$method:ident),*) => {$(
+        impl<C: $compound> $compound for Compound<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Stripped(value))
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
+                self.0.$method(&Stripped(value))
+            }
 
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        }
+    )*};
 }
 
-impl<C: SerializeTuple> SerializeTuple for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.0.serialize_element(&Stripped(value))
-    }
-
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTupleStruct> SerializeTupleStruct for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Stripped(value))
-    }
-
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
-
-impl<C: SerializeTupleVariant> SerializeTupleVariant for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), C::Error> {
-        self.0.serialize_field(&Stripped(value))
-    }
-
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
+elements_stripped!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// A map's entries are data (a task's params, its metadata): every key is written; only the structs
 /// among its values lose their `None` fields.
@@ -337,36 +277,22 @@ impl<C: SerializeMap> SerializeMap for Compound<C> {
     }
 }
 
-impl<C: SerializeStruct> SerializeStruct for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
+/// The compounds with named fields: a field that is `None` is skipped.
+macro_rules! fields_without_none {
+    ($($compound:ident),*) => {$(
+        impl<C: $compound> $compound for Compound<C> {
+            type Ok = C::Ok;
+            type Error = C::Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), C::Error> {
-        if is_none(value) { self.0.skip_field(key) } else { self.0.serialize_field(key, &Stripped(value)) }
-    }
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), C::Error> {
+                if is_none(value) { self.0.skip_field(key) } else { self.0.serialize_field(key, &Stripped(value)) }
+            }
 
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
+            fn end(self) -> Result<C::Ok, C::Error> {
+                self.0.end()
+            }
+        }
+    )*};
 }
 
-impl<C: SerializeStructVariant> SerializeStructVariant for Compound<C> {
-    type Ok = C::Ok;
-    type Error = C::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), C::Error> {
-        if is_none(value) { self.0.skip_field(key) } else { self.0.serialize_field(key, &Stripped(value)) }
-    }
-
-    fn end(self) -> Result<C::Ok, C::Error> {
-        self.0.end()
-    }
-}
+fields_without_none!(SerializeStruct, SerializeStructVariant);
