@@ -20,16 +20,9 @@ use serde::ser::{
     SerializeTuple, SerializeTupleStruct, SerializeTupleVariant, Serializer,
 };
 
-/// `value` as serialised by `serializer`, without its struct fields that are `None`.
-pub(crate) fn serialize<T: Serialize + ?Sized, S: Serializer>(
-    value: &T,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    value.serialize(SkipNulls(serializer))
-}
-
-/// A value whose structs, wherever they are, are serialised without their `None` fields.
-struct Stripped<'a, T: ?Sized>(&'a T);
+/// A value to serialise without the struct fields that are `None`, wherever its structs are (hand
+/// it to any serde serializer, e.g. `serde_json::to_string(&Stripped(&task))`).
+pub(crate) struct Stripped<'a, T: ?Sized>(pub(crate) &'a T);
 
 impl<T: Serialize + ?Sized> Serialize for Stripped<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -12,13 +12,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
+use crate::store::skip_nulls::Stripped;
+
 /// A value stored as its JSON text, without the struct fields that are `None` (`store::skip_nulls`).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct JsonText<T>(pub(super) T);
 
 impl<T: Serialize + std::fmt::Debug> ToSql for JsonText<T> {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        crate::store::skip_nulls::serialize(&self.0, &mut serde_json::Serializer::new(out.writer()))?;
+        serde_json::to_writer(out.writer(), &Stripped(&self.0))?;
         Ok(IsNull::No)
     }
 

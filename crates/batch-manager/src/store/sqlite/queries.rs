@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::error::{corrupt_record, sqlite_error};
 use crate::store::rules::TaskRow;
+use crate::store::skip_nulls::Stripped;
 use crate::store::{Checkpoint, StoreError, TaskPage, TaskResultRecord, WorkerId};
 
 /// The columns [`StoredRow::read`] reads, in its order.
@@ -96,14 +97,10 @@ impl Db {
 
     /// `value` as JSON text, without the struct fields that are `None` (`store::skip_nulls`).
     fn write_json<T: serde::Serialize>(&self, what: &str, value: &T) -> Result<String, StoreError> {
-        let mut text = Vec::new();
-        let written = crate::store::skip_nulls::serialize(value, &mut serde_json::Serializer::new(&mut text))
-            .map_err(|source| Box::new(source) as Box<dyn std::error::Error + Send + Sync>)
-            .and_then(|()| String::from_utf8(text).map_err(|source| Box::new(source) as _));
-        written.map_err(|source| StoreError::Storage {
+        serde_json::to_string(&Stripped(value)).map_err(|source| StoreError::Storage {
             location: self.location.clone(),
             message: format!("{what} cannot be written as JSON ({source})"),
-            source: Some(source),
+            source: Some(Box::new(source)),
         })
     }
 
