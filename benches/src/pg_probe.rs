@@ -33,6 +33,10 @@ pub struct StatementStat {
     pub query: String,
     /// Its planning time, in ms.
     pub planning_ms: f64,
+    /// The WAL it wrote, in bytes.
+    pub wal_bytes: f64,
+    /// The full page images among its WAL records.
+    pub wal_fpi: i64,
 }
 
 impl StatementStat {
@@ -51,12 +55,13 @@ pub async fn statement_stats(
 ) -> Result<Vec<StatementStat>, tokio_postgres::Error> {
     let rows = client
         .query(
-            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time) FROM ( \
-               SELECT calls, rows, total_exec_time, total_plan_time, \
+            "SELECT sum(calls)::int8, sum(rows)::int8, sum(total_exec_time), q, sum(total_plan_time), \
+               sum(wal_bytes)::float8, sum(wal_fpi)::int8 FROM ( \
+               SELECT calls, rows, total_exec_time, total_plan_time, wal_bytes, wal_fpi, \
                  CASE WHEN strpos(n, ' WHERE ') > 0 \
                       THEN left(n, 45) || ' … ' || substr(n, strpos(n, ' WHERE '), 60) \
                       ELSE left(n, 90) END AS q \
-               FROM (SELECT calls, rows, total_exec_time, total_plan_time, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
+               FROM (SELECT calls, rows, total_exec_time, total_plan_time, wal_bytes, wal_fpi, regexp_replace(query, '\\s+', ' ', 'g') AS n, dbid, query \
                      FROM pg_stat_statements) p WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
                AND query NOT LIKE '%pg_stat%') s \
              GROUP BY q ORDER BY 3 DESC LIMIT $1",
@@ -71,6 +76,8 @@ pub async fn statement_stats(
                 total_ms: row.try_get(2)?,
                 query: row.try_get(3)?,
                 planning_ms: row.try_get(4)?,
+                wal_bytes: row.try_get(5)?,
+                wal_fpi: row.try_get(6)?,
             })
         })
         .collect()

@@ -2,7 +2,7 @@
 //! created in batches of 1,000 and worked by one `BatchManager` worker (1,024 slots, m3's) on a
 //! `PgStore`, on a throwaway server started with `pg_stat_statements`; then, per statement, its
 //! calls, rows, total execution time and that time per task, heaviest first, with its planning time
-//! per task beside (server CPU too); and the tables' row counters (inserts, updates, HOT updates).
+//! and the WAL it wrote per task beside (server CPU too); and the tables' row counters (inserts, updates, HOT updates).
 //!
 //! Execution time is the server's own (planning, parsing, commit and WAL flush are outside it), so
 //! it moves far less with the machine's load than a wall time: it says which statements a faster
@@ -143,16 +143,18 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         );
     }
     println!();
-    println!("| statement | calls | rows | total ms | µs per task | planning µs per task |");
-    println!("|---|---|---|---|---|---|");
-    let (mut total, mut total_planning) = (0.0, 0.0);
+    println!("| statement | calls | rows | total ms | µs per task | planning µs per task | WAL bytes per task |");
+    println!("|---|---|---|---|---|---|---|");
+    let (mut total, mut total_planning, mut total_wal) = (0.0, 0.0, 0.0);
     for statement in statement_stats(&admin, 12).await? {
         total += statement.total_ms;
         total_planning += statement.planning_ms;
+        total_wal += statement.wal_bytes;
+        let wal = statement.wal_bytes / tasks as f64;
         let per_task = statement.total_ms * 1000.0 / tasks as f64;
         let planning = statement.planning_ms * 1000.0 / tasks as f64;
         println!(
-            "| {} | {} | {} | {:.1} | {per_task:.1} | {planning:.1} |",
+            "| {} | {} | {} | {:.1} | {per_task:.1} | {planning:.1} | {wal:.0} |",
             statement.cell(),
             statement.calls,
             statement.rows,
@@ -160,9 +162,10 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         );
     }
     println!(
-        "| all of the above | | | {total:.1} | {:.1} | {:.1} |",
+        "| all of the above | | | {total:.1} | {:.1} | {:.1} | {:.0} |",
         total * 1000.0 / tasks as f64,
-        total_planning * 1000.0 / tasks as f64
+        total_planning * 1000.0 / tasks as f64,
+        total_wal / tasks as f64
     );
     let widths = admin
         .query_one(
