@@ -2,7 +2,8 @@
 //! created in batches of 1,000 and worked by one `BatchManager` worker (1,024 slots, m3's) on a
 //! `PgStore`, on a throwaway server started with `pg_stat_statements`; then, per statement, its
 //! calls, rows, total execution time and that time per task, heaviest first, with its planning time
-//! and the WAL it wrote per task beside (server CPU too); and the tables' row counters (inserts, updates, HOT updates).
+//! and the WAL it wrote per task beside (server CPU too); and the tables' row counters (inserts,
+//! updates, HOT updates).
 //!
 //! Execution time is the server's own (planning, parsing, commit and WAL flush are outside it), so
 //! it moves far less with the machine's load than a wall time: it says which statements a faster
