@@ -186,8 +186,26 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
             (stored.try_get(0)?, stored.try_get(1)?, stored.try_get(2)?);
         println!("one task's record: {record}\nits result: {result:?}\nits metrics: {metrics:?}");
     }
-    // The counters reach the statistics views when a backend reports them: a fresh snapshot.
-    admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
+    // A backend reports its table counters when it goes idle, at most once a second, and when it
+    // exits: the stores' connections are closed, and the counters read once every task's insert and
+    // its two updates at least (its claim and its end) have arrived (or after 10 s, with what did).
+    drop((workers, submitter, worker_stores, submitter_store));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
+        let counted = admin
+            .query_one(
+                "SELECT COALESCE(sum(n_tup_ins), 0)::int8, COALESCE(sum(n_tup_upd), 0)::int8 \
+                 FROM pg_stat_user_tables WHERE schemaname = 'batch' AND relname = 'tasks'",
+                &[],
+            )
+            .await?;
+        let (inserted, updated): (i64, i64) = (counted.try_get(0)?, counted.try_get(1)?);
+        if inserted >= tasks as i64 && updated >= 2 * tasks as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     println!();
     println!("| table | inserts | updates | HOT updates |");
     println!("|---|---|---|---|");
