@@ -9,10 +9,13 @@
 //!   workers' claims skip each other's locked rows, which costs the server's two cores); the peer
 //!   `apalis_postgres` (apalis-postgres 1.0 from crates.io: 10,000 no-op jobs pushed and worked by
 //!   one worker, batch size 100, on the same server in the same run), `apalis_postgres_default`
-//!   (the same with apalis's default batch size, 10); and `batch_sqlite_1_worker`,
-//!   the same flow on the SQLite store, as a second baseline. Each iteration works on a fresh
-//!   database, made after a checkpoint and dropped afterwards (outside the timing). Target (issue
-//!   11): River's rate, about 15,000 tasks/s on this machine, and at least 8x apalis-postgres.
+//!   (the same with apalis's default batch size, 10); `batch_sqlite_1_worker`, the same flow on the
+//!   SQLite store, as a second baseline; and `sql_one_per_transaction_1_conn` and `_4_conns`, the
+//!   issue's floor in the same run (one job per transaction with hand-written SQL, on one connection
+//!   and on four: 1,300 and 2,600 jobs/s where River did 15,000–17,000), which tells what River's
+//!   rate comes to on the machine of the run. Each iteration works on a fresh database, made after a
+//!   checkpoint and dropped afterwards (outside the timing). Target (issue 11): River's rate, about
+//!   15,000 tasks/s on this machine, and at least 8x apalis-postgres.
 //!
 //! Run: `cargo bench -p benches --bench pg` (needs PostgreSQL's server binaries: `apt-get install
 //! postgresql`). Figures go to docs/BENCHMARKS.md.
@@ -202,6 +205,71 @@ async fn run_apalis(cluster: &PgCluster, batch_size: usize) -> Duration {
     elapsed
 }
 
+/// The hand-written SQL peer's table: a narrow jobs row as River's, with an index of the claimable
+/// jobs only.
+const SQL_JOBS_TABLE: &str = "\
+CREATE TABLE jobs (
+    id           bigserial   PRIMARY KEY,
+    kind         text        NOT NULL,
+    state        text        NOT NULL DEFAULT 'available',
+    args         jsonb       NOT NULL DEFAULT '{}',
+    attempt      integer     NOT NULL DEFAULT 0,
+    attempted_at timestamptz,
+    finalized_at timestamptz,
+    created_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX jobs_available ON jobs (id) WHERE state = 'available'";
+
+/// Creates `$1` jobs in one statement.
+const SQL_CREATE_JOBS: &str = "INSERT INTO jobs (kind) SELECT 'noop' FROM generate_series(1, $1::int)";
+
+/// Claims the oldest available job: one statement, its own transaction.
+const SQL_CLAIM_JOB: &str = "\
+UPDATE jobs SET state = 'running', attempt = attempt + 1, attempted_at = now()
+WHERE id = (SELECT id FROM jobs WHERE state = 'available' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+RETURNING id";
+
+/// Completes a claimed job: its own transaction.
+const SQL_COMPLETE_JOB: &str = "UPDATE jobs SET state = 'completed', finalized_at = now() WHERE id = $1";
+
+/// The issue's floor, in the same run: one job per transaction with hand-written SQL. The jobs are
+/// created in batches of 1,000 (10 statements, a few percent of the run), then `connections`
+/// connections each claim one job per transaction and complete it in another until none is left.
+/// Where River worked 15,000–17,000 jobs/s, this did 1,300/s on one connection and 2,600/s on four
+/// (issue 11), so it tells what River's rate comes to on the machine of the run.
+async fn run_sql_one_per_transaction(cluster: &PgCluster, connections: usize) -> Duration {
+    let database = fresh_database(cluster).await;
+    let mut clients = Vec::new();
+    for _ in 0..connections {
+        clients.push(or_panic(cluster.connect(&database.name).await, "connecting"));
+    }
+    let Some(first) = clients.first() else { panic!("no connection") };
+    or_panic(first.batch_execute(SQL_JOBS_TABLE).await, "creating the jobs table");
+
+    let started = Instant::now();
+    let batch = i32::try_from(CREATE_BATCH).unwrap_or(i32::MAX);
+    for _ in 0..M3_TASKS / CREATE_BATCH {
+        or_panic(first.execute(SQL_CREATE_JOBS, &[&batch]).await, "creating jobs");
+    }
+    let work = clients.iter().map(|client| async move {
+        let claim = or_panic(client.prepare(SQL_CLAIM_JOB).await, "preparing the claim");
+        let complete = or_panic(client.prepare(SQL_COMPLETE_JOB).await, "preparing the completion");
+        let mut done = 0_usize;
+        while let Some(row) = or_panic(client.query_opt(&claim, &[]).await, "claiming a job") {
+            let id: i64 = or_panic(row.try_get(0), "reading a claimed job's id");
+            or_panic(client.execute(&complete, &[&id]).await, "completing a job");
+            done += 1;
+        }
+        done
+    });
+    let done: usize = futures::future::join_all(work).await.into_iter().sum();
+    let elapsed = started.elapsed();
+    assert_eq!(done, M3_TASKS);
+    drop(clients);
+    drop_database(cluster, &database).await;
+    elapsed
+}
+
 /// Adds flavour `name`: each iteration is one whole `run` (timed by the run itself).
 fn bench_runs<F, Fut>(
     group: &mut BenchmarkGroup<'_, WallTime>,
@@ -245,6 +313,10 @@ fn m3_pg_task_throughput(c: &mut Criterion) {
         bench_runs(&mut group, &rt, name, || run_apalis(cluster, batch_size));
     }
     bench_runs(&mut group, &rt, "batch_sqlite_1_worker", run_batch_sqlite);
+    for (name, connections) in [("sql_one_per_transaction_1_conn", 1), ("sql_one_per_transaction_4_conns", 4)]
+    {
+        bench_runs(&mut group, &rt, name, || run_sql_one_per_transaction(cluster, connections));
+    }
     group.finish();
 }
 

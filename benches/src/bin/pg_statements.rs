@@ -144,7 +144,9 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         );
     }
     println!();
-    println!("| statement | calls | rows | total ms | µs per task | planning µs per task | WAL bytes per task |");
+    println!(
+        "| statement | calls | rows | total ms | µs per task | planning µs per task | WAL bytes per task |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let (mut total, mut total_planning, mut total_wal) = (0.0, 0.0, 0.0);
     for statement in statement_stats(&admin, 12).await? {
