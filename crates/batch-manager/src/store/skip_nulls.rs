@@ -26,7 +26,19 @@ pub(crate) struct Stripped<'a, T: ?Sized>(pub(crate) &'a T);
 
 impl<T: Serialize + ?Sized> Serialize for Stripped<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(SkipNulls(serializer))
+        self.0.serialize(SkipNulls(serializer, &[]))
+    }
+}
+
+/// A struct to serialise as [`Stripped`] does and also without its own fields named in the list
+/// (its nested structs keep theirs): for a record whose store keeps those fields in columns.
+#[cfg(feature = "postgres")]
+pub(crate) struct StrippedWithout<'a, T: ?Sized>(pub(crate) &'a T, pub(crate) &'static [&'static str]);
+
+#[cfg(feature = "postgres")]
+impl<T: Serialize + ?Sized> Serialize for StrippedWithout<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(SkipNulls(serializer, self.1))
     }
 }
 
@@ -150,11 +162,13 @@ impl Serializer for NoneProbe {
     }
 }
 
-/// The serializer that leaves `None` struct fields out, around the one that writes.
-struct SkipNulls<S>(S);
+/// The serializer that leaves `None` struct fields out, around the one that writes; a struct it
+/// starts also leaves out its fields named in the list (the compounds inside it do not).
+struct SkipNulls<S>(S, &'static [&'static str]);
 
-/// A compound value being serialised: its elements go through [`SkipNulls`] too.
-struct Compound<C>(C);
+/// A compound value being serialised: its elements go through [`SkipNulls`] too; a struct's fields
+/// named in the list are left out.
+struct Compound<C>(C, &'static [&'static str]);
 
 macro_rules! forward {
     ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
@@ -166,7 +180,8 @@ macro_rules! forward {
 macro_rules! compound_stripped {
     ($($method:ident($($arg:ident: $ty:ty),*) -> $compound:ident;)*) => {
         $(fn $method(self, $($arg: $ty),*) -> Result<Self::$compound, S::Error> {
-            self.0.$method($($arg),*).map(Compound)
+            let skipped = self.1;
+            self.0.$method($($arg),*).map(|compound| Compound(compound, skipped))
         })*
     };
 }
@@ -278,7 +293,11 @@ macro_rules! fields_without_none {
             type Error = C::Error;
 
             fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), C::Error> {
-                if is_none(value) { self.0.skip_field(key) } else { self.0.serialize_field(key, &Stripped(value)) }
+                if self.1.contains(&key) || is_none(value) {
+                    self.0.skip_field(key)
+                } else {
+                    self.0.serialize_field(key, &Stripped(value))
+                }
             }
 
             fn end(self) -> Result<C::Ok, C::Error> {

@@ -3,16 +3,71 @@
 //! statement's buffer and read by deserialising the column's bytes (the store is their only writer
 //! and reader, so the server need not parse them as `json` on every write); and task ids as `uuid`
 //! values, in parameters, in results and in binary COPY.
+//!
+//! A task's record leaves out the fields its row's columns hold ([`COLUMN_FIELDS`]: its id, type
+//! and status, 90 bytes of an empty task's 530), since schema 6: [`read_task`] puts them back from
+//! the columns. A row is written whole at a task's creation, claim and end, so its bytes count
+//! (docs/BENCHMARKS.md, m3). Records written before carry the fields themselves and read as they
+//! are.
 
 use std::error::Error;
+use std::fmt::Write as _;
 
-use batch_model::TaskId;
+use batch_model::{BatchTask, TaskId};
 use bytes::{BufMut as _, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use crate::store::skip_nulls::Stripped;
+use crate::store::skip_nulls::{Stripped, StrippedWithout};
+
+/// The fields of a task that its record leaves to the row's columns `id`, `task_type` and `status`.
+pub(super) const COLUMN_FIELDS: &[&str] = &["id", "task_type", "status"];
+
+/// A task's record as the `record` column keeps it: its JSON without the fields of
+/// [`COLUMN_FIELDS`] and without the struct fields that are `None`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TaskRecord<'a>(pub(super) &'a BatchTask);
+
+impl ToSql for TaskRecord<'_> {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        serde_json::to_writer(out.writer(), &StrippedWithout(self.0, COLUMN_FIELDS))?;
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT
+    }
+
+    to_sql_checked!();
+}
+
+/// The task of a row: its `record` with the id, type and status of its columns put back. A record
+/// written before schema 6 has them (first, as a task serialises) and is read as it is.
+pub(super) fn read_task(
+    id: TaskId,
+    task_type: &str,
+    status: &str,
+    record: &str,
+) -> Result<BatchTask, serde_json::Error> {
+    if record.starts_with(r#"{"id":"#) {
+        return serde_json::from_str(record);
+    }
+    let Some(rest) = record.strip_prefix('{') else {
+        return Err(serde::de::Error::custom("a task record that is not a JSON object"));
+    };
+    let mut text = String::with_capacity(record.len() + 96);
+    // Writing to a String cannot fail.
+    let _ = write!(text, r#"{{"id":"{id}","task_type":"#);
+    text.push_str(&serde_json::to_string(task_type)?);
+    text.push_str(r#","status":"#);
+    text.push_str(&serde_json::to_string(status)?);
+    if !rest.trim_start().starts_with('}') {
+        text.push(',');
+    }
+    text.push_str(rest);
+    serde_json::from_str(&text)
+}
 
 /// A value stored as its JSON text, without the struct fields that are `None` (`store::skip_nulls`).
 #[derive(Debug, Clone, Copy)]
@@ -155,6 +210,67 @@ mod tests {
         let mut detailed = task;
         detailed.error = Some(error.with_details(json!({"line": 3, "field": null})));
         assert_eq!(stored(&detailed).1, detailed);
+    }
+
+    /// `task` written as its `record` column and read back with its row's id, type and status.
+    fn stored_record(task: &BatchTask) -> (String, BatchTask) {
+        let mut out = BytesMut::new();
+        TaskRecord(task).to_sql(&Type::TEXT, &mut out).expect("written");
+        let text = String::from_utf8(out.to_vec()).expect("JSON text");
+        let read =
+            read_task(task.id, task.task_type.as_str(), task.status.as_str(), &text).expect("read back");
+        (text, read)
+    }
+
+    #[test]
+    fn a_record_leaves_the_id_type_and_status_to_the_columns_and_reads_back_equal() {
+        let mut task = new_task();
+        let (text, read) = stored_record(&task);
+        assert_eq!(read, task);
+        assert!(text.starts_with(r#"{"config":"#), "{text}");
+        for field in COLUMN_FIELDS {
+            assert!(!text.contains(&format!(r#""{field}":"#)), "{field} in {text}");
+        }
+        let (with_columns, _) = stored(&task);
+        let columns = format!(r#"{{"id":"{}","task_type":"stored","status":"pending","#, task.id);
+        assert_eq!(with_columns, format!("{columns}{}", &text[1..]));
+
+        // Nested structs keep fields of the same names (an attempt's status, a partition's parent).
+        task.status = TaskStatus::Processing;
+        task.attempts.push(AttemptRecord {
+            attempt: 1,
+            status: TaskStatus::Failed,
+            error: None,
+            started_at: Some(at(1)),
+            ended_at: Some(at(2)),
+            progress: task.progress.clone(),
+        });
+        task.parent_id = Some(TaskId::new());
+        let (text, read) = stored_record(&task);
+        assert_eq!(read, task);
+        assert!(text.contains(r#""attempts":[{"attempt":1,"status":"failed""#), "{text}");
+    }
+
+    #[test]
+    fn a_record_written_before_schema_6_reads_as_it_is_whatever_the_columns_say() {
+        let task = new_task();
+        for record in [serde_json::to_string(&task).expect("plain JSON"), stored(&task).0] {
+            let read = read_task(task.id, "another_type", "failed", &record).expect("read");
+            assert_eq!(read, task);
+        }
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_or_lacks_a_field_is_an_error() {
+        let task = new_task();
+        for record in ["[]", "", "null"] {
+            let error = read_task(task.id, "stored", "pending", record).expect_err(record);
+            assert!(!error.to_string().is_empty());
+        }
+        let error = read_task(task.id, "stored", "pending", "{}").expect_err("no config");
+        assert!(error.to_string().contains("missing field `config`"), "{error}");
+        let error = read_task(task.id, "stored", "unknown", &stored_record(&task).0).expect_err("a status");
+        assert!(error.to_string().contains("unknown variant `unknown`"), "{error}");
     }
 
     #[test]

@@ -593,7 +593,7 @@ async fn copy_tasks(
         let id = encoding::Uuid(task.id);
         let created = super::rules::time_key(task.created_at);
         let run_nanos = writer::run_nanos(task);
-        let record = encoding::JsonText(task);
+        let record = encoding::TaskRecord(task);
         let parent = task.parent_id.map(encoding::Uuid);
         writer
             .as_mut()
@@ -611,10 +611,15 @@ async fn copy_tasks(
     writer.finish().await.map(drop)
 }
 
+/// The task of a row whose first columns are its record, id, type and status.
 fn decode_task(location: &PgLocation, row: &tokio_postgres::Row) -> Result<BatchTask, StoreError> {
-    let encoding::JsonText(task): encoding::JsonText<BatchTask> =
-        row.try_get(0).map_err(|error| corrupt_record(location, "a task record", error))?;
-    Ok(task)
+    let corrupt = |error| corrupt_record(location, "a task row", error);
+    let record: &str = row.try_get(0).map_err(corrupt)?;
+    let encoding::Uuid(id) = row.try_get(1).map_err(corrupt)?;
+    let task_type: &str = row.try_get(2).map_err(corrupt)?;
+    let status: &str = row.try_get(3).map_err(corrupt)?;
+    encoding::read_task(id, task_type, status, record)
+        .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))
 }
 
 #[async_trait]

@@ -20,7 +20,7 @@ pub(super) const CHANNEL: &str = "batch_task_changes";
 macro_rules! row_columns {
     () => {
         "t.id, t.record, t.holder, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
-         t.waiting, t.checkpoint_seq, t.rev"
+         t.waiting, t.checkpoint_seq, t.rev, t.task_type, t.status"
     };
 }
 
@@ -252,7 +252,7 @@ FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[]) AS e(id,
 pub(super) const NOTIFY: &str = "SELECT pg_notify('batch_task_changes', p) FROM unnest($1::text[]) AS p";
 
 /// One task's record.
-pub(super) const GET_TASK: &str = "SELECT record FROM batch.tasks WHERE id = $1::uuid";
+pub(super) const GET_TASK: &str = "SELECT record, id, task_type, status FROM batch.tasks WHERE id = $1::uuid";
 
 /// A listing's filters besides the status: `$2` type, `$3` parent id, each NULL for any.
 macro_rules! type_and_parent {
@@ -295,7 +295,7 @@ macro_rules! in_status_index {
 macro_rules! list_branch {
     ($status:literal, $asked:literal, $narrow:literal, $filter:expr) => {
         concat!(
-            "(SELECT t.created_key, t.id, t.record FROM batch.tasks t WHERE ",
+            "(SELECT t.created_key, t.id, t.record, t.task_type, t.status FROM batch.tasks t WHERE ",
             in_status_index!($status, $asked, $narrow, $filter),
             " ORDER BY t.created_key DESC, t.id DESC LIMIT $6::int8)"
         )
@@ -328,7 +328,7 @@ pub(super) const COUNT_BY_STATUS: &str = concat!("SELECT ", status_indexes!(coun
 /// order (a Merge Append). There is no index of every task, to which every task's creation, claim
 /// and end would each add an entry.
 pub(super) const LIST_TASKS: &str = concat!(
-    "SELECT p.record FROM (",
+    "SELECT p.record, p.id, p.task_type, p.status FROM (",
     status_indexes!(list_branch, " UNION ALL ", concat!(" AND ", type_and_parent!())),
     ") p ORDER BY p.created_key DESC, p.id DESC LIMIT $4::int8 OFFSET $5::int8"
 );

@@ -540,9 +540,11 @@ async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
 }
 
 /// A database of schema version 4 (an index of every task for listings; waiting parents outside
-/// `tasks_processing`) is migrated to version 5: the tasks list as before, newest first, for every
+/// `tasks_processing`) is migrated to version 5 and on: the tasks list as before, newest first, for every
 /// status; the indexes are the three partial ones of the statuses and the one of partitions; and a
-/// claim takes the abandoned task and the pending one, not the parent waiting for its partitions.
+/// claim takes the abandoned task and the pending one, not the parent waiting for its partitions;
+/// the old records (whole tasks) read as they are beside those written since (without the fields
+/// the columns hold).
 #[tokio::test]
 async fn a_database_of_schema_version_4_is_migrated_to_partial_listing_indexes() {
     let Some(cluster) = batch_testkit::shared_or_skip("a_database_of_schema_version_4_is_migrated") else {
@@ -608,6 +610,17 @@ async fn a_database_of_schema_version_4_is_migrated_to_partial_listing_indexes()
     let claimed = store.claim_many(&[], &lease, 5).await.expect("claims");
     let taken: Vec<(TaskId, u64)> = claimed.iter().map(|claim| (claim.task.id, claim.lease.epoch)).collect();
     assert_eq!(taken, vec![(abandoned.id, 3), (pending.id, 1)]);
+    // Records of the old schemas (the whole task, with its id, type and status) read as they are;
+    // the claims wrote records of schema 6, without them, which read back from the columns.
+    assert_eq!(store.task(&completed.id).await.expect("a read"), Some(completed.clone()));
+    let record: String = client
+        .query_one("SELECT record FROM batch.tasks WHERE id = $1", &[&super::encoding::Uuid(pending.id)])
+        .await
+        .expect("the claimed task's record")
+        .get(0);
+    assert!(record.starts_with(r#"{"config":"#), "{record}");
+    let read = store.task(&pending.id).await.expect("a read").expect("the claimed task");
+    assert_eq!((read.id, read.task_type, read.status), (pending.id, TaskType::Train, TaskStatus::Processing));
     drop(store);
     cluster.drop_database(&database.name).await.expect("the database dropped");
 }

@@ -44,7 +44,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::encoding::{JsonText, Uuid, uuids};
+use super::encoding::{JsonText, TaskRecord, Uuid, read_task, uuids};
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
 use super::held::{HeldRow, HeldRows};
 use super::listener::payload_line;
@@ -434,8 +434,10 @@ async fn abandon(client: Object) {
 fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>, i64), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
     let Uuid(id) = row.try_get(0).map_err(corrupt)?;
-    let JsonText(task): JsonText<BatchTask> = row
-        .try_get(1)
+    let record: &str = row.try_get(1).map_err(corrupt)?;
+    let task_type: &str = row.try_get(10).map_err(corrupt)?;
+    let status: &str = row.try_get(11).map_err(corrupt)?;
+    let task = read_task(id, task_type, status, record)
         .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))?;
     let lease_owner: Option<String> = row.try_get(2).map_err(corrupt)?;
     let lease_expires: Option<DateTime<Utc>> = row.try_get(3).map_err(corrupt)?;
@@ -1009,7 +1011,7 @@ pub(super) struct InsertColumns<'a> {
     pub(super) statuses: Vec<&'a str>,
     pub(super) created: Vec<i64>,
     pub(super) run_nanos: Vec<Option<i64>>,
-    pub(super) records: Vec<JsonText<&'a BatchTask>>,
+    pub(super) records: Vec<TaskRecord<'a>>,
     pub(super) parents: Vec<Option<Uuid>>,
 }
 
@@ -1022,7 +1024,7 @@ impl<'a> InsertColumns<'a> {
             columns.statuses.push(task.status.as_str());
             columns.created.push(time_key(task.created_at));
             columns.run_nanos.push(run_nanos(task));
-            columns.records.push(JsonText(task));
+            columns.records.push(TaskRecord(task));
             columns.parents.push(task.parent_id.map(Uuid));
         }
         columns
@@ -1243,7 +1245,7 @@ async fn run_group(
                 for row in take(Some(at)) {
                     let (decoded, sequence, rev) = decode_row(location, &row)?;
                     let id = decoded.task.id;
-                    let checkpoint: Option<Json<Checkpoint>> = row.try_get(10).map_err(|error| {
+                    let checkpoint: Option<Json<Checkpoint>> = row.try_get(12).map_err(|error| {
                         corrupt_record(location, &format!("the checkpoint of task {id}"), error)
                     })?;
                     if let Some(Json(checkpoint)) = checkpoint {
@@ -1636,7 +1638,7 @@ struct Writes<'a> {
     waiting: Vec<bool>,
     sequences: Vec<Option<i64>>,
     run_nanos: Vec<Option<i64>>,
-    records: Vec<JsonText<&'a BatchTask>>,
+    records: Vec<TaskRecord<'a>>,
     results: Vec<Option<JsonText<&'a serde_json::Value>>>,
     metrics: Vec<Option<JsonText<&'a batch_model::ProcessingMetrics>>>,
     revs: Vec<i64>,
@@ -1678,7 +1680,7 @@ impl<'a> Writes<'a> {
             writes.waiting.push(row.waiting);
             writes.sequences.push(state.sequence(id).map(to_i64));
             writes.run_nanos.push(run_nanos(&row.task));
-            writes.records.push(JsonText(&row.task));
+            writes.records.push(TaskRecord(&row.task));
             let result = state.results.get(id);
             writes.results.push(result.map(|record| JsonText(&record.result)));
             writes.metrics.push(result.map(|record| JsonText(&record.metrics)));
