@@ -193,34 +193,33 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     // its two updates at least (its claim and its end) have arrived (or after 10 s, with what did).
     drop((workers, submitter, worker_stores, submitter_store));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
+    let counters = loop {
         admin.batch_execute("SELECT pg_stat_clear_snapshot()").await?;
-        let counted = admin
-            .query_one(
-                "SELECT COALESCE(sum(n_tup_ins), 0)::int8, COALESCE(sum(n_tup_upd), 0)::int8 \
-                 FROM pg_stat_user_tables WHERE schemaname = 'batch' AND relname = 'tasks'",
+        let mut counters = Vec::new();
+        for row in admin
+            .query(
+                "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
+                 WHERE schemaname = 'batch' ORDER BY relname",
                 &[],
             )
-            .await?;
-        let (inserted, updated): (i64, i64) = (counted.try_get(0)?, counted.try_get(1)?);
-        if inserted >= tasks as i64 && updated >= 2 * tasks as i64 {
-            break;
+            .await?
+        {
+            let counted: (String, i64, i64, i64) =
+                (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+            counters.push(counted);
+        }
+        let arrived = counters.iter().any(|(name, inserts, updates, _)| {
+            name == "tasks" && *inserts >= tasks as i64 && *updates >= 2 * tasks as i64
+        });
+        if arrived || Instant::now() >= deadline {
+            break counters;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    };
     println!();
     println!("| table | inserts | updates | HOT updates |");
     println!("|---|---|---|---|");
-    for row in admin
-        .query(
-            "SELECT relname::text, n_tup_ins, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables \
-             WHERE schemaname = 'batch' ORDER BY relname",
-            &[],
-        )
-        .await?
-    {
-        let (name, inserts, updates, hot): (String, i64, i64, i64) =
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?);
+    for (name, inserts, updates, hot) in counters {
         println!("| {name} | {inserts} | {updates} | {hot} |");
     }
     Ok(())

@@ -11,7 +11,6 @@
 //! are.
 
 use std::error::Error;
-use std::fmt::Write as _;
 
 use batch_model::{BatchTask, TaskId};
 use bytes::{BufMut as _, BytesMut};
@@ -56,17 +55,19 @@ pub(super) fn read_task(
     let Some(rest) = record.strip_prefix('{') else {
         return Err(serde::de::Error::custom("a task record that is not a JSON object"));
     };
-    let mut text = String::with_capacity(record.len() + 96);
-    // Writing to a String cannot fail.
-    let _ = write!(text, r#"{{"id":"{id}","task_type":"#);
-    text.push_str(&serde_json::to_string(task_type)?);
-    text.push_str(r#","status":"#);
-    text.push_str(&serde_json::to_string(status)?);
+    // The three fields first, as a task serialises them, then the record's own.
+    let mut text = Vec::with_capacity(record.len() + 96);
+    text.extend_from_slice(br#"{"id":"#);
+    serde_json::to_writer(&mut text, &id)?;
+    text.extend_from_slice(br#","task_type":"#);
+    serde_json::to_writer(&mut text, task_type)?;
+    text.extend_from_slice(br#","status":"#);
+    serde_json::to_writer(&mut text, status)?;
     if !rest.trim_start().starts_with('}') {
-        text.push(',');
+        text.push(b',');
     }
-    text.push_str(rest);
-    serde_json::from_str(&text)
+    text.extend_from_slice(rest.as_bytes());
+    serde_json::from_slice(&text)
 }
 
 /// A value stored as its JSON text, without the struct fields that are `None` (`store::skip_nulls`).

@@ -611,17 +611,6 @@ async fn copy_tasks(
     writer.finish().await.map(drop)
 }
 
-/// The task of a row whose first columns are its record, id, type and status.
-fn decode_task(location: &PgLocation, row: &tokio_postgres::Row) -> Result<BatchTask, StoreError> {
-    let corrupt = |error| corrupt_record(location, "a task row", error);
-    let record: &str = row.try_get(0).map_err(corrupt)?;
-    let encoding::Uuid(id) = row.try_get(1).map_err(corrupt)?;
-    let task_type: &str = row.try_get(2).map_err(corrupt)?;
-    let status: &str = row.try_get(3).map_err(corrupt)?;
-    encoding::read_task(id, task_type, status, record)
-        .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))
-}
-
 #[async_trait]
 impl TaskStore for PgStore {
     async fn insert_task(&self, task: &BatchTask) -> Result<(), StoreError> {
@@ -660,7 +649,7 @@ impl TaskStore for PgStore {
             .query_opt(&statement, &[&encoding::Uuid(*id)])
             .await
             .map_err(|error| self.location.error("reading a task", error))?;
-        row.map(|row| decode_task(&self.location, &row)).transpose()
+        row.map(|row| writer::decode_task(&self.location, &row)).transpose()
     }
 
     async fn list_tasks(&self, request: &ListTasksRequest) -> Result<TaskPage, StoreError> {
@@ -695,7 +684,8 @@ impl TaskStore for PgStore {
         transaction.commit().await.map_err(listing)?;
         let total: i64 =
             total.try_get(0).map_err(|error| corrupt_record(&self.location, "a count", error))?;
-        let tasks = rows.iter().map(|row| decode_task(&self.location, row)).collect::<Result<_, _>>()?;
+        let tasks =
+            rows.iter().map(|row| writer::decode_task(&self.location, row)).collect::<Result<_, _>>()?;
         Ok(TaskPage { tasks, total: u64::try_from(total).unwrap_or(0) })
     }
 

@@ -16,11 +16,12 @@
 /// `"<task id> <status> <1 if claimable, else 0>"`, or `"*"` for "many tasks changed: look again".
 pub(super) const CHANNEL: &str = "batch_task_changes";
 
-/// The columns of a task row as [`decode_row`](super::writer) reads them, in order.
+/// The columns of a task row as [`decode_row`](super::writer) reads them, in order (the first four
+/// as every reader of a task takes them: record, id, type, status).
 macro_rules! row_columns {
     () => {
-        "t.id, t.record, t.holder, t.lease_expires_at, t.epoch, t.stop_requested, t.lost_leases, \
-         t.waiting, t.checkpoint_seq, t.rev, t.task_type, t.status"
+        "t.record, t.id, t.task_type, t.status, t.holder, t.lease_expires_at, t.epoch, \
+         t.stop_requested, t.lost_leases, t.waiting, t.checkpoint_seq, t.rev"
     };
 }
 
@@ -251,7 +252,7 @@ FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[]) AS e(id,
 /// Queues the group's notifications, sent when the transaction commits.
 pub(super) const NOTIFY: &str = "SELECT pg_notify('batch_task_changes', p) FROM unnest($1::text[]) AS p";
 
-/// One task's record.
+/// One task's record, id, type and status.
 pub(super) const GET_TASK: &str = "SELECT record, id, task_type, status FROM batch.tasks WHERE id = $1::uuid";
 
 /// A listing's filters besides the status: `$2` type, `$3` parent id, each NULL for any.

@@ -540,11 +540,11 @@ async fn a_database_of_schema_version_2_is_migrated_with_nothing_lost() {
 }
 
 /// A database of schema version 4 (an index of every task for listings; waiting parents outside
-/// `tasks_processing`) is migrated to version 5 and on: the tasks list as before, newest first, for every
-/// status; the indexes are the three partial ones of the statuses and the one of partitions; and a
-/// claim takes the abandoned task and the pending one, not the parent waiting for its partitions;
-/// the old records (whole tasks) read as they are beside those written since (without the fields
-/// the columns hold).
+/// `tasks_processing`) is migrated to version 5 and on: the tasks list as before, newest first,
+/// for every status; the indexes are the three partial ones of the statuses and the one of
+/// partitions; a claim takes the abandoned task and the pending one, not the parent waiting for its
+/// partitions; and the old records (whole tasks) read as they are beside those written since
+/// (without the fields the columns hold).
 #[tokio::test]
 async fn a_database_of_schema_version_4_is_migrated_to_partial_listing_indexes() {
     let Some(cluster) = batch_testkit::shared_or_skip("a_database_of_schema_version_4_is_migrated") else {

@@ -430,23 +430,31 @@ async fn abandon(client: Object) {
     }
 }
 
-/// A loaded row, the sequence of its last checkpoint and its version.
+/// The task of a row whose first four columns are its record, id, type and status (the record
+/// without the three since schema 6: [`read_task`] puts them back).
+pub(super) fn decode_task(location: &PgLocation, row: &Row) -> Result<BatchTask, StoreError> {
+    let corrupt = |error| corrupt_record(location, "a task row", error);
+    let record: &str = row.try_get(0).map_err(corrupt)?;
+    let Uuid(id) = row.try_get(1).map_err(corrupt)?;
+    let task_type: &str = row.try_get(2).map_err(corrupt)?;
+    let status: &str = row.try_get(3).map_err(corrupt)?;
+    read_task(id, task_type, status, record)
+        .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))
+}
+
+/// A loaded row (the columns of `row_columns!`), the sequence of its last checkpoint and its
+/// version.
 fn decode_row(location: &PgLocation, row: &Row) -> Result<(TaskRow, Option<u64>, i64), StoreError> {
     let corrupt = |error| corrupt_record(location, "a task row", error);
-    let Uuid(id) = row.try_get(0).map_err(corrupt)?;
-    let record: &str = row.try_get(1).map_err(corrupt)?;
-    let task_type: &str = row.try_get(10).map_err(corrupt)?;
-    let status: &str = row.try_get(11).map_err(corrupt)?;
-    let task = read_task(id, task_type, status, record)
-        .map_err(|error| corrupt_record(location, &format!("the record of task {id}"), error))?;
-    let lease_owner: Option<String> = row.try_get(2).map_err(corrupt)?;
-    let lease_expires: Option<DateTime<Utc>> = row.try_get(3).map_err(corrupt)?;
-    let epoch: i64 = row.try_get(4).map_err(corrupt)?;
-    let stop_requested: bool = row.try_get(5).map_err(corrupt)?;
-    let lost_leases: i32 = row.try_get(6).map_err(corrupt)?;
-    let waiting: bool = row.try_get(7).map_err(corrupt)?;
-    let sequence: Option<i64> = row.try_get(8).map_err(corrupt)?;
-    let rev: i64 = row.try_get(9).map_err(corrupt)?;
+    let task = decode_task(location, row)?;
+    let lease_owner: Option<String> = row.try_get(4).map_err(corrupt)?;
+    let lease_expires: Option<DateTime<Utc>> = row.try_get(5).map_err(corrupt)?;
+    let epoch: i64 = row.try_get(6).map_err(corrupt)?;
+    let stop_requested: bool = row.try_get(7).map_err(corrupt)?;
+    let lost_leases: i32 = row.try_get(8).map_err(corrupt)?;
+    let waiting: bool = row.try_get(9).map_err(corrupt)?;
+    let sequence: Option<i64> = row.try_get(10).map_err(corrupt)?;
+    let rev: i64 = row.try_get(11).map_err(corrupt)?;
     let row = TaskRow {
         task,
         lease_owner: lease_owner.map(WorkerId),
