@@ -40,7 +40,9 @@
 //!   transaction stays open beyond one group: never while a task runs. A group whose connection is
 //!   lost, or that meets a restarting server, is tried again for up to [`PgOptions::retry_for`]; if
 //!   the connection was lost while its commit was on the way, the store first asks the server
-//!   whether it committed, so a group never applies twice.
+//!   whether it committed, so a group never applies twice. The groups' connections are made, and
+//!   their statements prepared, when the store connects: the first groups pay for no new server
+//!   process, and a server without enough free connection slots fails the connect.
 //! - **Writes attached to checkpoints.** [`TaskStore::commit_checkpoint_with`] runs a task's
 //!   output rows (a table in this database) in the group that commits its checkpoint, after the
 //!   call's holder and sequence are checked, behind a savepoint: a write that fails through its own
@@ -294,7 +296,9 @@ impl PgStore {
     ///
     /// Fails with [`StoreError::Storage`] (`STORAGE_ERROR`) naming the server and database and what to
     /// fix when the URL is malformed, the server refuses the connection or the password, the database
-    /// does not exist, the user may not create the schema, or the schema is newer than this build.
+    /// does not exist, the user may not create the schema, or the schema is newer than this build,
+    /// and when the server cannot give it a connection for each of its [`writers`](PgOptions::writers)
+    /// (the writer's connections are made now, with their statements prepared).
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|error| StoreError::Storage {
             location: "postgres".to_owned(),
@@ -341,6 +345,7 @@ impl PgStore {
         let mut client = pool.get().await.map_err(|error| location.pool_error("connecting", error))?;
         schema::migrate(&mut client, &location).await?;
         drop(client);
+        writer::open_lanes(&pool, &location, writers).await?;
 
         let feed = ChangeFeed::default();
         let shared = Shared {

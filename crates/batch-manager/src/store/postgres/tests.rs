@@ -663,3 +663,58 @@ async fn a_transaction_left_idle_is_ended_and_its_row_locks_released() {
         "not taken for connection trouble: {error:?}"
     );
 }
+
+/// A store opens its writer lanes when it connects (the first groups find their connections made
+/// and their statements prepared), and a server that cannot give it as many connections fails the
+/// connect with a clear error rather than the first groups.
+#[tokio::test]
+async fn a_store_opens_its_writer_lanes_when_it_connects() {
+    let Some(cluster) = batch_testkit::shared_or_skip("a_store_opens_its_writer_lanes_when_it_connects")
+    else {
+        return;
+    };
+    let admin = cluster.connect("postgres").await.expect("a connection");
+    let connections = |database: String| {
+        let admin = &admin;
+        async move {
+            let row = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'batch'",
+                    &[&database],
+                )
+                .await
+                .expect("the server's sessions");
+            row.get::<_, i64>(0)
+        }
+    };
+    let database = cluster.create_database().await.expect("a database");
+    let options = PgOptions { writers: 3, listen: false, ..PgOptions::default() };
+    let store = PgStore::connect(&database.url, options.clone()).await.expect("the store");
+    // The migration's connection is one of the three.
+    assert_eq!(connections(database.name.clone()).await, 3);
+    drop(store);
+    cluster.drop_database(&database.name).await.expect("the database dropped");
+
+    // A role allowed two connections, owning a database of its own.
+    let limited = cluster.create_database().await.expect("a database");
+    let role = format!("{}_lanes", limited.name);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 2; ALTER DATABASE \"{}\" OWNER TO \"{role}\"",
+            limited.name
+        ))
+        .await
+        .expect("a role with a connection limit");
+    let url = limited.url.replacen("://postgres@", &format!("://{role}@"), 1);
+    assert_ne!(url, limited.url, "the test cluster's URL names the user postgres: {}", limited.url);
+    let error =
+        PgStore::connect(&url, options.clone()).await.expect_err("three lanes for a role allowed two");
+    let message = error.to_string();
+    assert!(message.contains("no free connection slots") && message.contains("53300"), "{message}");
+    let two = PgOptions { writers: 2, ..options };
+    let store = PgStore::connect(&url, two).await.expect("two lanes for a role allowed two");
+    assert_eq!(connections(limited.name.clone()).await, 2);
+    drop(store);
+    cluster.drop_database(&limited.name).await.expect("the database dropped");
+    admin.batch_execute(&format!("DROP ROLE \"{role}\"")).await.expect("the role dropped");
+}

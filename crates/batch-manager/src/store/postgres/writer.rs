@@ -267,6 +267,43 @@ async fn dispatch(group: Group, mut receiver: mpsc::Receiver<Request>, writers: 
     }
 }
 
+/// The statements every group may run, in the order a group prepares them.
+const GROUP_STATEMENTS: [&str; 14] = [
+    queries::INSERT_TASKS,
+    queries::LOCK_TASKS,
+    queries::LOCK_CHILDREN,
+    queries::NOW_AND_XID,
+    queries::EXISTING_IDS,
+    queries::CHECKPOINTS_OF,
+    queries::CLAIM_PENDING,
+    queries::CLAIM_ABANDONED,
+    queries::INSERT_CHILDREN,
+    queries::UPDATE_TASKS,
+    queries::UPDATE_LEASES,
+    queries::UPSERT_CHECKPOINTS,
+    queries::INSERT_EVENTS,
+    queries::NOTIFY,
+];
+
+/// Opens the connections of the writer's `lanes` and prepares the group statements on each, in
+/// one pipelined round trip per connection: the first groups find them ready (a new connection
+/// costs the server a process, its caches and its first touch of the shared buffers), and a server
+/// without free connection slots is found out now rather than by the first groups.
+pub(super) async fn open_lanes(pool: &Pool, location: &PgLocation, lanes: usize) -> Result<(), StoreError> {
+    let open = || async {
+        let client = pool.get().await.map_err(|error| location.pool_error("connecting", error))?;
+        let prepared =
+            futures::future::try_join_all(GROUP_STATEMENTS.iter().map(|sql| client.prepare_cached(sql)))
+                .await;
+        prepared.map_err(|error| location.error("preparing the store's statements", error))?;
+        Ok::<_, StoreError>(client)
+    };
+    // Held together, so that each is a connection of its own; back to the pool when dropped.
+    let clients = futures::future::try_join_all((0..lanes).map(|_| open())).await?;
+    drop(clients);
+    Ok(())
+}
+
 /// Why an attempt at a group failed.
 enum Failure {
     /// Try the group again: at once (a deadlock, a serialization failure, a race on a new id) or
