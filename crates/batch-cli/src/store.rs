@@ -124,7 +124,11 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
         StoreAddress::Postgres(url) => {
             // A database that does not hold the store yet gets its schema (migrations run on
             // connect, under an advisory lock): the database itself is the operator's to create.
-            let store = PgStore::connect(url, PgOptions::default()).await.map_err(|error| {
+            // Commands that work on existing tasks (list, show, stop, wait, metrics) are short and
+            // mostly read: they make connections as they need them, not one per writer lane.
+            let options =
+                PgOptions { open_writers_at_connect: access == Access::Create, ..PgOptions::default() };
+            let store = PgStore::connect(url, options).await.map_err(|error| {
                 coded(error.code(), format!("cannot open the task store (set it with --db): {error}"))
             })?;
             return Ok(Arc::new(store));

@@ -41,8 +41,9 @@
 //!   lost, or that meets a restarting server, is tried again for up to [`PgOptions::retry_for`]; if
 //!   the connection was lost while its commit was on the way, the store first asks the server
 //!   whether it committed, so a group never applies twice. The groups' connections are made, and
-//!   their statements prepared, when the store connects: the first groups pay for no new server
-//!   process, and a server without enough free connection slots fails the connect.
+//!   their statements prepared, when the store connects (unless
+//!   [`PgOptions::open_writers_at_connect`] is off): the first groups pay for no new server process,
+//!   and a server without enough free connection slots fails the connect.
 //! - **Writes attached to checkpoints.** [`TaskStore::commit_checkpoint_with`] runs a task's
 //!   output rows (a table in this database) in the group that commits its checkpoint, after the
 //!   call's holder and sequence are checked, behind a savepoint: a write that fails through its own
@@ -125,6 +126,12 @@ pub struct PgOptions {
     /// over until it wakes. The server then rolls the transaction back, the locks go, and the
     /// paused process's group fails as a lost connection would (nothing of it committed).
     pub idle_transaction_timeout: Duration,
+    /// Whether to make the writer's connections (one per [`writers`](PgOptions::writers)), with the
+    /// group statements prepared on each, when the store connects (default true): the first groups
+    /// then pay for no new server process, and a server without enough free connection slots fails
+    /// the connect instead of the first groups. A short-lived handle that mostly reads (a command
+    /// that lists tasks) turns it off and makes connections as it needs them.
+    pub open_writers_at_connect: bool,
     /// Whether to run the change feed's listener (default true). Without it, the feed carries only
     /// this handle's own changes.
     pub listen: bool,
@@ -144,6 +151,7 @@ impl Default for PgOptions {
             connect_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(30),
             idle_transaction_timeout: Duration::from_secs(10),
+            open_writers_at_connect: true,
             listen: true,
             clock: None,
         }
@@ -297,8 +305,8 @@ impl PgStore {
     /// Fails with [`StoreError::Storage`] (`STORAGE_ERROR`) naming the server and database and what to
     /// fix when the URL is malformed, the server refuses the connection or the password, the database
     /// does not exist, the user may not create the schema, or the schema is newer than this build,
-    /// and when the server cannot give it a connection for each of its [`writers`](PgOptions::writers)
-    /// (the writer's connections are made now, with their statements prepared).
+    /// and (with [`open_writers_at_connect`](PgOptions::open_writers_at_connect)) when the server
+    /// cannot give it a connection for each of its [`writers`](PgOptions::writers).
     pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, StoreError> {
         let mut config = tokio_postgres::Config::from_str(url).map_err(|error| StoreError::Storage {
             location: "postgres".to_owned(),
@@ -345,7 +353,9 @@ impl PgStore {
         let mut client = pool.get().await.map_err(|error| location.pool_error("connecting", error))?;
         schema::migrate(&mut client, &location).await?;
         drop(client);
-        writer::open_lanes(&pool, &location, writers).await?;
+        if options.open_writers_at_connect {
+            writer::open_lanes(&pool, &location, writers).await?;
+        }
 
         let feed = ChangeFeed::default();
         let shared = Shared {

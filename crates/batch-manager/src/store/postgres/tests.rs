@@ -693,6 +693,13 @@ async fn a_store_opens_its_writer_lanes_when_it_connects() {
     // The migration's connection is one of the three.
     assert_eq!(connections(database.name.clone()).await, 3);
     drop(store);
+    // A handle that makes its connections as it needs them keeps only the migration's.
+    let other = cluster.create_database().await.expect("a database");
+    let lazy = PgOptions { open_writers_at_connect: false, ..options.clone() };
+    let store = PgStore::connect(&other.url, lazy).await.expect("the store");
+    assert_eq!(connections(other.name.clone()).await, 1);
+    drop(store);
+    cluster.drop_database(&other.name).await.expect("the database dropped");
     cluster.drop_database(&database.name).await.expect("the database dropped");
 
     // A role allowed two connections, owning a database of its own.
