@@ -702,26 +702,36 @@ async fn a_store_opens_its_writer_lanes_when_it_connects() {
     cluster.drop_database(&other.name).await.expect("the database dropped");
     cluster.drop_database(&database.name).await.expect("the database dropped");
 
-    // A role allowed two connections, owning a database of its own.
-    let limited = cluster.create_database().await.expect("a database");
-    let role = format!("{}_lanes", limited.name);
-    admin
-        .batch_execute(&format!(
-            "CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 2; ALTER DATABASE \"{}\" OWNER TO \"{role}\"",
-            limited.name
-        ))
-        .await
-        .expect("a role with a connection limit");
-    let url = limited.url.replacen("://postgres@", &format!("://{role}@"), 1);
-    assert_ne!(url, limited.url, "the test cluster's URL names the user postgres: {}", limited.url);
-    let error =
-        PgStore::connect(&url, options.clone()).await.expect_err("three lanes for a role allowed two");
-    let message = error.to_string();
+    // Roles allowed two connections, each owning a database of its own (one each: the sessions of
+    // a failed connect end after it returns, and would count against a second connect's limit).
+    let limited = |lanes: usize| {
+        let admin = &admin;
+        async move {
+            let database = cluster.create_database().await.expect("a database");
+            let role = format!("{}_lanes", database.name);
+            admin
+                .batch_execute(&format!(
+                    "CREATE ROLE \"{role}\" LOGIN CONNECTION LIMIT 2; ALTER DATABASE \"{}\" OWNER TO \"{role}\"",
+                    database.name
+                ))
+                .await
+                .expect("a role with a connection limit");
+            let url = database.url.replacen("://postgres@", &format!("://{role}@"), 1);
+            assert_ne!(url, database.url, "the test cluster's URL names the user postgres: {}", database.url);
+            let options = PgOptions { writers: lanes, listen: false, ..PgOptions::default() };
+            let connected = PgStore::connect(&url, options).await;
+            (database, role, connected)
+        }
+    };
+    let (three, three_role, connected) = limited(3).await;
+    let message = connected.expect_err("three lanes for a role allowed two").to_string();
     assert!(message.contains("no free connection slots") && message.contains("53300"), "{message}");
-    let two = PgOptions { writers: 2, ..options };
-    let store = PgStore::connect(&url, two).await.expect("two lanes for a role allowed two");
-    assert_eq!(connections(limited.name.clone()).await, 2);
+    let (two, two_role, connected) = limited(2).await;
+    let store = connected.expect("two lanes for a role allowed two");
+    assert_eq!(connections(two.name.clone()).await, 2);
     drop(store);
-    cluster.drop_database(&limited.name).await.expect("the database dropped");
-    admin.batch_execute(&format!("DROP ROLE \"{role}\"")).await.expect("the role dropped");
+    for (database, role) in [(three, three_role), (two, two_role)] {
+        cluster.drop_database(&database.name).await.expect("the database dropped");
+        admin.batch_execute(&format!("DROP ROLE \"{role}\"")).await.expect("the role dropped");
+    }
 }
