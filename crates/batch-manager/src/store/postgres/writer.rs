@@ -267,7 +267,8 @@ async fn dispatch(group: Group, mut receiver: mpsc::Receiver<Request>, writers: 
     }
 }
 
-/// The statements every group may run, in the order a group prepares them.
+/// The statements groups run, prepared on each lane's connection when the store connects (a
+/// statement left out here is prepared by the first group that runs it, as every statement is).
 const GROUP_STATEMENTS: [&str; 14] = [
     queries::INSERT_TASKS,
     queries::LOCK_TASKS,
@@ -287,8 +288,8 @@ const GROUP_STATEMENTS: [&str; 14] = [
 
 /// Opens the connections of the writer's `lanes` and prepares the group statements on each, in
 /// one pipelined round trip per connection: the first groups find them ready (a new connection
-/// costs the server a process, its caches and its first touch of the shared buffers), and a server
-/// without free connection slots is found out now rather than by the first groups.
+/// costs the server a process and its catalog caches, and the statements their parsing), and a
+/// server without free connection slots is found out now rather than by the first groups.
 pub(super) async fn open_lanes(pool: &Pool, location: &PgLocation, lanes: usize) -> Result<(), StoreError> {
     let open = || async {
         let client = pool.get().await.map_err(|error| location.pool_error("connecting", error))?;
