@@ -3,7 +3,8 @@
 //! - `m3_pg_task_throughput`: 10,000 empty tasks (the no-op kind `bench_empty`) created (in batches
 //!   of 1,000 through `BatchManager::create_tasks`), claimed, run and completed by `BatchManager`
 //!   workers (`run_worker`, 1,024 slots each, each worker with its own `PgStore` as a separate process
-//!   would have) on a throwaway PostgreSQL server started by the test kit with default settings
+//!   would have, connected as `batch worker` connects: hearing only the changes that make tasks
+//!   claimable) on a throwaway PostgreSQL server started by the test kit with default settings
 //!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers` (each
 //!   worker with the default two claims in flight), `batch_pg_4_workers_1_claim` (one each: four
 //!   workers' claims skip each other's locked rows, which costs the server's two cores); the peer
@@ -121,15 +122,17 @@ async fn drop_database(cluster: &PgCluster, database: &batch_testkit::TestDataba
 
 async fn run_batch_pg(cluster: &PgCluster, workers: usize, claims_in_flight: usize) -> Duration {
     let database = fresh_database(cluster).await;
-    let connect = || async {
-        Arc::new(or_panic(PgStore::connect(&database.url, PgOptions::default()).await, "connecting"))
+    let connect = |options: PgOptions| async {
+        Arc::new(or_panic(PgStore::connect(&database.url, options).await, "connecting"))
     };
-    let submitter_store = connect().await;
+    let submitter_store = connect(PgOptions::default()).await;
     // The submitter only creates tasks: its claims setting is never used.
     let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 1);
     let mut managers = Vec::new();
     for idx in 0..workers {
-        let store = connect().await as Arc<dyn TaskStore>;
+        // As `batch worker` connects: hearing only the changes that make tasks claimable.
+        let store = connect(PgOptions { listen_claimable_only: true, ..PgOptions::default() }).await
+            as Arc<dyn TaskStore>;
         managers.push(manager_on(store, &format!("worker-{idx}"), claims_in_flight));
     }
     let running = Workers::start(managers);

@@ -77,8 +77,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let mut worker_stores = Vec::new();
     let mut workers = Vec::new();
     for index in 0..number_from_env("PG_WORKERS", 1).max(1) {
-        let store =
-            Arc::new(PgStore::connect(&database.url, PgOptions { writers, ..PgOptions::default() }).await?);
+        let store = Arc::new(PgStore::connect(&database.url, worker_options(writers)).await?);
         let name = format!("worker-{index}");
         workers.push(empty_tasks_manager(Arc::clone(&store) as Arc<dyn TaskStore>, &name, slots, claims)?);
         worker_stores.push((name, store));
@@ -228,4 +227,11 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
 /// The number in environment variable `name`, or `default` when it is unset or not a number.
 fn number_from_env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
+/// A worker's store as `batch worker` connects it (hearing only the changes that make tasks
+/// claimable), with `writers` lanes; `PG_HEAR_ALL` set: hearing every change, as before.
+fn worker_options(writers: usize) -> PgOptions {
+    let listen_claimable_only = std::env::var_os("PG_HEAR_ALL").is_none();
+    PgOptions { writers, listen_claimable_only, ..PgOptions::default() }
 }

@@ -89,6 +89,9 @@ pub(crate) enum Access {
     Create,
     /// It works on tasks that exist: a missing store is an error saying which `--db` to pass.
     Existing,
+    /// It runs a worker (as `Create` for SQLite): on PostgreSQL its store hears only the changes
+    /// that make a task claimable, which are all its claim loops wait for.
+    Work,
 }
 
 /// The manager settings of the command line: a 3 s lease renewed every second, a 10 s stop grace
@@ -126,8 +129,11 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
             // connect, under an advisory lock): the database itself is the operator's to create.
             // Commands that work on existing tasks (list, show, stop, wait, metrics) are short and
             // mostly read: they make connections as they need them, not one per writer lane.
-            let options =
-                PgOptions { open_writers_at_connect: access == Access::Create, ..PgOptions::default() };
+            let options = PgOptions {
+                open_writers_at_connect: access != Access::Existing,
+                listen_claimable_only: access == Access::Work,
+                ..PgOptions::default()
+            };
             let store = PgStore::connect(url, options).await.map_err(|error| {
                 coded(error.code(), format!("cannot open the task store (set it with --db): {error}"))
             })?;
@@ -137,7 +143,7 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
     match access {
         Access::Existing if !path.exists() => return Err(missing_store(path)),
         Access::Existing => {}
-        Access::Create => create_folder(path)?,
+        Access::Create | Access::Work => create_folder(path)?,
     }
     let store = SqliteStore::open(path, SqliteOptions::default()).map_err(|error| {
         coded(

@@ -26,7 +26,7 @@ pub(crate) async fn worker(db: &StoreAddress, args: WorkerArgs) -> anyhow::Resul
         config = config.with_worker_id(name.clone());
     }
     let worker_id = config.worker_id.clone();
-    let manager = open_manager_with(db, Access::Create, registry, config).await?;
+    let manager = open_manager_with(db, Access::Work, registry, config).await?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
     tracing::info!(worker = %worker_id, store = %db, slots = args.concurrency, kinds = %kinds, "worker started");

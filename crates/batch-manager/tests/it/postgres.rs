@@ -321,6 +321,70 @@ async fn the_feed_and_the_store_survive_a_server_restart_and_calls_wait_for_it()
     assert_eq!(next_change(&mut changes, task.id).await, (TaskStatus::Completed, false));
 }
 
+/// The next change of any task within 10 s.
+async fn next_any(changes: &mut TaskChanges) -> TaskChange {
+    tokio::time::timeout(Duration::from_secs(10), changes.recv())
+        .await
+        .expect("a change within 10 s")
+        .expect("the feed is open")
+}
+
+/// A store that listens for claimable changes only (as `batch worker` connects) hears, from
+/// another process, exactly the changes that make a task claimable and the resyncs, in commit
+/// order; claims, checkpoints, progress and ends reach only the stores that hear every change.
+#[tokio::test]
+async fn a_store_listening_for_claimable_changes_hears_those_and_nothing_else() {
+    let Some(cluster) = shared_or_skip("a_store_listening_for_claimable_changes") else { return };
+    let database = cluster.create_database().await.unwrap();
+    let writer = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    let options = PgOptions { listen_claimable_only: true, ..PgOptions::default() };
+    let worker_store = PgStore::connect(&database.url, options).await.unwrap();
+    assert!(worker_store.is_listening());
+    let mut claimable = worker_store.subscribe();
+    let mut every = writer.subscribe();
+
+    let task = task_at(Utc::now());
+    writer.insert_task(&task).await.unwrap();
+    assert_eq!(next_change(&mut every, task.id).await, (TaskStatus::Pending, true));
+    let held = writer.claim_task(&task.id, &lease("a")).await.unwrap().unwrap().lease.holder();
+    writer.commit_checkpoint(&task.id, &held, &checkpoint(1), &progress(5, 10)).await.unwrap();
+    writer.update_progress(&task.id, &held, &progress(7, 10)).await.unwrap();
+    writer.release_task(&task.id, &held).await.unwrap();
+    assert_eq!(next_change(&mut every, task.id).await, (TaskStatus::Processing, false), "the claim");
+    let expected = [(TaskStatus::Pending, true), (TaskStatus::Processing, true)];
+    for (status, is_claimable) in expected {
+        let heard = next_any(&mut claimable).await;
+        assert_eq!(heard, TaskChange::Task { id: task.id, status, claimable: is_claimable });
+    }
+
+    // The second claim and the end are not heard: the next change heard is the next new task's.
+    let claimed = writer.claim_task(&task.id, &lease("b")).await.unwrap().unwrap();
+    writer.finish_task(&task.id, &claimed.lease.holder(), &outcome(TaskStatus::Completed)).await.unwrap();
+    let next = task_at(Utc::now());
+    writer.insert_task(&next).await.unwrap();
+    let heard = next_any(&mut claimable).await;
+    assert_eq!(heard, TaskChange::Task { id: next.id, status: TaskStatus::Pending, claimable: true });
+    // The store hearing every change hears the checkpoint, progress, release, claim and end too.
+    let mut rest = Vec::new();
+    while rest.last() != Some(&(TaskStatus::Completed, false)) {
+        rest.push(next_change(&mut every, task.id).await);
+    }
+    let processing = (TaskStatus::Processing, false);
+    let expected = vec![
+        processing,
+        processing,
+        (TaskStatus::Processing, true),
+        processing,
+        (TaskStatus::Completed, false),
+    ];
+    assert_eq!(rest, expected);
+
+    // A bulk insert (binary COPY) too large to name each task says to look again, on both channels.
+    let many: Vec<BatchTask> = (0..1_000).map(|_| task_at(Utc::now())).collect();
+    writer.insert_tasks(&many).await.into_iter().for_each(|outcome| outcome.unwrap());
+    assert_eq!(next_any(&mut claimable).await, TaskChange::Resync);
+}
+
 #[tokio::test]
 async fn bulk_inserts_report_each_task_and_claim_many_takes_the_oldest() {
     let Some(store) = pg::store("bulk_inserts_report_each_task_and_claim_many_takes_the_oldest").await else {

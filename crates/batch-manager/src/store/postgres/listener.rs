@@ -1,4 +1,5 @@
 //! The change feed's listener: one dedicated connection per store that LISTENs for task changes
+//! (on `queries::CHANNEL`, or `queries::CLAIMABLE_CHANNEL` for a worker's store)
 //! and publishes them on the store's [`ChangeFeed`], reconnecting with backoff.
 //!
 //! Notifications are a hint, never the guarantee: they are lost while the connection is down, and a
@@ -16,7 +17,6 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::error::PgLocation;
-use super::queries;
 use crate::store::feed::{ChangeFeed, TaskChange};
 
 /// One line of a notification payload: `"<id> <status> <1|0>"` (the last field: claimable).
@@ -53,6 +53,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Runs the listener until `stop` is cancelled. `listening` tells whether LISTEN is in force.
 pub(super) async fn run(
     config: tokio_postgres::Config,
+    channel: &'static str,
     location: PgLocation,
     feed: ChangeFeed,
     listening: watch::Sender<bool>,
@@ -63,7 +64,7 @@ pub(super) async fn run(
     let mut failures: u32 = 0;
     loop {
         let session = tokio::select! {
-            session = listen(&config, &feed, &listening, connected_before) => session,
+            session = listen(&config, channel, &feed, &listening, connected_before) => session,
             () = stop.cancelled() => return,
         };
         let _ = listening.send(false);
@@ -96,6 +97,7 @@ pub(super) async fn run(
 /// session that was listening ended; `Err` when it could not start.
 async fn listen(
     config: &tokio_postgres::Config,
+    channel: &str,
     feed: &ChangeFeed,
     listening: &watch::Sender<bool>,
     reconnect: bool,
@@ -108,7 +110,7 @@ async fn listen(
             }
         }
     };
-    let command = format!("LISTEN {}", queries::CHANNEL);
+    let command = format!("LISTEN {channel}");
     let subscribe = client.batch_execute(&command);
     tokio::pin!(subscribe);
     // The connection must be driven while LISTEN runs.

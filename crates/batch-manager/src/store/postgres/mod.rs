@@ -55,9 +55,13 @@
 //!   cost a claim nothing and two workers never get one task.
 //! - **Change feed.** Each group sends one NOTIFY statement on `batch_task_changes` whose payloads
 //!   carry a line per changed task — id, status, claimable — for inserts, claims, checkpoints,
-//!   progress, finishes, releases, stops, restarts and splits (heartbeats are not changes). One
-//!   dedicated connection per store LISTENs (pooled connections would drop notifications), reconnects
-//!   with backoff, and publishes [`TaskChange::Resync`] after a reconnect. [`TaskStore::subscribe`]
+//!   progress, finishes, releases, stops, restarts and splits (heartbeats are not changes); the
+//!   lines of changes that make a task claimable, and resyncs, also go on `batch_task_claimable`.
+//!   One dedicated connection per store LISTENs (pooled connections would drop notifications), on
+//!   the first channel or, for a worker's store ([`PgOptions::listen_claimable_only`]), on the second:
+//!   the server sends each listener every payload of its channel, so a fleet whose workers heard
+//!   every change would cost the server a copy of every change per worker. The listener reconnects
+//!   with backoff and publishes [`TaskChange::Resync`] after a reconnect. [`TaskStore::subscribe`]
 //!   hands out receivers.
 //! - **An audit trail.** `batch.task_events` gets a row for each claim, checkpoint, end, release,
 //!   split, quarantine and restart, in the transaction that made it: [`PgStore::task_events`].
@@ -135,6 +139,15 @@ pub struct PgOptions {
     /// Whether to run the change feed's listener (default true). Without it, the feed carries only
     /// this handle's own changes.
     pub listen: bool,
+    /// With [`listen`](PgOptions::listen), hear only the changes that make a task claimable (a new
+    /// pending task, a task handed back or whose holder stopped, a parent whose partitions are all
+    /// done) and the resyncs, from every process (default false: every change of every task). It is
+    /// what a worker's claim loops wait for; the server then sends this store a few lines per
+    /// claimable task instead of a line per change of every task (a fleet's server sends every
+    /// change to every listener of all changes). The feed carries nothing else, so
+    /// [`BatchManager::wait`](crate::BatchManager::wait) on a task another process runs sees its
+    /// end by polling (every `poll_interval`).
+    pub listen_claimable_only: bool,
     /// The clock that judges leases and stamps tasks: `None` (the default) for the database's, as
     /// every process sharing the database must; tests give a
     /// [`ManualClock`](crate::store::ManualClock), whose time is sent with each call.
@@ -153,6 +166,7 @@ impl Default for PgOptions {
             idle_transaction_timeout: Duration::from_secs(10),
             open_writers_at_connect: true,
             listen: true,
+            listen_claimable_only: false,
             clock: None,
         }
     }
@@ -373,6 +387,7 @@ impl PgStore {
         if options.listen {
             tokio::spawn(listener::run(
                 config,
+                if options.listen_claimable_only { queries::CLAIMABLE_CHANNEL } else { queries::CHANNEL },
                 location.clone(),
                 feed.clone(),
                 listening_sender,
@@ -537,17 +552,15 @@ impl PgStore {
                     })
                     .collect()
             };
-        let payload = changes
-            .iter()
-            .map(|change| match change {
-                TaskChange::Task { id, status, claimable } => listener::payload_line(id, *status, *claimable),
-                _ => "*".to_owned(),
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !payload.is_empty() {
+        let notifications = writer::Notifications::of(changes.iter().map(|change| match change {
+            TaskChange::Task { id, status, claimable } => {
+                (listener::payload_line(id, *status, *claimable), *claimable)
+            }
+            _ => ("*".to_owned(), true),
+        }));
+        if !notifications.is_empty() {
             transaction
-                .execute(queries::NOTIFY, &[&vec![payload]])
+                .execute(queries::NOTIFY, &[&notifications.channels, &notifications.payloads])
                 .await
                 .map_err(|error| location.error("notifying new tasks", error))?;
         }

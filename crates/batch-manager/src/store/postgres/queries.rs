@@ -16,6 +16,13 @@
 /// `"<task id> <status> <1 if claimable, else 0>"`, or `"*"` for "many tasks changed: look again".
 pub(super) const CHANNEL: &str = "batch_task_changes";
 
+/// The LISTEN/NOTIFY channel of the changes that make a task claimable, in [`CHANNEL`]'s payload
+/// format: each such line is sent on both channels, and `"*"` too. A worker's store listens here
+/// only ([`PgOptions::listen_claimable_only`](super::PgOptions::listen_claimable_only)), so that
+/// the server sends it the few changes its claim loops wait for rather than every change of every
+/// task (which every listener of [`CHANNEL`] gets, and a fleet has one per worker).
+pub(super) const CLAIMABLE_CHANNEL: &str = "batch_task_claimable";
+
 /// The columns of a task row as [`decode_row`](super::writer) reads them, in order (the first four
 /// as every reader of a task takes them: record, id, type, status).
 macro_rules! row_columns {
@@ -249,8 +256,9 @@ INSERT INTO batch.task_events (task_id, epoch, worker, event, sequence, at)
 SELECT e.id, e.epoch, e.worker, e.event, e.sequence, $6::timestamptz
 FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[]) AS e(id, epoch, worker, event, sequence)";
 
-/// Queues the group's notifications, sent when the transaction commits.
-pub(super) const NOTIFY: &str = "SELECT pg_notify('batch_task_changes', p) FROM unnest($1::text[]) AS p";
+/// Queues the group's notifications (`$1` each one's channel, `$2` its payload), sent when the
+/// transaction commits.
+pub(super) const NOTIFY: &str = "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)";
 
 /// One task's record, id, type and status.
 pub(super) const GET_TASK: &str = "SELECT record, id, task_type, status FROM batch.tasks WHERE id = $1::uuid";

@@ -1700,7 +1700,7 @@ struct Writes<'a> {
     event_workers: Vec<Option<&'a str>>,
     event_names: Vec<&'a str>,
     event_sequences: Vec<Option<i64>>,
-    notifications: Vec<String>,
+    notifications: Notifications,
 }
 
 fn to_i64(value: u64) -> i64 {
@@ -1709,6 +1709,52 @@ fn to_i64(value: u64) -> i64 {
 
 /// Most bytes of one notification payload (PostgreSQL's limit is 8000).
 const PAYLOAD_LIMIT: usize = 7900;
+
+/// The parameters of [`queries::NOTIFY`]: payloads of change lines packed up to [`PAYLOAD_LIMIT`],
+/// every line on [`queries::CHANNEL`] and the claimable ones (and resyncs) on
+/// [`queries::CLAIMABLE_CHANNEL`] too.
+#[derive(Debug, Default)]
+pub(super) struct Notifications {
+    pub(super) channels: Vec<&'static str>,
+    pub(super) payloads: Vec<String>,
+}
+
+impl Notifications {
+    /// The notifications of `lines` (each a payload line, or `"*"`, and whether it goes to the
+    /// claimable channel too).
+    pub(super) fn of(lines: impl IntoIterator<Item = (String, bool)>) -> Notifications {
+        let mut notifications = Notifications::default();
+        let (mut all, mut claimable) = (String::new(), String::new());
+        for (line, to_claimable) in lines {
+            notifications.pack(&mut all, &line, queries::CHANNEL);
+            if to_claimable {
+                notifications.pack(&mut claimable, &line, queries::CLAIMABLE_CHANNEL);
+            }
+        }
+        for (payload, channel) in [(all, queries::CHANNEL), (claimable, queries::CLAIMABLE_CHANNEL)] {
+            if !payload.is_empty() {
+                notifications.channels.push(channel);
+                notifications.payloads.push(payload);
+            }
+        }
+        notifications
+    }
+
+    fn pack(&mut self, payload: &mut String, line: &str, channel: &'static str) {
+        if !payload.is_empty() && payload.len() + 1 + line.len() > PAYLOAD_LIMIT {
+            self.channels.push(channel);
+            self.payloads.push(std::mem::take(payload));
+        }
+        if !payload.is_empty() {
+            payload.push('\n');
+        }
+        payload.push_str(line);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.payloads.is_empty()
+    }
+}
 
 impl<'a> Writes<'a> {
     fn of(state: &'a State<'_>) -> Writes<'a> {
@@ -1752,20 +1798,12 @@ impl<'a> Writes<'a> {
             writes.event_sequences.push(event.sequence.map(to_i64));
         }
         // One NOTIFY statement: the changes packed into as few payloads as fit.
-        let mut payload = String::new();
-        for (id, status, claimable) in state.changes() {
-            let line = payload_line(&id, status, claimable);
-            if !payload.is_empty() && payload.len() + 1 + line.len() > PAYLOAD_LIMIT {
-                writes.notifications.push(std::mem::take(&mut payload));
-            }
-            if !payload.is_empty() {
-                payload.push('\n');
-            }
-            payload.push_str(&line);
-        }
-        if !payload.is_empty() {
-            writes.notifications.push(payload);
-        }
+        writes.notifications = Notifications::of(
+            state
+                .changes()
+                .into_iter()
+                .map(|(id, status, claimable)| (payload_line(&id, status, claimable), claimable)),
+        );
         writes
     }
 }
@@ -1828,7 +1866,8 @@ async fn write(
         &written.event_sequences,
         &state.now,
     ];
-    let notify_params: [&(dyn ToSql + Sync); 1] = [&written.notifications];
+    let notify_params: [&(dyn ToSql + Sync); 2] =
+        [&written.notifications.channels, &written.notifications.payloads];
     let mut second: Vec<RowsFuture<'_>> = Vec::new();
     if !children.ids.is_empty() {
         second.push(boxed(client.query(&children_statement, &children_params)));
