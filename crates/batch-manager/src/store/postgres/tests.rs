@@ -735,3 +735,46 @@ async fn a_store_opens_its_writer_lanes_when_it_connects() {
         admin.batch_execute(&format!("DROP ROLE \"{role}\"")).await.expect("the role dropped");
     }
 }
+
+/// Notifications: every line on the channel of all changes, the claimable ones and resyncs on the
+/// claimable channel too, packed into payloads under the limit, a resync always a payload of its own.
+#[test]
+fn notifications_go_to_their_channels_packed_and_resyncs_alone() {
+    use super::writer::Notifications;
+    let line = |n: usize| format!("{n:0>36} pending 1");
+    let lines = vec![(line(1), true), (line(2), false), ("*".to_owned(), true), (line(3), true)];
+    let notifications = Notifications::of(lines);
+    let sent: Vec<(&str, &str)> = notifications
+        .channels
+        .iter()
+        .copied()
+        .zip(notifications.payloads.iter().map(String::as_str))
+        .collect();
+    let (all, claimable) = (queries::CHANNEL, queries::CLAIMABLE_CHANNEL);
+    let first_two = format!("{}\n{}", line(1), line(2));
+    let (one, three) = (line(1), line(3));
+    assert_eq!(
+        sent,
+        vec![
+            (all, first_two.as_str()),
+            (claimable, one.as_str()),
+            (all, "*"),
+            (claimable, "*"),
+            (all, three.as_str()),
+            (claimable, three.as_str()),
+        ]
+    );
+    // Many lines: payloads under PostgreSQL's 8,000 bytes, every line sent once per channel.
+    let many = Notifications::of((0..1_000).map(|n| (line(n), n % 2 == 0)));
+    assert!(many.payloads.iter().all(|payload| payload.len() < 8_000));
+    let count = |channel: &str| -> usize {
+        many.channels
+            .iter()
+            .zip(&many.payloads)
+            .filter(|(sent_on, _)| **sent_on == channel)
+            .map(|(_, payload)| payload.lines().count())
+            .sum()
+    };
+    assert_eq!((count(all), count(claimable)), (1_000, 500));
+    assert!(Notifications::of(Vec::new()).is_empty());
+}

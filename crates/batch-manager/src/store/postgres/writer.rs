@@ -1741,7 +1741,9 @@ impl Notifications {
     }
 
     fn pack(&mut self, payload: &mut String, line: &str, channel: &'static str) {
-        if !payload.is_empty() && payload.len() + 1 + line.len() > PAYLOAD_LIMIT {
+        // A resync is a payload of its own (a listener reads "*" only as a whole payload).
+        let alone = line == "*" || payload == "*";
+        if !payload.is_empty() && (alone || payload.len() + 1 + line.len() > PAYLOAD_LIMIT) {
             self.channels.push(channel);
             self.payloads.push(std::mem::take(payload));
         }
