@@ -6,8 +6,8 @@
 //!   would have, connected as `batch worker` connects: hearing only the changes that make tasks
 //!   claimable) on a throwaway PostgreSQL server started by the test kit with default settings
 //!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers` (each
-//!   worker with the default two claims in flight), `batch_pg_4_workers_1_claim` (one each: four
-//!   workers' claims skip each other's locked rows, which costs the server's two cores); the peer
+//!   worker with the default two claims in flight), `batch_pg_4_workers_1_claim` (one each: fewer
+//!   claims in flight skipping each other's locked rows, and fewer, larger groups); the peer
 //!   `apalis_postgres` (apalis-postgres 1.0 from crates.io: 10,000 no-op jobs pushed and worked by
 //!   one worker, batch size 100, on the same server in the same run), `apalis_postgres_default`
 //!   (the same with apalis's default batch size, 10); `batch_sqlite_1_worker`, the same flow on the
