@@ -1,6 +1,7 @@
 //! The change feed's listener: one dedicated connection per store that LISTENs for task changes
 //! (on `queries::CHANNEL`, or `queries::CLAIMABLE_CHANNEL` for a worker's store)
-//! and publishes them on the store's [`ChangeFeed`], reconnecting with backoff.
+//! and publishes them on the store's [`ChangeFeed`], reconnecting with backoff; and the payload
+//! format both ends share ([`Notifications`] written by the groups and bulk inserts, [`parse_payload`]).
 //!
 //! Notifications are a hint, never the guarantee: they are lost while the connection is down, and a
 //! subscriber that falls behind loses the oldest. So after every reconnect the feed sends
@@ -17,11 +18,72 @@ use tokio_postgres::AsyncMessage;
 use tokio_util::sync::CancellationToken;
 
 use super::error::PgLocation;
+use super::queries;
 use crate::store::feed::{ChangeFeed, TaskChange};
 
 /// One line of a notification payload: `"<id> <status> <1|0>"` (the last field: claimable).
-pub(super) fn payload_line(id: &TaskId, status: TaskStatus, claimable: bool) -> String {
+fn payload_line(id: &TaskId, status: TaskStatus, claimable: bool) -> String {
     format!("{id} {status} {}", u8::from(claimable))
+}
+
+/// Most bytes of one notification payload (PostgreSQL's limit is 8000).
+const PAYLOAD_LIMIT: usize = 7900;
+
+/// The parameters of [`queries::NOTIFY`]: payloads of change lines packed up to [`PAYLOAD_LIMIT`],
+/// every line on [`queries::CHANNEL`] and the claimable ones (and resyncs) on
+/// [`queries::CLAIMABLE_CHANNEL`] too.
+#[derive(Debug, Default)]
+pub(super) struct Notifications {
+    pub(super) channels: Vec<&'static str>,
+    pub(super) payloads: Vec<String>,
+}
+
+impl Notifications {
+    /// The notifications of `changes`: a task's line on the claimable channel too when it is
+    /// claimable, a resync on both.
+    pub(super) fn of_changes(changes: impl IntoIterator<Item = TaskChange>) -> Notifications {
+        Notifications::of(changes.into_iter().map(|change| match change {
+            TaskChange::Task { id, status, claimable } => (payload_line(&id, status, claimable), claimable),
+            _ => ("*".to_owned(), true),
+        }))
+    }
+
+    /// The notifications of `lines` (each a payload line, or `"*"`, and whether it goes to the
+    /// claimable channel too).
+    pub(super) fn of(lines: impl IntoIterator<Item = (String, bool)>) -> Notifications {
+        let mut notifications = Notifications::default();
+        let (mut all, mut claimable) = (String::new(), String::new());
+        for (line, to_claimable) in lines {
+            notifications.pack(&mut all, &line, queries::CHANNEL);
+            if to_claimable {
+                notifications.pack(&mut claimable, &line, queries::CLAIMABLE_CHANNEL);
+            }
+        }
+        for (payload, channel) in [(all, queries::CHANNEL), (claimable, queries::CLAIMABLE_CHANNEL)] {
+            if !payload.is_empty() {
+                notifications.channels.push(channel);
+                notifications.payloads.push(payload);
+            }
+        }
+        notifications
+    }
+
+    fn pack(&mut self, payload: &mut String, line: &str, channel: &'static str) {
+        // A resync is a payload of its own (a listener reads "*" only as a whole payload).
+        let alone = line == "*" || payload == "*";
+        if !payload.is_empty() && (alone || payload.len() + 1 + line.len() > PAYLOAD_LIMIT) {
+            self.channels.push(channel);
+            self.payloads.push(std::mem::take(payload));
+        }
+        if !payload.is_empty() {
+            payload.push('\n');
+        }
+        payload.push_str(line);
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.payloads.is_empty()
+    }
 }
 
 /// Parses a notification payload: lines of [`payload_line`], or `"*"` for a resync. Malformed lines

@@ -552,12 +552,7 @@ impl PgStore {
                     })
                     .collect()
             };
-        let notifications = writer::Notifications::of(changes.iter().map(|change| match change {
-            TaskChange::Task { id, status, claimable } => {
-                (listener::payload_line(id, *status, *claimable), *claimable)
-            }
-            _ => ("*".to_owned(), true),
-        }));
+        let notifications = listener::Notifications::of_changes(changes.iter().copied());
         if !notifications.is_empty() {
             transaction
                 .execute(queries::NOTIFY, &[&notifications.channels, &notifications.payloads])

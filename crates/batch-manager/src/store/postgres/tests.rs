@@ -740,7 +740,7 @@ async fn a_store_opens_its_writer_lanes_when_it_connects() {
 /// claimable channel too, packed into payloads under the limit, a resync always a payload of its own.
 #[test]
 fn notifications_go_to_their_channels_packed_and_resyncs_alone() {
-    use super::writer::Notifications;
+    use super::listener::Notifications;
     let line = |n: usize| format!("{n:0>36} pending 1");
     let lines = vec![(line(1), true), (line(2), false), ("*".to_owned(), true), (line(3), true)];
     let notifications = Notifications::of(lines);

@@ -47,10 +47,10 @@ use tokio_postgres::types::{Json, ToSql};
 use super::encoding::{JsonText, TaskRecord, Uuid, read_task, uuids};
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
 use super::held::{HeldRow, HeldRows};
-use super::listener::payload_line;
+use super::listener::Notifications;
 use super::{PgStats, queries};
 use crate::store::clock::Clock;
-use crate::store::feed::ChangeFeed;
+use crate::store::feed::{ChangeFeed, TaskChange};
 use crate::store::rules::{ClaimResult, Family, TaskRow, check_children, time_key};
 use crate::store::{
     ClaimedTask, HeartbeatReply, Holder, Lease, LeaseRequest, StatusUpdate, StoreError, TaskOutcome,
@@ -267,9 +267,8 @@ async fn dispatch(group: Group, mut receiver: mpsc::Receiver<Request>, writers: 
     }
 }
 
-/// The statements groups run, prepared on each lane's connection when the store connects (a
-/// statement left out here is prepared by the first group that runs it, as every statement is).
-const GROUP_STATEMENTS: [&str; 14] = [
+/// The statements of a group's first round trip, in the order [`run_group`] names them.
+const FIRST_ROUND: [&str; 8] = [
     queries::INSERT_TASKS,
     queries::LOCK_TASKS,
     queries::LOCK_CHILDREN,
@@ -278,6 +277,10 @@ const GROUP_STATEMENTS: [&str; 14] = [
     queries::CHECKPOINTS_OF,
     queries::CLAIM_PENDING,
     queries::CLAIM_ABANDONED,
+];
+
+/// The statements of a group's second round trip, in the order [`write`] names them.
+const SECOND_ROUND: [&str; 6] = [
     queries::INSERT_CHILDREN,
     queries::UPDATE_TASKS,
     queries::UPDATE_LEASES,
@@ -285,6 +288,27 @@ const GROUP_STATEMENTS: [&str; 14] = [
     queries::INSERT_EVENTS,
     queries::NOTIFY,
 ];
+
+/// `statements` prepared on `client` (each once per connection: cached), pipelined.
+async fn prepare_all<const N: usize>(
+    client: &Object,
+    statements: [&'static str; N],
+) -> Result<Vec<tokio_postgres::Statement>, tokio_postgres::Error> {
+    futures::future::try_join_all(statements.map(|sql| client.prepare_cached(sql))).await
+}
+
+/// A round's statements prepared for a group, as an array to name them by.
+async fn prepare_round<const N: usize>(
+    shared: &Shared,
+    client: &Object,
+    statements: [&'static str; N],
+) -> Result<[tokio_postgres::Statement; N], Failure> {
+    let prepared = prepare_all(client, statements)
+        .await
+        .map_err(|error| classify(shared, "preparing a statement", error))?;
+    <[tokio_postgres::Statement; N]>::try_from(prepared)
+        .map_err(|_| Failure::Fatal(storage(&shared.location, "a statement was not prepared".to_owned())))
+}
 
 /// Opens the connections of the writer's `lanes` and prepares the group statements on each, in
 /// one pipelined round trip per connection: the first groups find them ready (a new connection
@@ -294,9 +318,8 @@ pub(super) async fn open_lanes(pool: &Pool, location: &PgLocation, lanes: usize)
     let open = || async {
         let client = pool.get().await.map_err(|error| location.pool_error("connecting", error))?;
         let prepared =
-            futures::future::try_join_all(GROUP_STATEMENTS.iter().map(|sql| client.prepare_cached(sql)))
-                .await;
-        prepared.map_err(|error| location.error("preparing the store's statements", error))?;
+            futures::future::try_join(prepare_all(&client, FIRST_ROUND), prepare_all(&client, SECOND_ROUND));
+        prepared.await.map_err(|error| location.error("preparing the store's statements", error))?;
         Ok::<_, StoreError>(client)
     };
     // Held together, so that each is a connection of its own; back to the pool when dropped.
@@ -1174,10 +1197,7 @@ async fn run_group(
     // that another call of the group cannot take a candidate away); those that are claimable join the
     // candidates in memory.
 
-    let prepare = |sql: &'static str| async move {
-        client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
-    };
-    let (
+    let [
         insert_statement,
         lock_statement,
         children_statement,
@@ -1186,16 +1206,7 @@ async fn run_group(
         checkpoints_statement,
         pending_statement,
         abandoned_statement,
-    ) = tokio::try_join!(
-        prepare(queries::INSERT_TASKS),
-        prepare(queries::LOCK_TASKS),
-        prepare(queries::LOCK_CHILDREN),
-        prepare(queries::NOW_AND_XID),
-        prepare(queries::EXISTING_IDS),
-        prepare(queries::CHECKPOINTS_OF),
-        prepare(queries::CLAIM_PENDING),
-        prepare(queries::CLAIM_ABANDONED),
-    )?;
+    ] = prepare_round(shared, client, FIRST_ROUND).await?;
 
     // Round trip 1: begin, insert, lock, time, checkpoints, claim candidates.
     let insert = InsertColumns::of(insert_tasks.iter().copied());
@@ -1707,57 +1718,6 @@ fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
-/// Most bytes of one notification payload (PostgreSQL's limit is 8000).
-const PAYLOAD_LIMIT: usize = 7900;
-
-/// The parameters of [`queries::NOTIFY`]: payloads of change lines packed up to [`PAYLOAD_LIMIT`],
-/// every line on [`queries::CHANNEL`] and the claimable ones (and resyncs) on
-/// [`queries::CLAIMABLE_CHANNEL`] too.
-#[derive(Debug, Default)]
-pub(super) struct Notifications {
-    pub(super) channels: Vec<&'static str>,
-    pub(super) payloads: Vec<String>,
-}
-
-impl Notifications {
-    /// The notifications of `lines` (each a payload line, or `"*"`, and whether it goes to the
-    /// claimable channel too).
-    pub(super) fn of(lines: impl IntoIterator<Item = (String, bool)>) -> Notifications {
-        let mut notifications = Notifications::default();
-        let (mut all, mut claimable) = (String::new(), String::new());
-        for (line, to_claimable) in lines {
-            notifications.pack(&mut all, &line, queries::CHANNEL);
-            if to_claimable {
-                notifications.pack(&mut claimable, &line, queries::CLAIMABLE_CHANNEL);
-            }
-        }
-        for (payload, channel) in [(all, queries::CHANNEL), (claimable, queries::CLAIMABLE_CHANNEL)] {
-            if !payload.is_empty() {
-                notifications.channels.push(channel);
-                notifications.payloads.push(payload);
-            }
-        }
-        notifications
-    }
-
-    fn pack(&mut self, payload: &mut String, line: &str, channel: &'static str) {
-        // A resync is a payload of its own (a listener reads "*" only as a whole payload).
-        let alone = line == "*" || payload == "*";
-        if !payload.is_empty() && (alone || payload.len() + 1 + line.len() > PAYLOAD_LIMIT) {
-            self.channels.push(channel);
-            self.payloads.push(std::mem::take(payload));
-        }
-        if !payload.is_empty() {
-            payload.push('\n');
-        }
-        payload.push_str(line);
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.payloads.is_empty()
-    }
-}
-
 impl<'a> Writes<'a> {
     fn of(state: &'a State<'_>) -> Writes<'a> {
         let mut writes = Writes::default();
@@ -1800,11 +1760,12 @@ impl<'a> Writes<'a> {
             writes.event_sequences.push(event.sequence.map(to_i64));
         }
         // One NOTIFY statement: the changes packed into as few payloads as fit.
-        writes.notifications = Notifications::of(
-            state
-                .changes()
-                .into_iter()
-                .map(|(id, status, claimable)| (payload_line(&id, status, claimable), claimable)),
+        writes.notifications = Notifications::of_changes(
+            state.changes().into_iter().map(|(id, status, claimable)| TaskChange::Task {
+                id,
+                status,
+                claimable,
+            }),
         );
         writes
     }
@@ -1820,24 +1781,14 @@ async fn write(
     deadline: Instant,
 ) -> Result<(), Failure> {
     let written = Writes::of(state);
-    let prepare = |sql: &'static str| async move {
-        client.prepare_cached(sql).await.map_err(|error| classify(shared, "preparing a statement", error))
-    };
-    let (
+    let [
         children_statement,
         update_statement,
         leases_statement,
         checkpoints_statement,
         events_statement,
         notify_statement,
-    ) = tokio::try_join!(
-        prepare(queries::INSERT_CHILDREN),
-        prepare(queries::UPDATE_TASKS),
-        prepare(queries::UPDATE_LEASES),
-        prepare(queries::UPSERT_CHECKPOINTS),
-        prepare(queries::INSERT_EVENTS),
-        prepare(queries::NOTIFY),
-    )?;
+    ] = prepare_round(shared, client, SECOND_ROUND).await?;
     let children = InsertColumns::of(state.new_rows.iter());
     let children_params = children.params();
     let update_params: [&(dyn ToSql + Sync); 14] = [
