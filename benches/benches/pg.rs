@@ -6,8 +6,9 @@
 //!   would have, connected as `batch worker` connects: hearing only the changes that make tasks
 //!   claimable) on a throwaway PostgreSQL server started by the test kit with default settings
 //!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers` (each
-//!   worker with the default two claims in flight), `batch_pg_4_workers_1_claim` (one each: fewer
-//!   claims in flight skipping each other's locked rows, and fewer, larger groups); the peer
+//!   worker's store with the default two writer lanes), `batch_pg_4_workers_1_lane` (one each, as
+//!   `batch worker --writers 1`: the fleet's four lanes about the two-core server's cores, fewer and
+//!   larger groups); every worker keeps the default two claims in flight; the peer
 //!   `apalis_postgres` (apalis-postgres 1.0 from crates.io: 10,000 no-op jobs pushed and worked by
 //!   one worker, batch size 100, on the same server in the same run), `apalis_postgres_default`
 //!   (the same with apalis's default batch size, 10); `batch_sqlite_1_worker`, the same flow on the
@@ -120,7 +121,7 @@ async fn drop_database(cluster: &PgCluster, database: &batch_testkit::TestDataba
     or_panic(cluster.drop_database(&database.name).await, "dropping a database");
 }
 
-async fn run_batch_pg(cluster: &PgCluster, workers: usize, claims_in_flight: usize) -> Duration {
+async fn run_batch_pg(cluster: &PgCluster, workers: usize, writers: usize) -> Duration {
     let database = fresh_database(cluster).await;
     let connect = |options: PgOptions| async {
         Arc::new(or_panic(PgStore::connect(&database.url, options).await, "connecting"))
@@ -130,10 +131,10 @@ async fn run_batch_pg(cluster: &PgCluster, workers: usize, claims_in_flight: usi
     let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 1);
     let mut managers = Vec::new();
     for idx in 0..workers {
-        // As `batch worker` connects: hearing only the changes that make tasks claimable.
-        let store = connect(PgOptions { listen_claimable_only: true, ..PgOptions::default() }).await
-            as Arc<dyn TaskStore>;
-        managers.push(manager_on(store, &format!("worker-{idx}"), claims_in_flight));
+        // As `batch worker --writers N` connects: hearing only the changes that make tasks claimable.
+        let options = PgOptions { listen_claimable_only: true, writers, ..PgOptions::default() };
+        let store = connect(options).await as Arc<dyn TaskStore>;
+        managers.push(manager_on(store, &format!("worker-{idx}"), ManagerConfig::default().claims_in_flight));
     }
     let running = Workers::start(managers);
     let mut events = submitter_store.subscribe();
@@ -302,13 +303,13 @@ fn m3_pg_task_throughput(c: &mut Criterion) {
     group.throughput(Throughput::Elements(M3_TASKS as u64));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(30));
-    let default_claims = ManagerConfig::default().claims_in_flight;
-    for (name, workers, claims) in [
-        ("batch_pg_1_worker", 1, default_claims),
-        ("batch_pg_4_workers", 4, default_claims),
-        ("batch_pg_4_workers_1_claim", 4, 1),
+    let default_writers = PgOptions::default().writers;
+    for (name, workers, writers) in [
+        ("batch_pg_1_worker", 1, default_writers),
+        ("batch_pg_4_workers", 4, default_writers),
+        ("batch_pg_4_workers_1_lane", 4, 1),
     ] {
-        bench_runs(&mut group, &rt, name, || run_batch_pg(cluster, workers, claims));
+        bench_runs(&mut group, &rt, name, || run_batch_pg(cluster, workers, writers));
     }
     for (name, batch_size) in
         [("apalis_postgres", APALIS_BATCH), ("apalis_postgres_default", ApalisConfig::default().batch_size)]

@@ -29,6 +29,13 @@ type Failure = Box<dyn std::error::Error>;
 
 const COMMITS_PER_TASK: usize = 500;
 
+/// The store's options: the defaults, with `PG_WRITERS` (if set) as its writer lanes.
+fn pg_options() -> PgOptions {
+    let defaults = PgOptions::default();
+    let writers = std::env::var("PG_WRITERS").ok().and_then(|n| n.parse().ok()).unwrap_or(defaults.writers);
+    PgOptions { writers, ..defaults }
+}
+
 fn main() -> Result<(), Failure> {
     let rounds: usize = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(10);
     let cluster = PgCluster::start()?;
@@ -41,7 +48,7 @@ fn main() -> Result<(), Failure> {
     for tasks in [1, 8] {
         let database = runtime.block_on(cluster.create_database())?;
         let pg: Arc<dyn TaskStore> =
-            Arc::new(runtime.block_on(PgStore::connect(&database.url, PgOptions::default()))?);
+            Arc::new(runtime.block_on(PgStore::connect(&database.url, pg_options()))?);
         let sqlite: Arc<dyn TaskStore> = Arc::new(SqliteStore::open(
             dir.path().join(format!("latency-{tasks}.db")),
             SqliteOptions::default(),

@@ -193,6 +193,11 @@ pub(crate) struct WorkerArgs {
     /// busy database, 1 saves the database the rows each claim skips because another holds them.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub(crate) claims_in_flight: u32,
+    /// On PostgreSQL, the connections that commit this worker's changes in groups (its writer
+    /// lanes): a fleet does best when its lanes together are about the database server's cores
+    /// (four workers on a two-core server: 1 each). SQLite has one writer and ignores it.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) writers: u32,
     /// Only claim tasks of these kinds (comma-separated) [default: every kind].
     #[arg(long, value_name = "KIND,...", value_delimiter = ',', value_parser = kind_parser())]
     pub(crate) types: Vec<TaskType>,

@@ -90,8 +90,12 @@ pub(crate) enum Access {
     /// It works on tasks that exist: a missing store is an error saying which `--db` to pass.
     Existing,
     /// It runs a worker (as `Create` for SQLite): on PostgreSQL its store hears only the changes
-    /// that make a task claimable, which are all its claim loops wait for.
-    Work,
+    /// that make a task claimable, which are all its claim loops wait for, and commits its changes
+    /// on `writers` lanes (SQLite has one writer).
+    Work {
+        /// The PostgreSQL store's writer lanes ([`PgOptions::writers`]).
+        writers: usize,
+    },
 }
 
 /// The manager settings of the command line: a 3 s lease renewed every second, a 10 s stop grace
@@ -129,10 +133,15 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
             // connect, under an advisory lock): the database itself is the operator's to create.
             // Commands that work on existing tasks (list, show, stop, wait, metrics) are short and
             // mostly read: they make connections as they need them, not one per writer lane.
+            let defaults = PgOptions::default();
             let options = PgOptions {
                 open_writers_at_connect: access != Access::Existing,
-                listen_claimable_only: access == Access::Work,
-                ..PgOptions::default()
+                listen_claimable_only: matches!(access, Access::Work { .. }),
+                writers: match access {
+                    Access::Work { writers } => writers,
+                    Access::Create | Access::Existing => defaults.writers,
+                },
+                ..defaults
             };
             let store = PgStore::connect(url, options).await.map_err(|error| {
                 coded(error.code(), format!("cannot open the task store (set it with --db): {error}"))
@@ -143,7 +152,7 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
     match access {
         Access::Existing if !path.exists() => return Err(missing_store(path)),
         Access::Existing => {}
-        Access::Create | Access::Work => create_folder(path)?,
+        Access::Create | Access::Work { .. } => create_folder(path)?,
     }
     let store = SqliteStore::open(path, SqliteOptions::default()).map_err(|error| {
         coded(

@@ -26,10 +26,18 @@ pub(crate) async fn worker(db: &StoreAddress, args: WorkerArgs) -> anyhow::Resul
         config = config.with_worker_id(name.clone());
     }
     let worker_id = config.worker_id.clone();
-    let manager = open_manager_with(db, Access::Work, registry, config).await?;
+    let access = Access::Work { writers: usize::try_from(args.writers).unwrap_or(1) };
+    let manager = open_manager_with(db, access, registry, config).await?;
     let mut terminate = signal(SignalKind::terminate()).map_err(signal_error)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(signal_error)?;
-    tracing::info!(worker = %worker_id, store = %db, slots = args.concurrency, kinds = %kinds, "worker started");
+    tracing::info!(
+        worker = %worker_id,
+        store = %db,
+        slots = args.concurrency,
+        writers = args.writers,
+        kinds = %kinds,
+        "worker started"
+    );
 
     let mut run = std::pin::pin!(manager.run_worker());
     let mut status = tokio::time::interval(args.status_interval);

@@ -53,6 +53,23 @@ impl Audit {
     }
 }
 
+impl Fleet {
+    /// On PostgreSQL: how many sessions the store's connections (application name `batch`) hold on
+    /// the fleet's database.
+    fn store_sessions(&self) -> i64 {
+        let audit = self.audit.as_ref().expect("a fleet on the shared PostgreSQL server");
+        let row = audit
+            .runtime
+            .block_on(audit.client.query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'batch'",
+                &[],
+            ))
+            .unwrap();
+        row.get(0)
+    }
+}
+
 /// One `batch worker` process and what it logged (JSON lines, read as they come).
 pub(crate) struct Worker {
     pub(crate) name: String,
@@ -751,6 +768,40 @@ mod sqlite {
 
 mod postgres {
     fleet_tests!(crate::fleet::Fleet::postgres(module_path!()));
+
+    /// `--writers N`: the worker commits on N connections, made when it starts (with its
+    /// listener's, N + 1 sessions), and runs tasks with one as with several.
+    #[test]
+    fn a_worker_commits_on_the_writer_lanes_it_is_given() {
+        let Some(fleet) = crate::fleet::Fleet::postgres(module_path!()) else { return };
+        fleet.sandbox.generate("batch_process", 200, "records.jsonl", &["--invalid-ratio", "0"]);
+        let input = fleet.sandbox.path("records.jsonl").display().to_string();
+        for writers in [1, 3] {
+            let lanes = writers.to_string();
+            let worker = fleet.worker_with(&format!("lanes-{writers}"), 2, &["--writers", &lanes]);
+            let started = worker.wait_for(|event| event["message"] == "worker started", "its start");
+            assert_eq!(started["writers"], writers, "{started}");
+            // A status line comes after the claim loops ran: they use the lanes, nothing more.
+            worker.wait_for(|event| event["message"] == "worker status", "a status line");
+            assert_eq!(fleet.store_sessions(), i64::from(writers) + 1, "writers {writers}");
+            let output = fleet.sandbox.path(&format!("out-{writers}.jsonl")).display().to_string();
+            let id = fleet
+                .submit("batch_process", &["--input", &input, "--output", &output, "--batch-size", "20"]);
+            let (code, task) = fleet.wait(&id);
+            assert_eq!((code, &task["status"]), (0, &serde_json::json!("completed")), "{task}");
+            assert_eq!(task["progress"]["processed"], 200, "{task}");
+            drop(worker);
+            // The killed worker's sessions end after it: the next count starts from none.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while fleet.store_sessions() > 0 {
+                assert!(std::time::Instant::now() < deadline, "the killed worker's sessions did not end");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let refused = fleet.run(&["worker", "--writers", "0"]);
+        assert_eq!(refused.code, 2, "{}", refused.stderr);
+        assert!(refused.stderr.contains("--writers"), "{}", refused.stderr);
+    }
 
     #[test]
     fn the_server_restarted_mid_run_workers_reconnect_and_finish_byte_identical() {

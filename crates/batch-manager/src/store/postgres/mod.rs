@@ -111,7 +111,12 @@ pub struct PgOptions {
     /// Most pooled connections (default 8; at least `writers + 1`). The change feed's connection
     /// comes on top.
     pub max_connections: usize,
-    /// Most group transactions at once (default 4; 0 counts as 1).
+    /// Most group transactions at once, each on a connection of its own: the writer's lanes
+    /// (default 2; 0 counts as 1). Two let a group's round trips overlap the commit of the group
+    /// before; more make smaller groups that contend for the same pages and the commit's locks. A
+    /// fleet does best when its lanes together (workers × `writers`) are about the server's cores:
+    /// on a two-core server, one worker with 2 and four workers with 1 each (`batch worker
+    /// --writers`); measured in docs/BENCHMARKS.md.
     pub writers: usize,
     /// Most calls in one group transaction (default 512; 0 counts as 1).
     pub max_group: usize,
@@ -158,7 +163,7 @@ impl Default for PgOptions {
     fn default() -> PgOptions {
         PgOptions {
             max_connections: 8,
-            writers: 4,
+            writers: 2,
             max_group: 512,
             queue_capacity: 4096,
             connect_timeout: Duration::from_secs(10),
