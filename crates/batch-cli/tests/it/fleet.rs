@@ -201,11 +201,16 @@ impl Worker {
         self.log.lock().unwrap().clone()
     }
 
-    /// Waits until an event satisfies `matches` (30 s at most); returns it.
+    /// Waits until an event satisfies `matches` (60 s at most); returns it.
     pub(crate) fn wait_for(&self, matches: impl Fn(&Value) -> bool, what: &str) -> Value {
+        self.wait_for_after(0, matches, what)
+    }
+
+    /// Waits until an event after the first `skip` satisfies `matches` (60 s at most); returns it.
+    pub(crate) fn wait_for_after(&self, skip: usize, matches: impl Fn(&Value) -> bool, what: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Some(event) = self.events().into_iter().find(|event| matches(event)) {
+            if let Some(event) = self.events().into_iter().skip(skip).find(|event| matches(event)) {
                 return event;
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -450,9 +455,37 @@ impl Scenarios {
             task["progress"]["processed"].as_u64() > Some(2000)
         });
         let second = fleet.worker("second", 1);
-        first.signal(rustix::process::Signal::STOP);
-        claimed(&second, &id, true);
-        first.signal(rustix::process::Signal::CONT);
+        let is_claim = |event: &Value| {
+            event["message"] == "task claimed" && event["span"]["task_id"] == id && event["resumed"] == true
+        };
+        // On SQLite, a pause that lands inside the first worker's write transaction keeps the file
+        // locked until the process resumes (nothing can break another process's SQLite lock: the
+        // store's documented limit), and the second cannot claim anything. Then the first is
+        // resumed (it still holds the task: nobody took it) and paused again once it committed
+        // more.
+        let locked = |event: &Value| {
+            event["message"] == "worker cannot claim tasks"
+                && event["error"].as_str().is_some_and(|error| error.contains("database is locked"))
+        };
+        for pause in 1.. {
+            let from = second.events().len();
+            if second.events().iter().any(is_claim) {
+                break;
+            }
+            first.signal(rustix::process::Signal::STOP);
+            let seen =
+                second.wait_for_after(from, |event| is_claim(event) || locked(event), "a claim or a lock");
+            first.signal(rustix::process::Signal::CONT);
+            if is_claim(&seen) {
+                break;
+            }
+            eprintln!("pause {pause} caught the first worker inside a write transaction: {seen}");
+            assert!(pause < 5, "every pause caught the first worker holding the store's lock");
+            let processed = fleet.show(&id)["progress"]["processed"].as_u64();
+            fleet.wait_task(&id, Duration::from_secs(60), |task| {
+                task["progress"]["processed"].as_u64() > processed || task["status"] != "processing"
+            });
+        }
         // The stale holder learns at its next write (a checkpoint, a heartbeat or its end) and drops
         // the task: logged as refused, and no more of its writes land.
         let refused = first.wait_for(

@@ -29,7 +29,10 @@
 //!   claim a task; the `busy_timeout` bounds how long one waits for the other. WAL needs shared memory
 //!   between the processes, so they must run on the same host (not over a network file system); a
 //!   fleet of workers on many machines uses the PostgreSQL store. Leases are judged by the store's
-//!   [`Clock`] — the host's system clock, the same for every process.
+//!   [`Clock`] — the host's system clock, the same for every process. A process paused (SIGSTOP, a
+//!   stalled VM) inside a write transaction keeps the file locked until it resumes: no other process
+//!   can write, or take its tasks over, meanwhile (nothing can end another process's SQLite lock;
+//!   the PostgreSQL store's server ends such a transaction after `idle_transaction_timeout`).
 //! - **A change feed.** Changes made through this handle are published at once; changes by other
 //!   processes are noticed by a watcher (`PRAGMA data_version`, every `watch_interval` while anyone
 //!   subscribes) and published as [`TaskChange::Resync`].
