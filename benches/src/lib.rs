@@ -33,6 +33,12 @@ pub fn w1_hand_loop(n: u64) -> u64 {
     sum
 }
 
+/// The number in environment variable `name` (a probe's setting), or `default` when it is unset or
+/// not a number.
+pub fn number_from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
+}
+
 /// Peak resident set size of this process in KiB (`VmHWM` from `/proc/self/status`), where available.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -51,7 +51,7 @@ async fn measure(cluster: &PgCluster, rows: u64) -> Result<(), Failure> {
         "output": database.url, "output_table": "t2",
         "dead_letter": dir.path().join("dead.jsonl"), "output_mode": "auto",
     });
-    let batch_size = std::env::var("C1_BATCH_SIZE").ok().and_then(|size| size.parse().ok()).unwrap_or(1000);
+    let batch_size = benches::number_from_env("C1_BATCH_SIZE", 1000);
     let task_config = BatchConfig { batch_size, concurrency: 2, ..BatchConfig::default() };
     let request = CreateTaskRequest::new(TaskType::BatchProcess).with_config(task_config).with_params(params);
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;

@@ -32,8 +32,7 @@ const COMMITS_PER_TASK: usize = 500;
 /// The store's options: the defaults, with `PG_WRITERS` (if set) as its writer lanes.
 fn pg_options() -> PgOptions {
     let defaults = PgOptions::default();
-    let writers = std::env::var("PG_WRITERS").ok().and_then(|n| n.parse().ok()).unwrap_or(defaults.writers);
-    PgOptions { writers, ..defaults }
+    PgOptions { writers: benches::number_from_env("PG_WRITERS", defaults.writers), ..defaults }
 }
 
 fn main() -> Result<(), Failure> {

@@ -33,6 +33,7 @@ use batch_manager::store::postgres::{PgOptions, PgStore};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
+use benches::number_from_env;
 use benches::pg_probe::{CpuProbe, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
@@ -222,11 +223,6 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         println!("| {name} | {inserts} | {updates} | {hot} |");
     }
     Ok(())
-}
-
-/// The number in environment variable `name`, or `default` when it is unset or not a number.
-fn number_from_env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|value| value.parse().ok()).unwrap_or(default)
 }
 
 /// A worker's store as `batch worker` connects it (hearing only the changes that make tasks

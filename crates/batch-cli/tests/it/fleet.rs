@@ -53,23 +53,6 @@ impl Audit {
     }
 }
 
-impl Fleet {
-    /// On PostgreSQL: how many sessions the store's connections (application name `batch`) hold on
-    /// the fleet's database.
-    fn store_sessions(&self) -> i64 {
-        let audit = self.audit.as_ref().expect("a fleet on the shared PostgreSQL server");
-        let row = audit
-            .runtime
-            .block_on(audit.client.query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND application_name = 'batch'",
-                &[],
-            ))
-            .unwrap();
-        row.get(0)
-    }
-}
-
 /// One `batch worker` process and what it logged (JSON lines, read as they come).
 pub(crate) struct Worker {
     pub(crate) name: String,
@@ -185,6 +168,21 @@ impl Fleet {
             assert!(Instant::now() < deadline, "the task never got there: {task}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// On PostgreSQL: how many sessions the store's connections (application name `batch`) hold on
+    /// the fleet's database.
+    fn store_sessions(&self) -> i64 {
+        let audit = self.audit.as_ref().expect("a fleet on the shared PostgreSQL server");
+        let row = audit
+            .runtime
+            .block_on(audit.client.query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'batch'",
+                &[],
+            ))
+            .unwrap();
+        row.get(0)
     }
 
     /// `batch tasks wait id --json` (exit code and document).
@@ -468,8 +466,9 @@ impl Scenarios {
                 && event["error"].as_str().is_some_and(|error| error.contains("database is locked"))
         };
         for pause in 1.. {
-            let from = second.events().len();
-            if second.events().iter().any(is_claim) {
+            let events = second.events();
+            let from = events.len();
+            if events.iter().any(is_claim) {
                 break;
             }
             first.signal(rustix::process::Signal::STOP);

@@ -33,8 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use batch_model::{
-    AttachedInput, AttachedWrite, BatchTask, Checkpoint, CheckpointCommit, Progress, TaskId, TaskStatus,
-    TaskType,
+    AttachedInput, AttachedWrite, BatchTask, Checkpoint, CheckpointCommit, Progress, TaskId, TaskType,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
@@ -340,7 +339,7 @@ enum Failure {
 /// A committed group: the answers, what to publish, and how many rows it took from copies.
 struct Committed {
     answers: Vec<Result<Answer, StoreError>>,
-    changes: Vec<(TaskId, TaskStatus, bool)>,
+    changes: Vec<TaskChange>,
     copied: usize,
 }
 
@@ -375,8 +374,8 @@ async fn execute(group: &Group, requests: Vec<Request>) {
             counters.committed.fetch_add(1, Ordering::Relaxed);
             counters.copied.fetch_add(committed.copied as u64, Ordering::Relaxed);
             if let Some(feed) = &group.shared.local_feed {
-                for (id, status, claimable) in &committed.changes {
-                    feed.task(*id, *status, *claimable);
+                for change in &committed.changes {
+                    feed.publish(*change);
                 }
             }
             for (request, answer) in requests.into_iter().zip(committed.answers) {
@@ -1018,12 +1017,16 @@ impl<'a> State<'a> {
     }
 
     /// Each published task with its status and whether it is claimable now.
-    fn changes(&self) -> Vec<(TaskId, TaskStatus, bool)> {
+    fn changes(&self) -> Vec<TaskChange> {
         self.notify
             .iter()
             .filter_map(|id| {
                 let row = self.loaded.rows.get(id)?;
-                Some((*id, row.task.status, row.is_claimable(self.now)))
+                Some(TaskChange::Task {
+                    id: *id,
+                    status: row.task.status,
+                    claimable: row.is_claimable(self.now),
+                })
             })
             .collect()
     }
@@ -1415,12 +1418,14 @@ async fn run_group(
     let unchanged: Vec<TaskId> = state.loaded.copied.difference(&state.full).copied().collect();
     state.leases.extend(unchanged);
 
-    // Round trip 2: the writes and the commit.
-    write(shared, client, &state, xid, deadline).await?;
+    // Round trip 2: the writes and the commit (notifying `changes`, which are published locally
+    // too when nobody listens).
+    let changes = state.changes();
+    write(shared, client, &state, &changes, xid, deadline).await?;
     // Copies are kept of the tasks the group claimed or its holder calls named (rows it merely read,
     // held by other stores' workers, would only age); every row it saw that is no longer held goes.
     shared.held.record(state.held_rows(), |id| holder_calls.contains(id) || state.claimed.contains(id));
-    Ok(Committed { answers, changes: state.changes(), copied: state.loaded.copied.len() })
+    Ok(Committed { answers, changes, copied: state.loaded.copied.len() })
 }
 
 /// The tasks of the group's holder calls (heartbeat, checkpoint, progress, finish, release) that no
@@ -1719,7 +1724,7 @@ fn to_i64(value: u64) -> i64 {
 }
 
 impl<'a> Writes<'a> {
-    fn of(state: &'a State<'_>) -> Writes<'a> {
+    fn of(state: &'a State<'_>, changes: &[TaskChange]) -> Writes<'a> {
         let mut writes = Writes::default();
         // A finished task's row is written whole (its status changed), with its result.
         for id in state.full.iter().chain(state.results.keys().filter(|id| !state.full.contains(id))) {
@@ -1760,13 +1765,7 @@ impl<'a> Writes<'a> {
             writes.event_sequences.push(event.sequence.map(to_i64));
         }
         // One NOTIFY statement: the changes packed into as few payloads as fit.
-        writes.notifications = Notifications::of_changes(
-            state.changes().into_iter().map(|(id, status, claimable)| TaskChange::Task {
-                id,
-                status,
-                claimable,
-            }),
-        );
+        writes.notifications = Notifications::of_changes(changes.iter().copied());
         writes
     }
 }
@@ -1777,10 +1776,11 @@ async fn write(
     shared: &Shared,
     client: &Object,
     state: &State<'_>,
+    changes: &[TaskChange],
     xid: i64,
     deadline: Instant,
 ) -> Result<(), Failure> {
-    let written = Writes::of(state);
+    let written = Writes::of(state, changes);
     let [
         children_statement,
         update_statement,
