@@ -27,8 +27,13 @@ pub enum TaskChange {
 /// falls behind gets `RecvError::Lagged` and should re-read what it shows).
 pub type TaskChanges = broadcast::Receiver<TaskChange>;
 
-/// How many changes a subscriber may fall behind before it lags.
-pub(crate) const FEED_CAPACITY: usize = 1024;
+/// How many changes a subscriber may fall behind before it lags: several groups' worth. A group
+/// publishes its changes at once (up to a PostgreSQL group's 512 calls, or a bulk creation's
+/// tasks), and a subscriber that hears every change of a fleet gets every worker's groups. With
+/// room for two groups (1,024), a subscriber that missed one scheduling slice while four workers
+/// committed lagged and re-read the store (a listing, or a count of every task by status), which
+/// cost far more than the slots do (a few dozen bytes each): docs/BENCHMARKS.md, m3, session 11.
+pub(crate) const FEED_CAPACITY: usize = 4096;
 
 /// The sending side, owned by a store.
 #[derive(Debug, Clone)]
