@@ -38,6 +38,7 @@ use batch_manager::{BatchManager, ManagerConfig};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
+use benches::river_sql;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -277,170 +278,18 @@ async fn run_sql_one_per_transaction(cluster: &PgCluster, connections: usize) ->
     elapsed
 }
 
-/// River's jobs table as its migrations leave it (written here from River's schema: its columns,
-/// its checks and its six indexes, the two GIN ones included), for the River-shaped SQL peer.
-const RIVER_JOBS_TABLE: &str = "\
-CREATE TYPE river_state AS ENUM
-    ('available', 'cancelled', 'completed', 'discarded', 'pending', 'retryable', 'running', 'scheduled');
-CREATE TABLE river_jobs (
-    id            bigserial    PRIMARY KEY,
-    args          jsonb        NOT NULL DEFAULT '{}',
-    attempt       smallint     NOT NULL DEFAULT 0,
-    attempted_at  timestamptz,
-    attempted_by  text[],
-    created_at    timestamptz  NOT NULL DEFAULT now(),
-    errors        jsonb[],
-    finalized_at  timestamptz,
-    kind          text         NOT NULL,
-    max_attempts  smallint     NOT NULL,
-    metadata      jsonb        NOT NULL DEFAULT '{}',
-    priority      smallint     NOT NULL DEFAULT 1,
-    queue         text         NOT NULL DEFAULT 'default',
-    state         river_state  NOT NULL DEFAULT 'available',
-    scheduled_at  timestamptz  NOT NULL DEFAULT now(),
-    tags          varchar(255)[] NOT NULL DEFAULT '{}',
-    unique_key    bytea,
-    unique_states bit(8),
-    CHECK ((finalized_at IS NULL AND state NOT IN ('cancelled', 'completed', 'discarded'))
-        OR (finalized_at IS NOT NULL AND state IN ('cancelled', 'completed', 'discarded'))),
-    CHECK (priority >= 1 AND priority <= 4),
-    CHECK (char_length(queue) > 0 AND char_length(queue) < 128),
-    CHECK (char_length(kind) > 0 AND char_length(kind) < 128)
-);
-CREATE INDEX river_jobs_kind ON river_jobs (kind);
-CREATE INDEX river_jobs_fetching ON river_jobs (state, queue, priority, scheduled_at, id);
-CREATE INDEX river_jobs_finalized ON river_jobs (state, finalized_at) WHERE finalized_at IS NOT NULL;
-CREATE INDEX river_jobs_args ON river_jobs USING GIN (args);
-CREATE INDEX river_jobs_metadata ON river_jobs USING GIN (metadata);
-CREATE UNIQUE INDEX river_jobs_unique ON river_jobs (unique_key)
-    WHERE unique_key IS NOT NULL AND unique_states IS NOT NULL";
-
-/// Inserts a batch of jobs from parallel arrays (args, kind), as River's fast bulk insert does.
-const RIVER_INSERT: &str = "\
-INSERT INTO river_jobs (args, kind, max_attempts, metadata, priority, queue, scheduled_at, state, tags)
-SELECT a, k, 25, '{}', 1, 'default', now(), 'available', '{}'
-FROM unnest($1::jsonb[], $2::text[]) AS i(a, k)";
-
-/// Locks up to `$1` available jobs, oldest first, and marks them running, in one statement (River's
-/// fetch); returns the whole rows, as River's does.
-const RIVER_FETCH: &str = "\
-WITH locked AS (
-    SELECT id FROM river_jobs
-    WHERE state = 'available' AND queue = 'default' AND scheduled_at <= now()
-    ORDER BY priority, scheduled_at, id
-    LIMIT $1::int FOR UPDATE SKIP LOCKED
-)
-UPDATE river_jobs j
-SET state = 'running', attempt = j.attempt + 1, attempted_at = now(),
-    attempted_by = array_append(j.attempted_by, $2::text)
-FROM locked WHERE j.id = locked.id
-RETURNING j.*";
-
-/// Completes a batch of running jobs (ids and finish times as arrays), each only if it is still
-/// running, its row locked first (River's batch completion).
-const RIVER_COMPLETE: &str = "\
-WITH input AS (
-    SELECT unnest($1::bigint[]) AS id, unnest($2::timestamptz[]) AS finalized_at
-), target AS (
-    SELECT j.id, input.finalized_at FROM river_jobs j JOIN input ON j.id = input.id
-    WHERE j.state = 'running' FOR UPDATE OF j
-)
-UPDATE river_jobs j SET state = 'completed', finalized_at = target.finalized_at
-FROM target WHERE j.id = target.id
-RETURNING j.id";
-
-/// What the River-shaped peer's three loops share: the fetched jobs waiting for their completion,
-/// and counts, each change signalled.
-#[derive(Default)]
-struct RiverShared {
-    /// Fetched (run: the jobs are no-ops) and not yet handed to the completer.
-    done: std::sync::Mutex<Vec<i64>>,
-    /// Jobs fetched and not yet completed (the client's slots in use).
-    running: AtomicUsize,
-    inserted: AtomicUsize,
-    completed: AtomicUsize,
-    /// Signals the fetch loop: jobs inserted, or slots freed.
-    to_fetch: tokio::sync::Notify,
-    /// Signals the completer: jobs done.
-    to_complete: tokio::sync::Notify,
-}
-
-/// River's statements with no client work around them, in the same run: m3's 10,000 jobs inserted
-/// in batches of 1,000 (River's bulk insert) on one connection, while a fetch loop on a second
-/// (River's producer: one fetch at a time, for as many jobs as its 1,024 slots have free) hands
-/// each fetched job straight to a completer on a third, which completes everything done since its
-/// last statement in one (River's batch completer). River's own client adds its goroutines, timers
-/// (its fetch cooldown, its completer's tick) and row decoding on top, so this is a ceiling of
-/// River's rate on the machine of the run, not River: a calibration of the issue's 15,000–17,000.
+/// River's statements with no client work around them, in the same run (`benches::river_sql`): a
+/// ceiling of River's rate on the machine of the run, not River.
 async fn run_sql_river_statements(cluster: &PgCluster) -> Duration {
     let database = fresh_database(cluster).await;
     let inserter = or_panic(cluster.connect(&database.name).await, "connecting");
     let fetcher = or_panic(cluster.connect(&database.name).await, "connecting");
     let completer = or_panic(cluster.connect(&database.name).await, "connecting");
-    or_panic(inserter.batch_execute(RIVER_JOBS_TABLE).await, "creating River's jobs table");
-    let shared = RiverShared::default();
-    let shared = &shared;
-    let slots = SLOTS_PER_WORKER;
-
-    let started = Instant::now();
-    let insert = async {
-        let insert = or_panic(inserter.prepare(RIVER_INSERT).await, "preparing the insert");
-        let kinds = vec!["noop"; CREATE_BATCH];
-        for _ in 0..M3_TASKS / CREATE_BATCH {
-            // Each job's args encoded, as River's client encodes them.
-            let args: Vec<serde_json::Value> = (0..CREATE_BATCH).map(|_| serde_json::json!({})).collect();
-            or_panic(inserter.execute(&insert, &[&args, &kinds]).await, "inserting jobs");
-            shared.inserted.fetch_add(CREATE_BATCH, Ordering::SeqCst);
-            shared.to_fetch.notify_one();
-        }
-    };
-    let fetch = async {
-        let fetch = or_panic(fetcher.prepare(RIVER_FETCH).await, "preparing the fetch");
-        let mut fetched = 0_usize;
-        while fetched < M3_TASKS {
-            let free = slots.saturating_sub(shared.running.load(Ordering::SeqCst));
-            if free == 0 || fetched >= shared.inserted.load(Ordering::SeqCst) {
-                shared.to_fetch.notified().await;
-                continue;
-            }
-            let limit = i32::try_from(free).unwrap_or(i32::MAX);
-            let rows = or_panic(fetcher.query(&fetch, &[&limit, &"m3-river"]).await, "fetching jobs");
-            if rows.is_empty() {
-                shared.to_fetch.notified().await;
-                continue;
-            }
-            let ids: Vec<i64> =
-                rows.iter().map(|row| or_panic(row.try_get::<_, i64>("id"), "reading a job's id")).collect();
-            fetched += ids.len();
-            shared.running.fetch_add(ids.len(), Ordering::SeqCst);
-            or_panic(shared.done.lock(), "the done list").extend(ids);
-            shared.to_complete.notify_one();
-        }
-    };
-    let complete = async {
-        let complete = or_panic(completer.prepare(RIVER_COMPLETE).await, "preparing the completion");
-        while shared.completed.load(Ordering::SeqCst) < M3_TASKS {
-            let ids = std::mem::take(&mut *or_panic(shared.done.lock(), "the done list"));
-            if ids.is_empty() {
-                shared.to_complete.notified().await;
-                continue;
-            }
-            let now = std::time::SystemTime::now();
-            let finished = vec![now; ids.len()];
-            let rows = or_panic(completer.query(&complete, &[&ids, &finished]).await, "completing jobs");
-            assert_eq!(rows.len(), ids.len(), "every fetched job was running");
-            shared.completed.fetch_add(ids.len(), Ordering::SeqCst);
-            shared.running.fetch_sub(ids.len(), Ordering::SeqCst);
-            shared.to_fetch.notify_one();
-        }
-    };
-    tokio::join!(insert, fetch, complete);
-    let elapsed = started.elapsed();
-    let row = or_panic(
-        completer.query_one("SELECT count(*) FROM river_jobs WHERE state = 'completed'", &[]).await,
-        "counting completed jobs",
+    or_panic(river_sql::create_table(&inserter).await, "creating River's jobs table");
+    let elapsed = or_panic(
+        river_sql::run(&inserter, &fetcher, &completer, M3_TASKS, CREATE_BATCH, SLOTS_PER_WORKER).await,
+        "running River's statements",
     );
-    assert_eq!(row.get::<_, i64>(0), M3_TASKS as i64);
     drop((inserter, fetcher, completer));
     drop_database(cluster, &database).await;
     elapsed

@@ -7,6 +7,7 @@
 pub mod latency;
 pub mod manager_workloads;
 pub mod pg_probe;
+pub mod river_sql;
 
 use std::hint::black_box;
 

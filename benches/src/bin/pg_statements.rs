@@ -34,6 +34,7 @@ use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
 use benches::number_from_env;
+use benches::river_sql;
 use benches::pg_probe::{CpuProbe, statement_stats};
 
 type Failure = Box<dyn std::error::Error>;
@@ -71,6 +72,9 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let database = cluster.create_database().await?;
     let admin = cluster.connect(&database.name).await?;
     admin.batch_execute("CREATE EXTENSION pg_stat_statements").await?;
+    if std::env::var("PG_STATEMENTS_PEER").is_ok_and(|peer| peer == "river") {
+        return measure_river(cluster, &database.name, &admin, tasks).await;
+    }
     let submitter_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
     let writers = number_from_env("PG_WRITERS", PgOptions::default().writers);
     let slots = number_from_env("PG_SLOTS", 1_024);
@@ -143,33 +147,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
             stats.transactions_committed, stats.requests, stats.largest_group, stats.transactions_retried
         );
     }
-    println!();
-    println!(
-        "| statement | calls | rows | total ms | µs per task | planning µs per task | WAL bytes per task |"
-    );
-    println!("|---|---|---|---|---|---|---|");
-    let (mut total, mut total_planning, mut total_wal) = (0.0, 0.0, 0.0);
-    for statement in statement_stats(&admin, 12).await? {
-        total += statement.total_ms;
-        total_planning += statement.planning_ms;
-        total_wal += statement.wal_bytes;
-        let wal = statement.wal_bytes / tasks as f64;
-        let per_task = statement.total_ms * 1000.0 / tasks as f64;
-        let planning = statement.planning_ms * 1000.0 / tasks as f64;
-        println!(
-            "| {} | {} | {} | {:.1} | {per_task:.1} | {planning:.1} | {wal:.0} |",
-            statement.cell(),
-            statement.calls,
-            statement.rows,
-            statement.total_ms
-        );
-    }
-    println!(
-        "| all of the above | | | {total:.1} | {:.1} | {:.1} | {:.0} |",
-        total * 1000.0 / tasks as f64,
-        total_planning * 1000.0 / tasks as f64,
-        total_wal / tasks as f64
-    );
+    print_statements(&admin, tasks).await?;
     let widths = admin
         .query_one(
             "SELECT avg(length(record))::float8, avg(pg_column_size(t.*))::float8, \
@@ -230,4 +208,64 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
 fn worker_options(writers: usize) -> PgOptions {
     let listen_claimable_only = std::env::var_os("PG_HEAR_ALL").is_none();
     PgOptions { writers, listen_claimable_only, ..PgOptions::default() }
+}
+
+/// The heaviest statements since the reset, per task, with their sum.
+async fn print_statements(admin: &tokio_postgres::Client, tasks: u64) -> Result<(), Failure> {
+    println!();
+    println!(
+        "| statement | calls | rows | total ms | µs per task | planning µs per task | WAL bytes per task |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let (mut total, mut total_planning, mut total_wal) = (0.0, 0.0, 0.0);
+    for statement in statement_stats(&admin, 12).await? {
+        total += statement.total_ms;
+        total_planning += statement.planning_ms;
+        total_wal += statement.wal_bytes;
+        let wal = statement.wal_bytes / tasks as f64;
+        let per_task = statement.total_ms * 1000.0 / tasks as f64;
+        let planning = statement.planning_ms * 1000.0 / tasks as f64;
+        println!(
+            "| {} | {} | {} | {:.1} | {per_task:.1} | {planning:.1} | {wal:.0} |",
+            statement.cell(),
+            statement.calls,
+            statement.rows,
+            statement.total_ms
+        );
+    }
+    println!(
+        "| all of the above | | | {total:.1} | {:.1} | {:.1} | {:.0} |",
+        total * 1000.0 / tasks as f64,
+        total_planning * 1000.0 / tasks as f64,
+        total_wal / tasks as f64
+    );
+    Ok(())
+}
+
+/// `PG_STATEMENTS_PEER=river`: River's statements (`benches::river_sql`, m3's `sql_river_statements`)
+/// instead of the store, measured the same way.
+async fn measure_river(
+    cluster: &PgCluster,
+    database: &str,
+    admin: &tokio_postgres::Client,
+    tasks: u64,
+) -> Result<(), Failure> {
+    let inserter = cluster.connect(database).await?;
+    let fetcher = cluster.connect(database).await?;
+    let completer = cluster.connect(database).await?;
+    // The table first, so that its creation is not counted.
+    river_sql::create_table(&inserter).await?;
+    admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
+    let cpu = CpuProbe::start(admin, "PG_STATEMENTS_PAUSE").await?;
+    let elapsed = river_sql::run(&inserter, &fetcher, &completer, usize::try_from(tasks)?, CREATE_BATCH, 1_024)
+        .await
+        .map_err(Failure::from)?;
+    let (server, own) = cpu.used();
+    println!("{tasks} River jobs in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
+    println!(
+        "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
+        elapsed.as_secs_f64() * 2.0
+    );
+    print_statements(admin, tasks).await?;
+    Ok(())
 }
