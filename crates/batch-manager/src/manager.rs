@@ -1,6 +1,5 @@
 //! The [`BatchManager`]: the task lifecycle's API over a [`TaskStore`] and a [`Registry`] of kinds.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -11,6 +10,7 @@ use batch_model::{
 };
 use batch_tasks::{Registry, TaskKind};
 use chrono::{DateTime, Utc};
+use foldhash::{HashMap, HashMapExt as _};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;

@@ -33,23 +33,27 @@ pub(crate) fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Res
 /// Writes `at` into `out` and returns its length, or `None` for a time the fast path leaves to
 /// chrono (a year outside 0–9999, a leap second).
 fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
+    // The fields read from the naive time: each of `DateTime`'s own accessors applies the (zero)
+    // offset again, seven times a timestamp.
+    let at = at.naive_utc();
     let year = u32::try_from(at.year()).ok().filter(|year| *year <= 9999)?;
     let nanos = at.nanosecond();
     if nanos >= 1_000_000_000 {
         return None;
     }
+    let (month, day, hour, minute, second) = (at.month(), at.day(), at.hour(), at.minute(), at.second());
     put(out, 0, year / 100);
     put(out, 2, year % 100);
     out[4] = b'-';
-    put(out, 5, at.month());
+    put(out, 5, month);
     out[7] = b'-';
-    put(out, 8, at.day());
+    put(out, 8, day);
     out[10] = b'T';
-    put(out, 11, at.hour());
+    put(out, 11, hour);
     out[13] = b':';
-    put(out, 14, at.minute());
+    put(out, 14, minute);
     out[16] = b':';
-    put(out, 17, at.second());
+    put(out, 17, second);
     let (fraction, digits) = if nanos == 0 {
         (0, 0)
     } else if nanos.is_multiple_of(1_000_000) {

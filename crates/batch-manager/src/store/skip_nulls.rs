@@ -143,6 +143,12 @@ impl Serializer for NoneProbe {
         Ok(false)
     }
 
+    /// A value written as its `Display` text (a duration) is not `None`, and is not formatted here:
+    /// serde's default would format it into a new `String` to hand to `serialize_str`.
+    fn collect_str<T: std::fmt::Display + ?Sized>(self, _value: &T) -> Result<bool, NotNull> {
+        Ok(false)
+    }
+
     fn serialize_newtype_struct<T: Serialize + ?Sized>(
         self,
         _name: &'static str,
@@ -234,6 +240,12 @@ impl<S: Serializer> Serializer for SkipNulls<S> {
         serialize_struct(name: &'static str, len: usize) -> SerializeStruct;
         serialize_struct_variant(name: &'static str, index: u32, variant: &'static str, len: usize)
             -> SerializeStructVariant;
+    }
+
+    /// Handed on, so that the serializer writes the text its own way (serde_json straight into its
+    /// output) instead of serde's default, a new `String` first.
+    fn collect_str<T: std::fmt::Display + ?Sized>(self, value: &T) -> Result<S::Ok, S::Error> {
+        self.0.collect_str(value)
     }
 
     fn is_human_readable(&self) -> bool {

@@ -16,8 +16,9 @@
 //! elsewhere stays until the stale holder's next call finds it behind, or forever if none comes;
 //! the cap bounds those.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+
+use foldhash::HashMap;
 
 use batch_model::{TaskId, TaskStatus};
 

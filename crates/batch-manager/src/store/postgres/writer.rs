@@ -25,7 +25,9 @@
 //! quarantines a partition whose family was not loaded locks the family and applies the calls again.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
