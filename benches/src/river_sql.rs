@@ -106,7 +106,10 @@ struct RiverShared {
 
 /// Creates River's jobs table (and its state type) in the connection's database.
 pub async fn create_table(client: &Client) -> Result<(), String> {
-    client.batch_execute(RIVER_JOBS_TABLE).await.map_err(|error| format!("creating River's jobs table: {error}"))
+    client
+        .batch_execute(RIVER_JOBS_TABLE)
+        .await
+        .map_err(|error| format!("creating River's jobs table: {error}"))
 }
 
 /// One run on three connections to a database with an empty jobs table ([`create_table`]); its wall
@@ -149,7 +152,8 @@ pub async fn run(
                 continue;
             }
             let limit = i32::try_from(free).unwrap_or(i32::MAX);
-            let rows = fetcher.query(&fetch, &[&limit, &"m3-river"]).await.map_err(failed("fetching jobs"))?;
+            let rows =
+                fetcher.query(&fetch, &[&limit, &"m3-river"]).await.map_err(failed("fetching jobs"))?;
             if rows.is_empty() {
                 shared.to_fetch.notified().await;
                 continue;
@@ -168,16 +172,22 @@ pub async fn run(
     };
     let complete = async {
         while shared.completed.load(Ordering::SeqCst) < total {
-            let ids =
-                std::mem::take(&mut *shared.done.lock().map_err(|_| "the done list was poisoned".to_owned())?);
+            let ids = std::mem::take(
+                &mut *shared.done.lock().map_err(|_| "the done list was poisoned".to_owned())?,
+            );
             if ids.is_empty() {
                 shared.to_complete.notified().await;
                 continue;
             }
             let finished = vec![std::time::SystemTime::now(); ids.len()];
-            let rows = completer.query(&complete, &[&ids, &finished]).await.map_err(failed("completing jobs"))?;
+            let rows =
+                completer.query(&complete, &[&ids, &finished]).await.map_err(failed("completing jobs"))?;
             if rows.len() != ids.len() {
-                return Err(format!("{} of {} fetched jobs were running at their completion", rows.len(), ids.len()));
+                return Err(format!(
+                    "{} of {} fetched jobs were running at their completion",
+                    rows.len(),
+                    ids.len()
+                ));
             }
             shared.completed.fetch_add(ids.len(), Ordering::SeqCst);
             shared.running.fetch_sub(ids.len(), Ordering::SeqCst);

@@ -34,8 +34,8 @@ use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
 use benches::number_from_env;
-use benches::river_sql;
 use benches::pg_probe::{CpuProbe, statement_stats};
+use benches::river_sql;
 
 type Failure = Box<dyn std::error::Error>;
 
@@ -257,9 +257,10 @@ async fn measure_river(
     river_sql::create_table(&inserter).await?;
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
     let cpu = CpuProbe::start(admin, "PG_STATEMENTS_PAUSE").await?;
-    let elapsed = river_sql::run(&inserter, &fetcher, &completer, usize::try_from(tasks)?, CREATE_BATCH, 1_024)
-        .await
-        .map_err(Failure::from)?;
+    let elapsed =
+        river_sql::run(&inserter, &fetcher, &completer, usize::try_from(tasks)?, CREATE_BATCH, 1_024)
+            .await
+            .map_err(Failure::from)?;
     let (server, own) = cpu.used();
     println!("{tasks} River jobs in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
     println!(
