@@ -218,7 +218,7 @@ async fn print_statements(admin: &tokio_postgres::Client, tasks: u64) -> Result<
     );
     println!("|---|---|---|---|---|---|---|");
     let (mut total, mut total_planning, mut total_wal) = (0.0, 0.0, 0.0);
-    for statement in statement_stats(&admin, 12).await? {
+    for statement in statement_stats(admin, 12).await? {
         total += statement.total_ms;
         total_planning += statement.planning_ms;
         total_wal += statement.wal_bytes;

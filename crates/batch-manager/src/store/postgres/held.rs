@@ -18,9 +18,8 @@
 
 use std::sync::Mutex;
 
-use foldhash::HashMap;
-
 use batch_model::{TaskId, TaskStatus};
+use foldhash::HashMap;
 
 use crate::store::rules::TaskRow;
 

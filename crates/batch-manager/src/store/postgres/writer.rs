@@ -26,8 +26,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
-
-use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -39,6 +37,7 @@ use batch_model::{
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Object, Pool};
+use foldhash::{HashMap, HashMapExt as _, HashSet, HashSetExt as _};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_postgres::Row;
