@@ -14,6 +14,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{Notify, mpsc};
 use tokio_postgres::Client;
 
 /// River's jobs table as its migrations leave it (written here from River's schema: its columns,
@@ -88,22 +89,6 @@ UPDATE river_jobs j SET state = 'completed', finalized_at = target.finalized_at
 FROM target WHERE j.id = target.id
 RETURNING j.id";
 
-/// What the River-shaped peer's three loops share: the fetched jobs waiting for their completion,
-/// and counts, each change signalled.
-#[derive(Default)]
-struct RiverShared {
-    /// Fetched (run: the jobs are no-ops) and not yet handed to the completer.
-    done: std::sync::Mutex<Vec<i64>>,
-    /// Jobs fetched and not yet completed (the client's slots in use).
-    running: AtomicUsize,
-    inserted: AtomicUsize,
-    completed: AtomicUsize,
-    /// Signals the fetch loop: jobs inserted, or slots freed.
-    to_fetch: tokio::sync::Notify,
-    /// Signals the completer: jobs done.
-    to_complete: tokio::sync::Notify,
-}
-
 /// Creates River's jobs table (and its state type) in the connection's database.
 pub async fn create_table(client: &Client) -> Result<(), String> {
     client
@@ -126,9 +111,15 @@ pub async fn run(
     let insert = inserter.prepare(RIVER_INSERT).await.map_err(failed("preparing the insert"))?;
     let fetch = fetcher.prepare(RIVER_FETCH).await.map_err(failed("preparing the fetch"))?;
     let complete = completer.prepare(RIVER_COMPLETE).await.map_err(failed("preparing the completion"))?;
-    let shared = RiverShared::default();
-    let shared = &shared;
+    // Jobs fetched and not yet completed (the client's slots in use), and jobs inserted so far.
+    let running = AtomicUsize::new(0);
+    let inserted = AtomicUsize::new(0);
+    // Signals the fetch loop: jobs inserted, or slots freed.
+    let to_fetch = Notify::new();
+    // The fetched jobs (run at once: they are no-ops), for the completer; at most `slots` batches.
+    let (done, mut to_complete) = mpsc::channel::<Vec<i64>>(slots.max(1));
     let batches = tasks.div_ceil(batch.max(1));
+    let total = batches * batch;
 
     let started = Instant::now();
     let insert = async {
@@ -137,25 +128,24 @@ pub async fn run(
             // Each job's args encoded, as River's client encodes them.
             let args: Vec<serde_json::Value> = (0..batch).map(|_| serde_json::json!({})).collect();
             inserter.execute(&insert, &[&args, &kinds]).await.map_err(failed("inserting jobs"))?;
-            shared.inserted.fetch_add(batch, Ordering::SeqCst);
-            shared.to_fetch.notify_one();
+            inserted.fetch_add(batch, Ordering::SeqCst);
+            to_fetch.notify_one();
         }
         Ok::<(), String>(())
     };
-    let total = batches * batch;
     let fetch = async {
         let mut fetched = 0_usize;
         while fetched < total {
-            let free = slots.saturating_sub(shared.running.load(Ordering::SeqCst));
-            if free == 0 || fetched >= shared.inserted.load(Ordering::SeqCst) {
-                shared.to_fetch.notified().await;
+            let free = slots.saturating_sub(running.load(Ordering::SeqCst));
+            if free == 0 || fetched >= inserted.load(Ordering::SeqCst) {
+                to_fetch.notified().await;
                 continue;
             }
             let limit = i32::try_from(free).unwrap_or(i32::MAX);
             let rows =
                 fetcher.query(&fetch, &[&limit, &"m3-river"]).await.map_err(failed("fetching jobs"))?;
             if rows.is_empty() {
-                shared.to_fetch.notified().await;
+                to_fetch.notified().await;
                 continue;
             }
             let ids = rows
@@ -164,21 +154,19 @@ pub async fn run(
                 .collect::<Result<Vec<i64>, _>>()
                 .map_err(failed("reading a job's id"))?;
             fetched += ids.len();
-            shared.running.fetch_add(ids.len(), Ordering::SeqCst);
-            shared.done.lock().map_err(|_| "the done list was poisoned".to_owned())?.extend(ids);
-            shared.to_complete.notify_one();
+            running.fetch_add(ids.len(), Ordering::SeqCst);
+            done.send(ids).await.map_err(|_| "the completer stopped".to_owned())?;
         }
         Ok::<(), String>(())
     };
     let complete = async {
-        while shared.completed.load(Ordering::SeqCst) < total {
-            let ids = std::mem::take(
-                &mut *shared.done.lock().map_err(|_| "the done list was poisoned".to_owned())?,
-            );
-            if ids.is_empty() {
-                shared.to_complete.notified().await;
-                continue;
+        let (mut completed, mut received) = (0_usize, Vec::new());
+        while completed < total {
+            // Everything done since the last completion, in one statement.
+            if to_complete.recv_many(&mut received, slots.max(1)).await == 0 {
+                return Err("the fetch loop stopped before every job was fetched".to_owned());
             }
+            let ids: Vec<i64> = received.drain(..).flatten().collect();
             let finished = vec![std::time::SystemTime::now(); ids.len()];
             let rows =
                 completer.query(&complete, &[&ids, &finished]).await.map_err(failed("completing jobs"))?;
@@ -189,16 +177,14 @@ pub async fn run(
                     ids.len()
                 ));
             }
-            shared.completed.fetch_add(ids.len(), Ordering::SeqCst);
-            shared.running.fetch_sub(ids.len(), Ordering::SeqCst);
-            shared.to_fetch.notify_one();
+            completed += ids.len();
+            running.fetch_sub(ids.len(), Ordering::SeqCst);
+            to_fetch.notify_one();
         }
         Ok::<(), String>(())
     };
-    let (inserted, fetched, completed) = tokio::join!(insert, fetch, complete);
-    inserted?;
-    fetched?;
-    completed?;
+    // The first failure ends the run (a loop left waiting for the others would never end).
+    tokio::try_join!(insert, fetch, complete)?;
     let elapsed = started.elapsed();
     let row = completer
         .query_one("SELECT count(*) FROM river_jobs WHERE state = 'completed'", &[])

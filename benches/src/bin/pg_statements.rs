@@ -134,10 +134,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
         elapsed.as_secs_f64(),
         created.as_secs_f64()
     );
-    println!(
-        "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
-        elapsed.as_secs_f64() * 2.0
-    );
+    print_cpu(elapsed, server, own);
     let stores = std::iter::once(("submitter".to_owned(), &submitter_store))
         .chain(worker_stores.iter().map(|(name, store)| (name.clone(), store)));
     for (name, store) in stores {
@@ -210,6 +207,14 @@ fn worker_options(writers: usize) -> PgOptions {
     PgOptions { writers, listen_claimable_only, ..PgOptions::default() }
 }
 
+/// The CPU seconds the server and this process used during a run of `elapsed`.
+fn print_cpu(elapsed: Duration, server: f64, own: f64) {
+    println!(
+        "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
+        elapsed.as_secs_f64() * 2.0
+    );
+}
+
 /// The heaviest statements since the reset, per task, with their sum.
 async fn print_statements(admin: &tokio_postgres::Client, tasks: u64) -> Result<(), Failure> {
     println!();
@@ -250,6 +255,8 @@ async fn measure_river(
     admin: &tokio_postgres::Client,
     tasks: u64,
 ) -> Result<(), Failure> {
+    // As many slots as a worker of the store's flow (`PG_SLOTS`).
+    let slots = number_from_env("PG_SLOTS", 1_024);
     let inserter = cluster.connect(database).await?;
     let fetcher = cluster.connect(database).await?;
     let completer = cluster.connect(database).await?;
@@ -258,15 +265,12 @@ async fn measure_river(
     admin.batch_execute("SELECT pg_stat_statements_reset()").await?;
     let cpu = CpuProbe::start(admin, "PG_STATEMENTS_PAUSE").await?;
     let elapsed =
-        river_sql::run(&inserter, &fetcher, &completer, usize::try_from(tasks)?, CREATE_BATCH, 1_024)
+        river_sql::run(&inserter, &fetcher, &completer, usize::try_from(tasks)?, CREATE_BATCH, slots)
             .await
             .map_err(Failure::from)?;
     let (server, own) = cpu.used();
     println!("{tasks} River jobs in {:.2} s (wall time, this run; not a benchmark)", elapsed.as_secs_f64());
-    println!(
-        "CPU: the server {server:.2} s, this process {own:.2} s (of {:.2} s on two cores)",
-        elapsed.as_secs_f64() * 2.0
-    );
+    print_cpu(elapsed, server, own);
     print_statements(admin, tasks).await?;
     Ok(())
 }
