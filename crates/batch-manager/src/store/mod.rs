@@ -20,6 +20,8 @@ pub mod clock;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod feed;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod json;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;

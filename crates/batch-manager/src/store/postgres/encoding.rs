@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use crate::store::skip_nulls::{Stripped, StrippedWithout};
+use crate::store::json;
 
 /// The fields of a task that its record leaves to the row's columns `id`, `task_type` and `status`.
 pub(super) const COLUMN_FIELDS: &[&str] = &["id", "task_type", "status"];
@@ -30,7 +30,7 @@ pub(super) struct TaskRecord<'a>(pub(super) &'a BatchTask);
 
 impl ToSql for TaskRecord<'_> {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        serde_json::to_writer(out.writer(), &StrippedWithout(self.0, COLUMN_FIELDS))?;
+        json::write(self.0, COLUMN_FIELDS, out)?;
         Ok(IsNull::No)
     }
 
@@ -76,7 +76,7 @@ pub(super) struct JsonText<T>(pub(super) T);
 
 impl<T: Serialize + std::fmt::Debug> ToSql for JsonText<T> {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        serde_json::to_writer(out.writer(), &Stripped(&self.0))?;
+        json::write(&self.0, &[], out)?;
         Ok(IsNull::No)
     }
 

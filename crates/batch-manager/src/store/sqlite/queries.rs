@@ -9,8 +9,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::error::{corrupt_record, sqlite_error};
+use crate::store::json;
 use crate::store::rules::TaskRow;
-use crate::store::skip_nulls::Stripped;
 use crate::store::{Checkpoint, StoreError, TaskPage, TaskResultRecord, WorkerId};
 
 /// The columns [`StoredRow::read`] reads, in its order.
@@ -97,7 +97,7 @@ impl Db {
 
     /// `value` as JSON text, without the struct fields that are `None` (`store::skip_nulls`).
     fn write_json<T: serde::Serialize>(&self, what: &str, value: &T) -> Result<String, StoreError> {
-        serde_json::to_string(&Stripped(value)).map_err(|source| StoreError::Storage {
+        json::to_string(value).map_err(|source| StoreError::Storage {
             location: self.location.clone(),
             message: format!("{what} cannot be written as JSON ({source})"),
             source: Some(Box::new(source)),
