@@ -69,6 +69,7 @@ pub use api::{
 pub use attached::{AttachedInput, AttachedWrite, CheckpointCommit, DatabaseIdentity};
 pub use checkpoint::{Checkpoint, Counters};
 pub use config::{BatchConfig, Durability, json_kind};
+pub use duration::DurationText;
 pub use error::{ErrorCode, ModelError, TaskError, message_with_causes};
 pub use id::TaskId;
 pub use item::{BatchItem, BatchResult};
@@ -76,3 +77,4 @@ pub use metrics::{BatchMetrics, ProcessingMetrics, StatusCount};
 pub use progress::Progress;
 pub use status::{TaskStatus, TransitionCause};
 pub use task::{AttemptRecord, BatchTask, Partition, TaskType};
+pub use timestamp::TimestampText;

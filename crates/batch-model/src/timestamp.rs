@@ -30,6 +30,49 @@ pub(crate) fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Res
     }
 }
 
+/// A timestamp's JSON text, without its quotes, as the model writes it: for writers that build JSON
+/// themselves (the stores' records). Made on the stack; a time the fast path leaves to chrono (a
+/// year outside 0–9999, a leap second) holds chrono's own text.
+///
+/// ```
+/// use batch_model::TimestampText;
+/// use chrono::DateTime;
+///
+/// let at = DateTime::from_timestamp(1_800_000_000, 250_000_000).unwrap();
+/// assert_eq!(TimestampText::new(&at).as_bytes(), b"2027-01-15T08:00:00.250Z");
+/// assert_eq!(serde_json::to_string(&at).unwrap(), "\"2027-01-15T08:00:00.250Z\"");
+/// ```
+#[derive(Debug, Clone)]
+pub struct TimestampText(Text);
+
+#[derive(Debug, Clone)]
+enum Text {
+    Written([u8; LONGEST], usize),
+    Chrono(String),
+}
+
+impl TimestampText {
+    /// The text of `at`.
+    pub fn new(at: &DateTime<Utc>) -> TimestampText {
+        let mut text = [0u8; LONGEST];
+        match rfc3339(at, &mut text) {
+            Some(len) => TimestampText(Text::Written(text, len)),
+            None => TimestampText(Text::Chrono(match serde_json::to_value(at) {
+                Ok(serde_json::Value::String(text)) => text,
+                _ => at.to_rfc3339(),
+            })),
+        }
+    }
+
+    /// The text: ASCII, with nothing a JSON string escapes.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Text::Written(text, len) => text.get(..*len).unwrap_or_default(),
+            Text::Chrono(text) => text.as_bytes(),
+        }
+    }
+}
+
 /// Writes `at` into `out` and returns its length, or `None` for a time the fast path leaves to
 /// chrono (a year outside 0–9999, a leap second).
 fn rfc3339(at: &DateTime<Utc>, out: &mut [u8; LONGEST]) -> Option<usize> {
@@ -180,8 +223,13 @@ mod tests {
 
     use super::*;
 
+    /// The text written, checked to be [`TimestampText`]'s too.
     fn fast(at: &DateTime<Utc>) -> String {
-        serialize(at, serde_json::value::Serializer).map(|value| value.to_string()).expect("written")
+        let written =
+            serialize(at, serde_json::value::Serializer).map(|value| value.to_string()).expect("written");
+        let text = TimestampText::new(at);
+        assert_eq!(written, format!("\"{}\"", std::str::from_utf8(text.as_bytes()).expect("ASCII")));
+        written
     }
 
     fn chrono(at: &DateTime<Utc>) -> String {
