@@ -57,6 +57,12 @@ pub(crate) fn write<T: Serialize + ?Sized, O: Out>(
 pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, JsonError> {
     let mut out = Vec::with_capacity(256);
     write(value, &[], &mut out)?;
+    into_string(out)
+}
+
+/// The JSON text written into `out`.
+#[cfg(feature = "sqlite")]
+pub(crate) fn into_string(out: Vec<u8>) -> Result<String, JsonError> {
     // Only whole `str`s and ASCII are written.
     String::from_utf8(out).map_err(|error| JsonError(format!("the JSON written is not UTF-8 ({error})")))
 }
@@ -107,10 +113,35 @@ static ESCAPE: [u8; 256] = {
     table
 };
 
+/// Whether any byte of `bytes` needs an escape, eight at a time: most strings stored (names,
+/// timestamps, ids, words) need none and are copied whole.
+#[inline]
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Whether a byte of `word` is zero (exact for "any", which is all that is asked).
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGHS != 0;
+    let (words, rest) = bytes.as_chunks::<8>();
+    for word in words {
+        let word = u64::from_ne_bytes(*word);
+        // A control character (below 0x20), a quote or a backslash.
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if control || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    rest.iter().any(|byte| ESCAPE[usize::from(*byte)] != 0)
+}
+
 /// Writes the contents of a JSON string (without its quotes).
 #[inline]
 fn escaped<O: Out>(out: &mut O, text: &str) {
     let bytes = text.as_bytes();
+    if !needs_escape(bytes) {
+        out.put(bytes);
+        return;
+    }
     let mut start = 0;
     for (at, &byte) in bytes.iter().enumerate() {
         let escape = ESCAPE[usize::from(byte)];
@@ -135,7 +166,7 @@ fn escaped<O: Out>(out: &mut O, text: &str) {
 
 /// Writes a JSON string.
 #[inline]
-fn string<O: Out>(out: &mut O, text: &str) {
+pub(super) fn string<O: Out>(out: &mut O, text: &str) {
     out.put(b"\"");
     escaped(out, text);
     out.put(b"\"");
@@ -145,8 +176,7 @@ fn string<O: Out>(out: &mut O, text: &str) {
 /// name is copied whole when it needs no escape, as a Rust name never does.
 #[inline]
 fn field_key<O: Out>(out: &mut O, first: bool, key: &str) {
-    let plain = key.bytes().all(|byte| ESCAPE[usize::from(byte)] == 0);
-    if plain {
+    if !needs_escape(key.as_bytes()) {
         out.put(if first { b"\"" } else { b",\"" });
         out.put(key.as_bytes());
         out.put(b"\":");
@@ -159,8 +189,16 @@ fn field_key<O: Out>(out: &mut O, first: bool, key: &str) {
     }
 }
 
-fn integer<O: Out, I: itoa::Integer>(out: &mut O, value: I) {
+/// Writes an integer.
+#[inline]
+pub(super) fn integer<O: Out, I: itoa::Integer>(out: &mut O, value: I) {
     out.put(itoa::Buffer::new().format(value).as_bytes());
+}
+
+/// Writes a float as serde_json does: `null` when it is not finite.
+#[inline]
+pub(super) fn number_f64<O: Out>(out: &mut O, value: f64) {
+    float(out, value, value.is_finite());
 }
 
 fn float<O: Out, F: zmij::Float>(out: &mut O, value: F, finite: bool) {
@@ -986,6 +1024,26 @@ mod tests {
         let mut out = Vec::new();
         write(&vec![Raw(r#"{"a": [1, 2]}"#), Raw("3")], &[], &mut out).expect("written");
         assert_eq!(String::from_utf8(out).expect("UTF-8"), r#"[{"a": [1, 2]},3]"#);
+    }
+
+    #[test]
+    fn a_byte_that_needs_an_escape_is_found_wherever_it_is() {
+        for length in 0..40 {
+            let plain: Vec<u8> = (0..length).map(|at| [b'a', b' ', 0x7f, 0xc3, b'~', b'!'][at % 6]).collect();
+            assert!(!needs_escape(&plain), "{plain:?}");
+            for at in 0..length {
+                for byte in (0..0x20).chain([b'"', b'\\']) {
+                    let mut text = plain.clone();
+                    text[at] = byte;
+                    assert!(needs_escape(&text), "{byte:#x} at {at} of {length}");
+                }
+                for byte in [0x20, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0xa2, 0xdc, 0xff] {
+                    let mut text = plain.clone();
+                    text[at] = byte;
+                    assert!(!needs_escape(&text), "{byte:#x} at {at} of {length}");
+                }
+            }
+        }
     }
 
     fn json_value() -> impl Strategy<Value = Value> {

@@ -25,6 +25,8 @@ mod json;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod record;
 mod rules;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod skip_nulls;

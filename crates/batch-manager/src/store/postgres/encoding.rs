@@ -12,15 +12,17 @@
 
 use std::error::Error;
 
-use batch_model::{BatchTask, TaskId};
+use batch_model::{BatchTask, ProcessingMetrics, TaskId};
 use bytes::{BufMut as _, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
-use crate::store::json;
+use crate::store::{json, record};
 
-/// The fields of a task that its record leaves to the row's columns `id`, `task_type` and `status`.
+/// The fields of a task that its record leaves to the row's columns `id`, `task_type` and `status`
+/// (`record::write_task` with `columns`).
+#[cfg(test)]
 pub(super) const COLUMN_FIELDS: &[&str] = &["id", "task_type", "status"];
 
 /// A task's record as the `record` column keeps it: its JSON without the fields of
@@ -30,7 +32,8 @@ pub(super) struct TaskRecord<'a>(pub(super) &'a BatchTask);
 
 impl ToSql for TaskRecord<'_> {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        json::write(self.0, COLUMN_FIELDS, out)?;
+        // `json::write(self.0, COLUMN_FIELDS, out)`, field by field.
+        record::write_task(self.0, true, out)?;
         Ok(IsNull::No)
     }
 
@@ -95,6 +98,24 @@ impl<'a, T: DeserializeOwned> FromSql<'a> for JsonText<T> {
     fn accepts(ty: &Type) -> bool {
         *ty == Type::TEXT
     }
+}
+
+/// A result's metrics as its `metrics` column keeps them: [`JsonText`]'s text, written field by
+/// field.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct MetricsText<'a>(pub(super) &'a ProcessingMetrics);
+
+impl ToSql for MetricsText<'_> {
+    fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        record::write_metrics(self.0, out);
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT
+    }
+
+    to_sql_checked!();
 }
 
 /// A task id as a `uuid` value (16 bytes).

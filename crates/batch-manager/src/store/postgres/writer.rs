@@ -44,7 +44,7 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{Json, ToSql};
 
-use super::encoding::{JsonText, TaskRecord, Uuid, read_task, uuids};
+use super::encoding::{JsonText, MetricsText, TaskRecord, Uuid, read_task, uuids};
 use super::error::{GroupFailure, PgLocation, corrupt_record, storage};
 use super::held::{HeldRow, HeldRows};
 use super::listener::Notifications;
@@ -1703,7 +1703,7 @@ struct Writes<'a> {
     run_nanos: Vec<Option<i64>>,
     records: Vec<TaskRecord<'a>>,
     results: Vec<Option<JsonText<&'a serde_json::Value>>>,
-    metrics: Vec<Option<JsonText<&'a batch_model::ProcessingMetrics>>>,
+    metrics: Vec<Option<MetricsText<'a>>>,
     revs: Vec<i64>,
     lease_ids: Vec<Uuid>,
     lease_only_owners: Vec<Option<&'a str>>,
@@ -1743,7 +1743,7 @@ impl<'a> Writes<'a> {
             writes.records.push(TaskRecord(&row.task));
             let result = state.results.get(id);
             writes.results.push(result.map(|record| JsonText(&record.result)));
-            writes.metrics.push(result.map(|record| JsonText(&record.metrics)));
+            writes.metrics.push(result.map(|record| MetricsText(&record.metrics)));
             writes.revs.push(state.rev(id));
         }
         for id in state.leases.difference(&state.full) {

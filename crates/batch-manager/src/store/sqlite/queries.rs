@@ -4,14 +4,16 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use batch_model::{BatchMetrics, BatchTask, ListTasksRequest, StatusCount, TaskId, TaskStatus, TaskType};
+use batch_model::{
+    BatchMetrics, BatchTask, ListTasksRequest, ProcessingMetrics, StatusCount, TaskId, TaskStatus, TaskType,
+};
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::error::{corrupt_record, sqlite_error};
-use crate::store::json;
 use crate::store::rules::TaskRow;
 use crate::store::{Checkpoint, StoreError, TaskPage, TaskResultRecord, WorkerId};
+use crate::store::{json, record};
 
 /// The columns [`StoredRow::read`] reads, in its order.
 const ROW_COLUMNS: &str =
@@ -97,11 +99,30 @@ impl Db {
 
     /// `value` as JSON text, without the struct fields that are `None` (`store::skip_nulls`).
     fn write_json<T: serde::Serialize>(&self, what: &str, value: &T) -> Result<String, StoreError> {
-        json::to_string(value).map_err(|source| StoreError::Storage {
+        json::to_string(value).map_err(|source| self.unwritable(what, source))
+    }
+
+    /// A task's record: [`Db::write_json`]'s text, written field by field (`store::record`).
+    fn write_task_json(&self, task: &BatchTask) -> Result<String, StoreError> {
+        let mut out = Vec::with_capacity(512);
+        record::write_task(task, false, &mut out)
+            .and_then(|()| json::into_string(out))
+            .map_err(|source| self.unwritable("the task", source))
+    }
+
+    /// A result's metrics, as [`Db::write_task_json`] writes a task.
+    fn write_metrics_json(&self, metrics: &ProcessingMetrics) -> Result<String, StoreError> {
+        let mut out = Vec::with_capacity(192);
+        record::write_metrics(metrics, &mut out);
+        json::into_string(out).map_err(|source| self.unwritable("the metrics", source))
+    }
+
+    fn unwritable(&self, what: &str, source: json::JsonError) -> StoreError {
+        StoreError::Storage {
             location: self.location.clone(),
             message: format!("{what} cannot be written as JSON ({source})"),
             source: Some(Box::new(source)),
-        })
+        }
     }
 
     fn parse_json<T: serde::de::DeserializeOwned>(&self, what: &str, text: &str) -> Result<T, StoreError> {
@@ -111,7 +132,7 @@ impl Db {
     /// Inserts a new task; `Duplicate` if the id exists.
     pub(super) fn insert(&self, task: &BatchTask) -> Result<(), StoreError> {
         let row = TaskRow::new(task.clone());
-        let record = self.write_json("the task", &row.task)?;
+        let record = self.write_task_json(&row.task)?;
         let (run_seconds, run_nanos) = seconds_and_nanos(row.run_time());
         let inserted = self
             .conn
@@ -197,7 +218,7 @@ impl Db {
 
     /// Saves a changed row: status, lease, stop flag, run time and record.
     pub(super) fn save(&self, row: &TaskRow) -> Result<(), StoreError> {
-        let record = self.write_json("the task", &row.task)?;
+        let record = self.write_task_json(&row.task)?;
         let (run_seconds, run_nanos) = seconds_and_nanos(row.run_time());
         self.conn
             .prepare_cached(
@@ -382,7 +403,7 @@ impl Db {
     /// Stores the finished task's result.
     pub(super) fn save_result(&self, id: &TaskId, record: &TaskResultRecord) -> Result<(), StoreError> {
         let result = self.write_json("the result", &record.result)?;
-        let metrics = self.write_json("the metrics", &record.metrics)?;
+        let metrics = self.write_metrics_json(&record.metrics)?;
         self.conn
             .prepare_cached(
                 "INSERT INTO results (task_id, result, metrics) VALUES (?1, ?2, ?3) \

@@ -1,0 +1,359 @@
+//! A task's record and a result's metrics written field by field: the bytes [`json::write`] writes
+//! for them (serde_json's, without the struct fields that are `None`), with each field's name and
+//! punctuation a constant. The PostgreSQL store writes a task's record at its creation, its claim
+//! and its end, and its metrics at its end; through serde each field's name was escaped and copied
+//! piece by piece, a third of a record's cost (docs/BENCHMARKS.md, m3). The parts that are rare or
+//! free-form (an error, earlier attempts, params, a partition) still go through [`json::write`].
+//!
+//! The structs are taken apart whole (`let BatchTask { id, .. }` with every field named), so a field
+//! added to the model does not compile here until it is written; the tests hold the bytes to
+//! [`json::write`]'s on tasks with every optional field set and unset.
+
+use batch_model::{BatchConfig, BatchTask, DurationText, ProcessingMetrics, Progress, TimestampText};
+use chrono::{DateTime, Utc};
+
+use super::json::{self, JsonError, Out};
+
+/// Writes `task` as [`json::write`] does; without its `id`, `task_type` and `status` when
+/// `columns` (a store that keeps them in columns: `json::write(task, ["id", "task_type",
+/// "status"])`).
+pub(crate) fn write_task<O: Out>(task: &BatchTask, columns: bool, out: &mut O) -> Result<(), JsonError> {
+    let BatchTask {
+        id,
+        task_type,
+        status,
+        config,
+        params,
+        progress,
+        error,
+        created_at,
+        updated_at,
+        started_at,
+        completed_at,
+        metadata,
+        attempt,
+        attempts,
+        parent_id,
+        partition,
+    } = task;
+    if columns {
+        out.put(b"{\"config\":");
+    } else {
+        out.put(b"{\"id\":");
+        json::write(id, &[], out)?;
+        out.put(b",\"task_type\":");
+        json::write(task_type, &[], out)?;
+        out.put(b",\"status\":");
+        json::write(status, &[], out)?;
+        out.put(b",\"config\":");
+    }
+    write_config(config, out);
+    out.put(b",\"params\":");
+    json::write(params, &[], out)?;
+    out.put(b",\"progress\":");
+    write_progress(progress, out);
+    if let Some(error) = error {
+        out.put(b",\"error\":");
+        json::write(error, &[], out)?;
+    }
+    out.put(b",\"created_at\":");
+    timestamp(created_at, out);
+    out.put(b",\"updated_at\":");
+    timestamp(updated_at, out);
+    if let Some(started_at) = started_at {
+        out.put(b",\"started_at\":");
+        timestamp(started_at, out);
+    }
+    if let Some(completed_at) = completed_at {
+        out.put(b",\"completed_at\":");
+        timestamp(completed_at, out);
+    }
+    out.put(b",\"metadata\":{");
+    for (at, (key, value)) in metadata.iter().enumerate() {
+        if at > 0 {
+            out.put(b",");
+        }
+        json::string(out, key);
+        out.put(b":");
+        json::string(out, value);
+    }
+    out.put(b"},\"attempt\":");
+    json::integer(out, *attempt);
+    out.put(b",\"attempts\":");
+    if attempts.is_empty() {
+        out.put(b"[]");
+    } else {
+        json::write(attempts, &[], out)?;
+    }
+    if let Some(parent_id) = parent_id {
+        out.put(b",\"parent_id\":");
+        json::write(parent_id, &[], out)?;
+    }
+    if let Some(partition) = partition {
+        out.put(b",\"partition\":");
+        json::write(partition, &[], out)?;
+    }
+    out.put(b"}");
+    Ok(())
+}
+
+/// Writes `metrics` as [`json::write`] does.
+pub(crate) fn write_metrics<O: Out>(metrics: &ProcessingMetrics, out: &mut O) {
+    let ProcessingMetrics {
+        total_items,
+        processed_items,
+        failed_items,
+        retried_items,
+        skipped_items,
+        start_time,
+        end_time,
+        duration,
+    } = metrics;
+    out.put(b"{\"total_items\":");
+    json::integer(out, *total_items);
+    out.put(b",\"processed_items\":");
+    json::integer(out, *processed_items);
+    out.put(b",\"failed_items\":");
+    json::integer(out, *failed_items);
+    out.put(b",\"retried_items\":");
+    json::integer(out, *retried_items);
+    out.put(b",\"skipped_items\":");
+    json::integer(out, *skipped_items);
+    if let Some(start_time) = start_time {
+        out.put(b",\"start_time\":");
+        timestamp(start_time, out);
+    }
+    if let Some(end_time) = end_time {
+        out.put(b",\"end_time\":");
+        timestamp(end_time, out);
+    }
+    out.put(b",\"duration\":\"");
+    out.put(DurationText::new(*duration).as_bytes());
+    out.put(b"\"}");
+}
+
+fn write_config<O: Out>(config: &BatchConfig, out: &mut O) {
+    let BatchConfig { batch_size, max_retries, timeout, concurrency, skip_limit, durability, partitions } =
+        config;
+    out.put(b"{\"batch_size\":");
+    json::integer(out, *batch_size);
+    out.put(b",\"max_retries\":");
+    json::integer(out, *max_retries);
+    out.put(b",\"timeout\":\"");
+    out.put(DurationText::new(*timeout).as_bytes());
+    out.put(b"\",\"concurrency\":");
+    json::integer(out, *concurrency);
+    if let Some(skip_limit) = skip_limit {
+        out.put(b",\"skip_limit\":");
+        json::integer(out, *skip_limit);
+    }
+    out.put(b",\"durability\":");
+    json::string(out, durability.as_str());
+    out.put(b",\"partitions\":");
+    json::integer(out, *partitions);
+    out.put(b"}");
+}
+
+fn write_progress<O: Out>(progress: &Progress, out: &mut O) {
+    let Progress { total, processed, failed, skipped, percentage, message, throughput, eta, updated_at } =
+        progress;
+    out.put(b"{");
+    if let Some(total) = total {
+        out.put(b"\"total\":");
+        json::integer(out, *total);
+        out.put(b",");
+    }
+    out.put(b"\"processed\":");
+    json::integer(out, *processed);
+    out.put(b",\"failed\":");
+    json::integer(out, *failed);
+    out.put(b",\"skipped\":");
+    json::integer(out, *skipped);
+    if let Some(percentage) = percentage {
+        out.put(b",\"percentage\":");
+        json::number_f64(out, *percentage);
+    }
+    if let Some(message) = message {
+        out.put(b",\"message\":");
+        json::string(out, message);
+    }
+    if let Some(throughput) = throughput {
+        out.put(b",\"throughput\":");
+        json::number_f64(out, *throughput);
+    }
+    if let Some(eta) = eta {
+        out.put(b",\"eta\":\"");
+        out.put(DurationText::new(*eta).as_bytes());
+        out.put(b"\"");
+    }
+    out.put(b",\"updated_at\":");
+    timestamp(updated_at, out);
+    out.put(b"}");
+}
+
+/// A timestamp's JSON string (its text needs no escape).
+fn timestamp<O: Out>(at: &DateTime<Utc>, out: &mut O) {
+    out.put(b"\"");
+    out.put(TimestampText::new(at).as_bytes());
+    out.put(b"\"");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use batch_model::{
+        AttemptRecord, CreateTaskRequest, Durability, ErrorCode, Partition, TaskError, TaskId, TaskStatus,
+        TaskType,
+    };
+    use chrono::NaiveDate;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    const COLUMNS: &[&str] = &["id", "task_type", "status"];
+
+    fn at(seconds: i64, nanos: u32) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, nanos).expect("a valid time")
+    }
+
+    /// `task` as written here and by `json::write`, both with and without its column fields.
+    fn check(task: &BatchTask) {
+        for (columns, without) in [(false, &[][..]), (true, COLUMNS)] {
+            let mut written = Vec::new();
+            write_task(task, columns, &mut written).expect("written");
+            let mut reference = Vec::new();
+            json::write(task, without, &mut reference).expect("reference");
+            assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
+        }
+        let mut written = Vec::new();
+        write_task(task, false, &mut written).expect("written");
+        let read: BatchTask = serde_json::from_slice(&written).expect("read back");
+        assert_eq!(&read, task);
+    }
+
+    fn check_metrics(metrics: &ProcessingMetrics) {
+        let mut written = Vec::new();
+        write_metrics(metrics, &mut written);
+        let mut reference = Vec::new();
+        json::write(metrics, &[], &mut reference).expect("reference");
+        assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
+    }
+
+    /// A task with the optional parts chosen by `knobs` set, in the ways each can be set.
+    fn task_with(knobs: [bool; 12], numbers: (u64, f64, u32), text: &str) -> BatchTask {
+        let (number, float, small) = numbers;
+        let request = CreateTaskRequest::new(TaskType::Custom("stored".to_owned()));
+        let mut task =
+            BatchTask::new(TaskId::new(), request, at(0, small % 1_000_000_000)).expect("a valid request");
+        task.status = [TaskStatus::Pending, TaskStatus::Processing, TaskStatus::Failed][small as usize % 3];
+        if knobs[0] {
+            task.config.skip_limit = Some(number);
+            task.config.durability = Durability::PowerLoss;
+            // Within the config's bounds, so that it reads back.
+            task.config.timeout =
+                Duration::new(number % 86_000, small % 1_000_000_000).max(Duration::from_millis(1));
+            task.config.batch_size = small % 1_000_000 + 1;
+        }
+        if knobs[1] {
+            task.params = json!({"input": text, "n": number, "f": float, "list": [null, true]});
+        }
+        if knobs[2] {
+            task.progress.total = Some(number);
+            task.progress.processed = number / 2;
+            task.progress.failed = u64::from(small);
+        }
+        if knobs[3] {
+            task.progress.percentage = Some(float);
+            task.progress.throughput = Some(-float);
+            task.progress.message = Some(text.to_owned());
+        }
+        if knobs[4] {
+            task.progress.eta = Some(Duration::new(number % 1_000_000, small % 1_000_000_000));
+        }
+        if knobs[5] {
+            task.error = Some(
+                TaskError::new(ErrorCode::ProcessingError, text)
+                    .with_timestamp(at(5, small % 1_000_000_000))
+                    .with_details(json!({"line": number, "field": null})),
+            );
+        }
+        if knobs[6] {
+            task.started_at = Some(at(1, 1));
+        }
+        if knobs[7] {
+            task.completed_at = Some(at(6, 999_999_999));
+        }
+        if knobs[8] {
+            task.metadata.insert(text.to_owned(), "ops\\team\n".to_owned());
+            task.metadata.insert("owner".to_owned(), text.to_owned());
+        }
+        if knobs[9] {
+            task.attempt = small.max(2);
+            task.attempts.push(AttemptRecord {
+                attempt: 1,
+                status: TaskStatus::Failed,
+                error: Some(TaskError::new(ErrorCode::TimeoutError, text).with_timestamp(at(2, 0))),
+                started_at: None,
+                ended_at: Some(at(3, 0)),
+                progress: task.progress.clone(),
+            });
+        }
+        if knobs[10] {
+            task.parent_id = Some(TaskId::new());
+        }
+        if knobs[11] {
+            task.partition = Some(Partition { index: small % 4, count: 4 });
+        }
+        task
+    }
+
+    #[test]
+    fn a_new_task_and_a_task_with_everything_set_are_written_as_json_write_writes_them() {
+        check(&task_with([false; 12], (0, 0.0, 0), ""));
+        check(&task_with([true; 12], (u64::MAX, 1e300, u32::MAX), "in \"quoted\"\n\u{1}é \u{2028}"));
+        // Times the model leaves to chrono, and a float JSON cannot hold.
+        let mut task = task_with([true; 12], (7, f64::NAN, 3), "x");
+        task.created_at = DateTime::<Utc>::MAX_UTC;
+        task.updated_at = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .expect("a leap second")
+            .and_utc();
+        let mut written = Vec::new();
+        write_task(&task, true, &mut written).expect("written");
+        let mut reference = Vec::new();
+        json::write(&task, COLUMNS, &mut reference).expect("reference");
+        assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
+    }
+
+    #[test]
+    fn metrics_are_written_as_json_write_writes_them() {
+        let mut metrics = ProcessingMetrics::default();
+        check_metrics(&metrics);
+        metrics = ProcessingMetrics {
+            total_items: u64::MAX,
+            processed_items: 3,
+            failed_items: 1,
+            retried_items: 2,
+            skipped_items: 4,
+            start_time: Some(at(0, 0)),
+            end_time: Some(at(1, 500_000_000)),
+            duration: Duration::new(1, 500_001_000),
+        };
+        check_metrics(&metrics);
+    }
+
+    proptest! {
+        #[test]
+        fn any_task_is_written_as_json_write_writes_it(
+            knobs in any::<[bool; 12]>(),
+            number in any::<u64>(),
+            float in any::<f64>().prop_filter("finite: a task's floats read back", |float| float.is_finite()),
+            small in any::<u32>(),
+            text in ".{0,12}",
+        ) {
+            check(&task_with(knobs, (number, float, small), &text));
+        }
+    }
+}
