@@ -70,7 +70,9 @@ pub(super) fn read_task(
         text.push(b',');
     }
     text.extend_from_slice(rest.as_bytes());
-    serde_json::from_slice(&text)
+    // Read as a `str`: checked as UTF-8 here once (the pieces are), instead of string by string.
+    let text = String::from_utf8(text).map_err(serde::de::Error::custom)?;
+    serde_json::from_str(&text)
 }
 
 /// A value stored as its JSON text, without the struct fields that are `None` (`store::skip_nulls`).
