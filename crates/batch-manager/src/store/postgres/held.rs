@@ -65,15 +65,15 @@ impl HeldRows {
     /// Records rows as a committed group left them (row, checkpoint sequence, version): a row no
     /// longer held is forgotten; a held one replaces its copy, or becomes one if `wanted`. A copy
     /// newer than the one given (from a group that committed later but recorded first) stays.
-    pub(super) fn record<'a>(
+    pub(super) fn record(
         &self,
-        rows: impl IntoIterator<Item = (&'a TaskRow, Option<u64>, i64)>,
+        rows: impl IntoIterator<Item = (TaskRow, Option<u64>, i64)>,
         wanted: impl Fn(&TaskId) -> bool,
     ) {
         let mut kept = self.rows();
         for (row, sequence, rev) in rows {
             let id = row.task.id;
-            if !HeldRow::keeps(row) {
+            if !HeldRow::keeps(&row) {
                 kept.remove(&id);
                 continue;
             }
@@ -82,7 +82,7 @@ impl HeldRows {
                 Some(true) => {}
                 None if kept.len() >= CAPACITY || !wanted(&id) => {}
                 Some(false) | None => {
-                    kept.insert(id, HeldRow { row: row.clone(), sequence, rev });
+                    kept.insert(id, HeldRow { row, sequence, rev });
                 }
             }
         }
@@ -119,15 +119,15 @@ mod tests {
         let held = HeldRows::default();
         let row = held_row();
         let id = row.task.id;
-        held.record([(&row, None, 3)], |_| false);
+        held.record([(row.clone(), None, 3)], |_| false);
         assert!(held.get(&id).is_none(), "not wanted, not kept");
-        held.record([(&row, Some(1), 3)], |_| true);
+        held.record([(row.clone(), Some(1), 3)], |_| true);
         assert_eq!(held.get(&id).map(|copy| (copy.rev, copy.sequence)), Some((3, Some(1))));
         // An older version recorded late (its group committed first) does not replace a newer one;
         // a newer one replaces it even when not wanted (it is the store's own task already).
-        held.record([(&row, Some(0), 2)], |_| true);
+        held.record([(row.clone(), Some(0), 2)], |_| true);
         assert_eq!(held.get(&id).map(|copy| copy.rev), Some(3));
-        held.record([(&row, Some(2), 4)], |_| false);
+        held.record([(row.clone(), Some(2), 4)], |_| false);
         assert_eq!(held.get(&id).map(|copy| (copy.rev, copy.sequence)), Some((4, Some(2))));
         held.forget([id]);
         assert!(held.get(&id).is_none());
@@ -138,25 +138,25 @@ mod tests {
         let held = HeldRows::default();
         let row = held_row();
         let id = row.task.id;
-        held.record([(&row, None, 1)], |_| true);
+        held.record([(row.clone(), None, 1)], |_| true);
         let mut released = row.clone();
         released.lease_owner = None;
-        held.record([(&released, None, 2)], |_| true);
+        held.record([(released.clone(), None, 2)], |_| true);
         assert!(held.get(&id).is_none(), "released: forgotten");
 
-        held.record([(&row, None, 3)], |_| true);
+        held.record([(row.clone(), None, 3)], |_| true);
         let mut finished = row.clone();
         finished.task.status = TaskStatus::Completed;
-        held.record([(&finished, None, 4)], |_| true);
+        held.record([(finished.clone(), None, 4)], |_| true);
         assert!(held.get(&id).is_none(), "finished: forgotten");
 
         let mut partition = row.clone();
         partition.task.parent_id = Some(TaskId::new());
-        held.record([(&partition, None, 1)], |_| true);
+        held.record([(partition.clone(), None, 1)], |_| true);
         assert!(held.get(&id).is_none(), "a partition's calls lock its family: never kept");
         let mut waiting = row;
         waiting.waiting = true;
-        held.record([(&waiting, None, 1)], |_| true);
+        held.record([(waiting.clone(), None, 1)], |_| true);
         assert!(held.get(&id).is_none(), "a parent waiting for its partitions: not held");
     }
 }

@@ -1009,12 +1009,16 @@ impl<'a> State<'a> {
     }
 
     /// Every row of the group as it committed, with its checkpoint sequence and version, for the
-    /// store's copies of held tasks.
-    fn held_rows(&self) -> impl Iterator<Item = (&TaskRow, Option<u64>, i64)> {
-        self.loaded.rows.iter().map(|(id, row)| {
-            let written = self.full.contains(id) || self.leases.contains(id) || self.results.contains_key(id);
-            (row, self.sequence(id), self.rev(id) + i64::from(written))
-        })
+    /// store's copies of held tasks: taken out of the state (the group is over), not copied.
+    fn take_held_rows(&mut self) -> Vec<(TaskRow, Option<u64>, i64)> {
+        let rows = std::mem::take(&mut self.loaded.rows);
+        rows.into_iter()
+            .map(|(id, row)| {
+                let written =
+                    self.full.contains(&id) || self.leases.contains(&id) || self.results.contains_key(&id);
+                (row, self.sequence(&id), self.rev(&id) + i64::from(written))
+            })
+            .collect()
     }
 
     /// Each published task with its status and whether it is claimable now.
@@ -1425,7 +1429,8 @@ async fn run_group(
     write(shared, client, &state, &changes, xid, deadline).await?;
     // Copies are kept of the tasks the group claimed or its holder calls named (rows it merely read,
     // held by other stores' workers, would only age); every row it saw that is no longer held goes.
-    shared.held.record(state.held_rows(), |id| holder_calls.contains(id) || state.claimed.contains(id));
+    let held_rows = state.take_held_rows();
+    shared.held.record(held_rows, |id| holder_calls.contains(id) || state.claimed.contains(id));
     Ok(Committed { answers, changes, copied: state.loaded.copied.len() })
 }
 
