@@ -611,6 +611,20 @@ mod tests {
             r#"null"#,
             r#"{"batch_size": 10"#,
             r#"{"batch_size": 10,}"#,
+            r#"{"timeout": "1m 30s", "durability": "process", "partitions": 256}"#,
+            r#"{"timeout": "25h"}"#,
+            r#"{"timeout": "0s"}"#,
+            r#"{"timeout": "process"}"#,
+            r#"{"timeout": 0}"#,
+            r#"{"timeout": 2500.0}"#,
+            r#"{"durability": "30s"}"#,
+            r#"{"durability": 5}"#,
+            r#"{"durability": ["process"]}"#,
+            r#"{"batch_size": "process"}"#,
+            r#"{"skip_limit": "30s", "batch_size": 1}"#,
+            r#"{"skip_limit": 18446744073709551615}"#,
+            r#"{"partitions": 257}"#,
+            r#"{"concurrency": {"a": 1}}"#,
         ] {
             let (read, through) = both(text);
             assert_eq!(read, through, "{text}");
