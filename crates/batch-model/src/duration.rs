@@ -52,6 +52,11 @@ impl DurationText {
         }
     }
 
+    /// The duration of a humantime text, as the model reads one; `None` when it is not one.
+    pub fn parse(text: &str) -> Option<Duration> {
+        parse(text).ok()
+    }
+
     /// The text: UTF-8 (ASCII but for humantime's `µs`), with nothing a JSON string escapes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {

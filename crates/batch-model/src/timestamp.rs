@@ -64,6 +64,13 @@ impl TimestampText {
         }
     }
 
+    /// The time of a text in the form written here (`YYYY-MM-DDTHH:MM:SS`, a fraction of 1 to 9
+    /// digits, `Z`), as the model reads it; `None` for any other text, which the model's serde
+    /// (chrono's parser) reads or refuses.
+    pub fn parse(text: &str) -> Option<DateTime<Utc>> {
+        parse_utc(text.as_bytes())
+    }
+
     /// The text: ASCII, with nothing a JSON string escapes.
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
@@ -228,7 +235,11 @@ mod tests {
         let written =
             serialize(at, serde_json::value::Serializer).map(|value| value.to_string()).expect("written");
         let text = TimestampText::new(at);
-        assert_eq!(written, format!("\"{}\"", std::str::from_utf8(text.as_bytes()).expect("ASCII")));
+        let unquoted = std::str::from_utf8(text.as_bytes()).expect("ASCII");
+        assert_eq!(written, format!("\"{unquoted}\""));
+        if let Text::Written(..) = text.0 {
+            assert_eq!(TimestampText::parse(unquoted), Some(*at), "{unquoted}");
+        }
         written
     }
 

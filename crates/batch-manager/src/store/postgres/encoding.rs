@@ -55,6 +55,10 @@ pub(super) fn read_task(
     if record.starts_with(r#"{"id":"#) {
         return serde_json::from_str(record);
     }
+    // The layout this store writes, read key by key; anything else through serde below.
+    if let Some(task) = record::read_task(id, task_type, status, record) {
+        return Ok(task);
+    }
     let Some(rest) = record.strip_prefix('{') else {
         return Err(serde::de::Error::custom("a task record that is not a JSON object"));
     };
