@@ -288,10 +288,20 @@ impl<O: Out> Compound<'_, O> {
     }
 }
 
+/// The integer methods of a serializer writing into `self.$out`, each number between `$quote`s
+/// (none for a value, `"` for a map key, as serde_json writes them).
 macro_rules! integers {
-    ($($method:ident($ty:ty)),*) => {
+    ($out:tt, $quote:expr) => {
+        integers!(@each $out, $quote;
+            serialize_i8(i8), serialize_i16(i16), serialize_i32(i32), serialize_i64(i64),
+            serialize_i128(i128), serialize_u8(u8), serialize_u16(u16), serialize_u32(u32),
+            serialize_u64(u64), serialize_u128(u128));
+    };
+    (@each $out:tt, $quote:expr; $($method:ident($ty:ty)),*) => {
         $(#[inline] fn $method(self, value: $ty) -> Result<(), JsonError> {
-            integer(self.out, value);
+            self.$out.put($quote);
+            integer(self.$out, value);
+            self.$out.put($quote);
             Ok(())
         })*
     };
@@ -313,18 +323,7 @@ impl<'a, O: Out> Serializer for Json<'a, O> {
         Ok(())
     }
 
-    integers!(
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128)
-    );
+    integers!(out, b"");
 
     fn serialize_f32(self, value: f32) -> Result<(), JsonError> {
         float(self.out, value, value.is_finite());
@@ -467,57 +466,30 @@ impl<O: Out> fmt::Write for Escaping<'_, O> {
     }
 }
 
-impl<O: Out> SerializeSeq for Compound<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
+/// The compounds of values only: each element after a comma.
+macro_rules! elements {
+    ($($compound:ident::$method:ident),*) => {$(
+        impl<O: Out> $compound for Compound<'_, O> {
+            type Ok = ();
+            type Error = JsonError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        self.element(value)
-    }
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
+                self.element(value)
+            }
 
-    fn end(self) -> Result<(), JsonError> {
-        Compound::end(self)
-    }
+            fn end(self) -> Result<(), JsonError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl<O: Out> SerializeTuple for Compound<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), JsonError> {
-        Compound::end(self)
-    }
-}
-
-impl<O: Out> SerializeTupleStruct for Compound<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), JsonError> {
-        Compound::end(self)
-    }
-}
-
-impl<O: Out> SerializeTupleVariant for Compound<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), JsonError> {
-        self.element(value)
-    }
-
-    fn end(self) -> Result<(), JsonError> {
-        Compound::end(self)
-    }
-}
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 /// A map's entries are data (a task's params, its metadata): every entry is written.
 impl<O: Out> SerializeMap for Compound<'_, O> {
@@ -543,73 +515,60 @@ impl<O: Out> SerializeMap for Compound<'_, O> {
     }
 }
 
-impl<O: Out> SerializeStruct for Compound<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
+/// The compounds of named fields: a field that is `None`, or named in the list, is left out.
+macro_rules! fields {
+    ($($compound:ident),*) => {$(
+        impl<O: Out> $compound for Compound<'_, O> {
+            type Ok = ();
+            type Error = JsonError;
 
-    #[inline]
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), JsonError> {
-        self.field(key, value)
-    }
+            #[inline]
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), JsonError> {
+                self.field(key, value)
+            }
 
-    fn end(self) -> Result<(), JsonError> {
-        Compound::end(self)
-    }
+            fn end(self) -> Result<(), JsonError> {
+                Compound::end(self)
+            }
+        }
+    )*};
 }
 
-impl<O: Out> SerializeStructVariant for Compound<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), JsonError> {
-        self.field(key, value)
-    }
-
-    fn end(self) -> Result<(), JsonError> {
-        Compound::end(self)
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 /// A map's key, as serde_json writes it: a string, or a number or boolean in quotes.
 struct MapKey<'a, O>(&'a mut O);
 
-macro_rules! quoted_integers {
-    ($($method:ident($ty:ty)),*) => {
-        $(fn $method(self, value: $ty) -> Result<(), JsonError> {
-            self.0.put(b"\"");
-            integer(self.0, value);
-            self.0.put(b"\"");
-            Ok(())
+/// Methods that refuse what they are given, with `$error()`.
+macro_rules! refused {
+    ($error:ident; $($method:ident($($ty:ty),*) -> $ok:ty;)*) => {
+        $(fn $method(self, $(_: $ty),*) -> Result<$ok, JsonError> {
+            Err($error())
         })*
     };
 }
 
-macro_rules! not_a_key {
-    ($($method:ident($($ty:ty),*) -> $ok:ty;)*) => {
-        $(fn $method(self, $(_: $ty),*) -> Result<$ok, JsonError> {
-            Err(key_must_be_a_string())
-        })*
+/// A serializer's types when it writes no compound value.
+macro_rules! no_compounds {
+    () => {
+        type Ok = ();
+        type Error = JsonError;
+        type SerializeSeq = Impossible<(), JsonError>;
+        type SerializeTuple = Impossible<(), JsonError>;
+        type SerializeTupleStruct = Impossible<(), JsonError>;
+        type SerializeTupleVariant = Impossible<(), JsonError>;
+        type SerializeMap = Impossible<(), JsonError>;
+        type SerializeStruct = Impossible<(), JsonError>;
+        type SerializeStructVariant = Impossible<(), JsonError>;
     };
 }
 
 impl<O: Out> Serializer for MapKey<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
-    type SerializeSeq = Impossible<(), JsonError>;
-    type SerializeTuple = Impossible<(), JsonError>;
-    type SerializeTupleStruct = Impossible<(), JsonError>;
-    type SerializeTupleVariant = Impossible<(), JsonError>;
-    type SerializeMap = Impossible<(), JsonError>;
-    type SerializeStruct = Impossible<(), JsonError>;
-    type SerializeStructVariant = Impossible<(), JsonError>;
+    no_compounds!();
 
     fn serialize_str(self, value: &str) -> Result<(), JsonError> {
         string(self.0, value);
@@ -626,18 +585,7 @@ impl<O: Out> Serializer for MapKey<'_, O> {
         Ok(())
     }
 
-    quoted_integers!(
-        serialize_i8(i8),
-        serialize_i16(i16),
-        serialize_i32(i32),
-        serialize_i64(i64),
-        serialize_i128(i128),
-        serialize_u8(u8),
-        serialize_u16(u16),
-        serialize_u32(u32),
-        serialize_u64(u64),
-        serialize_u128(u128)
-    );
+    integers!(0, b"\"");
 
     fn serialize_f32(self, value: f32) -> Result<(), JsonError> {
         if !value.is_finite() {
@@ -685,7 +633,8 @@ impl<O: Out> Serializer for MapKey<'_, O> {
         Json::nested(self.0).collect_str(value)
     }
 
-    not_a_key! {
+    refused! {
+        key_must_be_a_string;
         serialize_bytes(&[u8]) -> ();
         serialize_none() -> ();
         serialize_unit() -> ();
@@ -710,33 +659,19 @@ impl<O: Out> Serializer for MapKey<'_, O> {
     }
 }
 
-macro_rules! not_raw {
-    ($($method:ident($($ty:ty),*) -> $ok:ty;)*) => {
-        $(fn $method(self, $(_: $ty),*) -> Result<$ok, JsonError> {
-            Err(not_raw_text())
-        })*
-    };
-}
 /// The text of a raw JSON value, written as it is.
 struct RawText<'a, O>(&'a mut O);
 
 impl<O: Out> Serializer for RawText<'_, O> {
-    type Ok = ();
-    type Error = JsonError;
-    type SerializeSeq = Impossible<(), JsonError>;
-    type SerializeTuple = Impossible<(), JsonError>;
-    type SerializeTupleStruct = Impossible<(), JsonError>;
-    type SerializeTupleVariant = Impossible<(), JsonError>;
-    type SerializeMap = Impossible<(), JsonError>;
-    type SerializeStruct = Impossible<(), JsonError>;
-    type SerializeStructVariant = Impossible<(), JsonError>;
+    no_compounds!();
 
     fn serialize_str(self, value: &str) -> Result<(), JsonError> {
         self.0.put(value.as_bytes());
         Ok(())
     }
 
-    not_raw! {
+    refused! {
+        not_raw_text;
         serialize_bool(bool) -> ();
         serialize_i8(i8) -> ();
         serialize_i16(i16) -> ();
