@@ -203,24 +203,30 @@ impl TaskRow {
                 Err(_) => ClaimResult::NotClaimable,
             };
         }
-        let mut claimed = self.clone();
-        if resumed {
-            // A takeover passes through `pending`, as the state machine describes a lapsed lease.
-            if claimed.transition(TaskStatus::Pending, TransitionCause::LeaseExpired, now).is_err() {
-                return ClaimResult::NotClaimable;
-            }
+        // A takeover passes through `pending`, as the state machine describes a lapsed lease. Both
+        // steps are checked before either is taken, so that a refused claim changes nothing.
+        let through = if resumed { TaskStatus::Pending } else { self.task.status };
+        let legal = (!resumed
+            || self.task.status.transition_to(TaskStatus::Pending, TransitionCause::LeaseExpired).is_ok())
+            && through.transition_to(TaskStatus::Processing, TransitionCause::Requested).is_ok();
+        if !legal {
+            return ClaimResult::NotClaimable;
         }
-        if claimed.transition(TaskStatus::Processing, TransitionCause::Requested, now).is_err() {
+        // The stop flag survives a takeover (which clears the hold), so that the new holder stops
+        // the task.
+        let stop_requested = self.stop_requested;
+        if resumed && self.transition(TaskStatus::Pending, TransitionCause::LeaseExpired, now).is_err() {
+            return ClaimResult::NotClaimable;
+        }
+        if self.transition(TaskStatus::Processing, TransitionCause::Requested, now).is_err() {
             return ClaimResult::NotClaimable;
         }
         let expires_at = expiry(now, lease.ttl);
-        claimed.epoch = self.epoch.saturating_add(1);
-        claimed.lease_owner = Some(lease.worker.clone());
-        claimed.lease_expires = Some(time_key(expires_at));
-        claimed.lost_leases = lost_leases;
-        // The stop flag survives a takeover, so that the new holder stops the task.
-        claimed.stop_requested = self.stop_requested;
-        *self = claimed;
+        self.epoch = self.epoch.saturating_add(1);
+        self.lease_owner = Some(lease.worker.clone());
+        self.lease_expires = Some(time_key(expires_at));
+        self.lost_leases = lost_leases;
+        self.stop_requested = stop_requested;
         ClaimResult::Claimed(Claim {
             lease: Lease { worker: lease.worker.clone(), epoch: self.epoch, expires_at },
             resumed,
