@@ -286,7 +286,7 @@ mod tests {
         );
     }
 
-    /// The text written, or humantime's when it leaves the duration to humantime.
+    /// The text the model's serde writes.
     fn text(duration: Duration) -> String {
         serde_json::to_value(Holder { duration, maybe: None }).unwrap()["duration"]
             .as_str()

@@ -52,6 +52,18 @@ impl TaskId {
     pub fn from_bytes(bytes: [u8; 16]) -> TaskId {
         TaskId(Uuid::from_bytes(bytes))
     }
+
+    /// The id's text, as `Display` writes it, in `buffer`: for writers that build text themselves
+    /// without the formatting machinery.
+    ///
+    /// ```
+    /// let id: batch_model::TaskId = "01a24c1e-ac14-7366-aef5-ac730e4420ba".parse()?;
+    /// assert_eq!(id.encode(&mut [0; 36]), id.to_string());
+    /// # Ok::<(), batch_model::ModelError>(())
+    /// ```
+    pub fn encode<'b>(&self, buffer: &'b mut [u8; 36]) -> &'b str {
+        self.0.hyphenated().encode_lower(buffer)
+    }
 }
 
 impl fmt::Display for TaskId {

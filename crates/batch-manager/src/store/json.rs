@@ -588,23 +588,11 @@ impl<O: Out> Serializer for MapKey<'_, O> {
     integers!(0, b"\"");
 
     fn serialize_f32(self, value: f32) -> Result<(), JsonError> {
-        if !value.is_finite() {
-            return Err(JsonError("float key must be finite (got NaN or +/-inf)".to_owned()));
-        }
-        self.0.put(b"\"");
-        float(self.0, value, true);
-        self.0.put(b"\"");
-        Ok(())
+        float_key(self.0, value, value.is_finite())
     }
 
     fn serialize_f64(self, value: f64) -> Result<(), JsonError> {
-        if !value.is_finite() {
-            return Err(JsonError("float key must be finite (got NaN or +/-inf)".to_owned()));
-        }
-        self.0.put(b"\"");
-        float(self.0, value, true);
-        self.0.put(b"\"");
-        Ok(())
+        float_key(self.0, value, value.is_finite())
     }
 
     fn serialize_unit_variant(
@@ -657,6 +645,17 @@ impl<O: Out> Serializer for MapKey<'_, O> {
     ) -> Result<(), JsonError> {
         Err(key_must_be_a_string())
     }
+}
+
+/// A float map key: in quotes, refused when it is not finite, as serde_json does.
+fn float_key<O: Out, F: zmij::Float>(out: &mut O, value: F, finite: bool) -> Result<(), JsonError> {
+    if !finite {
+        return Err(JsonError("float key must be finite (got NaN or +/-inf)".to_owned()));
+    }
+    out.put(b"\"");
+    float(out, value, true);
+    out.put(b"\"");
+    Ok(())
 }
 
 /// The text of a raw JSON value, written as it is.

@@ -27,9 +27,12 @@ use serde::de::DeserializeOwned;
 
 use super::json::{self, JsonError, Out};
 
+/// The fields of a task that [`write_task`] leaves out with `columns`.
+#[cfg(test)]
+pub(crate) const COLUMN_FIELDS: &[&str] = &["id", "task_type", "status"];
+
 /// Writes `task` as [`json::write`] does; without its `id`, `task_type` and `status` when
-/// `columns` (a store that keeps them in columns: `json::write(task, ["id", "task_type",
-/// "status"])`).
+/// `columns` (a store that keeps them in columns: `json::write(task, COLUMN_FIELDS)`).
 pub(crate) fn write_task<O: Out>(task: &BatchTask, columns: bool, out: &mut O) -> Result<(), JsonError> {
     let BatchTask {
         id,
@@ -53,7 +56,7 @@ pub(crate) fn write_task<O: Out>(task: &BatchTask, columns: bool, out: &mut O) -
         out.put(b"{\"config\":");
     } else {
         out.put(b"{\"id\":");
-        json::write(id, &[], out)?;
+        task_id_text(id, out);
         out.put(b",\"task_type\":");
         json::write(task_type, &[], out)?;
         out.put(b",\"status\":");
@@ -70,16 +73,16 @@ pub(crate) fn write_task<O: Out>(task: &BatchTask, columns: bool, out: &mut O) -
         json::write(error, &[], out)?;
     }
     out.put(b",\"created_at\":");
-    timestamp(created_at, out);
+    timestamp_text(created_at, out);
     out.put(b",\"updated_at\":");
-    timestamp(updated_at, out);
+    timestamp_text(updated_at, out);
     if let Some(started_at) = started_at {
         out.put(b",\"started_at\":");
-        timestamp(started_at, out);
+        timestamp_text(started_at, out);
     }
     if let Some(completed_at) = completed_at {
         out.put(b",\"completed_at\":");
-        timestamp(completed_at, out);
+        timestamp_text(completed_at, out);
     }
     out.put(b",\"metadata\":{");
     for (at, (key, value)) in metadata.iter().enumerate() {
@@ -100,7 +103,7 @@ pub(crate) fn write_task<O: Out>(task: &BatchTask, columns: bool, out: &mut O) -
     }
     if let Some(parent_id) = parent_id {
         out.put(b",\"parent_id\":");
-        json::write(parent_id, &[], out)?;
+        task_id_text(parent_id, out);
     }
     if let Some(partition) = partition {
         out.put(b",\"partition\":");
@@ -134,15 +137,15 @@ pub(crate) fn write_metrics<O: Out>(metrics: &ProcessingMetrics, out: &mut O) {
     json::integer(out, *skipped_items);
     if let Some(start_time) = start_time {
         out.put(b",\"start_time\":");
-        timestamp(start_time, out);
+        timestamp_text(start_time, out);
     }
     if let Some(end_time) = end_time {
         out.put(b",\"end_time\":");
-        timestamp(end_time, out);
+        timestamp_text(end_time, out);
     }
-    out.put(b",\"duration\":\"");
-    out.put(DurationText::new(*duration).as_bytes());
-    out.put(b"\"}");
+    out.put(b",\"duration\":");
+    duration_text(duration, out);
+    out.put(b"}");
 }
 
 fn write_config<O: Out>(config: &BatchConfig, out: &mut O) {
@@ -152,9 +155,9 @@ fn write_config<O: Out>(config: &BatchConfig, out: &mut O) {
     json::integer(out, *batch_size);
     out.put(b",\"max_retries\":");
     json::integer(out, *max_retries);
-    out.put(b",\"timeout\":\"");
-    out.put(DurationText::new(*timeout).as_bytes());
-    out.put(b"\",\"concurrency\":");
+    out.put(b",\"timeout\":");
+    duration_text(timeout, out);
+    out.put(b",\"concurrency\":");
     json::integer(out, *concurrency);
     if let Some(skip_limit) = skip_limit {
         out.put(b",\"skip_limit\":");
@@ -195,19 +198,32 @@ fn write_progress<O: Out>(progress: &Progress, out: &mut O) {
         json::number_f64(out, *throughput);
     }
     if let Some(eta) = eta {
-        out.put(b",\"eta\":\"");
-        out.put(DurationText::new(*eta).as_bytes());
-        out.put(b"\"");
+        out.put(b",\"eta\":");
+        duration_text(eta, out);
     }
     out.put(b",\"updated_at\":");
-    timestamp(updated_at, out);
+    timestamp_text(updated_at, out);
     out.put(b"}");
 }
 
 /// A timestamp's JSON string (its text needs no escape).
-fn timestamp<O: Out>(at: &DateTime<Utc>, out: &mut O) {
+fn timestamp_text<O: Out>(at: &DateTime<Utc>, out: &mut O) {
+    quoted(TimestampText::new(at).as_bytes(), out);
+}
+
+/// A duration's JSON string (its text needs no escape).
+fn duration_text<O: Out>(duration: &Duration, out: &mut O) {
+    quoted(DurationText::new(*duration).as_bytes(), out);
+}
+
+/// A task id's JSON string, as it serialises (its text needs no escape).
+fn task_id_text<O: Out>(id: &TaskId, out: &mut O) {
+    quoted(id.encode(&mut [0; 36]).as_bytes(), out);
+}
+
+fn quoted<O: Out>(text: &[u8], out: &mut O) {
     out.put(b"\"");
-    out.put(TimestampText::new(at).as_bytes());
+    out.put(text);
     out.put(b"\"");
 }
 
@@ -234,7 +250,7 @@ pub(crate) fn read_task(id: TaskId, task_type: &str, status: &str, record: &str)
     at.literal(",\"metadata\":")?;
     let metadata = if at.maybe("{}") { Default::default() } else { at.value()? };
     at.literal(",\"attempt\":")?;
-    let attempt = u32::try_from(at.whole()?).ok()?;
+    let attempt = at.whole_u32()?;
     at.literal(",\"attempts\":")?;
     let attempts = if at.maybe("[]") { Vec::new() } else { at.value()? };
     let parent_id = if at.maybe(",\"parent_id\":") { Some(at.value()?) } else { None };
@@ -302,6 +318,10 @@ impl Reader<'_> {
         Some(value)
     }
 
+    fn whole_u32(&mut self) -> Option<u32> {
+        u32::try_from(self.whole()?).ok()
+    }
+
     /// A string without escapes, its contents.
     fn plain_string(&mut self) -> Option<&str> {
         let rest = self.text.get(self.at..)?.strip_prefix('"')?;
@@ -334,13 +354,13 @@ impl Reader<'_> {
     /// serde, for its error).
     fn config(&mut self) -> Option<BatchConfig> {
         self.literal("{\"batch_size\":")?;
-        let batch_size = u32::try_from(self.whole()?).ok()?;
+        let batch_size = self.whole_u32()?;
         self.literal(",\"max_retries\":")?;
-        let max_retries = u32::try_from(self.whole()?).ok()?;
+        let max_retries = self.whole_u32()?;
         self.literal(",\"timeout\":")?;
         let timeout = self.duration()?;
         self.literal(",\"concurrency\":")?;
-        let concurrency = u32::try_from(self.whole()?).ok()?;
+        let concurrency = self.whole_u32()?;
         let skip_limit = if self.maybe(",\"skip_limit\":") { Some(self.whole()?) } else { None };
         self.literal(",\"durability\":")?;
         let durability = match self.plain_string()? {
@@ -349,7 +369,7 @@ impl Reader<'_> {
             _ => return None,
         };
         self.literal(",\"partitions\":")?;
-        let partitions = u32::try_from(self.whole()?).ok()?;
+        let partitions = self.whole_u32()?;
         self.literal("}")?;
         let config =
             BatchConfig { batch_size, max_retries, timeout, concurrency, skip_limit, durability, partitions };
@@ -405,15 +425,13 @@ mod tests {
 
     use super::*;
 
-    const COLUMNS: &[&str] = &["id", "task_type", "status"];
-
     fn at(seconds: i64, nanos: u32) -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000 + seconds, nanos).expect("a valid time")
     }
 
     /// `task` as written here and by `json::write`, both with and without its column fields.
     fn check(task: &BatchTask) {
-        for (columns, without) in [(false, &[][..]), (true, COLUMNS)] {
+        for (columns, without) in [(false, &[][..]), (true, COLUMN_FIELDS)] {
             let mut written = Vec::new();
             write_task(task, columns, &mut written).expect("written");
             let mut reference = Vec::new();
@@ -516,7 +534,7 @@ mod tests {
         let mut written = Vec::new();
         write_task(&task, true, &mut written).expect("written");
         let mut reference = Vec::new();
-        json::write(&task, COLUMNS, &mut reference).expect("reference");
+        json::write(&task, COLUMN_FIELDS, &mut reference).expect("reference");
         assert_eq!(String::from_utf8_lossy(&written), String::from_utf8_lossy(&reference));
     }
 

@@ -203,23 +203,26 @@ impl TaskRow {
                 Err(_) => ClaimResult::NotClaimable,
             };
         }
-        // A takeover passes through `pending`, as the state machine describes a lapsed lease. Both
-        // steps are checked before either is taken, so that a refused claim changes nothing.
-        let through = if resumed { TaskStatus::Pending } else { self.task.status };
-        let legal = (!resumed
-            || self.task.status.transition_to(TaskStatus::Pending, TransitionCause::LeaseExpired).is_ok())
-            && through.transition_to(TaskStatus::Processing, TransitionCause::Requested).is_ok();
+        // A takeover passes through `pending`, as the state machine describes a lapsed lease. The
+        // steps are checked on the status before the row takes them, so that a refused claim changes
+        // nothing.
+        let takeover = (TaskStatus::Pending, TransitionCause::LeaseExpired);
+        let start = (TaskStatus::Processing, TransitionCause::Requested);
+        let steps = if resumed { &[takeover, start][..] } else { &[start][..] };
+        let legal = steps
+            .iter()
+            .try_fold(self.task.status, |status, (to, cause)| status.transition_to(*to, *cause).ok())
+            .is_some();
         if !legal {
             return ClaimResult::NotClaimable;
         }
         // The stop flag survives a takeover (which clears the hold), so that the new holder stops
         // the task.
         let stop_requested = self.stop_requested;
-        if resumed && self.transition(TaskStatus::Pending, TransitionCause::LeaseExpired, now).is_err() {
-            return ClaimResult::NotClaimable;
-        }
-        if self.transition(TaskStatus::Processing, TransitionCause::Requested, now).is_err() {
-            return ClaimResult::NotClaimable;
+        for (to, cause) in steps {
+            if self.transition(*to, *cause, now).is_err() {
+                return ClaimResult::NotClaimable;
+            }
         }
         let expires_at = expiry(now, lease.ttl);
         self.epoch = self.epoch.saturating_add(1);

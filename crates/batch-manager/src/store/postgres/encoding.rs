@@ -4,7 +4,7 @@
 //! and reader, so the server need not parse them as `json` on every write); and task ids as `uuid`
 //! values, in parameters, in results and in binary COPY.
 //!
-//! A task's record leaves out the fields its row's columns hold ([`COLUMN_FIELDS`]: its id, type
+//! A task's record leaves out the fields its row's columns hold (`record::COLUMN_FIELDS`: its id, type
 //! and status, 90 bytes of an empty task's 530), since schema 6: [`read_task`] puts them back from
 //! the columns. A row is written whole at a task's creation, claim and end, so its bytes count
 //! (docs/BENCHMARKS.md, m3). Records written before carry the fields themselves and read as they
@@ -20,19 +20,14 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 use crate::store::{json, record};
 
-/// The fields of a task that its record leaves to the row's columns `id`, `task_type` and `status`
-/// (`record::write_task` with `columns`).
-#[cfg(test)]
-pub(super) const COLUMN_FIELDS: &[&str] = &["id", "task_type", "status"];
-
 /// A task's record as the `record` column keeps it: its JSON without the fields of
-/// [`COLUMN_FIELDS`] and without the struct fields that are `None`.
+/// `record::COLUMN_FIELDS` and without the struct fields that are `None`.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct TaskRecord<'a>(pub(super) &'a BatchTask);
 
 impl ToSql for TaskRecord<'_> {
     fn to_sql(&self, _ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
-        // `json::write(self.0, COLUMN_FIELDS, out)`, field by field.
+        // `json::write(self.0, record::COLUMN_FIELDS, out)`, field by field.
         record::write_task(self.0, true, out)?;
         Ok(IsNull::No)
     }
@@ -256,7 +251,7 @@ mod tests {
         let (text, read) = stored_record(&task);
         assert_eq!(read, task);
         assert!(text.starts_with(r#"{"config":"#), "{text}");
-        for field in COLUMN_FIELDS {
+        for field in crate::store::record::COLUMN_FIELDS {
             assert!(!text.contains(&format!(r#""{field}":"#)), "{field} in {text}");
         }
         let (with_columns, _) = stored(&task);
