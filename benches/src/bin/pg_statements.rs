@@ -12,7 +12,8 @@
 //! Run: `cargo run --release -p benches --bin pg_statements -- [TASKS]` (default 10,000, a multiple
 //! of 1,000). `PG_WORKERS=N` runs N workers, each on its own store, as m3's four-worker flavours
 //! do, and `PG_CLAIMS=N` gives each N claims in flight (default 2); `PG_SLOTS` and `PG_WRITERS` set
-//! each worker's slots and its store's writer lanes. With `PG_STATEMENTS_EXPLAIN=FILE` the server
+//! each worker's slots and its store's writer lanes; `PG_THREADS=N` runs the process on N runtime
+//! threads (default 2, as m3 does; 0: tokio's current-thread runtime). With `PG_STATEMENTS_EXPLAIN=FILE` the server
 //! also logs every statement's plan as it ran (`auto_explain`, with row counts and buffers, without
 //! timing) and the log is copied to `FILE`.
 //! With `PG_STATEMENTS_PAUSE` set it waits for a line on stdin before the run (to attach a profiler).
@@ -58,7 +59,13 @@ fn main() -> Result<(), Failure> {
         &["shared_preload_libraries=pg_stat_statements", "pg_stat_statements.track_planning=on"]
     };
     let cluster = PgCluster::start_with(settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    // `PG_THREADS=N`: N runtime threads (2 by default, as m3's); 0: tokio's current-thread runtime.
+    let runtime = match number_from_env("PG_THREADS", 2) {
+        0 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        threads => {
+            tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?
+        }
+    };
     runtime.block_on(measure(&cluster, tasks))?;
     if let (Some(target), Some(log)) = (explain, cluster.log_path()) {
         std::fs::copy(log, &target)?;

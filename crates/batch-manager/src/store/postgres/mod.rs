@@ -529,14 +529,15 @@ impl PgStore {
             .savepoint("direct_copy")
             .await
             .map_err(|error| location.error("starting a bulk insert", error))?;
-        let outcomes = match copy_tasks(&direct, queries::COPY_TASKS, tasks).await {
+        let data = copy_data(location, tasks)?;
+        let outcomes = match copy_tasks(&direct, queries::COPY_TASKS, data.clone()).await {
             Ok(()) => {
                 direct.commit().await.map_err(|error| location.error("copying new tasks", error))?;
                 tasks.iter().map(|_| Ok(())).collect()
             }
             Err(error) if error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
                 direct.rollback().await.map_err(|error| location.error("copying new tasks", error))?;
-                self.staged_insert(&transaction, tasks).await?
+                self.staged_insert(&transaction, tasks, data).await?
             }
             Err(error) => return Err(location.error("copying new tasks", error)),
         };
@@ -573,18 +574,20 @@ impl PgStore {
         Ok(outcomes)
     }
 
-    /// Inserts `tasks` through the staging table, skipping ids that exist; each task's outcome.
+    /// Inserts `tasks` (`data`: their COPY data) through the staging table, skipping ids that exist;
+    /// each task's outcome.
     async fn staged_insert(
         &self,
         transaction: &tokio_postgres::Transaction<'_>,
         tasks: &[BatchTask],
+        data: bytes::Bytes,
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let location = &self.location;
         transaction
             .batch_execute(queries::CREATE_IMPORT_TABLE)
             .await
             .map_err(|error| location.error("creating the staging table", error))?;
-        copy_tasks(transaction, queries::COPY_IMPORT, tasks)
+        copy_tasks(transaction, queries::COPY_IMPORT, data)
             .await
             .map_err(|error| location.error("copying new tasks", error))?;
         let rows = transaction
@@ -604,39 +607,68 @@ impl PgStore {
     }
 }
 
-/// Writes `tasks` through the binary COPY `statement` (the columns of [`queries::COPY_TASKS`]).
-async fn copy_tasks(
-    client: &tokio_postgres::Transaction<'_>,
-    statement: &str,
-    tasks: &[BatchTask],
-) -> Result<(), tokio_postgres::Error> {
-    use tokio_postgres::binary_copy::BinaryCopyInWriter;
-    use tokio_postgres::types::Type;
+/// PostgreSQL's binary COPY header: the signature, no flags, no header extension.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
-    let sink = client.copy_in(statement).await?;
-    let types = [Type::UUID, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::UUID];
-    let writer = BinaryCopyInWriter::new(sink, &types);
-    let mut writer = std::pin::pin!(writer);
+/// The largest piece of COPY data sent in one message.
+const COPY_MESSAGE: usize = 1 << 20;
+
+/// `tasks` as binary COPY data for the columns of [`queries::COPY_TASKS`], encoded once and whole
+/// before a COPY starts (so that a value that cannot be encoded fails no statement, and the staging
+/// table's retry sends the same bytes). Sent in pieces of up to 1 MiB: tokio-postgres's
+/// `BinaryCopyInWriter` hands the connection a piece every 4 KiB, a wake-up of the connection's
+/// task each time (170 for a thousand new tasks).
+fn copy_data(location: &PgLocation, tasks: &[BatchTask]) -> Result<bytes::Bytes, StoreError> {
+    use bytes::BufMut as _;
+    use tokio_postgres::types::{IsNull, ToSql, Type};
+
+    const TYPES: [Type; 7] =
+        [Type::UUID, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::UUID];
+    let mut data = bytes::BytesMut::with_capacity(COPY_HEADER.len() + tasks.len() * 640 + 2);
+    data.put_slice(COPY_HEADER);
     for task in tasks {
         let id = encoding::Uuid(task.id);
         let created = super::rules::time_key(task.created_at);
         let run_nanos = writer::run_nanos(task);
         let record = encoding::TaskRecord(task);
         let parent = task.parent_id.map(encoding::Uuid);
-        writer
-            .as_mut()
-            .write(&[
-                &id,
-                &task.task_type.as_str(),
-                &task.status.as_str(),
-                &created,
-                &run_nanos,
-                &record,
-                &parent,
-            ])
-            .await?;
+        let values: [&(dyn ToSql + Sync); 7] =
+            [&id, &task.task_type.as_str(), &task.status.as_str(), &created, &run_nanos, &record, &parent];
+        data.put_i16(7);
+        for (value, ty) in values.into_iter().zip(&TYPES) {
+            let at = data.len();
+            data.put_i32(0);
+            let written = value.to_sql_checked(ty, &mut data).map_err(|error| {
+                storage(location, format!("task {} cannot be written to the store: {error}", task.id))
+            })?;
+            let length = match written {
+                IsNull::Yes => -1,
+                IsNull::No => i32::try_from(data.len() - at - 4).map_err(|_| {
+                    storage(location, format!("task {} is too large for one column (1 GiB)", task.id))
+                })?,
+            };
+            data[at..at + 4].copy_from_slice(&length.to_be_bytes());
+        }
     }
-    writer.finish().await.map(drop)
+    data.put_i16(-1);
+    Ok(data.freeze())
+}
+
+/// Sends `data` (from [`copy_data`]) through the binary COPY `statement`.
+async fn copy_tasks(
+    client: &tokio_postgres::Transaction<'_>,
+    statement: &str,
+    mut data: bytes::Bytes,
+) -> Result<(), tokio_postgres::Error> {
+    use futures::SinkExt as _;
+
+    let sink = client.copy_in(statement).await?;
+    let mut sink = std::pin::pin!(sink);
+    while !data.is_empty() {
+        let piece = data.split_to(data.len().min(COPY_MESSAGE));
+        sink.send(piece).await?;
+    }
+    sink.finish().await.map(drop)
 }
 
 #[async_trait]
