@@ -258,7 +258,16 @@ mod tests {
             assert_eq!(fast(&at), chrono(&at), "{nanos} ns");
         }
         for (year, month, day) in
-            [(0, 1, 1), (1, 2, 3), (999, 12, 31), (1970, 1, 1), (2000, 2, 29), (9999, 12, 31)]
+            [(0, 1, 1), (0, 2, 29), (1, 2, 3), (999, 12, 31), (1900, 2, 28), (1900, 3, 1), (1969, 12, 31)]
+                .into_iter()
+                .chain([
+                    (1970, 1, 1),
+                    (2000, 2, 29),
+                    (2000, 3, 1),
+                    (2100, 2, 28),
+                    (2100, 3, 1),
+                    (9999, 12, 31),
+                ])
         {
             let at = NaiveDate::from_ymd_opt(year, month, day)
                 .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 123_456_000))
@@ -274,7 +283,12 @@ mod tests {
             .and_then(|day| day.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
             .expect("a leap second")
             .and_utc();
-        for at in [leap, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
+        let before_year_0 = NaiveDate::from_ymd_opt(-1, 12, 31)
+            .and_then(|day| day.and_hms_opt(23, 59, 59))
+            .expect("a date")
+            .and_utc();
+        let after_year_9999 = before_year_0 + TimeDelta::days(3_652_426);
+        for at in [leap, before_year_0, after_year_9999, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC] {
             assert_eq!(fast(&at), chrono(&at));
             let mut out = [0; LONGEST];
             assert_eq!(rfc3339(&at, &mut out), None);
