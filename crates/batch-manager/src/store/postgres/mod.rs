@@ -624,7 +624,10 @@ fn copy_data(location: &PgLocation, tasks: &[BatchTask]) -> Result<bytes::Bytes,
 
     const TYPES: [Type; 7] =
         [Type::UUID, Type::TEXT, Type::TEXT, Type::INT8, Type::INT8, Type::TEXT, Type::UUID];
-    let mut data = bytes::BytesMut::with_capacity(COPY_HEADER.len() + tasks.len() * 640 + 2);
+    // An empty task's COPY row is about 510 bytes (its record 440): room for most new tasks without
+    // growing; larger ones grow the buffer by doubling.
+    const ROW_BYTES: usize = 640;
+    let mut data = bytes::BytesMut::with_capacity(COPY_HEADER.len() + tasks.len() * ROW_BYTES + 2);
     data.put_slice(COPY_HEADER);
     for task in tasks {
         let id = encoding::Uuid(task.id);
