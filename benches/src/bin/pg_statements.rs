@@ -13,9 +13,9 @@
 //! of 1,000). `PG_WORKERS=N` runs N workers, each on its own store, as m3's four-worker flavours
 //! do, and `PG_CLAIMS=N` gives each N claims in flight (default 2); `PG_SLOTS` and `PG_WRITERS` set
 //! each worker's slots and its store's writer lanes; `PG_THREADS=N` runs the process on N runtime
-//! threads (default 2, as m3 does; 0: tokio's current-thread runtime). With `PG_STATEMENTS_EXPLAIN=FILE` the server
-//! also logs every statement's plan as it ran (`auto_explain`, with row counts and buffers, without
-//! timing) and the log is copied to `FILE`.
+//! threads (default 2, as m3 does; 0: tokio's current-thread runtime). With
+//! `PG_STATEMENTS_EXPLAIN=FILE` the server also logs every statement's plan as it ran
+//! (`auto_explain`, with row counts and buffers, without timing) and the log is copied to `FILE`.
 //! With `PG_STATEMENTS_PAUSE` set it waits for a line on stdin before the run (to attach a profiler).
 //! With `PG_STATEMENTS_SQL` set, its statements (separated by `;`) run one by one on the migrated
 //! database before the run, for experiments (`DROP INDEX batch.tasks_by_created`; `ALTER SYSTEM SET
