@@ -107,8 +107,9 @@ pub(super) fn parse_payload(payload: &str) -> Vec<TaskChange> {
 }
 
 /// One line of [`payload_line`] (`"<id> <status> <1|0>"`, the id hyphenated as its `Display` writes
-/// it); `None` for anything else. Its fields are cut at their known places instead of searched for
-/// (970 instructions a line, two lines a task for a listener of every change, such as a submitter's).
+/// it); `None` for anything else. Its fields are cut at their known places: searched for, they cost
+/// 970 instructions a line instead of 580, and a listener of every change (a submitter's, a
+/// dashboard's) reads two lines a task.
 fn parse_line(line: &str) -> Option<TaskChange> {
     let (id, rest) = line.split_at_checked(36)?;
     let (status, claimable) = rest.strip_prefix(' ')?.split_once(' ')?;

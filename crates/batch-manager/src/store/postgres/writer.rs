@@ -1730,9 +1730,11 @@ fn to_i64(value: u64) -> i64 {
 }
 
 impl<'a> Writes<'a> {
-    /// Room for `rows` whole rows (at most: a row both written and given a result counts twice) and
-    /// `leases` lease-only writes.
-    fn reserve(&mut self, rows: usize, leases: usize) {
+    /// Room in every column for what `state` writes, so that none grows while it is filled: grown by
+    /// pushes, they were three quarters of a worker's reallocations (and their copies) in m3's flow.
+    fn reserve(&mut self, state: &State<'_>) {
+        // At most: a row both written and given a result counts twice.
+        let rows = state.full.len() + state.results.len();
         self.ids.reserve(rows);
         self.statuses.reserve(rows);
         self.lease_owners.reserve(rows);
@@ -1747,20 +1749,26 @@ impl<'a> Writes<'a> {
         self.results.reserve(rows);
         self.metrics.reserve(rows);
         self.revs.reserve(rows);
+        let leases = state.leases.len();
         self.lease_ids.reserve(leases);
         self.lease_only_owners.reserve(leases);
         self.lease_only_expiries.reserve(leases);
         self.lease_revs.reserve(leases);
+        let checkpoints = state.checkpoints.len();
+        self.checkpoint_ids.reserve(checkpoints);
+        self.checkpoint_sequences.reserve(checkpoints);
+        self.checkpoints.reserve(checkpoints);
+        let events = state.events.len();
+        self.event_ids.reserve(events);
+        self.event_epochs.reserve(events);
+        self.event_workers.reserve(events);
+        self.event_names.reserve(events);
+        self.event_sequences.reserve(events);
     }
 
     fn of(state: &'a State<'_>, changes: &[TaskChange]) -> Writes<'a> {
         let mut writes = Writes::default();
-        // Every column sized once: grown by pushes, they were three quarters of a worker's
-        // reallocations (and their copies) in m3's flow.
-        writes.reserve(state.full.len() + state.results.len(), state.leases.len());
-        writes.checkpoint_ids.reserve(state.checkpoints.len());
-        writes.checkpoint_sequences.reserve(state.checkpoints.len());
-        writes.checkpoints.reserve(state.checkpoints.len());
+        writes.reserve(state);
         // A finished task's row is written whole (its status changed), with its result.
         for id in state.full.iter().chain(state.results.keys().filter(|id| !state.full.contains(id))) {
             let Some(row) = state.loaded.rows.get(id) else { continue };
@@ -1792,12 +1800,6 @@ impl<'a> Writes<'a> {
             writes.checkpoint_sequences.push(to_i64(checkpoint.sequence));
             writes.checkpoints.push(Json(checkpoint));
         }
-        let events = state.events.len();
-        writes.event_ids.reserve(events);
-        writes.event_epochs.reserve(events);
-        writes.event_workers.reserve(events);
-        writes.event_names.reserve(events);
-        writes.event_sequences.reserve(events);
         for event in &state.events {
             writes.event_ids.push(Uuid(event.id));
             writes.event_epochs.push(to_i64(event.epoch));
