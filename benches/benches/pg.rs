@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
-use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::store::postgres::{Heard, PgOptions, PgStore};
 use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
 use batch_manager::store::{TaskChanges, TaskStore};
 use batch_manager::{BatchManager, ManagerConfig};
@@ -130,13 +130,14 @@ async fn run_batch_pg(cluster: &PgCluster, workers: usize, writers: usize) -> Du
     let connect = |options: PgOptions| async {
         Arc::new(or_panic(PgStore::connect(&database.url, options).await, "connecting"))
     };
-    let submitter_store = connect(PgOptions::default()).await;
+    // As `batch tasks wait` connects: hearing only tasks' ends, which is all the waiter reads.
+    let submitter_store = connect(PgOptions { hear: Heard::Ended, ..PgOptions::default() }).await;
     // The submitter only creates tasks: its claims setting is never used.
     let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 1);
     let mut managers = Vec::new();
     for idx in 0..workers {
         // As `batch worker --writers N` connects: hearing only the changes that make tasks claimable.
-        let options = PgOptions { listen_claimable_only: true, writers, ..PgOptions::default() };
+        let options = PgOptions { hear: Heard::Claimable, writers, ..PgOptions::default() };
         let store = connect(options).await as Arc<dyn TaskStore>;
         managers.push(manager_on(store, &format!("worker-{idx}"), ManagerConfig::default().claims_in_flight));
     }

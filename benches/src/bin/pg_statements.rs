@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use batch_manager::ManagerConfig;
 use batch_manager::store::TaskStore;
-use batch_manager::store::postgres::{PgOptions, PgStore};
+use batch_manager::store::postgres::{Heard, PgOptions, PgStore};
 use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
@@ -82,7 +82,11 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     if std::env::var("PG_STATEMENTS_PEER").is_ok_and(|peer| peer == "river") {
         return measure_river(cluster, &database.name, &admin, tasks).await;
     }
-    let submitter_store = Arc::new(PgStore::connect(&database.url, PgOptions::default()).await?);
+    // As `batch tasks wait` connects (hearing only tasks' ends); `PG_SUBMITTER_HEARS_ALL` set:
+    // every change, as before.
+    let hear = if std::env::var_os("PG_SUBMITTER_HEARS_ALL").is_none() { Heard::Ended } else { Heard::Every };
+    let submitter_store =
+        Arc::new(PgStore::connect(&database.url, PgOptions { hear, ..PgOptions::default() }).await?);
     let writers = number_from_env("PG_WRITERS", PgOptions::default().writers);
     let slots = number_from_env("PG_SLOTS", 1_024);
     let claims = number_from_env("PG_CLAIMS", ManagerConfig::default().claims_in_flight);
@@ -210,8 +214,8 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
 /// A worker's store as `batch worker` connects it (hearing only the changes that make tasks
 /// claimable), with `writers` lanes; `PG_HEAR_ALL` set: hearing every change, as before.
 fn worker_options(writers: usize) -> PgOptions {
-    let listen_claimable_only = std::env::var_os("PG_HEAR_ALL").is_none();
-    PgOptions { writers, listen_claimable_only, ..PgOptions::default() }
+    let hear = if std::env::var_os("PG_HEAR_ALL").is_none() { Heard::Claimable } else { Heard::Every };
+    PgOptions { writers, hear, ..PgOptions::default() }
 }
 
 /// The CPU seconds the server and this process used during a run of `elapsed`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use batch::manager::store::TaskStore;
 use batch::model::ErrorCode;
-use batch::prelude::{BatchManager, ManagerConfig, PgOptions, PgStore, SqliteOptions, SqliteStore};
+use batch::prelude::{BatchManager, Heard, ManagerConfig, PgOptions, PgStore, SqliteOptions, SqliteStore};
 
 use crate::failure::{ManagerResultExt, coded, configuration};
 
@@ -89,6 +89,9 @@ pub(crate) enum Access {
     Create,
     /// It works on tasks that exist: a missing store is an error saying which `--db` to pass.
     Existing,
+    /// It waits for a task that exists to end (as `Existing`): on PostgreSQL its store hears only
+    /// tasks' ends, which is all it waits for.
+    Wait,
     /// It runs a worker (as `Create` for SQLite): on PostgreSQL its store hears only the changes
     /// that make a task claimable, which are all its claim loops wait for, and commits its changes
     /// on `writers` lanes (SQLite has one writer).
@@ -135,11 +138,15 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
             // mostly read: they make connections as they need them, not one per writer lane.
             let defaults = PgOptions::default();
             let options = PgOptions {
-                open_writers_at_connect: access != Access::Existing,
-                listen_claimable_only: matches!(access, Access::Work { .. }),
+                open_writers_at_connect: !matches!(access, Access::Existing | Access::Wait),
+                hear: match access {
+                    Access::Work { .. } => Heard::Claimable,
+                    Access::Wait => Heard::Ended,
+                    Access::Create | Access::Existing => Heard::Every,
+                },
                 writers: match access {
                     Access::Work { writers } => writers,
-                    Access::Create | Access::Existing => defaults.writers,
+                    Access::Create | Access::Existing | Access::Wait => defaults.writers,
                 },
                 ..defaults
             };
@@ -150,8 +157,8 @@ pub(crate) async fn open_store(address: &StoreAddress, access: Access) -> anyhow
         }
     };
     match access {
-        Access::Existing if !path.exists() => return Err(missing_store(path)),
-        Access::Existing => {}
+        Access::Existing | Access::Wait if !path.exists() => return Err(missing_store(path)),
+        Access::Existing | Access::Wait => {}
         Access::Create | Access::Work { .. } => create_folder(path)?,
     }
     let store = SqliteStore::open(path, SqliteOptions::default()).map_err(|error| {

@@ -60,7 +60,7 @@ pub use batch_manager as manager;
 pub mod prelude {
     pub use batch_manager::store::memory::MemoryStore;
     #[cfg(feature = "postgres")]
-    pub use batch_manager::store::postgres::{PgOptions, PgStore};
+    pub use batch_manager::store::postgres::{Heard, PgOptions, PgStore};
     #[cfg(feature = "sqlite")]
     pub use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
     pub use batch_manager::{BatchManager, ManagerConfig, ManagerError};

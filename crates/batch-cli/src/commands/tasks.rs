@@ -151,7 +151,7 @@ async fn restart_with(
 /// feed), prints it as `show` does, and exits as `run` would for it.
 pub(crate) async fn wait(db: &StoreAddress, args: TaskIdArgs) -> anyhow::Result<ExitCode> {
     let id = parse_id(&args.id)?;
-    let manager = open_manager(db, Access::Existing).await?;
+    let manager = open_manager(db, Access::Wait).await?;
     let waited = manager.wait(&id).await.coded();
     let exit = match waited {
         Ok(task) => {

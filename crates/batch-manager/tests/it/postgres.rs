@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use batch_manager::store::postgres::{PgOptions, PgStore, TaskEvent, TaskEventKind};
+use batch_manager::store::postgres::{Heard, PgOptions, PgStore, TaskEvent, TaskEventKind};
 use batch_manager::store::{
     Clock, Holder, LeaseRequest, ManualClock, StoreError, TaskChange, TaskChanges, TaskOutcome, TaskStore,
     WorkerId,
@@ -337,7 +337,7 @@ async fn a_store_listening_for_claimable_changes_hears_those_and_nothing_else() 
     let Some(cluster) = shared_or_skip("a_store_listening_for_claimable_changes") else { return };
     let database = cluster.create_database().await.unwrap();
     let writer = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
-    let options = PgOptions { listen_claimable_only: true, ..PgOptions::default() };
+    let options = PgOptions { hear: Heard::Claimable, ..PgOptions::default() };
     let worker_store = PgStore::connect(&database.url, options).await.unwrap();
     assert!(worker_store.is_listening());
     let mut claimable = worker_store.subscribe();
@@ -379,10 +379,48 @@ async fn a_store_listening_for_claimable_changes_hears_those_and_nothing_else() 
     ];
     assert_eq!(rest, expected);
 
-    // A bulk insert (binary COPY) too large to name each task says to look again, on both channels.
+    // A bulk insert (binary COPY) too large to name each task says to look again, on every channel.
     let many: Vec<BatchTask> = (0..1_000).map(|_| task_at(Utc::now())).collect();
     writer.insert_tasks(&many).await.into_iter().for_each(|outcome| outcome.unwrap());
     assert_eq!(next_any(&mut claimable).await, TaskChange::Resync);
+}
+
+/// A store that listens for tasks' ends only (as `batch tasks wait` connects) hears, from another
+/// process, exactly the ends and the resyncs, in commit order: no insert, claim, checkpoint,
+/// progress or release.
+#[tokio::test]
+async fn a_store_listening_for_ends_hears_those_and_nothing_else() {
+    let Some(cluster) = shared_or_skip("a_store_listening_for_ends") else { return };
+    let database = cluster.create_database().await.unwrap();
+    let writer = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    let options = PgOptions { hear: Heard::Ended, ..PgOptions::default() };
+    let waiter_store = PgStore::connect(&database.url, options).await.unwrap();
+    assert!(waiter_store.is_listening());
+    let mut ended = waiter_store.subscribe();
+
+    let (first, second) = (task_at(Utc::now()), task_at(Utc::now()));
+    writer
+        .insert_tasks(&[first.clone(), second.clone()])
+        .await
+        .into_iter()
+        .for_each(|outcome| outcome.unwrap());
+    let held = writer.claim_task(&first.id, &lease("a")).await.unwrap().unwrap().lease.holder();
+    writer.commit_checkpoint(&first.id, &held, &checkpoint(1), &progress(5, 10)).await.unwrap();
+    writer.update_progress(&first.id, &held, &progress(7, 10)).await.unwrap();
+    writer.release_task(&first.id, &held).await.unwrap();
+    let held = writer.claim_task(&first.id, &lease("b")).await.unwrap().unwrap().lease.holder();
+    writer.finish_task(&first.id, &held, &outcome(TaskStatus::Completed)).await.unwrap();
+    let held = writer.claim_task(&second.id, &lease("b")).await.unwrap().unwrap().lease.holder();
+    writer.finish_task(&second.id, &held, &outcome(TaskStatus::Failed)).await.unwrap();
+    let expected = [(first.id, TaskStatus::Completed), (second.id, TaskStatus::Failed)];
+    for (id, status) in expected {
+        assert_eq!(next_any(&mut ended).await, TaskChange::Task { id, status, claimable: false });
+    }
+
+    // A bulk insert too large to name each task says to look again, on this channel too.
+    let many: Vec<BatchTask> = (0..1_000).map(|_| task_at(Utc::now())).collect();
+    writer.insert_tasks(&many).await.into_iter().for_each(|outcome| outcome.unwrap());
+    assert_eq!(next_any(&mut ended).await, TaskChange::Resync);
 }
 
 #[tokio::test]

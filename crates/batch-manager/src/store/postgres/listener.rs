@@ -1,5 +1,6 @@
 //! The change feed's listener: one dedicated connection per store that LISTENs for task changes
-//! (on `queries::CHANNEL`, or `queries::CLAIMABLE_CHANNEL` for a worker's store)
+//! (on `queries::CHANNEL`, or on a narrower channel: `queries::CLAIMABLE_CHANNEL` for a worker's
+//! store, `queries::ENDED_CHANNEL` for a store that waits for tasks to end)
 //! and publishes them on the store's [`ChangeFeed`], reconnecting with backoff; and the payload
 //! format both ends share ([`Notifications`] written by the groups and bulk inserts, [`parse_payload`]).
 //!
@@ -38,36 +39,59 @@ fn payload_line(id: &TaskId, status: TaskStatus, claimable: bool) -> String {
 const PAYLOAD_LIMIT: usize = 7900;
 
 /// The parameters of [`queries::NOTIFY`]: payloads of change lines packed up to [`PAYLOAD_LIMIT`],
-/// every line on [`queries::CHANNEL`] and the claimable ones (and resyncs) on
-/// [`queries::CLAIMABLE_CHANNEL`] too.
+/// every line on [`queries::CHANNEL`], the claimable ones on [`queries::CLAIMABLE_CHANNEL`] too,
+/// the ends on [`queries::ENDED_CHANNEL`] too, and resyncs on all three.
 #[derive(Debug, Default)]
 pub(super) struct Notifications {
     pub(super) channels: Vec<&'static str>,
     pub(super) payloads: Vec<String>,
 }
 
+/// The narrower channels a line goes to besides [`queries::CHANNEL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct AlsoOn {
+    /// [`queries::CLAIMABLE_CHANNEL`]: the change made the task claimable.
+    pub(super) claimable: bool,
+    /// [`queries::ENDED_CHANNEL`]: the task ended.
+    pub(super) ended: bool,
+}
+
+impl AlsoOn {
+    /// A resync goes everywhere.
+    const EVERYWHERE: AlsoOn = AlsoOn { claimable: true, ended: true };
+}
+
 impl Notifications {
     /// The notifications of `changes`: a task's line on the claimable channel too when it is
-    /// claimable, a resync on both.
+    /// claimable, on the ended channel too when its status is terminal, a resync on every channel.
     pub(super) fn of_changes(changes: impl IntoIterator<Item = TaskChange>) -> Notifications {
         Notifications::of(changes.into_iter().map(|change| match change {
-            TaskChange::Task { id, status, claimable } => (payload_line(&id, status, claimable), claimable),
-            _ => ("*".to_owned(), true),
+            TaskChange::Task { id, status, claimable } => {
+                (payload_line(&id, status, claimable), AlsoOn { claimable, ended: status.is_terminal() })
+            }
+            _ => ("*".to_owned(), AlsoOn::EVERYWHERE),
         }))
     }
 
-    /// The notifications of `lines` (each a payload line, or `"*"`, and whether it goes to the
-    /// claimable channel too).
-    pub(super) fn of(lines: impl IntoIterator<Item = (String, bool)>) -> Notifications {
+    /// The notifications of `lines` (each a payload line, or `"*"`, and the narrower channels it
+    /// goes to too). Each channel's lines keep their order.
+    pub(super) fn of(lines: impl IntoIterator<Item = (String, AlsoOn)>) -> Notifications {
         let mut notifications = Notifications::default();
-        let (mut all, mut claimable) = (String::new(), String::new());
-        for (line, to_claimable) in lines {
+        let (mut all, mut claimable, mut ended) = (String::new(), String::new(), String::new());
+        for (line, also) in lines {
             notifications.pack(&mut all, &line, queries::CHANNEL);
-            if to_claimable {
+            if also.claimable {
                 notifications.pack(&mut claimable, &line, queries::CLAIMABLE_CHANNEL);
             }
+            if also.ended {
+                notifications.pack(&mut ended, &line, queries::ENDED_CHANNEL);
+            }
         }
-        for (payload, channel) in [(all, queries::CHANNEL), (claimable, queries::CLAIMABLE_CHANNEL)] {
+        for (payload, channel) in [
+            (all, queries::CHANNEL),
+            (claimable, queries::CLAIMABLE_CHANNEL),
+            (ended, queries::ENDED_CHANNEL),
+        ] {
             if !payload.is_empty() {
                 notifications.channels.push(channel);
                 notifications.payloads.push(payload);

@@ -56,13 +56,14 @@
 //! - **Change feed.** Each group sends one NOTIFY statement on `batch_task_changes` whose payloads
 //!   carry a line per changed task — id, status, claimable — for inserts, claims, checkpoints,
 //!   progress, finishes, releases, stops, restarts and splits (heartbeats are not changes); the
-//!   lines of changes that make a task claimable, and resyncs, also go on `batch_task_claimable`.
-//!   One dedicated connection per store LISTENs (pooled connections would drop notifications), on
-//!   the first channel or, for a worker's store ([`PgOptions::listen_claimable_only`]), on the second:
-//!   the server sends each listener every payload of its channel, so a fleet whose workers heard
-//!   every change would cost the server a copy of every change per worker. The listener reconnects
-//!   with backoff and publishes [`TaskChange::Resync`] after a reconnect. [`TaskStore::subscribe`]
-//!   hands out receivers.
+//!   lines of changes that make a task claimable also go on `batch_task_claimable`, the lines of
+//!   tasks' ends on `batch_task_ended`, and resyncs on all three. One dedicated connection per store
+//!   LISTENs (pooled connections would drop notifications), on the channel its
+//!   [`PgOptions::hear`] names: the server sends each listener every payload of its channel, so a
+//!   fleet whose workers heard every change would cost the server a copy of every change per
+//!   worker, and a client waiting for a task to end would hear every change of every task. The
+//!   listener reconnects with backoff and publishes [`TaskChange::Resync`] after a reconnect.
+//!   [`TaskStore::subscribe`] hands out receivers.
 //! - **An audit trail.** `batch.task_events` gets a row for each claim, checkpoint, end, release,
 //!   split, quarantine and restart, in the transaction that made it: [`PgStore::task_events`].
 //! - **Client.** tokio-postgres (pipelining, cached prepared statements, binary COPY for bulk inserts,
@@ -144,15 +145,12 @@ pub struct PgOptions {
     /// Whether to run the change feed's listener (default true). Without it, the feed carries only
     /// this handle's own changes.
     pub listen: bool,
-    /// With [`listen`](PgOptions::listen), hear only the changes that make a task claimable (a new
-    /// pending task, a task handed back or whose holder stopped, a parent whose partitions are all
-    /// done) and the resyncs, from every process (default false: every change of every task). It is
-    /// what a worker's claim loops wait for; the server then sends this store a few lines per
-    /// claimable task instead of a line per change of every task (a fleet's server sends every
-    /// change to every listener of all changes). The feed carries nothing else, so
-    /// [`BatchManager::wait`](crate::BatchManager::wait) on a task another process runs sees its
-    /// end by polling (every `poll_interval`).
-    pub listen_claimable_only: bool,
+    /// With [`listen`](PgOptions::listen), which changes from every process the listener hears
+    /// (default [`Heard::Every`]; the resyncs in every case). A worker hears
+    /// [`Heard::Claimable`] and a client that waits for tasks to end [`Heard::Ended`]: the server
+    /// then sends this store the few lines it waits for instead of a line per change of every task
+    /// (a fleet's server sends every change to every listener of all changes).
+    pub hear: Heard,
     /// The clock that judges leases and stamps tasks: `None` (the default) for the database's, as
     /// every process sharing the database must; tests give a
     /// [`ManualClock`](crate::store::ManualClock), whose time is sent with each call.
@@ -171,8 +169,37 @@ impl Default for PgOptions {
             idle_transaction_timeout: Duration::from_secs(10),
             open_writers_at_connect: true,
             listen: true,
-            listen_claimable_only: false,
+            hear: Heard::Every,
             clock: None,
+        }
+    }
+}
+
+/// Which changes a store's listener hears from every process ([`PgOptions::hear`]). The resyncs
+/// ([`TaskChange::Resync`]) are heard in every case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Heard {
+    /// Every change of every task: a dashboard's store, or a client that follows tasks' progress.
+    #[default]
+    Every,
+    /// The changes that make a task claimable (a new pending task, a task handed back or whose
+    /// holder stopped, a parent whose partitions are all done): what a worker's claim loops wait
+    /// for. [`BatchManager::wait`](crate::BatchManager::wait) on a task another process runs
+    /// then sees its end by polling (every `poll_interval`).
+    Claimable,
+    /// Tasks' ends (completed, failed, cancelled): what
+    /// [`BatchManager::wait`](crate::BatchManager::wait) and `batch tasks wait` wait for, a line
+    /// per task instead of one per change.
+    Ended,
+}
+
+impl Heard {
+    /// The channel its listener LISTENs on.
+    fn channel(self) -> &'static str {
+        match self {
+            Heard::Every => queries::CHANNEL,
+            Heard::Claimable => queries::CLAIMABLE_CHANNEL,
+            Heard::Ended => queries::ENDED_CHANNEL,
         }
     }
 }
@@ -392,7 +419,7 @@ impl PgStore {
         if options.listen {
             tokio::spawn(listener::run(
                 config,
-                if options.listen_claimable_only { queries::CLAIMABLE_CHANNEL } else { queries::CHANNEL },
+                options.hear.channel(),
                 location.clone(),
                 feed.clone(),
                 listening_sender,

@@ -14,14 +14,21 @@
 
 /// The LISTEN/NOTIFY channel of task changes. A payload is one line per task,
 /// `"<task id> <status> <1 if claimable, else 0>"`, or `"*"` for "many tasks changed: look again".
+/// Every line goes here; the lines some listeners wait for go on one of the narrower channels too.
 pub(super) const CHANNEL: &str = "batch_task_changes";
 
 /// The LISTEN/NOTIFY channel of the changes that make a task claimable, in [`CHANNEL`]'s payload
 /// format: each such line is sent on both channels, and `"*"` too. A worker's store listens here
-/// only ([`PgOptions::listen_claimable_only`](super::PgOptions::listen_claimable_only)), so that
-/// the server sends it the few changes its claim loops wait for rather than every change of every
-/// task (which every listener of [`CHANNEL`] gets, and a fleet has one per worker).
+/// only ([`Heard::Claimable`](super::Heard::Claimable)), so that the server sends it the few
+/// changes its claim loops wait for rather than every change of every task (which every listener
+/// of [`CHANNEL`] gets, and a fleet has one per worker).
 pub(super) const CLAIMABLE_CHANNEL: &str = "batch_task_claimable";
+
+/// The LISTEN/NOTIFY channel of tasks' ends (completed, failed, cancelled), in [`CHANNEL`]'s
+/// payload format: each such line is sent on both channels, and `"*"` too. A store that only waits
+/// for tasks to end listens here only ([`Heard::Ended`](super::Heard::Ended)): a line per task
+/// instead of one per change.
+pub(super) const ENDED_CHANNEL: &str = "batch_task_ended";
 
 /// The columns of a task row as [`decode_row`](super::writer) reads them, in order (the first four
 /// as every reader of a task takes them: record, id, type, status).

@@ -736,13 +736,26 @@ async fn a_store_opens_its_writer_lanes_when_it_connects() {
     }
 }
 
-/// Notifications: every line on the channel of all changes, the claimable ones and resyncs on the
-/// claimable channel too, packed into payloads under the limit, a resync always a payload of its own.
+/// Notifications: every line on the channel of all changes, the claimable ones on the claimable
+/// channel too, the ends on the ended channel too, resyncs on all three; packed into payloads under
+/// the limit, a resync always a payload of its own.
 #[test]
 fn notifications_go_to_their_channels_packed_and_resyncs_alone() {
-    use super::listener::Notifications;
+    use super::listener::{AlsoOn, Notifications};
     let line = |n: usize| format!("{n:0>36} pending 1");
-    let lines = vec![(line(1), true), (line(2), false), ("*".to_owned(), true), (line(3), true)];
+    let (neither, claimable_too, ended_too) = (
+        AlsoOn::default(),
+        AlsoOn { claimable: true, ended: false },
+        AlsoOn { claimable: false, ended: true },
+    );
+    let resync = AlsoOn { claimable: true, ended: true };
+    let lines = vec![
+        (line(1), claimable_too),
+        (line(2), neither),
+        (line(4), ended_too),
+        ("*".to_owned(), resync),
+        (line(3), claimable_too),
+    ];
     let notifications = Notifications::of(lines);
     let sent: Vec<(&str, &str)> = notifications
         .channels
@@ -750,22 +763,26 @@ fn notifications_go_to_their_channels_packed_and_resyncs_alone() {
         .copied()
         .zip(notifications.payloads.iter().map(String::as_str))
         .collect();
-    let (all, claimable) = (queries::CHANNEL, queries::CLAIMABLE_CHANNEL);
-    let first_two = format!("{}\n{}", line(1), line(2));
-    let (one, three) = (line(1), line(3));
+    let (all, claimable, ended) = (queries::CHANNEL, queries::CLAIMABLE_CHANNEL, queries::ENDED_CHANNEL);
+    let first_three = format!("{}\n{}\n{}", line(1), line(2), line(4));
+    let (one, three, four) = (line(1), line(3), line(4));
     assert_eq!(
         sent,
         vec![
-            (all, first_two.as_str()),
+            (all, first_three.as_str()),
             (claimable, one.as_str()),
+            (ended, four.as_str()),
             (all, "*"),
             (claimable, "*"),
             (all, three.as_str()),
             (claimable, three.as_str()),
+            // A channel's last payload is sent at the end: each channel keeps its own order.
+            (ended, "*"),
         ]
     );
     // Many lines: payloads under PostgreSQL's 8,000 bytes, every line sent once per channel.
-    let many = Notifications::of((0..1_000).map(|n| (line(n), n % 2 == 0)));
+    let many =
+        Notifications::of((0..1_000).map(|n| (line(n), AlsoOn { claimable: n % 2 == 0, ended: n % 4 == 1 })));
     assert!(many.payloads.iter().all(|payload| payload.len() < 8_000));
     let count = |channel: &str| -> usize {
         many.channels
@@ -775,6 +792,24 @@ fn notifications_go_to_their_channels_packed_and_resyncs_alone() {
             .map(|(_, payload)| payload.lines().count())
             .sum()
     };
-    assert_eq!((count(all), count(claimable)), (1_000, 500));
+    assert_eq!((count(all), count(claimable), count(ended)), (1_000, 500, 250));
     assert!(Notifications::of(Vec::new()).is_empty());
+}
+
+/// A task change's line goes to the narrower channels its change calls for.
+#[test]
+fn a_change_goes_to_the_claimable_channel_when_claimable_and_to_the_ended_one_when_it_ended() {
+    use super::listener::Notifications;
+    use crate::store::TaskChange;
+    let id = TaskId::new();
+    let channels_of = |status: TaskStatus, claimable: bool| {
+        Notifications::of_changes([TaskChange::Task { id, status, claimable }]).channels
+    };
+    let (all, claimable, ended) = (queries::CHANNEL, queries::CLAIMABLE_CHANNEL, queries::ENDED_CHANNEL);
+    assert_eq!(channels_of(TaskStatus::Pending, true), vec![all, claimable]);
+    assert_eq!(channels_of(TaskStatus::Processing, false), vec![all]);
+    for status in [TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled] {
+        assert_eq!(channels_of(status, false), vec![all, ended], "{status}");
+    }
+    assert_eq!(Notifications::of_changes([TaskChange::Resync]).channels, vec![all, claimable, ended]);
 }
