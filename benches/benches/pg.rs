@@ -4,7 +4,8 @@
 //!   of 1,000 through `BatchManager::create_tasks`), claimed, run and completed by `BatchManager`
 //!   workers (`run_worker`, 1,024 slots each, each worker with its own `PgStore` as a separate process
 //!   would have, connected as `batch worker` connects: hearing only the changes that make tasks
-//!   claimable) on a throwaway PostgreSQL server started by the test kit with default settings
+//!   claimable; the submitter, which also waits for the tasks, as `batch tasks wait` connects:
+//!   hearing only their ends; the flows in `benches::m3`) on a throwaway PostgreSQL server started by the test kit with default settings
 //!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers` (each
 //!   worker's store with the default two writer lanes), `batch_pg_4_workers_1_lane` (one each, as
 //!   `batch worker --writers 1`: the fleet's four lanes about the two-core server's cores, fewer and
@@ -25,29 +26,16 @@
 //! Run: `cargo bench -p benches --bench pg` (needs PostgreSQL's server binaries: `apt-get install
 //! postgresql`). Figures go to docs/BENCHMARKS.md.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_postgres::{Config as ApalisConfig, PostgresStorage};
-use batch_manager::store::postgres::{Heard, PgOptions, PgStore};
-use batch_manager::store::sqlite::{SqliteOptions, SqliteStore};
-use batch_manager::store::{TaskChanges, TaskStore};
-use batch_manager::{BatchManager, ManagerConfig};
-use batch_model::{CreateTaskRequest, TaskType};
+use batch_manager::store::postgres::PgOptions;
 use batch_testkit::PgCluster;
-use benches::manager_workloads::{empty_tasks_manager, wait_completed};
-use benches::river_sql;
+use benches::m3::{self, CREATE_BATCH, M3_TASKS};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-
-const M3_TASKS: usize = 10_000;
-const CREATE_BATCH: usize = 1_000;
-/// A worker's slots (tasks at once). The tasks are empty, so slots cost a tokio task each: 1,024
-/// lets a worker's claims run ahead of its finishes' commits (256 held it to one claim per finish
-/// group: 15-20% slower in `pg_statements`, `PG_SLOTS=256`). apalis spawns each fetched job.
-const SLOTS_PER_WORKER: usize = 1_024;
 
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -63,121 +51,28 @@ fn or_panic<T, E: std::fmt::Display>(result: Result<T, E>, doing: &str) -> T {
     }
 }
 
-fn manager_on(store: Arc<dyn TaskStore>, name: &str, claims_in_flight: usize) -> BatchManager {
-    or_panic(empty_tasks_manager(store, name, SLOTS_PER_WORKER, claims_in_flight), "building a manager")
-}
-
-fn empty_requests() -> Vec<CreateTaskRequest> {
-    (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned()))).collect()
-}
-
-/// Workers on their own stores, each running `run_worker` in the background.
-struct Workers {
-    managers: Vec<BatchManager>,
-    loops: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Workers {
-    fn start(managers: Vec<BatchManager>) -> Workers {
-        let loops = managers
-            .iter()
-            .map(|manager| {
-                let manager = manager.clone();
-                tokio::spawn(async move { or_panic(manager.run_worker().await, "a worker loop failed") })
-            })
-            .collect();
-        Workers { managers, loops }
-    }
-
-    async fn stop(self) {
-        for manager in &self.managers {
-            manager.shutdown().await;
-        }
-        for handle in self.loops {
-            or_panic(handle.await, "a worker loop panicked");
-        }
-    }
-}
-
-/// Creates the tasks through `submitter`, in batches.
-async fn create_all(submitter: &BatchManager) {
-    for _ in 0..M3_TASKS / CREATE_BATCH {
-        or_panic(submitter.create_tasks(empty_requests()).await, "creating tasks");
-    }
-}
-
-/// Waits for every task to complete (see [`wait_completed`]).
-async fn wait_all(store: &dyn TaskStore, events: &mut TaskChanges) {
-    or_panic(wait_completed(store, events, M3_TASKS as u64, Duration::from_secs(300)).await, "waiting");
-}
-
-/// A fresh database for one iteration, after a checkpoint (outside the timing): no iteration
-/// flushes the dirty pages of the one before, whichever flavour that was.
 async fn fresh_database(cluster: &PgCluster) -> batch_testkit::TestDatabase {
-    let admin = or_panic(cluster.connect("postgres").await, "connecting to the server");
-    or_panic(admin.batch_execute("CHECKPOINT").await, "checkpointing");
-    or_panic(cluster.create_database().await, "creating a database")
+    or_panic(m3::fresh_database(cluster).await, "an iteration's database")
 }
 
-/// Drops an iteration's database (outside the timing), so that autovacuum does not work on old
-/// iterations' tables during later ones.
 async fn drop_database(cluster: &PgCluster, database: &batch_testkit::TestDatabase) {
-    or_panic(cluster.drop_database(&database.name).await, "dropping a database");
+    or_panic(m3::drop_database(cluster, database).await, "after an iteration");
 }
 
+/// The store's flow ([`m3::run_batch_pg`]).
 async fn run_batch_pg(cluster: &PgCluster, workers: usize, writers: usize) -> Duration {
-    let database = fresh_database(cluster).await;
-    let connect = |options: PgOptions| async {
-        Arc::new(or_panic(PgStore::connect(&database.url, options).await, "connecting"))
-    };
-    // As `batch tasks wait` connects: hearing only tasks' ends, which is all the waiter reads.
-    let submitter_store = connect(PgOptions { hear: Heard::Ended, ..PgOptions::default() }).await;
-    // The submitter only creates tasks: its claims setting is never used.
-    let submitter = manager_on(Arc::clone(&submitter_store) as Arc<dyn TaskStore>, "submitter", 1);
-    let mut managers = Vec::new();
-    for idx in 0..workers {
-        // As `batch worker --writers N` connects: hearing only the changes that make tasks claimable.
-        let options = PgOptions { hear: Heard::Claimable, writers, ..PgOptions::default() };
-        let store = connect(options).await as Arc<dyn TaskStore>;
-        managers.push(manager_on(store, &format!("worker-{idx}"), ManagerConfig::default().claims_in_flight));
-    }
-    let running = Workers::start(managers);
-    let mut events = submitter_store.subscribe();
-
-    // The feed is read while the tasks are created, as a client waiting for them would.
-    let started = Instant::now();
-    tokio::join!(create_all(&submitter), wait_all(submitter_store.as_ref(), &mut events));
-    let elapsed = started.elapsed();
-    running.stop().await;
-    let metrics = or_panic(submitter_store.metrics().await, "reading metrics");
-    assert_eq!(metrics.completed_tasks, M3_TASKS as u64, "{metrics:?}");
-    // The stores (and their listeners) go before their database.
-    drop(submitter);
-    drop(submitter_store);
-    drop_database(cluster, &database).await;
-    elapsed
+    or_panic(m3::run_batch_pg(cluster, workers, writers).await, "the store's flow")
 }
 
+/// The store's flow on SQLite ([`m3::run_batch_sqlite`]).
 async fn run_batch_sqlite() -> Duration {
-    let dir = or_panic(tempfile::tempdir(), "creating a temporary directory");
-    let store: Arc<dyn TaskStore> = Arc::new(or_panic(
-        SqliteStore::open(dir.path().join("tasks.db"), SqliteOptions::default()),
-        "opening SQLite",
-    ));
-    let submitter = manager_on(Arc::clone(&store), "submitter", 1);
-    let running = Workers::start(vec![manager_on(
-        Arc::clone(&store),
-        "worker-0",
-        ManagerConfig::default().claims_in_flight,
-    )]);
+    or_panic(m3::run_batch_sqlite().await, "the store's flow on SQLite")
+}
 
-    let mut events = store.subscribe();
-
-    let started = Instant::now();
-    tokio::join!(create_all(&submitter), wait_all(store.as_ref(), &mut events));
-    let elapsed = started.elapsed();
-    running.stop().await;
-    elapsed
+/// River's statements with no client work around them ([`m3::run_sql_river_statements`]): a
+/// ceiling of River's rate on the machine of the run, not River.
+async fn run_sql_river_statements(cluster: &PgCluster) -> Duration {
+    or_panic(m3::run_sql_river_statements(cluster).await, "River's statements")
 }
 
 /// Jobs the apalis worker has finished in the current iteration.
@@ -275,23 +170,6 @@ async fn run_sql_one_per_transaction(cluster: &PgCluster, connections: usize) ->
     let elapsed = started.elapsed();
     assert_eq!(done, M3_TASKS);
     drop(clients);
-    drop_database(cluster, &database).await;
-    elapsed
-}
-
-/// River's statements with no client work around them, in the same run (`benches::river_sql`): a
-/// ceiling of River's rate on the machine of the run, not River.
-async fn run_sql_river_statements(cluster: &PgCluster) -> Duration {
-    let database = fresh_database(cluster).await;
-    let inserter = or_panic(cluster.connect(&database.name).await, "connecting");
-    let fetcher = or_panic(cluster.connect(&database.name).await, "connecting");
-    let completer = or_panic(cluster.connect(&database.name).await, "connecting");
-    or_panic(river_sql::create_table(&inserter).await, "creating River's jobs table");
-    let elapsed = or_panic(
-        river_sql::run(&inserter, &fetcher, &completer, M3_TASKS, CREATE_BATCH, SLOTS_PER_WORKER).await,
-        "running River's statements",
-    );
-    drop((inserter, fetcher, completer));
     drop_database(cluster, &database).await;
     elapsed
 }

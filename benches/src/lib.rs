@@ -5,6 +5,7 @@
 //! work and a ratio between them means something.
 
 pub mod latency;
+pub mod m3;
 pub mod manager_workloads;
 pub mod pg_probe;
 pub mod river_sql;
