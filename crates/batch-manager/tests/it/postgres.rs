@@ -329,18 +329,24 @@ async fn next_any(changes: &mut TaskChanges) -> TaskChange {
         .expect("the feed is open")
 }
 
+/// On a fresh database: a store that hears every change (the writer) and another process's store
+/// that hears `hear`, listening, with its feed.
+async fn writer_and_listener(cluster: &PgCluster, hear: Heard) -> (PgStore, PgStore, TaskChanges) {
+    let database = cluster.create_database().await.unwrap();
+    let writer = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
+    let listener = PgStore::connect(&database.url, PgOptions { hear, ..PgOptions::default() }).await.unwrap();
+    assert!(listener.is_listening());
+    let feed = listener.subscribe();
+    (writer, listener, feed)
+}
+
 /// A store that listens for claimable changes only (as `batch worker` connects) hears, from
 /// another process, exactly the changes that make a task claimable and the resyncs, in commit
 /// order; claims, checkpoints, progress and ends reach only the stores that hear every change.
 #[tokio::test]
 async fn a_store_listening_for_claimable_changes_hears_those_and_nothing_else() {
     let Some(cluster) = shared_or_skip("a_store_listening_for_claimable_changes") else { return };
-    let database = cluster.create_database().await.unwrap();
-    let writer = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
-    let options = PgOptions { hear: Heard::Claimable, ..PgOptions::default() };
-    let worker_store = PgStore::connect(&database.url, options).await.unwrap();
-    assert!(worker_store.is_listening());
-    let mut claimable = worker_store.subscribe();
+    let (writer, _worker_store, mut claimable) = writer_and_listener(cluster, Heard::Claimable).await;
     let mut every = writer.subscribe();
 
     let task = task_at(Utc::now());
@@ -391,12 +397,7 @@ async fn a_store_listening_for_claimable_changes_hears_those_and_nothing_else() 
 #[tokio::test]
 async fn a_store_listening_for_ends_hears_those_and_nothing_else() {
     let Some(cluster) = shared_or_skip("a_store_listening_for_ends") else { return };
-    let database = cluster.create_database().await.unwrap();
-    let writer = PgStore::connect(&database.url, PgOptions::default()).await.unwrap();
-    let options = PgOptions { hear: Heard::Ended, ..PgOptions::default() };
-    let waiter_store = PgStore::connect(&database.url, options).await.unwrap();
-    assert!(waiter_store.is_listening());
-    let mut ended = waiter_store.subscribe();
+    let (writer, _waiter_store, mut ended) = writer_and_listener(cluster, Heard::Ended).await;
 
     let (first, second) = (task_at(Utc::now()), task_at(Utc::now()));
     writer
