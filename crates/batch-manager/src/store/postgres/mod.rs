@@ -189,7 +189,9 @@ pub enum Heard {
     Claimable,
     /// Tasks' ends (completed, failed, cancelled): what
     /// [`BatchManager::wait`](crate::BatchManager::wait) and `batch tasks wait` wait for, a line
-    /// per task instead of one per change.
+    /// per task instead of one per change. A worker on such a store sees new tasks by polling
+    /// only, and so does a waiter the ends of tasks finished by processes of a build older than
+    /// this channel (they do not send on it).
     Ended,
 }
 
