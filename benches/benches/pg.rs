@@ -5,9 +5,10 @@
 //!   workers (`run_worker`, 1,024 slots each, each worker with its own `PgStore` as a separate process
 //!   would have, connected as `batch worker` connects: hearing only the changes that make tasks
 //!   claimable; the submitter, which also waits for the tasks, as `batch tasks wait` connects:
-//!   hearing only their ends; the flows in `benches::m3`) on a throwaway PostgreSQL server started by the test kit with default settings
-//!   (fsync and synchronous_commit on). Flavours: `batch_pg_1_worker`, `batch_pg_4_workers` (each
-//!   worker's store with the default two writer lanes), `batch_pg_4_workers_1_lane` (one each, as
+//!   hearing only their ends; the flows in `benches::m3`) on a throwaway PostgreSQL server started
+//!   by the test kit with default settings (fsync and synchronous_commit on). Flavours:
+//!   `batch_pg_1_worker`, `batch_pg_4_workers` (each worker's store with the default two writer
+//!   lanes), `batch_pg_4_workers_1_lane` (one each, as
 //!   `batch worker --writers 1`: the fleet's four lanes about the two-core server's cores, fewer and
 //!   larger groups); every worker keeps the default two claims in flight; the peer
 //!   `apalis_postgres` (apalis-postgres 1.0 from crates.io: 10,000 no-op jobs pushed and worked by

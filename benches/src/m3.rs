@@ -81,13 +81,15 @@ impl Workers {
     }
 }
 
+/// One batch of requests for [`CREATE_BATCH`] empty tasks (the kind `bench_empty`).
+pub fn empty_requests() -> Vec<CreateTaskRequest> {
+    (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned()))).collect()
+}
+
 /// Creates the run's tasks through `submitter`, in batches of [`CREATE_BATCH`].
 async fn create_all(submitter: &BatchManager) -> Result<(), Failure> {
     for _ in 0..M3_TASKS / CREATE_BATCH {
-        let requests = (0..CREATE_BATCH)
-            .map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned())))
-            .collect();
-        submitter.create_tasks(requests).await.map_err(failed("creating tasks"))?;
+        submitter.create_tasks(empty_requests()).await.map_err(failed("creating tasks"))?;
     }
     Ok(())
 }
@@ -115,11 +117,10 @@ pub async fn run_batch_pg_with(
     };
     let submitter_store = connect(PgOptions { hear: Heard::Ended, ..PgOptions::default() }).await?;
     // The submitter only creates tasks: its slots and claims are never used.
-    let submitter_slots = SLOTS_PER_WORKER;
     let submitter = empty_tasks_manager(
         Arc::clone(&submitter_store) as Arc<dyn TaskStore>,
         "submitter",
-        submitter_slots,
+        SLOTS_PER_WORKER,
         1,
     )
     .map_err(failed("building the submitter"))?;

@@ -31,16 +31,14 @@ use std::time::{Duration, Instant};
 use batch_manager::ManagerConfig;
 use batch_manager::store::TaskStore;
 use batch_manager::store::postgres::{Heard, PgOptions, PgStore};
-use batch_model::{CreateTaskRequest, TaskType};
 use batch_testkit::PgCluster;
+use benches::m3::{self, CREATE_BATCH, SLOTS_PER_WORKER};
 use benches::manager_workloads::{empty_tasks_manager, wait_completed};
 use benches::number_from_env;
 use benches::pg_probe::{CpuProbe, statement_stats};
 use benches::river_sql;
 
 type Failure = Box<dyn std::error::Error>;
-
-const CREATE_BATCH: usize = 1_000;
 
 fn main() -> Result<(), Failure> {
     let tasks: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(10_000);
@@ -88,7 +86,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     let submitter_store =
         Arc::new(PgStore::connect(&database.url, PgOptions { hear, ..PgOptions::default() }).await?);
     let writers = number_from_env("PG_WRITERS", PgOptions::default().writers);
-    let slots = number_from_env("PG_SLOTS", 1_024);
+    let slots = number_from_env("PG_SLOTS", SLOTS_PER_WORKER);
     let claims = number_from_env("PG_CLAIMS", ManagerConfig::default().claims_in_flight);
     let mut worker_stores = Vec::new();
     let mut workers = Vec::new();
@@ -121,9 +119,7 @@ async fn measure(cluster: &PgCluster, tasks: u64) -> Result<(), Failure> {
     // The feed is read while the tasks are created, as a client waiting for them would.
     let create = async {
         for _ in 0..tasks / CREATE_BATCH as u64 {
-            let requests =
-                (0..CREATE_BATCH).map(|_| CreateTaskRequest::new(TaskType::Custom("bench_empty".to_owned())));
-            submitter.create_tasks(requests.collect()).await?;
+            submitter.create_tasks(m3::empty_requests()).await?;
         }
         Ok::<Duration, batch_manager::ManagerError>(started.elapsed())
     };
@@ -267,7 +263,7 @@ async fn measure_river(
     tasks: u64,
 ) -> Result<(), Failure> {
     // As many slots as a worker of the store's flow (`PG_SLOTS`).
-    let slots = number_from_env("PG_SLOTS", 1_024);
+    let slots = number_from_env("PG_SLOTS", SLOTS_PER_WORKER);
     let inserter = cluster.connect(database).await?;
     let fetcher = cluster.connect(database).await?;
     let completer = cluster.connect(database).await?;
